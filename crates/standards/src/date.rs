@@ -1,0 +1,757 @@
+//! Calendar dates in the forms departments really write them.
+//!
+//! This module reads a date cell (`2020-01-02`, `2020/1/2`, `2020.1.2`, `20200102`,
+//! `2020年1月2日`, `二〇二〇年一月二日`, full-width digits, a trailing time of day, or a spreadsheet
+//! serial number such as `43831`) into a [`NaiveDate`], or says precisely why it cannot: the value
+//! has no recognisable form, the date does not exist, or it is outside the plausible years. It
+//! deliberately does not guess: day-first and month-first forms such as `02/01/2020` are refused
+//! as ambiguous rather than read one way, six-digit `YYMMDD` values are read only when the caller
+//! asks and says which century, and a bare four-digit year is not turned into a date. It ignores
+//! any time of day rather than interpreting time zones, and it does not parse lunar dates.
+//!
+//! Spreadsheet serials follow the Excel 1900 date system, in which serial 1 is 1900-01-01 and
+//! serial 60 is 1900-02-29, a day that never existed (Excel copied Lotus 1-2-3's mistaken belief
+//! that 1900 was a leap year). Serial 60 is therefore reported as an impossible date, and serials
+//! from 61 on are one day behind a plain count: 61 is 1900-03-01 and 43831 is 2020-01-01.
+
+use chrono::{Datelike, Days, NaiveDate};
+use thiserror::Error;
+
+/// The largest serial Excel accepts: 9999-12-31.
+pub const MAX_SERIAL: u64 = 2_958_465;
+
+/// How lenient [`parse_date_with`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateOptions {
+    /// Read a bare number of up to 7 digits (optionally with a fraction, the time of day) as a
+    /// spreadsheet serial. Default `true`.
+    pub allow_serial: bool,
+    /// Read six digits as `YYMMDD` in [`DateOptions::yymmdd_century`]. Default `false`, because
+    /// the century cannot be known from the value.
+    pub allow_yymmdd: bool,
+    /// The century added to a two-digit `YY`, e.g. 1900 for dates from 15-digit citizen ids.
+    /// Default 1900.
+    pub yymmdd_century: i32,
+    /// Earliest accepted year. Default 1880.
+    pub min_year: i32,
+    /// Latest accepted year. Default 2100.
+    pub max_year: i32,
+}
+
+impl Default for DateOptions {
+    fn default() -> Self {
+        DateOptions {
+            allow_serial: true,
+            allow_yymmdd: false,
+            yymmdd_century: 1900,
+            min_year: 1880,
+            max_year: 2100,
+        }
+    }
+}
+
+/// Why a value is not a usable date.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum DateError {
+    /// Nothing but whitespace.
+    #[error("date is empty")]
+    Empty,
+    /// No supported form matches.
+    #[error(
+        "{value:?} is not in a recognised date form (2020-01-02, 2020/1/2, 2020.1.2, 20200102, 2020年1月2日 or a spreadsheet serial)"
+    )]
+    Unrecognised {
+        /// The value, trimmed.
+        value: String,
+    },
+    /// Day and month order cannot be told apart.
+    #[error(
+        "{value:?} puts the year last, so it could be day/month/year or month/day/year; write it year first"
+    )]
+    Ambiguous {
+        /// The value, trimmed.
+        value: String,
+    },
+    /// A bare year.
+    #[error("{year} is a year, not a date")]
+    YearOnly {
+        /// The year.
+        year: i32,
+    },
+    /// Six digits while `allow_yymmdd` is off.
+    #[error(
+        "{value} has six digits: it may be YYMMDD but the century is unknown, so it is read only when the caller enables allow_yymmdd"
+    )]
+    YymmddNotAllowed {
+        /// The six digits.
+        value: String,
+    },
+    /// The fields do not form a calendar date.
+    #[error("{}", impossible_message(*.year, *.month, *.day))]
+    Impossible {
+        /// Year as written.
+        year: i32,
+        /// Month as written.
+        month: u32,
+        /// Day as written.
+        day: u32,
+    },
+    /// A real date outside the accepted years.
+    #[error("year {year} is outside the accepted range {min_year}-{max_year}")]
+    OutOfRange {
+        /// The year.
+        year: i32,
+        /// Earliest accepted year.
+        min_year: i32,
+        /// Latest accepted year.
+        max_year: i32,
+    },
+    /// A spreadsheet serial that is 0, too large, or falls outside the accepted years.
+    #[error(
+        "spreadsheet serial {serial} does not fall in the accepted years {min_year}-{max_year} (serial 1 is 1900-01-01, {MAX_SERIAL} is 9999-12-31)"
+    )]
+    SerialOutOfRange {
+        /// The serial's whole-day part.
+        serial: u64,
+        /// Earliest accepted year.
+        min_year: i32,
+        /// Latest accepted year.
+        max_year: i32,
+    },
+}
+
+fn is_leap(year: i32) -> bool {
+    (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
+}
+
+fn days_in_month(year: i32, month: u32) -> u32 {
+    match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if is_leap(year) => 29,
+        2 => 28,
+        _ => 0,
+    }
+}
+
+fn impossible_message(year: i32, month: u32, day: u32) -> String {
+    let date = format!("{year:04}-{month:02}-{day:02}");
+    if !(1..=12).contains(&month) {
+        format!("{date} does not exist: there is no month {month}")
+    } else if day == 0 {
+        format!("{date} does not exist: there is no day 0")
+    } else if month == 2 && day == 29 {
+        format!("{date} does not exist: {year} is not a leap year")
+    } else {
+        format!(
+            "{date} does not exist: {year:04}-{month:02} has only {} days",
+            days_in_month(year, month)
+        )
+    }
+}
+
+/// Parses a date with the default [`DateOptions`].
+pub fn parse_date(s: &str) -> Result<NaiveDate, DateError> {
+    parse_date_with(s, &DateOptions::default())
+}
+
+/// Parses a date with the given options.
+///
+/// Forms, after trimming and mapping full-width characters to ASCII:
+///
+/// - `YYYY-MM-DD`, `YYYY/M/D`, `YYYY.M.D` (one or two digits for month and day, one separator
+///   used twice);
+/// - `YYYYMMDD` (eight digits are always this, never a serial);
+/// - `YYYY年M月D日` with ASCII digits or Chinese numerals (`二〇二〇年一月二日`, `十二月三十一日`),
+///   `号` for `日`, spaces allowed around the parts;
+/// - any of the above followed by a time of day after a space or `T`, which is ignored;
+/// - a spreadsheet serial of 1-7 digits, optionally with a fraction (`43831`, `43831.5`), if
+///   [`DateOptions::allow_serial`];
+/// - six digits `YYMMDD`, only if [`DateOptions::allow_yymmdd`].
+pub fn parse_date_with(s: &str, opts: &DateOptions) -> Result<NaiveDate, DateError> {
+    let t = normalise(s);
+    if t.is_empty() {
+        return Err(DateError::Empty);
+    }
+    let unrecognised = || DateError::Unrecognised { value: t.clone() };
+    if t.contains('年') {
+        let (y, m, d) = parse_chinese(&t).ok_or_else(unrecognised)?;
+        return build(y, m, d, opts);
+    }
+    let (date_part, time_part) = split_time(&t);
+    if let Some(time) = time_part {
+        if !is_time(time) {
+            return Err(unrecognised());
+        }
+    }
+    if date_part.bytes().all(|b| b.is_ascii_digit()) {
+        return parse_number(date_part, opts).unwrap_or_else(|| Err(unrecognised()));
+    }
+    if time_part.is_none() {
+        if let Some((whole, frac)) = date_part.split_once('.') {
+            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+            if digits(whole) && digits(frac) && whole.len() != 4 && opts.allow_serial {
+                // The fraction of a serial is the time of day, which is ignored.
+                return parse_number(whole, opts).unwrap_or_else(|| Err(unrecognised()));
+            }
+        }
+    }
+    for sep in ['-', '/', '.'] {
+        let parts: Vec<&str> = date_part.split(sep).collect();
+        if parts.len() != 3 || !parts.iter().all(|p| is_digits(p, 1, 4)) {
+            continue;
+        }
+        let [y, m, d] = [parts[0], parts[1], parts[2]];
+        if y.len() == 4 && m.len() <= 2 && d.len() <= 2 {
+            return build(number(y), number(m) as u32, number(d) as u32, opts);
+        }
+        if d.len() == 4 && y.len() <= 2 && m.len() <= 2 {
+            return Err(DateError::Ambiguous { value: t.clone() });
+        }
+    }
+    Err(unrecognised())
+}
+
+fn is_digits(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Value of a short run of ASCII digits (at most 9, so no overflow).
+fn number(s: &str) -> i32 {
+    s.bytes().take(9).fold(0i32, |acc, b| {
+        acc * 10 + i32::from(b.wrapping_sub(b'0') % 10)
+    })
+}
+
+fn build(year: i32, month: u32, day: u32, opts: &DateOptions) -> Result<NaiveDate, DateError> {
+    let date = NaiveDate::from_ymd_opt(year, month, day).ok_or(DateError::Impossible {
+        year,
+        month,
+        day,
+    })?;
+    if !(opts.min_year..=opts.max_year).contains(&year) {
+        return Err(DateError::OutOfRange {
+            year,
+            min_year: opts.min_year,
+            max_year: opts.max_year,
+        });
+    }
+    Ok(date)
+}
+
+fn normalise(s: &str) -> String {
+    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}')
+        .chars()
+        .map(|c| match c {
+            // The full-width forms block mirrors printable ASCII at a fixed offset.
+            '\u{ff01}'..='\u{ff5e}' => char::from_u32(u32::from(c) - 0xfee0).unwrap_or(c),
+            c if c.is_whitespace() => ' ',
+            _ => c,
+        })
+        .collect()
+}
+
+/// Splits `2020-01-02 13:45` or `2020-01-02T13:45` into date and time parts.
+fn split_time(t: &str) -> (&str, Option<&str>) {
+    if let Some((date, time)) = t.split_once(' ') {
+        return (date, Some(time.trim_start()));
+    }
+    // A T between a digit and a digit starts an ISO 8601 time.
+    let bytes = t.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'T'
+            && i > 0
+            && bytes.get(i - 1).is_some_and(u8::is_ascii_digit)
+            && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)
+        {
+            return (t.get(..i).unwrap_or(t), t.get(i + 1..));
+        }
+    }
+    (t, None)
+}
+
+/// Whether `s` looks like a time of day, which is then ignored: it must start with a digit (or
+/// 上午/下午) and contain only digits and time punctuation.
+fn is_time(s: &str) -> bool {
+    let s = s
+        .strip_prefix("上午")
+        .or_else(|| s.strip_prefix("下午"))
+        .unwrap_or(s)
+        .trim_start();
+    s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| {
+            c.is_ascii_digit()
+                || matches!(
+                    c,
+                    ':' | '.' | ',' | ' ' | '+' | '-' | 'Z' | 'z' | '时' | '分' | '秒' | '点'
+                )
+                || matches!(c, 'A' | 'P' | 'M' | 'a' | 'p' | 'm')
+        })
+}
+
+/// Reads an all-digit value: `YYYYMMDD`, `YYMMDD` or a serial. `None` means no form applies.
+fn parse_number(s: &str, opts: &DateOptions) -> Option<Result<NaiveDate, DateError>> {
+    let n = |r: std::ops::Range<usize>| s.get(r).map_or(0, number);
+    match s.len() {
+        8 => Some(build(n(0..4), n(4..6) as u32, n(6..8) as u32, opts)),
+        6 if opts.allow_yymmdd => Some(build(
+            opts.yymmdd_century.saturating_add(n(0..2)),
+            n(2..4) as u32,
+            n(4..6) as u32,
+            opts,
+        )),
+        6 => Some(Err(DateError::YymmddNotAllowed {
+            value: s.to_string(),
+        })),
+        4 if (opts.min_year..=opts.max_year).contains(&number(s)) => {
+            Some(Err(DateError::YearOnly { year: number(s) }))
+        }
+        1..=7 if opts.allow_serial => Some(from_serial(number(s) as u64, opts)),
+        _ => None,
+    }
+}
+
+/// Maps an Excel 1900-system serial to a date.
+fn from_serial(serial: u64, opts: &DateOptions) -> Result<NaiveDate, DateError> {
+    let out_of_range = DateError::SerialOutOfRange {
+        serial,
+        min_year: opts.min_year,
+        max_year: opts.max_year,
+    };
+    if serial == 0 || serial > MAX_SERIAL {
+        return Err(out_of_range);
+    }
+    if serial == 60 {
+        return Err(DateError::Impossible {
+            year: 1900,
+            month: 2,
+            day: 29,
+        });
+    }
+    // Before the phantom leap day serials count from 1899-12-31; after it, one day earlier.
+    let epoch = if serial < 60 {
+        (1899, 12, 31)
+    } else {
+        (1899, 12, 30)
+    };
+    let date = NaiveDate::from_ymd_opt(epoch.0, epoch.1, epoch.2)
+        .and_then(|e| e.checked_add_days(Days::new(serial)))
+        .ok_or_else(|| out_of_range.clone())?;
+    if !(opts.min_year..=opts.max_year).contains(&date.year()) {
+        return Err(out_of_range);
+    }
+    Ok(date)
+}
+
+/// The spreadsheet serial of a date in the Excel 1900 system, if it has one (1900-01-01 to
+/// 9999-12-31). Useful for writing spreadsheets and for tests.
+pub fn to_serial(date: NaiveDate) -> Option<u64> {
+    let mar1 = NaiveDate::from_ymd_opt(1900, 3, 1)?;
+    let epoch = if date < mar1 {
+        NaiveDate::from_ymd_opt(1899, 12, 31)?
+    } else {
+        NaiveDate::from_ymd_opt(1899, 12, 30)?
+    };
+    let days = u64::try_from(date.signed_duration_since(epoch).num_days()).ok()?;
+    (1..=MAX_SERIAL).contains(&days).then_some(days)
+}
+
+/// Value of a Chinese digit, including the zero forms people write (〇, ○, 零, and a letter O).
+fn cn_digit(c: char) -> Option<u32> {
+    Some(match c {
+        '〇' | '○' | '零' | 'O' | 'o' | '0' => 0,
+        '一' => 1,
+        '二' | '两' => 2,
+        '三' => 3,
+        '四' => 4,
+        '五' => 5,
+        '六' => 6,
+        '七' => 7,
+        '八' => 8,
+        '九' => 9,
+        _ => return None,
+    })
+}
+
+/// Reads a month or day: 1-2 ASCII digits, or a Chinese number up to 39 (一, 十, 十二, 二十,
+/// 二十一, 廿一, 卅, also digit by digit as in 〇二 or 一二).
+fn cn_small(s: &str) -> Option<u32> {
+    if is_digits(s, 1, 2) {
+        return Some(number(s) as u32);
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let (tens, rest): (u32, &[char]) = match chars.as_slice() {
+        ['廿', rest @ ..] => (2, rest),
+        ['卅', rest @ ..] => (3, rest),
+        ['十', rest @ ..] => (1, rest),
+        [t, '十', rest @ ..] => (cn_digit(*t).filter(|&d| d >= 1)?, rest),
+        [a, b] => return Some(cn_digit(*a)? * 10 + cn_digit(*b)?),
+        [a] => return cn_digit(*a),
+        _ => return None,
+    };
+    match rest {
+        [] => Some(tens * 10),
+        [u] => Some(tens * 10 + cn_digit(*u).filter(|&d| d >= 1)?),
+        _ => None,
+    }
+}
+
+/// Reads `Y年M月D日`, ignoring spaces and a following time. `None` if the shape is wrong.
+fn parse_chinese(t: &str) -> Option<(i32, u32, u32)> {
+    let (year, rest) = t.split_once('年')?;
+    let (month, rest) = rest.split_once('月')?;
+    let (day, time) = match rest.find(['日', '号']) {
+        Some(i) => (rest.get(..i)?, rest.get(i..)?.get(3..)?),
+        None => match rest.split_once(' ') {
+            Some((d, time)) => (d, time),
+            None => (rest, ""),
+        },
+    };
+    let year: String = year.chars().filter(|&c| c != ' ').collect();
+    let year = if is_digits(&year, 4, 4) {
+        number(&year)
+    } else {
+        let digits: Option<Vec<u32>> = year.chars().map(cn_digit).collect();
+        let digits = digits.filter(|d| d.len() == 4)?;
+        digits.iter().fold(0i32, |acc, &d| acc * 10 + d as i32)
+    };
+    let month = cn_small(month.trim())?;
+    let day = cn_small(day.trim())?;
+    let time = time.trim();
+    if !time.is_empty() && !is_time(time) {
+        return None;
+    }
+    Some((year, month, day))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn date(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn everyday_forms() {
+        let want = date(2020, 1, 2);
+        for s in [
+            "2020-01-02",
+            "2020-1-2",
+            "2020/1/2",
+            "2020/01/02",
+            "2020.1.2",
+            "20200102",
+            "2020年1月2日",
+            "2020年01月02日",
+            "2020 年 1 月 2 日",
+            "2020年1月2号",
+            "２０２０年１月２日",
+            "２０２０－０１－０２",
+            "二〇二〇年一月二日",
+            "二○二○年元月二日",
+            "2020-01-02 13:45:00",
+            "2020-01-02T13:45:00",
+            "2020-01-02T13:45:00+08:00",
+            "2020/1/2 0:00",
+            "2020年1月2日 13时45分",
+            "2020年1月2日13:45",
+            "  2020-01-02\u{3000}",
+        ] {
+            if s.contains('元') {
+                // 元月 (first month) is not supported; make sure it is refused, not misread.
+                assert!(parse_date(s).is_err(), "{s}");
+                continue;
+            }
+            assert_eq!(parse_date(s), Ok(want), "{s}");
+        }
+        assert_eq!(
+            parse_date("二〇一九年十二月三十一日"),
+            Ok(date(2019, 12, 31))
+        );
+        assert_eq!(parse_date("二〇一九年十月廿一日"), Ok(date(2019, 10, 21)));
+        assert_eq!(parse_date("一九四九年十月一日"), Ok(date(1949, 10, 1)));
+        assert_eq!(parse_date("二OO八年八月八日"), Ok(date(2008, 8, 8)));
+    }
+
+    #[test]
+    fn spreadsheet_serials() {
+        assert_eq!(parse_date("43831"), Ok(date(2020, 1, 1)));
+        assert_eq!(parse_date("43831.0"), Ok(date(2020, 1, 1)));
+        assert_eq!(parse_date("43831.75"), Ok(date(2020, 1, 1)));
+        assert_eq!(parse_date("1"), Ok(date(1900, 1, 1)));
+        assert_eq!(parse_date("59"), Ok(date(1900, 2, 28)));
+        assert_eq!(parse_date("61"), Ok(date(1900, 3, 1)));
+        let e = parse_date("60").unwrap_err();
+        assert_eq!(
+            e,
+            DateError::Impossible {
+                year: 1900,
+                month: 2,
+                day: 29
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "1900-02-29 does not exist: 1900 is not a leap year"
+        );
+        assert!(matches!(
+            parse_date("0"),
+            Err(DateError::SerialOutOfRange { serial: 0, .. })
+        ));
+        // 2958465 is 9999-12-31: a real serial, but outside the default years.
+        assert!(matches!(
+            parse_date("2958465"),
+            Err(DateError::SerialOutOfRange { .. })
+        ));
+        let wide = DateOptions {
+            max_year: 9999,
+            ..DateOptions::default()
+        };
+        assert_eq!(parse_date_with("2958465", &wide), Ok(date(9999, 12, 31)));
+        assert!(matches!(
+            parse_date_with("2958466", &wide),
+            Err(DateError::SerialOutOfRange { .. })
+        ));
+        let no_serial = DateOptions {
+            allow_serial: false,
+            ..DateOptions::default()
+        };
+        assert!(matches!(
+            parse_date_with("43831", &no_serial),
+            Err(DateError::Unrecognised { .. })
+        ));
+        assert_eq!(to_serial(date(2020, 1, 1)), Some(43831));
+        assert_eq!(to_serial(date(1900, 2, 28)), Some(59));
+        assert_eq!(to_serial(date(1900, 3, 1)), Some(61));
+        assert_eq!(to_serial(date(1899, 12, 31)), None);
+    }
+
+    #[test]
+    fn yymmdd_only_when_asked() {
+        assert_eq!(
+            parse_date("900102"),
+            Err(DateError::YymmddNotAllowed {
+                value: "900102".into()
+            })
+        );
+        let opts = DateOptions {
+            allow_yymmdd: true,
+            ..DateOptions::default()
+        };
+        assert_eq!(parse_date_with("900102", &opts), Ok(date(1990, 1, 2)));
+        let opts2000 = DateOptions {
+            yymmdd_century: 2000,
+            ..opts
+        };
+        assert_eq!(parse_date_with("200102", &opts2000), Ok(date(2020, 1, 2)));
+        assert!(matches!(
+            parse_date_with("990230", &opts),
+            Err(DateError::Impossible { .. })
+        ));
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        assert_eq!(parse_date(" "), Err(DateError::Empty));
+        let e = parse_date("2023-02-29").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "2023-02-29 does not exist: 2023 is not a leap year"
+        );
+        assert_eq!(parse_date("2024-02-29"), Ok(date(2024, 2, 29)));
+        assert_eq!(
+            parse_date("2023-04-31").unwrap_err().to_string(),
+            "2023-04-31 does not exist: 2023-04 has only 30 days"
+        );
+        assert_eq!(
+            parse_date("2023年13月1日").unwrap_err().to_string(),
+            "2023-13-01 does not exist: there is no month 13"
+        );
+        assert_eq!(
+            parse_date("20230100").unwrap_err().to_string(),
+            "2023-01-00 does not exist: there is no day 0"
+        );
+        assert_eq!(
+            parse_date("1850-01-01"),
+            Err(DateError::OutOfRange {
+                year: 1850,
+                min_year: 1880,
+                max_year: 2100
+            })
+        );
+        assert!(matches!(
+            parse_date("02/01/2020"),
+            Err(DateError::Ambiguous { .. })
+        ));
+        assert_eq!(parse_date("2020"), Err(DateError::YearOnly { year: 2020 }));
+        for s in [
+            "2020-01",
+            "2020-01-02-03",
+            "2020-1/2",
+            "hello",
+            "2020-01-02 noon",
+            "2020年1月",
+            "2020.1",
+            "-5",
+            "20-01-02",
+            "2020--01",
+            "202001021",
+        ] {
+            assert!(
+                matches!(parse_date(s), Err(DateError::Unrecognised { .. })),
+                "{s}: {:?}",
+                parse_date(s)
+            );
+        }
+    }
+
+    #[test]
+    fn chinese_small_numbers() {
+        let cases = [
+            ("一", 1),
+            ("十", 10),
+            ("十一", 11),
+            ("二十", 20),
+            ("二十九", 29),
+            ("廿九", 29),
+            ("三十一", 31),
+            ("卅", 30),
+            ("〇二", 2),
+            ("一二", 12),
+            ("12", 12),
+        ];
+        for (s, v) in cases {
+            assert_eq!(cn_small(s), Some(v), "{s}");
+        }
+        for s in ["", "十十", "〇十", "二十〇", "一二三", "甲"] {
+            assert_eq!(cn_small(s), None, "{s}");
+        }
+    }
+
+    fn cn_number(n: u32) -> String {
+        const D: [char; 10] = ['〇', '一', '二', '三', '四', '五', '六', '七', '八', '九'];
+        match n {
+            0..=9 => D[n as usize].to_string(),
+            10 => "十".into(),
+            11..=19 => format!("十{}", D[(n % 10) as usize]),
+            _ if n % 10 == 0 => format!("{}十", D[(n / 10) as usize]),
+            _ => format!("{}十{}", D[(n / 10) as usize], D[(n % 10) as usize]),
+        }
+    }
+
+    fn cn_year(y: i32) -> String {
+        const D: [char; 10] = ['〇', '一', '二', '三', '四', '五', '六', '七', '八', '九'];
+        format!("{y:04}")
+            .bytes()
+            .map(|b| D[(b - b'0') as usize])
+            .collect()
+    }
+
+    fn fullwidth(s: &str) -> String {
+        s.chars()
+            .map(|c| match c {
+                '!'..='~' => char::from_u32(u32::from(c) + 0xfee0).unwrap(),
+                _ => c,
+            })
+            .collect()
+    }
+
+    fn format_in(d: NaiveDate, form: usize) -> String {
+        let (y, m, day) = (d.year(), d.month(), d.day());
+        match form {
+            0 => format!("{y}-{m:02}-{day:02}"),
+            1 => format!("{y}/{m}/{day}"),
+            2 => format!("{y}.{m}.{day}"),
+            3 => format!("{y}{m:02}{day:02}"),
+            4 => format!("{y}年{m}月{day}日"),
+            5 => format!("{}年{}月{}日", cn_year(y), cn_number(m), cn_number(day)),
+            6 => fullwidth(&format!("{y}年{m:02}月{day:02}日")),
+            7 => format!("{y}-{m:02}-{day:02} 13:45:00"),
+            8 => format!("{y}-{m:02}-{day:02}T08:00:00Z"),
+            _ => fullwidth(&format!("{y}/{m:02}/{day:02}")),
+        }
+    }
+
+    fn date_strategy() -> impl Strategy<Value = NaiveDate> {
+        (1880i32..=2100, 1u32..=12, 1u32..=31).prop_map(|(y, m, d)| {
+            NaiveDate::from_ymd_opt(y, m, d.min(days_in_month(y, m))).unwrap()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn every_form_round_trips(d in date_strategy(), form in 0usize..10) {
+            let s = format_in(d, form);
+            prop_assert_eq!(parse_date(&s), Ok(d), "{}", s);
+        }
+
+        #[test]
+        fn serials_round_trip(d in date_strategy(), frac in prop::sample::select(vec!["", ".0", ".5", ".999"])) {
+            prop_assume!(d.year() >= 1900);
+            let serial = to_serial(d).unwrap();
+            prop_assert_eq!(parse_date(&format!("{serial}{frac}")), Ok(d));
+        }
+
+        #[test]
+        fn yymmdd_round_trips(d in date_strategy()) {
+            prop_assume!((1900..=1999).contains(&d.year()));
+            let opts = DateOptions { allow_yymmdd: true, ..DateOptions::default() };
+            let s = format!("{:02}{:02}{:02}", d.year() % 100, d.month(), d.day());
+            prop_assert_eq!(parse_date_with(&s, &opts), Ok(d));
+        }
+
+        #[test]
+        fn impossible_days_are_reported_in_every_form(
+            y in 1880i32..=2100,
+            m in 1u32..=12,
+            over in 1u32..=3,
+            form in 0usize..10,
+        ) {
+            let day = days_in_month(y, m) + over;
+            prop_assume!(day <= 31);
+            let s = match form {
+                0 => format!("{y}-{m:02}-{day:02}"),
+                1 => format!("{y}/{m}/{day}"),
+                2 => format!("{y}.{m}.{day}"),
+                3 => format!("{y}{m:02}{day:02}"),
+                4 => format!("{y}年{m}月{day}日"),
+                5 => format!("{}年{}月{}日", cn_year(y), cn_number(m), cn_number(day)),
+                _ => format!("{y}-{m:02}-{day:02}T13:45:00"),
+            };
+            prop_assert_eq!(
+                parse_date(&s),
+                Err(DateError::Impossible { year: y, month: m, day }),
+                "{}", s
+            );
+        }
+
+        #[test]
+        fn never_panics_on_any_string(s in any::<String>()) {
+            if let Ok(d) = parse_date(&s) {
+                prop_assert!((1880..=2100).contains(&d.year()));
+            }
+            let all = DateOptions { allow_yymmdd: true, min_year: i32::MIN, max_year: i32::MAX, ..DateOptions::default() };
+            let _ = parse_date_with(&s, &all);
+        }
+
+        #[test]
+        fn never_panics_on_relevant_chars(
+            v in prop::collection::vec(
+                prop::sample::select(
+                    "0123456789０１２３４５６７８９-/.:T 年月日号〇一二三四五六七八九十廿卅时分".chars().collect::<Vec<_>>()
+                ),
+                0..20,
+            ),
+            yymmdd in any::<bool>(),
+        ) {
+            let s: String = v.into_iter().collect();
+            let opts = DateOptions { allow_yymmdd: yymmdd, ..DateOptions::default() };
+            match parse_date_with(&s, &opts) {
+                Ok(d) => prop_assert!((1880..=2100).contains(&d.year())),
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+}

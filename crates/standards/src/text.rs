@@ -1,0 +1,653 @@
+//! Folding text the way every cleaning step needs it.
+//!
+//! Department exports write the same value in many shapes: full-width digits typed with a Chinese
+//! input method, traditional characters from Hong Kong, Macao and Taiwan residents, Chinese
+//! punctuation, ideographic and non-breaking spaces, and numbers spelled as Chinese numerals
+//! (十二栋, 一〇〇一室). This module folds those shapes to one canonical form, character by
+//! character, so that names, addresses and free text can be compared.
+//!
+//! It deliberately does not interpret what the text means: it does not know what a name or an
+//! address is, does not drop words and never guesses at typos. The one place where meaning leaks
+//! in is numeral replacement, which has to know that 三里屯 is a place and not "3 里屯"; that
+//! knowledge is kept to a short exception list and to a variant that only touches numerals followed
+//! by an address unit (see [`replace_numerals_before_units`]).
+
+/// The middle dot U+00B7, the one separator kept between the parts of a transliterated name
+/// (阿依古丽·买买提). Every look-alike dot is folded to it by [`fold_punctuation`].
+pub const MIDDLE_DOT: char = '\u{00B7}';
+
+/// Whether `c` is a Han character (CJK unified ideographs, their extensions and the compatibility
+/// block). The ideographic zero 〇 is not a Han character in Unicode and is not counted here.
+pub fn is_han(c: char) -> bool {
+    matches!(c,
+        '\u{4E00}'..='\u{9FFF}'
+        | '\u{3400}'..='\u{4DBF}'
+        | '\u{F900}'..='\u{FAFF}'
+        | '\u{20000}'..='\u{2A6DF}'
+        | '\u{2A700}'..='\u{2EBEF}'
+        | '\u{30000}'..='\u{3134F}')
+}
+
+/// Whether `c` counts as whitespace for folding: Unicode white space (which covers U+3000, NBSP,
+/// tabs and newlines) plus the invisible zero-width characters that copy-paste from web forms
+/// leaves behind, which are never meaningful in a record.
+pub fn is_space(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{2060}' | '\u{FEFF}'
+        )
+}
+
+/// Full-width ASCII (U+FF01–U+FF5E) to ASCII and the ideographic space U+3000 to a plain space.
+/// CJK characters and everything else are left alone.
+pub fn to_halfwidth(s: &str) -> String {
+    s.chars().map(halfwidth_char).collect()
+}
+
+fn halfwidth_char(c: char) -> char {
+    match c {
+        '\u{3000}' => ' ',
+        // The full-width block mirrors ASCII 0x21–0x7E at a fixed offset, so the subtraction
+        // always lands on a valid ASCII character.
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        _ => c,
+    }
+}
+
+/// Traditional to simplified Chinese, with zhconv's phrase-level context (so that 乾隆 stays 乾隆
+/// while 乾燥 becomes 干燥).
+///
+/// zhconv runs an Aho–Corasick automaton over the whole text and builds it on first use (tens of
+/// milliseconds once per process), so ASCII-only input, which cannot contain traditional
+/// characters, is returned without touching it.
+pub fn to_simplified(s: &str) -> String {
+    if s.is_ascii() {
+        return s.to_string();
+    }
+    zhconv::zhconv(s, zhconv::Variant::ZhHans)
+}
+
+/// Whether `s` contains anything that simplification would change, i.e. it was (at least partly)
+/// written in traditional characters. It costs one conversion; ASCII input is answered for free.
+pub fn is_probably_traditional(s: &str) -> bool {
+    !s.is_ascii() && to_simplified(s) != s
+}
+
+/// Trim and collapse every run of whitespace (including U+3000, NBSP, tabs and newlines) to one
+/// ASCII space.
+pub fn fold_whitespace(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for word in s.split(is_space).filter(|w| !w.is_empty()) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// Remove all whitespace. Chinese names and addresses contain none, so any space in them is noise.
+pub fn strip_whitespace(s: &str) -> String {
+    s.chars().filter(|c| !is_space(*c)).collect()
+}
+
+/// Chinese and full-width punctuation to the ASCII equivalent, and every dot look-alike used
+/// between the parts of a name (・ • ‧ ･ ∙ ⋅) to the middle dot U+00B7.
+///
+/// Dashes of all widths (— – － ‐ ‑ ‒ ― − ﹣) become `-`, because addresses write
+/// building-unit-room as 12－3－1001 or 12—3—1001 as often as 12-3-1001.
+pub fn fold_punctuation(s: &str) -> String {
+    s.chars().map(fold_punct_char).collect()
+}
+
+fn fold_punct_char(c: char) -> char {
+    match c {
+        '，' | '、' | '﹐' => ',',
+        '。' | '｡' | '．' => '.',
+        '（' | '﹙' => '(',
+        '）' | '﹚' => ')',
+        '【' | '〔' | '［' | '〖' => '[',
+        '】' | '〕' | '］' | '〗' => ']',
+        '：' | '﹕' => ':',
+        '；' | '﹔' => ';',
+        '“' | '”' | '「' | '」' | '『' | '』' | '＂' | '〝' | '〞' => '"',
+        '‘' | '’' | '＇' => '\'',
+        '—' | '–' | '－' | '‐' | '‑' | '‒' | '―' | '−' | '﹣' | '⁃' => '-',
+        '～' | '〜' => '~',
+        '！' => '!',
+        '？' => '?',
+        '《' | '〈' => '<',
+        '》' | '〉' => '>',
+        '·' | '・' | '•' | '‧' | '･' | '∙' | '⋅' => MIDDLE_DOT,
+        _ => c,
+    }
+}
+
+/// The value of a Chinese digit character, including the financial forms and 两; `○` (U+25CB) is
+/// accepted for 〇 because it is what most input methods produce for "zero" in years and rooms.
+fn digit_value(c: char) -> Option<u64> {
+    Some(match c {
+        '零' | '〇' | '○' => 0,
+        '一' | '壹' => 1,
+        '二' | '两' | '贰' | '貳' => 2,
+        '三' | '叁' => 3,
+        '四' | '肆' => 4,
+        '五' | '伍' => 5,
+        '六' | '陆' | '陸' => 6,
+        '七' | '柒' => 7,
+        '八' | '捌' => 8,
+        '九' | '玖' => 9,
+        _ => return None,
+    })
+}
+
+/// The value of a Chinese multiplier character.
+fn unit_value(c: char) -> Option<u64> {
+    Some(match c {
+        '十' | '拾' => 10,
+        '百' | '佰' => 100,
+        '千' | '仟' => 1_000,
+        '万' | '萬' => 10_000,
+        '亿' | '億' => 100_000_000,
+        _ => return None,
+    })
+}
+
+/// Whether `c` can be part of a Chinese numeral (a digit or a multiplier).
+pub fn is_chinese_numeral(c: char) -> bool {
+    digit_value(c).is_some() || unit_value(c).is_some()
+}
+
+/// The value of a Chinese numeral, or `None` when `s` is not one (empty, other characters,
+/// malformed such as 十百, or larger than `u64`).
+///
+/// Two forms are understood:
+/// - positional, digits only: 一二三 = 123, 二〇二〇 = 2020, 一〇〇一 = 1001;
+/// - multiplicative: 十二 = 12, 二十 = 20, 一百一十 = 110, 一千零一 = 1001, 三万五千 = 35000,
+///   including the spoken abbreviation where a last digit right after a multiplier counts in the
+///   next lower place (一百一 = 110, 三万五 = 35000), but not after 零 (一百零一 = 101).
+///
+/// Financial numerals (壹贰叁肆伍陆柒捌玖拾佰仟) and 两 are accepted everywhere.
+pub fn chinese_numeral_to_u64(s: &str) -> Option<u64> {
+    let chars: Vec<char> = s.chars().collect();
+    if chars.is_empty() {
+        return None;
+    }
+    if chars.iter().all(|c| digit_value(*c).is_some()) {
+        let mut n: u64 = 0;
+        for c in &chars {
+            n = n.checked_mul(10)?.checked_add(digit_value(*c)?)?;
+        }
+        return Some(n);
+    }
+    multiplicative(&chars)
+}
+
+fn multiplicative(chars: &[char]) -> Option<u64> {
+    // `total` holds completed 亿 groups, `wan` completed 万 groups inside the current 亿 group and
+    // `sec` the part below 万; `pending` is a digit still waiting for its multiplier.
+    let mut total: u64 = 0;
+    let mut wan: u64 = 0;
+    let mut sec: u64 = 0;
+    let mut pending: Option<u64> = None;
+    // Multipliers inside a section must decrease (千 then 百 then 十); `cap` is the bound the next
+    // one must stay under.
+    let mut cap: u64 = 10_000;
+    let mut last_unit: u64 = 1;
+    let mut zero_since_unit = false;
+    let (mut seen_wan, mut seen_yi) = (false, false);
+    for &c in chars {
+        if let Some(d) = digit_value(c) {
+            if d == 0 {
+                // 零 only marks a gap (一千零一); a digit already waiting makes it malformed.
+                if pending.is_some() {
+                    return None;
+                }
+                zero_since_unit = true;
+                continue;
+            }
+            if pending.is_some() {
+                return None;
+            }
+            pending = Some(d);
+            continue;
+        }
+        let u = unit_value(c)?;
+        match u {
+            10 | 100 | 1_000 => {
+                if u >= cap {
+                    return None;
+                }
+                // A bare multiplier means one of it: 十二 is 12, 百 is 100.
+                let n = pending.take().unwrap_or(1);
+                sec = sec.checked_add(n.checked_mul(u)?)?;
+                cap = u;
+            }
+            10_000 => {
+                if seen_wan {
+                    return None;
+                }
+                let group = sec.checked_add(pending.take().unwrap_or(0))?;
+                let group = if group == 0 { 1 } else { group };
+                wan = group.checked_mul(10_000)?;
+                sec = 0;
+                cap = 10_000;
+                seen_wan = true;
+            }
+            _ => {
+                if seen_yi {
+                    return None;
+                }
+                let group = wan
+                    .checked_add(sec)?
+                    .checked_add(pending.take().unwrap_or(0))?;
+                let group = if group == 0 { 1 } else { group };
+                total = group.checked_mul(100_000_000)?;
+                wan = 0;
+                sec = 0;
+                cap = 10_000;
+                seen_wan = false;
+                seen_yi = true;
+            }
+        }
+        last_unit = u;
+        zero_since_unit = false;
+    }
+    let tail = match pending {
+        // 一百一 is 110 and 三万五 is 35000: a final digit right after 百 or larger counts in the
+        // next lower place. After 十 (十二) or after 零 (一百零一) it is a plain unit digit.
+        Some(d) if !zero_since_unit && last_unit >= 100 => d.checked_mul(last_unit / 10)?,
+        Some(d) => d,
+        None => 0,
+    };
+    total.checked_add(wan)?.checked_add(sec)?.checked_add(tail)
+}
+
+/// Words that begin with a numeral character but are not numbers: place and brand names that
+/// appear in addresses and free text. Kept short on purpose; see [`replace_chinese_numerals`].
+const NUMERAL_EXCEPTIONS: &[&str] = &[
+    "万达",
+    "万科",
+    "万家",
+    "万象",
+    "万年",
+    "万寿",
+    "万柳",
+    "一品",
+    "一中",
+    "三里屯",
+    "三元",
+    "三亚",
+    "十里",
+    "十全",
+    "七星",
+    "七里",
+    "千灯",
+    "千岛",
+    "千万",
+    "百花",
+    "百货",
+    "百合",
+    "百胜",
+    "九龙",
+    "九华",
+    "四季",
+    "五星",
+    "五洲",
+    "五角场",
+    "六合",
+    "八一",
+    "二七",
+    "三八",
+    "五四",
+    "五一",
+    "一心",
+    "一路",
+    "万一",
+    "一些",
+    "一样",
+    "一起",
+    "一直",
+    "一定",
+    "两岸",
+    "千秋",
+    "百年",
+    "万里",
+    "九州",
+];
+
+/// Address unit characters: a numeral right before one of these is a number (三单元, 十二栋).
+const ADDRESS_UNITS: &[char] = &[
+    '号', '栋', '幢', '座', '楼', '层', '室', '期', '区', '弄', '巷', '组', '户', '#', '-',
+];
+
+/// Replace every maximal run of Chinese numerals in `s` with its Arabic value (三单元 → 3单元,
+/// 十二栋 → 12栋, 一〇〇一室 → 1001室, 二〇二〇年 → 2020年).
+///
+/// Runs that start one of a few known words (万达, 三里屯, 九龙, 四季, 六合 …) are kept, as are
+/// runs that are not well-formed numerals (十百) and runs of bare multipliers other than 十
+/// (千万, 百): those are almost always words, not numbers. This is still a blunt tool on free
+/// text (一致 has no exception and becomes 1致); addresses use the stricter
+/// [`replace_numerals_before_units`].
+pub fn replace_chinese_numerals(s: &str) -> String {
+    replace_runs(s, |_| true)
+}
+
+/// Replace Chinese numeral runs only where they are immediately followed by an address unit
+/// character (号栋幢座楼单元层室期区弄巷组户, `#` or `-`) or end the text: 十二栋三单元一〇〇一 →
+/// 12栋3单元1001, while 九龙仓, 一品苑, 三里屯 and 古娄一村 are untouched.
+///
+/// Addresses are full of place and compound names containing numeral characters, and those are
+/// practically never followed by a unit, whereas the building, unit, floor and room numbers always
+/// are (or end the address when 室 is left out). Gating on the following character is therefore
+/// both safer and simpler than growing the exception list without end.
+pub fn replace_numerals_before_units(s: &str) -> String {
+    replace_runs(s, |after| match after.chars().next() {
+        None => true,
+        Some('单') => after.starts_with("单元"),
+        Some(c) => ADDRESS_UNITS.contains(&c),
+    })
+}
+
+fn replace_runs(s: &str, accept_before: impl Fn(&str) -> bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if !is_chinese_numeral(c) {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        }
+        let mut end = rest
+            .char_indices()
+            .find(|(_, ch)| !is_chinese_numeral(*ch))
+            .map_or(rest.len(), |(i, _)| i);
+        // An exception word that reaches past the run (万达, 三里屯) cuts the run where it
+        // begins, so 一万达 is 一 followed by 万达. Exceptions made only of numerals (五一, 八一)
+        // count only when they are the whole run, or they would break up 一八五一〇.
+        let cut = rest[..end].char_indices().find_map(|(i, _)| {
+            NUMERAL_EXCEPTIONS
+                .iter()
+                .find(|w| rest[i..].starts_with(**w) && i + w.len() > end)
+                .map(|w| (i, w))
+        });
+        if let Some((0, word)) = cut {
+            out.push_str(word);
+            rest = &rest[word.len()..];
+            continue;
+        }
+        if let Some((i, _)) = cut {
+            end = i;
+        }
+        if NUMERAL_EXCEPTIONS.contains(&&rest[..end]) {
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+            continue;
+        }
+        let (run, after) = rest.split_at(end);
+        let only_big_units = run.chars().all(|ch| unit_value(ch).is_some_and(|u| u > 10));
+        match chinese_numeral_to_u64(run) {
+            Some(n) if !only_big_units && accept_before(after) => out.push_str(&n.to_string()),
+            _ => out.push_str(run),
+        }
+        rest = after;
+    }
+    out
+}
+
+/// The standard pipeline for free-text fields: half-width, simplified, punctuation folded,
+/// whitespace folded. Numerals are left alone because their meaning depends on the field.
+pub fn normalize(s: &str) -> String {
+    fold_whitespace(&fold_punctuation(&to_simplified(&to_halfwidth(s))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The standard multiplicative spelling of `n` (below 10^12), to check the parser against.
+    fn to_chinese(n: u64) -> String {
+        const D: [char; 10] = ['零', '一', '二', '三', '四', '五', '六', '七', '八', '九'];
+        fn section(n: u64) -> String {
+            let mut out = String::new();
+            let mut zero = false;
+            for (p, u) in [(1000, "千"), (100, "百"), (10, "十"), (1, "")] {
+                let d = (n / p % 10) as usize;
+                if d == 0 {
+                    zero = !out.is_empty();
+                    continue;
+                }
+                if zero {
+                    out.push('零');
+                    zero = false;
+                }
+                out.push(D[d]);
+                out.push_str(u);
+            }
+            out
+        }
+        if n == 0 {
+            return "零".into();
+        }
+        let groups = [
+            (n / 100_000_000, "亿"),
+            (n / 10_000 % 10_000, "万"),
+            (n % 10_000, ""),
+        ];
+        let mut out = String::new();
+        let mut need_zero = false;
+        for (g, u) in groups {
+            if g == 0 {
+                need_zero = !out.is_empty();
+                continue;
+            }
+            if !out.is_empty() && (need_zero || g < 1000) {
+                out.push('零');
+            }
+            need_zero = false;
+            out.push_str(&section(g));
+            out.push_str(u);
+        }
+        out
+    }
+
+    #[test]
+    fn halfwidth_folds_ascii_block_and_ideographic_space() {
+        assert_eq!(to_halfwidth("１２３ＡＢｃ，＃－"), "123ABc,#-");
+        assert_eq!(to_halfwidth("张\u{3000}三"), "张 三");
+        assert_eq!(to_halfwidth("青剑湖花园"), "青剑湖花园");
+        assert_eq!(to_halfwidth("～！"), "~!");
+    }
+
+    #[test]
+    fn simplified_converts_traditional_and_keeps_simplified() {
+        assert_eq!(to_simplified("蘇州工業園區"), "苏州工业园区");
+        assert_eq!(to_simplified("張偉"), "张伟");
+        assert_eq!(to_simplified("青剑湖花园12幢"), "青剑湖花园12幢");
+        assert!(is_probably_traditional("陳麗華"));
+        assert!(!is_probably_traditional("陈丽华"));
+        assert!(!is_probably_traditional("abc"));
+    }
+
+    #[test]
+    fn whitespace_is_folded_and_stripped() {
+        assert_eq!(fold_whitespace("  a\t\tb\u{3000}\u{00A0}c\n"), "a b c");
+        assert_eq!(fold_whitespace("\u{200B} x \u{FEFF}"), "x");
+        assert_eq!(fold_whitespace(""), "");
+        assert_eq!(strip_whitespace(" 张 \u{3000}三\t"), "张三");
+    }
+
+    #[test]
+    fn punctuation_folds_to_ascii_and_dots_to_middle_dot() {
+        assert_eq!(
+            fold_punctuation("（近地铁站），【备注】：是；"),
+            "(近地铁站),[备注]:是;"
+        );
+        assert_eq!(fold_punctuation("“甲”‘乙’"), "\"甲\"'乙'");
+        assert_eq!(fold_punctuation("12—3–1001－2‐3"), "12-3-1001-2-3");
+        assert_eq!(fold_punctuation("阿依古丽・买买提"), "阿依古丽·买买提");
+        assert_eq!(fold_punctuation("阿依古丽•买买提"), "阿依古丽·买买提");
+        assert_eq!(fold_punctuation("好。"), "好.");
+        assert_eq!(fold_punctuation("～"), "~");
+    }
+
+    #[test]
+    fn numerals_positional_and_multiplicative() {
+        let cases = [
+            ("一二三", 123),
+            ("二〇二〇", 2020),
+            ("二○二○", 2020),
+            ("一〇〇一", 1001),
+            ("零", 0),
+            ("十", 10),
+            ("十二", 12),
+            ("二十", 20),
+            ("二十一", 21),
+            ("一百一十", 110),
+            ("一百一", 110),
+            ("一百零一", 101),
+            ("一千零一", 1001),
+            ("三万五千", 35_000),
+            ("三万五", 35_000),
+            ("两千", 2_000),
+            ("一万零五百", 10_500),
+            ("一千二百万", 12_000_000),
+            ("十万", 100_000),
+            ("三亿零五万", 300_050_000),
+            ("壹仟贰佰叁拾肆", 1234),
+            ("玖拾玖", 99),
+        ];
+        for (s, n) in cases {
+            assert_eq!(chinese_numeral_to_u64(s), Some(n), "{s}");
+        }
+        for bad in ["", "十百", "二三百", "abc", "一万二万", "12", "三楼"] {
+            assert_eq!(chinese_numeral_to_u64(bad), None, "{bad}");
+        }
+        assert_eq!(chinese_numeral_to_u64(&"九".repeat(25)), None);
+    }
+
+    #[test]
+    fn replace_converts_runs_and_keeps_words() {
+        assert_eq!(replace_chinese_numerals("三单元"), "3单元");
+        assert_eq!(
+            replace_chinese_numerals("十二栋三单元一〇〇一室"),
+            "12栋3单元1001室"
+        );
+        assert_eq!(replace_chinese_numerals("二〇二〇年五月"), "2020年5月");
+        for kept in [
+            "万达广场",
+            "一品苑",
+            "三里屯",
+            "十里铺",
+            "七星路",
+            "千灯镇",
+            "百花园",
+            "九龙仓",
+            "四季花城",
+            "五星村",
+            "六合区",
+        ] {
+            assert_eq!(replace_chinese_numerals(kept), kept);
+        }
+        assert_eq!(replace_chinese_numerals("千万小心"), "千万小心");
+        assert_eq!(replace_chinese_numerals("一万达"), "1万达");
+    }
+
+    #[test]
+    fn address_replacement_is_gated_on_units() {
+        assert_eq!(
+            replace_numerals_before_units("青剑湖花园十二栋三单元一〇〇一"),
+            "青剑湖花园12栋3单元1001"
+        );
+        assert_eq!(replace_numerals_before_units("二期五号楼"), "2期5号楼");
+        assert_eq!(replace_numerals_before_units("古娄一村"), "古娄一村");
+        assert_eq!(replace_numerals_before_units("九龙仓三幢"), "九龙仓3幢");
+        assert_eq!(
+            replace_numerals_before_units("十二-三-一〇〇一"),
+            "12-3-1001"
+        );
+        assert_eq!(replace_numerals_before_units("三元一村"), "三元一村");
+        assert_eq!(replace_numerals_before_units("三单身"), "三单身");
+    }
+
+    #[test]
+    fn normalize_runs_the_whole_pipeline() {
+        assert_eq!(
+            normalize("  蘇州 ，工業園區（１２號）\u{3000}"),
+            "苏州 ,工业园区(12号)"
+        );
+    }
+
+    #[test]
+    fn helper_spells_numbers_as_expected() {
+        assert_eq!(to_chinese(1001), "一千零一");
+        assert_eq!(to_chinese(35_000), "三万五千");
+        assert_eq!(to_chinese(110), "一百一十");
+        assert_eq!(to_chinese(10_500), "一万零五百");
+        assert_eq!(to_chinese(12), "一十二");
+    }
+
+    fn alphabet() -> impl Strategy<Value = String> {
+        let chars: Vec<char> = "零〇○一二三四五六七八九十百千万亿两壹贰叁肆伍陆柒捌玖拾佰仟省市区路号栋幢座单元层室期弄巷组0123456789０１２３４５ＡＢ　 -—–－‐#·・•()（）【】万达九龙古娄村"
+            .chars()
+            .collect();
+        proptest::collection::vec(proptest::sample::select(chars), 0..40)
+            .prop_map(|v| v.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn multiplicative_round_trip(n in 0u64..1_000_000_000_000) {
+            prop_assert_eq!(chinese_numeral_to_u64(&to_chinese(n)), Some(n));
+        }
+
+        #[test]
+        fn positional_round_trip(n in 0u64..10_000_000_000) {
+            const D: [char; 10] = ['〇', '一', '二', '三', '四', '五', '六', '七', '八', '九'];
+            let s: String = n.to_string().bytes().map(|b| D[(b - b'0') as usize]).collect();
+            prop_assert_eq!(chinese_numeral_to_u64(&s), Some(n));
+            prop_assert_eq!(replace_numerals_before_units(&format!("{s}室")), format!("{n}室"));
+        }
+
+        #[test]
+        fn never_panics_on_any_string(s in any::<String>()) {
+            let _ = to_halfwidth(&s);
+            let _ = to_simplified(&s);
+            let _ = fold_whitespace(&s);
+            let _ = strip_whitespace(&s);
+            let _ = fold_punctuation(&s);
+            let _ = chinese_numeral_to_u64(&s);
+            let _ = replace_chinese_numerals(&s);
+            let _ = replace_numerals_before_units(&s);
+            let n = normalize(&s);
+            prop_assert_eq!(n.trim(), n.as_str());
+        }
+
+        #[test]
+        fn never_panics_on_numeral_alphabet(s in alphabet()) {
+            let r = replace_chinese_numerals(&s);
+            let g = replace_numerals_before_units(&s);
+            let _ = chinese_numeral_to_u64(&s);
+            // Replacement only ever touches numerals: the other characters survive in order.
+            let keep = |t: &str| t.chars().filter(|c| !is_chinese_numeral(*c) && !c.is_ascii_digit()).collect::<String>();
+            prop_assert_eq!(keep(&r), keep(&s));
+            prop_assert_eq!(keep(&g), keep(&s));
+        }
+
+        #[test]
+        fn folding_is_idempotent(s in alphabet()) {
+            let h = to_halfwidth(&s);
+            prop_assert_eq!(to_halfwidth(&h), h.clone());
+            let fullwidth = |c: char| ('\u{FF01}'..='\u{FF5E}').contains(&c);
+            prop_assert!(!h.chars().any(fullwidth), "full-width left in {:?}", h);
+            let w = fold_whitespace(&s);
+            prop_assert_eq!(fold_whitespace(&w), w.clone());
+            prop_assert!(!w.contains("  "));
+            let p = fold_punctuation(&s);
+            prop_assert_eq!(fold_punctuation(&p), p.clone());
+            prop_assert!(!strip_whitespace(&s).chars().any(is_space));
+        }
+    }
+}

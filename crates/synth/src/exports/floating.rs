@@ -1,0 +1,87 @@
+//! 公安 流动人口登记: the floating population registration, as JSON lines.
+//!
+//! Everyone of 16 or more living in the street without being registered here must register. The
+//! system is fed by police stations and rental agents, so addresses are typed freely (shorthand,
+//! Chinese numerals, levels left out, notes) at a configurable rate, sex is a GB/T 2261 code, and
+//! phones come in every form.
+
+use super::{DateStyle, Out, Sink, ymd};
+use crate::noise;
+use crate::rng::Rng;
+use crate::world::{Household, World};
+use serde_json::json;
+
+pub fn render(
+    world: &World,
+    hh: &Household,
+    out: &mut Out,
+    r: &mut Rng,
+    employer_name: &dyn Fn(u64) -> String,
+) {
+    if !hh.floating {
+        return;
+    }
+    let cfg = &world.config;
+    for (m, p) in hh.members.iter().enumerate() {
+        if p.age_on(cfg.as_of) < 16 || !p.alive_on(cfg.as_of) {
+            continue;
+        }
+        let record = format!("LD{}{:09}{m}", &world.street.code[..6], hh.index);
+        let mut noise_applied = Vec::new();
+        let address = if r.chance(cfg.noise.floating_messy_address) {
+            noise_applied.push("messy_address");
+            noise::messy_address(&world.street, &hh.room, r)
+        } else {
+            world.street.room_address(&hh.room)
+        };
+        let phone = match &p.phone {
+            Some(ph) if r.chance(cfg.noise.phone_format) => {
+                noise_applied.push("phone_format");
+                noise::phone_form(ph, r)
+            }
+            Some(ph) => ph.clone(),
+            None => String::new(),
+        };
+        let purpose = if p.employer.is_some() {
+            "务工"
+        } else if m > 0 {
+            "随迁"
+        } else {
+            "经商"
+        };
+        out.json(
+            Sink::FloatingPopulation,
+            &json!({
+                "djbh": record,
+                "xm": p.name,
+                "sfzh": p.id.as_str(),
+                "xb": p.sex.code(),
+                "mz": p.nation,
+                "csrq": ymd(p.birth, DateStyle::Iso),
+                "hjdz": hh.hukou_address,
+                "jzdz": address,
+                "lxdh": phone,
+                "djrq": ymd(hh.since, DateStyle::Slash),
+                "jzsy": purpose,
+                "fwcs": p.employer.map(employer_name),
+            }),
+        );
+        for n in &noise_applied {
+            out.noted(n);
+        }
+        out.truth(
+            Sink::FloatingPopulation,
+            &record,
+            "subject",
+            &p.key,
+            &noise_applied,
+        );
+        out.truth(
+            Sink::FloatingPopulation,
+            &record,
+            "residence",
+            &world.street.room_key(&hh.room),
+            &[],
+        );
+    }
+}

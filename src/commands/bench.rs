@@ -1,0 +1,104 @@
+//! `tongban bench`: measured speed and memory, reported rather than asserted.
+//!
+//! Peak memory is the process's high-water mark of resident memory (VmHWM in /proc/self/status),
+//! so a benchmark run should be the only work of its process.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use std::time::Instant;
+use tongban_synth::SynthConfig;
+
+#[derive(Parser, Debug)]
+#[command(
+    after_help = "Examples:\n  tongban bench synth --people 1000000\n  tongban bench synth --people 10000000 --out /tmp/city10m"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: What,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum What {
+    /// Generate a synthetic city and report people per second and peak memory.
+    Synth {
+        #[arg(long, default_value_t = 1_000_000)]
+        people: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Where to write (a temporary directory, removed afterwards, if not given).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+}
+
+/// The peak resident memory of this process in bytes, where the platform tells it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.what {
+        What::Synth { people, seed, out } => {
+            let tmp;
+            let dir = match out {
+                Some(d) => d,
+                None => {
+                    tmp = std::env::temp_dir()
+                        .join(format!("tongban-bench-synth-{}", std::process::id()));
+                    tmp.clone()
+                }
+            };
+            let cfg = SynthConfig {
+                seed,
+                people,
+                ..SynthConfig::default()
+            };
+            let started = Instant::now();
+            let summary = super::synth::generate(cfg, &dir)?;
+            let secs = started.elapsed().as_secs_f64();
+            let bytes: u64 = walk_size(&dir);
+            let rows: u64 = summary.files.values().sum();
+            println!(
+                "bench synth: {} people, {} households, {} entities",
+                summary.people, summary.households, summary.entities
+            );
+            println!("  wall time      {secs:.2} s");
+            println!("  people/s       {:.0}", summary.people as f64 / secs);
+            println!(
+                "  rows written   {rows} ({:.0} rows/s), {:.1} MiB",
+                rows as f64 / secs,
+                bytes as f64 / 1048576.0
+            );
+            match peak_rss_bytes() {
+                Some(b) => println!("  peak memory    {:.1} MiB (VmHWM)", b as f64 / 1048576.0),
+                None => println!("  peak memory    not available on this platform"),
+            }
+            println!("  threads        {}", rayon_threads());
+            if !dir.as_os_str().is_empty() && dir.starts_with(std::env::temp_dir()) {
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rayon_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn walk_size(dir: &std::path::Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => walk_size(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
+}

@@ -1,0 +1,22 @@
+//! One module per subcommand: argument definitions, terminal output and progress bars. Anything
+//! worth testing without a terminal belongs in a library crate instead.
+
+pub mod bench;
+pub mod check;
+pub mod demo;
+pub mod divisions;
+pub mod synth;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// A progress bar in the house style, hidden when stderr is not a terminal.
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(len);
+    let style =
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, {eta} left)")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+    pb.set_style(style);
+    pb.set_message(what.to_string());
+    pb
+}
