@@ -1045,7 +1045,10 @@ mod tests {
             replacement in prop::sample::select(b"0123456789X".to_vec()),
         ) {
             let mut bytes = id.as_str().as_bytes().to_vec();
-            prop_assume!(bytes[pos] != replacement);
+            if bytes[pos] == replacement {
+                // Not a typo; proptest's reject budget is too small to filter these out.
+                return Ok(());
+            }
             bytes[pos] = replacement;
             let typo = String::from_utf8(bytes).unwrap();
             prop_assert!(CitizenId::parse(&typo).is_err());
@@ -1056,7 +1059,10 @@ mod tests {
         #[test]
         fn adjacent_swap_is_detected_and_diagnosed(id in id_strategy(), pos in 0usize..17) {
             let mut bytes = id.as_str().as_bytes().to_vec();
-            prop_assume!(bytes[pos] != bytes[pos + 1]);
+            if bytes[pos] == bytes[pos + 1] {
+                // Swapping equal neighbours changes nothing.
+                return Ok(());
+            }
             bytes.swap(pos, pos + 1);
             let typo = String::from_utf8(bytes).unwrap();
             prop_assert!(CitizenId::parse(&typo).is_err());

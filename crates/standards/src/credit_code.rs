@@ -909,7 +909,10 @@ mod tests {
             replacement in prop::sample::select(CHARSET.to_vec()),
         ) {
             let mut bytes = code.as_str().as_bytes().to_vec();
-            prop_assume!(bytes[pos] != replacement);
+            if bytes[pos] == replacement {
+                // Not a typo; proptest's reject budget is too small to filter these out.
+                return Ok(());
+            }
             bytes[pos] = replacement;
             let typo = String::from_utf8(bytes).unwrap();
             prop_assert!(CreditCode::parse(&typo).is_err());
@@ -918,7 +921,10 @@ mod tests {
         #[test]
         fn adjacent_swap_is_detected(code in code_strategy(), pos in 0usize..17) {
             let mut bytes = code.as_str().as_bytes().to_vec();
-            prop_assume!(bytes[pos] != bytes[pos + 1]);
+            if bytes[pos] == bytes[pos + 1] {
+                // Swapping equal neighbours changes nothing.
+                return Ok(());
+            }
             bytes.swap(pos, pos + 1);
             let typo = String::from_utf8(bytes).unwrap();
             prop_assert!(CreditCode::parse(&typo).is_err());

@@ -48,7 +48,7 @@ impl Role {
 }
 
 /// One person of the true world.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Person {
     /// The truth key, `P{household}-{member}`.
     pub key: String,
@@ -81,7 +81,7 @@ impl Person {
 
 /// One household: a registered family (户) for residents, or the people sharing one rented room
 /// for the floating population.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Household {
     pub index: u64,
     pub floating: bool,
@@ -447,10 +447,14 @@ impl World {
         }
         if elders > 0 {
             // Elders are the head's parents in a three-generation household, else the household.
-            let (lo, hi) = if couple {
-                (y(1938, 1, 1), y(1960, 1, 1))
-            } else {
-                (y(1932, 1, 1), y(1962, 1, 1))
+            // The head's parents were 22 to 35 when the head was born; both stay at least 18
+            // years older than the head.
+            let (lo, hi) = match members.first() {
+                Some(head) if couple => (
+                    head.birth - Duration::days(35 * 365),
+                    head.birth - Duration::days(22 * 365),
+                ),
+                _ => (y(1932, 1, 1), y(1962, 1, 1)),
             };
             let b1 = Self::birth_between(&mut r, lo, hi);
             let role = if couple { Role::Parent } else { Role::Head };
@@ -755,4 +759,115 @@ fn fallback_code() -> CreditCode {
     // Invariant: the published example 91350200776049653A is valid.
     CreditCode::parse("91350200776049653A")
         .unwrap_or_else(|_| unreachable!("published example code is valid"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world(people: u64) -> World {
+        World::new(SynthConfig {
+            people,
+            ..SynthConfig::default()
+        })
+        .expect("world")
+    }
+
+    #[test]
+    fn households_are_consistent_families() {
+        let w = world(5_000);
+        let as_of = w.config.as_of;
+        for h in 0..w.households {
+            let hh = w.household(h);
+            assert_eq!(
+                hh,
+                w.household(h),
+                "household {h} is a pure function of its index"
+            );
+            assert!(!hh.members.is_empty());
+            assert_eq!(hh.members[0].role, Role::Head);
+            for p in &hh.members {
+                assert_eq!(p.id.birth_date(), p.birth, "{}", p.key);
+                assert_eq!(p.id.sex(), p.sex, "{}", p.key);
+                assert!(p.birth <= as_of);
+                if let Some(m) = p.mother {
+                    let mother = &hh.members[m];
+                    assert_eq!(mother.sex, Sex::Female);
+                    assert!(
+                        p.birth.year() - mother.birth.year() >= 18,
+                        "{} born to a child",
+                        p.key
+                    );
+                }
+                if let Some(s) = p.spouse {
+                    assert_ne!(hh.members[s].sex, p.sex);
+                    assert_eq!(
+                        hh.members[s].spouse.map(|x| &hh.members[x].key),
+                        Some(&p.key)
+                    );
+                }
+                if let Some(e) = p.employer {
+                    assert!(e < w.entities);
+                    assert!(p.age_on(as_of) >= 18);
+                }
+                if hh.floating {
+                    assert_eq!(p.id.county_code(), hh.hukou_county.code.as_str());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_entity_has_exactly_one_representative_household() {
+        let w = world(30_000);
+        let mut seen = std::collections::HashSet::new();
+        for e in 0..w.entities {
+            let h = w.rep_household(e);
+            assert!(h < w.households);
+            assert_eq!(w.entity_represented_by(h), Some(e));
+            assert!(seen.insert(h));
+        }
+        let represented = (0..w.households)
+            .filter(|&h| w.entity_represented_by(h).is_some())
+            .count();
+        assert_eq!(represented as u64, w.entities);
+    }
+
+    #[test]
+    fn entities_have_valid_distinct_codes_and_names() {
+        let w = world(40_000);
+        let mut codes = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for e in 0..w.entities {
+            let ent = w.entity(e);
+            assert!(
+                CreditCode::parse(ent.code.as_str()).is_ok(),
+                "{}",
+                ent.code.as_str()
+            );
+            assert!(
+                codes.insert(ent.code.as_str().to_string()),
+                "code of E{e} repeats"
+            );
+            assert!(names.insert(ent.name.clone()), "name {} repeats", ent.name);
+        }
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_the_flag_named() {
+        let err = World::new(SynthConfig {
+            people: 0,
+            ..SynthConfig::default()
+        })
+        .err()
+        .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("--people")));
+        let err = World::new(SynthConfig {
+            floating_share: 1.5,
+            ..SynthConfig::default()
+        })
+        .err()
+        .map(|e| e.to_string());
+        assert!(err.is_some_and(|e| e.contains("--floating-share")));
+    }
 }
