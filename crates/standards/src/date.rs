@@ -703,7 +703,9 @@ mod tests {
         fn serials_round_trip(d in dates_in(1900..=2100), frac in prop::sample::select(vec!["", ".0", ".5", ".999"])) {
             let serial = to_serial(d).unwrap();
             // Four-digit serials (1902-1908) are deliberately read as bare years.
-            prop_assume!(!(1000..=2999).contains(&serial));
+            if (1000..=2999).contains(&serial) {
+                return Ok(());
+            }
             prop_assert_eq!(parse_date(&format!("{serial}{frac}")), Ok(d));
         }
 

@@ -159,6 +159,11 @@ const EXTRA_ALIASES: &[(&str, &str)] = &[("320576", "园区"), ("320576", "工�
 /// The short name: the official name without its administrative suffix, keeping at least two
 /// characters so that 和县 or 城区 do not collapse to one ambiguous character.
 pub fn short_name(name: &str) -> &str {
+    // Development zones (苏州工业园区, 河南濮阳工业园区) are not shortened by dropping 区: nobody
+    // writes 苏州工业园. Their abbreviations, where common, are in EXTRA_ALIASES.
+    if name.ends_with("园区") {
+        return name;
+    }
     for suffix in SUFFIXES {
         if let Some(stem) = name.strip_suffix(suffix)
             && stem.chars().count() >= 2
@@ -424,6 +429,7 @@ mod tests {
         assert_eq!(short_name("新疆维吾尔自治区"), "新疆");
         assert_eq!(short_name("青剑湖社区居委会"), "青剑湖社区");
         assert_eq!(short_name("唯亭街道"), "唯亭");
+        assert_eq!(short_name("苏州工业园区"), "苏州工业园区");
     }
 
     #[test]

@@ -486,9 +486,15 @@ pub fn homophone_variants(c: char) -> &'static [char] {
     HOMOPHONE_MAP.get(&c).map_or(&[], Vec::as_slice)
 }
 
-/// Variant characters written for one another in surnames (闫/阎, 付/傅, 肖/萧, 于/於): both
-/// directions.
-const VARIANT_PAIRS: &[(char, char)] = &[('闫', '阎'), ('付', '傅'), ('肖', '萧'), ('于', '於')];
+/// Variant characters written for one another in surnames (闫/阎, 付/傅, 肖/萧, 于/於, and 钟/锺,
+/// which simplification of 鍾 produces): both directions.
+const VARIANT_PAIRS: &[(char, char)] = &[
+    ('闫', '阎'),
+    ('付', '傅'),
+    ('肖', '萧'),
+    ('于', '於'),
+    ('钟', '锺'),
+];
 
 /// Typos of a surname by a look-alike character: only the typo points to the surname (候 → 侯,
 /// 沉 → 沈), never the other way.
@@ -662,6 +668,10 @@ mod tests {
         assert_eq!(variant_of('侯'), None);
         assert_eq!(variant_of('沉'), Some('沈'));
         assert_eq!(variant_of('王'), None);
+        assert_eq!(
+            variant_of(text::to_simplified("鍾").chars().next().unwrap()),
+            Some('钟')
+        );
     }
 
     fn name_alphabet() -> impl Strategy<Value = String> {

@@ -363,27 +363,26 @@ fn replace_runs(s: &str, accept_before: impl Fn(&str) -> bool) -> String {
             .char_indices()
             .find(|(_, ch)| !is_chinese_numeral(*ch))
             .map_or(rest.len(), |(i, _)| i);
-        // An exception word that reaches past the run (万达, 三里屯) cuts the run where it
-        // begins, so 一万达 is 一 followed by 万达. Exceptions made only of numerals (五一, 八一)
-        // count only when they are the whole run, or they would break up 一八五一〇.
-        let cut = rest[..end].char_indices().find_map(|(i, _)| {
-            NUMERAL_EXCEPTIONS
-                .iter()
-                .find(|w| rest[i..].starts_with(**w) && i + w.len() > end)
-                .map(|w| (i, w))
-        });
-        if let Some((0, word)) = cut {
+        // An exception word at the start of the run is kept when it is the whole run (五一) or
+        // reaches past it (万达广场, 三里屯); one that is only a prefix of a longer run (五一 in
+        // 五一〇) is not a word there. Further in, an exception that reaches past the run cuts
+        // the run where it begins, so 一万达 is 一 followed by 万达.
+        let starts_word = |i: usize| {
+            NUMERAL_EXCEPTIONS.iter().find(|w| {
+                rest[i..].starts_with(**w) && (i + w.len() > end || (i == 0 && w.len() == end))
+            })
+        };
+        if let Some(word) = starts_word(0) {
             out.push_str(word);
             rest = &rest[word.len()..];
             continue;
         }
-        if let Some((i, _)) = cut {
+        if let Some((i, _)) = rest[..end]
+            .char_indices()
+            .skip(1)
+            .find(|(i, _)| starts_word(*i).is_some())
+        {
             end = i;
-        }
-        if NUMERAL_EXCEPTIONS.contains(&&rest[..end]) {
-            out.push_str(&rest[..end]);
-            rest = &rest[end..];
-            continue;
         }
         let (run, after) = rest.split_at(end);
         let only_big_units = run.chars().all(|ch| unit_value(ch).is_some_and(|u| u > 10));
@@ -466,6 +465,8 @@ mod tests {
         assert_eq!(to_simplified("蘇州工業園區"), "苏州工业园区");
         assert_eq!(to_simplified("張偉"), "张伟");
         assert_eq!(to_simplified("青剑湖花园12幢"), "青剑湖花园12幢");
+        assert_eq!(to_simplified("乾隆"), "乾隆");
+        assert_eq!(to_simplified("乾燥"), "干燥");
         assert!(is_probably_traditional("陳麗華"));
         assert!(!is_probably_traditional("陈丽华"));
         assert!(!is_probably_traditional("abc"));
@@ -570,6 +571,9 @@ mod tests {
         );
         assert_eq!(replace_numerals_before_units("三元一村"), "三元一村");
         assert_eq!(replace_numerals_before_units("三单身"), "三单身");
+        // Numeral-only exception words (五一, 八一) do not split a longer positional number.
+        assert_eq!(replace_numerals_before_units("一八五一〇室"), "18510室");
+        assert_eq!(replace_chinese_numerals("五一路"), "五一路");
     }
 
     #[test]
