@@ -259,3 +259,57 @@ fn the_binary_prints_counts_per_source_and_per_community() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--grid-id-typo"));
 }
+
+#[test]
+fn messy_addresses_parse_to_the_same_room_key_as_the_standard_form() {
+    use tongban_standards::address;
+    let dir = tempfile::tempdir().unwrap();
+    generate(small(5, 8_000), dir.path(), &|_, _| {}).unwrap();
+    let truth = std::fs::read_to_string(dir.path().join("truth/records.csv")).unwrap();
+    let residence: HashMap<String, String> = truth
+        .lines()
+        .filter(|l| {
+            l.starts_with("floating_population.jsonl,") || l.starts_with("grid_collection.jsonl,")
+        })
+        .filter(|l| l.contains(",residence,"))
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[1].to_string(), f[3].to_string())
+        })
+        .collect();
+    // For every true room, the set of keys its written addresses parse to.
+    let mut keys: HashMap<String, HashSet<Option<String>>> = HashMap::new();
+    let mut n = 0;
+    for (file, rec_field, addr_field) in [
+        ("floating_population.jsonl", "djbh", "jzdz"),
+        ("grid_collection.jsonl", "cjbh", "dz"),
+    ] {
+        for line in std::fs::read_to_string(dir.path().join(file))
+            .unwrap()
+            .lines()
+        {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let room = &residence[v[rec_field].as_str().unwrap()];
+            let written = v[addr_field].as_str().unwrap();
+            // Both sources are collected inside the street, so the street is the parsing context
+            // (a compound name alone names no county).
+            let key = address::parse_address_in(written, Some("320576052"))
+                .ok()
+                .and_then(|a| address::room_key(&a));
+            keys.entry(room.clone()).or_default().insert(key);
+            n += 1;
+        }
+    }
+    let split: Vec<_> = keys
+        .iter()
+        .filter(|(_, k)| k.len() != 1 || k.contains(&None))
+        .collect();
+    assert!(n > 1000);
+    assert!(
+        split.is_empty(),
+        "{} of {} rooms get several keys, e.g. {:?}",
+        split.len(),
+        keys.len(),
+        split.iter().take(3).collect::<Vec<_>>()
+    );
+}
