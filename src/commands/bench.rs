@@ -77,6 +77,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 None => println!("  peak memory    not available on this platform"),
             }
             println!("  threads        {}", rayon_threads());
+            println!(
+                "  id collisions  {} resolved",
+                summary.id_collisions_resolved
+            );
             if !dir.as_os_str().is_empty() && dir.starts_with(std::env::temp_dir()) {
                 let _ = std::fs::remove_dir_all(&dir);
             }

@@ -736,6 +736,18 @@ mod tests {
     }
 
     #[test]
+    fn a_retired_county_code_keeps_the_id_valid() {
+        // 吴县 (320524) was abolished in 2001 and is missing from the 2023 division table, but
+        // everyone first registered there keeps it in their id.
+        assert!(crate::division::by_code("320524").is_none());
+        let id = new_from_parts("320524", date(1980, 5, 6), 123).unwrap();
+        assert_eq!(
+            CitizenId::parse(id.as_str()).unwrap().county_code(),
+            "320524"
+        );
+    }
+
+    #[test]
     fn published_example_is_valid() {
         let id = CitizenId::parse(EXAMPLE).unwrap();
         assert_eq!(id.as_str(), EXAMPLE);

@@ -99,6 +99,8 @@ mod tests {
         assert_eq!(code_of("回族").as_deref(), Some("03"));
         assert_eq!(code_of("5").as_deref(), Some("05"));
         assert_eq!(name_of("02"), Some("蒙古族"));
+        assert_eq!(code_of("高山族").as_deref(), Some("23"));
+        assert_eq!(code_of("基诺族").as_deref(), Some("56"));
         assert_eq!(code_of("火星族"), None);
         assert_eq!(code_of("57"), None);
         assert_eq!(name_of("0"), None);
