@@ -1,0 +1,6 @@
+//! Intake: how department data comes in.
+//!
+//! placeholder
+
+pub mod mapping;
+pub mod reader;

@@ -1,0 +1,641 @@
+//! Streaming readers for department files: CSV, JSON lines and JSON arrays, in UTF-8, GBK or
+//! GB18030.
+//!
+//! A reader turns a file into a stream of raw records (column → text, in the file's order) and
+//! hands each to a callback, so memory stays flat whatever the file's size. Problems are sorted
+//! into two kinds. A problem with the *file* — it cannot be opened, is empty, is not in its
+//! declared encoding, lacks a column the mapping names, is not a JSON array — stops reading before
+//! any record is delivered, with the path, the line and what was found. A problem with one
+//! *record* — a ragged CSV row, a JSON line that is not an object or not JSON, bytes that do not
+//! decode — is delivered as an [`Item::Unreadable`] with its location and raw text, so the caller
+//! can quarantine it and go on.
+//!
+//! Readers do not interpret values; cleaning does that.
+
+use crate::mapping::{Encoding, Format, Mapping};
+use encoding_rs_io::DecodeReaderBytesBuilder;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Where a record is in its file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Location {
+    /// 1-based line (for CSV, the line the record starts on; the header is line 1).
+    Line(u64),
+    /// 1-based position in a JSON array.
+    Element(u64),
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Line(n) => write!(f, "line {n}"),
+            Location::Element(n) => write!(f, "element {n}"),
+        }
+    }
+}
+
+/// One record as delivered: columns and their text, in file order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawRecord {
+    pub location: Location,
+    pub columns: Arc<[String]>,
+    pub values: Vec<String>,
+}
+
+impl RawRecord {
+    /// The value of a column; `None` when the column is absent, `Some("")` when it is empty.
+    pub fn get(&self, column: &str) -> Option<&str> {
+        self.columns
+            .iter()
+            .position(|c| c == column)
+            .and_then(|i| self.values.get(i))
+            .map(String::as_str)
+    }
+
+    /// The record as a JSON object in file column order, the form kept as the raw record and
+    /// hashed for change detection.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(16 * self.values.len() + 2);
+        out.push('{');
+        for (i, (c, v)) in self.columns.iter().zip(&self.values).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_string(&mut out, c);
+            out.push(':');
+            push_json_string(&mut out, v);
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// Writes a JSON string literal. Hand-written because it runs once per value on the ingest path,
+/// where going through serde_json's `Value` would cost an allocation per field.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                use fmt::Write as _;
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Why one record could not be read.
+#[derive(Clone, Debug, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+pub enum RecordProblem {
+    #[error("row has {found} fields but the header has {expected}")]
+    Ragged { expected: usize, found: usize },
+    #[error("expected a JSON object, found {found}")]
+    NotAnObject { found: String },
+    #[error("not valid JSON: {message}")]
+    InvalidJson { message: String },
+    #[error("bytes that are not valid {encoding} (shown as �)")]
+    Undecodable { encoding: String },
+}
+
+/// What a reader delivers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Item {
+    Record(RawRecord),
+    Unreadable {
+        location: Location,
+        raw: String,
+        problem: RecordProblem,
+    },
+}
+
+/// Why a file cannot be read at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError<E> {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is empty")]
+    Empty { path: String },
+    #[error("{path}: line {line}: {message}")]
+    Encoding {
+        path: String,
+        line: u64,
+        message: String,
+    },
+    #[error(
+        "{path}: the header lacks column(s) {missing:?} named by the mapping (the header has {found:?})"
+    )]
+    MissingColumns {
+        path: String,
+        missing: Vec<String>,
+        found: Vec<String>,
+    },
+    #[error("{path}: line {line}: {message}")]
+    Csv {
+        path: String,
+        line: u64,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Json { path: String, message: String },
+    /// The callback refused a record; reading stopped there.
+    #[error(transparent)]
+    Sink(E),
+}
+
+/// What a reader saw.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadSummary {
+    pub records: u64,
+    pub unreadable: u64,
+    /// The file started with a byte-order mark (removed).
+    pub had_bom: bool,
+}
+
+fn encoding_rs_of(e: Encoding) -> &'static encoding_rs::Encoding {
+    match e {
+        Encoding::Utf8 => encoding_rs::UTF_8,
+        Encoding::Gbk => encoding_rs::GBK,
+        Encoding::Gb18030 => encoding_rs::GB18030,
+    }
+}
+
+/// Checks the first 64 KiB against the declared encoding, so that a file in the wrong encoding
+/// is refused before anything is stored rather than ingested as mojibake.
+fn sniff_encoding(sample: &[u8], declared: Encoding, path: &str) -> Result<(), (u64, String)> {
+    // A multi-byte character may be cut at the end of the sample; ignore the last 3 bytes.
+    let body =
+        &sample[..sample
+            .len()
+            .saturating_sub(if sample.len() == 64 * 1024 { 3 } else { 0 })];
+    let line_of = |offset: usize| body[..offset].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+    match declared {
+        Encoding::Utf8 => {
+            if let Err(e) = std::str::from_utf8(body) {
+                let at = e.valid_up_to();
+                let (_, _, gbk_errors) = encoding_rs::GBK.decode(body);
+                let hint = if gbk_errors {
+                    ""
+                } else {
+                    "; the file reads cleanly as GBK: declare encoding = \"gbk\""
+                };
+                return Err((
+                    line_of(at),
+                    format!(
+                        "byte 0x{:02X} is not valid UTF-8 as declared for {path}{hint}",
+                        body[at]
+                    ),
+                ));
+            }
+        }
+        Encoding::Gbk | Encoding::Gb18030 => {
+            if let Ok(text) = std::str::from_utf8(body)
+                && let Some(at) = text.find(|c: char| !c.is_ascii())
+            {
+                return Err((
+                    line_of(at),
+                    format!(
+                        "the file is UTF-8 (found {:?}), not {declared:?} as declared: declare encoding = \"utf-8\"",
+                        text[at..].chars().next().unwrap_or(' ')
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads `path` as the mapping declares, calling `on_item` for every record or unreadable record.
+pub fn read_file<E>(
+    path: &Path,
+    mapping: &Mapping,
+    on_item: &mut dyn FnMut(Item) -> Result<(), E>,
+) -> Result<ReadSummary, ReadError<E>> {
+    let shown = path.display().to_string();
+    let io = |source| ReadError::Io {
+        path: shown.clone(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io)?;
+    let mut sample = vec![0u8; 64 * 1024];
+    let mut filled = 0;
+    while filled < sample.len() {
+        let n = file.read(&mut sample[filled..]).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        filled += n;
+    }
+    sample.truncate(filled);
+    let had_bom = sample.starts_with(&[0xEF, 0xBB, 0xBF]);
+    let body = if had_bom { &sample[3..] } else { &sample[..] };
+    if body.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ReadError::Empty { path: shown });
+    }
+    sniff_encoding(body, mapping.source.encoding, &shown).map_err(|(line, message)| {
+        ReadError::Encoding {
+            path: shown.clone(),
+            line,
+            message,
+        }
+    })?;
+    let chained = std::io::Cursor::new(sample).chain(file);
+    let decoder = DecodeReaderBytesBuilder::new()
+        .encoding(Some(encoding_rs_of(mapping.source.encoding)))
+        .strip_bom(true)
+        .build(chained);
+    let encoding_name = format!("{:?}", mapping.source.encoding);
+    let mut summary = ReadSummary {
+        had_bom,
+        ..Default::default()
+    };
+    let mut deliver = |item: Item, summary: &mut ReadSummary| -> Result<(), ReadError<E>> {
+        let item = match item {
+            Item::Record(r) if r.values.iter().any(|v| v.contains('\u{FFFD}')) => {
+                Item::Unreadable {
+                    location: r.location,
+                    raw: r.to_json(),
+                    problem: RecordProblem::Undecodable {
+                        encoding: encoding_name.clone(),
+                    },
+                }
+            }
+            other => other,
+        };
+        match &item {
+            Item::Record(_) => summary.records += 1,
+            Item::Unreadable { .. } => summary.unreadable += 1,
+        }
+        on_item(item).map_err(ReadError::Sink)
+    };
+    match mapping.source.format {
+        Format::Csv => read_csv(decoder, mapping, &shown, &mut |i| deliver(i, &mut summary))?,
+        Format::Jsonl => read_jsonl(decoder, &shown, &mut |i| deliver(i, &mut summary))?,
+        Format::Json => read_json_array(decoder, &shown, &mut |i| deliver(i, &mut summary))?,
+    }
+    Ok(summary)
+}
+
+fn read_csv<R: Read, E>(
+    input: R,
+    mapping: &Mapping,
+    path: &str,
+    deliver: &mut dyn FnMut(Item) -> Result<(), ReadError<E>>,
+) -> Result<(), ReadError<E>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(input);
+    let csv_err = |e: csv::Error| {
+        let line = e.position().map(|p| p.line()).unwrap_or(0);
+        ReadError::Csv {
+            path: path.to_string(),
+            line,
+            message: e.to_string(),
+        }
+    };
+    let header: Arc<[String]> = rdr
+        .headers()
+        .map_err(csv_err)?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
+    if header.iter().all(String::is_empty) {
+        return Err(ReadError::Empty {
+            path: path.to_string(),
+        });
+    }
+    let missing: Vec<String> = mapping
+        .required_columns()
+        .into_iter()
+        .filter(|c| !header.iter().any(|h| h == c))
+        .map(String::from)
+        .collect();
+    if !missing.is_empty() {
+        return Err(ReadError::MissingColumns {
+            path: path.to_string(),
+            missing,
+            found: header.to_vec(),
+        });
+    }
+    let mut rec = csv::StringRecord::new();
+    while rdr.read_record(&mut rec).map_err(csv_err)? {
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty()) {
+            continue;
+        }
+        if rec.len() != header.len() {
+            let raw = rec.iter().collect::<Vec<_>>().join(",");
+            deliver(Item::Unreadable {
+                location: Location::Line(line),
+                raw,
+                problem: RecordProblem::Ragged {
+                    expected: header.len(),
+                    found: rec.len(),
+                },
+            })?;
+            continue;
+        }
+        deliver(Item::Record(RawRecord {
+            location: Location::Line(line),
+            columns: header.clone(),
+            values: rec.iter().map(String::from).collect(),
+        }))?;
+    }
+    Ok(())
+}
+
+/// The record behind a JSON object: strings as they are, numbers and booleans as written,
+/// nested values as JSON text, nulls left out (a null is a missing value).
+fn object_record(location: Location, obj: serde_json::Map<String, serde_json::Value>) -> RawRecord {
+    let mut columns = Vec::with_capacity(obj.len());
+    let mut values = Vec::with_capacity(obj.len());
+    for (k, v) in obj {
+        let text = match v {
+            serde_json::Value::Null => continue,
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        };
+        columns.push(k);
+        values.push(text);
+    }
+    RawRecord {
+        location,
+        columns: columns.into(),
+        values,
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+    .to_string()
+}
+
+fn read_jsonl<R: Read, E>(
+    input: R,
+    path: &str,
+    deliver: &mut dyn FnMut(Item) -> Result<(), ReadError<E>>,
+) -> Result<(), ReadError<E>> {
+    let mut rdr = BufReader::with_capacity(1 << 16, input);
+    let mut line = String::new();
+    let mut n = 0u64;
+    loop {
+        line.clear();
+        let read = rdr.read_line(&mut line).map_err(|source| ReadError::Io {
+            path: path.to_string(),
+            source,
+        })?;
+        if read == 0 {
+            return Ok(());
+        }
+        n += 1;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        let location = Location::Line(n);
+        match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(serde_json::Value::Object(obj)) => {
+                deliver(Item::Record(object_record(location, obj)))?
+            }
+            Ok(other) => deliver(Item::Unreadable {
+                location,
+                raw: text.to_string(),
+                problem: RecordProblem::NotAnObject {
+                    found: json_kind(&other),
+                },
+            })?,
+            Err(e) => deliver(Item::Unreadable {
+                location,
+                raw: text.to_string(),
+                problem: RecordProblem::InvalidJson {
+                    message: e.to_string(),
+                },
+            })?,
+        }
+    }
+}
+
+/// Streams the elements of a top-level JSON array without holding the array in memory.
+struct ArraySeed<'a, E> {
+    deliver: &'a mut dyn FnMut(Item) -> Result<(), ReadError<E>>,
+    failed: &'a mut Option<ReadError<E>>,
+}
+
+impl<'de, E> DeserializeSeed<'de> for ArraySeed<'_, E> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, E> Visitor<'de> for ArraySeed<'_, E> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON array of objects")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut n = 0u64;
+        while let Some(v) = seq.next_element::<serde_json::Value>()? {
+            n += 1;
+            let location = Location::Element(n);
+            let item = match v {
+                serde_json::Value::Object(obj) => Item::Record(object_record(location, obj)),
+                other => Item::Unreadable {
+                    location,
+                    raw: other.to_string(),
+                    problem: RecordProblem::NotAnObject {
+                        found: json_kind(&other),
+                    },
+                },
+            };
+            if let Err(e) = (self.deliver)(item) {
+                *self.failed = Some(e);
+                return Err(serde::de::Error::custom("stopped by the record sink"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_json_array<R: Read, E>(
+    input: R,
+    path: &str,
+    deliver: &mut dyn FnMut(Item) -> Result<(), ReadError<E>>,
+) -> Result<(), ReadError<E>> {
+    let mut failed = None;
+    let mut de = serde_json::Deserializer::from_reader(BufReader::with_capacity(1 << 16, input));
+    let result = ArraySeed {
+        deliver,
+        failed: &mut failed,
+    }
+    .deserialize(&mut de)
+    .and_then(|_| de.end());
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    result.map_err(|e| ReadError::Json {
+        path: path.to_string(),
+        message: format!("line {} column {}: {e}", e.line(), e.column()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn mapping(format: &str, encoding: &str) -> Mapping {
+        Mapping::parse(
+            &format!(
+                r#"
+[source]
+id = "t"
+department = "d"
+format = "{format}"
+encoding = "{encoding}"
+record_key = ["id"]
+subject = "person"
+[[field]]
+column = "name"
+field = "name"
+clean = "name"
+"#
+            ),
+            "t.toml",
+        )
+        .unwrap()
+    }
+
+    fn read(bytes: &[u8], m: &Mapping) -> Result<(Vec<Item>, ReadSummary), String> {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        f.write_all(bytes).unwrap();
+        let mut items = Vec::new();
+        read_file::<std::convert::Infallible>(f.path(), m, &mut |i| {
+            items.push(i);
+            Ok(())
+        })
+        .map(|s| (items, s))
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn csv_with_bom_and_a_ragged_row() {
+        let m = mapping("csv", "utf-8");
+        let (items, s) = read(
+            "\u{feff}id,name\n1,张三\n2,李四,多余\n3,\"王,五\"\n".as_bytes(),
+            &m,
+        )
+        .unwrap();
+        assert!(s.had_bom);
+        assert_eq!((s.records, s.unreadable), (2, 1));
+        let Item::Record(r) = &items[0] else { panic!() };
+        assert_eq!(
+            (r.get("id"), r.get("name"), r.location),
+            (Some("1"), Some("张三"), Location::Line(2))
+        );
+        assert_eq!(r.to_json(), r#"{"id":"1","name":"张三"}"#);
+        assert!(matches!(
+            &items[1],
+            Item::Unreadable {
+                location: Location::Line(3),
+                problem: RecordProblem::Ragged {
+                    expected: 2,
+                    found: 3
+                },
+                ..
+            }
+        ));
+        let Item::Record(r) = &items[2] else { panic!() };
+        assert_eq!(r.get("name"), Some("王,五"));
+    }
+
+    #[test]
+    fn gbk_is_decoded_and_a_wrong_declaration_is_caught() {
+        let (gbk, _, _) = encoding_rs::GBK.encode("id,name\n1,陳偉\n");
+        let (items, _) = read(&gbk, &mapping("csv", "gbk")).unwrap();
+        let Item::Record(r) = &items[0] else { panic!() };
+        assert_eq!(r.get("name"), Some("陳偉"));
+        let err = read(&gbk, &mapping("csv", "utf-8")).unwrap_err();
+        assert!(
+            err.contains("line 2") && err.contains("not valid UTF-8") && err.contains("gbk"),
+            "{err}"
+        );
+        let err = read("id,name\n1,张三\n".as_bytes(), &mapping("csv", "gbk")).unwrap_err();
+        assert!(err.contains("line 2") && err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn missing_columns_and_empty_files_are_file_errors() {
+        let err = read("id,xm\n1,张三\n".as_bytes(), &mapping("csv", "utf-8")).unwrap_err();
+        assert!(err.contains("[\"name\"]") && err.contains("xm"), "{err}");
+        let err = read(b"", &mapping("csv", "utf-8")).unwrap_err();
+        assert!(err.ends_with("is empty"), "{err}");
+        let err = read(b"\xEF\xBB\xBF\n\n", &mapping("jsonl", "utf-8")).unwrap_err();
+        assert!(err.ends_with("is empty"), "{err}");
+    }
+
+    #[test]
+    fn json_lines_keep_going_past_bad_lines() {
+        let m = mapping("jsonl", "utf-8");
+        let text = "{\"id\":1,\"name\":\"张三\",\"x\":null}\n[1,2]\n{not json\n\n{\"id\":\"4\",\"name\":\"赵六\",\"n\":{\"a\":1}}\n";
+        let (items, s) = read(text.as_bytes(), &m).unwrap();
+        assert_eq!((s.records, s.unreadable), (2, 2));
+        let Item::Record(r) = &items[0] else { panic!() };
+        assert_eq!((r.get("id"), r.get("x")), (Some("1"), None));
+        assert!(matches!(
+            &items[1],
+            Item::Unreadable {
+                location: Location::Line(2),
+                problem: RecordProblem::NotAnObject { .. },
+                ..
+            }
+        ));
+        assert!(matches!(
+            &items[2],
+            Item::Unreadable {
+                location: Location::Line(3),
+                problem: RecordProblem::InvalidJson { .. },
+                ..
+            }
+        ));
+        let Item::Record(r) = &items[3] else { panic!() };
+        assert_eq!(
+            (r.location, r.get("n")),
+            (Location::Line(5), Some("{\"a\":1}"))
+        );
+    }
+
+    #[test]
+    fn json_arrays_stream_and_report_where_they_break() {
+        let m = mapping("json", "utf-8");
+        let (items, s) = read(br#"[{"id":"1","name":"a"}, 7, {"id":"3"}]"#, &m).unwrap();
+        assert_eq!((s.records, s.unreadable, items.len()), (2, 1, 3));
+        let err = read(br#"{"id":"1"}"#, &m).unwrap_err();
+        assert!(err.contains("a JSON array"), "{err}");
+        let err = read(b"[{\"id\":\"1\"},\n{\"id\":", &m).unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
+    }
+}
