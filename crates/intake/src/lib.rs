@@ -2,5 +2,6 @@
 //!
 //! placeholder
 
+pub mod clean;
 pub mod mapping;
 pub mod reader;

@@ -1,0 +1,601 @@
+//! Cleaning: one raw record and its mapping in, standard fields and a list of issues out.
+//!
+//! Each mapped column is read by its cleaning step through the standards library. The result is
+//! the record's key, its cleaned fields (`role.field` → JSON value) and every issue found, each
+//! with a code, the field, the raw value, a message and a severity. `Blocking` issues send the
+//! record to quarantine; `Warning` issues keep the record but leave the field empty; `Info`
+//! issues record a normalisation the department may want to know about (a 15-digit id upgraded,
+//! full-width digits, traditional characters).
+//!
+//! Cleaning is pure: no I/O, no clock, no store. It does not decide whether two records describe
+//! the same person (resolution does) and it does not look at other records (duplicate keys are
+//! found where the batch is stored).
+
+use crate::mapping::{Clean, FieldMapping, Mapping, OnInvalid};
+use crate::reader::RawRecord;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use tongban_standards::{
+    address, citizen_id, credit_code, date, division, ethnicity, names, phone, text,
+};
+
+/// How bad an issue is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Blocking,
+}
+
+/// One problem or normalisation found in one field of one record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Issue {
+    /// Stable machine code, `step.kind`, e.g. `citizen_id.bad_check_char`, `required.missing`.
+    pub code: String,
+    /// The standard field (`mother.citizen_id`), or `record` for record-level issues.
+    pub field: String,
+    /// The value as delivered.
+    pub raw: String,
+    pub message: String,
+    pub severity: Severity,
+}
+
+/// A cleaned record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Cleaned {
+    /// The record key: the key columns' values joined by `|`.
+    pub key: String,
+    pub fields: BTreeMap<String, Value>,
+    pub issues: Vec<Issue>,
+}
+
+impl Cleaned {
+    /// Whether the record must go to quarantine.
+    pub fn blocked(&self) -> bool {
+        self.issues.iter().any(|i| i.severity == Severity::Blocking)
+    }
+}
+
+/// The snake_case name of an enum variant, from its `Debug` form: `BadCheckChar { .. }` →
+/// `bad_check_char`. The standards errors are enums, so this gives every issue a stable code
+/// without a hand-kept table that could drift from the variants.
+fn variant_code(e: &impl Debug) -> String {
+    let dbg = format!("{e:?}");
+    let name: &str = dbg
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .next()
+        .unwrap_or("");
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, c) in name.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The outcome of one cleaning step on one non-empty value.
+struct Step {
+    value: Option<Value>,
+    /// (code suffix, message, severity if the value was usable); errors get the field's
+    /// `on_invalid` severity.
+    notes: Vec<(String, String)>,
+    error: Option<(String, String)>,
+}
+
+impl Step {
+    fn ok(v: Value) -> Step {
+        Step {
+            value: Some(v),
+            notes: Vec::new(),
+            error: None,
+        }
+    }
+    fn err(code: String, message: String) -> Step {
+        Step {
+            value: None,
+            notes: Vec::new(),
+            error: Some((code, message)),
+        }
+    }
+}
+
+fn year_month(s: &str) -> Option<String> {
+    let t = text::to_halfwidth(s.trim());
+    let digits: Vec<&str> = t
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|p| !p.is_empty())
+        .collect();
+    let (y, m) = match digits.as_slice() {
+        [ym] if ym.len() == 6 => (ym[..4].parse::<u32>().ok()?, ym[4..].parse::<u32>().ok()?),
+        [y, m] | [y, m, _] if y.len() == 4 => (y.parse().ok()?, m.parse().ok()?),
+        _ => return None,
+    };
+    ((1900..=2100).contains(&y) && (1..=12).contains(&m)).then(|| format!("{y:04}-{m:02}"))
+}
+
+fn sex(s: &str) -> Option<&'static str> {
+    match text::to_halfwidth(s.trim()).to_ascii_lowercase().as_str() {
+        "男" | "1" | "m" | "male" | "男性" => Some("1"),
+        "女" | "2" | "f" | "female" | "女性" => Some("2"),
+        _ => None,
+    }
+}
+
+fn number(s: &str) -> String {
+    text::to_halfwidth(s.trim()).replace([',', ' '], "")
+}
+
+fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
+    match step {
+        Clean::CitizenId => match citizen_id::parse_detailed(raw) {
+            Ok(p) => {
+                let mut s = Step::ok(json!(p.id.as_str()));
+                s.notes = p
+                    .notes
+                    .iter()
+                    .map(|n| (variant_code(n), n.to_string()))
+                    .collect();
+                s
+            }
+            Err(e) => {
+                let d = citizen_id::diagnose(raw);
+                let mut msg = e.to_string();
+                if !d.candidates.is_empty() && d.candidates.len() <= 5 {
+                    let c: Vec<&str> = d.candidates.iter().map(|c| c.as_str()).collect();
+                    msg.push_str(&format!("; likely meant {}", c.join(" or ")));
+                }
+                Step::err(variant_code(&e), msg)
+            }
+        },
+        Clean::CreditCode => match credit_code::parse_detailed(raw) {
+            Ok(p) => {
+                let mut s = Step::ok(json!(p.code.as_str()));
+                s.notes = p
+                    .notes
+                    .iter()
+                    .map(|n| (variant_code(n), format!("{n:?}")))
+                    .collect();
+                s
+            }
+            Err(e) => Step::err(variant_code(&e), e.to_string()),
+        },
+        Clean::Name => match names::clean_name(raw) {
+            Ok(n) => {
+                let mut s = Step::ok(json!(n.name));
+                s.notes = n
+                    .notes
+                    .iter()
+                    .map(|x| (variant_code(x), format!("{x:?}")))
+                    .collect();
+                s
+            }
+            Err(e) => Step::err(variant_code(&e), e.to_string()),
+        },
+        Clean::Phone => match phone::parse_phone(raw, None) {
+            Ok(p) => {
+                let mut s = Step::ok(json!(p.to_string()));
+                if p.to_string() != raw.trim() {
+                    s.notes.push((
+                        "reformatted".into(),
+                        format!("written {raw:?}, canonical {p}"),
+                    ));
+                }
+                s
+            }
+            Err(e) => Step::err(variant_code(&e), e.to_string()),
+        },
+        Clean::Date => match date::parse_date(raw) {
+            Ok(d) => Step::ok(json!(d.format("%Y-%m-%d").to_string())),
+            Err(e) => Step::err(variant_code(&e), e.to_string()),
+        },
+        Clean::YearMonth => match year_month(raw) {
+            Some(ym) => Step::ok(json!(ym)),
+            None => Step::err(
+                "unrecognised".into(),
+                format!("{raw:?} is not a month (202109, 2021-09, 2021年9月)"),
+            ),
+        },
+        Clean::Address => match address::parse_address_in(raw, context_division) {
+            Ok(a) => {
+                let mut v = serde_json::to_value(&a).unwrap_or(Value::Null);
+                if let Value::Object(o) = &mut v {
+                    o.insert("text".into(), json!(address::format_address(&a)));
+                    o.insert("building_key".into(), json!(address::building_key(&a)));
+                    o.insert("room_key".into(), json!(address::room_key(&a)));
+                    o.remove("notes");
+                }
+                let mut s = Step::ok(v);
+                if address::building_key(&a).is_none() {
+                    s.notes.push((
+                        "no_building".into(),
+                        "the address does not name a building".into(),
+                    ));
+                }
+                if !a.rest.is_empty() {
+                    s.notes.push((
+                        "unparsed_rest".into(),
+                        format!("could not read {:?}", a.rest),
+                    ));
+                }
+                s
+            }
+            Err(e) => Step::err(variant_code(&e), e.to_string()),
+        },
+        Clean::Division => {
+            let t = raw.trim();
+            let found = if t.bytes().all(|b| b.is_ascii_digit()) {
+                division::by_code(t).map(|d| d.code.clone())
+            } else {
+                division::by_name(t).first().map(|d| d.code.clone())
+            };
+            match found {
+                Some(code) => Step::ok(json!(code)),
+                None => Step::err(
+                    "unknown".into(),
+                    format!("{t:?} is not a known division code or name"),
+                ),
+            }
+        }
+        Clean::Sex => match sex(raw) {
+            Some(code) => Step::ok(json!(code)),
+            None => Step::err(
+                "unrecognised".into(),
+                format!("{raw:?} is not a sex (男/女, 1/2, M/F)"),
+            ),
+        },
+        Clean::Ethnicity => match ethnicity::code_of(raw) {
+            Some(code) => Step::ok(json!(ethnicity::name_of(&code).unwrap_or(raw))),
+            None => Step::err(
+                "unknown".into(),
+                format!("{raw:?} is not one of the 56 ethnic groups"),
+            ),
+        },
+        Clean::Text => Step::ok(json!(text::normalize(raw))),
+        Clean::Integer => match number(raw).parse::<i64>() {
+            Ok(n) => Step::ok(json!(n)),
+            Err(_) => Step::err(
+                "not_integer".into(),
+                format!("{raw:?} is not a whole number"),
+            ),
+        },
+        Clean::Decimal => match number(raw).parse::<f64>() {
+            Ok(n) if n.is_finite() => Step::ok(json!(n)),
+            _ => Step::err("not_number".into(), format!("{raw:?} is not a number")),
+        },
+        Clean::Raw => Step::ok(json!(raw)),
+    }
+}
+
+fn step_name(c: Clean) -> String {
+    variant_code(&c)
+}
+
+/// Cleans one record.
+pub fn clean_record(mapping: &Mapping, raw: &RawRecord) -> Cleaned {
+    let mut issues = Vec::new();
+    let mut key_parts = Vec::with_capacity(mapping.source.record_key.len());
+    for k in &mapping.source.record_key {
+        let v = raw.get(k).map(str::trim).unwrap_or("");
+        if v.is_empty() {
+            issues.push(Issue {
+                code: "record_key.missing".into(),
+                field: "record".into(),
+                raw: String::new(),
+                message: format!("record key column {k:?} is empty"),
+                severity: Severity::Blocking,
+            });
+        }
+        key_parts.push(v);
+    }
+    let mut fields = BTreeMap::new();
+    let context = mapping.source.division.as_deref();
+    for f in &mapping.fields {
+        clean_field(f, raw, context, &mut fields, &mut issues);
+    }
+    check_id_agreement(&fields, &mut issues);
+    Cleaned {
+        key: key_parts.join("|"),
+        fields,
+        issues,
+    }
+}
+
+fn clean_field(
+    f: &FieldMapping,
+    raw: &RawRecord,
+    context: Option<&str>,
+    fields: &mut BTreeMap<String, Value>,
+    issues: &mut Vec<Issue>,
+) {
+    let value = raw.get(&f.column).unwrap_or("");
+    if value.trim().is_empty() {
+        if f.required {
+            issues.push(Issue {
+                code: "required.missing".into(),
+                field: f.field.clone(),
+                raw: value.to_string(),
+                message: format!("required column {:?} is empty", f.column),
+                severity: Severity::Blocking,
+            });
+        }
+        return;
+    }
+    let step = run_step(f.clean, value, context);
+    let prefix = step_name(f.clean);
+    for (code, message) in step.notes {
+        issues.push(Issue {
+            code: format!("{prefix}.{code}"),
+            field: f.field.clone(),
+            raw: value.to_string(),
+            message,
+            severity: Severity::Info,
+        });
+    }
+    if let Some((code, message)) = step.error {
+        issues.push(Issue {
+            code: format!("{prefix}.{code}"),
+            field: f.field.clone(),
+            raw: value.to_string(),
+            message: format!("column {:?}: {message}", f.column),
+            severity: match f.on_invalid() {
+                OnInvalid::Quarantine => Severity::Blocking,
+                OnInvalid::Warn => Severity::Warning,
+            },
+        });
+    }
+    if let Some(v) = step.value {
+        fields.insert(f.field.clone(), v);
+    }
+}
+
+/// A valid id whose birth date or sex disagrees with the record's own birth date or sex is a sign
+/// that one of them was mistyped or that the id belongs to someone else; resolution will not link
+/// on it deterministically, and the department should know.
+fn check_id_agreement(fields: &BTreeMap<String, Value>, issues: &mut Vec<Issue>) {
+    for (name, value) in fields {
+        let Some(role) = name.strip_suffix("citizen_id") else {
+            continue;
+        };
+        let Some(id) = value
+            .as_str()
+            .and_then(|s| citizen_id::CitizenId::parse(s).ok())
+        else {
+            continue;
+        };
+        let birth = id.birth_date().format("%Y-%m-%d").to_string();
+        if let Some(b) = fields
+            .get(&format!("{role}birth_date"))
+            .and_then(Value::as_str)
+            && b != birth
+        {
+            issues.push(Issue {
+                code: "citizen_id.birth_date_disagrees".into(),
+                field: name.clone(),
+                raw: id.as_str().to_string(),
+                message: format!("the id says born {birth} but the record says {b}"),
+                severity: Severity::Warning,
+            });
+        }
+        if let Some(s) = fields.get(&format!("{role}sex")).and_then(Value::as_str)
+            && s != id.sex().code()
+        {
+            issues.push(Issue {
+                code: "citizen_id.sex_disagrees".into(),
+                field: name.clone(),
+                raw: id.as_str().to_string(),
+                message: format!(
+                    "the id says {} but the record says {}",
+                    id.sex().zh(),
+                    if s == "1" { "男" } else { "女" }
+                ),
+                severity: Severity::Warning,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reader::Location;
+    use std::sync::Arc;
+
+    fn mapping() -> Mapping {
+        Mapping::parse(
+            r#"
+[source]
+id = "t"
+department = "d"
+format = "csv"
+record_key = ["编号"]
+subject = "person"
+division = "320576052"
+[[field]]
+column = "身份证"
+field = "citizen_id"
+clean = "citizen_id"
+required = true
+[[field]]
+column = "姓名"
+field = "name"
+clean = "name"
+required = true
+[[field]]
+column = "性别"
+field = "sex"
+clean = "sex"
+[[field]]
+column = "出生"
+field = "birth_date"
+clean = "date"
+[[field]]
+column = "电话"
+field = "phone"
+clean = "phone"
+[[field]]
+column = "地址"
+field = "address"
+clean = "address"
+[[field]]
+column = "母亲身份证"
+field = "mother.citizen_id"
+clean = "citizen_id"
+"#,
+            "t.toml",
+        )
+        .unwrap()
+    }
+
+    fn rec(values: &[&str]) -> RawRecord {
+        let cols: Arc<[String]> = [
+            "编号",
+            "身份证",
+            "姓名",
+            "性别",
+            "出生",
+            "电话",
+            "地址",
+            "母亲身份证",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        RawRecord {
+            location: Location::Line(2),
+            columns: cols,
+            values: values.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_clean_record_has_standard_fields() {
+        let c = clean_record(
+            &mapping(),
+            &rec(&[
+                "7",
+                "11010519491231002x",
+                "張 三",
+                "女",
+                "1949年12月31日",
+                "+86 138 1234 5678",
+                "青剑湖花园12-3-1001",
+                "",
+            ]),
+        );
+        assert!(!c.blocked(), "{:?}", c.issues);
+        assert_eq!(c.key, "7");
+        assert_eq!(c.fields["citizen_id"], "11010519491231002X");
+        assert_eq!(c.fields["name"], "张三");
+        assert_eq!(c.fields["sex"], "2");
+        assert_eq!(c.fields["birth_date"], "1949-12-31");
+        assert_eq!(c.fields["phone"], "13812345678");
+        assert_eq!(
+            c.fields["address"]["room_key"],
+            "320576|青剑湖花园|12|3|1001"
+        );
+        assert!(!c.fields.contains_key("mother.citizen_id"));
+        let codes: Vec<&str> = c.issues.iter().map(|i| i.code.as_str()).collect();
+        assert!(codes.contains(&"citizen_id.lowercase_x"), "{codes:?}");
+        assert!(codes.contains(&"name.traditional"), "{codes:?}");
+        assert!(c.issues.iter().all(|i| i.severity == Severity::Info));
+    }
+
+    #[test]
+    fn a_bad_required_id_blocks_and_a_bad_optional_one_warns() {
+        let c = clean_record(
+            &mapping(),
+            &rec(&[
+                "8",
+                "110105194912310021",
+                "李四",
+                "",
+                "",
+                "",
+                "",
+                "110105194912310021",
+            ]),
+        );
+        assert!(c.blocked());
+        let id = c.issues.iter().find(|i| i.field == "citizen_id").unwrap();
+        assert_eq!(id.code, "citizen_id.bad_check_char");
+        assert_eq!(id.severity, Severity::Blocking);
+        assert!(id.message.contains("身份证"), "{}", id.message);
+        let mother = c
+            .issues
+            .iter()
+            .find(|i| i.field == "mother.citizen_id")
+            .unwrap();
+        assert_eq!(mother.severity, Severity::Warning);
+        assert!(!c.fields.contains_key("citizen_id"));
+    }
+
+    #[test]
+    fn missing_key_and_required_values_block() {
+        let c = clean_record(&mapping(), &rec(&["", "", "", "", "", "", "", ""]));
+        let codes: Vec<&str> = c.issues.iter().map(|i| i.code.as_str()).collect();
+        assert_eq!(
+            codes,
+            ["record_key.missing", "required.missing", "required.missing"]
+        );
+    }
+
+    #[test]
+    fn ids_that_disagree_with_birth_date_or_sex_are_flagged() {
+        let c = clean_record(
+            &mapping(),
+            &rec(&[
+                "9",
+                "11010519491231002X",
+                "王五",
+                "男",
+                "1950-01-01",
+                "",
+                "",
+                "",
+            ]),
+        );
+        let codes: Vec<&str> = c.issues.iter().map(|i| i.code.as_str()).collect();
+        assert!(
+            codes.contains(&"citizen_id.birth_date_disagrees"),
+            "{codes:?}"
+        );
+        assert!(codes.contains(&"citizen_id.sex_disagrees"), "{codes:?}");
+        assert!(!c.blocked());
+    }
+
+    #[test]
+    fn months_and_variant_codes() {
+        assert_eq!(year_month("202109").as_deref(), Some("2021-09"));
+        assert_eq!(year_month("2021年9月").as_deref(), Some("2021-09"));
+        assert_eq!(year_month("2021-13"), None);
+        assert_eq!(variant_code(&Clean::CitizenId), "citizen_id");
+        assert_eq!(variant_code(&Some(1)), "some");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn cleaning_never_panics(values in proptest::collection::vec(".{0,40}", 8)) {
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            let c = clean_record(&mapping(), &rec(&refs));
+            // Whatever came in, every issue names a mapped field (or the record), and every
+            // field that was kept belongs to the mapping.
+            let m = mapping();
+            let mapped: Vec<&str> = m.fields.iter().map(|f| f.field.as_str()).collect();
+            for i in &c.issues {
+                proptest::prop_assert!(i.field == "record" || mapped.contains(&i.field.as_str()), "{:?}", i);
+            }
+            for k in c.fields.keys() {
+                proptest::prop_assert!(mapped.contains(&k.as_str()));
+            }
+        }
+    }
+}
