@@ -178,18 +178,18 @@ fn encoding_rs_of(e: Encoding) -> &'static encoding_rs::Encoding {
 /// Checks the first 64 KiB against the declared encoding, so that a file in the wrong encoding
 /// is refused before anything is stored rather than ingested as mojibake.
 fn sniff_encoding(sample: &[u8], declared: Encoding, path: &str) -> Result<(), (u64, String)> {
-    // A multi-byte character may be cut at the end of the sample; ignore the last 3 bytes.
-    let body =
-        &sample[..sample
-            .len()
-            .saturating_sub(if sample.len() == 64 * 1024 { 3 } else { 0 })];
+    // A multi-byte character may be cut at the end of the sample: `error_len() == None` means
+    // the bytes stop in the middle of a character, which is not an error.
+    let body = match std::str::from_utf8(sample) {
+        Err(e) if e.error_len().is_none() => &sample[..e.valid_up_to()],
+        _ => sample,
+    };
     let line_of = |offset: usize| body[..offset].iter().filter(|&&b| b == b'\n').count() as u64 + 1;
     match declared {
         Encoding::Utf8 => {
             if let Err(e) = std::str::from_utf8(body) {
                 let at = e.valid_up_to();
-                let (_, _, gbk_errors) = encoding_rs::GBK.decode(body);
-                let hint = if gbk_errors {
+                let hint = if !decodes_cleanly(encoding_rs::GBK, &body[at..]) {
                     ""
                 } else {
                     "; the file reads cleanly as GBK: declare encoding = \"gbk\""
@@ -218,6 +218,14 @@ fn sniff_encoding(sample: &[u8], declared: Encoding, path: &str) -> Result<(), (
         }
     }
     Ok(())
+}
+
+/// Whether `bytes` decode without a malformed sequence, a character cut at the end allowed.
+fn decodes_cleanly(encoding: &'static encoding_rs::Encoding, bytes: &[u8]) -> bool {
+    let mut decoder = encoding.new_decoder_without_bom_handling();
+    let mut out = String::with_capacity(bytes.len() * 3 / 2 + 16);
+    let (result, _) = decoder.decode_to_string_without_replacement(bytes, &mut out, false);
+    !matches!(result, encoding_rs::DecoderResult::Malformed(..))
 }
 
 /// Reads `path` as the mapping declares, calling `on_item` for every record or unreadable record.
