@@ -30,7 +30,9 @@ fn ingest(dir: &Path, sink: Sink) -> Tally {
                     t.blocked += 1;
                 }
                 for i in c.issues.iter().filter(|i| i.severity > Severity::Info) {
-                    *t.codes.entry(format!("{}:{}", i.field, i.code)).or_default() += 1;
+                    *t.codes
+                        .entry(format!("{}:{}", i.field, i.code))
+                        .or_default() += 1;
                 }
             }
             Item::Unreadable { .. } => t.unreadable += 1,
@@ -44,7 +46,16 @@ fn ingest(dir: &Path, sink: Sink) -> Tally {
 #[test]
 fn every_synthetic_export_ingests_and_shows_its_noise() {
     let dir = tempfile::tempdir().unwrap();
-    let summary = generate(SynthConfig { seed: 11, people: 20_000, ..SynthConfig::default() }, dir.path(), &|_, _| {}).unwrap();
+    let summary = generate(
+        SynthConfig {
+            seed: 11,
+            people: 20_000,
+            ..SynthConfig::default()
+        },
+        dir.path(),
+        &|_, _| {},
+    )
+    .unwrap();
     let mut tallies = HashMap::new();
     for sink in Sink::ALL.iter().filter(|s| s.department().is_some()) {
         let t = ingest(dir.path(), *sink);
@@ -53,17 +64,41 @@ fn every_synthetic_export_ingests_and_shows_its_noise() {
         tallies.insert(*sink, t);
     }
     // Clean sources clean: nothing blocked, and no warnings beyond what the generator made.
-    for sink in [Sink::PoliceHousehold, Sink::FloatingPopulation, Sink::CivilAffairs, Sink::SocialInsurance, Sink::MarketEntities, Sink::HousingRooms, Sink::HousingRentals, Sink::HealthBirths, Sink::EducationStudents, Sink::HousingBuildings] {
+    for sink in [
+        Sink::PoliceHousehold,
+        Sink::FloatingPopulation,
+        Sink::CivilAffairs,
+        Sink::SocialInsurance,
+        Sink::MarketEntities,
+        Sink::HousingRooms,
+        Sink::HousingRentals,
+        Sink::HealthBirths,
+        Sink::EducationStudents,
+        Sink::HousingBuildings,
+    ] {
         let t = &tallies[&sink];
         assert_eq!(t.blocked, 0, "{}: {:?}", sink.path(), t.codes);
         assert!(t.codes.is_empty(), "{}: {:?}", sink.path(), t.codes);
     }
     // The grid collection's invalid ids follow the configured typo rate.
     let grid = &tallies[&Sink::GridCollection];
-    let invalid: u64 = grid.codes.iter().filter(|(k, _)| k.starts_with("citizen_id:")).map(|(_, v)| v).sum();
+    let invalid: u64 = grid
+        .codes
+        .iter()
+        .filter(|(k, _)| k.starts_with("citizen_id:"))
+        .map(|(_, v)| v)
+        .sum();
     let typos = summary.noise["id_typo"];
-    assert!(invalid <= typos && invalid as f64 >= typos as f64 * 0.85, "invalid {invalid}, typos {typos}: {:?}", grid.codes);
+    assert!(
+        invalid <= typos && invalid as f64 >= typos as f64 * 0.85,
+        "invalid {invalid}, typos {typos}: {:?}",
+        grid.codes
+    );
     let share = invalid as f64 / grid.records as f64;
-    let expected = SynthConfig::default().noise.grid_id_typo * (1.0 - SynthConfig::default().noise.grid_missing_id);
-    assert!((share - expected).abs() < 0.01, "invalid id share {share}, generator rate {expected}");
+    let expected = SynthConfig::default().noise.grid_id_typo
+        * (1.0 - SynthConfig::default().noise.grid_missing_id);
+    assert!(
+        (share - expected).abs() < 0.01,
+        "invalid id share {share}, generator rate {expected}"
+    );
 }

@@ -189,7 +189,13 @@ fn sniff_encoding(sample: &[u8], declared: Encoding, path: &str) -> Result<(), (
         Encoding::Utf8 => {
             if let Err(e) = std::str::from_utf8(body) {
                 let at = e.valid_up_to();
-                let hint = if !decodes_cleanly(encoding_rs::GBK, &body[at..]) {
+                // Decode from the start of the offending line: the UTF-8 error may sit in the
+                // middle of a GBK character.
+                let line_start = body[..at]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let hint = if !decodes_cleanly(encoding_rs::GBK, &body[line_start..]) {
                     ""
                 } else {
                     "; the file reads cleanly as GBK: declare encoding = \"gbk\""
