@@ -88,7 +88,7 @@ fn every_synthetic_export_ingests_and_shows_its_noise() {
         .filter(|(k, _)| k.starts_with("citizen_id:"))
         .map(|(_, v)| v)
         .sum();
-    let typos = summary.noise["id_typo"];
+    let typos = summary.noise["grid_collection.id_typo"];
     assert!(
         invalid <= typos && invalid as f64 >= typos as f64 * 0.85,
         "invalid {invalid}, typos {typos}: {:?}",

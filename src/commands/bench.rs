@@ -42,13 +42,13 @@ pub fn peak_rss_bytes() -> Option<u64> {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.what {
         What::Synth { people, seed, out } => {
-            let tmp;
-            let dir = match out {
-                Some(d) => d,
+            // Without --out the files go to a temporary directory that is removed afterwards;
+            // a directory the user named is never removed.
+            let (dir, scratch) = match out {
+                Some(d) => (d, None),
                 None => {
-                    tmp = std::env::temp_dir()
-                        .join(format!("tongban-bench-synth-{}", std::process::id()));
-                    tmp.clone()
+                    let t = tempfile::tempdir()?;
+                    (t.path().to_path_buf(), Some(t))
                 }
             };
             let cfg = SynthConfig {
@@ -81,9 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "  id collisions  {} resolved",
                 summary.id_collisions_resolved
             );
-            if !dir.as_os_str().is_empty() && dir.starts_with(std::env::temp_dir()) {
-                let _ = std::fs::remove_dir_all(&dir);
-            }
+            drop(scratch);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,4 +1,6 @@
 //! `tongban synth`: generate a synthetic city and print what was written.
+//!
+//! Arguments and printing only; the generator is `tongban_synth::generate`.
 
 use anyhow::Context;
 use clap::Parser;
@@ -39,13 +41,13 @@ pub struct NoiseArgs {
     /// Household register: share of pre-2000 births with an old 15-digit id.
     #[arg(long, default_value_t = Noise::default().police_id15)]
     pub police_id15: f64,
-    /// Civil affairs: share of names in traditional characters.
+    /// Civil affairs: share of names written in traditional characters (names without a traditional form stay as they are).
     #[arg(long, default_value_t = Noise::default().civil_traditional)]
     pub civil_traditional: f64,
     /// Floating population: share of messy addresses.
     #[arg(long, default_value_t = Noise::default().floating_messy_address)]
     pub floating_messy_address: f64,
-    /// Grid collection: share of names with a homophone typo.
+    /// Grid collection: share of names with a homophone typo (names without a known homophone stay as they are).
     #[arg(long, default_value_t = Noise::default().grid_homophone)]
     pub grid_homophone: f64,
     /// Grid collection: share of ids with a mistyped or swapped digit.
@@ -54,12 +56,27 @@ pub struct NoiseArgs {
     /// Grid collection: share of records without an id.
     #[arg(long, default_value_t = Noise::default().grid_missing_id)]
     pub grid_missing_id: f64,
+    /// Grid collection: share of messy addresses.
+    #[arg(long, default_value_t = Noise::default().grid_messy_address)]
+    pub grid_messy_address: f64,
+    /// Grid collection: share of living members a round reaches.
+    #[arg(long, default_value_t = Noise::default().grid_coverage)]
+    pub grid_coverage: f64,
+    /// Floating and grid: share of addresses whose room cannot be told for certain (unit left out, compound suffix dropped).
+    #[arg(long, default_value_t = Noise::default().hard_address)]
+    pub hard_address: f64,
     /// Share of phone numbers in a non-canonical form.
     #[arg(long, default_value_t = Noise::default().phone_format)]
     pub phone_format: f64,
-    /// Share of optional fields left empty.
-    #[arg(long, default_value_t = Noise::default().missing_field)]
-    pub missing_field: f64,
+    /// Share of phone numbers left empty.
+    #[arg(long, default_value_t = Noise::default().missing_phone)]
+    pub missing_phone: f64,
+    /// Birth certificates: share of newborns not yet named.
+    #[arg(long, default_value_t = Noise::default().birth_unnamed)]
+    pub birth_unnamed: f64,
+    /// Birth certificates: share without the father.
+    #[arg(long, default_value_t = Noise::default().birth_without_father)]
+    pub birth_without_father: f64,
 }
 
 impl NoiseArgs {
@@ -71,8 +88,13 @@ impl NoiseArgs {
             grid_homophone: self.grid_homophone,
             grid_id_typo: self.grid_id_typo,
             grid_missing_id: self.grid_missing_id,
+            grid_messy_address: self.grid_messy_address,
+            grid_coverage: self.grid_coverage,
+            hard_address: self.hard_address,
             phone_format: self.phone_format,
-            missing_field: self.missing_field,
+            missing_phone: self.missing_phone,
+            birth_unnamed: self.birth_unnamed,
+            birth_without_father: self.birth_without_father,
         };
         for (flag, v) in [
             ("--police-id15", n.police_id15),
@@ -81,13 +103,15 @@ impl NoiseArgs {
             ("--grid-homophone", n.grid_homophone),
             ("--grid-id-typo", n.grid_id_typo),
             ("--grid-missing-id", n.grid_missing_id),
+            ("--grid-messy-address", n.grid_messy_address),
+            ("--grid-coverage", n.grid_coverage),
+            ("--hard-address", n.hard_address),
             ("--phone-format", n.phone_format),
-            ("--missing-field", n.missing_field),
+            ("--missing-phone", n.missing_phone),
+            ("--birth-unnamed", n.birth_unnamed),
+            ("--birth-without-father", n.birth_without_father),
         ] {
-            anyhow::ensure!(
-                (0.0..=1.0).contains(&v),
-                "{flag} must be a rate between 0 and 1, got {v}"
-            );
+            anyhow::ensure!((0.0..=1.0).contains(&v), "{flag} must be a rate between 0 and 1, got {v}");
         }
         Ok(n)
     }

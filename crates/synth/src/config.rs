@@ -3,6 +3,9 @@
 //! Every rate is a flag of `tongban synth` with the default documented here; the defaults are
 //! chosen to look like the reports (about 100 k residents and 170 k floating population in
 //! 唯亭街道) and like the quality problems data bureaus describe, not to be easy.
+//!
+//! This module holds values only; it does not check them (`World::new` refuses impossible
+//! sizes and shares, the command line refuses rates outside [0, 1]).
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -35,8 +38,20 @@ pub struct Noise {
     pub grid_missing_id: f64,
     /// Share of phone numbers written in a non-canonical form (+86, spaces, dashes; default 0.3).
     pub phone_format: f64,
-    /// Share of optional fields left empty in any export (phones, dates; default 0.03).
-    pub missing_field: f64,
+    /// Grid collection: share of addresses written in a messy form (default 0.5).
+    pub grid_messy_address: f64,
+    /// Grid collection: share of living members a round reaches (default 0.6).
+    pub grid_coverage: f64,
+    /// Floating registration and grid collection: share of addresses written so badly that their
+    /// room cannot be told for certain — the unit left out, or the compound's suffix dropped
+    /// (青剑湖 for 青剑湖花园) — default 0.05.
+    pub hard_address: f64,
+    /// Share of phone numbers left empty where a system has a phone field (default 0.03).
+    pub missing_phone: f64,
+    /// Birth certificates: share of newborns not yet named (default 0.05).
+    pub birth_unnamed: f64,
+    /// Birth certificates: share without the father (default 0.1).
+    pub birth_without_father: f64,
 }
 
 impl Default for Noise {
@@ -49,7 +64,12 @@ impl Default for Noise {
             grid_id_typo: 0.03,
             grid_missing_id: 0.08,
             phone_format: 0.3,
-            missing_field: 0.03,
+            grid_messy_address: 0.5,
+            grid_coverage: 0.6,
+            hard_address: 0.05,
+            missing_phone: 0.03,
+            birth_unnamed: 0.05,
+            birth_without_father: 0.1,
         }
     }
 }
@@ -78,7 +98,8 @@ impl Default for SynthConfig {
             street: DEFAULT_STREET.to_string(),
             people: DEFAULT_PEOPLE,
             floating_share: DEFAULT_FLOATING_SHARE,
-            as_of: NaiveDate::from_ymd_opt(2026, 6, 30).unwrap_or_default(),
+            // Invariant: 2026-06-30 is a date.
+            as_of: NaiveDate::from_ymd_opt(2026, 6, 30).expect("a valid date"),
             noise: Noise::default(),
         }
     }

@@ -107,13 +107,16 @@ pub fn chinese_number(n: u32, positional: bool) -> String {
 /// 12-3-1201 shorthand, Chinese numerals, spaces and notes.
 pub fn messy_address(street: &Street, room: &RoomRef, r: &mut Rng) -> String {
     let compound = &street.compound(room).name;
+    let (province, city) = (street.province.short.as_str(), street.city.short.as_str());
+    let (county, alias, town) = (street.county.name.as_str(), street.county_alias(), street.short());
     let prefix = match r.below(6) {
         0 => String::new(),
-        1 => format!("{}唯亭", "园区"),
-        2 => format!("{}{}", street.county.name, street.name),
-        3 => "江苏苏州园区唯亭镇".to_string(),
+        1 => format!("{alias}{town}"),
+        2 => format!("{county}{}", street.name),
+        // Streets that were towns are still written with 镇 by people who remember them.
+        3 => format!("{province}{city}{alias}{town}镇"),
         4 => format!("{}{}", street.city.name, street.name),
-        _ => format!("苏州市工业园区{}", street.name),
+        _ => format!("{}市{alias}{}", city, street.name),
     };
     let body = match r.below(5) {
         0 => format!("{compound}{}-{}-{}", room.building, room.unit, room.number),
@@ -140,6 +143,22 @@ pub fn messy_address(street: &Street, room: &RoomRef, r: &mut Rng) -> String {
         _ => "",
     };
     format!("{prefix}{body}{note}")
+}
+
+/// A room's address written so that its room cannot be told for certain: the unit left out
+/// (青剑湖花园12幢1001) or the compound's suffix dropped (青剑湖12-3-1001).
+pub fn hard_address(street: &Street, room: &RoomRef, r: &mut Rng) -> String {
+    let compound = &street.compound(room).name;
+    let town = street.short();
+    if r.chance(0.5) {
+        format!("{town}{compound}{}幢{}", room.building, room.number)
+    } else {
+        let stem = ["花园", "新村", "家园", "雅苑", "名邸", "小区", "人家", "佳园", "公寓", "苑"]
+            .iter()
+            .find_map(|s| compound.strip_suffix(s))
+            .unwrap_or(compound);
+        format!("{town}{stem}{}-{}-{}", room.building, room.unit, room.number)
+    }
 }
 
 /// The name in traditional characters, as older civil affairs systems and Hong Kong or Taiwan

@@ -203,6 +203,27 @@ impl Street {
         })
     }
 
+    /// The street's short name (唯亭 for 唯亭街道).
+    pub fn short(&self) -> &str {
+        tongban_standards::division::short_name(&self.name)
+    }
+
+    /// The shortest name people use for the county (园区 for 苏州工业园区).
+    pub fn county_alias(&self) -> String {
+        let mut names: Vec<&str> = division::registry()
+            .all()
+            .iter()
+            .filter(|d| d.code == self.county.code)
+            .map(|d| d.short.as_str())
+            .collect();
+        names.extend(
+            ["园区", "工业园区", "新区", "高新区"]
+                .into_iter()
+                .filter(|a| division::by_name(a).iter().any(|d| d.code == self.county.code)),
+        );
+        names.into_iter().min_by_key(|n| n.chars().count()).unwrap_or(&self.county.name).to_string()
+    }
+
     /// The community a household slot belongs to.
     pub fn community_of(&self, household: u64) -> &Community {
         let i = self

@@ -63,7 +63,18 @@ pub struct Person {
     pub father: Option<usize>,
     pub mother: Option<usize>,
     pub spouse: Option<usize>,
+    /// The date of this person's marriage to `spouse`.
+    pub married_on: Option<NaiveDate>,
     pub death: Option<NaiveDate>,
+    /// The county of household registration: this street's county for residents, the home
+    /// county for floating people (each co-tenant their own).
+    pub hukou_county: &'static Division,
+    /// The registered address: a room of the street for residents, a village back home for
+    /// floating people.
+    pub hukou_address: String,
+    /// When this person was entered in the household register (residents) or registered as
+    /// floating population.
+    pub registered_on: NaiveDate,
     /// Index of the employing entity and the month insurance contributions began.
     pub employer: Option<u64>,
     pub insured_since: Option<NaiveDate>,
@@ -90,11 +101,7 @@ pub struct Household {
     pub room: RoomRef,
     /// Where the household actually lives; differs from `room` for 人户分离 residents.
     pub actual_room: RoomRef,
-    /// The county of household registration (320576 for residents, home county for floating).
-    pub hukou_county: &'static Division,
-    /// The registered address, in this street for residents and back home for floating people.
-    pub hukou_address: String,
-    /// When the household registered here or moved in.
+    /// When the household registered here or moved in (never before its building was built).
     pub since: NaiveDate,
     pub members: Vec<Person>,
     /// The marriage date of the head and spouse, if they are a couple.
@@ -291,7 +298,61 @@ impl World {
         from + Duration::days(r.range(0, days))
     }
 
+    /// A county floating people come from, and a home address there.
+    fn origin(&self, r: &mut Rng) -> (&'static Division, String) {
+        let w: Vec<f64> = self.origins.iter().map(|o| o.0).collect();
+        let counties = &self.origins[r.weighted(&w)].1;
+        let county = counties[r.below(counties.len() as u64) as usize];
+        let city = county.parent.as_deref().and_then(division::by_code);
+        let prov = city.and_then(|c| c.parent.as_deref()).and_then(division::by_code);
+        let address = format!(
+            "{}{}{}{}村{}组{}号",
+            prov.map(|d| d.name.as_str()).unwrap_or(""),
+            city.filter(|c| c.name != "市辖区" && c.name != "县").map(|d| d.name.as_str()).unwrap_or(""),
+            county.name,
+            VILLAGES[r.below(VILLAGES.len() as u64) as usize],
+            1 + r.below(12),
+            1 + r.below(80)
+        );
+        (county, address)
+    }
+
+    fn nation(r: &mut Rng) -> &'static str {
+        NATIONS[r.weighted(&NATIONS.map(|n| n.1))].0
+    }
+
+    /// A new person with everything but the id, phone, death and job, which `household` settles
+    /// once the whole family is known.
+    fn person(&self, r: &mut Rng, h: u64, m: usize, role: Role, sex: Sex, birth: NaiveDate, surname: &str) -> Person {
+        Person {
+            key: format!("P{h}-{m}"),
+            // Invariant: 320576 is a valid county code and generated births lie in 1900–2099,
+            // so the placeholder is always issued; `household` replaces it with the real id.
+            id: citizen_id::new_from_parts("320576", birth, 1).expect("valid county and birth date"),
+            name: format!("{surname}{}", Self::given_name(r, sex)),
+            sex,
+            birth,
+            nation: Self::nation(r),
+            phone: None,
+            role,
+            father: None,
+            mother: None,
+            spouse: None,
+            married_on: None,
+            death: None,
+            hukou_county: self.street.county,
+            hukou_address: String::new(),
+            registered_on: birth,
+            employer: None,
+            insured_since: None,
+        }
+    }
+
     /// Household `h`, generated from nothing but the seed and `h`.
+    ///
+    /// The citizen ids are as issued before the generator's uniqueness check; in the rare case
+    /// that two people of the world drew the same id, the writer gives the later one the next free
+    /// sequence number (see `generate`), so the files may differ from this in those ids only.
     pub fn household(&self, h: u64) -> Household {
         let cfg = &self.config;
         let as_of = cfg.as_of;
@@ -303,8 +364,7 @@ impl World {
         // About one resident household in eight is registered in one room and lives in another
         // (人户分离); the other room is one of the community's rooms beyond the households' own.
         let actual_room = if !floating && r.chance(0.12) {
-            self.street
-                .room(community.index, community.households + local)
+            self.street.room(community.index, community.households + local)
         } else {
             room
         };
@@ -313,212 +373,158 @@ impl World {
         } else {
             r.weighted(&RESIDENT_TYPES.map(|t| t.0))
         };
-        let hukou_county: &'static Division = if floating {
-            let w: Vec<f64> = self.origins.iter().map(|o| o.0).collect();
-            let counties = &self.origins[r.weighted(&w)].1;
-            counties[r.below(counties.len() as u64) as usize]
-        } else {
-            self.street.county
-        };
-        let y = |year: i32, m: u32, d: u32| NaiveDate::from_ymd_opt(year, m, d).unwrap_or(as_of);
+        let date = |year: i32, m: u32, d: u32| NaiveDate::from_ymd_opt(year, m, d).unwrap_or(as_of);
+        let years = |d: NaiveDate, n: i32| add_years(d, n);
+        let family_surname = self.surname(&mut r);
         let mut members: Vec<Person> = Vec::new();
         let mut marriage = None;
-        let family_surname = self.surname(&mut r);
-        let add = |members: &mut Vec<Person>,
-                   r: &mut Rng,
-                   role: Role,
-                   sex: Sex,
-                   birth: NaiveDate,
-                   surname: &str| {
-            let m = members.len();
-            members.push(Person {
-                key: format!("P{h}-{m}"),
-                // Placeholder until the id is issued below, once the birth county is known.
-                id: citizen_id::new_from_parts("320576", birth, 1)
-                    .unwrap_or_else(|_| fallback_id()),
-                name: format!("{surname}{}", Self::given_name(r, sex)),
-                sex,
-                birth,
-                nation: if r.chance(0.03) {
-                    tongban_standards::ethnicity::all()[1 + r.below(55) as usize]
-                } else {
-                    "汉族"
-                },
-                phone: None,
-                role,
-                father: None,
-                mother: None,
-                spouse: None,
-                death: None,
-                employer: None,
-                insured_since: None,
-            });
-            m
+        let other = |s: Sex| if s == Sex::Male { Sex::Female } else { Sex::Male };
+
+        // (elders, couple, children, co-tenants) and a range of birth years: of the first child
+        // when there are children (so that births spread evenly over the years, as they do in a
+        // street that people move in and out of), else of the head.
+        let (elders, couple, children, cotenants, head_from, head_to) = match (floating, kind) {
+            (true, 0) => (0, false, 0, 1, 1970, 2006),
+            (true, 1) => (0, true, 0, 0, 1970, 2002),
+            (true, 2) => (0, true, 1, 0, 2006, 2026),
+            (true, _) => (0, false, 0, 3, 1975, 2006),
+            (false, 0) => (1, false, 0, 0, 1930, 1962),
+            (false, 1) => (2, false, 0, 0, 1932, 1962),
+            (false, 2) => (0, true, 0, 0, 1975, 2002),
+            (false, 3) => (0, true, 1, 0, 1988, 2026),
+            (false, 4) => (0, true, 2, 0, 1988, 2023),
+            (false, _) => (2, true, 1, 0, 1998, 2026),
         };
-        let other = |s: Sex| {
-            if s == Sex::Male {
-                Sex::Female
-            } else {
-                Sex::Male
-            }
-        };
-        let (elders, couple, children, cotenants) = if floating {
-            match kind {
-                0 => (0, false, 0, 1),
-                1 => (0, true, 0, 0),
-                2 => (0, true, 1, 0),
-                _ => (0, false, 0, 3),
-            }
-        } else {
-            match kind {
-                0 => (1, false, 0, 0),
-                1 => (2, false, 0, 0),
-                2 => (0, true, 0, 0),
-                3 => (0, true, 1, 0),
-                4 => (0, true, 2, 0),
-                _ => (2, true, 1, 0),
-            }
-        };
-        if cotenants > 0 {
-            for i in 0..cotenants {
-                let sex = if r.chance(0.6) {
-                    Sex::Male
-                } else {
-                    Sex::Female
-                };
-                let birth = Self::birth_between(&mut r, y(1970, 1, 1), y(2006, 1, 1));
-                let surname = self.surname(&mut r);
-                add(
-                    &mut members,
-                    &mut r,
-                    if i == 0 { Role::Head } else { Role::CoTenant },
-                    sex,
-                    birth,
-                    surname,
-                );
-            }
+        for i in 0..cotenants {
+            let sex = if r.chance(0.6) { Sex::Male } else { Sex::Female };
+            let birth = Self::birth_between(&mut r, date(head_from, 1, 1), date(head_to, 12, 31));
+            let surname = self.surname(&mut r);
+            let role = if i == 0 { Role::Head } else { Role::CoTenant };
+            let mut p = self.person(&mut r, h, members.len(), role, sex, birth, surname);
+            let (county, address) = self.origin(&mut r);
+            p.hukou_county = county;
+            p.hukou_address = address;
+            members.push(p);
         }
-        let mut parent_idx = (None, None);
+        let mut parents = (None, None);
+        let mut first_child = None;
         if couple {
-            let head_sex = if r.chance(0.85) {
-                Sex::Male
+            let head_sex = if r.chance(0.85) { Sex::Male } else { Sex::Female };
+            let range = (date(head_from, 1, 1), date(head_to, 12, 31).min(as_of));
+            let (mother, father) = if children > 0 {
+                // Mothers have their first child at 23 to 35; fathers are up to two years
+                // younger or five years older, and at least 22.
+                let c = Self::birth_between(&mut r, range.0, range.1);
+                first_child = Some(c);
+                let mo = Self::birth_between(&mut r, years(c, -35), years(c, -23));
+                (mo, (mo + Duration::days(r.range(-700, 1800))).min(years(c, -22)))
             } else {
-                Sex::Female
+                let b = Self::birth_between(&mut r, range.0, range.1);
+                (b, (b + Duration::days(r.range(-700, 1800))).min(date(2003, 12, 31)))
             };
-            let lo = if elders > 0 {
-                y(1965, 1, 1)
-            } else {
-                y(1970, 1, 1)
-            };
-            let b1 = Self::birth_between(&mut r, lo, y(2002, 1, 1));
-            let b2 = (b1 + Duration::days(r.range(-1500, 1500))).min(y(2003, 1, 1));
-            let head = add(
-                &mut members,
-                &mut r,
-                Role::Head,
-                head_sex,
-                b1,
-                family_surname,
-            );
+            let (b1, b2) = if head_sex == Sex::Male { (father, mother) } else { (mother, father) };
+            let head = self.person(&mut r, h, 0, Role::Head, head_sex, b1, family_surname);
+            members.push(head);
             let spouse_surname = self.surname(&mut r);
-            let spouse = add(
-                &mut members,
-                &mut r,
-                Role::Spouse,
-                other(head_sex),
-                b2,
-                spouse_surname,
-            );
-            members[head].spouse = Some(spouse);
-            members[spouse].spouse = Some(head);
-            let older = b1.max(b2);
-            let earliest = y(older.year() + 22, older.month(), older.day().min(28));
-            let m = Self::birth_between(
-                &mut r,
-                earliest,
-                (earliest + Duration::days(3650)).min(as_of),
-            );
-            marriage = Some(m);
-            parent_idx = if head_sex == Sex::Male {
-                (Some(head), Some(spouse))
-            } else {
-                (Some(spouse), Some(head))
+            let spouse = self.person(&mut r, h, 1, Role::Spouse, other(head_sex), b2, spouse_surname);
+            members.push(spouse);
+            let earliest = years(b1.max(b2), 22);
+            let latest = match first_child {
+                Some(c) => c - Duration::days(300),
+                None => years(earliest, 8).min(as_of),
             };
+            let m = Self::birth_between(&mut r, earliest.min(latest), latest);
+            marriage = Some(m);
+            for (a, b) in [(0, 1), (1, 0)] {
+                members[a].spouse = Some(b);
+                members[a].married_on = Some(m);
+            }
+            parents = if head_sex == Sex::Male { (Some(0), Some(1)) } else { (Some(1), Some(0)) };
         }
         if elders > 0 {
-            // Elders are the head's parents in a three-generation household, else the household.
-            // The head's parents were 22 to 35 when the head was born; both stay at least 18
-            // years older than the head.
-            let (lo, hi) = match members.first() {
-                Some(head) if couple => (
-                    head.birth - Duration::days(35 * 365),
-                    head.birth - Duration::days(22 * 365),
-                ),
-                _ => (y(1932, 1, 1), y(1962, 1, 1)),
+            // In a three-generation household the elders are the head's parents, 24 to 34 years
+            // older than the head; otherwise they are the household.
+            let b1 = match members.first() {
+                Some(head) if couple => Self::birth_between(&mut r, years(head.birth, -34), years(head.birth, -24)),
+                _ => Self::birth_between(&mut r, date(head_from, 1, 1), date(head_to, 12, 31)),
             };
-            let b1 = Self::birth_between(&mut r, lo, hi);
             let role = if couple { Role::Parent } else { Role::Head };
             // A single elder is more often a widow than a widower.
-            let first_sex = if elders == 1 && r.chance(0.6) {
-                Sex::Female
-            } else {
-                Sex::Male
-            };
-            let first = add(&mut members, &mut r, role, first_sex, b1, family_surname);
+            let first_sex = if elders == 1 && r.chance(0.6) { Sex::Female } else { Sex::Male };
+            let first = members.len();
+            let p = self.person(&mut r, h, first, role, first_sex, b1, family_surname);
+            members.push(p);
             if elders > 1 {
-                let b2 = (b1 + Duration::days(r.range(-1200, 1500))).min(hi);
+                let latest = members.first().filter(|_| couple).map_or(date(1966, 12, 31), |head| years(head.birth, -20));
+                let b2 = (b1 + Duration::days(r.range(-1200, 1200))).min(latest);
                 let surname = self.surname(&mut r);
+                let second = members.len();
                 let role2 = if couple { Role::Parent } else { Role::Spouse };
-                let second = add(&mut members, &mut r, role2, Sex::Female, b2, surname);
-                members[first].spouse = Some(second);
-                members[second].spouse = Some(first);
-                if !couple {
-                    let e = b1.max(b2);
-                    marriage = Some(Self::birth_between(
-                        &mut r,
-                        y(e.year() + 21, 1, 1),
-                        y(e.year() + 27, 12, 31),
-                    ));
+                let p = self.person(&mut r, h, second, role2, Sex::Female, b2, surname);
+                members.push(p);
+                let wed = Self::birth_between(&mut r, years(b1.max(b2), 21), years(b1.max(b2), 26));
+                // The elders married before their child, the head, was born.
+                let wed = members.first().filter(|_| couple).map_or(wed, |head| wed.min(head.birth - Duration::days(300)));
+                for (a, b) in [(first, second), (second, first)] {
+                    members[a].spouse = Some(b);
+                    members[a].married_on = Some(wed);
                 }
                 if couple {
-                    // The elders are the head's parents (the head is always member 0).
                     members[0].father = Some(first);
                     members[0].mother = Some(second);
-                }
-            }
-        }
-        if let (Some(f), Some(mo)) = parent_idx {
-            let mother_birth = members[mo].birth;
-            for _ in 0..children {
-                let sex = if r.chance(0.52) {
-                    Sex::Male
                 } else {
-                    Sex::Female
-                };
-                let lo = y(mother_birth.year() + 21, 1, 1).max(marriage.unwrap_or(lo_date()));
-                let hi = y(mother_birth.year() + 40, 12, 31).min(as_of);
-                if hi <= lo {
-                    continue;
+                    marriage = Some(wed);
                 }
-                let birth = Self::birth_between(&mut r, lo, hi);
-                let surname = names::split_surname(&members[f].name).0.to_string();
-                let c = add(&mut members, &mut r, Role::Child, sex, birth, &surname);
-                members[c].father = Some(f);
-                members[c].mother = Some(mo);
             }
         }
-        // Identity numbers, phones, deaths and jobs, now that everyone is known.
+        if let (Some(f), Some(mo), Some(first)) = (parents.0, parents.1, first_child) {
+            let surname = names::split_surname(&members[f].name).0.to_string();
+            let mut birth = first;
+            for i in 0..children {
+                if i > 0 {
+                    // Later children follow two to eight years apart, if they are born yet.
+                    birth = birth + Duration::days(r.range(730, 2920));
+                    if birth > as_of {
+                        break;
+                    }
+                }
+                let sex = if r.chance(0.52) { Sex::Male } else { Sex::Female };
+                let c = members.len();
+                let mut child = self.person(&mut r, h, c, Role::Child, sex, birth, &surname);
+                child.father = Some(f);
+                child.mother = Some(mo);
+                child.nation = members[f].nation;
+                members.push(child);
+            }
+        }
+        // The household came here after its building was built and once the head was an adult.
+        let built = date(self.street.compound(&room).built_year + 1, 1, 1);
+        let head_birth = members.first().map_or(as_of, |p| p.birth);
         let since = if floating {
-            Self::birth_between(&mut r, y(2012, 1, 1), as_of)
+            let lo = date(2012, 1, 1).max(built).max(years(head_birth, 18));
+            Self::birth_between(&mut r, lo.min(as_of), as_of)
         } else {
-            Self::birth_between(&mut r, y(1995, 1, 1), y(2020, 12, 31))
+            let lo = date(1995, 1, 1).max(built).max(years(head_birth, 20));
+            Self::birth_between(&mut r, lo.min(as_of), date(2020, 12, 31).max(lo).min(as_of))
         };
+        // Family members of a floating household share one home county; co-tenants keep their own.
+        if floating && cotenants == 0 {
+            let (county, address) = self.origin(&mut r);
+            for p in &mut members {
+                p.hukou_county = county;
+                p.hukou_address = address.clone();
+            }
+        }
+        let registered_address = self.street.room_address(&room);
         for (m, p) in members.iter_mut().enumerate() {
+            if !floating {
+                p.hukou_address = registered_address.clone();
+            }
             let county = if floating {
-                hukou_county.code.as_str()
+                p.hukou_county.code.as_str()
             } else if p.birth.year() < 2001 && !(p.role == Role::Spouse && r.chance(0.3)) {
-                // Residents born before 2001 were first registered under 吴县 (320524), a county
-                // abolished in 2001 that no current division table lists: their ids keep it.
+                // Residents born before 2001 were mostly first registered under 吴县 (320524), a
+                // county abolished in 2001 that no current division table lists: their ids keep it.
                 ["320524", "320524", "320524", "320583", "320506"][r.below(5) as usize]
             } else if p.role == Role::Spouse {
                 ["320581", "320582", "320585", "320684", "320282"][r.below(5) as usize]
@@ -526,85 +532,95 @@ impl World {
                 "320576"
             };
             // Sequence numbers come from the household index so that two people born on the same
-            // day in the same county practically never collide; the writer still checks.
+            // day in the same county seldom collide; the writer resolves the rest.
             let base = (mix_seq(h, m as u64) % 500) as u16 * 2;
             let seq = base + if p.sex == Sex::Male { 1 } else { 0 };
-            if let Ok(id) = citizen_id::new_from_parts(county, p.birth, seq.min(999)) {
-                p.id = id;
-            }
+            // Invariant: the county is a 6-digit code, the birth lies in 1900–2099 and seq ≤ 999.
+            p.id = citizen_id::new_from_parts(county, p.birth, seq).expect("valid id parts");
+            p.registered_on = match p.role {
+                Role::Child if p.birth >= since => p.birth,
+                Role::Spouse => since.max(p.married_on.unwrap_or(since)),
+                _ => since.max(p.birth),
+            };
             let age = p.id.age_on(as_of);
             if age >= 16 && r.chance(0.97) {
                 p.phone = Some(Self::mobile(&mut r));
             }
-            if age >= 70 && r.chance(0.08) {
-                p.death = Some(Self::birth_between(&mut r, y(2018, 1, 1), as_of));
+            // Deaths since mid-2018 follow a Gompertz hazard: about 1‰ a year at 40, 2.5 % at 80.
+            if age >= 40 {
+                let hazard = 0.0002 * (0.085 * (f64::from(age) - 30.0)).exp();
+                if r.chance(1.0 - (-8.0 * hazard).exp()) {
+                    let from = date(2018, 7, 1).max(years(p.birth, 40)).max(since);
+                    p.death = Some(Self::birth_between(&mut r, from.min(as_of), as_of));
+                }
             }
             let retire = if p.sex == Sex::Male { 60 } else { 55 };
-            if (18..retire).contains(&age)
-                && p.death.is_none()
-                && r.chance(if floating { 0.85 } else { 0.72 })
-            {
-                // Employer sizes are skewed: u² puts more employees at low indices.
+            if (18..retire).contains(&age) && p.death.is_none() && r.chance(if floating { 0.85 } else { 0.72 }) {
+                // Employer sizes are skewed: u³ puts most employees at low indices, which are
+                // companies (sole traders take the upper half of the indices).
                 let u = r.unit();
-                let e = ((u * u) * self.entities as f64) as u64;
+                let e = ((u * u * u) * self.entities as f64) as u64;
                 p.employer = Some(e.min(self.entities - 1));
-                let start = y(p.birth.year() + 18, p.birth.month(), 1).max(y(2005, 1, 1));
-                let d = Self::birth_between(&mut r, start, as_of);
-                p.insured_since = y(d.year(), d.month(), 1).into();
+                let mut start = years(p.birth, 18).max(date(2005, 1, 1));
+                if floating {
+                    start = start.max(since);
+                }
+                let d = Self::birth_between(&mut r, start.min(as_of), as_of);
+                p.insured_since = date(d.year(), d.month(), 1).into();
             }
         }
-        let hukou_address = if floating {
-            let mut rr = r.fork(7);
-            let city = hukou_county.parent.as_deref().and_then(division::by_code);
-            let prov = city
-                .and_then(|c| c.parent.as_deref())
-                .and_then(division::by_code);
-            format!(
-                "{}{}{}{}村{}组{}号",
-                prov.map(|d| d.name.as_str()).unwrap_or(""),
-                city.filter(|c| c.name != "市辖区" && c.name != "县")
-                    .map(|d| d.name.as_str())
-                    .unwrap_or(""),
-                hukou_county.name,
-                [
-                    "王庄", "李集", "张湾", "新河", "杨桥", "孙圩", "东岗", "后营"
-                ][rr.below(8) as usize],
-                1 + rr.below(12),
-                1 + rr.below(80)
-            )
-        } else {
-            self.street.room_address(&room)
-        };
-        Household {
-            index: h,
-            floating,
-            community: community.index,
-            room,
-            actual_room,
-            hukou_county,
-            hukou_address,
-            since,
-            members,
-            marriage,
+        Household { index: h, floating, community: community.index, room, actual_room, since, members, marriage }
+    }
+
+    /// Brings a household into line with the legal entities: nobody is insured by an employer
+    /// before it was founded, and nobody starts at one after it was revoked.
+    pub fn settle(&self, hh: &mut Household, entities: &[Entity]) {
+        for p in &mut hh.members {
+            let (Some(e), Some(since)) = (p.employer, p.insured_since) else { continue };
+            let Some(ent) = entities.get(e as usize) else { continue };
+            let founded = NaiveDate::from_ymd_opt(ent.founded.year(), ent.founded.month(), 1).unwrap_or(ent.founded);
+            let since = since.max(founded);
+            if since > self.config.as_of || ent.revoked_on.is_some_and(|r| since >= r) {
+                p.employer = None;
+                p.insured_since = None;
+            } else {
+                p.insured_since = Some(since);
+            }
         }
     }
 }
 
+/// The same day `n` years later (28 February for 29 February in a common year).
+pub fn add_years(d: NaiveDate, n: i32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(d.year() + n, d.month(), d.day())
+        .or_else(|| NaiveDate::from_ymd_opt(d.year() + n, d.month(), 28))
+        .unwrap_or(d)
+}
+
+/// Villages floating people give as their home address.
+const VILLAGES: [&str; 8] = ["王庄", "李集", "张湾", "新河", "杨桥", "孙圩", "东岗", "后营"];
+
+/// Ethnic groups as they occur among Suzhou's population (most of its minorities are 回, 苗,
+/// 土家, 壮 and 满 people who moved there for work), with their weights.
+const NATIONS: [(&str, f64); 13] = [
+    ("汉族", 0.97),
+    ("回族", 0.004),
+    ("苗族", 0.004),
+    ("土家族", 0.004),
+    ("壮族", 0.004),
+    ("满族", 0.003),
+    ("彝族", 0.002),
+    ("布依族", 0.002),
+    ("侗族", 0.002),
+    ("蒙古族", 0.002),
+    ("维吾尔族", 0.001),
+    ("朝鲜族", 0.001),
+    ("藏族", 0.001),
+];
+
 /// Mixes a household index and member position into a sequence-number seed.
 fn mix_seq(h: u64, m: u64) -> u64 {
     crate::rng::mix(h.wrapping_mul(8).wrapping_add(m) ^ 0x5eed)
-}
-
-fn lo_date() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1900, 1, 1).unwrap_or_default()
-}
-
-/// An id that is valid by construction, used only if issuing a real one failed (which the date
-/// ranges above rule out); keeping a value avoids an `Option` on every person.
-fn fallback_id() -> CitizenId {
-    // Invariant: the published example 11010519491231002X is valid.
-    CitizenId::parse("11010519491231002X")
-        .unwrap_or_else(|_| unreachable!("published example id is valid"))
 }
 
 /// The smallest multiplier ≥ 1,000,003 that shares no factor with `n`.
@@ -651,14 +667,23 @@ pub struct Entity {
     pub key: String,
     pub code: CreditCode,
     pub name: String,
-    /// 企业 or 个体工商户.
+    /// 有限责任公司 or 个体工商户.
     pub kind: &'static str,
     pub industry: &'static str,
     pub founded: NaiveDate,
+    /// When the registration was revoked (its representative died and nobody took over).
+    pub revoked_on: Option<NaiveDate>,
     pub capital_wan: u32,
     pub address: String,
 }
 
+impl Entity {
+    pub fn sole_trader(&self) -> bool {
+        self.kind == "个体工商户"
+    }
+}
+
+/// Industries of companies (GB/T 4754 section, name, the word in a company name).
 const INDUSTRIES: [(&str, &str, &str); 8] = [
     ("C", "制造业", "精密机械"),
     ("F", "批发和零售业", "商贸"),
@@ -669,6 +694,15 @@ const INDUSTRIES: [(&str, &str, &str); 8] = [
     ("G", "交通运输、仓储和邮政业", "物流"),
     ("O", "居民服务、修理和其他服务业", "家政服务"),
 ];
+/// Sole traders' shops and the industry each belongs to.
+const SHOPS: [(&str, &str); 5] = [
+    ("便利店", "批发和零售业"),
+    ("水果店", "批发和零售业"),
+    ("五金店", "批发和零售业"),
+    ("小吃店", "住宿和餐饮业"),
+    ("理发店", "居民服务、修理和其他服务业"),
+];
+
 /// Syllables of trade names; a name spells the entity index in base 32 with these as digits, so
 /// no two entities share one (registration authorities forbid duplicate names in an area).
 const BRAND: [char; 32] = [
@@ -685,20 +719,29 @@ fn brand_name(e: u64) -> String {
     }
     digits.iter().rev().collect()
 }
+
 const ORG_CHARS: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 impl World {
-    /// Entity `e`, a pure function of the seed and `e` (its representative is found through
-    /// [`World::rep_household`]).
-    pub fn entity(&self, e: u64) -> Entity {
+    /// Entity `e`, whose legal representative is `rep` (the head of household
+    /// [`World::rep_household`]`(e)`): founded when the representative was between 22 and 65 and
+    /// alive, revoked if the representative has died since.
+    pub fn entity(&self, e: u64, rep: &Person) -> Entity {
+        let as_of = self.config.as_of;
         let mut r = Rng::for_item(self.config.seed, Stream::Entity, e);
-        let sole_trader = r.chance(0.35);
-        let (_section, industry, word) = INDUSTRIES[r.below(INDUSTRIES.len() as u64) as usize];
-        let founded = World::birth_between(
-            &mut r,
-            NaiveDate::from_ymd_opt(1996, 1, 1).unwrap_or_default(),
-            self.config.as_of,
-        );
+        // The upper half of the indices are sole traders; the skewed employer draw sends most
+        // employees to the companies in the lower half.
+        let sole_trader = e >= self.entities / 2;
+        let lo = NaiveDate::from_ymd_opt(1996, 1, 1).unwrap_or(as_of).max(add_years(rep.birth, 22));
+        let hi = as_of.min(add_years(rep.birth, 65)).min(rep.death.unwrap_or(as_of));
+        let founded = if lo < hi {
+            World::birth_between(&mut r, lo, hi)
+        } else {
+            // A representative outside the usual ages founded it as close to 1996 as their
+            // adulthood and life allow.
+            let (adult, last) = (add_years(rep.birth, 18), as_of.min(rep.death.unwrap_or(as_of)));
+            NaiveDate::from_ymd_opt(1996, 1, 1).unwrap_or(as_of).max(adult).min(last)
+        };
         // Organisation codes issued since the 2015 reform start with MA; older ones are digits.
         // The index is spelled out in the last digits so that no two entities share a code.
         let body: String = if founded.year() >= 2016 {
@@ -712,16 +755,20 @@ impl World {
         } else {
             format!("{:08}", (e * 7919 + 10_000_000) % 100_000_000)
         };
-        let division = if r.chance(0.9) { "320576" } else { "320594" };
-        let code =
-            credit_code::new_from_parts('9', if sole_trader { '2' } else { '1' }, division, &body)
-                .unwrap_or_else(|_| fallback_code());
+        let county = &self.street.county;
+        let division = if r.chance(0.9) { county.code.as_str() } else { self.street.city.code.as_str() };
+        let division = if division.len() == 4 { format!("{division}00") } else { division.to_string() };
+        // Invariant: authority 9 with types 1 and 2 exist, the division has 6 digits and the body
+        // uses the code's character set, so the code is always issued.
+        let code = credit_code::new_from_parts('9', if sole_trader { '2' } else { '1' }, &division, &body)
+            .expect("valid credit code parts");
         let brand = brand_name(e);
-        let name = if sole_trader {
-            let shop = ["便利店", "小吃店", "五金店", "理发店", "水果店"][r.below(5) as usize];
-            format!("苏州工业园区唯亭{brand}{shop}")
+        let (name, industry) = if sole_trader {
+            let (shop, industry) = SHOPS[r.below(SHOPS.len() as u64) as usize];
+            (format!("{}{}{brand}{shop}", county.name, self.street.short()), industry)
         } else {
-            format!("苏州{brand}{word}有限公司")
+            let (_section, industry, word) = INDUSTRIES[r.below(INDUSTRIES.len() as u64) as usize];
+            (format!("{}{brand}{word}有限公司", self.street.city.short), industry)
         };
         let comp = &self.street.communities[r.below(self.street.communities.len() as u64) as usize];
         let c = &comp.compounds[r.below(comp.compounds.len() as u64) as usize];
@@ -730,35 +777,22 @@ impl World {
             key: format!("E{e}"),
             code,
             name,
-            kind: if sole_trader {
-                "个体工商户"
-            } else {
-                "有限责任公司"
-            },
+            kind: if sole_trader { "个体工商户" } else { "有限责任公司" },
             industry,
             founded,
-            capital_wan: if sole_trader {
-                0
-            } else {
-                [10, 50, 100, 200, 500, 1000, 5000][r.below(7) as usize]
-            },
+            revoked_on: rep.death.filter(|d| *d > founded),
+            capital_wan: if sole_trader { 0 } else { [10, 50, 100, 200, 500, 1000, 5000][r.below(7) as usize] },
             address: format!(
                 "{}{}{}{}{}{}号",
                 self.street.province.name,
                 self.street.city.name,
-                self.street.county.name,
+                county.name,
                 self.street.name,
                 c.road,
                 c.road_number + 600 + r.below(200) as u32
             ),
         }
     }
-}
-
-fn fallback_code() -> CreditCode {
-    // Invariant: the published example 91350200776049653A is valid.
-    CreditCode::parse("91350200776049653A")
-        .unwrap_or_else(|_| unreachable!("published example code is valid"))
 }
 
 #[cfg(test)]
@@ -799,7 +833,15 @@ mod tests {
                         p.key
                     );
                 }
+                assert!(p.registered_on >= p.birth, "{} registered before birth", p.key);
+                assert!(hh.since >= built_after(&w, &hh), "{} moved in before the building stood", p.key);
+                if let Some(d) = p.death {
+                    assert!(d > p.birth && d <= as_of);
+                }
                 if let Some(s) = p.spouse {
+                    let married = p.married_on.expect("spouses have a marriage date");
+                    assert_eq!(hh.members[s].married_on, Some(married));
+                    assert!(married >= add_years(p.birth, 18), "{} married as a child", p.key);
                     assert_ne!(hh.members[s].sex, p.sex);
                     assert_eq!(
                         hh.members[s].spouse.map(|x| &hh.members[x].key),
@@ -811,10 +853,42 @@ mod tests {
                     assert!(p.age_on(as_of) >= 18);
                 }
                 if hh.floating {
-                    assert_eq!(p.id.county_code(), hh.hukou_county.code.as_str());
+                    assert_eq!(p.id.county_code(), p.hukou_county.code.as_str());
                 }
             }
         }
+    }
+
+    fn built_after(w: &World, hh: &Household) -> NaiveDate {
+        NaiveDate::from_ymd_opt(w.street.compound(&hh.room).built_year + 1, 1, 1).unwrap()
+    }
+
+    #[test]
+    fn entities_are_founded_by_adults_and_employ_after_founding() {
+        let w = world(20_000);
+        let entities: Vec<Entity> = (0..w.entities)
+            .map(|e| {
+                let hh = w.household(w.rep_household(e));
+                let ent = w.entity(e, &hh.members[0]);
+                let rep = &hh.members[0];
+                assert!(ent.founded >= add_years(rep.birth, 18), "{} founded by a child", ent.key);
+                assert!(rep.death.is_none_or(|d| ent.founded <= d), "{} founded by the dead", ent.key);
+                ent
+            })
+            .collect();
+        let mut employees = 0;
+        for h in 0..w.households {
+            let mut hh = w.household(h);
+            w.settle(&mut hh, &entities);
+            for p in &hh.members {
+                if let (Some(e), Some(since)) = (p.employer, p.insured_since) {
+                    employees += 1;
+                    assert!(since >= entities[e as usize].founded.with_day(1).unwrap());
+                    assert!(entities[e as usize].revoked_on.is_none_or(|r| since < r));
+                }
+            }
+        }
+        assert!(employees as u64 > w.config.people / 3, "{employees}");
     }
 
     #[test]
@@ -839,7 +913,8 @@ mod tests {
         let mut codes = std::collections::HashSet::new();
         let mut names = std::collections::HashSet::new();
         for e in 0..w.entities {
-            let ent = w.entity(e);
+            let hh = w.household(w.rep_household(e));
+            let ent = w.entity(e, &hh.members[0]);
             assert!(
                 CreditCode::parse(ent.code.as_str()).is_ok(),
                 "{}",

@@ -3,6 +3,9 @@
 //! The civil affairs system is older than the others: it exports GBK-encoded CSV, writes dates as
 //! 1949年12月31日, keeps some names in traditional characters (configurable rate), and puts the
 //! spouse of a marriage on the same row as the applicant.
+//!
+//! Floating people married and die on record back home, so they are not in it; nor are marriages
+//! before the system went digital in 2003.
 
 use super::{DateStyle, Out, Sink, ymd};
 use crate::noise;
@@ -24,8 +27,6 @@ pub const HEADER: &[&str] = &[
     "地址",
 ];
 
-const OFFICE: &str = "苏州工业园区民政局";
-
 fn name(world: &World, p: &Person, r: &mut Rng, noise_applied: &mut Vec<&'static str>) -> String {
     if r.chance(world.config.noise.civil_traditional) {
         let t = noise::traditional(&p.name);
@@ -44,6 +45,7 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
     }
     let as_of = world.config.as_of;
     let address = world.street.room_address(&hh.actual_room);
+    let office = format!("{}民政局", world.street.county.name);
     // Marriages registered here since the system went digital in 2003.
     if let Some(date) = hh.marriage.filter(|d| d.year() >= 2003) {
         let (a, b) = (&hh.members[0], hh.members[0].spouse.map(|s| &hh.members[s]));
@@ -65,13 +67,10 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
                     &bn,
                     b.id.as_str(),
                     &ymd(date, DateStyle::Chinese),
-                    OFFICE,
+                    &office,
                     &address,
                 ],
             );
-            for n in na.iter().chain(&nb) {
-                out.noted(n);
-            }
             out.truth(Sink::CivilAffairs, &record, "subject", &a.key, &na);
             out.truth(Sink::CivilAffairs, &record, "spouse", &b.key, &nb);
         }
@@ -101,13 +100,10 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
                 "",
                 "",
                 &ymd(date, DateStyle::Chinese),
-                OFFICE,
+                &office,
                 &address,
             ],
         );
-        for n in &na {
-            out.noted(n);
-        }
         out.truth(Sink::CivilAffairs, &record, "subject", &p.key, &na);
     }
 }

@@ -1,12 +1,18 @@
 //! 教育 学籍: pupils of 6 to 17 and their guardians.
 //!
 //! The national student number is the letter G followed by the pupil's id, as in the real 学籍
-//! system. The guardian is the mother or father with a phone number; the home address is where
-//! the family actually lives, which for 人户分离 families differs from the household register.
+//! system. Grades follow the 1 September cohort: a child who was six by 31 August of the school
+//! year's first autumn is in grade 1. The guardian is the mother or the father, preferring one
+//! with a phone number; the home address is where the family actually lives, which for 人户分离
+//! families differs from the household register.
+//!
+//! Kindergartens, universities and pupils schooled outside the street are not in it.
 
 use super::{DateStyle, Out, Sink, ymd};
 use crate::rng::Rng;
-use crate::world::{Household, World};
+use crate::world::{Household, Person, World};
+use chrono::Datelike;
+use tongban_standards::citizen_id::Sex;
 
 pub const HEADER: &[&str] = &[
     "学籍号",
@@ -23,47 +29,35 @@ pub const HEADER: &[&str] = &[
     "家庭住址",
 ];
 
-const PRIMARY: [&str; 4] = [
-    "苏州工业园区唯亭实验小学",
-    "苏州工业园区青剑湖小学",
-    "苏州工业园区星澄学校",
-    "苏州工业园区唯亭学校",
-];
-const MIDDLE: [&str; 2] = ["苏州工业园区唯亭学校", "苏州工业园区青剑湖学校"];
-const HIGH: [&str; 2] = ["苏州工业园区第三中学", "江苏省苏州第十中学"];
-
 pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
     let as_of = world.config.as_of;
+    // The school year that is running on the export date started on 1 September of this year.
+    let school_year = if as_of.month() >= 9 { as_of.year() } else { as_of.year() - 1 };
+    let county = &world.street.county.name;
+    let town = world.street.short();
     for p in &hh.members {
-        let age = p.age_on(as_of);
-        if !(6..=17).contains(&age) || !p.alive_on(as_of) {
+        if !p.alive_on(as_of) || p.birth > as_of {
             continue;
         }
-        let guardian_idx = if r.chance(0.6) {
-            p.mother.or(p.father)
-        } else {
-            p.father.or(p.mother)
-        };
-        let Some(g) = guardian_idx.map(|i| &hh.members[i]) else {
+        // Children born from September on join the next year's cohort.
+        let cohort = if p.birth.month() >= 9 { p.birth.year() + 1 } else { p.birth.year() };
+        let grade = school_year - cohort - 5;
+        if !(1..=12).contains(&grade) {
+            continue;
+        }
+        let parents: Vec<&Person> = [p.mother, p.father].into_iter().flatten().map(|i| &hh.members[i]).collect();
+        let with_phone: Vec<&Person> = parents.iter().copied().filter(|g| g.phone.is_some()).collect();
+        let pool = if with_phone.is_empty() { &parents } else { &with_phone };
+        let Some(g) = r.pick(pool).copied() else {
             continue;
         };
-        let (school, grade) = match age {
-            6..=11 => (
-                PRIMARY[hh.community % PRIMARY.len()],
-                format!("{}年级", age - 5),
-            ),
-            12..=14 => (
-                MIDDLE[hh.community % MIDDLE.len()],
-                format!("初{}", age - 11),
-            ),
-            _ => (HIGH[hh.community % HIGH.len()], format!("高{}", age - 14)),
+        let (school, grade) = match grade {
+            1..=6 => (format!("{county}{town}实验小学"), format!("{grade}年级")),
+            7..=9 => (format!("{county}{town}学校"), format!("初{}", grade - 6)),
+            _ => (format!("{county}第{}中学", 1 + hh.community % 3), format!("高{}", grade - 9)),
         };
         let record = format!("G{}", p.id.as_str());
-        let relation = if Some(g.sex) == Some(tongban_standards::citizen_id::Sex::Female) {
-            "母亲"
-        } else {
-            "父亲"
-        };
+        let relation = if g.sex == Sex::Female { "母亲" } else { "父亲" };
         out.csv(
             Sink::EducationStudents,
             &[
@@ -72,7 +66,7 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
                 p.id.as_str(),
                 p.sex.zh(),
                 &ymd(p.birth, DateStyle::Dotted),
-                school,
+                &school,
                 &grade,
                 &g.name,
                 g.id.as_str(),

@@ -4,11 +4,13 @@
 //! system is fed by police stations and rental agents, so addresses are typed freely (shorthand,
 //! Chinese numerals, levels left out, notes) at a configurable rate, sex is a GB/T 2261 code, and
 //! phones come in every form.
+//!
+//! Children under 16 and residents are not in it; nor is anything about employment beyond the
+//! employer's name as the person gave it.
 
 use super::{DateStyle, Out, Sink, ymd};
-use crate::noise;
 use crate::rng::Rng;
-use crate::world::{Household, World};
+use crate::world::{Entity, Household, World};
 use serde_json::json;
 
 pub fn render(
@@ -16,7 +18,7 @@ pub fn render(
     hh: &Household,
     out: &mut Out,
     r: &mut Rng,
-    employer_name: &dyn Fn(u64) -> String,
+    entities: &[Entity],
 ) {
     if !hh.floating {
         return;
@@ -28,20 +30,8 @@ pub fn render(
         }
         let record = format!("LD{}{:09}{m}", &world.street.code[..6], hh.index);
         let mut noise_applied = Vec::new();
-        let address = if r.chance(cfg.noise.floating_messy_address) {
-            noise_applied.push("messy_address");
-            noise::messy_address(&world.street, &hh.room, r)
-        } else {
-            world.street.room_address(&hh.room)
-        };
-        let phone = match &p.phone {
-            Some(ph) if r.chance(cfg.noise.phone_format) => {
-                noise_applied.push("phone_format");
-                noise::phone_form(ph, r)
-            }
-            Some(ph) => ph.clone(),
-            None => String::new(),
-        };
+        let address = super::written_address(world, &hh.room, cfg.noise.floating_messy_address, r, &mut noise_applied);
+        let phone = super::phone_field(world, p, r, &mut noise_applied, true);
         let purpose = if p.employer.is_some() {
             "务工"
         } else if m > 0 {
@@ -58,17 +48,14 @@ pub fn render(
                 "xb": p.sex.code(),
                 "mz": p.nation,
                 "csrq": ymd(p.birth, DateStyle::Iso),
-                "hjdz": hh.hukou_address,
+                "hjdz": p.hukou_address,
                 "jzdz": address,
                 "lxdh": phone,
-                "djrq": ymd(hh.since, DateStyle::Slash),
+                "djrq": ymd(p.registered_on, DateStyle::Slash),
                 "jzsy": purpose,
-                "fwcs": p.employer.map(employer_name),
+                "fwcs": p.employer.and_then(|e| entities.get(e as usize)).map(|e| e.name.as_str()),
             }),
         );
-        for n in &noise_applied {
-            out.noted(n);
-        }
         out.truth(
             Sink::FloatingPopulation,
             &record,

@@ -2,8 +2,11 @@
 //!
 //! The dirtiest source: names typed by ear (homophones such as 张→章), ids with a digit mistyped
 //! or two swapped, or left out, phones in every form and addresses as the worker wrote them, at
-//! the rates of `config::Noise`. Each visit covers about six in ten of a household's living
-//! members; records carry the 15-digit unit grid code.
+//! the rates of `config::Noise`. Each round reaches a share of a household's living members
+//! (`grid_coverage`) on one day within the last two years, after they moved in; records carry the
+//! 15-digit unit grid code and the grid's own worker.
+//!
+//! It records people, not buildings or businesses, and holds no history: one visit per person.
 
 use super::{DateStyle, Out, Sink, ymd};
 use crate::noise;
@@ -16,13 +19,12 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
     let cfg = &world.config;
     let n = &cfg.noise;
     let grid = world.street.grid_code(&hh.actual_room);
-    let worker = format!(
-        "网格员{:03}",
-        mix(grid.len() as u64 ^ hh.actual_room.compound as u64) % 400
-    );
-    let visit = cfg.as_of - Duration::days(r.range(0, 700));
+    // One worker per grid, numbered within the community as the street assigns them.
+    let worker = format!("网格员{}", &grid[grid.len() - 5..]);
+    let from = hh.since.max(cfg.as_of - Duration::days(700)).min(cfg.as_of);
+    let visit = from + Duration::days(r.range(0, (cfg.as_of - from).num_days()));
     for (m, p) in hh.members.iter().enumerate() {
-        if !p.alive_on(visit) || !r.chance(0.6) {
+        if p.birth > visit || !p.alive_on(visit) || !r.chance(n.grid_coverage) {
             continue;
         }
         // Collection apps key records by a random-looking id; a hash of the slot keeps it stable.
@@ -49,20 +51,8 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
         } else {
             p.id.as_str().to_string()
         };
-        let phone = match &p.phone {
-            Some(ph) if r.chance(n.phone_format) => {
-                applied.push("phone_format");
-                noise::phone_form(ph, r)
-            }
-            Some(ph) => ph.clone(),
-            None => String::new(),
-        };
-        let address = if r.chance(0.5) {
-            applied.push("messy_address");
-            noise::messy_address(&world.street, &hh.actual_room, r)
-        } else {
-            world.street.room_address(&hh.actual_room)
-        };
+        let phone = super::phone_field(world, p, r, &mut applied, true);
+        let address = super::written_address(world, &hh.actual_room, n.grid_messy_address, r, &mut applied);
         out.json(
             Sink::GridCollection,
             &json!({
@@ -78,9 +68,6 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
                 "cjy": worker,
             }),
         );
-        for a in &applied {
-            out.noted(a);
-        }
         out.truth(Sink::GridCollection, &record, "subject", &p.key, &applied);
         out.truth(
             Sink::GridCollection,

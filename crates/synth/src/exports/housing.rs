@@ -3,12 +3,15 @@
 //! The housing system keys buildings and rooms by its own codes (楼栋编码, 房屋编码) and writes
 //! addresses in full standard form. Rooms appear once an owner is registered for them; a floating
 //! household's room belongs to a resident landlord of the same block of households, and their
-//! rental contract is filed here.
+//! current rental contract (renewed every one to three years since they moved in) is filed here.
+//! A room's owner is its household's first living adult.
+//!
+//! Commercial premises and vacant rooms without a registered owner are not exported.
 
 use super::{DateStyle, Out, Sink, ymd};
 use crate::places::RoomRef;
 use crate::rng::Rng;
-use crate::world::{Household, Person, World};
+use crate::world::{Household, Person, World, add_years};
 use chrono::Duration;
 
 pub const BUILDING_HEADER: &[&str] = &[
@@ -98,6 +101,16 @@ pub fn render_buildings(world: &World, out: &mut Out) {
     }
 }
 
+/// The household member registered as owner: the first adult alive on the export date, or the
+/// head if there is none (registers lag behind deaths).
+pub fn owner(world: &World, hh: &Household) -> Option<usize> {
+    let as_of = world.config.as_of;
+    hh.members
+        .iter()
+        .position(|p| p.alive_on(as_of) && p.age_on(as_of) >= 18)
+        .or(if hh.members.is_empty() { None } else { Some(0) })
+}
+
 fn room_row(world: &World, room: &RoomRef, owner: &Person, out: &mut Out, r: &mut Rng) {
     let code = room_code(world, room);
     let address = world.street.room_address(room);
@@ -125,31 +138,41 @@ fn room_row(world: &World, room: &RoomRef, owner: &Person, out: &mut Out, r: &mu
     out.csv(Sink::TruthRooms, &[&key, &bkey, &address, &owner.key]);
 }
 
-/// The rooms a household owns or rents, and its rental contract.
-pub fn render(
-    world: &World,
-    hh: &Household,
-    landlord: Option<&Household>,
-    out: &mut Out,
-    r: &mut Rng,
-) {
+/// The rooms a household owns or rents, and its rental contract. `landlords` are the resident
+/// households of the same block, any of which may let the room.
+pub fn render(world: &World, hh: &Household, landlords: &[&Household], out: &mut Out, r: &mut Rng) {
     let Some(head) = hh.members.first() else {
         return;
     };
     if !hh.floating {
-        room_row(world, &hh.room, head, out, r);
-        if hh.actual_room != hh.room {
-            room_row(world, &hh.actual_room, head, out, r);
+        if let Some(o) = owner(world, hh) {
+            room_row(world, &hh.room, &hh.members[o], out, r);
+            if hh.actual_room != hh.room {
+                room_row(world, &hh.actual_room, &hh.members[o], out, r);
+            }
         }
         return;
     }
-    let Some(owner) = landlord.and_then(|l| l.members.first()) else {
+    // The current contract: renewed every `term` years since the household moved in.
+    let as_of = world.config.as_of;
+    let term = 1 + r.below(3) as i32;
+    let mut start = hh.since;
+    while add_years(start, term) <= as_of {
+        start = add_years(start, term);
+    }
+    let end = add_years(start, term) - Duration::days(1);
+    // The landlord must have been an adult when the contract was signed and be alive now.
+    let eligible: Vec<&Person> = landlords
+        .iter()
+        .filter_map(|l| owner(world, l).map(|o| &l.members[o]))
+        .filter(|p| p.alive_on(as_of) && add_years(p.birth, 22) <= start)
+        .collect();
+    let Some(owner) = r.pick(&eligible).copied() else {
         return;
     };
     room_row(world, &hh.room, owner, out, r);
     let code = room_code(world, &hh.room);
-    let record = format!("ZL{}{:09}", ymd(hh.since, DateStyle::YearMonth), hh.index);
-    let end = hh.since + Duration::days(365 * (1 + r.below(3) as i64));
+    let record = format!("ZL{}{:09}", ymd(start, DateStyle::YearMonth), hh.index);
     out.csv(
         Sink::HousingRentals,
         &[
@@ -161,18 +184,12 @@ pub fn render(
             &head.name,
             head.id.as_str(),
             head.phone.as_deref().unwrap_or(""),
-            &ymd(hh.since, DateStyle::Iso),
+            &ymd(start, DateStyle::Iso),
             &ymd(end, DateStyle::Iso),
             &(1200 + 100 * r.below(40)).to_string(),
         ],
     );
     out.truth(Sink::HousingRentals, &record, "landlord", &owner.key, &[]);
     out.truth(Sink::HousingRentals, &record, "tenant", &head.key, &[]);
-    out.truth(
-        Sink::HousingRentals,
-        &record,
-        "room",
-        &world.street.room_key(&hh.room),
-        &[],
-    );
+    out.truth(Sink::HousingRentals, &record, "room", &world.street.room_key(&hh.room), &[]);
 }

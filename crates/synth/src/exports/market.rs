@@ -1,11 +1,13 @@
 //! 市场监管 市场主体登记: business registrations with their legal representatives.
 //!
 //! One row per legal entity: credit code, name, type, legal representative and id, capital,
-//! founding date (written 2019/3/5), seat and industry. An entity whose representative has died is
-//! shown as revoked, as registers often still show it.
+//! founding date (written 2019/3/5), seat and industry. An entity whose representative has died
+//! since it was founded is shown as revoked (吊销).
+//!
+//! Branches, shareholders and annual reports are not exported.
 
 use super::{DateStyle, Out, Sink, ymd};
-use crate::world::{Entity, World};
+use crate::world::Entity;
 
 pub const HEADER: &[&str] = &[
     "统一社会信用代码",
@@ -26,14 +28,10 @@ pub struct Rep {
     pub key: String,
     pub name: String,
     pub id: String,
-    pub alive: bool,
 }
 
-pub fn render(_world: &World, e: &Entity, rep: Option<&Rep>, out: &mut Out) {
-    let status = match rep {
-        Some(r) if !r.alive => "吊销",
-        _ => "存续",
-    };
+pub fn render(e: &Entity, rep: Option<&Rep>, out: &mut Out) {
+    let status = if e.revoked_on.is_some() { "吊销" } else { "存续" };
     let capital = if e.capital_wan == 0 {
         String::new()
     } else {

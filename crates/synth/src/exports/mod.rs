@@ -158,8 +158,8 @@ impl Sink {
 pub struct Out {
     pub bufs: [String; 17],
     pub rows: [u64; 17],
-    /// Noise applied, by kind, for the summary.
-    pub noise: std::collections::BTreeMap<&'static str, u64>,
+    /// Noise applied, as `source.kind` (e.g. `grid_collection.id_typo`), for the summary.
+    pub noise: std::collections::BTreeMap<String, u64>,
 }
 
 impl Out {
@@ -199,28 +199,58 @@ impl Out {
         true_key: &str,
         noise: &[&'static str],
     ) {
-        let source = source.path();
+        let path = source.path();
+        let stem = path.split('.').next().unwrap_or(path);
+        for kind in noise {
+            *self.noise.entry(format!("{stem}.{kind}")).or_default() += 1;
+        }
         let joined = noise.join(";");
-        self.csv(
-            Sink::TruthRecords,
-            &[source, record_key, role, true_key, &joined],
-        );
+        self.csv(Sink::TruthRecords, &[path, record_key, role, true_key, &joined]);
     }
+}
 
-    /// Counts one application of a kind of noise.
-    pub fn noted(&mut self, kind: &'static str) {
-        *self.noise.entry(kind).or_default() += 1;
+/// A person's phone as a department's system holds it: empty at the `missing_phone` rate,
+/// otherwise (when `reformat` is set, for systems that take it as typed) in a non-canonical form
+/// at the `phone_format` rate. The noise applied is added to `noise`.
+pub fn phone_field(
+    world: &crate::world::World,
+    p: &crate::world::Person,
+    r: &mut crate::rng::Rng,
+    noise: &mut Vec<&'static str>,
+    reformat: bool,
+) -> String {
+    let n = &world.config.noise;
+    let Some(phone) = &p.phone else {
+        return String::new();
+    };
+    if r.chance(n.missing_phone) {
+        noise.push("missing_phone");
+        return String::new();
     }
+    if reformat && r.chance(n.phone_format) {
+        noise.push("phone_format");
+        return crate::noise::phone_form(phone, r);
+    }
+    phone.clone()
+}
 
-    /// Moves everything of `other` to the end of `self`.
-    pub fn append(&mut self, other: Out) {
-        for (i, b) in other.bufs.into_iter().enumerate() {
-            self.bufs[i].push_str(&b);
-            self.rows[i] += other.rows[i];
-        }
-        for (k, v) in other.noise {
-            *self.noise.entry(k).or_default() += v;
-        }
+/// A room's address as a clerk typed it: hard to read at the `hard_address` rate, messy at
+/// `messy_rate`, else in standard form. The noise applied is added to `noise`.
+pub fn written_address(
+    world: &crate::world::World,
+    room: &crate::places::RoomRef,
+    messy_rate: f64,
+    r: &mut crate::rng::Rng,
+    noise: &mut Vec<&'static str>,
+) -> String {
+    if r.chance(world.config.noise.hard_address) {
+        noise.push("hard_address");
+        crate::noise::hard_address(&world.street, room, r)
+    } else if r.chance(messy_rate) {
+        noise.push("messy_address");
+        crate::noise::messy_address(&world.street, room, r)
+    } else {
+        world.street.room_address(room)
     }
 }
 

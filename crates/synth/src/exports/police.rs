@@ -3,6 +3,8 @@
 //! One CSV row per registered person, deceased ones included with status 死亡注销, grouped by
 //! household number (户号). Dates are compact (19491231). The register is the cleanest source,
 //! but people born before 2000 sometimes still carry their old 15-digit id (configurable rate).
+//!
+//! It holds residents only: floating people are in the floating population registration.
 
 use super::{DateStyle, Out, Sink, ymd};
 use crate::rng::Rng;
@@ -44,11 +46,7 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
         } else {
             "死亡注销"
         };
-        let phone = p
-            .phone
-            .as_deref()
-            .filter(|_| !r.chance(world.config.noise.missing_field))
-            .unwrap_or("");
+        let phone = super::phone_field(world, p, r, &mut noise, false);
         out.csv(
             Sink::PoliceHousehold,
             &[
@@ -60,15 +58,12 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
                 p.nation,
                 &ymd(p.birth, DateStyle::Compact),
                 p.role.zh(p.sex),
-                &hh.hukou_address,
+                &p.hukou_address,
                 status,
-                &ymd(hh.since.max(p.birth), DateStyle::Compact),
-                phone,
+                &ymd(p.registered_on, DateStyle::Compact),
+                &phone,
             ],
         );
-        for n in &noise {
-            out.noted(n);
-        }
         out.truth(Sink::PoliceHousehold, &record, "subject", &p.key, &noise);
     }
 }

@@ -2,10 +2,13 @@
 //!
 //! Carries the employer's credit code and name, the month contributions began (YYYYMM) and the
 //! number of months paid: the facts later used for employment relations and for services that
-//! depend on contribution years.
+//! depend on contribution years. Employees of a revoked employer show 终止 (contributions
+//! stopped).
+//!
+//! Only the pension insurance is exported; medical and unemployment insurance add nothing the
+//! resolution needs.
 
 use super::{DateStyle, Out, Sink, ymd};
-use crate::noise;
 use crate::rng::Rng;
 use crate::world::{Entity, Household, World};
 use chrono::Datelike;
@@ -29,26 +32,22 @@ pub fn render(
     hh: &Household,
     out: &mut Out,
     r: &mut Rng,
-    employer: &dyn Fn(u64) -> Entity,
+    entities: &[Entity],
 ) {
     let as_of = world.config.as_of;
     for (m, p) in hh.members.iter().enumerate() {
         let (Some(e), Some(since)) = (p.employer, p.insured_since) else {
             continue;
         };
-        let ent = employer(e);
-        let months =
-            (as_of.year() - since.year()) * 12 + as_of.month() as i32 - since.month() as i32 + 1;
+        let Some(ent) = entities.get(e as usize) else {
+            continue;
+        };
+        // Contributions stop at death or when the employer is revoked.
+        let end = as_of.min(p.death.unwrap_or(as_of)).min(ent.revoked_on.unwrap_or(as_of));
+        let months = (end.year() - since.year()) * 12 + end.month() as i32 - since.month() as i32 + 1;
         let record = format!("SB{:010}{m}", hh.index);
         let mut noise_applied = Vec::new();
-        let phone = match &p.phone {
-            Some(ph) if r.chance(world.config.noise.phone_format) => {
-                noise_applied.push("phone_format");
-                noise::phone_form(ph, r)
-            }
-            Some(ph) => ph.clone(),
-            None => String::new(),
-        };
+        let phone = super::phone_field(world, p, r, &mut noise_applied, true);
         out.csv(
             Sink::SocialInsurance,
             &[
@@ -69,9 +68,6 @@ pub fn render(
                 &phone,
             ],
         );
-        for n in &noise_applied {
-            out.noted(n);
-        }
         out.truth(
             Sink::SocialInsurance,
             &record,

@@ -3,6 +3,8 @@
 //! `records.csv` (written by every department module through `Out::truth`) maps each source record
 //! to the true things behind it; the files here describe those things, so that linkage can be
 //! scored later (`tongban eval`) and services can be checked against what is really so.
+//!
+//! The truth is written once and never read back by the generator; it holds no noise.
 
 use super::{DateStyle, Out, Sink, ymd};
 use crate::world::{Entity, Household, World};
@@ -74,7 +76,7 @@ pub fn render_household(world: &World, hh: &Household, out: &mut Out) {
                 &employer,
             ],
         );
-        let since = ymd(hh.since.max(p.birth), DateStyle::Iso);
+        let since = ymd(p.registered_on, DateStyle::Iso);
         out.csv(
             Sink::TruthRelations,
             &[&p.key, "household", &household, &since],
