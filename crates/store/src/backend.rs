@@ -1,0 +1,392 @@
+//! The SQL shared by both backends, as a macro that implements [`crate::Store`] for a backend's
+//! store type.
+//!
+//! SQLite and PostgreSQL accept the same statements here except for parameter markers (`?` versus
+//! `$1`), so every statement is written once with `?` and passed through the backend's `$fix`
+//! function. The decisions (new, changed, unchanged, duplicate) come from [`crate::plan_chunk`].
+//! A macro rather than generic functions because sqlx's per-database trait bounds would dwarf the
+//! SQL they guard.
+//!
+//! This module does not open connections or run migrations; each backend module does.
+
+/// Implements `Store` for `$store` (with a `pool` field) on database `$db` with row type `$row`.
+macro_rules! sql_backend {
+    ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path) => {
+
+const ROWS_PER_INSERT: usize = 500;
+
+fn batch_row(r: &$row) -> Result<BatchRow> {
+    Ok(BatchRow {
+        id: r.try_get("id")?,
+        source_id: r.try_get("source_id")?,
+        file_name: r.try_get("file_name")?,
+        status: BatchStatus::parse(r.try_get("status")?)?,
+        started_at: r.try_get("started_at")?,
+        finished_at: r.try_get("finished_at")?,
+        counts: ChunkOutcome {
+            records: r.try_get("records")?,
+            inserted: r.try_get("inserted")?,
+            updated: r.try_get("updated")?,
+            unchanged: r.try_get("unchanged")?,
+            quarantined: r.try_get("quarantined")?,
+        },
+        withdrawn: r.try_get("withdrawn")?,
+        message: r.try_get("message")?,
+    })
+}
+
+fn record_row(r: &$row) -> Result<RecordVersion> {
+    Ok(RecordVersion {
+        source_id: r.try_get("source_id")?,
+        key: r.try_get("record_key")?,
+        version: r.try_get("version")?,
+        status: RecordStatus::parse(r.try_get("status")?)?,
+        batch_id: r.try_get("batch_id")?,
+        seen_batch: r.try_get("seen_batch")?,
+        location: r.try_get("location")?,
+        content_hash: r.try_get("content_hash")?,
+        raw: r.try_get("raw")?,
+        cleaned: r.try_get("cleaned")?,
+        issues: r.try_get("issues")?,
+        ingested_at: r.try_get("ingested_at")?,
+        withdrawn_at: r.try_get("withdrawn_at")?,
+    })
+}
+
+fn quarantine_row(r: &$row) -> Result<QuarantineEntry> {
+    Ok(QuarantineEntry {
+        id: r.try_get("id")?,
+        source_id: r.try_get("source_id")?,
+        batch_id: r.try_get("batch_id")?,
+        location: r.try_get("location")?,
+        key: r.try_get("record_key")?,
+        raw: r.try_get("raw")?,
+        reasons: r.try_get("reasons")?,
+        status: QuarantineStatus::parse(r.try_get("status")?)?,
+        created_at: r.try_get("created_at")?,
+        resolved_at: r.try_get("resolved_at")?,
+    })
+}
+
+const RECORD_COLUMNS: &str = "source_id, record_key, version, status, batch_id, seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at";
+
+#[async_trait]
+impl Store for $store {
+    fn backend(&self) -> &'static str {
+        $name
+    }
+
+    async fn put_source(&self, s: &SourceRow) -> Result<()> {
+        sqlx::query($fix("INSERT INTO sources (id, department, name, subject, snapshot, update_frequency, mapping, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET department = excluded.department, name = excluded.name,
+               subject = excluded.subject, snapshot = excluded.snapshot,
+               update_frequency = excluded.update_frequency, mapping = excluded.mapping,
+               updated_at = excluded.updated_at"),
+        )
+        .bind(&s.id)
+        .bind(&s.department)
+        .bind(&s.name)
+        .bind(&s.subject)
+        .bind(s.snapshot)
+        .bind(&s.update_frequency)
+        .bind(&s.mapping)
+        .bind(s.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn source(&self, id: &str) -> Result<Option<SourceRow>> {
+        let row = sqlx::query($fix("SELECT * FROM sources WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| source_row(&r)).transpose()
+    }
+
+    async fn sources(&self) -> Result<Vec<SourceRow>> {
+        let rows = sqlx::query($fix("SELECT * FROM sources ORDER BY id")).fetch_all(&self.pool).await?;
+        rows.iter().map(source_row).collect()
+    }
+
+    async fn begin_batch(&self, source_id: &str, file_name: &str) -> Result<i64> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query($fix("UPDATE batches SET status = 'abandoned', finished_at = ? WHERE source_id = ? AND status = 'running'"))
+            .bind(now_millis())
+            .bind(source_id)
+            .execute(&mut *tx)
+            .await?;
+        let id: i64 = sqlx::query_scalar($fix("INSERT INTO batches (source_id, file_name, status, started_at) VALUES (?, ?, 'running', ?) RETURNING id"),
+        )
+        .bind(source_id)
+        .bind(file_name)
+        .bind(now_millis())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn store_chunk(
+        &self,
+        batch_id: i64,
+        source_id: &str,
+        records: &[IncomingRecord],
+        quarantine: &[IncomingQuarantine],
+    ) -> Result<ChunkOutcome> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        let mut latest: HashMap<String, Latest> = HashMap::with_capacity(records.len());
+        for group in records.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<$db> = QueryBuilder::new(
+                "SELECT id, record_key, version, status, seen_batch, content_hash FROM records WHERE status <> 'superseded' AND source_id = ",
+            );
+            q.push_bind(source_id).push(" AND record_key IN (");
+            let mut sep = q.separated(", ");
+            for r in group {
+                sep.push_bind(&r.key);
+            }
+            q.push(")");
+            for row in q.build().fetch_all(&mut *tx).await? {
+                latest.insert(
+                    row.try_get("record_key")?,
+                    Latest {
+                        id: row.try_get("id")?,
+                        version: row.try_get("version")?,
+                        status: RecordStatus::parse(row.try_get("status")?)?,
+                        seen_batch: row.try_get("seen_batch")?,
+                        hash: row.try_get("content_hash")?,
+                    },
+                );
+            }
+        }
+        let plan = plan_chunk(batch_id, records, &latest);
+        let mut outcome = ChunkOutcome { records: records.len() as i64, ..Default::default() };
+        let mut supersede = Vec::new();
+        let mut unchanged = Vec::new();
+        let mut inserts: Vec<(&IncomingRecord, i64)> = Vec::new();
+        let mut duplicates: Vec<IncomingQuarantine> = Vec::new();
+        for (r, action) in records.iter().zip(&plan) {
+            match action {
+                Action::Insert { version, supersede: s } => {
+                    if let Some(id) = s {
+                        supersede.push(*id);
+                        outcome.updated += 1;
+                    } else {
+                        outcome.inserted += 1;
+                    }
+                    inserts.push((r, *version));
+                }
+                Action::Unchanged(id) => {
+                    unchanged.push(*id);
+                    outcome.unchanged += 1;
+                }
+                Action::Duplicate { first } => duplicates.push(IncomingQuarantine {
+                    key: Some(r.key.clone()),
+                    location: r.location.clone(),
+                    raw: r.raw.clone(),
+                    raw_hash: r.hash.clone(),
+                    reasons: duplicate_reason(&r.key, first.as_deref()),
+                }),
+            }
+        }
+        for (ids, sql) in [
+            (&supersede, "UPDATE records SET status = 'superseded' WHERE id IN ("),
+            (&unchanged, "UPDATE records SET seen_batch = "),
+        ] {
+            for group in ids.chunks(ROWS_PER_INSERT) {
+                let mut q: QueryBuilder<$db> = QueryBuilder::new(sql);
+                if sql.contains("seen_batch") {
+                    q.push_bind(batch_id).push(" WHERE id IN (");
+                }
+                let mut sep = q.separated(", ");
+                for id in group {
+                    sep.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(&mut *tx).await?;
+            }
+        }
+        for group in inserts.chunks(ROWS_PER_INSERT / 2) {
+            let mut q: QueryBuilder<$db> = QueryBuilder::new(format!("INSERT INTO records ({RECORD_COLUMNS}) "));
+            q.push_values(group, |mut b, (r, version)| {
+                b.push_bind(source_id)
+                    .push_bind(&r.key)
+                    .push_bind(*version)
+                    .push_bind("current")
+                    .push_bind(batch_id)
+                    .push_bind(batch_id)
+                    .push_bind(&r.location)
+                    .push_bind(&r.hash)
+                    .push_bind(&r.raw)
+                    .push_bind(&r.cleaned)
+                    .push_bind(&r.issues)
+                    .push_bind(now)
+                    .push_bind(None::<i64>);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for group in quarantine.iter().chain(&duplicates).collect::<Vec<_>>().chunks(ROWS_PER_INSERT / 2) {
+            let mut q: QueryBuilder<$db> = QueryBuilder::new(
+                "INSERT INTO quarantine (source_id, batch_id, location, record_key, raw, raw_hash, reasons, status, created_at) ",
+            );
+            q.push_values(group, |mut b, e| {
+                b.push_bind(source_id)
+                    .push_bind(batch_id)
+                    .push_bind(&e.location)
+                    .push_bind(&e.key)
+                    .push_bind(&e.raw)
+                    .push_bind(&e.raw_hash)
+                    .push_bind(&e.reasons)
+                    .push_bind("held")
+                    .push_bind(now);
+            });
+            q.push(" ON CONFLICT (source_id, raw_hash) WHERE status = 'held' DO NOTHING");
+            let done = q.build().execute(&mut *tx).await?;
+            outcome.quarantined += done.rows_affected() as i64;
+        }
+        sqlx::query($fix("UPDATE batches SET records = records + ?, inserted = inserted + ?, updated = updated + ?,
+               unchanged = unchanged + ?, quarantined = quarantined + ? WHERE id = ?"),
+        )
+        .bind(outcome.records)
+        .bind(outcome.inserted)
+        .bind(outcome.updated)
+        .bind(outcome.unchanged)
+        .bind(outcome.quarantined)
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn finish_batch(&self, batch_id: i64, withdraw_missing: bool) -> Result<BatchRow> {
+        let now = now_millis();
+        let mut tx = self.pool.begin().await?;
+        let source_id: String = sqlx::query_scalar($fix("SELECT source_id FROM batches WHERE id = ?"))
+            .bind(batch_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound { what: "batch", id: batch_id.to_string() })?;
+        let withdrawn = if withdraw_missing {
+            sqlx::query($fix("UPDATE records SET status = 'withdrawn', withdrawn_at = ?
+                 WHERE source_id = ? AND status = 'current' AND seen_batch <> ?"),
+            )
+            .bind(now)
+            .bind(&source_id)
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected() as i64
+        } else {
+            0
+        };
+        sqlx::query($fix("UPDATE batches SET status = 'complete', finished_at = ?, withdrawn = ? WHERE id = ?"))
+            .bind(now)
+            .bind(withdrawn)
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
+        let row = sqlx::query($fix("SELECT * FROM batches WHERE id = ?")).bind(batch_id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        batch_row(&row)
+    }
+
+    async fn fail_batch(&self, batch_id: i64, message: &str) -> Result<()> {
+        sqlx::query($fix("UPDATE batches SET status = 'failed', finished_at = ?, message = ? WHERE id = ?"))
+            .bind(now_millis())
+            .bind(message)
+            .bind(batch_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn batches(&self, source_id: Option<&str>) -> Result<Vec<BatchRow>> {
+        let rows = sqlx::query($fix("SELECT * FROM batches WHERE source_id = COALESCE(?, source_id) ORDER BY id"))
+            .bind(source_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(batch_row).collect()
+    }
+
+    async fn record_history(&self, source_id: &str, key: &str) -> Result<Vec<RecordVersion>> {
+        let rows = sqlx::query($fix(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE source_id = ? AND record_key = ? ORDER BY version"
+        )))
+        .bind(source_id)
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_row).collect()
+    }
+
+    async fn current_records(&self, source_id: &str, after_key: Option<&str>, limit: i64) -> Result<Vec<RecordVersion>> {
+        let rows = sqlx::query($fix(&format!(
+            "SELECT {RECORD_COLUMNS} FROM records WHERE source_id = ? AND status = 'current' AND record_key > ?
+             ORDER BY record_key LIMIT ?"
+        )))
+        .bind(source_id)
+        .bind(after_key.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_row).collect()
+    }
+
+    async fn record_counts(&self, source_id: &str) -> Result<(i64, i64, i64)> {
+        let row = sqlx::query($fix("SELECT COALESCE(SUM(CASE WHEN status = 'current' THEN 1 ELSE 0 END), 0) AS c,
+                    COALESCE(SUM(CASE WHEN status = 'superseded' THEN 1 ELSE 0 END), 0) AS s,
+                    COALESCE(SUM(CASE WHEN status = 'withdrawn' THEN 1 ELSE 0 END), 0) AS w
+             FROM records WHERE source_id = ?"),
+        )
+        .bind(source_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("c")?, row.try_get("s")?, row.try_get("w")?))
+    }
+
+    async fn quarantine_list(&self, source_id: Option<&str>, status: Option<QuarantineStatus>, limit: i64) -> Result<Vec<QuarantineEntry>> {
+        let rows = sqlx::query($fix("SELECT * FROM quarantine WHERE source_id = COALESCE(?, source_id) AND status = COALESCE(?, status) ORDER BY id LIMIT ?"),
+        )
+        .bind(source_id)
+        .bind(status.map(QuarantineStatus::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(quarantine_row).collect()
+    }
+
+    async fn quarantine_entry(&self, id: i64) -> Result<Option<QuarantineEntry>> {
+        let row = sqlx::query($fix("SELECT * FROM quarantine WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?;
+        row.map(|r| quarantine_row(&r)).transpose()
+    }
+
+    async fn release_quarantined(&self, id: i64) -> Result<()> {
+        let done = sqlx::query($fix("UPDATE quarantine SET status = 'released', resolved_at = ? WHERE id = ? AND status = 'held'"))
+            .bind(now_millis())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "held quarantine entry", id: id.to_string() });
+        }
+        Ok(())
+    }
+}
+
+fn source_row(r: &$row) -> Result<SourceRow> {
+    Ok(SourceRow {
+        id: r.try_get("id")?,
+        department: r.try_get("department")?,
+        name: r.try_get("name")?,
+        subject: r.try_get("subject")?,
+        snapshot: r.try_get("snapshot")?,
+        update_frequency: r.try_get("update_frequency")?,
+        mapping: r.try_get("mapping")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+    };
+}
+
+pub(crate) use sql_backend;

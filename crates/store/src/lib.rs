@@ -1,0 +1,492 @@
+//! The store: the one trait behind which all SQL lives, with an SQLite and a PostgreSQL
+//! implementation.
+//!
+//! Everything above this crate talks to `dyn Store` and never learns which database runs. The
+//! trait speaks in the intake's terms — sources, batches, record versions, quarantine — and each
+//! backend translates to its own SQL and migrations (`migrations/sqlite`, `migrations/postgres`).
+//! The decisions that do not depend on the database (is an incoming record new, changed,
+//! unchanged, or a duplicate within its batch?) are made once, in [`plan_chunk`], so both backends
+//! behave identically by construction; the contract tests in `tests/contract.rs` hold them to it.
+//!
+//! The store does not clean, parse or judge records; it keeps what it is given, never deletes
+//! and never overwrites a version: a changed record becomes a new version, a record missing from a
+//! snapshot is marked withdrawn.
+
+mod backend;
+pub mod postgres;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// Why the store failed. Details of the database stay inside `Database`; callers above show
+/// only the category to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    Url(String),
+    #[error("{what} {id} does not exist")]
+    NotFound { what: &'static str, id: String },
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A declared source, as registered from its mapping file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceRow {
+    pub id: String,
+    pub department: String,
+    pub name: String,
+    pub subject: String,
+    pub snapshot: bool,
+    pub update_frequency: Option<String>,
+    /// The mapping file's text, kept so quarantined records can be re-cleaned later.
+    pub mapping: String,
+    pub updated_at: i64,
+}
+
+/// The state of a batch (one delivery of one file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BatchStatus {
+    Running,
+    Complete,
+    Failed,
+    /// A batch left running by a process that died; a later batch of the source replaced it.
+    Abandoned,
+}
+
+impl BatchStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchStatus::Running => "running",
+            BatchStatus::Complete => "complete",
+            BatchStatus::Failed => "failed",
+            BatchStatus::Abandoned => "abandoned",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<BatchStatus> {
+        Ok(match s {
+            "running" => BatchStatus::Running,
+            "complete" => BatchStatus::Complete,
+            "failed" => BatchStatus::Failed,
+            "abandoned" => BatchStatus::Abandoned,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown batch status {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// One batch and its counts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchRow {
+    pub id: i64,
+    pub source_id: String,
+    pub file_name: String,
+    pub status: BatchStatus,
+    pub started_at: i64,
+    pub finished_at: Option<i64>,
+    pub counts: ChunkOutcome,
+    pub withdrawn: i64,
+    pub message: Option<String>,
+}
+
+/// A record as the intake hands it over: cleaned, with its issues, not blocked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncomingRecord {
+    pub key: String,
+    pub location: String,
+    pub raw: String,
+    pub cleaned: String,
+    pub issues: String,
+    /// A hash of `raw`: a re-delivered record with the same hash is unchanged.
+    pub hash: Vec<u8>,
+}
+
+/// A record the intake could not accept, with the reasons as a JSON array of issues.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IncomingQuarantine {
+    pub key: Option<String>,
+    pub location: String,
+    pub raw: String,
+    pub raw_hash: Vec<u8>,
+    pub reasons: String,
+}
+
+/// What storing a chunk did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkOutcome {
+    pub records: i64,
+    pub inserted: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub quarantined: i64,
+}
+
+impl ChunkOutcome {
+    pub fn add(&mut self, o: &ChunkOutcome) {
+        self.records += o.records;
+        self.inserted += o.inserted;
+        self.updated += o.updated;
+        self.unchanged += o.unchanged;
+        self.quarantined += o.quarantined;
+    }
+}
+
+/// The status of a stored record version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordStatus {
+    Current,
+    Superseded,
+    Withdrawn,
+}
+
+impl RecordStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::Current => "current",
+            RecordStatus::Superseded => "superseded",
+            RecordStatus::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<RecordStatus> {
+        Ok(match s {
+            "current" => RecordStatus::Current,
+            "superseded" => RecordStatus::Superseded,
+            "withdrawn" => RecordStatus::Withdrawn,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown record status {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// One stored version of one record, with its provenance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordVersion {
+    pub source_id: String,
+    pub key: String,
+    pub version: i64,
+    pub status: RecordStatus,
+    /// The batch that delivered this version first, and the last batch that delivered it.
+    pub batch_id: i64,
+    pub seen_batch: i64,
+    pub location: String,
+    pub content_hash: Vec<u8>,
+    pub raw: String,
+    pub cleaned: String,
+    pub issues: String,
+    pub ingested_at: i64,
+    pub withdrawn_at: Option<i64>,
+}
+
+/// The state of a quarantined record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QuarantineStatus {
+    /// Waiting for a data engineer.
+    Held,
+    /// Re-admitted after the mapping was fixed.
+    Released,
+}
+
+impl QuarantineStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineStatus::Held => "held",
+            QuarantineStatus::Released => "released",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<QuarantineStatus> {
+        Ok(match s {
+            "held" => QuarantineStatus::Held,
+            "released" => QuarantineStatus::Released,
+            other => {
+                return Err(StoreError::Corrupt(format!(
+                    "unknown quarantine status {other:?}"
+                )));
+            }
+        })
+    }
+}
+
+/// One quarantined record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuarantineEntry {
+    pub id: i64,
+    pub source_id: String,
+    pub batch_id: i64,
+    pub location: String,
+    pub key: Option<String>,
+    pub raw: String,
+    pub reasons: String,
+    pub status: QuarantineStatus,
+    pub created_at: i64,
+    pub resolved_at: Option<i64>,
+}
+
+/// The store. Every method is one transaction: it happens completely or not at all.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Registers or updates a source from its mapping.
+    async fn put_source(&self, source: &SourceRow) -> Result<()>;
+    async fn source(&self, id: &str) -> Result<Option<SourceRow>>;
+    async fn sources(&self) -> Result<Vec<SourceRow>>;
+
+    /// Opens a batch for a source; batches the source left running are marked abandoned.
+    async fn begin_batch(&self, source_id: &str, file_name: &str) -> Result<i64>;
+
+    /// Stores a chunk of a batch: new records become version 1, changed ones a new version,
+    /// unchanged ones are marked seen by this batch, records whose key was already delivered in
+    /// this batch go to quarantine as duplicates, and `quarantine` is held (once: a record
+    /// already held with the same raw hash is not held twice).
+    async fn store_chunk(
+        &self,
+        batch_id: i64,
+        source_id: &str,
+        records: &[IncomingRecord],
+        quarantine: &[IncomingQuarantine],
+    ) -> Result<ChunkOutcome>;
+
+    /// Completes a batch. For a snapshot source, every current record this batch did not
+    /// deliver is marked withdrawn (never deleted).
+    async fn finish_batch(&self, batch_id: i64, withdraw_missing: bool) -> Result<BatchRow>;
+
+    /// Marks a batch failed with a message (what was stored so far stays stored).
+    async fn fail_batch(&self, batch_id: i64, message: &str) -> Result<()>;
+
+    async fn batches(&self, source_id: Option<&str>) -> Result<Vec<BatchRow>>;
+
+    /// Every version of one record, oldest first.
+    async fn record_history(&self, source_id: &str, key: &str) -> Result<Vec<RecordVersion>>;
+
+    /// Current records of a source in key order, after `after_key`, at most `limit`.
+    async fn current_records(
+        &self,
+        source_id: &str,
+        after_key: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RecordVersion>>;
+
+    /// Counts of current, superseded and withdrawn versions of a source.
+    async fn record_counts(&self, source_id: &str) -> Result<(i64, i64, i64)>;
+
+    async fn quarantine_list(
+        &self,
+        source_id: Option<&str>,
+        status: Option<QuarantineStatus>,
+        limit: i64,
+    ) -> Result<Vec<QuarantineEntry>>;
+    async fn quarantine_entry(&self, id: i64) -> Result<Option<QuarantineEntry>>;
+
+    /// Marks a held entry released (after its record was stored by a release batch).
+    async fn release_quarantined(&self, id: i64) -> Result<()>;
+}
+
+/// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.
+pub async fn open(url: &str) -> Result<Box<dyn Store>> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        Ok(Box::new(sqlite::SqliteStore::open(path).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Box::new(postgres::PgStore::open(url).await?))
+    } else {
+        Err(StoreError::Url(url.to_string()))
+    }
+}
+
+/// The latest (non-superseded) version of a key as a backend reads it.
+#[derive(Clone, Debug)]
+pub struct Latest {
+    pub id: i64,
+    pub version: i64,
+    pub status: RecordStatus,
+    pub seen_batch: i64,
+    pub hash: Vec<u8>,
+}
+
+/// What to do with one incoming record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Insert as version `version`; if `supersede` is set, that row becomes superseded first.
+    Insert {
+        version: i64,
+        supersede: Option<i64>,
+    },
+    /// Same content as the current version (row id): mark it seen by this batch.
+    Unchanged(i64),
+    /// The key was already delivered in this batch (at the given location, when known).
+    Duplicate { first: Option<String> },
+}
+
+/// Decides, for each incoming record in order, what storing it means. Shared by both backends so
+/// that their behaviour cannot drift apart.
+pub fn plan_chunk(
+    batch_id: i64,
+    records: &[IncomingRecord],
+    latest: &HashMap<String, Latest>,
+) -> Vec<Action> {
+    let mut in_chunk: HashMap<&str, &str> = HashMap::with_capacity(records.len());
+    records
+        .iter()
+        .map(|r| {
+            if let Some(first) = in_chunk.get(r.key.as_str()) {
+                return Action::Duplicate {
+                    first: Some((*first).to_string()),
+                };
+            }
+            in_chunk.insert(&r.key, &r.location);
+            match latest.get(&r.key) {
+                Some(l) if l.seen_batch == batch_id => Action::Duplicate { first: None },
+                Some(l) if l.status == RecordStatus::Current && l.hash == r.hash => {
+                    Action::Unchanged(l.id)
+                }
+                Some(l) => Action::Insert {
+                    version: l.version + 1,
+                    supersede: Some(l.id),
+                },
+                None => Action::Insert {
+                    version: 1,
+                    supersede: None,
+                },
+            }
+        })
+        .collect()
+}
+
+/// The quarantine reason of a duplicate key, as a JSON array of one issue.
+pub fn duplicate_reason(key: &str, first: Option<&str>) -> String {
+    let message = match first {
+        Some(loc) => format!("record key {key:?} was already delivered in this batch at {loc}"),
+        None => format!("record key {key:?} was already delivered in this batch"),
+    };
+    serde_json::json!([{
+        "code": "record_key.duplicate",
+        "field": "record",
+        "raw": key,
+        "message": message,
+        "severity": "blocking",
+    }])
+    .to_string()
+}
+
+/// Milliseconds since the Unix epoch, the time unit of every stored timestamp.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(key: &str, hash: u8) -> IncomingRecord {
+        IncomingRecord {
+            key: key.into(),
+            location: format!("line {hash}"),
+            raw: String::new(),
+            cleaned: String::new(),
+            issues: String::new(),
+            hash: vec![hash],
+        }
+    }
+
+    #[test]
+    fn plans_new_changed_unchanged_and_duplicate_records() {
+        let mut latest = HashMap::new();
+        latest.insert(
+            "a".to_string(),
+            Latest {
+                id: 10,
+                version: 1,
+                status: RecordStatus::Current,
+                seen_batch: 1,
+                hash: vec![1],
+            },
+        );
+        latest.insert(
+            "b".to_string(),
+            Latest {
+                id: 11,
+                version: 2,
+                status: RecordStatus::Current,
+                seen_batch: 1,
+                hash: vec![1],
+            },
+        );
+        latest.insert(
+            "c".to_string(),
+            Latest {
+                id: 12,
+                version: 1,
+                status: RecordStatus::Withdrawn,
+                seen_batch: 1,
+                hash: vec![1],
+            },
+        );
+        latest.insert(
+            "d".to_string(),
+            Latest {
+                id: 13,
+                version: 1,
+                status: RecordStatus::Current,
+                seen_batch: 2,
+                hash: vec![1],
+            },
+        );
+        let plan = plan_chunk(
+            2,
+            &[
+                rec("a", 1),
+                rec("b", 2),
+                rec("c", 1),
+                rec("d", 1),
+                rec("e", 5),
+                rec("e", 6),
+            ],
+            &latest,
+        );
+        assert_eq!(
+            plan,
+            [
+                Action::Unchanged(10),
+                Action::Insert {
+                    version: 3,
+                    supersede: Some(11)
+                },
+                Action::Insert {
+                    version: 2,
+                    supersede: Some(12)
+                },
+                Action::Duplicate { first: None },
+                Action::Insert {
+                    version: 1,
+                    supersede: None
+                },
+                Action::Duplicate {
+                    first: Some("line 5".into())
+                },
+            ]
+        );
+    }
+}

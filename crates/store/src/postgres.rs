@@ -1,0 +1,46 @@
+//! The PostgreSQL store, for a city that outgrows one machine (and, through it, Citus,
+//! YugabyteDB or CockroachDB).
+//!
+//! Connections come from a pool shared by all requests; every `Store` method is one transaction.
+//! This module opens the pool and runs the PostgreSQL migrations; the statements are in `backend`.
+
+use crate::{
+    Action, BatchRow, BatchStatus, ChunkOutcome, IncomingQuarantine, IncomingRecord, Latest,
+    QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Result, SourceRow, Store,
+    StoreError, duplicate_reason, now_millis, plan_chunk,
+};
+use async_trait::async_trait;
+use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Row};
+use std::collections::HashMap;
+
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` and brings the schema up to date.
+    pub async fn open(url: &str) -> Result<PgStore> {
+        let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+        sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        Ok(PgStore { pool })
+    }
+}
+
+/// Rewrites `?` markers as `$1`, `$2`, …; the statements contain no `?` inside string literals.
+fn fix(sql: &str) -> AssertSqlSafe<String> {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    AssertSqlSafe(out)
+}
+
+crate::backend::sql_backend!(PgStore, Postgres, PgRow, "postgres", fix);

@@ -1,0 +1,50 @@
+//! The embedded SQLite store: one file in the data directory, the default.
+//!
+//! The database runs in WAL mode with `synchronous = NORMAL`: a committed transaction survives a
+//! crash of the process (the WAL is on disk), and only a power loss can cost the last
+//! transactions, never consistency. SQLite has one writer at a time, so the pool keeps a single
+//! connection; chunks are written as multi-row statements inside one transaction each.
+//!
+//! This module opens the file and runs the SQLite migrations; the statements are in `backend`.
+
+use crate::{
+    Action, BatchRow, BatchStatus, ChunkOutcome, IncomingQuarantine, IncomingRecord, Latest,
+    QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Result, SourceRow, Store,
+    StoreError, duplicate_reason, now_millis, plan_chunk,
+};
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
+use std::collections::HashMap;
+use std::str::FromStr;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file at `path` and brings its schema up to date.
+    pub async fn open(path: &str) -> Result<SqliteStore> {
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+/// SQLite takes `?` markers as written.
+fn fix(sql: &str) -> AssertSqlSafe<String> {
+    AssertSqlSafe(sql.to_string())
+}
+
+crate::backend::sql_backend!(SqliteStore, Sqlite, SqliteRow, "sqlite", fix);

@@ -1,0 +1,316 @@
+//! The store's contract, run against every backend: SQLite always, PostgreSQL when
+//! `TONGBAN_TEST_PG_URL` names a server (the test script starts a throwaway cluster and sets it;
+//! with `TONGBAN_REQUIRE_PG=1`, as in CI, a missing server is a failure, not a skip).
+
+use tongban_store::{
+    BatchStatus, IncomingQuarantine, IncomingRecord, QuarantineStatus, RecordStatus, SourceRow,
+    Store, StoreError,
+};
+
+fn pg_url() -> Option<String> {
+    match std::env::var("TONGBAN_TEST_PG_URL") {
+        Ok(u) if !u.is_empty() => Some(u),
+        _ => {
+            assert!(
+                std::env::var("TONGBAN_REQUIRE_PG").as_deref() != Ok("1"),
+                "TONGBAN_REQUIRE_PG=1 but TONGBAN_TEST_PG_URL is not set"
+            );
+            eprintln!("TONGBAN_TEST_PG_URL not set: PostgreSQL contract not checked in this run");
+            None
+        }
+    }
+}
+
+/// A fresh PostgreSQL database for one test, created through the server named by the URL.
+async fn fresh_pg(url: &str, name: &str) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .expect("connect to the test server");
+    let db = format!("t_{name}_{}", std::process::id());
+    let drop = format!("DROP DATABASE IF EXISTS {db}");
+    let create = format!("CREATE DATABASE {db}");
+    sqlx::query(sqlx::AssertSqlSafe(drop))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(create))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
+    format!("{base}/{db}")
+}
+
+/// Every backend the run can reach, each empty, with the source `s` registered.
+async fn stores(name: &str) -> (Vec<Box<dyn Store>>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut out: Vec<Box<dyn Store>> = Vec::new();
+    let path = dir.path().join("t.db");
+    out.push(
+        tongban_store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap(),
+    );
+    if let Some(url) = pg_url() {
+        out.push(
+            tongban_store::open(&fresh_pg(&url, name).await)
+                .await
+                .unwrap(),
+        );
+    }
+    for s in &out {
+        s.put_source(&SourceRow {
+            id: "s".into(),
+            department: "公安局".into(),
+            name: "户籍".into(),
+            subject: "person".into(),
+            snapshot: true,
+            update_frequency: Some("daily".into()),
+            mapping: "[source]".into(),
+            updated_at: 1,
+        })
+        .await
+        .unwrap();
+    }
+    (out, dir)
+}
+
+fn rec(key: &str, content: &str) -> IncomingRecord {
+    IncomingRecord {
+        key: key.into(),
+        location: format!("line {key}"),
+        raw: format!("{{\"k\":\"{key}\",\"v\":\"{content}\"}}"),
+        cleaned: format!("{{\"v\":\"{content}\"}}"),
+        issues: "[]".into(),
+        hash: blake(content, key),
+    }
+}
+
+fn blake(content: &str, key: &str) -> Vec<u8> {
+    // Any stable hash of the content does for the contract; the intake uses blake3.
+    let mut h = 0xcbf29ce484222325u64;
+    for b in key.bytes().chain([0]).chain(content.bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100000001b3);
+    }
+    h.to_le_bytes().to_vec()
+}
+
+#[tokio::test]
+async fn versions_are_kept_and_unchanged_records_are_not_rewritten() {
+    let (stores, _dir) = stores("versions").await;
+    for s in &stores {
+        let b1 = s.begin_batch("s", "f.csv").await.unwrap();
+        let o = s
+            .store_chunk(b1, "s", &[rec("a", "1"), rec("b", "1")], &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            (o.records, o.inserted, o.updated, o.unchanged),
+            (2, 2, 0, 0),
+            "{}",
+            s.backend()
+        );
+        s.finish_batch(b1, true).await.unwrap();
+
+        let b2 = s.begin_batch("s", "f.csv").await.unwrap();
+        let o = s
+            .store_chunk(b2, "s", &[rec("a", "1"), rec("b", "2")], &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            (o.inserted, o.updated, o.unchanged),
+            (0, 1, 1),
+            "{}",
+            s.backend()
+        );
+        let done = s.finish_batch(b2, true).await.unwrap();
+        assert_eq!(
+            (done.status, done.withdrawn, done.counts.updated),
+            (BatchStatus::Complete, 0, 1)
+        );
+
+        let h = s.record_history("s", "b").await.unwrap();
+        assert_eq!(
+            h.iter().map(|v| (v.version, v.status)).collect::<Vec<_>>(),
+            [(1, RecordStatus::Superseded), (2, RecordStatus::Current)]
+        );
+        assert_eq!(h[1].cleaned, "{\"v\":\"2\"}");
+        assert_eq!((h[0].batch_id, h[1].batch_id), (b1, b2));
+        let a = s.record_history("s", "a").await.unwrap();
+        assert_eq!(
+            (a.len(), a[0].batch_id, a[0].seen_batch),
+            (1, b1, b2),
+            "{}",
+            s.backend()
+        );
+        assert_eq!(s.record_counts("s").await.unwrap(), (2, 1, 0));
+    }
+}
+
+#[tokio::test]
+async fn duplicate_keys_within_a_batch_are_quarantined_once() {
+    let (stores, _dir) = stores("duplicates").await;
+    for s in &stores {
+        let b = s.begin_batch("s", "f.csv").await.unwrap();
+        let o = s
+            .store_chunk(b, "s", &[rec("a", "1"), rec("a", "2")], &[])
+            .await
+            .unwrap();
+        assert_eq!((o.inserted, o.quarantined), (1, 1), "{}", s.backend());
+        // The same key again in a later chunk of the same batch is a duplicate too.
+        let o = s.store_chunk(b, "s", &[rec("a", "3")], &[]).await.unwrap();
+        assert_eq!(
+            (o.inserted, o.updated, o.quarantined),
+            (0, 0, 1),
+            "{}",
+            s.backend()
+        );
+        let q = s
+            .quarantine_list(Some("s"), Some(QuarantineStatus::Held), 10)
+            .await
+            .unwrap();
+        assert_eq!(q.len(), 2);
+        assert!(
+            q[0].reasons.contains("record_key.duplicate") && q[0].reasons.contains("line a"),
+            "{}",
+            q[0].reasons
+        );
+        assert_eq!(s.record_history("s", "a").await.unwrap().len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn snapshots_withdraw_missing_records_and_never_delete() {
+    let (stores, _dir) = stores("snapshots").await;
+    for s in &stores {
+        let b1 = s.begin_batch("s", "f.csv").await.unwrap();
+        s.store_chunk(b1, "s", &[rec("a", "1"), rec("b", "1"), rec("c", "1")], &[])
+            .await
+            .unwrap();
+        s.finish_batch(b1, true).await.unwrap();
+        let b2 = s.begin_batch("s", "f.csv").await.unwrap();
+        s.store_chunk(b2, "s", &[rec("a", "1"), rec("b", "1")], &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.finish_batch(b2, true).await.unwrap().withdrawn,
+            1,
+            "{}",
+            s.backend()
+        );
+        assert_eq!(s.record_counts("s").await.unwrap(), (2, 0, 1));
+        let c = s.record_history("s", "c").await.unwrap();
+        assert_eq!(c[0].status, RecordStatus::Withdrawn);
+        assert!(c[0].withdrawn_at.is_some());
+        // It comes back in a later snapshot as a new current version; the withdrawal stays in
+        // the history.
+        let b3 = s.begin_batch("s", "f.csv").await.unwrap();
+        let o = s
+            .store_chunk(b3, "s", &[rec("a", "1"), rec("b", "1"), rec("c", "1")], &[])
+            .await
+            .unwrap();
+        assert_eq!((o.updated, o.unchanged), (1, 2));
+        s.finish_batch(b3, true).await.unwrap();
+        let c = s.record_history("s", "c").await.unwrap();
+        assert_eq!(
+            c.iter().map(|v| v.status).collect::<Vec<_>>(),
+            [RecordStatus::Superseded, RecordStatus::Current]
+        );
+        assert!(c[0].withdrawn_at.is_some());
+        // A delta source (not a snapshot) withdraws nothing.
+        let b4 = s.begin_batch("s", "delta.csv").await.unwrap();
+        s.store_chunk(b4, "s", &[rec("d", "1")], &[]).await.unwrap();
+        assert_eq!(s.finish_batch(b4, false).await.unwrap().withdrawn, 0);
+        assert_eq!(s.record_counts("s").await.unwrap().0, 4);
+    }
+}
+
+#[tokio::test]
+async fn quarantine_holds_once_and_releases() {
+    let (stores, _dir) = stores("quarantine").await;
+    let bad = IncomingQuarantine {
+        key: Some("x".into()),
+        location: "line 7".into(),
+        raw: "{\"身份证\":\"110105194912310021\"}".into(),
+        raw_hash: vec![1, 2, 3],
+        reasons: "[{\"code\":\"citizen_id.bad_check_char\"}]".into(),
+    };
+    for s in &stores {
+        let b1 = s.begin_batch("s", "f.csv").await.unwrap();
+        assert_eq!(
+            s.store_chunk(b1, "s", &[], std::slice::from_ref(&bad))
+                .await
+                .unwrap()
+                .quarantined,
+            1
+        );
+        // A re-run after a crash delivers it again: still held once.
+        let b2 = s.begin_batch("s", "f.csv").await.unwrap();
+        assert_eq!(
+            s.store_chunk(b2, "s", &[], std::slice::from_ref(&bad))
+                .await
+                .unwrap()
+                .quarantined,
+            0
+        );
+        let batches = s.batches(Some("s")).await.unwrap();
+        assert_eq!(
+            batches.iter().find(|b| b.id == b1).map(|b| b.status),
+            Some(BatchStatus::Abandoned)
+        );
+        let held = s
+            .quarantine_list(None, Some(QuarantineStatus::Held), 10)
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(
+            (held[0].location.as_str(), held[0].key.as_deref()),
+            ("line 7", Some("x"))
+        );
+        s.release_quarantined(held[0].id).await.unwrap();
+        assert_eq!(
+            s.quarantine_entry(held[0].id)
+                .await
+                .unwrap()
+                .map(|e| e.status),
+            Some(QuarantineStatus::Released)
+        );
+        assert!(matches!(
+            s.release_quarantined(held[0].id).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(
+            s.quarantine_list(Some("s"), Some(QuarantineStatus::Held), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn current_records_page_in_key_order_and_sources_round_trip() {
+    let (stores, _dir) = stores("paging").await;
+    for s in &stores {
+        let b = s.begin_batch("s", "f.csv").await.unwrap();
+        let recs: Vec<_> = (0..25).map(|i| rec(&format!("k{i:02}"), "v")).collect();
+        s.store_chunk(b, "s", &recs, &[]).await.unwrap();
+        let first = s.current_records("s", None, 10).await.unwrap();
+        let next = s
+            .current_records("s", first.last().map(|r| r.key.as_str()), 10)
+            .await
+            .unwrap();
+        assert_eq!(first[0].key, "k00");
+        assert_eq!(next[0].key, "k10");
+        assert_eq!(
+            s.current_records("s", Some("k19"), 10).await.unwrap().len(),
+            5
+        );
+        let src = s.source("s").await.unwrap().unwrap();
+        assert!(src.snapshot && src.department == "公安局");
+        assert!(s.source("nope").await.unwrap().is_none());
+        let err = s.finish_batch(9_999, true).await.unwrap_err();
+        assert!(err.to_string().contains("9999"), "{err}");
+    }
+}
