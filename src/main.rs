@@ -14,7 +14,7 @@ use std::process::ExitCode;
     name = "tongban",
     version,
     about = "Tongban (通办): connect department data silos, clean and link their records into shared base libraries, and share them under rules",
-    after_help = "Examples:\n  tongban demo                                  generate the default street (唯亭街道) and print its summary\n  tongban synth --seed 1 --out data/synth       write eleven department exports and the ground truth\n  tongban check id 11010519491231002X           validate and explain a citizen id\n  tongban check address '园区唯亭青剑湖花园12-3-1001'\n  tongban divisions 唯亭                         look a division up by name, abbreviation or code\n  tongban bench synth --people 1000000          measure generation speed and peak memory"
+    after_help = "Examples:\n  tongban demo                                  generate the default street (唯亭街道) and print its summary\n  tongban synth --seed 1 --out data/synth       write eleven department exports and the ground truth\n  tongban check id 11010519491231002X           validate and explain a citizen id\n  tongban check address '园区唯亭青剑湖花园12-3-1001'\n  tongban ingest --source mappings/synth/grid_collection.toml data/synth/grid_collection.jsonl\n  tongban quality --source grid_collection\n  tongban divisions 唯亭                         look a division up by name, abbreviation or code\n  tongban bench synth --people 1000000          measure generation speed and peak memory"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,17 +31,28 @@ enum Command {
     Check(commands::check::Args),
     /// Look up administrative divisions by code, name or abbreviation.
     Divisions(commands::divisions::Args),
+    /// Ingest one department file, declared by its mapping, into the store.
+    Ingest(commands::ingest::Args),
+    /// Inspect quarantined records and re-admit them after fixing the mapping.
+    Quarantine(commands::quarantine::Args),
+    /// The data-quality scorecard per source and field.
+    Quality(commands::quality::Args),
     /// Measure speed and memory (benchmarks, never timed tests).
     Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
+    #[cfg(unix)]
+    restore_default_sigpipe();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),
         Command::Synth(a) => commands::synth::run(a),
         Command::Check(a) => commands::check::run(a),
         Command::Divisions(a) => commands::divisions::run(a),
+        Command::Ingest(a) => commands::ingest::run(a),
+        Command::Quarantine(a) => commands::quarantine::run(a),
+        Command::Quality(a) => commands::quality::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };
     match result {
@@ -50,5 +61,32 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Gives SIGPIPE back its default action, which the Rust runtime sets to "ignore" before `main`.
+///
+/// While it is ignored, a write to a pipe whose reader has gone (`tongban demo | head -3`) fails,
+/// and `println!` turns that failure into a panic ("failed printing to stdout: Broken pipe").
+/// With the default action the process ends quietly the moment its reader goes away, as `cat`,
+/// `grep` and every other Unix filter do (the shell sees status 141, and `head`'s status is the
+/// pipeline's). Every subcommand today is a one-shot command printing to a terminal or a pipe; a
+/// long-running server subcommand must not do this, since it writes to sockets whose peers leave.
+///
+/// `signal` is declared here rather than taken from the libc crate so that the binary needs no
+/// extra dependency; its signature and the two constants are the same on every Unix Rust
+/// supports.
+#[cfg(unix)]
+fn restore_default_sigpipe() {
+    use std::ffi::c_int;
+    const SIGPIPE: c_int = 13;
+    const SIG_DFL: usize = 0;
+    unsafe extern "C" {
+        fn signal(signum: c_int, handler: usize) -> usize;
+    }
+    // SAFETY: `signal` with SIG_DFL installs no handler of ours, so nothing can run in signal
+    // context; it is called first in `main`, before any thread of ours exists.
+    unsafe {
+        signal(SIGPIPE, SIG_DFL);
     }
 }

@@ -336,14 +336,39 @@ fn every_noise_rate_shows_in_what_was_applied() {
     let floating = rows("floating_population.jsonl");
     let checks = [
         ("grid_collection.missing_id", grid, n.grid_missing_id, 1.0),
-        ("grid_collection.id_typo", grid, n.grid_id_typo * (1.0 - n.grid_missing_id), 1.0),
+        (
+            "grid_collection.id_typo",
+            grid,
+            n.grid_id_typo * (1.0 - n.grid_missing_id),
+            1.0,
+        ),
         ("grid_collection.hard_address", grid, n.hard_address, 1.0),
-        ("grid_collection.messy_address", grid, n.grid_messy_address * (1.0 - n.hard_address), 1.0),
-        ("floating_population.hard_address", floating, n.hard_address, 1.0),
-        ("floating_population.messy_address", floating, n.floating_messy_address * (1.0 - n.hard_address), 1.0),
+        (
+            "grid_collection.messy_address",
+            grid,
+            n.grid_messy_address * (1.0 - n.hard_address),
+            1.0,
+        ),
+        (
+            "floating_population.hard_address",
+            floating,
+            n.hard_address,
+            1.0,
+        ),
+        (
+            "floating_population.messy_address",
+            floating,
+            n.floating_messy_address * (1.0 - n.hard_address),
+            1.0,
+        ),
         // Homophones and traditional forms exist for most names but not all.
         ("grid_collection.homophone", grid, n.grid_homophone, 0.8),
-        ("health_births.unnamed", rows("health_births.csv"), n.birth_unnamed, 1.0),
+        (
+            "health_births.unnamed",
+            rows("health_births.csv"),
+            n.birth_unnamed,
+            1.0,
+        ),
     ];
     for (kind, over, rate, reach) in checks {
         let measured = applied(kind) / over;
@@ -354,7 +379,10 @@ fn every_noise_rate_shows_in_what_was_applied() {
     }
     // Civil affairs names: two names on a marriage row, one on the others.
     let civil = applied("civil_affairs.traditional");
-    assert!(civil > 0.0 && civil / rows("civil_affairs.csv") < 2.0 * n.civil_traditional * 1.15, "{civil}");
+    assert!(
+        civil > 0.0 && civil / rows("civil_affairs.csv") < 2.0 * n.civil_traditional * 1.15,
+        "{civil}"
+    );
     let id15 = applied("police_household.id15") / rows("police_household.csv");
     assert!(id15 > 0.0 && id15 <= n.police_id15 * 1.15, "{id15}");
 }

@@ -2,6 +2,7 @@
 
 use clap::{Parser, ValueEnum};
 use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
 use tongban_standards::{address, citizen_id, credit_code, date, names, phone};
 
 #[derive(Parser, Debug)]
@@ -34,33 +35,7 @@ pub enum Kind {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let v = args.value.as_str();
     let ok = match args.kind {
-        Kind::Id => match citizen_id::parse_detailed(v) {
-            Ok(p) => {
-                println!("valid citizen id {}", p.id);
-                println!(
-                    "  county code {} (of first issue), born {}, {}",
-                    p.id.county_code(),
-                    p.id.birth_date(),
-                    p.id.sex().zh()
-                );
-                for n in &p.notes {
-                    println!("  note: {n}");
-                }
-                true
-            }
-            Err(e) => {
-                println!("invalid citizen id: {e}");
-                let d = citizen_id::diagnose(v);
-                for p in &d.problems {
-                    println!("  problem: {p}");
-                }
-                if !d.candidates.is_empty() {
-                    let c: Vec<&str> = d.candidates.iter().map(|c| c.as_str()).collect();
-                    println!("  likely meant one of: {}", c.join(" "));
-                }
-                false
-            }
-        },
+        Kind::Id => check_id(v),
         Kind::CreditCode => match credit_code::parse_detailed(v) {
             Ok(p) => {
                 let c = &p.code;
@@ -85,7 +60,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         Kind::Phone => match phone::parse_phone(v, None) {
             Ok(p) => {
-                println!("{:?} {}", p.kind, p.canonical);
+                println!("valid {} number {}", p.kind, p.canonical);
                 if let Some(x) = &p.extension {
                     println!("  extension {x}");
                 }
@@ -108,16 +83,47 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         Kind::Address => match address::parse_address(v) {
             Ok(a) => {
-                println!("{}", serde_json::to_string_pretty(&a)?);
-                println!("standard form: {}", address::format_address(&a));
+                let divisions = [
+                    ("province", &a.province),
+                    ("city", &a.city),
+                    ("county", &a.county),
+                    ("street", &a.street),
+                    ("community", &a.community),
+                ];
+                for (level, d) in divisions {
+                    if let Some(d) = d {
+                        println!("{level:<14} {} ({})", d.name, d.code);
+                    }
+                }
+                let parts = [
+                    ("road", &a.road),
+                    ("road number", &a.road_number),
+                    ("compound", &a.compound),
+                    ("building", &a.building),
+                    ("unit", &a.unit),
+                    ("floor", &a.floor),
+                    ("room", &a.room),
+                ];
+                for (part, value) in parts {
+                    if let Some(value) = value {
+                        println!("{part:<14} {value}");
+                    }
+                }
+                if !a.rest.is_empty() {
+                    println!("{:<14} {}", "not placed", a.rest);
+                }
+                println!("standard form  {}", address::format_address(&a));
                 println!(
-                    "building key:  {}",
+                    "building key   {}",
                     address::building_key(&a).unwrap_or_else(|| "(not enough parts)".into())
                 );
                 println!(
-                    "room key:      {}",
+                    "room key       {}",
                     address::room_key(&a).unwrap_or_else(|| "(not enough parts)".into())
                 );
+                for n in &a.notes {
+                    println!("note: {n}");
+                }
                 true
             }
             Err(e) => {
@@ -131,7 +137,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("{}  (surname {surname}, given name {given})", n.name);
                 println!("  pinyin {}", names::name_pinyin(&n.name));
                 for note in &n.notes {
-                    println!("  note: {note:?}");
+                    println!("  note: {note}");
                 }
                 true
             }
@@ -146,4 +152,55 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+fn check_id(v: &str) -> bool {
+    // The library reads no clock, so it cannot refuse a birth date in the future by itself; the
+    // terminal has one. Today is taken in China (UTC+8), since the ids checked here are Chinese.
+    let today = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_secs()).ok())
+        .and_then(|secs| date::date_at_unix(secs, date::CHINA_UTC_OFFSET_SECS));
+    let parsed = match today {
+        Some(today) => citizen_id::parse_detailed_as_of(v, today),
+        None => citizen_id::parse_detailed(v),
+    };
+    let diagnosis = citizen_id::diagnose(v);
+    match parsed {
+        Ok(p) => {
+            println!("valid citizen id {}", p.id);
+            println!(
+                "  county code {} (of first issue), born {}, {}",
+                p.id.county_code(),
+                p.id.birth_date(),
+                p.id.sex().zh()
+            );
+            for n in &p.notes {
+                println!("  note: {n}");
+            }
+            // The form notes are printed above; what else the diagnosis has (a county code
+            // missing from the division table) does not make the id invalid.
+            for problem in &diagnosis.problems {
+                if !matches!(problem, citizen_id::Problem::Form(_)) {
+                    println!("  note: {problem}");
+                }
+            }
+            true
+        }
+        Err(e) => {
+            println!("invalid citizen id: {e}");
+            // The diagnosis repeats the parse error as its first problem; it is printed above.
+            for problem in &diagnosis.problems {
+                if !matches!(problem, citizen_id::Problem::Invalid(x) if *x == e) {
+                    println!("  problem: {problem}");
+                }
+            }
+            if !diagnosis.candidates.is_empty() {
+                let c: Vec<&str> = diagnosis.candidates.iter().map(|c| c.as_str()).collect();
+                println!("  likely meant one of: {}", c.join(" "));
+            }
+            false
+        }
+    }
 }

@@ -5,6 +5,10 @@ pub mod bench;
 pub mod check;
 pub mod demo;
 pub mod divisions;
+pub mod ingest;
+pub mod quality;
+pub mod quarantine;
+pub mod store_args;
 pub mod synth;
 
 use indicatif::{ProgressBar, ProgressStyle};

@@ -111,7 +111,10 @@ impl NoiseArgs {
             ("--birth-unnamed", n.birth_unnamed),
             ("--birth-without-father", n.birth_without_father),
         ] {
-            anyhow::ensure!((0.0..=1.0).contains(&v), "{flag} must be a rate between 0 and 1, got {v}");
+            anyhow::ensure!(
+                (0.0..=1.0).contains(&v),
+                "{flag} must be a rate between 0 and 1, got {v}"
+            );
         }
         Ok(n)
     }

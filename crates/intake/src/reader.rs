@@ -20,6 +20,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where a record is in its file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -240,6 +241,32 @@ pub fn read_file<E>(
     mapping: &Mapping,
     on_item: &mut dyn FnMut(Item) -> Result<(), E>,
 ) -> Result<ReadSummary, ReadError<E>> {
+    read_file_counting(path, mapping, None, on_item)
+}
+
+/// Counts the bytes it passes on, for a progress bar that knows the file's size.
+struct Counting<'a, R> {
+    inner: R,
+    bytes: Option<&'a AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(b) = self.bytes {
+            b.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        Ok(n)
+    }
+}
+
+/// [`read_file`], adding the number of bytes read so far to `bytes_read` as it goes.
+pub fn read_file_counting<E>(
+    path: &Path,
+    mapping: &Mapping,
+    bytes_read: Option<&AtomicU64>,
+    on_item: &mut dyn FnMut(Item) -> Result<(), E>,
+) -> Result<ReadSummary, ReadError<E>> {
     let shown = path.display().to_string();
     let io = |source| ReadError::Io {
         path: shown.clone(),
@@ -268,7 +295,13 @@ pub fn read_file<E>(
             message,
         }
     })?;
-    let chained = std::io::Cursor::new(sample).chain(file);
+    if let Some(b) = bytes_read {
+        b.fetch_add(filled as u64, Ordering::Relaxed);
+    }
+    let chained = std::io::Cursor::new(sample).chain(Counting {
+        inner: file,
+        bytes: bytes_read,
+    });
     let decoder = DecodeReaderBytesBuilder::new()
         .encoding(Some(encoding_rs_of(mapping.source.encoding)))
         .strip_bom(true)

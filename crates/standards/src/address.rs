@@ -94,8 +94,59 @@ pub enum AddrNote {
     Shorthand(String),
     /// The floor was derived from the room number.
     FloorDerived,
+    /// A one- or two-digit number after a written floor (10层1号) was read as the door on that
+    /// floor and the room numbered the way buildings number rooms, floor then two-digit door.
+    DoorOnFloor {
+        /// The floor as written (leading zeros dropped).
+        floor: String,
+        /// The door number as written.
+        door: String,
+        /// The room it gave (1001).
+        room: String,
+    },
     /// Some text could not be parsed and was left in `rest`.
     Unparsed,
+}
+
+impl std::fmt::Display for AddrNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddrNote::Traditional => f.write_str("traditional characters were converted"),
+            AddrNote::Removed(what) => write!(
+                f,
+                "removed {what:?} (a bracketed note, contact detail or approximation word)"
+            ),
+            AddrNote::DivisionInferred(level) => write!(
+                f,
+                "the {level} was not written and was filled in from the division below it"
+            ),
+            AddrNote::DivisionFromContext(level) => write!(
+                f,
+                "the {level} was not written and was filled in from the context division"
+            ),
+            AddrNote::SuffixDiffers { written, official } => write!(
+                f,
+                "{written} was read as {official} (written with a different suffix than the official name)"
+            ),
+            AddrNote::UnknownDivision(name) => write!(
+                f,
+                "{name} looks like a division but is not in the embedded tables; it was left in rest"
+            ),
+            AddrNote::ChineseNumerals => {
+                f.write_str("Chinese numerals before address units were converted to digits")
+            }
+            AddrNote::Shorthand(s) => write!(
+                f,
+                "the dash shorthand {s} was read as building, unit and room numbers"
+            ),
+            AddrNote::FloorDerived => f.write_str("the floor was derived from the room number"),
+            AddrNote::DoorOnFloor { floor, door, room } => write!(
+                f,
+                "number {door} after floor {floor} was read as the door on that floor: room {room}"
+            ),
+            AddrNote::Unparsed => f.write_str("some text could not be placed and was left in rest"),
+        }
+    }
 }
 
 /// Why a value is not a usable address.
@@ -123,7 +174,11 @@ pub enum AddressError {
 /// (星华街88号), the compound (the name up to the first number), and the building, unit, floor and
 /// room: 12幢/12栋/12号楼/12#/A座, 3单元, 5层, 1001室, the shorthands 12-3-1001
 /// (building-unit-room), 12-1001 (building-room) and 12栋3-1001 (unit-room), and a trailing number
-/// without 室 as the room. The floor is derived from a three- or four-digit room when not written.
+/// without 室 as the room. A room of one or two digits with a written floor is the door on that
+/// floor (十层一号 → room 1001, see [`AddrNote::DoorOnFloor`]); the floor is derived from a three-
+/// or four-digit room when not written. Numerals that end the text after something other than a
+/// unit are left alone, so a contact's name after the address (…1001室 张三) stays a name in
+/// [`Address::rest`].
 ///
 /// Returns an error only when nothing usable is found; otherwise text that could not be placed is
 /// left in [`Address::rest`] with an [`AddrNote::Unparsed`] note.
@@ -172,6 +227,7 @@ pub fn parse_address_in(s: &str, context: Option<&str>) -> Result<Address, Addre
         }
     }
     parse_structure(structure, &mut addr, &mut rest);
+    number_door_on_floor(&mut addr);
     derive_floor(&mut addr);
 
     addr.rest = rest.concat();
@@ -734,7 +790,11 @@ fn parse_structure(s: &str, addr: &mut Address, rest: &mut Vec<String>) {
                 _ => false,
             },
             Some(Mark::Hao) => {
-                if addr.road.is_some()
+                // After a floor, 号 is a door on that floor (十层一号), never a building or a
+                // house number on the road.
+                if addr.floor.is_some() && addr.room.is_none() {
+                    set_once(&mut addr.room, n.clone())
+                } else if addr.road.is_some()
                     && addr.road_number.is_none()
                     && addr.compound.is_none()
                     && addr.building.is_none()
@@ -809,6 +869,34 @@ fn bare_number(n: &str, addr: &mut Address) -> bool {
         return set_once(&mut addr.room, n.to_string());
     }
     set_once(&mut addr.building, n.to_string())
+}
+
+/// Numbers a door on its floor: a room of one or two digits when a floor is written (10层1号,
+/// 10层1室, 5层02) is the door on that floor, not the room number. Kept as written, room "1" on
+/// floor 10 would share its key with door 1 on every other floor, because the floor is not part of
+/// the key. It is read the way nearly every residential building numbers its rooms, floor then
+/// two-digit door (10层1号 → 1001, 5层02 → 502), so that it keys like the same room written
+/// 1001室, and the reading is noted ([`AddrNote::DoorOnFloor`]). Runs after the whole structure is
+/// read, so the order the two were written in does not matter. Without a written floor, or with a
+/// longer number (10层1001室), the room stays as written.
+fn number_door_on_floor(addr: &mut Address) {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let (Some(floor), Some(door)) = (addr.floor.as_deref(), addr.room.as_deref()) else {
+        return;
+    };
+    let floor = floor.trim_start_matches('0');
+    let door_value = door.trim_start_matches('0');
+    if !digits(floor) || floor.len() > 3 || !digits(door) || door.len() > 2 || door_value.is_empty()
+    {
+        return;
+    }
+    let room = format!("{floor}{door_value:0>2}");
+    addr.notes.push(AddrNote::DoorOnFloor {
+        floor: floor.to_string(),
+        door: door.to_string(),
+        room: room.clone(),
+    });
+    addr.room = Some(room);
 }
 
 fn apply_shorthand(parts: &[String], addr: &mut Address) -> bool {
@@ -1146,6 +1234,85 @@ mod tests {
         );
         let a = parse("园区青剑湖花园12号1001室");
         assert_eq!((s(&a.building), s(&a.room)), (Some("12"), Some("1001")));
+    }
+
+    #[test]
+    fn a_door_after_a_floor_is_numbered_on_that_floor() {
+        let a = parse("园区青剑湖花园12栋十层一号");
+        assert_eq!(
+            (s(&a.building), s(&a.floor), s(&a.room)),
+            (Some("12"), Some("10"), Some("1001"))
+        );
+        assert!(a.notes.contains(&AddrNote::DoorOnFloor {
+            floor: "10".into(),
+            door: "1".into(),
+            room: "1001".into()
+        }));
+        assert_eq!(
+            room_key(&a),
+            room_key(&parse("园区青剑湖花园12栋1001室")),
+            "10层1号 is the room written 1001室"
+        );
+        let a = parse("园区青剑湖花园十层一号");
+        assert_eq!(
+            (s(&a.building), s(&a.floor), s(&a.room)),
+            (None, Some("10"), Some("1001"))
+        );
+        let a = parse("园区青剑湖花园3幢5层02");
+        assert_eq!((s(&a.floor), s(&a.room)), (Some("5"), Some("502")));
+        let a = parse("园区青剑湖花园3幢5层12室");
+        assert_eq!(s(&a.room), Some("512"));
+        // A full room number after the floor is kept as written.
+        let a = parse("园区青剑湖花园3幢10层1001室");
+        assert_eq!((s(&a.floor), s(&a.room)), (Some("10"), Some("1001")));
+        assert!(
+            !a.notes
+                .iter()
+                .any(|n| matches!(n, AddrNote::DoorOnFloor { .. }))
+        );
+        // The order does not matter, and a room with a floor reads back as the same room.
+        let a = parse("园区青剑湖花园3幢1室5层");
+        assert_eq!((s(&a.floor), s(&a.room)), (Some("5"), Some("501")));
+        assert_eq!(parse(&format_address(&a)).room, a.room);
+        // Without a floor a short 号 after a building is the room as written.
+        let a = parse("园区青剑湖花园3幢2号");
+        assert_eq!((s(&a.building), s(&a.room)), (Some("3"), Some("2")));
+    }
+
+    #[test]
+    fn names_after_the_address_are_left_intact() {
+        let a = parse("园区青剑湖花园12栋3单元1001室 张三 13812345678");
+        assert_eq!(
+            (s(&a.building), s(&a.unit), s(&a.room)),
+            (Some("12"), Some("3"), Some("1001"))
+        );
+        assert_eq!(a.rest, "张三");
+        assert!(a.notes.contains(&AddrNote::Unparsed));
+        assert!(a.notes.contains(&AddrNote::Removed("13812345678".into())));
+        let a = parse("园区青剑湖花园十二栋三单元一〇〇一室 王五");
+        assert_eq!(s(&a.room), Some("1001"));
+        assert_eq!(a.rest, "王五");
+    }
+
+    #[test]
+    fn notes_read_as_sentences() {
+        assert_eq!(
+            AddrNote::DivisionInferred(Level::Province).to_string(),
+            "the province was not written and was filled in from the division below it"
+        );
+        assert_eq!(
+            AddrNote::DoorOnFloor {
+                floor: "10".into(),
+                door: "1".into(),
+                room: "1001".into()
+            }
+            .to_string(),
+            "number 1 after floor 10 was read as the door on that floor: room 1001"
+        );
+        assert_eq!(
+            AddrNote::Removed("(出租)".into()).to_string(),
+            "removed \"(出租)\" (a bracketed note, contact detail or approximation word)"
+        );
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! This module reads a citizen id as departments actually write it, checks it against the
 //! standard, upgrades the old 15-digit form to 18 digits, builds valid ids for the synthetic
 //! generator, and, for a value that fails, explains in plain terms what is probably wrong and which
-//! valid ids it was probably meant to be. It deliberately does not check the county code against the
-//! current division table: an id keeps the code of the county where it was first issued for life,
-//! so a code abolished by a later re-division is still correct. It takes no clock, so it cannot
-//! tell that a birth date lies in the future; callers compare [`CitizenId::birth_date`] with their
-//! own reference date. It does not decide what to do with a bad id; that is the intake's business.
+//! valid ids it was probably meant to be. It deliberately does not reject a county code that is
+//! missing from the current division table: an id keeps the code of the county where it was first
+//! issued for life, so a code abolished by a later re-division is still correct ([`diagnose`]
+//! mentions such a code, and the id stays valid). It reads no clock: [`CitizenId::parse`] cannot
+//! tell that a birth date lies in the future, so callers that have a clock pass their today to
+//! [`parse_as_of`]. It does not decide what to do with a bad id; that is the intake's business.
 //!
 //! Layout of the 18-character form (positions are 1-based, as people count them):
 //!
@@ -27,6 +28,9 @@ use std::str::FromStr;
 use chrono::{Datelike, NaiveDate};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::division;
+use crate::text::{self, FormFold};
 
 /// Weights of positions 1-17 in the check sum (2^(17-i) mod 11).
 pub const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
@@ -97,8 +101,9 @@ pub fn check_char(body: &[u8; 17]) -> Option<u8> {
     CHECK_CHARS.get((sum % 11) as usize).copied()
 }
 
-/// Why a value is not a valid citizen id. Positions are 1-based character positions in the
-/// trimmed, normalised input, as a person reading the value would count them.
+/// Why a value is not a valid citizen id. Positions are 1-based positions among the id's own
+/// characters (after trimming, and with separators between digit groups removed), as a person
+/// reading the id would count them.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum IdError {
     /// Nothing but whitespace.
@@ -150,6 +155,18 @@ pub enum IdError {
         /// 1-based last position of the date.
         end: usize,
     },
+    /// The birth date is after the caller's today ([`parse_as_of`]).
+    #[error("birth date {date} (position {start}-{end}) is after today, {today}")]
+    BornInFuture {
+        /// The date read.
+        date: NaiveDate,
+        /// The caller's today.
+        today: NaiveDate,
+        /// 1-based first position of the date.
+        start: usize,
+        /// 1-based last position of the date.
+        end: usize,
+    },
     /// The check character does not match the first 17 digits.
     #[error("check character is {found} but digits 1-17 require {expected}")]
     BadCheckChar {
@@ -186,6 +203,8 @@ pub enum FormNote {
     LowercaseX,
     /// A 15-character id was upgraded to the 18-character form.
     UpgradedFrom15,
+    /// Spaces or hyphens between digit groups (110105-19491231-002X) were removed.
+    Separators,
 }
 
 impl fmt::Display for FormNote {
@@ -198,6 +217,7 @@ impl fmt::Display for FormNote {
             FormNote::UpgradedFrom15 => {
                 "a 15-character id was upgraded to 18 characters (19 inserted before the year, check character appended)"
             }
+            FormNote::Separators => "spaces or hyphens between the digit groups were removed",
         })
     }
 }
@@ -330,6 +350,21 @@ impl CitizenId {
         self.upgraded
     }
 
+    /// `Ok` if the holder was born on or before `today`, otherwise [`IdError::BornInFuture`]
+    /// (with the positions of the birth date in the form the id was read from). This module has no
+    /// clock, so this is the check for callers that have one; [`parse_as_of`] runs it.
+    pub fn check_born_by(&self, today: NaiveDate) -> Result<(), IdError> {
+        if self.birth <= today {
+            return Ok(());
+        }
+        Err(IdError::BornInFuture {
+            date: self.birth,
+            today,
+            start: 7,
+            end: if self.upgraded { 12 } else { 14 },
+        })
+    }
+
     /// Age in whole years on `d`; 0 if `d` is before the birth date.
     ///
     /// Someone born on 29 February turns a year older on 1 March in common years, because the
@@ -395,10 +430,12 @@ pub fn new_from_parts(county: &str, birth: NaiveDate, sequence: u16) -> Result<C
 /// Parses an id and reports the presentation variants it normalised.
 ///
 /// Lenient about form: surrounding whitespace is trimmed, full-width digits and Ｘ become ASCII,
-/// lowercase x becomes X, and a 15-character id is upgraded; each is reported as a [`FormNote`].
-/// Strict about content: length, characters, province, birth date and check character must all
-/// be right. Inner whitespace or separators are not accepted, because no standard form has them
-/// and a value with a space inside is as likely to be two values run together.
+/// lowercase x becomes X, spaces and hyphens (of any width) between digits are removed
+/// (`110105-19491231-002X`, `110105 19491231 002X`), and a 15-character id is upgraded; each is
+/// reported as a [`FormNote`]. Strict about content: length, characters, province, birth date and
+/// check character must all be right. Separators are accepted anywhere between two characters of
+/// the id, but what remains must still have 18 or 15 characters, so two ids run together are
+/// still refused (as 36 characters).
 pub fn parse_detailed(s: &str) -> Result<Parsed, IdError> {
     let n = normalise(s);
     let id = parse_normalised(&n.chars)?;
@@ -407,6 +444,19 @@ pub fn parse_detailed(s: &str) -> Result<Parsed, IdError> {
         notes.push(FormNote::UpgradedFrom15);
     }
     Ok(Parsed { id, notes })
+}
+
+/// Parses an id as [`CitizenId::parse`] does and also refuses a birth date after `today`
+/// ([`IdError::BornInFuture`]). For callers that have a clock; this module reads none.
+pub fn parse_as_of(s: &str, today: NaiveDate) -> Result<CitizenId, IdError> {
+    parse_detailed_as_of(s, today).map(|p| p.id)
+}
+
+/// [`parse_detailed`], refusing a birth date after `today` as [`parse_as_of`] does.
+pub fn parse_detailed_as_of(s: &str, today: NaiveDate) -> Result<Parsed, IdError> {
+    let p = parse_detailed(s)?;
+    p.id.check_born_by(today)?;
+    Ok(p)
 }
 
 /// A character of the trimmed input: as written and as normalised.
@@ -433,38 +483,50 @@ fn push_note(notes: &mut Vec<FormNote>, note: FormNote) {
     }
 }
 
+/// Whether a folded character separates digit groups: a space of any kind or a hyphen (every
+/// dash look-alike is a hyphen once folded).
+fn is_separator(c: char) -> bool {
+    c == '-' || is_trimmable(c)
+}
+
 fn normalise(s: &str) -> Normalised {
     let trimmed = s.trim_matches(is_trimmable);
     let mut notes = Vec::new();
     if trimmed.len() != s.len() {
         notes.push(FormNote::SurroundingWhitespace);
     }
-    let chars = trimmed
+    // Folded one character at a time, so that an error can still name the character as written.
+    let folded: Vec<(char, char, Option<FormFold>)> = trimmed
         .chars()
-        .map(|c| {
-            let norm = match c {
-                '０'..='９' => {
-                    push_note(&mut notes, FormNote::FullWidthDigits);
-                    char::from_u32(u32::from(c) - u32::from('０') + u32::from('0')).unwrap_or(c)
-                }
-                'x' => {
-                    push_note(&mut notes, FormNote::LowercaseX);
-                    'X'
-                }
-                'Ｘ' => {
-                    push_note(&mut notes, FormNote::FullWidthX);
-                    'X'
-                }
-                'ｘ' => {
-                    push_note(&mut notes, FormNote::FullWidthX);
-                    push_note(&mut notes, FormNote::LowercaseX);
-                    'X'
-                }
-                other => other,
-            };
-            NChar { orig: c, norm }
+        .map(|c| match text::fold_form_char(c) {
+            Some((f, kind)) => (c, f, Some(kind)),
+            None => (c, c, None),
         })
         .collect();
+    // Only separators *between* two characters of the id are dropped; a leading or trailing
+    // hyphen is not a separator of anything and is reported as the stray character it is.
+    let first = folded.iter().position(|&(_, f, _)| !is_separator(f));
+    let last = folded.iter().rposition(|&(_, f, _)| !is_separator(f));
+    let inner = |i: usize| first.is_some_and(|a| a < i) && last.is_some_and(|b| i < b);
+    let mut chars = Vec::with_capacity(folded.len());
+    for (i, (orig, mut norm, kind)) in folded.into_iter().enumerate() {
+        if inner(i) && is_separator(norm) {
+            push_note(&mut notes, FormNote::Separators);
+            continue;
+        }
+        match kind {
+            Some(FormFold::FullWidthDigit) => push_note(&mut notes, FormNote::FullWidthDigits),
+            Some(FormFold::FullWidthLetter) if norm.eq_ignore_ascii_case(&'x') => {
+                push_note(&mut notes, FormNote::FullWidthX);
+            }
+            _ => {}
+        }
+        if norm == 'x' {
+            push_note(&mut notes, FormNote::LowercaseX);
+            norm = 'X';
+        }
+        chars.push(NChar { orig, norm });
+    }
     Normalised { chars, notes }
 }
 
@@ -587,6 +649,14 @@ pub enum Problem {
     ExtraChar,
     /// An 18-character value that is probably one slip away from a valid id.
     LikelyTypo,
+    /// A valid id whose county code (positions 1-6) is not in the embedded 2023 division table.
+    /// Not an error: an id keeps the county code of its first issue, so the code may be one that
+    /// a later re-division abolished (320524 吴县, abolished in 2001). Only reported when the
+    /// table covers the province at all (it has no Taiwan, Hong Kong or Macao counties).
+    CountyNotInTable {
+        /// The six digits.
+        code: String,
+    },
 }
 
 impl fmt::Display for Problem {
@@ -604,6 +674,10 @@ impl fmt::Display for Problem {
             Problem::LikelyTypo => f.write_str(
                 "one character is probably mistyped or two neighbouring characters swapped; the check character detects such slips but cannot say where, so every valid id one slip away is listed as a candidate",
             ),
+            Problem::CountyNotInTable { code } => write!(
+                f,
+                "county code {code} (positions 1-6) is not in the 2023 division table; the id is still valid, because an id keeps the county code of its first issue and the code may be historical (320524 吴县, for one, was abolished in 2001)"
+            ),
         }
     }
 }
@@ -611,7 +685,8 @@ impl fmt::Display for Problem {
 /// What is probably wrong with a value, and the valid ids it was probably meant to be.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Diagnosis {
-    /// Everything found, most fundamental first; empty for a canonical valid id.
+    /// Everything found, most fundamental first; empty for a canonical valid id whose county code
+    /// is in the division table.
     pub problems: Vec<Problem>,
     /// Valid ids one slip away (at most [`MAX_CANDIDATES`]), in position order.
     pub candidates: Vec<CitizenId>,
@@ -619,8 +694,9 @@ pub struct Diagnosis {
 
 /// Explains what is wrong with a value and suggests corrections.
 ///
-/// For a valid id the diagnosis lists only the form notes. For an invalid one it lists the error
-/// `parse` reports and, where the shape allows a guess:
+/// For a valid id the diagnosis lists the form notes and, when the county code is not in the
+/// embedded division table, [`Problem::CountyNotInTable`] (the id stays valid). For an invalid one
+/// it lists the error `parse` reports and, where the shape allows a guess:
 ///
 /// - 17 digits: the check character is probably missing; the candidate is the id with it added.
 /// - 19 characters: every valid id obtained by deleting one character.
@@ -645,6 +721,12 @@ pub fn diagnose(s: &str) -> Diagnosis {
                 diagnosis
                     .problems
                     .push(Problem::Form(FormNote::UpgradedFrom15));
+            }
+            let code = id.county_code();
+            if !county_in_table(code) {
+                diagnosis.problems.push(Problem::CountyNotInTable {
+                    code: code.to_string(),
+                });
             }
             return diagnosis;
         }
@@ -710,15 +792,28 @@ pub fn diagnose(s: &str) -> Diagnosis {
     diagnosis
 }
 
+/// Whether the division table knows the 6-digit `code`, or does not cover its province at all
+/// (Taiwan, Hong Kong and Macao, whose codes ids and residence permits use but the NBS tables
+/// leave out), in which case nothing can be said. A code ending in 00 or 0000 names the city or
+/// province itself (320500 is 苏州市) and is known when that is.
+fn county_in_table(code: &str) -> bool {
+    let (Some(province), Some(city)) = (code.get(..2), code.get(..4)) else {
+        return false;
+    };
+    division::by_code(province).is_none()
+        || division::by_code(code).is_some()
+        || (code.ends_with("0000") || (code.ends_with("00") && division::by_code(city).is_some()))
+}
+
 /// Adds the id spelt by `chars` to `out` if it is a valid 18-character id not already listed.
 fn try_candidate(chars: &[NChar], out: &mut Vec<CitizenId>) {
     if out.len() >= MAX_CANDIDATES || chars.len() != 18 {
         return;
     }
-    if let Ok(id) = parse_normalised(chars) {
-        if !out.contains(&id) {
-            out.push(id);
-        }
+    if let Ok(id) = parse_normalised(chars)
+        && !out.contains(&id)
+    {
+        out.push(id);
     }
 }
 
@@ -805,6 +900,112 @@ mod tests {
             vec![FormNote::SurroundingWhitespace, FormNote::LowercaseX]
         );
         assert!(parse_detailed(EXAMPLE).unwrap().notes.is_empty());
+    }
+
+    #[test]
+    fn separators_between_groups_are_removed_and_noted() {
+        for s in [
+            "110105-19491231-002X",
+            "110105 19491231 002X",
+            "110105\u{3000}19491231\u{3000}002X",
+            "110105 - 19491231 - 002X",
+            "110105\u{2010}19491231\u{2014}002X",
+            "1101 0519 4912 3100 2X",
+        ] {
+            let p = parse_detailed(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(p.id.as_str(), EXAMPLE, "{s}");
+            assert_eq!(p.notes, vec![FormNote::Separators], "{s}");
+        }
+        let p = parse_detailed("１１０１０５－１９４９１２３１－００２ｘ").unwrap();
+        assert_eq!(
+            p.notes,
+            vec![
+                FormNote::FullWidthDigits,
+                FormNote::Separators,
+                FormNote::FullWidthX,
+                FormNote::LowercaseX
+            ]
+        );
+        let p = parse_detailed("110105 491231 002").unwrap();
+        assert_eq!(p.id.as_str(), EXAMPLE);
+        assert_eq!(
+            p.notes,
+            vec![FormNote::Separators, FormNote::UpgradedFrom15]
+        );
+        // Positions in errors count the id's own characters, separators left out.
+        assert_eq!(
+            CitizenId::parse("110105-1949123四-002X"),
+            Err(IdError::InvalidChar { pos: 14, ch: '四' })
+        );
+        // A hyphen that separates nothing is a stray character, and two ids run together are
+        // still too long.
+        assert_eq!(
+            CitizenId::parse("-1101051949123100X"),
+            Err(IdError::InvalidChar { pos: 1, ch: '-' })
+        );
+        assert_eq!(
+            CitizenId::parse("11010519491231002X 11010519491231002X"),
+            Err(IdError::WrongLength { len: 36 })
+        );
+        assert_eq!(
+            FormNote::Separators.to_string(),
+            "spaces or hyphens between the digit groups were removed"
+        );
+        let d = diagnose("110105-19491231-002x");
+        assert_eq!(
+            d.problems,
+            vec![
+                Problem::Form(FormNote::Separators),
+                Problem::Form(FormNote::LowercaseX)
+            ]
+        );
+    }
+
+    #[test]
+    fn parse_as_of_refuses_a_birth_after_today() {
+        let today = date(2025, 6, 1);
+        let future = new_from_parts("110105", date(2030, 1, 1), 1).unwrap();
+        let e = parse_as_of(future.as_str(), today).unwrap_err();
+        assert_eq!(
+            e,
+            IdError::BornInFuture {
+                date: date(2030, 1, 1),
+                today,
+                start: 7,
+                end: 14
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "birth date 2030-01-01 (position 7-14) is after today, 2025-06-01"
+        );
+        // Without a clock the same id is valid.
+        assert!(CitizenId::parse(future.as_str()).is_ok());
+        let born_today = new_from_parts("110105", today, 1).unwrap();
+        assert_eq!(parse_as_of(born_today.as_str(), today), Ok(born_today));
+        assert!(parse_as_of(EXAMPLE, today).is_ok());
+        // In the 15-character form the date is at positions 7-12.
+        let old = new_from_parts("110105", date(1995, 3, 4), 2)
+            .unwrap()
+            .to_15()
+            .unwrap();
+        let e = parse_detailed_as_of(&old, date(1990, 1, 1)).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                IdError::BornInFuture {
+                    start: 7,
+                    end: 12,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        // Other errors still come first.
+        assert!(matches!(
+            parse_as_of("110105194912310023", today),
+            Err(IdError::BadCheckChar { .. })
+        ));
     }
 
     #[test]
@@ -948,6 +1149,27 @@ mod tests {
     }
 
     #[test]
+    fn diagnose_names_a_county_missing_from_the_table_but_keeps_the_id_valid() {
+        let wuxian = new_from_parts("320524", date(1980, 5, 6), 123).unwrap();
+        let d = diagnose(wuxian.as_str());
+        assert_eq!(
+            d.problems,
+            vec![Problem::CountyNotInTable {
+                code: "320524".into()
+            }]
+        );
+        assert!(d.candidates.is_empty());
+        let msg = d.problems[0].to_string();
+        assert!(msg.contains("not in the 2023 division table"), "{msg}");
+        assert!(msg.contains("still valid"), "{msg}");
+        // Known counties, a city's own code, and provinces the table does not cover say nothing.
+        for county in ["110105", "320576", "320500", "710000", "810000", "820000"] {
+            let id = new_from_parts(county, date(1990, 1, 1), 5).unwrap();
+            assert!(diagnose(id.as_str()).problems.is_empty(), "{county}");
+        }
+    }
+
+    #[test]
     fn diagnose_missing_check_char() {
         let d = diagnose("11010519491231002");
         assert!(
@@ -1079,6 +1301,24 @@ mod tests {
             let typo = String::from_utf8(bytes).unwrap();
             prop_assert!(CitizenId::parse(&typo).is_err());
             prop_assert!(diagnose(&typo).candidates.contains(&id));
+        }
+
+        #[test]
+        fn separators_anywhere_inside_are_removed(
+            id in id_strategy(),
+            cuts in prop::collection::btree_set(1usize..18, 0..5),
+            sep in prop::sample::select(vec![" ", "-", " - ", "\u{2010}", "\u{3000}", "\u{FF0D}"]),
+        ) {
+            let mut written = String::new();
+            for (i, c) in id.as_str().chars().enumerate() {
+                if cuts.contains(&i) {
+                    written.push_str(sep);
+                }
+                written.push(c);
+            }
+            let p = parse_detailed(&written).map_err(|e| TestCaseError::fail(format!("{written}: {e}")))?;
+            prop_assert_eq!(&p.id, &id);
+            prop_assert_eq!(p.notes.contains(&FormNote::Separators), !cuts.is_empty());
         }
 
         #[test]

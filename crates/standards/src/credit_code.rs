@@ -38,6 +38,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::text::{self, FormFold};
+
 /// The 31 characters a credit code may contain, in value order.
 pub const CHARSET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
@@ -554,7 +556,7 @@ pub fn parse_with_exceptions(
     s: &str,
     exceptions: &HashSet<String>,
 ) -> Result<Parsed, CreditCodeError> {
-    let trimmed = s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}');
+    let trimmed = s.trim_matches(text::is_space);
     let mut notes = Vec::new();
     if trimmed.len() != s.len() {
         notes.push(CodeNote::SurroundingWhitespace);
@@ -564,11 +566,16 @@ pub fn parse_with_exceptions(
     }
     let mut chars: Vec<(char, char)> = Vec::with_capacity(18);
     for c in trimmed.chars() {
+        // Folded one character at a time so that an error can name the character as written.
+        // A folded dash or space is not a code character and is refused below by position.
         let mut n = c;
-        if ('\u{ff01}'..='\u{ff5e}').contains(&n) {
-            // The full-width forms block mirrors printable ASCII at a fixed offset.
-            n = char::from_u32(u32::from(n) - 0xfee0).unwrap_or(n);
-            if !notes.contains(&CodeNote::FullWidthChars) {
+        if let Some((folded, kind)) = text::fold_form_char(c) {
+            n = folded;
+            let full_width = matches!(
+                kind,
+                FormFold::FullWidthDigit | FormFold::FullWidthLetter | FormFold::FullWidthSymbol
+            );
+            if full_width && !notes.contains(&CodeNote::FullWidthChars) {
                 notes.push(CodeNote::FullWidthChars);
             }
         }
@@ -717,6 +724,15 @@ mod tests {
         );
         let p = parse_detailed("91440101ma5cjq4n59").unwrap();
         assert_eq!(p.notes, vec![CodeNote::Lowercase]);
+        // A dash look-alike is folded but is still no code character; the error names it as
+        // written, at its position.
+        assert_eq!(
+            CreditCode::parse("914401\u{2010}01MA5CJQ4N5"),
+            Err(CreditCodeError::InvalidChar {
+                pos: 7,
+                ch: '\u{2010}'
+            })
+        );
     }
 
     #[test]

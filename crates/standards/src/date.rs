@@ -1,13 +1,14 @@
 //! Calendar dates in the forms departments really write them.
 //!
-//! This module reads a date cell (`2020-01-02`, `2020/1/2`, `2020.1.2`, `20200102`,
-//! `2020年1月2日`, `二〇二〇年一月二日`, full-width digits, a trailing time of day, or a spreadsheet
-//! serial number such as `43831`) into a [`NaiveDate`], or says precisely why it cannot: the value
-//! has no recognisable form, the date does not exist, or it is outside the plausible years. It
-//! deliberately does not guess: day-first and month-first forms such as `02/01/2020` are refused
-//! as ambiguous rather than read one way, six-digit `YYMMDD` values are read only when the caller
-//! asks and says which century, and a bare four-digit year is not turned into a date. It ignores
-//! any time of day rather than interpreting time zones, and it does not parse lunar dates.
+//! This module reads a date cell (`2020-01-02`, `2020/1/2`, `2020.1.2`, `2020 1 2`, `20200102`,
+//! `2020年1月2日`, `二〇二〇年一月二日`, full-width digits and dashes, a trailing time of day,
+//! system timestamps such as `20200102153000`, or a spreadsheet serial number such as `43831`)
+//! into a [`NaiveDate`], or says precisely why it cannot: the value has no recognisable form, the
+//! date does not exist, or it is outside the plausible years. It deliberately does not guess:
+//! day-first and month-first forms such as `02/01/2020` are refused as ambiguous rather than read
+//! one way, six-digit `YYMMDD` values are read only when the caller asks and says which century,
+//! and a bare four-digit year is not turned into a date. It ignores any time of day rather than
+//! interpreting time zones, and it does not parse lunar dates or relative dates (昨天, 上周一).
 //!
 //! Spreadsheet serials follow the Excel 1900 date system, in which serial 1 is 1900-01-01 and
 //! serial 60 is 1900-02-29, a day that never existed (Excel copied Lotus 1-2-3's mistaken belief
@@ -16,6 +17,8 @@
 
 use chrono::{Datelike, Days, NaiveDate};
 use thiserror::Error;
+
+use crate::text;
 
 /// The largest serial Excel accepts: 9999-12-31.
 pub const MAX_SERIAL: u64 = 2_958_465;
@@ -58,7 +61,7 @@ pub enum DateError {
     Empty,
     /// No supported form matches.
     #[error(
-        "{value:?} is not in a recognised date form (2020-01-02, 2020/1/2, 2020.1.2, 20200102, 2020年1月2日 or a spreadsheet serial)"
+        "{value:?} is not in a recognised date form (2020-01-02, 2020/1/2, 2020.1.2, 2020 1 2, 20200102, 20200102153000, 2020年1月2日 or a spreadsheet serial)"
     )]
     Unrecognised {
         /// The value, trimmed.
@@ -107,9 +110,7 @@ pub enum DateError {
         max_year: i32,
     },
     /// A spreadsheet serial that is 0, too large, or falls outside the accepted years.
-    #[error(
-        "spreadsheet serial {serial} does not fall in the accepted years {min_year}-{max_year} (serial 1 is 1900-01-01, {MAX_SERIAL} is 9999-12-31)"
-    )]
+    #[error("{}", serial_message(*.serial, *.min_year, *.max_year))]
     SerialOutOfRange {
         /// The serial's whole-day part.
         serial: u64,
@@ -131,6 +132,24 @@ fn days_in_month(year: i32, month: u32) -> u32 {
         2 if is_leap(year) => 29,
         2 => 28,
         _ => 0,
+    }
+}
+
+fn serial_message(serial: u64, min_year: i32, max_year: i32) -> String {
+    match serial_date(serial) {
+        // Serial 0 is not 1899-12-31 or any other day: the 1900 system has no day before serial 1.
+        _ if serial == 0 => {
+            "spreadsheet serial 0 is not a date: serials start at 1 (1900-01-01)".to_string()
+        }
+        _ if serial > MAX_SERIAL => {
+            format!("spreadsheet serial {serial} is past the last one, {MAX_SERIAL} (9999-12-31)")
+        }
+        Some(date) => format!(
+            "spreadsheet serial {serial} is {date}, outside the accepted years {min_year}-{max_year}"
+        ),
+        None => format!(
+            "spreadsheet serial {serial} does not fall in the accepted years {min_year}-{max_year} (serial 1 is 1900-01-01, {MAX_SERIAL} is 9999-12-31)"
+        ),
     }
 }
 
@@ -157,14 +176,20 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, DateError> {
 
 /// Parses a date with the given options.
 ///
-/// Forms, after trimming and mapping full-width characters to ASCII:
+/// Forms, after trimming and [`text::fold_form`] (full-width characters to ASCII, dash
+/// look-alikes such as `‐` U+2010 to `-`):
 ///
 /// - `YYYY-MM-DD`, `YYYY/M/D`, `YYYY.M.D` (one or two digits for month and day, one separator
 ///   used twice);
+/// - `YYYY M D`: exactly three groups of digits separated by spaces, the four-digit year first
+///   (with the year last, `02 01 2020`, it is as ambiguous as `02/01/2020`);
 /// - `YYYYMMDD` (eight digits are always this, never a serial);
+/// - `YYYYMMDDHHmm` and `YYYYMMDDHHmmss`, the timestamps systems export (12 or 14 digits; the time
+///   must be a real time of day and is then ignored);
 /// - `YYYY年M月D日` with ASCII digits or Chinese numerals (`二〇二〇年一月二日`, `十二月三十一日`),
 ///   `号` for `日`, spaces allowed around the parts;
-/// - any of the above followed by a time of day after a space or `T`, which is ignored;
+/// - any of the above followed by a time of day after a space or `T`, which is ignored, or by a
+///   part of the day alone (`2020-01-02 上午`);
 /// - a spreadsheet serial of 1-7 digits, optionally with a fraction (`43831`, `43831.5`), if
 ///   [`DateOptions::allow_serial`];
 /// - six digits `YYMMDD`, only if [`DateOptions::allow_yymmdd`].
@@ -181,24 +206,27 @@ pub fn parse_date_with(s: &str, opts: &DateOptions) -> Result<NaiveDate, DateErr
         let (y, m, d) = parse_chinese(&t).ok_or_else(unrecognised)?;
         return build(y, m, d, opts);
     }
+    if let Some(result) = parse_spaced(&t, opts) {
+        return result;
+    }
     let (date_part, time_part) = split_time(&t);
-    if let Some(time) = time_part {
-        if !is_time(time) {
-            return Err(unrecognised());
-        }
+    if let Some(time) = time_part
+        && !is_time(time)
+    {
+        return Err(unrecognised());
     }
     if date_part.bytes().all(|b| b.is_ascii_digit()) {
         return parse_number(date_part, opts).unwrap_or_else(|| Err(unrecognised()));
     }
-    if time_part.is_none() {
-        if let Some((whole, frac)) = date_part.split_once('.') {
-            let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-            // 2020.1 is a year and month, not serial 2020 with a fraction.
-            let year_like = whole.len() == 4 && (1000..=2999).contains(&number(whole));
-            if digits(whole) && digits(frac) && !year_like && opts.allow_serial {
-                // The fraction of a serial is the time of day, which is ignored.
-                return parse_number(whole, opts).unwrap_or_else(|| Err(unrecognised()));
-            }
+    if time_part.is_none()
+        && let Some((whole, frac)) = date_part.split_once('.')
+    {
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        // 2020.1 is a year and month, not serial 2020 with a fraction.
+        let year_like = whole.len() == 4 && (1000..=2999).contains(&number(whole));
+        if digits(whole) && digits(frac) && !year_like && opts.allow_serial {
+            // The fraction of a serial is the time of day, which is ignored.
+            return parse_number(whole, opts).unwrap_or_else(|| Err(unrecognised()));
         }
     }
     for sep in ['-', '/', '.'] {
@@ -217,6 +245,28 @@ pub fn parse_date_with(s: &str, opts: &DateOptions) -> Result<NaiveDate, DateErr
         }
     }
     Err(unrecognised())
+}
+
+/// Reads `2020 1 2`: exactly three space-separated groups of digits. Checked before a space is
+/// taken to start a time of day, which would read `2020 1 2` as the year 2020 at 1 o'clock and
+/// `02 01 2020` as serial 2.
+fn parse_spaced(t: &str, opts: &DateOptions) -> Option<Result<NaiveDate, DateError>> {
+    let parts: Vec<&str> = t.split(' ').filter(|p| !p.is_empty()).collect();
+    let [y, m, d] = parts.as_slice() else {
+        return None;
+    };
+    if !parts.iter().all(|p| is_digits(p, 1, 4)) {
+        return None;
+    }
+    if y.len() == 4 && m.len() <= 2 && d.len() <= 2 {
+        return Some(build(number(y), number(m) as u32, number(d) as u32, opts));
+    }
+    if d.len() == 4 && y.len() <= 2 && m.len() <= 2 {
+        return Some(Err(DateError::Ambiguous {
+            value: t.to_string(),
+        }));
+    }
+    None
 }
 
 fn is_digits(s: &str, min: usize, max: usize) -> bool {
@@ -246,15 +296,13 @@ fn build(year: i32, month: u32, day: u32, opts: &DateOptions) -> Result<NaiveDat
     Ok(date)
 }
 
+/// Trims, folds the form ([`text::fold_form`]) and turns every inner space (tab, no-break space,
+/// ideographic space) into an ASCII space. Dates carry no notes, so what was folded is not kept.
 fn normalise(s: &str) -> String {
-    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}')
+    let (folded, _) = text::fold_form(s.trim_matches(text::is_space));
+    folded
         .chars()
-        .map(|c| match c {
-            // The full-width forms block mirrors printable ASCII at a fixed offset.
-            '\u{ff01}'..='\u{ff5e}' => char::from_u32(u32::from(c) - 0xfee0).unwrap_or(c),
-            c if c.is_whitespace() => ' ',
-            _ => c,
-        })
+        .map(|c| if text::is_space(c) { ' ' } else { c })
         .collect()
 }
 
@@ -277,14 +325,26 @@ fn split_time(t: &str) -> (&str, Option<&str>) {
     (t, None)
 }
 
-/// Whether `s` looks like a time of day, which is then ignored: it must start with a digit (or
-/// 上午/下午) and contain only digits and time punctuation.
+/// Parts of the day written before a time (下午 3:00) or instead of one (2020-01-02 上午).
+const DAY_PARTS: &[&str] = &["凌晨", "早上", "上午", "中午", "下午", "晚上"];
+
+/// Whether `s` looks like a time of day, which is then ignored: a part of the day alone
+/// ([`DAY_PARTS`]), or a digit (after an optional part of the day) followed only by digits and
+/// time punctuation.
 fn is_time(s: &str) -> bool {
-    let s = s
-        .strip_prefix("上午")
-        .or_else(|| s.strip_prefix("下午"))
-        .unwrap_or(s)
-        .trim_start();
+    let s = s.trim();
+    let (s, day_part) = match DAY_PARTS.iter().find_map(|p| s.strip_prefix(p)) {
+        Some(rest) => (rest.trim_start(), true),
+        None => (s, false),
+    };
+    if s.is_empty() {
+        return day_part;
+    }
+    // Bare digits are a time only as one group of hours, HHmm or HHmmss (the T153000 of ISO 8601);
+    // `2020 1 2 3` is four numbers, not the year 2020 at "1 2 3".
+    if s.bytes().all(|b| b.is_ascii_digit() || b == b' ') {
+        return matches!(s.len(), 1 | 2 | 4 | 6) && !s.contains(' ');
+    }
     s.starts_with(|c: char| c.is_ascii_digit())
         && s.chars().all(|c| {
             c.is_ascii_digit()
@@ -296,11 +356,17 @@ fn is_time(s: &str) -> bool {
         })
 }
 
-/// Reads an all-digit value: `YYYYMMDD`, `YYMMDD` or a serial. `None` means no form applies.
+/// Reads an all-digit value: `YYYYMMDD`, `YYYYMMDDHHmm(ss)`, `YYMMDD` or a serial. `None` means
+/// no form applies.
 fn parse_number(s: &str, opts: &DateOptions) -> Option<Result<NaiveDate, DateError>> {
     let n = |r: std::ops::Range<usize>| s.get(r).map_or(0, number);
     match s.len() {
         8 => Some(build(n(0..4), n(4..6) as u32, n(6..8) as u32, opts)),
+        // A timestamp whose time is not a time of day (20200102256100) is not this form, and
+        // nothing else has 12 or 14 digits, so it is unrecognised rather than half-read.
+        12 | 14 if n(8..10) <= 23 && n(10..12) <= 59 && n(12..14) <= 59 => {
+            Some(build(n(0..4), n(4..6) as u32, n(6..8) as u32, opts))
+        }
         6 if opts.allow_yymmdd => Some(build(
             opts.yymmdd_century.saturating_add(n(0..2)),
             n(2..4) as u32,
@@ -319,22 +385,11 @@ fn parse_number(s: &str, opts: &DateOptions) -> Option<Result<NaiveDate, DateErr
     }
 }
 
-/// Maps an Excel 1900-system serial to a date.
-fn from_serial(serial: u64, opts: &DateOptions) -> Result<NaiveDate, DateError> {
-    let out_of_range = DateError::SerialOutOfRange {
-        serial,
-        min_year: opts.min_year,
-        max_year: opts.max_year,
-    };
-    if serial == 0 || serial > MAX_SERIAL {
-        return Err(out_of_range);
-    }
-    if serial == 60 {
-        return Err(DateError::Impossible {
-            year: 1900,
-            month: 2,
-            day: 29,
-        });
+/// The date of an Excel 1900-system serial, ignoring the accepted years: `None` for 0, for 60
+/// (the phantom 1900-02-29) and past [`MAX_SERIAL`].
+fn serial_date(serial: u64) -> Option<NaiveDate> {
+    if serial == 0 || serial == 60 || serial > MAX_SERIAL {
+        return None;
     }
     // Before the phantom leap day serials count from 1899-12-31; after it, one day earlier.
     let epoch = if serial < 60 {
@@ -342,13 +397,28 @@ fn from_serial(serial: u64, opts: &DateOptions) -> Result<NaiveDate, DateError> 
     } else {
         (1899, 12, 30)
     };
-    let date = NaiveDate::from_ymd_opt(epoch.0, epoch.1, epoch.2)
+    NaiveDate::from_ymd_opt(epoch.0, epoch.1, epoch.2)
         .and_then(|e| e.checked_add_days(Days::new(serial)))
-        .ok_or_else(|| out_of_range.clone())?;
-    if !(opts.min_year..=opts.max_year).contains(&date.year()) {
-        return Err(out_of_range);
+}
+
+/// Maps an Excel 1900-system serial to a date.
+fn from_serial(serial: u64, opts: &DateOptions) -> Result<NaiveDate, DateError> {
+    if serial == 60 {
+        return Err(DateError::Impossible {
+            year: 1900,
+            month: 2,
+            day: 29,
+        });
     }
-    Ok(date)
+    let out_of_range = DateError::SerialOutOfRange {
+        serial,
+        min_year: opts.min_year,
+        max_year: opts.max_year,
+    };
+    match serial_date(serial) {
+        Some(date) if (opts.min_year..=opts.max_year).contains(&date.year()) => Ok(date),
+        _ => Err(out_of_range),
+    }
 }
 
 /// The spreadsheet serial of a date in the Excel 1900 system, if it has one (1900-01-01 to
@@ -362,6 +432,19 @@ pub fn to_serial(date: NaiveDate) -> Option<u64> {
     };
     let days = u64::try_from(date.signed_duration_since(epoch).num_days()).ok()?;
     (1..=MAX_SERIAL).contains(&days).then_some(days)
+}
+
+/// The offset of China Standard Time from UTC in seconds (UTC+8 all year: China has no daylight
+/// saving time since 1991).
+pub const CHINA_UTC_OFFSET_SECS: i32 = 8 * 3600;
+
+/// The calendar date at the moment `unix_secs` (seconds since 1970-01-01T00:00:00Z) at a fixed
+/// offset from UTC, e.g. [`CHINA_UTC_OFFSET_SECS`]. This module reads no clock; a caller that has
+/// one turns its reading into "today" with this, and compares dates such as a birth date with it.
+/// `None` only for moments outside the years chrono can represent.
+pub fn date_at_unix(unix_secs: i64, utc_offset_secs: i32) -> Option<NaiveDate> {
+    let local = unix_secs.checked_add(i64::from(utc_offset_secs))?;
+    chrono::DateTime::from_timestamp(local, 0).map(|t| t.date_naive())
 }
 
 /// Value of a Chinese digit, including the zero forms people write (〇, ○, 零, and a letter O).
@@ -471,6 +554,20 @@ mod tests {
             "2020年1月2日 13时45分",
             "2020年1月2日13:45",
             "  2020-01-02\u{3000}",
+            "2020\u{2010}01\u{2010}02",
+            "2020\u{2013}1\u{2013}2",
+            "2020\u{FE63}01\u{FE63}02",
+            "2020 1 2",
+            "2020  01\u{3000}02",
+            "20200102000000",
+            "20200102235959",
+            "202001021530",
+            "20200102T153000",
+            "2020-01-02 上午",
+            "2020-01-02 下午",
+            "2020/1/2 下午 3:00",
+            "2020年1月2日上午",
+            "2020年1月2日 晚上 8点",
         ] {
             assert_eq!(parse_date(s), Ok(want), "{s}");
         }
@@ -504,10 +601,28 @@ mod tests {
             e.to_string(),
             "1900-02-29 does not exist: 1900 is not a leap year"
         );
-        assert!(matches!(
-            parse_date("0"),
-            Err(DateError::SerialOutOfRange { serial: 0, .. })
-        ));
+        let e = parse_date("0").unwrap_err();
+        assert!(matches!(e, DateError::SerialOutOfRange { serial: 0, .. }));
+        assert_eq!(
+            e.to_string(),
+            "spreadsheet serial 0 is not a date: serials start at 1 (1900-01-01)"
+        );
+        assert_eq!(
+            parse_date("2958465").unwrap_err().to_string(),
+            "spreadsheet serial 2958465 is 9999-12-31, outside the accepted years 1880-2100"
+        );
+        assert_eq!(
+            parse_date_with(
+                "2958466",
+                &DateOptions {
+                    max_year: 9999,
+                    ..DateOptions::default()
+                }
+            )
+            .unwrap_err()
+            .to_string(),
+            "spreadsheet serial 2958466 is past the last one, 2958465 (9999-12-31)"
+        );
         // 2958465 is 9999-12-31: a real serial, but outside the default years.
         assert!(matches!(
             parse_date("2958465"),
@@ -534,6 +649,25 @@ mod tests {
         assert_eq!(to_serial(date(1900, 2, 28)), Some(59));
         assert_eq!(to_serial(date(1900, 3, 1)), Some(61));
         assert_eq!(to_serial(date(1899, 12, 31)), None);
+    }
+
+    #[test]
+    fn date_at_unix_applies_the_offset() {
+        assert_eq!(date_at_unix(0, 0), Some(date(1970, 1, 1)));
+        // 2020-01-01T00:00:00Z is already 08:00 in China; one second earlier it is still
+        // 2019-12-31 in UTC but 07:59:59 on 2020-01-01 in China.
+        assert_eq!(date_at_unix(1_577_836_800, 0), Some(date(2020, 1, 1)));
+        assert_eq!(date_at_unix(1_577_836_799, 0), Some(date(2019, 12, 31)));
+        assert_eq!(
+            date_at_unix(1_577_836_799, CHINA_UTC_OFFSET_SECS),
+            Some(date(2020, 1, 1))
+        );
+        assert_eq!(
+            date_at_unix(1_577_808_000 - 1, CHINA_UTC_OFFSET_SECS),
+            Some(date(2019, 12, 31))
+        );
+        assert_eq!(date_at_unix(i64::MAX, CHINA_UTC_OFFSET_SECS), None);
+        assert_eq!(date_at_unix(i64::MIN, -1), None);
     }
 
     #[test]
@@ -593,6 +727,19 @@ mod tests {
             parse_date("02/01/2020"),
             Err(DateError::Ambiguous { .. })
         ));
+        // Spaced with the year last is as ambiguous, not serial 2 with a time of day.
+        assert!(matches!(
+            parse_date("02 01 2020"),
+            Err(DateError::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            parse_date("20200229000000"),
+            Ok(d) if d == date(2020, 2, 29)
+        ));
+        assert_eq!(
+            parse_date("20230229120000").unwrap_err().to_string(),
+            "2023-02-29 does not exist: 2023 is not a leap year"
+        );
         assert_eq!(parse_date("2020"), Err(DateError::YearOnly { year: 2020 }));
         for s in [
             "2020-01",
@@ -606,6 +753,13 @@ mod tests {
             "20-01-02",
             "2020--01",
             "202001021",
+            "20200102246000",
+            "202001021560",
+            "2020010215300",
+            "2020 1 2 3",
+            "2020 1 x",
+            "2020-01-02 傍晚",
+            "2020-01-02 上午 noon",
         ] {
             assert!(
                 matches!(parse_date(s), Err(DateError::Unrecognised { .. })),
@@ -644,7 +798,7 @@ mod tests {
             0..=9 => D[n as usize].to_string(),
             10 => "十".into(),
             11..=19 => format!("十{}", D[(n % 10) as usize]),
-            _ if n % 10 == 0 => format!("{}十", D[(n / 10) as usize]),
+            _ if n.is_multiple_of(10) => format!("{}十", D[(n / 10) as usize]),
             _ => format!("{}十{}", D[(n / 10) as usize], D[(n % 10) as usize]),
         }
     }
@@ -678,7 +832,11 @@ mod tests {
             6 => fullwidth(&format!("{y}年{m:02}月{day:02}日")),
             7 => format!("{y}-{m:02}-{day:02} 13:45:00"),
             8 => format!("{y}-{m:02}-{day:02}T08:00:00Z"),
-            _ => fullwidth(&format!("{y}/{m:02}/{day:02}")),
+            9 => fullwidth(&format!("{y}/{m:02}/{day:02}")),
+            10 => format!("{y} {m} {day}"),
+            11 => format!("{y}{m:02}{day:02}235959"),
+            12 => format!("{y}{m:02}{day:02}0800"),
+            _ => format!("{y}\u{2010}{m:02}\u{2010}{day:02} 上午"),
         }
     }
 
@@ -694,7 +852,7 @@ mod tests {
 
     proptest! {
         #[test]
-        fn every_form_round_trips(d in date_strategy(), form in 0usize..10) {
+        fn every_form_round_trips(d in date_strategy(), form in 0usize..14) {
             let s = format_in(d, form);
             prop_assert_eq!(parse_date(&s), Ok(d), "{}", s);
         }
@@ -723,6 +881,7 @@ mod tests {
             over in 1u32..=3,
             form in 0usize..10,
         ) {
+            // Forms 7-9 below are the spaced, timestamp and U+2010 forms.
             // Months shorter than 31 days, pushed one to three days past their end.
             let day = (days_in_month(y, m) + over).min(31);
             let s = match form {
@@ -732,7 +891,10 @@ mod tests {
                 3 => format!("{y}{m:02}{day:02}"),
                 4 => format!("{y}年{m}月{day}日"),
                 5 => format!("{}年{}月{}日", cn_year(y), cn_number(m), cn_number(day)),
-                _ => format!("{y}-{m:02}-{day:02}T13:45:00"),
+                6 => format!("{y}-{m:02}-{day:02}T13:45:00"),
+                7 => format!("{y} {m} {day}"),
+                8 => format!("{y}{m:02}{day:02}134500"),
+                _ => format!("{y}\u{2010}{m}\u{2010}{day}"),
             };
             prop_assert_eq!(
                 parse_date(&s),
@@ -754,7 +916,7 @@ mod tests {
         fn never_panics_on_relevant_chars(
             v in prop::collection::vec(
                 prop::sample::select(
-                    "0123456789０１２３４５６７８９-/.:T 年月日号〇一二三四五六七八九十廿卅时分".chars().collect::<Vec<_>>()
+                    "0123456789０１２３４５６７８９-/.:T 年月日号〇一二三四五六七八九十廿卅时分上下午‐－\u{3000}".chars().collect::<Vec<_>>()
                 ),
                 0..20,
             ),

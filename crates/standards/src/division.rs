@@ -30,6 +30,19 @@ pub enum Level {
     Community,
 }
 
+impl std::fmt::Display for Level {
+    /// The level in words, as reports print it: province, city, county, street, community.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Province => "province",
+            Level::City => "city",
+            Level::County => "county",
+            Level::Street => "street",
+            Level::Community => "community",
+        })
+    }
+}
+
 impl Level {
     /// The number of digits a code of this level has.
     pub fn code_len(self) -> usize {
@@ -276,10 +289,10 @@ impl Registry {
         // A zero-padded 12-digit code names the deepest level whose digits are not all zero.
         if code.len() == 12 && code.bytes().all(|b| b.is_ascii_digit()) {
             for len in [9, 6, 4, 2] {
-                if code[len..].bytes().all(|b| b == b'0') {
-                    if let Some(&i) = self.by_code.get(&code[..len]) {
-                        return Some(&self.divisions[i]);
-                    }
+                if code[len..].bytes().all(|b| b == b'0')
+                    && let Some(&i) = self.by_code.get(&code[..len])
+                {
+                    return Some(&self.divisions[i]);
                 }
             }
         }

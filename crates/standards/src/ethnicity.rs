@@ -1,9 +1,13 @@
 //! The 56 ethnic groups (民族) and their GB 3304 codes.
 //!
-//! The list is in GB 3304 order (the shared reference file has the same 56 names but puts 高山族 last), so a group's two-digit code is its position plus one
-//! (01 汉族, 02 蒙古族 …). Departments write the name with or without 族 and sometimes the
-//! code; `code_of` accepts all three. This module does not judge whether a person's recorded
-//! group is plausible.
+//! The list is in GB 3304 order (the shared reference file has the same 56 names but puts 高山族
+//! last), so a group's two-digit code is its position plus one (01 汉族, 02 蒙古族 …). Departments
+//! write the name with or without 族 and sometimes the code; `code_of` accepts all three.
+//!
+//! This module deliberately does not judge whether a person's recorded group is plausible, does
+//! not fold full-width or traditional text (callers clean the value with [`crate::text`] first),
+//! and knows only the 56 groups: GB 3304's catch-all codes (97 其他, 98 外国血统中国籍人士)
+//! are not groups and are not mapped.
 
 const GROUPS: [&str; 56] = [
     "汉族",

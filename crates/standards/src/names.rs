@@ -49,6 +49,23 @@ pub enum NameNote {
     Uppercased,
 }
 
+impl std::fmt::Display for NameNote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NameNote::FullWidth => {
+                "full-width letters or an ideographic space were folded to ASCII"
+            }
+            NameNote::Traditional => "traditional characters were converted to simplified ones",
+            NameNote::InnerWhitespace => "whitespace inside the Chinese name was removed",
+            NameNote::MiddleDotNormalized => {
+                "the separator between the name's parts was normalised to the middle dot ·"
+            }
+            NameNote::StrayDotsRemoved => "dots at either end or repeated dots were removed",
+            NameNote::Uppercased => "lowercase Latin letters were uppercased",
+        })
+    }
+}
+
 /// Why a value is not a usable name.
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum NameError {
@@ -527,6 +544,10 @@ mod tests {
         let n = clean_name("张 三").unwrap();
         assert_eq!(n.name, "张三");
         assert_eq!(n.notes, [NameNote::InnerWhitespace]);
+        assert_eq!(
+            n.notes[0].to_string(),
+            "whitespace inside the Chinese name was removed"
+        );
         let n = clean_name("  陳麗華 ").unwrap();
         assert_eq!(n.name, "陈丽华");
         assert_eq!(n.notes, [NameNote::Traditional]);

@@ -22,6 +22,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::text;
+
 /// What kind of line a number is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum PhoneKind {
@@ -29,6 +31,16 @@ pub enum PhoneKind {
     Mobile,
     /// A fixed line, canonical form `area-local`.
     Landline,
+}
+
+impl fmt::Display for PhoneKind {
+    /// The kind in words, as a report prints it: "mobile" or "landline".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PhoneKind::Mobile => "mobile",
+            PhoneKind::Landline => "landline",
+        })
+    }
 }
 
 /// A phone number in canonical form.
@@ -236,19 +248,12 @@ pub fn parse_phone(s: &str, default_area: Option<&str>) -> Result<Phone, PhoneEr
     })
 }
 
-/// Trims and maps full-width forms and dash look-alikes to ASCII.
+/// Trims and folds the form ([`text::fold_form`]: full-width characters, the ideographic space
+/// and dash look-alikes to ASCII). The enumeration comma 、 becomes a comma so that a list of
+/// numbers is reported as one. Phone numbers carry no notes, so what was folded is not kept.
 fn normalise(s: &str) -> String {
-    s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}' || c == '\u{200b}')
-        .chars()
-        .map(|c| match c {
-            // The full-width forms block mirrors printable ASCII at a fixed offset.
-            '\u{ff01}'..='\u{ff5e}' => char::from_u32(u32::from(c) - 0xfee0).unwrap_or(c),
-            '\u{3000}' => ' ',
-            '\u{2010}'..='\u{2015}' | '\u{2212}' => '-',
-            '、' => ',',
-            _ => c,
-        })
-        .collect()
+    let (folded, _) = text::fold_form(s.trim_matches(text::is_space));
+    folded.replace('、', ",")
 }
 
 /// Splits off an explicit extension introduced by one of [`EXTENSION_MARKERS`], unvalidated.
@@ -583,9 +588,17 @@ mod tests {
             "0086-512-65551234",
             "86 512 65551234",
             "０５１２－６５５５１２３４",
+            "0512\u{2010}65551234",
+            "0512\u{2014}65551234",
+            "0512\u{FE58}65551234",
+            "0512\u{FE63}65551234",
+            "0512\u{2212}65551234",
+            "0512\u{3000}65551234",
         ] {
             assert_eq!(ok(s), landline("0512-65551234", None), "{s}");
         }
+        assert_eq!(PhoneKind::Landline.to_string(), "landline");
+        assert_eq!(PhoneKind::Mobile.to_string(), "mobile");
         assert_eq!(ok("010-65551234"), landline("010-65551234", None));
         assert_eq!(ok("+86 10 6555 1234"), landline("010-65551234", None));
         assert_eq!(ok("020 8888 9999"), landline("020-88889999", None));

@@ -4,7 +4,9 @@
 //! input method, traditional characters from Hong Kong, Macao and Taiwan residents, Chinese
 //! punctuation, ideographic and non-breaking spaces, and numbers spelled as Chinese numerals
 //! (十二栋, 一〇〇一室). This module folds those shapes to one canonical form, character by
-//! character, so that names, addresses and free text can be compared.
+//! character, so that names, addresses and free text can be compared. [`fold_form`] is the one
+//! folding that every code-like value (citizen id, credit code, phone number, date) goes through
+//! before it is read, and it reports what it folded so the parsers can say so.
 //!
 //! It deliberately does not interpret what the text means: it does not know what a name or an
 //! address is, does not drop words and never guesses at typos. The one place where meaning leaks
@@ -40,9 +42,135 @@ pub fn is_space(c: char) -> bool {
 }
 
 /// Full-width ASCII (U+FF01–U+FF5E) to ASCII and the ideographic space U+3000 to a plain space.
-/// CJK characters and everything else are left alone.
+/// CJK characters and everything else are left alone. Dashes other than the full-width hyphen
+/// (U+FF0D) are kept; [`fold_form`] folds them too, for values where a dash is only a separator.
 pub fn to_halfwidth(s: &str) -> String {
     s.chars().map(halfwidth_char).collect()
+}
+
+/// Whether `c` is a dash look-alike that people type, or that word processors substitute, for the
+/// ASCII hyphen-minus: the hyphens and dashes U+2010–U+2015, the minus sign U+2212, the hyphen
+/// bullet U+2043, the small em dash U+FE58, the small hyphen-minus U+FE63 and the full-width
+/// hyphen-minus U+FF0D. The ASCII `-` itself is not counted.
+pub fn is_dash(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2010}'..='\u{2015}' | '\u{2043}' | '\u{2212}' | '\u{FE58}' | '\u{FE63}' | '\u{FF0D}'
+    )
+}
+
+/// One kind of change [`fold_form`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FormFold {
+    /// A full-width digit ０-９ became an ASCII digit.
+    FullWidthDigit,
+    /// A full-width letter Ａ-Ｚ or ａ-ｚ became an ASCII letter (its case is kept).
+    FullWidthLetter,
+    /// Any other full-width ASCII symbol (＃, ／, ＋ …) became its ASCII form.
+    FullWidthSymbol,
+    /// The ideographic space U+3000 became a plain space.
+    IdeographicSpace,
+    /// A dash look-alike (see [`is_dash`], which includes the full-width hyphen) became `-`.
+    Dash,
+}
+
+impl FormFold {
+    const ALL: [FormFold; 5] = [
+        FormFold::FullWidthDigit,
+        FormFold::FullWidthLetter,
+        FormFold::FullWidthSymbol,
+        FormFold::IdeographicSpace,
+        FormFold::Dash,
+    ];
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// The set of [`FormFold`]s that [`fold_form`] made: callers turn it into their own notes (a
+/// citizen id reports full-width digits, a credit code any full-width character).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FormFolds {
+    bits: u8,
+}
+
+impl FormFolds {
+    /// Whether `fold` happened at least once.
+    pub fn contains(self, fold: FormFold) -> bool {
+        self.bits & fold.bit() != 0
+    }
+
+    /// Whether nothing was folded.
+    pub fn is_empty(self) -> bool {
+        self.bits == 0
+    }
+
+    /// Whether any full-width ASCII character (digit, letter, symbol or the full-width hyphen)
+    /// was folded.
+    pub fn any_full_width(self) -> bool {
+        self.contains(FormFold::FullWidthDigit)
+            || self.contains(FormFold::FullWidthLetter)
+            || self.contains(FormFold::FullWidthSymbol)
+    }
+
+    /// Records `fold`.
+    pub fn insert(&mut self, fold: FormFold) {
+        self.bits |= fold.bit();
+    }
+
+    /// The folds made, in [`FormFold`] declaration order.
+    pub fn iter(self) -> impl Iterator<Item = FormFold> {
+        FormFold::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+}
+
+/// Folds one character the way [`fold_form`] does: `Some((folded, kind))` when it changes,
+/// `None` when it is kept. One character always becomes exactly one character, so a caller can
+/// keep the written form of every position next to the folded one (to report "position 9 holds
+/// 四" as written).
+pub fn fold_form_char(c: char) -> Option<(char, FormFold)> {
+    // The full-width hyphen sits in the full-width block but is reported as a dash: to a parser it
+    // is a separator like the other dashes, not a character of the value.
+    if is_dash(c) {
+        return Some(('-', FormFold::Dash));
+    }
+    let folded = halfwidth_char(c);
+    if folded == c {
+        return None;
+    }
+    let kind = if c == '\u{3000}' {
+        FormFold::IdeographicSpace
+    } else if folded.is_ascii_digit() {
+        FormFold::FullWidthDigit
+    } else if folded.is_ascii_alphabetic() {
+        FormFold::FullWidthLetter
+    } else {
+        FormFold::FullWidthSymbol
+    };
+    Some((folded, kind))
+}
+
+/// The one folding every code-like value needs before it is read (citizen ids, credit codes,
+/// phone numbers, dates): full-width ASCII to ASCII, the ideographic space to a space, and every
+/// dash look-alike ([`is_dash`]) to `-`. Returns the folded text and which folds happened, so that
+/// a parser can still report, say, that full-width digits were converted.
+///
+/// It does not trim, change case, touch Han characters or fold other punctuation: what counts as
+/// a separator, and whether a fold deserves a note, is the caller's business.
+pub fn fold_form(s: &str) -> (String, FormFolds) {
+    let mut folds = FormFolds::default();
+    let out = s
+        .chars()
+        .map(|c| match fold_form_char(c) {
+            Some((f, kind)) => {
+                folds.insert(kind);
+                f
+            }
+            None => c,
+        })
+        .collect();
+    (out, folds)
 }
 
 fn halfwidth_char(c: char) -> char {
@@ -113,7 +241,7 @@ fn fold_punct_char(c: char) -> char {
         '；' | '﹔' => ';',
         '“' | '”' | '「' | '」' | '『' | '』' | '＂' | '〝' | '〞' => '"',
         '‘' | '’' | '＇' => '\'',
-        '—' | '–' | '－' | '‐' | '‑' | '‒' | '―' | '−' | '﹣' | '⁃' => '-',
+        c if is_dash(c) => '-',
         '～' | '〜' => '~',
         '！' => '!',
         '？' => '?',
@@ -335,22 +463,39 @@ pub fn replace_chinese_numerals(s: &str) -> String {
 }
 
 /// Replace Chinese numeral runs only where they are immediately followed by an address unit
-/// character (号栋幢座楼单元层室期区弄巷组户, `#` or `-`) or end the text: 十二栋三单元一〇〇一 →
-/// 12栋3单元1001, while 九龙仓, 一品苑, 三里屯 and 古娄一村 are untouched.
+/// character (号栋幢座楼单元层室期区弄巷组户, `#` or `-`), or end the text right after such a unit
+/// or an Arabic digit, or are the whole text: 十二栋三单元一〇〇一 → 12栋3单元1001, while 九龙仓,
+/// 一品苑, 三里屯 and 古娄一村 are untouched, and so is the name in 1001室张三.
 ///
 /// Addresses are full of place and compound names containing numeral characters, and those are
 /// practically never followed by a unit, whereas the building, unit, floor and room numbers always
 /// are (or end the address when 室 is left out). Gating on the following character is therefore
-/// both safer and simpler than growing the exception list without end.
+/// both safer and simpler than growing the exception list without end. A run that ends the text is
+/// a room number only where a number is expected, after a unit; after anything else it is a word,
+/// typically the name of a contact written after the address (…1001室 张三).
 pub fn replace_numerals_before_units(s: &str) -> String {
-    replace_runs(s, |after| match after.chars().next() {
-        None => true,
+    replace_runs_with(s, |before, after| match after.chars().next() {
+        None => before.is_empty() || ends_with_unit(before),
         Some('单') => after.starts_with("单元"),
         Some(c) => ADDRESS_UNITS.contains(&c),
     })
 }
 
+/// Whether `s` ends with an address unit (see [`ADDRESS_UNITS`]), 单元 or an Arabic digit.
+fn ends_with_unit(s: &str) -> bool {
+    s.ends_with("单元")
+        || s.chars()
+            .next_back()
+            .is_some_and(|c| c.is_ascii_digit() || ADDRESS_UNITS.contains(&c))
+}
+
 fn replace_runs(s: &str, accept_before: impl Fn(&str) -> bool) -> String {
+    replace_runs_with(s, |_, after| accept_before(after))
+}
+
+/// Replaces numeral runs for which `accept(before, after)` holds, `before` and `after` being the
+/// text of `s` on either side of the run.
+fn replace_runs_with(s: &str, accept: impl Fn(&str, &str) -> bool) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
     while let Some(c) = rest.chars().next() {
@@ -384,10 +529,11 @@ fn replace_runs(s: &str, accept_before: impl Fn(&str) -> bool) -> String {
         {
             end = i;
         }
+        let before = s.get(..s.len() - rest.len()).unwrap_or("");
         let (run, after) = rest.split_at(end);
         let only_big_units = run.chars().all(|ch| unit_value(ch).is_some_and(|u| u > 10));
         match chinese_numeral_to_u64(run) {
-            Some(n) if !only_big_units && accept_before(after) => out.push_str(&n.to_string()),
+            Some(n) if !only_big_units && accept(before, after) => out.push_str(&n.to_string()),
             _ => out.push_str(run),
         }
         rest = after;
@@ -458,6 +604,42 @@ mod tests {
         assert_eq!(to_halfwidth("张\u{3000}三"), "张 三");
         assert_eq!(to_halfwidth("青剑湖花园"), "青剑湖花园");
         assert_eq!(to_halfwidth("～！"), "~!");
+    }
+
+    #[test]
+    fn fold_form_folds_full_width_spaces_and_dashes_and_says_which() {
+        let (s, f) = fold_form("２０２０‐０１－０２");
+        assert_eq!(s, "2020-01-02");
+        assert_eq!(
+            f.iter().collect::<Vec<_>>(),
+            vec![FormFold::FullWidthDigit, FormFold::Dash]
+        );
+        assert!(f.any_full_width());
+        for d in [
+            '\u{2010}', '\u{2011}', '\u{2012}', '\u{2013}', '\u{2014}', '\u{2015}', '\u{2212}',
+            '\u{FE58}', '\u{FE63}', '\u{FF0D}',
+        ] {
+            let (s, f) = fold_form(&format!("1{d}2"));
+            assert_eq!(s, "1-2", "U+{:04X}", d as u32);
+            assert_eq!(f.iter().collect::<Vec<_>>(), vec![FormFold::Dash]);
+        }
+        let (s, f) = fold_form("ｘＡ＃\u{3000}青剑湖");
+        assert_eq!(s, "xA# 青剑湖");
+        assert_eq!(
+            f.iter().collect::<Vec<_>>(),
+            vec![
+                FormFold::FullWidthLetter,
+                FormFold::FullWidthSymbol,
+                FormFold::IdeographicSpace
+            ]
+        );
+        let (s, f) = fold_form("110105-1949 abc");
+        assert_eq!(s, "110105-1949 abc");
+        assert!(f.is_empty());
+        assert!(!f.any_full_width());
+        // Dashes only ever become the ASCII hyphen; fold_punctuation agrees with fold_form.
+        assert_eq!(fold_punctuation("12\u{FE58}3\u{2212}1001"), "12-3-1001");
+        assert!(!is_dash('-'));
     }
 
     #[test]
@@ -571,6 +753,17 @@ mod tests {
         );
         assert_eq!(replace_numerals_before_units("三元一村"), "三元一村");
         assert_eq!(replace_numerals_before_units("三单身"), "三单身");
+        // A run that ends the text is a room only right after a unit or digit; after anything
+        // else it is a word, such as a contact's name written after the address.
+        assert_eq!(
+            replace_numerals_before_units("青剑湖花园12栋3单元1001室张三"),
+            "青剑湖花园12栋3单元1001室张三"
+        );
+        assert_eq!(replace_numerals_before_units("张三"), "张三");
+        assert_eq!(replace_numerals_before_units("王五一"), "王五一");
+        assert_eq!(replace_numerals_before_units("12栋一〇〇一"), "12栋1001");
+        assert_eq!(replace_numerals_before_units("12-一〇〇一"), "12-1001");
+        assert_eq!(replace_numerals_before_units("一〇〇一"), "1001");
         // Numeral-only exception words (五一, 八一) do not split a longer positional number.
         assert_eq!(replace_numerals_before_units("一八五一〇室"), "18510室");
         assert_eq!(replace_chinese_numerals("五一路"), "五一路");
@@ -638,6 +831,16 @@ mod tests {
             let keep = |t: &str| t.chars().filter(|c| !is_chinese_numeral(*c) && !c.is_ascii_digit()).collect::<String>();
             prop_assert_eq!(keep(&r), keep(&s));
             prop_assert_eq!(keep(&g), keep(&s));
+        }
+
+        #[test]
+        fn fold_form_keeps_length_and_reports_exactly_its_changes(s in any::<String>()) {
+            let (f, folds) = fold_form(&s);
+            prop_assert_eq!(f.chars().count(), s.chars().count());
+            prop_assert_eq!(folds.is_empty(), f == s);
+            let unfolded = |c: char| is_dash(c) || c == '\u{3000}' || ('\u{FF01}'..='\u{FF5E}').contains(&c);
+            prop_assert!(!f.chars().any(unfolded), "left unfolded in {:?}", f);
+            prop_assert_eq!(fold_form(&f), (f.clone(), FormFolds::default()));
         }
 
         #[test]

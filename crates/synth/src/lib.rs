@@ -40,8 +40,13 @@ pub enum SynthError {
     #[error(transparent)]
     World(#[from] world::WorldError),
     #[error("cannot write {path}")]
-    Io { path: PathBuf, source: std::io::Error },
-    #[error("all 500 sequence numbers for county {county}, born {birth}, are taken; the street is too large for one county's births")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "all 500 sequence numbers for county {county}, born {birth}, are taken; the street is too large for one county's births"
+    )]
     IdSpace { county: String, birth: String },
     #[error("cannot serialise the manifest")]
     Manifest(#[from] serde_json::Error),
@@ -152,7 +157,11 @@ fn id_number(id: &str) -> u64 {
 }
 
 /// The next free id of the same county, birth date and sex as `taken`.
-fn next_free_id(issued: &mut HashSet<u64>, taken: &CitizenId, birth: chrono::NaiveDate) -> Result<CitizenId, SynthError> {
+fn next_free_id(
+    issued: &mut HashSet<u64>,
+    taken: &CitizenId,
+    birth: chrono::NaiveDate,
+) -> Result<CitizenId, SynthError> {
     let county = taken.county_code();
     for step in 1..500u16 {
         let seq = (taken.sequence() + 2 * step) % 1000;
@@ -162,7 +171,10 @@ fn next_free_id(issued: &mut HashSet<u64>, taken: &CitizenId, birth: chrono::Nai
             return Ok(id);
         }
     }
-    Err(SynthError::IdSpace { county: county.to_string(), birth: birth.to_string() })
+    Err(SynthError::IdSpace {
+        county: county.to_string(),
+        birth: birth.to_string(),
+    })
 }
 
 /// Generates the city of `config` into `out_dir`, calling `progress` with the number of households

@@ -98,7 +98,7 @@ pub fn chinese_number(n: u32, positional: bool) -> String {
         0..=9 => D[n as usize].to_string(),
         10 => "十".to_string(),
         11..=19 => format!("十{}", D[(n % 10) as usize]),
-        _ if n % 10 == 0 => format!("{}十", D[(n / 10) as usize]),
+        _ if n.is_multiple_of(10) => format!("{}十", D[(n / 10) as usize]),
         _ => format!("{}十{}", D[(n / 10) as usize], D[(n % 10) as usize]),
     }
 }
@@ -108,7 +108,11 @@ pub fn chinese_number(n: u32, positional: bool) -> String {
 pub fn messy_address(street: &Street, room: &RoomRef, r: &mut Rng) -> String {
     let compound = &street.compound(room).name;
     let (province, city) = (street.province.short.as_str(), street.city.short.as_str());
-    let (county, alias, town) = (street.county.name.as_str(), street.county_alias(), street.short());
+    let (county, alias, town) = (
+        street.county.name.as_str(),
+        street.county_alias(),
+        street.short(),
+    );
     let prefix = match r.below(6) {
         0 => String::new(),
         1 => format!("{alias}{town}"),
@@ -153,11 +157,16 @@ pub fn hard_address(street: &Street, room: &RoomRef, r: &mut Rng) -> String {
     if r.chance(0.5) {
         format!("{town}{compound}{}幢{}", room.building, room.number)
     } else {
-        let stem = ["花园", "新村", "家园", "雅苑", "名邸", "小区", "人家", "佳园", "公寓", "苑"]
-            .iter()
-            .find_map(|s| compound.strip_suffix(s))
-            .unwrap_or(compound);
-        format!("{town}{stem}{}-{}-{}", room.building, room.unit, room.number)
+        let stem = [
+            "花园", "新村", "家园", "雅苑", "名邸", "小区", "人家", "佳园", "公寓", "苑",
+        ]
+        .iter()
+        .find_map(|s| compound.strip_suffix(s))
+        .unwrap_or(compound);
+        format!(
+            "{town}{stem}{}-{}-{}",
+            room.building, room.unit, room.number
+        )
     }
 }
 

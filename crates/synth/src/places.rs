@@ -219,9 +219,17 @@ impl Street {
         names.extend(
             ["园区", "工业园区", "新区", "高新区"]
                 .into_iter()
-                .filter(|a| division::by_name(a).iter().any(|d| d.code == self.county.code)),
+                .filter(|a| {
+                    division::by_name(a)
+                        .iter()
+                        .any(|d| d.code == self.county.code)
+                }),
         );
-        names.into_iter().min_by_key(|n| n.chars().count()).unwrap_or(&self.county.name).to_string()
+        names
+            .into_iter()
+            .min_by_key(|n| n.chars().count())
+            .unwrap_or(&self.county.name)
+            .to_string()
     }
 
     /// The community a household slot belongs to.

@@ -304,11 +304,15 @@ impl World {
         let counties = &self.origins[r.weighted(&w)].1;
         let county = counties[r.below(counties.len() as u64) as usize];
         let city = county.parent.as_deref().and_then(division::by_code);
-        let prov = city.and_then(|c| c.parent.as_deref()).and_then(division::by_code);
+        let prov = city
+            .and_then(|c| c.parent.as_deref())
+            .and_then(division::by_code);
         let address = format!(
             "{}{}{}{}村{}组{}号",
             prov.map(|d| d.name.as_str()).unwrap_or(""),
-            city.filter(|c| c.name != "市辖区" && c.name != "县").map(|d| d.name.as_str()).unwrap_or(""),
+            city.filter(|c| c.name != "市辖区" && c.name != "县")
+                .map(|d| d.name.as_str())
+                .unwrap_or(""),
             county.name,
             VILLAGES[r.below(VILLAGES.len() as u64) as usize],
             1 + r.below(12),
@@ -323,12 +327,21 @@ impl World {
 
     /// A new person with everything but the id, phone, death and job, which `household` settles
     /// once the whole family is known.
-    fn person(&self, r: &mut Rng, h: u64, m: usize, role: Role, sex: Sex, birth: NaiveDate, surname: &str) -> Person {
+    fn person(
+        &self,
+        r: &mut Rng,
+        (h, m): (u64, usize),
+        role: Role,
+        sex: Sex,
+        birth: NaiveDate,
+        surname: &str,
+    ) -> Person {
         Person {
             key: format!("P{h}-{m}"),
             // Invariant: 320576 is a valid county code and generated births lie in 1900–2099,
             // so the placeholder is always issued; `household` replaces it with the real id.
-            id: citizen_id::new_from_parts("320576", birth, 1).expect("valid county and birth date"),
+            id: citizen_id::new_from_parts("320576", birth, 1)
+                .expect("valid county and birth date"),
             name: format!("{surname}{}", Self::given_name(r, sex)),
             sex,
             birth,
@@ -364,7 +377,8 @@ impl World {
         // About one resident household in eight is registered in one room and lives in another
         // (人户分离); the other room is one of the community's rooms beyond the households' own.
         let actual_room = if !floating && r.chance(0.12) {
-            self.street.room(community.index, community.households + local)
+            self.street
+                .room(community.index, community.households + local)
         } else {
             room
         };
@@ -378,7 +392,13 @@ impl World {
         let family_surname = self.surname(&mut r);
         let mut members: Vec<Person> = Vec::new();
         let mut marriage = None;
-        let other = |s: Sex| if s == Sex::Male { Sex::Female } else { Sex::Male };
+        let other = |s: Sex| {
+            if s == Sex::Male {
+                Sex::Female
+            } else {
+                Sex::Male
+            }
+        };
 
         // (elders, couple, children, co-tenants) and a range of birth years: of the first child
         // when there are children (so that births spread evenly over the years, as they do in a
@@ -396,11 +416,15 @@ impl World {
             (false, _) => (2, true, 1, 0, 1998, 2026),
         };
         for i in 0..cotenants {
-            let sex = if r.chance(0.6) { Sex::Male } else { Sex::Female };
+            let sex = if r.chance(0.6) {
+                Sex::Male
+            } else {
+                Sex::Female
+            };
             let birth = Self::birth_between(&mut r, date(head_from, 1, 1), date(head_to, 12, 31));
             let surname = self.surname(&mut r);
             let role = if i == 0 { Role::Head } else { Role::CoTenant };
-            let mut p = self.person(&mut r, h, members.len(), role, sex, birth, surname);
+            let mut p = self.person(&mut r, (h, members.len()), role, sex, birth, surname);
             let (county, address) = self.origin(&mut r);
             p.hukou_county = county;
             p.hukou_address = address;
@@ -409,7 +433,11 @@ impl World {
         let mut parents = (None, None);
         let mut first_child = None;
         if couple {
-            let head_sex = if r.chance(0.85) { Sex::Male } else { Sex::Female };
+            let head_sex = if r.chance(0.85) {
+                Sex::Male
+            } else {
+                Sex::Female
+            };
             let range = (date(head_from, 1, 1), date(head_to, 12, 31).min(as_of));
             let (mother, father) = if children > 0 {
                 // Mothers have their first child at 23 to 35; fathers are up to two years
@@ -417,16 +445,33 @@ impl World {
                 let c = Self::birth_between(&mut r, range.0, range.1);
                 first_child = Some(c);
                 let mo = Self::birth_between(&mut r, years(c, -35), years(c, -23));
-                (mo, (mo + Duration::days(r.range(-700, 1800))).min(years(c, -22)))
+                (
+                    mo,
+                    (mo + Duration::days(r.range(-700, 1800))).min(years(c, -22)),
+                )
             } else {
                 let b = Self::birth_between(&mut r, range.0, range.1);
-                (b, (b + Duration::days(r.range(-700, 1800))).min(date(2003, 12, 31)))
+                (
+                    b,
+                    (b + Duration::days(r.range(-700, 1800))).min(date(2003, 12, 31)),
+                )
             };
-            let (b1, b2) = if head_sex == Sex::Male { (father, mother) } else { (mother, father) };
-            let head = self.person(&mut r, h, 0, Role::Head, head_sex, b1, family_surname);
+            let (b1, b2) = if head_sex == Sex::Male {
+                (father, mother)
+            } else {
+                (mother, father)
+            };
+            let head = self.person(&mut r, (h, 0), Role::Head, head_sex, b1, family_surname);
             members.push(head);
             let spouse_surname = self.surname(&mut r);
-            let spouse = self.person(&mut r, h, 1, Role::Spouse, other(head_sex), b2, spouse_surname);
+            let spouse = self.person(
+                &mut r,
+                (h, 1),
+                Role::Spouse,
+                other(head_sex),
+                b2,
+                spouse_surname,
+            );
             members.push(spouse);
             let earliest = years(b1.max(b2), 22);
             let latest = match first_child {
@@ -439,32 +484,48 @@ impl World {
                 members[a].spouse = Some(b);
                 members[a].married_on = Some(m);
             }
-            parents = if head_sex == Sex::Male { (Some(0), Some(1)) } else { (Some(1), Some(0)) };
+            parents = if head_sex == Sex::Male {
+                (Some(0), Some(1))
+            } else {
+                (Some(1), Some(0))
+            };
         }
         if elders > 0 {
             // In a three-generation household the elders are the head's parents, 24 to 34 years
             // older than the head; otherwise they are the household.
             let b1 = match members.first() {
-                Some(head) if couple => Self::birth_between(&mut r, years(head.birth, -34), years(head.birth, -24)),
+                Some(head) if couple => {
+                    Self::birth_between(&mut r, years(head.birth, -34), years(head.birth, -24))
+                }
                 _ => Self::birth_between(&mut r, date(head_from, 1, 1), date(head_to, 12, 31)),
             };
             let role = if couple { Role::Parent } else { Role::Head };
             // A single elder is more often a widow than a widower.
-            let first_sex = if elders == 1 && r.chance(0.6) { Sex::Female } else { Sex::Male };
+            let first_sex = if elders == 1 && r.chance(0.6) {
+                Sex::Female
+            } else {
+                Sex::Male
+            };
             let first = members.len();
-            let p = self.person(&mut r, h, first, role, first_sex, b1, family_surname);
+            let p = self.person(&mut r, (h, first), role, first_sex, b1, family_surname);
             members.push(p);
             if elders > 1 {
-                let latest = members.first().filter(|_| couple).map_or(date(1966, 12, 31), |head| years(head.birth, -20));
+                let latest = members
+                    .first()
+                    .filter(|_| couple)
+                    .map_or(date(1966, 12, 31), |head| years(head.birth, -20));
                 let b2 = (b1 + Duration::days(r.range(-1200, 1200))).min(latest);
                 let surname = self.surname(&mut r);
                 let second = members.len();
                 let role2 = if couple { Role::Parent } else { Role::Spouse };
-                let p = self.person(&mut r, h, second, role2, Sex::Female, b2, surname);
+                let p = self.person(&mut r, (h, second), role2, Sex::Female, b2, surname);
                 members.push(p);
                 let wed = Self::birth_between(&mut r, years(b1.max(b2), 21), years(b1.max(b2), 26));
                 // The elders married before their child, the head, was born.
-                let wed = members.first().filter(|_| couple).map_or(wed, |head| wed.min(head.birth - Duration::days(300)));
+                let wed = members
+                    .first()
+                    .filter(|_| couple)
+                    .map_or(wed, |head| wed.min(head.birth - Duration::days(300)));
                 for (a, b) in [(first, second), (second, first)] {
                     members[a].spouse = Some(b);
                     members[a].married_on = Some(wed);
@@ -483,14 +544,18 @@ impl World {
             for i in 0..children {
                 if i > 0 {
                     // Later children follow two to eight years apart, if they are born yet.
-                    birth = birth + Duration::days(r.range(730, 2920));
+                    birth += Duration::days(r.range(730, 2920));
                     if birth > as_of {
                         break;
                     }
                 }
-                let sex = if r.chance(0.52) { Sex::Male } else { Sex::Female };
+                let sex = if r.chance(0.52) {
+                    Sex::Male
+                } else {
+                    Sex::Female
+                };
                 let c = members.len();
-                let mut child = self.person(&mut r, h, c, Role::Child, sex, birth, &surname);
+                let mut child = self.person(&mut r, (h, c), Role::Child, sex, birth, &surname);
                 child.father = Some(f);
                 child.mother = Some(mo);
                 child.nation = members[f].nation;
@@ -555,7 +620,10 @@ impl World {
                 }
             }
             let retire = if p.sex == Sex::Male { 60 } else { 55 };
-            if (18..retire).contains(&age) && p.death.is_none() && r.chance(if floating { 0.85 } else { 0.72 }) {
+            if (18..retire).contains(&age)
+                && p.death.is_none()
+                && r.chance(if floating { 0.85 } else { 0.72 })
+            {
                 // Employer sizes are skewed: u³ puts most employees at low indices, which are
                 // companies (sole traders take the upper half of the indices).
                 let u = r.unit();
@@ -569,16 +637,30 @@ impl World {
                 p.insured_since = date(d.year(), d.month(), 1).into();
             }
         }
-        Household { index: h, floating, community: community.index, room, actual_room, since, members, marriage }
+        Household {
+            index: h,
+            floating,
+            community: community.index,
+            room,
+            actual_room,
+            since,
+            members,
+            marriage,
+        }
     }
 
     /// Brings a household into line with the legal entities: nobody is insured by an employer
     /// before it was founded, and nobody starts at one after it was revoked.
     pub fn settle(&self, hh: &mut Household, entities: &[Entity]) {
         for p in &mut hh.members {
-            let (Some(e), Some(since)) = (p.employer, p.insured_since) else { continue };
-            let Some(ent) = entities.get(e as usize) else { continue };
-            let founded = NaiveDate::from_ymd_opt(ent.founded.year(), ent.founded.month(), 1).unwrap_or(ent.founded);
+            let (Some(e), Some(since)) = (p.employer, p.insured_since) else {
+                continue;
+            };
+            let Some(ent) = entities.get(e as usize) else {
+                continue;
+            };
+            let founded = NaiveDate::from_ymd_opt(ent.founded.year(), ent.founded.month(), 1)
+                .unwrap_or(ent.founded);
             let since = since.max(founded);
             if since > self.config.as_of || ent.revoked_on.is_some_and(|r| since >= r) {
                 p.employer = None;
@@ -598,7 +680,9 @@ pub fn add_years(d: NaiveDate, n: i32) -> NaiveDate {
 }
 
 /// Villages floating people give as their home address.
-const VILLAGES: [&str; 8] = ["王庄", "李集", "张湾", "新河", "杨桥", "孙圩", "东岗", "后营"];
+const VILLAGES: [&str; 8] = [
+    "王庄", "李集", "张湾", "新河", "杨桥", "孙圩", "东岗", "后营",
+];
 
 /// Ethnic groups as they occur among Suzhou's population (most of its minorities are 回, 苗,
 /// 土家, 壮 and 满 people who moved there for work), with their weights.
@@ -732,15 +816,25 @@ impl World {
         // The upper half of the indices are sole traders; the skewed employer draw sends most
         // employees to the companies in the lower half.
         let sole_trader = e >= self.entities / 2;
-        let lo = NaiveDate::from_ymd_opt(1996, 1, 1).unwrap_or(as_of).max(add_years(rep.birth, 22));
-        let hi = as_of.min(add_years(rep.birth, 65)).min(rep.death.unwrap_or(as_of));
+        let lo = NaiveDate::from_ymd_opt(1996, 1, 1)
+            .unwrap_or(as_of)
+            .max(add_years(rep.birth, 22));
+        let hi = as_of
+            .min(add_years(rep.birth, 65))
+            .min(rep.death.unwrap_or(as_of));
         let founded = if lo < hi {
             World::birth_between(&mut r, lo, hi)
         } else {
             // A representative outside the usual ages founded it as close to 1996 as their
             // adulthood and life allow.
-            let (adult, last) = (add_years(rep.birth, 18), as_of.min(rep.death.unwrap_or(as_of)));
-            NaiveDate::from_ymd_opt(1996, 1, 1).unwrap_or(as_of).max(adult).min(last)
+            let (adult, last) = (
+                add_years(rep.birth, 18),
+                as_of.min(rep.death.unwrap_or(as_of)),
+            );
+            NaiveDate::from_ymd_opt(1996, 1, 1)
+                .unwrap_or(as_of)
+                .max(adult)
+                .min(last)
         };
         // Organisation codes issued since the 2015 reform start with MA; older ones are digits.
         // The index is spelled out in the last digits so that no two entities share a code.
@@ -756,19 +850,34 @@ impl World {
             format!("{:08}", (e * 7919 + 10_000_000) % 100_000_000)
         };
         let county = &self.street.county;
-        let division = if r.chance(0.9) { county.code.as_str() } else { self.street.city.code.as_str() };
-        let division = if division.len() == 4 { format!("{division}00") } else { division.to_string() };
+        let division = if r.chance(0.9) {
+            county.code.as_str()
+        } else {
+            self.street.city.code.as_str()
+        };
+        let division = if division.len() == 4 {
+            format!("{division}00")
+        } else {
+            division.to_string()
+        };
         // Invariant: authority 9 with types 1 and 2 exist, the division has 6 digits and the body
         // uses the code's character set, so the code is always issued.
-        let code = credit_code::new_from_parts('9', if sole_trader { '2' } else { '1' }, &division, &body)
-            .expect("valid credit code parts");
+        let code =
+            credit_code::new_from_parts('9', if sole_trader { '2' } else { '1' }, &division, &body)
+                .expect("valid credit code parts");
         let brand = brand_name(e);
         let (name, industry) = if sole_trader {
             let (shop, industry) = SHOPS[r.below(SHOPS.len() as u64) as usize];
-            (format!("{}{}{brand}{shop}", county.name, self.street.short()), industry)
+            (
+                format!("{}{}{brand}{shop}", county.name, self.street.short()),
+                industry,
+            )
         } else {
             let (_section, industry, word) = INDUSTRIES[r.below(INDUSTRIES.len() as u64) as usize];
-            (format!("{}{brand}{word}有限公司", self.street.city.short), industry)
+            (
+                format!("{}{brand}{word}有限公司", self.street.city.short),
+                industry,
+            )
         };
         let comp = &self.street.communities[r.below(self.street.communities.len() as u64) as usize];
         let c = &comp.compounds[r.below(comp.compounds.len() as u64) as usize];
@@ -777,11 +886,19 @@ impl World {
             key: format!("E{e}"),
             code,
             name,
-            kind: if sole_trader { "个体工商户" } else { "有限责任公司" },
+            kind: if sole_trader {
+                "个体工商户"
+            } else {
+                "有限责任公司"
+            },
             industry,
             founded,
             revoked_on: rep.death.filter(|d| *d > founded),
-            capital_wan: if sole_trader { 0 } else { [10, 50, 100, 200, 500, 1000, 5000][r.below(7) as usize] },
+            capital_wan: if sole_trader {
+                0
+            } else {
+                [10, 50, 100, 200, 500, 1000, 5000][r.below(7) as usize]
+            },
             address: format!(
                 "{}{}{}{}{}{}号",
                 self.street.province.name,
@@ -833,15 +950,27 @@ mod tests {
                         p.key
                     );
                 }
-                assert!(p.registered_on >= p.birth, "{} registered before birth", p.key);
-                assert!(hh.since >= built_after(&w, &hh), "{} moved in before the building stood", p.key);
+                assert!(
+                    p.registered_on >= p.birth,
+                    "{} registered before birth",
+                    p.key
+                );
+                assert!(
+                    hh.since >= built_after(&w, &hh),
+                    "{} moved in before the building stood",
+                    p.key
+                );
                 if let Some(d) = p.death {
                     assert!(d > p.birth && d <= as_of);
                 }
                 if let Some(s) = p.spouse {
                     let married = p.married_on.expect("spouses have a marriage date");
                     assert_eq!(hh.members[s].married_on, Some(married));
-                    assert!(married >= add_years(p.birth, 18), "{} married as a child", p.key);
+                    assert!(
+                        married >= add_years(p.birth, 18),
+                        "{} married as a child",
+                        p.key
+                    );
                     assert_ne!(hh.members[s].sex, p.sex);
                     assert_eq!(
                         hh.members[s].spouse.map(|x| &hh.members[x].key),
@@ -871,8 +1000,16 @@ mod tests {
                 let hh = w.household(w.rep_household(e));
                 let ent = w.entity(e, &hh.members[0]);
                 let rep = &hh.members[0];
-                assert!(ent.founded >= add_years(rep.birth, 18), "{} founded by a child", ent.key);
-                assert!(rep.death.is_none_or(|d| ent.founded <= d), "{} founded by the dead", ent.key);
+                assert!(
+                    ent.founded >= add_years(rep.birth, 18),
+                    "{} founded by a child",
+                    ent.key
+                );
+                assert!(
+                    rep.death.is_none_or(|d| ent.founded <= d),
+                    "{} founded by the dead",
+                    ent.key
+                );
                 ent
             })
             .collect();

@@ -32,7 +32,11 @@ pub const HEADER: &[&str] = &[
 pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
     let as_of = world.config.as_of;
     // The school year that is running on the export date started on 1 September of this year.
-    let school_year = if as_of.month() >= 9 { as_of.year() } else { as_of.year() - 1 };
+    let school_year = if as_of.month() >= 9 {
+        as_of.year()
+    } else {
+        as_of.year() - 1
+    };
     let county = &world.street.county.name;
     let town = world.street.short();
     for p in &hh.members {
@@ -40,24 +44,47 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
             continue;
         }
         // Children born from September on join the next year's cohort.
-        let cohort = if p.birth.month() >= 9 { p.birth.year() + 1 } else { p.birth.year() };
+        let cohort = if p.birth.month() >= 9 {
+            p.birth.year() + 1
+        } else {
+            p.birth.year()
+        };
         let grade = school_year - cohort - 5;
         if !(1..=12).contains(&grade) {
             continue;
         }
-        let parents: Vec<&Person> = [p.mother, p.father].into_iter().flatten().map(|i| &hh.members[i]).collect();
-        let with_phone: Vec<&Person> = parents.iter().copied().filter(|g| g.phone.is_some()).collect();
-        let pool = if with_phone.is_empty() { &parents } else { &with_phone };
+        let parents: Vec<&Person> = [p.mother, p.father]
+            .into_iter()
+            .flatten()
+            .map(|i| &hh.members[i])
+            .collect();
+        let with_phone: Vec<&Person> = parents
+            .iter()
+            .copied()
+            .filter(|g| g.phone.is_some())
+            .collect();
+        let pool = if with_phone.is_empty() {
+            &parents
+        } else {
+            &with_phone
+        };
         let Some(g) = r.pick(pool).copied() else {
             continue;
         };
         let (school, grade) = match grade {
             1..=6 => (format!("{county}{town}实验小学"), format!("{grade}年级")),
             7..=9 => (format!("{county}{town}学校"), format!("初{}", grade - 6)),
-            _ => (format!("{county}第{}中学", 1 + hh.community % 3), format!("高{}", grade - 9)),
+            _ => (
+                format!("{county}第{}中学", 1 + hh.community % 3),
+                format!("高{}", grade - 9),
+            ),
         };
         let record = format!("G{}", p.id.as_str());
-        let relation = if g.sex == Sex::Female { "母亲" } else { "父亲" };
+        let relation = if g.sex == Sex::Female {
+            "母亲"
+        } else {
+            "父亲"
+        };
         out.csv(
             Sink::EducationStudents,
             &[

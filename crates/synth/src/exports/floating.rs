@@ -13,13 +13,7 @@ use crate::rng::Rng;
 use crate::world::{Entity, Household, World};
 use serde_json::json;
 
-pub fn render(
-    world: &World,
-    hh: &Household,
-    out: &mut Out,
-    r: &mut Rng,
-    entities: &[Entity],
-) {
+pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng, entities: &[Entity]) {
     if !hh.floating {
         return;
     }
@@ -30,7 +24,13 @@ pub fn render(
         }
         let record = format!("LD{}{:09}{m}", &world.street.code[..6], hh.index);
         let mut noise_applied = Vec::new();
-        let address = super::written_address(world, &hh.room, cfg.noise.floating_messy_address, r, &mut noise_applied);
+        let address = super::written_address(
+            world,
+            &hh.room,
+            cfg.noise.floating_messy_address,
+            r,
+            &mut noise_applied,
+        );
         let phone = super::phone_field(world, p, r, &mut noise_applied, true);
         let purpose = if p.employer.is_some() {
             "务工"

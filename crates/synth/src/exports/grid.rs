@@ -52,7 +52,13 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
             p.id.as_str().to_string()
         };
         let phone = super::phone_field(world, p, r, &mut applied, true);
-        let address = super::written_address(world, &hh.actual_room, n.grid_messy_address, r, &mut applied);
+        let address = super::written_address(
+            world,
+            &hh.actual_room,
+            n.grid_messy_address,
+            r,
+            &mut applied,
+        );
         out.json(
             Sink::GridCollection,
             &json!({

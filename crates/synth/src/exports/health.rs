@@ -25,7 +25,6 @@ pub const HEADER: &[&str] = &[
     "父亲身份证号",
 ];
 
-
 pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
     for (m, child) in hh.members.iter().enumerate() {
         let Some(mother) = child.mother.map(|i| &hh.members[i]) else {
@@ -38,7 +37,11 @@ pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng) {
         let record = format!("O{}{:09}{m}", child.birth.year(), hh.index);
         let hospital = match r.below(3) {
             0 => format!("{}人民医院", world.street.county.name),
-            1 => format!("{}{}社区卫生服务中心", world.street.county.name, world.street.short()),
+            1 => format!(
+                "{}{}社区卫生服务中心",
+                world.street.county.name,
+                world.street.short()
+            ),
             _ => format!("{}妇幼保健院", world.street.city.name),
         };
         let mut noise = Vec::new();

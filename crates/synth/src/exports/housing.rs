@@ -191,5 +191,11 @@ pub fn render(world: &World, hh: &Household, landlords: &[&Household], out: &mut
     );
     out.truth(Sink::HousingRentals, &record, "landlord", &owner.key, &[]);
     out.truth(Sink::HousingRentals, &record, "tenant", &head.key, &[]);
-    out.truth(Sink::HousingRentals, &record, "room", &world.street.room_key(&hh.room), &[]);
+    out.truth(
+        Sink::HousingRentals,
+        &record,
+        "room",
+        &world.street.room_key(&hh.room),
+        &[],
+    );
 }

@@ -31,7 +31,11 @@ pub struct Rep {
 }
 
 pub fn render(e: &Entity, rep: Option<&Rep>, out: &mut Out) {
-    let status = if e.revoked_on.is_some() { "吊销" } else { "存续" };
+    let status = if e.revoked_on.is_some() {
+        "吊销"
+    } else {
+        "存续"
+    };
     let capital = if e.capital_wan == 0 {
         String::new()
     } else {

@@ -205,7 +205,10 @@ impl Out {
             *self.noise.entry(format!("{stem}.{kind}")).or_default() += 1;
         }
         let joined = noise.join(";");
-        self.csv(Sink::TruthRecords, &[path, record_key, role, true_key, &joined]);
+        self.csv(
+            Sink::TruthRecords,
+            &[path, record_key, role, true_key, &joined],
+        );
     }
 }
 

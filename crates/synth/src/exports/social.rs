@@ -27,13 +27,7 @@ pub const HEADER: &[&str] = &[
     "手机号码",
 ];
 
-pub fn render(
-    world: &World,
-    hh: &Household,
-    out: &mut Out,
-    r: &mut Rng,
-    entities: &[Entity],
-) {
+pub fn render(world: &World, hh: &Household, out: &mut Out, r: &mut Rng, entities: &[Entity]) {
     let as_of = world.config.as_of;
     for (m, p) in hh.members.iter().enumerate() {
         let (Some(e), Some(since)) = (p.employer, p.insured_since) else {
@@ -43,8 +37,11 @@ pub fn render(
             continue;
         };
         // Contributions stop at death or when the employer is revoked.
-        let end = as_of.min(p.death.unwrap_or(as_of)).min(ent.revoked_on.unwrap_or(as_of));
-        let months = (end.year() - since.year()) * 12 + end.month() as i32 - since.month() as i32 + 1;
+        let end = as_of
+            .min(p.death.unwrap_or(as_of))
+            .min(ent.revoked_on.unwrap_or(as_of));
+        let months =
+            (end.year() - since.year()) * 12 + end.month() as i32 - since.month() as i32 + 1;
         let record = format!("SB{:010}{m}", hh.index);
         let mut noise_applied = Vec::new();
         let phone = super::phone_field(world, p, r, &mut noise_applied, true);

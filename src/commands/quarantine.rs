@@ -1,0 +1,251 @@
+//! `tongban quarantine`: inspect held records and re-admit them after the mapping is fixed.
+
+use super::store_args::{StoreArgs, runtime};
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tongban_intake::clean::Issue;
+use tongban_intake::mapping::Mapping;
+use tongban_intake::reader::{Location, RawRecord};
+use tongban_store::{QuarantineStatus, Store};
+
+#[derive(Parser, Debug)]
+#[command(
+    after_help = "Examples:\n  tongban quarantine list --source grid_collection\n  tongban quarantine show 17\n  tongban quarantine release 17 --mapping mappings/synth/grid_collection.toml\n  tongban quarantine release --all --source grid_collection --mapping fixed.toml"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: What,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum What {
+    /// List held records with their first reason.
+    List {
+        #[arg(long)]
+        source: Option<String>,
+        /// Also list released ones.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one entry: where it came from, its raw values and every reason.
+    Show { id: i64 },
+    /// Re-clean held records with the source's mapping (or a fixed one) and store those that now
+    /// pass; the others stay held and their reasons are printed.
+    Release {
+        /// The entry to release.
+        id: Option<i64>,
+        /// Release every held entry of --source.
+        #[arg(long, requires = "source")]
+        all: bool,
+        #[arg(long)]
+        source: Option<String>,
+        /// A fixed mapping file to clean with (and to register for the source).
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+    },
+}
+
+fn first_reason(reasons: &str) -> String {
+    serde_json::from_str::<Vec<serde_json::Value>>(reasons)
+        .ok()
+        .and_then(|v| {
+            v.first()
+                .and_then(|r| r.get("message"))
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| reasons.to_string())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = args.store.open().await?;
+        match args.what {
+            What::List {
+                source,
+                all,
+                limit,
+                json,
+            } => {
+                let status = if all {
+                    None
+                } else {
+                    Some(QuarantineStatus::Held)
+                };
+                let entries = store
+                    .quarantine_list(source.as_deref(), status, limit)
+                    .await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&entries)?);
+                } else if entries.is_empty() {
+                    println!("no quarantined records");
+                } else {
+                    println!(
+                        "{:>6}  {:<22} {:<12} {:<9} reason",
+                        "id", "source", "where", "status"
+                    );
+                    for e in &entries {
+                        println!(
+                            "{:>6}  {:<22} {:<12} {:<9} {}",
+                            e.id,
+                            e.source_id,
+                            e.location,
+                            e.status.as_str(),
+                            first_reason(&e.reasons)
+                        );
+                    }
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            What::Show { id } => {
+                let Some(e) = store.quarantine_entry(id).await? else {
+                    bail!("no quarantine entry {id}");
+                };
+                println!(
+                    "entry {} of source {}, batch {}, {} ({})",
+                    e.id,
+                    e.source_id,
+                    e.batch_id,
+                    e.location,
+                    e.status.as_str()
+                );
+                if let Some(k) = &e.key {
+                    println!("record key {k}");
+                }
+                println!("raw: {}", e.raw);
+                let issues: Vec<Issue> = serde_json::from_str(&e.reasons).unwrap_or_default();
+                for i in issues {
+                    println!("  {:?} {} [{}] {}", i.severity, i.code, i.field, i.message);
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+            What::Release {
+                id,
+                all,
+                source,
+                mapping,
+            } => release(store.as_ref(), id, all, source, mapping).await,
+        }
+    })
+}
+
+async fn release(
+    store: &dyn Store,
+    id: Option<i64>,
+    all: bool,
+    source: Option<String>,
+    mapping_file: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let entries = match (id, all) {
+        (Some(id), false) => vec![
+            store
+                .quarantine_entry(id)
+                .await?
+                .with_context(|| format!("no quarantine entry {id}"))?,
+        ],
+        (None, true) => {
+            store
+                .quarantine_list(source.as_deref(), Some(QuarantineStatus::Held), i64::MAX)
+                .await?
+        }
+        _ => bail!("give either an entry id or --all --source SOURCE"),
+    };
+    let Some(source_id) = entries.first().map(|e| e.source_id.clone()) else {
+        println!("nothing to release");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let src = store
+        .source(&source_id)
+        .await?
+        .with_context(|| format!("source {source_id} is not registered"))?;
+    let (text, origin) = match &mapping_file {
+        Some(p) => (
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (
+            src.mapping.clone(),
+            format!("the stored mapping of {source_id}"),
+        ),
+    };
+    let mapping = Arc::new(Mapping::parse(&text, &origin)?);
+    if mapping.source.id != source_id {
+        bail!(
+            "{origin} declares source {:?}, but the entries belong to {source_id:?}",
+            mapping.source.id
+        );
+    }
+    if mapping_file.is_some() {
+        store
+            .put_source(&tongban_intake::pipeline::source_row(&mapping, &text))
+            .await?;
+    }
+    let mut admitted = Vec::new();
+    let mut still_held = 0;
+    for e in entries
+        .iter()
+        .filter(|e| e.status == QuarantineStatus::Held)
+    {
+        let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(&e.raw)
+        else {
+            println!(
+                "{}: the raw row is unreadable ({}); fix the file and ingest it again",
+                e.id,
+                first_reason(&e.reasons)
+            );
+            still_held += 1;
+            continue;
+        };
+        let (columns, values): (Vec<String>, Vec<String>) = obj
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .unzip();
+        let raw = RawRecord {
+            location: Location::Line(0),
+            columns: columns.into(),
+            values,
+        };
+        match tongban_intake::pipeline::prepare(&mapping, tongban_intake::reader::Item::Record(raw))
+        {
+            Ok(mut rec) => {
+                rec.location = format!("{} (released from quarantine {})", e.location, e.id);
+                admitted.push((e.id, rec));
+            }
+            Err(q) => {
+                still_held += 1;
+                println!("{}: still fails: {}", e.id, first_reason(&q.reasons));
+            }
+        }
+    }
+    if !admitted.is_empty() {
+        let batch = store.begin_batch(&source_id, "quarantine release").await?;
+        let records: Vec<_> = admitted.iter().map(|(_, r)| r.clone()).collect();
+        store.store_chunk(batch, &source_id, &records, &[]).await?;
+        store.finish_batch(batch, false).await?;
+        for (id, _) in &admitted {
+            store.release_quarantined(*id).await?;
+        }
+    }
+    println!("{} released, {} still held", admitted.len(), still_held);
+    Ok(if still_held == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,53 @@
+//! The `--database` option every command that touches the store shares.
+
+use anyhow::Context;
+use clap::Args;
+use tongban_store::Store;
+
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// The store: sqlite://PATH (the default, created if missing) or postgres://USER@HOST:PORT/DB.
+    #[arg(
+        long,
+        env = "TONGBAN_DATABASE",
+        default_value = "sqlite://tongban-data/tongban.db"
+    )]
+    pub database: String,
+}
+
+impl StoreArgs {
+    /// Opens the store, creating the SQLite file's directory if needed, and migrates it.
+    pub async fn open(&self) -> anyhow::Result<Box<dyn Store>> {
+        if let Some(path) = self.database.strip_prefix("sqlite://")
+            && let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        tongban_store::open(&self.database)
+            .await
+            .with_context(|| format!("opening the store {}", redact(&self.database)))
+    }
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A runtime for the async store calls of one command.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
