@@ -37,14 +37,22 @@ enum Command {
     Quarantine(commands::quarantine::Args),
     /// The data-quality scorecard per source and field.
     Quality(commands::quality::Args),
+    /// Register and list sources (for department systems that push instead of sending files).
+    Source(commands::source::Args),
+    /// Run the HTTP server on 127.0.0.1 (for now: the intake push endpoint).
+    Serve(commands::serve::Args),
     /// Measure speed and memory (benchmarks, never timed tests).
     Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
-    #[cfg(unix)]
-    restore_default_sigpipe();
     let cli = Cli::parse();
+    // A command that prints ends quietly when its reader goes away; the server must not, since
+    // a client closing its connection early would then kill it.
+    #[cfg(unix)]
+    if !matches!(cli.command, Command::Serve(_)) {
+        restore_default_sigpipe();
+    }
     let result = match cli.command {
         Command::Demo(a) => commands::demo::run(a),
         Command::Synth(a) => commands::synth::run(a),
@@ -53,6 +61,8 @@ fn main() -> ExitCode {
         Command::Ingest(a) => commands::ingest::run(a),
         Command::Quarantine(a) => commands::quarantine::run(a),
         Command::Quality(a) => commands::quality::run(a),
+        Command::Source(a) => commands::source::run(a),
+        Command::Serve(a) => commands::serve::run(a),
         Command::Bench(a) => commands::bench::run(a),
     };
     match result {

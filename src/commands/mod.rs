@@ -8,6 +8,8 @@ pub mod divisions;
 pub mod ingest;
 pub mod quality;
 pub mod quarantine;
+pub mod serve;
+pub mod source;
 pub mod store_args;
 pub mod synth;
 

@@ -34,9 +34,13 @@ pub enum IngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
-        "{path}: the snapshot has no records; refusing to withdraw every record of source {source_id} (pass allow_empty to do it on purpose)"
+        "{path}: no record of the snapshot could be stored ({quarantined} quarantined); nothing of source {source_id} was withdrawn (allow an empty snapshot to withdraw everything on purpose)"
     )]
-    EmptySnapshot { path: String, source_id: String },
+    EmptySnapshot {
+        path: String,
+        source_id: String,
+        quarantined: i64,
+    },
     #[error("the reader thread stopped unexpectedly")]
     Reader,
 }
@@ -133,7 +137,7 @@ type Prepared = (Vec<IncomingRecord>, Vec<IncomingQuarantine>);
 
 /// The store side hung up (it failed and stopped receiving).
 #[derive(Debug)]
-struct StoreGone;
+pub struct StoreGone;
 
 impl std::fmt::Display for StoreGone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -154,6 +158,11 @@ fn prepare_chunk(mapping: &Mapping, items: Vec<Item>) -> Prepared {
     (records, quarantine)
 }
 
+/// Something that delivers items to a sink and says what it read, or why it stopped.
+pub type Producer = Box<
+    dyn FnOnce(&mut dyn FnMut(Item) -> Result<(), StoreGone>) -> Result<ReadSummary, String> + Send,
+>;
+
 /// Ingests `path` as `mapping` declares into `store`, as one batch. `bytes_read` counts progress.
 pub async fn ingest_file(
     store: &dyn Store,
@@ -171,42 +180,78 @@ pub async fn ingest_file(
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
         .unwrap_or_else(|| shown.clone());
-    let batch_id = store.begin_batch(&mapping.source.id, &file_name).await?;
+    let reader_mapping = mapping.clone();
+    let reader_path = path.to_path_buf();
+    let producer: Producer = Box::new(move |sink| {
+        read_file_counting(&reader_path, &reader_mapping, Some(&bytes_read), sink)
+            .map_err(|e| e.to_string())
+    });
+    let snapshot = mapping.source.snapshot;
+    ingest_items(
+        store,
+        mapping,
+        &file_name,
+        &shown,
+        producer,
+        snapshot,
+        allow_empty,
+    )
+    .await
+}
 
+/// Ingests a pushed batch of JSON lines for an already registered source, as one batch.
+/// `snapshot` says whether the batch is the source's full data (withdrawing what it lacks).
+pub async fn ingest_ndjson(
+    store: &dyn Store,
+    mapping: Arc<Mapping>,
+    origin: &str,
+    body: Vec<u8>,
+    snapshot: bool,
+) -> Result<IngestReport, IngestError> {
+    let name = origin.to_string();
+    let producer: Producer = Box::new(move |sink| {
+        crate::reader::read_ndjson(std::io::Cursor::new(body), &name, sink)
+            .map_err(|e| e.to_string())
+    });
+    ingest_items(store, mapping, origin, origin, producer, snapshot, false).await
+}
+
+/// The common path: items from `producer`, cleaned in chunks on all cores, stored chunk by chunk.
+async fn ingest_items(
+    store: &dyn Store,
+    mapping: Arc<Mapping>,
+    batch_name: &str,
+    shown: &str,
+    producer: Producer,
+    snapshot: bool,
+    allow_empty: bool,
+) -> Result<IngestReport, IngestError> {
+    let batch_id = store.begin_batch(&mapping.source.id, batch_name).await?;
     // Two chunks in flight: one being stored while the next is read and cleaned.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Prepared>(2);
     let reader_mapping = mapping.clone();
-    let reader_path = path.to_path_buf();
     let reader = tokio::task::spawn_blocking(move || -> Result<ReadSummary, String> {
         let mut chunk = Vec::with_capacity(CHUNK);
         let send = |chunk: Vec<Item>| {
             tx.blocking_send(prepare_chunk(&reader_mapping, chunk))
                 .map_err(|_| StoreGone)
         };
-        let summary = read_file_counting(
-            &reader_path,
-            &reader_mapping,
-            Some(&bytes_read),
-            &mut |item| {
-                chunk.push(item);
-                if chunk.len() >= CHUNK {
-                    send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))?;
-                }
-                Ok::<(), StoreGone>(())
-            },
-        );
-        let summary = match summary {
-            Ok(s) => s,
-            Err(e) => return Err(e.to_string()),
-        };
+        let summary = producer(&mut |item| {
+            chunk.push(item);
+            if chunk.len() >= CHUNK {
+                send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))?;
+            }
+            Ok(())
+        })?;
         if !chunk.is_empty() {
             send(chunk).map_err(|e| e.to_string())?;
         }
         Ok(summary)
     });
-    let mut stored = 0i64;
+    let (mut stored, mut quarantined) = (0i64, 0i64);
     let mut store_error = None;
     while let Some((records, quarantine)) = rx.recv().await {
+        quarantined += quarantine.len() as i64;
         match store
             .store_chunk(batch_id, &mapping.source.id, &records, &quarantine)
             .await
@@ -231,16 +276,15 @@ pub async fn ingest_file(
             return Err(IngestError::Read(message));
         }
     };
-    if mapping.source.snapshot && stored == 0 && !allow_empty {
+    if snapshot && stored == 0 && !allow_empty {
         let err = IngestError::EmptySnapshot {
-            path: shown,
+            path: shown.to_string(),
             source_id: mapping.source.id.clone(),
+            quarantined,
         };
         store.fail_batch(batch_id, &err.to_string()).await?;
         return Err(err);
     }
-    let batch = store
-        .finish_batch(batch_id, mapping.source.snapshot)
-        .await?;
+    let batch = store.finish_batch(batch_id, snapshot).await?;
     Ok(IngestReport { batch, read })
 }

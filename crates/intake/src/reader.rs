@@ -440,6 +440,23 @@ fn json_kind(v: &serde_json::Value) -> String {
     .to_string()
 }
 
+/// Reads JSON lines from any reader (an HTTP body, say); `origin` names it in errors.
+pub fn read_ndjson<R: Read, E>(
+    input: R,
+    origin: &str,
+    on_item: &mut dyn FnMut(Item) -> Result<(), E>,
+) -> Result<ReadSummary, ReadError<E>> {
+    let mut summary = ReadSummary::default();
+    read_jsonl(input, origin, &mut |item| {
+        match &item {
+            Item::Record(_) => summary.records += 1,
+            Item::Unreadable { .. } => summary.unreadable += 1,
+        }
+        on_item(item).map_err(ReadError::Sink)
+    })?;
+    Ok(summary)
+}
+
 fn read_jsonl<R: Read, E>(
     input: R,
     path: &str,

@@ -490,3 +490,25 @@ mod tests {
         );
     }
 }
+
+/// Helpers for tests of this and other crates that need an empty PostgreSQL database.
+pub mod testing {
+    use sqlx::Connection;
+
+    /// Creates (dropping any leftover of the same name) a database called `t_{name}_{pid}` on the
+    /// server `url` names, and returns its URL.
+    pub async fn fresh_postgres(url: &str, name: &str) -> crate::Result<String> {
+        let mut conn = sqlx::PgConnection::connect(url).await?;
+        let db = format!("t_{name}_{}", std::process::id());
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {db}"),
+            format!("CREATE DATABASE {db}"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await?;
+        }
+        let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
+        Ok(format!("{base}/{db}"))
+    }
+}

@@ -21,27 +21,6 @@ fn pg_url() -> Option<String> {
     }
 }
 
-/// A fresh PostgreSQL database for one test, created through the server named by the URL.
-async fn fresh_pg(url: &str, name: &str) -> String {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(url)
-        .await
-        .expect("connect to the test server");
-    let db = format!("t_{name}_{}", std::process::id());
-    let drop = format!("DROP DATABASE IF EXISTS {db}");
-    let create = format!("CREATE DATABASE {db}");
-    sqlx::query(sqlx::AssertSqlSafe(drop))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(create))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
-    format!("{base}/{db}")
-}
-
 /// Every backend the run can reach, each empty, with the source `s` registered.
 async fn stores(name: &str) -> (Vec<Box<dyn Store>>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -54,9 +33,13 @@ async fn stores(name: &str) -> (Vec<Box<dyn Store>>, tempfile::TempDir) {
     );
     if let Some(url) = pg_url() {
         out.push(
-            tongban_store::open(&fresh_pg(&url, name).await)
-                .await
-                .unwrap(),
+            tongban_store::open(
+                &tongban_store::testing::fresh_postgres(&url, name)
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .unwrap(),
         );
     }
     for s in &out {

@@ -451,10 +451,17 @@ impl World {
                 )
             } else {
                 let b = Self::birth_between(&mut r, range.0, range.1);
-                (
-                    b,
-                    (b + Duration::days(r.range(-700, 1800))).min(date(2003, 12, 31)),
-                )
+                (b, {
+                    // The partner is up to two years younger or five years older, and born by
+                    // the end of 2003; a partner drawn later is taken as older instead, so
+                    // that no day collects the overflow.
+                    let p = b + Duration::days(r.range(-700, 1800));
+                    if p > date(2003, 12, 31) {
+                        b - Duration::days(r.range(0, 1800))
+                    } else {
+                        p
+                    }
+                })
             };
             let (b1, b2) = if head_sex == Sex::Male {
                 (father, mother)

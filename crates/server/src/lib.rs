@@ -1,0 +1,216 @@
+//! The HTTP server. For now it carries the intake push endpoint, through which a department
+//! system sends NDJSON batches instead of files:
+//!
+//! `POST /api/intake/{source}/batches[?snapshot=true]` with `Authorization: Bearer KEY` and one
+//! JSON object per line. The source must be registered (its mapping stored by `tongban ingest` or
+//! `tongban source add`); the batch is cleaned and stored exactly as a file would be, and the
+//! answer is the batch with its counts.
+//!
+//! Until the sharing issue brings department tokens, one configured intake key guards the
+//! endpoint; without a key the endpoint is off. Errors are JSON `{"error": code, "message": …}`
+//! with a 4xx status for anything the caller can fix; internal details (SQL, paths) never reach
+//! the client — they go to the server's log.
+
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use std::sync::Arc;
+use tongban_intake::mapping::Mapping;
+use tongban_intake::pipeline::{IngestError, ingest_ndjson};
+use tongban_store::Store;
+
+/// The largest pushed batch; bigger deliveries go in several batches or as files.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// The key a pushing system must present; `None` turns the push endpoint off.
+    pub intake_key: Option<String>,
+    /// The largest body accepted, [`MAX_BODY`] unless a test wants less.
+    pub max_body: usize,
+}
+
+/// An error as the client sees it.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failure of ours: logged in full, reported to the client without details.
+    fn internal(detail: impl std::fmt::Display) -> ApiError {
+        eprintln!("internal error: {detail}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error; the details are in the server log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(serde_json::json!({ "error": self.code, "message": self.message })),
+        )
+            .into_response()
+    }
+}
+
+/// The router with every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/intake/{source}/batches", post(push_batch))
+        .layer(DefaultBodyLimit::max(state.max_body))
+        .with_state(state)
+}
+
+#[derive(Deserialize)]
+struct PushParams {
+    #[serde(default)]
+    snapshot: bool,
+}
+
+/// Compares in time independent of where the strings differ, so the key cannot be guessed a
+/// character at a time from response times.
+fn same_key(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.intake_key else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "intake_disabled",
+            "the intake push endpoint is off: start the server with --intake-key",
+        ));
+    };
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-tongban-key").and_then(|v| v.to_str().ok()));
+    match given {
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "no_key",
+            "send the intake key as `Authorization: Bearer KEY`",
+        )),
+        Some(k) if same_key(k.trim(), expected) => Ok(()),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_key",
+            "the intake key is not valid",
+        )),
+    }
+}
+
+fn valid_source_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+async fn push_batch(
+    State(state): State<AppState>,
+    Path(source): Path<String>,
+    Query(params): Query<PushParams>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_key(&state, &headers)?;
+    if !valid_source_id(&source) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_source",
+            "a source id is letters, digits and underscores",
+        ));
+    }
+    let Some(src) = state
+        .store
+        .source(&source)
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_source",
+            format!(
+                "source {source} is not registered: register its mapping with `tongban source add`"
+            ),
+        ));
+    };
+    let mapping = Mapping::parse(&src.mapping, &format!("the stored mapping of {source}"))
+        .map_err(ApiError::internal)?;
+    if body.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "the batch is empty: send one JSON object per line",
+        ));
+    }
+    if std::str::from_utf8(&body).is_err() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_utf8",
+            "the body must be UTF-8 JSON lines",
+        ));
+    }
+    let origin = format!("push {source}");
+    match ingest_ndjson(
+        state.store.as_ref(),
+        Arc::new(mapping),
+        &origin,
+        body.to_vec(),
+        params.snapshot,
+    )
+    .await
+    {
+        Ok(r) => Ok(Json(serde_json::json!({
+            "batch": r.batch,
+            "read": { "records": r.read.records, "unreadable": r.read.unreadable },
+        }))),
+        Err(IngestError::EmptySnapshot { .. }) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "empty_snapshot",
+            "a snapshot with no storable records would withdraw everything; nothing was withdrawn",
+        )),
+        Err(IngestError::Read(m)) => Err(ApiError::new(StatusCode::BAD_REQUEST, "unreadable", m)),
+        Err(e) => Err(ApiError::internal(e)),
+    }
+}
+
+/// Serves `router(state)` on a bound listener until the process is stopped.
+pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_compare_exactly() {
+        assert!(same_key("abc", "abc"));
+        assert!(!same_key("abc", "abd"));
+        assert!(!same_key("abc", "abcd"));
+        assert!(valid_source_id("grid_collection"));
+        assert!(!valid_source_id("../etc"));
+        assert!(!valid_source_id(""));
+    }
+}

@@ -1,0 +1,141 @@
+//! The intake push endpoint over real HTTP on 127.0.0.1, against a real SQLite store.
+
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Sends one HTTP/1.1 request and returns the status and body.
+async fn request(
+    addr: std::net::SocketAddr,
+    path: &str,
+    key: Option<&str>,
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = key
+        .map(|k| format!("Authorization: Bearer {k}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/x-ndjson\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    // A server may refuse before reading a large body; a failed write is then expected.
+    let _ = s.write_all(body).await;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn start(key: Option<&str>) -> (std::net::SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tongban_store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string("../../mappings/synth/grid_collection.toml").unwrap();
+    let m = tongban_intake::mapping::Mapping::parse(&text, "grid_collection.toml").unwrap();
+    store
+        .put_source(&tongban_intake::pipeline::source_row(&m, &text))
+        .await
+        .unwrap();
+    let state = tongban_server::AppState {
+        store: Arc::from(store),
+        intake_key: key.map(String::from),
+        max_body: 4096,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(tongban_server::serve_on(listener, state));
+    (addr, dir)
+}
+
+const BATCH: &str = "{\"cjbh\":\"a1\",\"xm\":\"张三\",\"zjhm\":\"11010519491231002X\",\"dz\":\"青剑湖花园12-3-1001\"}\n{\"cjbh\":\"a2\",\"xm\":\"李四\",\"zjhm\":\"110105194912310021\"}\nnot json\n";
+
+#[tokio::test]
+async fn a_department_pushes_a_batch() {
+    let (addr, _dir) = start(Some("s3cret")).await;
+    let path = "/api/intake/grid_collection/batches";
+    let (status, body) = request(addr, path, Some("s3cret"), BATCH.as_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    // Two records stored (a bad id only warns in the grid mapping), the unreadable line held.
+    assert_eq!(v["batch"]["counts"]["inserted"], 2, "{v}");
+    assert_eq!(v["batch"]["counts"]["quarantined"], 1, "{v}");
+    assert_eq!(v["read"]["unreadable"], 1);
+    let (status, body) = request(addr, path, Some("s3cret"), BATCH.as_bytes()).await;
+    assert_eq!(status, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let counts = &v["batch"]["counts"];
+    assert_eq!(
+        (counts["unchanged"].as_i64(), counts["inserted"].as_i64()),
+        (Some(2), Some(0)),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn hostile_and_malformed_pushes_get_a_clear_4xx() {
+    let (addr, _dir) = start(Some("s3cret")).await;
+    let path = "/api/intake/grid_collection/batches";
+    // (path, key, body, expected status, expected error code)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (path, None, BATCH.into(), 401, "no_key"),
+        (path, Some("wrong"), BATCH.into(), 401, "bad_key"),
+        (
+            "/api/intake/nope/batches",
+            Some("s3cret"),
+            BATCH.into(),
+            404,
+            "unknown_source",
+        ),
+        (
+            "/api/intake/x';DROP%20TABLE%20records;--/batches",
+            Some("s3cret"),
+            BATCH.into(),
+            400,
+            "bad_source",
+        ),
+        (path, Some("s3cret"), Vec::new(), 400, "empty_body"),
+        (
+            path,
+            Some("s3cret"),
+            vec![0xff, 0xfe, b'\n'],
+            400,
+            "not_utf8",
+        ),
+        (path, Some("s3cret"), vec![b'{'; 10_000], 413, ""),
+    ];
+    for (p, key, body, want, code) in cases {
+        let (status, text) = request(addr, p, key, &body).await;
+        assert_eq!(status, want, "{p} {key:?}: {text}");
+        assert!(text.contains(code), "{p}: {text}");
+        assert!(
+            !text.to_lowercase().contains("sqlite") && !text.contains("/tmp"),
+            "leaks internals: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_a_key_the_endpoint_is_off() {
+    let (addr, _dir) = start(None).await;
+    let (status, text) = request(
+        addr,
+        "/api/intake/grid_collection/batches",
+        Some("anything"),
+        BATCH.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("intake_disabled"));
+}

@@ -1,0 +1,39 @@
+//! `tongban serve`: the HTTP server on 127.0.0.1 (for now the intake push endpoint).
+
+use super::store_args::{StoreArgs, runtime};
+use clap::Parser;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    after_help = "Examples:\n  tongban serve --intake-key s3cret\n  curl -H 'Authorization: Bearer s3cret' --data-binary @grid.jsonl http://127.0.0.1:8080/api/intake/grid_collection/batches"
+)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// The key department systems present to push batches (the endpoint is off without one).
+    #[arg(long, env = "TONGBAN_INTAKE_KEY")]
+    pub intake_key: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = args.store.open().await?;
+        let state = tongban_server::AppState {
+            store: Arc::from(store),
+            intake_key: args.intake_key.clone(),
+            max_body: tongban_server::MAX_BODY,
+        };
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        println!("Tongban listening on http://{}", listener.local_addr()?);
+        if args.intake_key.is_none() {
+            println!("  the intake push endpoint is off (no --intake-key)");
+        }
+        tongban_server::serve_on(listener, state).await?;
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -1,0 +1,52 @@
+//! `tongban source`: register and list sources without ingesting a file (for systems that push).
+
+use super::store_args::{StoreArgs, runtime};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tongban_intake::mapping::Mapping;
+
+#[derive(Parser, Debug)]
+#[command(
+    after_help = "Examples:\n  tongban source add mappings/synth/grid_collection.toml\n  tongban source list"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub what: What,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum What {
+    /// Register (or update) a source from its mapping file.
+    Add { mapping: PathBuf },
+    /// List registered sources with their batches.
+    List,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let store = args.store.open().await?;
+        match args.what {
+            What::Add { mapping } => {
+                let text = std::fs::read_to_string(&mapping).with_context(|| format!("reading {}", mapping.display()))?;
+                let m = Mapping::parse(&text, &mapping.display().to_string())?;
+                store.put_source(&tongban_intake::pipeline::source_row(&m, &text)).await?;
+                println!("registered source {} ({} {})", m.source.id, m.source.department, m.source.name);
+            }
+            What::List => {
+                for s in store.sources().await? {
+                    let batches = store.batches(Some(&s.id)).await?;
+                    let (current, superseded, withdrawn) = store.record_counts(&s.id).await?;
+                    println!(
+                        "{:<22} {:<14} {:>8} current {:>6} old versions {:>6} withdrawn {:>4} batches",
+                        s.id, s.department, current, superseded, withdrawn, batches.len()
+                    );
+                }
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
