@@ -163,7 +163,7 @@ impl FieldMapping {
 /// Why a mapping cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
-    #[error("cannot read mapping {path}: {source}")]
+    #[error("cannot read mapping {path}")]
     Io {
         path: String,
         source: std::io::Error,

@@ -145,6 +145,8 @@ impl std::fmt::Display for StoreGone {
     }
 }
 
+impl std::error::Error for StoreGone {}
+
 fn prepare_chunk(mapping: &Mapping, items: Vec<Item>) -> Prepared {
     let results: Vec<_> = items.into_par_iter().map(|i| prepare(mapping, i)).collect();
     let mut records = Vec::with_capacity(results.len());
@@ -156,6 +158,18 @@ fn prepare_chunk(mapping: &Mapping, items: Vec<Item>) -> Prepared {
         }
     }
     (records, quarantine)
+}
+
+/// An error's message followed by those of its sources, as one line for a batch's failure message.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        next = s.source();
+    }
+    out
 }
 
 /// Something that delivers items to a sink and says what it read, or why it stopped.
@@ -184,7 +198,7 @@ pub async fn ingest_file(
     let reader_path = path.to_path_buf();
     let producer: Producer = Box::new(move |sink| {
         read_file_counting(&reader_path, &reader_mapping, Some(&bytes_read), sink)
-            .map_err(|e| e.to_string())
+            .map_err(|e| with_sources(&e))
     });
     let snapshot = mapping.source.snapshot;
     ingest_items(
@@ -211,7 +225,7 @@ pub async fn ingest_ndjson(
     let name = origin.to_string();
     let producer: Producer = Box::new(move |sink| {
         crate::reader::read_ndjson(std::io::Cursor::new(body), &name, sink)
-            .map_err(|e| e.to_string())
+            .map_err(|e| with_sources(&e))
     });
     ingest_items(store, mapping, origin, origin, producer, snapshot, false).await
 }

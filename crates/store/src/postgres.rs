@@ -28,7 +28,9 @@ impl PgStore {
             .max_connections(8)
             .after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    sqlx::query("SET plan_cache_mode = force_custom_plan").execute(conn).await?;
+                    sqlx::query("SET plan_cache_mode = force_custom_plan")
+                        .execute(conn)
+                        .await?;
                     Ok(())
                 })
             })
