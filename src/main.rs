@@ -6,6 +6,12 @@
 
 mod commands;
 
+// Ingest and generation allocate many short strings on several threads; mimalloc's thread-local
+// free lists handle that pattern markedly better than the system allocator (measured with
+// `tongban bench ingest`; see the README).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 

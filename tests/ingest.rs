@@ -270,56 +270,72 @@ fn killing_an_ingest_and_running_it_again_stores_every_record_once() {
     .unwrap();
     let file = d.join("s/police_household.csv");
     let rows = std::fs::read_to_string(&file).unwrap().lines().count() - 1;
-    let db_path = d.join("t.db");
-    let db = format!("sqlite://{}", db_path.display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut databases = vec![format!("sqlite://{}", d.join("t.db").display())];
+    match std::env::var("TONGBAN_TEST_PG_URL") {
+        Ok(url) => databases.push(
+            rt.block_on(tongban_store::testing::fresh_postgres(&url, "crash"))
+                .unwrap(),
+        ),
+        Err(_) => assert!(
+            std::env::var("TONGBAN_REQUIRE_PG").as_deref() != Ok("1"),
+            "PostgreSQL required"
+        ),
+    }
     let args = [
         "ingest",
         "--source",
         "mappings/synth/police_household.toml",
         file.to_str().unwrap(),
     ];
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    // Kill it at several moments: before, during and (perhaps) after the first chunks commit.
-    for delay_ms in [0u64, 150, 400] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tongban"))
-            .args(args)
-            .env("TONGBAN_DATABASE", &db)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        child.kill().unwrap();
-        child.wait().unwrap();
+    for db in &databases {
+        // Kill it at several moments: before, during and (perhaps) after the first chunks commit.
+        for delay_ms in [0u64, 150, 400] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_tongban"))
+                .args(args)
+                .env("TONGBAN_DATABASE", db)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+        let o = tongban(&args, db);
+        assert!(o.status.success(), "{}", text(&o));
+        rt.block_on(async {
+            let store = tongban_store::open(db).await.unwrap();
+            let (current, superseded, withdrawn) =
+                store.record_counts("police_household").await.unwrap();
+            assert_eq!(
+                (current as usize, superseded, withdrawn),
+                (rows, 0, 0),
+                "{}",
+                store.backend()
+            );
+            let batches = store.batches(Some("police_household")).await.unwrap();
+            assert_eq!(
+                batches.last().map(|b| b.status),
+                Some(BatchStatus::Complete)
+            );
+            assert!(
+                batches
+                    .iter()
+                    .rev()
+                    .skip(1)
+                    .all(|b| b.status != BatchStatus::Running),
+                "{batches:?}"
+            );
+            assert!(
+                store
+                    .quarantine_list(None, Some(QuarantineStatus::Held), 10)
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        });
     }
-    let o = tongban(&args, &db);
-    assert!(o.status.success(), "{}", text(&o));
-    rt.block_on(async {
-        let store = tongban_store::open(&db).await.unwrap();
-        let (current, superseded, withdrawn) =
-            store.record_counts("police_household").await.unwrap();
-        assert_eq!((current as usize, superseded, withdrawn), (rows, 0, 0));
-        let batches = store.batches(Some("police_household")).await.unwrap();
-        assert_eq!(
-            batches.last().map(|b| b.status),
-            Some(BatchStatus::Complete)
-        );
-        assert!(
-            batches
-                .iter()
-                .rev()
-                .skip(1)
-                .all(|b| b.status != BatchStatus::Running),
-            "{batches:?}"
-        );
-        assert!(
-            store
-                .quarantine_list(None, Some(QuarantineStatus::Held), 10)
-                .await
-                .unwrap()
-                .is_empty()
-        );
-    });
 }
 
 /// Every backend the run reaches: SQLite, and PostgreSQL when the test script provides it.

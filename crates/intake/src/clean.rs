@@ -83,6 +83,7 @@ fn variant_code(e: &impl Debug) -> String {
 }
 
 /// The outcome of one cleaning step on one non-empty value.
+#[derive(Clone)]
 struct Step {
     value: Option<Value>,
     /// (code suffix, message, severity if the value was usable); errors get the field's
@@ -275,6 +276,35 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
     }
 }
 
+/// Members of one household follow one another in most exports and share an address, so the
+/// last few addresses parsed on a thread are remembered. Parsing an address is the most expensive
+/// cleaning step; a general cache of every step was tried and cost more than it saved.
+fn recent_address(raw: &str, context: Option<&str>) -> Step {
+    const KEEP: usize = 8;
+    thread_local! {
+        static RECENT: std::cell::RefCell<std::collections::VecDeque<(Option<String>, String, Step)>> =
+            std::cell::RefCell::new(std::collections::VecDeque::with_capacity(KEEP));
+    }
+    let hit = RECENT.with(|r| {
+        r.borrow()
+            .iter()
+            .find(|(c, v, _)| v == raw && c.as_deref() == context)
+            .map(|(_, _, s)| s.clone())
+    });
+    if let Some(step) = hit {
+        return step;
+    }
+    let step = run_step(Clean::Address, raw, context);
+    RECENT.with(|r| {
+        let mut r = r.borrow_mut();
+        if r.len() == KEEP {
+            r.pop_front();
+        }
+        r.push_back((context.map(str::to_string), raw.to_string(), step.clone()));
+    });
+    step
+}
+
 fn step_name(c: Clean) -> String {
     variant_code(&c)
 }
@@ -329,7 +359,11 @@ fn clean_field(
         }
         return;
     }
-    let step = run_step(f.clean, value, context);
+    let step = if f.clean == Clean::Address {
+        recent_address(value, context)
+    } else {
+        run_step(f.clean, value, context)
+    };
     let prefix = step_name(f.clean);
     for (code, message) in step.notes {
         issues.push(Issue {

@@ -108,6 +108,10 @@ pub struct Registry {
     children: HashMap<String, Vec<usize>>,
     /// The longest name or short name in characters, bounding `longest_name_prefix`'s search.
     max_name_chars: usize,
+    /// For each first character of a name, a bit for every length (in characters, up to 63) that
+    /// a name starting with it has: `longest_name_prefix` tries only those lengths, which makes
+    /// address parsing several times faster than trying every prefix.
+    lengths_by_first: HashMap<char, u64>,
 }
 
 static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::load_embedded);
@@ -268,6 +272,15 @@ impl Registry {
                 by_name.entry((*alias).to_string()).or_default().push(i);
             }
         }
+        let mut lengths_by_first: HashMap<char, u64> = HashMap::new();
+        for name in by_name.keys() {
+            let len = name.chars().count();
+            if let Some(first) = name.chars().next()
+                && (1..64).contains(&len)
+            {
+                *lengths_by_first.entry(first).or_default() |= 1 << len;
+            }
+        }
         for list in children.values_mut() {
             list.sort_by(|a, b| divisions[*a].code.cmp(&divisions[*b].code));
         }
@@ -277,6 +290,7 @@ impl Registry {
             by_name,
             children,
             max_name_chars,
+            lengths_by_first,
         }
     }
 
@@ -348,10 +362,17 @@ impl Registry {
         text: &str,
         within: Option<&str>,
     ) -> Option<(&Division, usize)> {
+        let lengths = text
+            .chars()
+            .next()
+            .and_then(|c| self.lengths_by_first.get(&c))?;
         let ends: Vec<usize> = text
             .char_indices()
             .map(|(i, c)| i + c.len_utf8())
             .take(self.max_name_chars)
+            .enumerate()
+            .filter(|(n, _)| lengths & (1u64 << (n + 1).min(63)) != 0)
+            .map(|(_, end)| end)
             .collect();
         for &end in ends.iter().rev() {
             let Some(candidates) = self.by_name.get(&text[..end]) else {

@@ -32,7 +32,11 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(30));
+            .busy_timeout(std::time::Duration::from_secs(30))
+            // A 64 MiB page cache and in-memory temporary tables: ingest touches the key index
+            // of every record it stores.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
