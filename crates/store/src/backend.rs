@@ -11,7 +11,7 @@
 
 /// Implements `Store` for `$store` (with a `pool` field) on database `$db` with row type `$row`.
 macro_rules! sql_backend {
-    ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path) => {
+    ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr) => {
 
 const ROWS_PER_INSERT: usize = 500;
 
@@ -135,16 +135,8 @@ impl Store for $store {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
         let mut latest: HashMap<String, Latest> = HashMap::with_capacity(records.len());
-        for group in records.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<$db> = QueryBuilder::new(
-                "SELECT id, record_key, version, status, seen_batch, content_hash FROM records WHERE status <> 'superseded' AND source_id = ",
-            );
-            q.push_bind(source_id).push(" AND record_key IN (");
-            let mut sep = q.separated(", ");
-            for r in group {
-                sep.push_bind(&r.key);
-            }
-            q.push(")");
+        for group in records.chunks($lookup_group) {
+            let mut q = $lookup(source_id, group);
             for row in q.build().fetch_all(&mut *tx).await? {
                 latest.insert(
                     row.try_get("record_key")?,

@@ -313,6 +313,10 @@ pub async fn open(url: &str) -> Result<Box<dyn Store>> {
     }
 }
 
+/// The start of the lookup of the latest versions of a chunk's keys; each backend adds the keys
+/// its own way.
+pub(crate) const LOOKUP_SQL: &str = "SELECT id, record_key, version, status, seen_batch, content_hash FROM records WHERE status <> 'superseded' AND source_id = ";
+
 /// The latest (non-superseded) version of a key as a backend reads it.
 #[derive(Clone, Debug)]
 pub struct Latest {

@@ -57,4 +57,22 @@ fn fix(sql: &str) -> AssertSqlSafe<String> {
     AssertSqlSafe(out)
 }
 
-crate::backend::sql_backend!(PgStore, Postgres, PgRow, "postgres", fix);
+/// The latest versions of a whole chunk's keys, as one array parameter: planning an IN list of
+/// hundreds of parameters cost PostgreSQL 25 ms a query, an array costs nothing.
+fn lookup<'a>(source_id: &'a str, group: &'a [IncomingRecord]) -> QueryBuilder<Postgres> {
+    let mut q = QueryBuilder::new(crate::LOOKUP_SQL);
+    q.push_bind(source_id).push(" AND record_key = ANY(");
+    q.push_bind(group.iter().map(|r| r.key.as_str()).collect::<Vec<&str>>());
+    q.push(")");
+    q
+}
+
+crate::backend::sql_backend!(
+    PgStore,
+    Postgres,
+    PgRow,
+    "postgres",
+    fix,
+    lookup,
+    usize::MAX
+);

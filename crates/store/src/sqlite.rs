@@ -51,4 +51,16 @@ fn fix(sql: &str) -> AssertSqlSafe<String> {
     AssertSqlSafe(sql.to_string())
 }
 
-crate::backend::sql_backend!(SqliteStore, Sqlite, SqliteRow, "sqlite", fix);
+/// The latest versions of a group of keys, as an IN list (SQLite has no array parameters).
+fn lookup<'a>(source_id: &'a str, group: &'a [IncomingRecord]) -> QueryBuilder<Sqlite> {
+    let mut q = QueryBuilder::new(crate::LOOKUP_SQL);
+    q.push_bind(source_id).push(" AND record_key IN (");
+    let mut sep = q.separated(", ");
+    for r in group {
+        sep.push_bind(&r.key);
+    }
+    q.push(")");
+    q
+}
+
+crate::backend::sql_backend!(SqliteStore, Sqlite, SqliteRow, "sqlite", fix, lookup, 500);
