@@ -11,7 +11,7 @@
 
 /// Implements `Store` for `$store` (with a `pool` field) on database `$db` with row type `$row`.
 macro_rules! sql_backend {
-    ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr) => {
+    ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr, $lock_sql:expr) => {
 
 const ROWS_PER_INSERT: usize = 500;
 
@@ -134,6 +134,11 @@ impl Store for $store {
     ) -> Result<ChunkOutcome> {
         let now = now_millis();
         let mut tx = self.pool.begin().await?;
+        // Two batches of one source storing at once (two pushes) would both see a new key as
+        // absent and both insert version 1; the source's lock makes them take turns.
+        if let Some(lock) = $lock_sql {
+            sqlx::query($fix(lock)).bind(source_id).execute(&mut *tx).await?;
+        }
         let mut latest: HashMap<String, Latest> = HashMap::with_capacity(records.len());
         for group in records.chunks($lookup_group) {
             let mut q = $lookup(source_id, group);
@@ -258,6 +263,9 @@ impl Store for $store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(|| StoreError::NotFound { what: "batch", id: batch_id.to_string() })?;
+        if let Some(lock) = $lock_sql {
+            sqlx::query($fix(lock)).bind(&source_id).execute(&mut *tx).await?;
+        }
         let withdrawn = if withdraw_missing {
             sqlx::query($fix("UPDATE records SET status = 'withdrawn', withdrawn_at = ?
                  WHERE source_id = ? AND status = 'current' AND seen_batch <> ?"),

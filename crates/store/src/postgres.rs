@@ -74,5 +74,6 @@ crate::backend::sql_backend!(
     "postgres",
     fix,
     lookup,
-    usize::MAX
+    usize::MAX,
+    Some("SELECT pg_advisory_xact_lock(hashtext(?))")
 );

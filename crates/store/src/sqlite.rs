@@ -63,4 +63,14 @@ fn lookup<'a>(source_id: &'a str, group: &'a [IncomingRecord]) -> QueryBuilder<S
     q
 }
 
-crate::backend::sql_backend!(SqliteStore, Sqlite, SqliteRow, "sqlite", fix, lookup, 500);
+// SQLite needs no source lock: its single connection already serialises transactions.
+crate::backend::sql_backend!(
+    SqliteStore,
+    Sqlite,
+    SqliteRow,
+    "sqlite",
+    fix,
+    lookup,
+    500,
+    None::<&str>
+);

@@ -297,3 +297,33 @@ async fn current_records_page_in_key_order_and_sources_round_trip() {
         assert!(err.to_string().contains("9999"), "{err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_batches_of_one_source_do_not_collide() {
+    let (stores, _dir) = stores("concurrent").await;
+    for s in stores {
+        let s: std::sync::Arc<dyn Store> = std::sync::Arc::from(s);
+        let recs: Vec<_> = (0..300).map(|i| rec(&format!("k{i:03}"), "v")).collect();
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let (s, recs) = (s.clone(), recs.clone());
+            tasks.push(tokio::spawn(async move {
+                let b = s.begin_batch("s", "push").await?;
+                let o = s.store_chunk(b, "s", &recs, &[]).await?;
+                s.finish_batch(b, false).await?;
+                Ok::<_, StoreError>(o)
+            }));
+        }
+        let mut inserted = 0;
+        for t in tasks {
+            let o = t
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("{}: {e:#?}", s.backend()));
+            inserted += o.inserted;
+            assert_eq!(o.inserted + o.unchanged, 300);
+        }
+        assert_eq!(inserted, 300, "{}", s.backend());
+        assert_eq!(s.record_counts("s").await.unwrap(), (300, 0, 0));
+    }
+}
