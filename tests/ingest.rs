@@ -459,3 +459,107 @@ async fn every_export_ingests_on_both_backends_and_the_scorecard_shows_the_noise
         );
     }
 }
+
+#[test]
+fn release_and_snapshots_keep_what_the_department_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let db = format!("sqlite://{}", d.join("t.db").display());
+    let m = mapping(d, "utf-8", "name", "csv");
+    let ingest = |f: &Path| {
+        tongban(
+            &[
+                "ingest",
+                "--source",
+                m.to_str().unwrap(),
+                f.to_str().unwrap(),
+            ],
+            &db,
+        )
+    };
+    // Delivery 1: two good records.
+    let o = ingest(&write(
+        d,
+        "s1.csv",
+        "编号,身份证,姓名\n1,11010519491231002X,张三\n2,11010519491231002X,李四\n".as_bytes(),
+    ));
+    assert!(text(&o).contains("2 new"), "{}", text(&o));
+    // Delivery 2 (a snapshot): record 2 now has a bad id. It is held, but it was delivered, so
+    // record 2 must not be withdrawn.
+    let s2 = write(
+        d,
+        "s2.csv",
+        "编号,身份证,姓名\n1,11010519491231002X,张三\n2,110105194912310021,李四\n".as_bytes(),
+    );
+    let o = ingest(&s2);
+    assert!(
+        text(&o).contains("1 quarantined") && text(&o).contains("0 withdrawn"),
+        "{}",
+        text(&o)
+    );
+    // A duplicate key within one delivery stays held on release unless --replace.
+    let dup = write(d, "dup.csv", "编号,身份证,姓名\n1,11010519491231002X,张三\n1,11010519491231002X,王五\n2,11010519491231002X,李四\n".as_bytes());
+    let o = ingest(&dup);
+    assert!(text(&o).contains("1 quarantined"), "{}", text(&o));
+    let o = tongban(
+        &["quarantine", "release", "--all", "--source", "people"],
+        &db,
+    );
+    let out = text(&o);
+    assert!(
+        out.contains("still fails")
+            && out.contains("duplicate key")
+            && out.contains("use --replace"),
+        "{out}"
+    );
+    assert_eq!(o.status.code(), Some(1));
+    // With a mapping that only warns on a bad id, delivery 2's record 2 would pass, but delivery
+    // 3 (dup.csv) sent key 2 afterwards: releasing it would put old data over new.
+    let warn = MAPPING
+        .replace("ENC", "utf-8")
+        .replace("STEP", "name")
+        .replace("required = true\n", "");
+    let warn = write(d, "warn.toml", warn.as_bytes());
+    let release = |extra: &[&str]| {
+        let mut args = vec![
+            "quarantine",
+            "release",
+            "--all",
+            "--source",
+            "people",
+            "--mapping",
+            warn.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        tongban(&args, &db)
+    };
+    let out = text(&release(&[]));
+    assert!(
+        out.contains("delivered key \"2\" after this entry was held") && out.contains("0 released"),
+        "{out}"
+    );
+    let out = text(&release(&["--replace"]));
+    assert!(out.contains("2 released, 0 still held"), "{out}");
+    // Released records hash as the file does: delivering exactly the released rows again
+    // changes nothing.
+    let s4 = write(
+        d,
+        "s4.csv",
+        "编号,身份证,姓名\n1,11010519491231002X,王五\n2,110105194912310021,李四\n".as_bytes(),
+    );
+    let o = tongban(
+        &[
+            "ingest",
+            "--source",
+            warn.to_str().unwrap(),
+            s4.to_str().unwrap(),
+        ],
+        &db,
+    );
+    assert!(text(&o).contains("2 unchanged"), "{}", text(&o));
+    assert!(
+        text(&o).contains("0 changed"),
+        "re-ingest after release: {}",
+        text(&o)
+    );
+}

@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tongban_intake::clean::Issue;
 use tongban_intake::mapping::Mapping;
-use tongban_intake::reader::{Location, RawRecord};
 use tongban_store::{QuarantineStatus, Store};
 
 #[derive(Parser, Debug)]
@@ -51,14 +50,21 @@ pub enum What {
         /// A fixed mapping file to clean with (and to register for the source).
         #[arg(long)]
         mapping: Option<PathBuf>,
+        /// Also release duplicate-key entries and entries whose key a later batch delivered,
+        /// replacing the stored version.
+        #[arg(long)]
+        replace: bool,
     },
 }
 
+/// The first blocking reason (the one that held the record), else the first of any kind.
 fn first_reason(reasons: &str) -> String {
     serde_json::from_str::<Vec<serde_json::Value>>(reasons)
         .ok()
         .and_then(|v| {
-            v.first()
+            v.iter()
+                .find(|r| r.get("severity").and_then(|s| s.as_str()) == Some("blocking"))
+                .or(v.first())
                 .and_then(|r| r.get("message"))
                 .and_then(|m| m.as_str())
                 .map(str::to_string)
@@ -133,7 +139,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 all,
                 source,
                 mapping,
-            } => release(store.as_ref(), id, all, source, mapping).await,
+                replace,
+            } => release(store.as_ref(), id, all, source, mapping, replace).await,
         }
     })
 }
@@ -144,6 +151,7 @@ async fn release(
     all: bool,
     source: Option<String>,
     mapping_file: Option<PathBuf>,
+    replace: bool,
 ) -> anyhow::Result<ExitCode> {
     let entries = match (id, all) {
         (Some(id), false) => vec![
@@ -189,60 +197,25 @@ async fn release(
             .put_source(&tongban_intake::pipeline::source_row(&mapping, &text))
             .await?;
     }
-    let mut admitted = Vec::new();
-    let mut still_held = 0;
-    for e in entries
+    let report =
+        tongban_intake::pipeline::release_quarantined(store, &mapping, &entries, replace).await?;
+    for (id, why) in &report.held {
+        println!("{id}: {why}");
+    }
+    let already: Vec<i64> = entries
         .iter()
-        .filter(|e| e.status == QuarantineStatus::Held)
-    {
-        let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(&e.raw)
-        else {
-            println!(
-                "{}: the raw row is unreadable ({}); fix the file and ingest it again",
-                e.id,
-                first_reason(&e.reasons)
-            );
-            still_held += 1;
-            continue;
-        };
-        let (columns, values): (Vec<String>, Vec<String>) = obj
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string()),
-                )
-            })
-            .unzip();
-        let raw = RawRecord {
-            location: Location::Line(0),
-            columns: columns.into(),
-            values,
-        };
-        match tongban_intake::pipeline::prepare(&mapping, tongban_intake::reader::Item::Record(raw))
-        {
-            Ok(mut rec) => {
-                rec.location = format!("{} (released from quarantine {})", e.location, e.id);
-                admitted.push((e.id, rec));
-            }
-            Err(q) => {
-                still_held += 1;
-                println!("{}: still fails: {}", e.id, first_reason(&q.reasons));
-            }
-        }
+        .filter(|e| e.status != QuarantineStatus::Held)
+        .map(|e| e.id)
+        .collect();
+    for id in &already {
+        println!("{id}: already released");
     }
-    if !admitted.is_empty() {
-        let batch = store.begin_batch(&source_id, "quarantine release").await?;
-        let records: Vec<_> = admitted.iter().map(|(_, r)| r.clone()).collect();
-        store.store_chunk(batch, &source_id, &records, &[]).await?;
-        store.finish_batch(batch, false).await?;
-        for (id, _) in &admitted {
-            store.release_quarantined(*id).await?;
-        }
-    }
-    println!("{} released, {} still held", admitted.len(), still_held);
+    println!(
+        "{} released, {} still held",
+        report.released.len(),
+        report.held.len()
+    );
+    let still_held = report.held.len() + already.len();
     Ok(if still_held == 0 {
         ExitCode::SUCCESS
     } else {

@@ -50,6 +50,8 @@ pub enum IngestError {
 pub struct IngestReport {
     pub batch: BatchRow,
     pub read: ReadSummary,
+    /// A snapshot that withdrew nothing because some records could not be read.
+    pub withdrawal_skipped: bool,
 }
 
 /// The source row a mapping declares.
@@ -213,15 +215,15 @@ pub async fn ingest_file(
     .await
 }
 
-/// Ingests a pushed batch of JSON lines for an already registered source, as one batch.
-/// `snapshot` says whether the batch is the source's full data (withdrawing what it lacks).
+/// Ingests a pushed batch of JSON lines for an already registered source, as one batch; a
+/// snapshot source's batch withdraws what it lacks, as its mapping declares.
 pub async fn ingest_ndjson(
     store: &dyn Store,
     mapping: Arc<Mapping>,
     origin: &str,
     body: Vec<u8>,
-    snapshot: bool,
 ) -> Result<IngestReport, IngestError> {
+    let snapshot = mapping.source.snapshot;
     let name = origin.to_string();
     let producer: Producer = Box::new(move |sink| {
         crate::reader::read_ndjson(std::io::Cursor::new(body), &name, sink)
@@ -262,10 +264,11 @@ async fn ingest_items(
         }
         Ok(summary)
     });
-    let (mut stored, mut quarantined) = (0i64, 0i64);
+    let (mut stored, mut quarantined, mut keyless) = (0i64, 0i64, 0i64);
     let mut store_error = None;
     while let Some((records, quarantine)) = rx.recv().await {
         quarantined += quarantine.len() as i64;
+        keyless += quarantine.iter().filter(|q| q.key.is_none()).count() as i64;
         match store
             .store_chunk(batch_id, &mapping.source.id, &records, &quarantine)
             .await
@@ -299,6 +302,133 @@ async fn ingest_items(
         store.fail_batch(batch_id, &err.to_string()).await?;
         return Err(err);
     }
-    let batch = store.finish_batch(batch_id, snapshot).await?;
-    Ok(IngestReport { batch, read })
+    // A record that could not be read has no key, so a snapshot cannot tell which stored record
+    // it was: rather than withdraw something the department did deliver, it withdraws nothing.
+    let withdraw = snapshot && keyless == 0;
+    let batch = store.finish_batch(batch_id, withdraw).await?;
+    Ok(IngestReport {
+        batch,
+        read,
+        withdrawal_skipped: snapshot && !withdraw,
+    })
+}
+
+/// What releasing quarantined records did.
+#[derive(Clone, Debug, Default)]
+pub struct ReleaseReport {
+    /// Entries whose record is now stored.
+    pub released: Vec<i64>,
+    /// Entries left held, each with the reason.
+    pub held: Vec<(i64, String)>,
+}
+
+fn first_message(reasons: &str) -> String {
+    serde_json::from_str::<Vec<crate::clean::Issue>>(reasons)
+        .ok()
+        .and_then(|v| {
+            v.iter()
+                .find(|i| i.severity == crate::clean::Severity::Blocking)
+                .or(v.first())
+                .map(|i| i.message.clone())
+        })
+        .unwrap_or_else(|| reasons.to_string())
+}
+
+/// Re-cleans held entries of one source with `mapping` and stores, in one batch, those that now
+/// pass. An entry stays held when its raw row is unreadable, when it still fails, when it was held
+/// as a duplicate key or when a later batch already delivered its key (both would replace data the
+/// department sent afterwards: pass `replace` to do it on purpose), and when another entry of
+/// this release has the same key (only the first is admitted). Only entries whose record was
+/// actually stored are marked released.
+pub async fn release_quarantined(
+    store: &dyn Store,
+    mapping: &Mapping,
+    entries: &[tongban_store::QuarantineEntry],
+    replace: bool,
+) -> Result<ReleaseReport, IngestError> {
+    use tongban_store::QuarantineStatus;
+    let mut report = ReleaseReport::default();
+    let mut admitted: Vec<(i64, IncomingRecord)> = Vec::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.status == QuarantineStatus::Held)
+    {
+        let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(&e.raw)
+        else {
+            report.held.push((
+                e.id,
+                "the raw row is unreadable; fix the file and ingest it again".into(),
+            ));
+            continue;
+        };
+        if !replace && e.reasons.contains("record_key.duplicate") {
+            report.held.push((e.id, "held as a duplicate key: releasing it would replace the first delivery (use --replace)".into()));
+            continue;
+        }
+        // The raw object keeps the file's column order (serde_json preserves it), so the hash
+        // below equals the one a re-ingest of the same file computes.
+        let (columns, values): (Vec<String>, Vec<String>) = obj
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    k,
+                    v.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string()),
+                )
+            })
+            .unzip();
+        let raw = crate::reader::RawRecord {
+            location: crate::reader::Location::Line(0),
+            columns: columns.into(),
+            values,
+        };
+        match prepare(mapping, Item::Record(raw)) {
+            Ok(mut rec) => {
+                if admitted.iter().any(|(_, r)| r.key == rec.key) {
+                    report.held.push((
+                        e.id,
+                        format!("another entry of this release has key {:?}", rec.key),
+                    ));
+                    continue;
+                }
+                if !replace
+                    && let Some(latest) = store
+                        .record_history(&mapping.source.id, &rec.key)
+                        .await?
+                        .last()
+                    && latest.seen_batch > e.batch_id
+                {
+                    report.held.push((
+                        e.id,
+                        format!(
+                            "batch {} delivered key {:?} after this entry was held (use --replace)",
+                            latest.seen_batch, rec.key
+                        ),
+                    ));
+                    continue;
+                }
+                rec.location = format!("{} (released from quarantine {})", e.location, e.id);
+                admitted.push((e.id, rec));
+            }
+            Err(q) => report
+                .held
+                .push((e.id, format!("still fails: {}", first_message(&q.reasons)))),
+        }
+    }
+    if !admitted.is_empty() {
+        let batch = store
+            .begin_batch(&mapping.source.id, "quarantine release")
+            .await?;
+        let records: Vec<IncomingRecord> = admitted.iter().map(|(_, r)| r.clone()).collect();
+        store
+            .store_chunk(batch, &mapping.source.id, &records, &[])
+            .await?;
+        store.finish_batch(batch, false).await?;
+        for (id, _) in &admitted {
+            store.release_quarantined(*id).await?;
+            report.released.push(*id);
+        }
+    }
+    Ok(report)
 }

@@ -96,7 +96,10 @@ impl ScorecardBuilder {
 
     fn count_issues(&mut self, issues: &[Issue], invalid_fields: &mut Vec<usize>) {
         for i in issues {
+            // A missing value counts against completeness only; validity judges delivered values.
+            let missing = i.code == "required.missing" || i.code == "record_key.missing";
             if i.severity >= Severity::Warning
+                && !missing
                 && let Some(f) = self.mapping.fields.iter().position(|f| f.field == i.field)
                 && !invalid_fields.contains(&f)
             {
@@ -326,7 +329,8 @@ required = true
         assert!((id.completeness - 4.0 / 6.0).abs() < 1e-9);
         assert!((id.validity - 0.75).abs() < 1e-9);
         let name = &s.fields[1];
-        assert_eq!((name.present, name.invalid), (5, 1));
+        // The quarantined row's missing name counts against completeness, not validity.
+        assert_eq!((name.present, name.invalid), (5, 0));
         assert!(
             (s.key_uniqueness - 0.8).abs() < 1e-9,
             "{}",

@@ -1,8 +1,8 @@
 //! The HTTP server. For now it carries the intake push endpoint, through which a department
 //! system sends NDJSON batches instead of files:
 //!
-//! `POST /api/intake/{source}/batches[?snapshot=true]` with `Authorization: Bearer KEY` and one
-//! JSON object per line. The source must be registered (its mapping stored by `tongban ingest` or
+//! `POST /api/intake/{source}/batches` with `Authorization: Bearer KEY` and one JSON object per
+//! line; a snapshot source's batch (as its mapping declares) withdraws what it lacks. The source must be registered (its mapping stored by `tongban ingest` or
 //! `tongban source add`); the batch is cleaned and stored exactly as a file would be, and the
 //! answer is the batch with its counts.
 //!
@@ -11,12 +11,11 @@
 //! with a 4xx status for anything the caller can fix; internal details (SQL, paths) never reach
 //! the client — they go to the server's log.
 
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
 use std::sync::Arc;
 use tongban_intake::mapping::Mapping;
 use tongban_intake::pipeline::{IngestError, ingest_ndjson};
@@ -81,12 +80,6 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-#[derive(Deserialize)]
-struct PushParams {
-    #[serde(default)]
-    snapshot: bool,
-}
-
 /// Compares in time independent of where the strings differ, so the key cannot be guessed a
 /// character at a time from response times.
 fn same_key(a: &str, b: &str) -> bool {
@@ -129,7 +122,6 @@ fn valid_source_id(s: &str) -> bool {
 async fn push_batch(
     State(state): State<AppState>,
     Path(source): Path<String>,
-    Query(params): Query<PushParams>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -177,7 +169,6 @@ async fn push_batch(
         Arc::new(mapping),
         &origin,
         body.to_vec(),
-        params.snapshot,
     )
     .await
     {

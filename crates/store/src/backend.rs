@@ -202,6 +202,24 @@ impl Store for $store {
                 q.build().execute(&mut *tx).await?;
             }
         }
+        // A record the department delivered but that was held in quarantine this time is still
+        // in the delivery: its current version must not be withdrawn by a snapshot.
+        let held_keys: Vec<&str> = quarantine.iter().filter_map(|q| q.key.as_deref()).collect();
+        for group in held_keys.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<$db> = QueryBuilder::new("UPDATE records SET seen_batch = ");
+            q.push_bind(batch_id)
+                .push(" WHERE status = 'current' AND seen_batch < ")
+                .push_bind(batch_id)
+                .push(" AND source_id = ")
+                .push_bind(source_id)
+                .push(" AND record_key IN (");
+            let mut sep = q.separated(", ");
+            for k in group {
+                sep.push_bind(*k);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
         for group in inserts.chunks(ROWS_PER_INSERT / 2) {
             let mut q: QueryBuilder<$db> = QueryBuilder::new(format!("INSERT INTO records ({RECORD_COLUMNS}) "));
             q.push_values(group, |mut b, (r, version)| {
@@ -236,7 +254,7 @@ impl Store for $store {
                     .push_bind("held")
                     .push_bind(now);
             });
-            q.push(" ON CONFLICT (source_id, raw_hash) WHERE status = 'held' DO NOTHING");
+            q.push(" ON CONFLICT (source_id, raw_hash, location) WHERE status = 'held' DO NOTHING");
             let done = q.build().execute(&mut *tx).await?;
             outcome.quarantined += done.rows_affected() as i64;
         }
@@ -268,7 +286,7 @@ impl Store for $store {
         }
         let withdrawn = if withdraw_missing {
             sqlx::query($fix("UPDATE records SET status = 'withdrawn', withdrawn_at = ?
-                 WHERE source_id = ? AND status = 'current' AND seen_batch <> ?"),
+                 WHERE source_id = ? AND status = 'current' AND seen_batch < ?"),
             )
             .bind(now)
             .bind(&source_id)

@@ -267,8 +267,9 @@ pub trait Store: Send + Sync {
         quarantine: &[IncomingQuarantine],
     ) -> Result<ChunkOutcome>;
 
-    /// Completes a batch. For a snapshot source, every current record this batch did not
-    /// deliver is marked withdrawn (never deleted).
+    /// Completes a batch. For a snapshot source, every current record that neither this batch
+    /// nor a batch started after it delivered is marked withdrawn (never deleted): two batches
+    /// of one source running at once do not withdraw each other's records.
     async fn finish_batch(&self, batch_id: i64, withdraw_missing: bool) -> Result<BatchRow>;
 
     /// Marks a batch failed with a message (what was stored so far stays stored).

@@ -310,7 +310,9 @@ async fn concurrent_batches_of_one_source_do_not_collide() {
             tasks.push(tokio::spawn(async move {
                 let b = s.begin_batch("s", "push").await?;
                 let o = s.store_chunk(b, "s", &recs, &[]).await?;
-                s.finish_batch(b, false).await?;
+                // Each is a full snapshot: none may withdraw what the others delivered.
+                let done = s.finish_batch(b, true).await?;
+                assert_eq!(done.withdrawn, 0);
                 Ok::<_, StoreError>(o)
             }));
         }
