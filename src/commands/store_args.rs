@@ -9,6 +9,7 @@ pub struct StoreArgs {
     /// The store: sqlite://PATH (the default, created if missing) or postgres://USER@HOST:PORT/DB.
     #[arg(
         long,
+        global = true,
         env = "TONGBAN_DATABASE",
         default_value = "sqlite://tongban-data/tongban.db"
     )]

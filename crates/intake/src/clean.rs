@@ -30,6 +30,17 @@ pub enum Severity {
     Blocking,
 }
 
+/// At most this many characters of a raw value are kept in an issue.
+const RAW_IN_ISSUE: usize = 200;
+
+/// The raw value as an issue keeps it: cut to [`RAW_IN_ISSUE`] characters.
+fn raw_for_issue(v: &str) -> String {
+    match v.char_indices().nth(RAW_IN_ISSUE) {
+        Some((i, _)) => format!("{}…", &v[..i]),
+        None => v.to_string(),
+    }
+}
+
 /// One problem or normalisation found in one field of one record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Issue {
@@ -352,7 +363,7 @@ fn clean_field(
             issues.push(Issue {
                 code: "required.missing".into(),
                 field: f.field.clone(),
-                raw: value.to_string(),
+                raw: raw_for_issue(value),
                 message: format!("required column {:?} is empty", f.column),
                 severity: Severity::Blocking,
             });
@@ -369,7 +380,7 @@ fn clean_field(
         issues.push(Issue {
             code: format!("{prefix}.{code}"),
             field: f.field.clone(),
-            raw: value.to_string(),
+            raw: raw_for_issue(value),
             message,
             severity: Severity::Info,
         });
@@ -378,7 +389,7 @@ fn clean_field(
         issues.push(Issue {
             code: format!("{prefix}.{code}"),
             field: f.field.clone(),
-            raw: value.to_string(),
+            raw: raw_for_issue(value),
             message: format!("column {:?}: {message}", f.column),
             severity: match f.on_invalid() {
                 OnInvalid::Quarantine => Severity::Blocking,

@@ -132,6 +132,8 @@ fn problem_code(p: &crate::reader::RecordProblem) -> &'static str {
         NotAnObject { .. } => "not_an_object",
         InvalidJson { .. } => "invalid_json",
         Undecodable { .. } => "undecodable",
+        NulCharacter => "nul_character",
+        TooLarge { .. } => "too_large",
     }
 }
 
@@ -283,7 +285,12 @@ async fn ingest_items(
     drop(rx);
     let read = reader.await.map_err(|_| IngestError::Reader)?;
     if let Some(e) = store_error {
-        let _ = store.fail_batch(batch_id, "storing a chunk failed").await;
+        let _ = store
+            .fail_batch(
+                batch_id,
+                &format!("storing a chunk failed: {}", with_sources(&e)),
+            )
+            .await;
         return Err(e.into());
     }
     let read = match read {

@@ -109,6 +109,54 @@ pub enum RecordProblem {
     InvalidJson { message: String },
     #[error("bytes that are not valid {encoding} (shown as �)")]
     Undecodable { encoding: String },
+    #[error("contains a NUL character, which no text field may hold")]
+    NulCharacter,
+    #[error(
+        "the record is {bytes} bytes, more than the {MAX_RECORD_BYTES} a record may have (raw value cut)"
+    )]
+    TooLarge { bytes: usize },
+}
+
+/// The largest record accepted: bigger ones are quarantined with their first kilobyte, so one
+/// runaway field cannot blow up memory or the store.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+
+/// Turns a record that no store could hold faithfully into an unreadable item: undecodable
+/// bytes, a NUL character (PostgreSQL text cannot contain one), or an oversized record.
+fn screen(item: Item, encoding_name: &str) -> Item {
+    let Item::Record(r) = item else { return item };
+    let bytes: usize = r.values.iter().map(String::len).sum::<usize>()
+        + r.columns.iter().map(String::len).sum::<usize>();
+    let problem = if bytes > MAX_RECORD_BYTES {
+        RecordProblem::TooLarge { bytes }
+    } else if r.values.iter().any(|v| v.contains('\u{FFFD}')) {
+        RecordProblem::Undecodable {
+            encoding: encoding_name.to_string(),
+        }
+    } else if r
+        .values
+        .iter()
+        .chain(r.columns.iter())
+        .any(|v| v.contains('\0'))
+    {
+        RecordProblem::NulCharacter
+    } else {
+        return Item::Record(r);
+    };
+    let mut raw = r.to_json();
+    if raw.len() > 1024 {
+        let cut = (0..=1024)
+            .rev()
+            .find(|&i| raw.is_char_boundary(i))
+            .unwrap_or(0);
+        raw.truncate(cut);
+        raw.push('…');
+    }
+    Item::Unreadable {
+        location: r.location,
+        raw,
+        problem,
+    }
 }
 
 /// What a reader delivers.
@@ -312,18 +360,7 @@ pub fn read_file_counting<E>(
         ..Default::default()
     };
     let mut deliver = |item: Item, summary: &mut ReadSummary| -> Result<(), ReadError<E>> {
-        let item = match item {
-            Item::Record(r) if r.values.iter().any(|v| v.contains('\u{FFFD}')) => {
-                Item::Unreadable {
-                    location: r.location,
-                    raw: r.to_json(),
-                    problem: RecordProblem::Undecodable {
-                        encoding: encoding_name.clone(),
-                    },
-                }
-            }
-            other => other,
-        };
+        let item = screen(item, &encoding_name);
         match &item {
             Item::Record(_) => summary.records += 1,
             Item::Unreadable { .. } => summary.unreadable += 1,
@@ -448,6 +485,7 @@ pub fn read_ndjson<R: Read, E>(
 ) -> Result<ReadSummary, ReadError<E>> {
     let mut summary = ReadSummary::default();
     read_jsonl(input, origin, &mut |item| {
+        let item = screen(item, "Utf8");
         match &item {
             Item::Record(_) => summary.records += 1,
             Item::Unreadable { .. } => summary.unreadable += 1,
@@ -562,7 +600,8 @@ fn read_json_array<R: Read, E>(
     }
     result.map_err(|e| ReadError::Json {
         path: path.to_string(),
-        message: format!("line {} column {}: {e}", e.line(), e.column()),
+        // serde_json's message already ends with the line and column.
+        message: e.to_string(),
     })
 }
 
@@ -690,6 +729,33 @@ clean = "name"
             (r.location, r.get("n")),
             (Location::Line(5), Some("{\"a\":1}"))
         );
+    }
+
+    #[test]
+    fn nul_characters_and_oversized_records_are_held_not_stored() {
+        let m = mapping("jsonl", "utf-8");
+        let big = "x".repeat(MAX_RECORD_BYTES + 10);
+        let text = format!(
+            "{{\"id\":\"1\",\"name\":\"a\\u0000b\"}}\n{{\"id\":\"2\",\"name\":\"{big}\"}}\n{{\"id\":\"3\",\"name\":\"ok\"}}\n"
+        );
+        let (items, s) = read(text.as_bytes(), &m).unwrap();
+        assert_eq!((s.records, s.unreadable), (1, 2));
+        assert!(matches!(
+            &items[0],
+            Item::Unreadable {
+                problem: RecordProblem::NulCharacter,
+                ..
+            }
+        ));
+        let Item::Unreadable {
+            problem: RecordProblem::TooLarge { .. },
+            raw,
+            ..
+        } = &items[1]
+        else {
+            panic!()
+        };
+        assert!(raw.len() < 1100, "the raw value is cut");
     }
 
     #[test]
