@@ -404,6 +404,14 @@ fn read_csv<R: Read, E>(
             path: path.to_string(),
         });
     }
+    for (i, h) in header.iter().enumerate() {
+        if !h.is_empty() && header[..i].contains(h) {
+            return Err(ReadError::DuplicateColumn {
+                path: path.to_string(),
+                column: h.clone(),
+            });
+        }
+    }
     let missing: Vec<String> = mapping
         .required_columns()
         .into_iter()
@@ -688,6 +696,15 @@ clean = "name"
         );
         let err = read("id,name\n1,张三\n".as_bytes(), &mapping("csv", "gbk")).unwrap_err();
         assert!(err.contains("line 2") && err.contains("UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn a_header_naming_a_column_twice_is_refused() {
+        let err = read("id,name,name\n1,a,b\n".as_bytes(), &mapping("csv", "utf-8")).unwrap_err();
+        assert!(
+            err.contains("line 1") && err.contains("\"name\" twice"),
+            "{err}"
+        );
     }
 
     #[test]

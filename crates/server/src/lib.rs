@@ -163,15 +163,13 @@ async fn push_batch(
             "the body must be UTF-8 JSON lines",
         ));
     }
+    // Some systems write a byte-order mark even in JSON lines; it is not part of the first record.
+    let body = body
+        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
+        .unwrap_or(&body)
+        .to_vec();
     let origin = format!("push {source}");
-    match ingest_ndjson(
-        state.store.as_ref(),
-        Arc::new(mapping),
-        &origin,
-        body.to_vec(),
-    )
-    .await
-    {
+    match ingest_ndjson(state.store.as_ref(), Arc::new(mapping), &origin, body).await {
         Ok(r) => Ok(Json(serde_json::json!({
             "batch": r.batch,
             "read": { "records": r.read.records, "unreadable": r.read.unreadable },

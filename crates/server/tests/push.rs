@@ -71,7 +71,9 @@ async fn a_department_pushes_a_batch() {
     assert_eq!(v["batch"]["counts"]["inserted"], 2, "{v}");
     assert_eq!(v["batch"]["counts"]["quarantined"], 1, "{v}");
     assert_eq!(v["read"]["unreadable"], 1);
-    let (status, body) = request(addr, path, Some("s3cret"), BATCH.as_bytes()).await;
+    // The same batch again, written with a byte-order mark: nothing changes.
+    let with_bom = [b"\xEF\xBB\xBF".as_slice(), BATCH.as_bytes()].concat();
+    let (status, body) = request(addr, path, Some("s3cret"), &with_bom).await;
     assert_eq!(status, 200);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     let counts = &v["batch"]["counts"];
