@@ -200,6 +200,8 @@ pub enum ReadError<E> {
         line: u64,
         message: String,
     },
+    #[error("{path}: line 1: the header names column {column:?} twice")]
+    DuplicateColumn { path: String, column: String },
     #[error("{path}: {message}")]
     Json { path: String, message: String },
     /// The callback refused a record; reading stopped there.

@@ -192,7 +192,12 @@ impl Store for $store {
             for group in ids.chunks(ROWS_PER_INSERT) {
                 let mut q: QueryBuilder<$db> = QueryBuilder::new(sql);
                 if sql.contains("seen_batch") {
-                    q.push_bind(batch_id).push(" WHERE id IN (");
+                    // Never lower it: a batch that started later may already have seen the record,
+                    // and a snapshot withdraws what no batch from its own start on has seen.
+                    q.push_bind(batch_id)
+                        .push(" WHERE seen_batch < ")
+                        .push_bind(batch_id)
+                        .push(" AND id IN (");
                 }
                 let mut sep = q.separated(", ");
                 for id in group {
