@@ -57,21 +57,6 @@ pub enum What {
     },
 }
 
-/// The first blocking reason (the one that held the record), else the first of any kind.
-fn first_reason(reasons: &str) -> String {
-    serde_json::from_str::<Vec<serde_json::Value>>(reasons)
-        .ok()
-        .and_then(|v| {
-            v.iter()
-                .find(|r| r.get("severity").and_then(|s| s.as_str()) == Some("blocking"))
-                .or(v.first())
-                .and_then(|r| r.get("message"))
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| reasons.to_string())
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let store = args.store.open().await?;
@@ -106,7 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                             e.source_id,
                             e.location,
                             e.status.as_str(),
-                            first_reason(&e.reasons)
+                            tongban_intake::pipeline::first_message(&e.reasons)
                         );
                     }
                 }

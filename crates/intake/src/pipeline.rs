@@ -329,7 +329,9 @@ pub struct ReleaseReport {
     pub held: Vec<(i64, String)>,
 }
 
-fn first_message(reasons: &str) -> String {
+/// The message of the first blocking reason in a JSON array of issues (the one that held the
+/// record), else of the first reason of any kind.
+pub fn first_message(reasons: &str) -> String {
     serde_json::from_str::<Vec<crate::clean::Issue>>(reasons)
         .ok()
         .and_then(|v| {
