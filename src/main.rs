@@ -47,6 +47,8 @@ enum Command {
     Source(commands::source::Args),
     /// Run the HTTP server on 127.0.0.1 (for now: the intake push endpoint).
     Serve(commands::serve::Args),
+    /// Deduplicate one CSV file of person-like records, or link two (Fellegi–Sunter).
+    Link(commands::link::Args),
     /// Measure speed and memory (benchmarks, never timed tests).
     Bench(commands::bench::Args),
 }
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Source(a) => commands::source::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::Link(a) => commands::link::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,148 @@
+//! Clustering accepted pairs into entities: union-find with cannot-link constraints.
+//!
+//! Written here because the constraint is ours: a cluster may carry at most one value of a
+//! "cannot-link" field (for people, a valid citizen id), so two records with different valid ids
+//! never end up in one cluster, not even through a chain of records without one. Pairs are merged
+//! strongest first, so when a record without an id resembles two people, it joins the one it
+//! resembles most. The result depends only on the pairs and their weights, never on thread timing.
+
+/// Union-find over rows with path halving and union by size.
+#[derive(Debug, Clone)]
+pub struct UnionFind {
+    parent: Vec<u32>,
+    size: Vec<u32>,
+    /// Per root: the cannot-link value its cluster carries, `u32::MAX` for none.
+    tag: Vec<u32>,
+}
+
+/// No cannot-link value.
+pub const NO_TAG: u32 = u32::MAX;
+
+impl UnionFind {
+    /// `tags[i]` is row i's cannot-link value (`NO_TAG` for none).
+    pub fn new(tags: Vec<u32>) -> UnionFind {
+        let n = tags.len();
+        UnionFind {
+            parent: (0..n as u32).collect(),
+            size: vec![1; n],
+            tag: tags,
+        }
+    }
+
+    pub fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let grand = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = grand;
+            x = grand;
+        }
+        x
+    }
+
+    /// Merge the clusters of a and b unless they carry different cannot-link values. Returns
+    /// whether they are now one cluster.
+    pub fn union(&mut self, a: u32, b: u32) -> bool {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return true;
+        }
+        let (ta, tb) = (self.tag[ra as usize], self.tag[rb as usize]);
+        if ta != NO_TAG && tb != NO_TAG && ta != tb {
+            return false;
+        }
+        let (big, small) = if self.size[ra as usize] >= self.size[rb as usize] {
+            (ra, rb)
+        } else {
+            (rb, ra)
+        };
+        self.parent[small as usize] = big;
+        self.size[big as usize] += self.size[small as usize];
+        if self.tag[big as usize] == NO_TAG {
+            self.tag[big as usize] = self.tag[small as usize];
+        }
+        true
+    }
+
+    /// Cluster id of every row: the smallest row index in its cluster, so the labels do not
+    /// depend on merge order.
+    pub fn labels(&mut self) -> Vec<u32> {
+        let n = self.parent.len();
+        let mut smallest = vec![u32::MAX; n];
+        let roots: Vec<u32> = (0..n as u32).map(|i| self.find(i)).collect();
+        for (i, &r) in roots.iter().enumerate() {
+            smallest[r as usize] = smallest[r as usize].min(i as u32);
+        }
+        roots.iter().map(|&r| smallest[r as usize]).collect()
+    }
+}
+
+/// A scored pair to merge.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Link {
+    pub a: u32,
+    pub b: u32,
+    pub weight: f64,
+}
+
+/// Cluster `n` rows by merging `links` strongest first under the cannot-link tags. Returns the
+/// labels and how many links a constraint refused.
+pub fn cluster(tags: Vec<u32>, links: &mut [Link]) -> (Vec<u32>, u64) {
+    links.sort_by(|x, y| {
+        y.weight
+            .total_cmp(&x.weight)
+            .then(x.a.cmp(&y.a))
+            .then(x.b.cmp(&y.b))
+    });
+    let mut uf = UnionFind::new(tags);
+    let mut refused = 0;
+    for l in links.iter() {
+        if !uf.union(l.a, l.b) {
+            refused += 1;
+        }
+    }
+    (uf.labels(), refused)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_merge_and_labels_are_smallest_rows() {
+        let mut links = vec![
+            Link {
+                a: 3,
+                b: 1,
+                weight: 5.0,
+            },
+            Link {
+                a: 1,
+                b: 2,
+                weight: 4.0,
+            },
+        ];
+        let (labels, refused) = cluster(vec![NO_TAG; 5], &mut links);
+        assert_eq!(labels, vec![0, 1, 1, 1, 4]);
+        assert_eq!(refused, 0);
+    }
+
+    #[test]
+    fn different_ids_never_merge_even_through_a_chain() {
+        // 0 and 2 carry different ids; 1 has none and resembles both, 0 more strongly.
+        let tags = vec![7, NO_TAG, 9];
+        let mut links = vec![
+            Link {
+                a: 1,
+                b: 2,
+                weight: 3.0,
+            },
+            Link {
+                a: 0,
+                b: 1,
+                weight: 8.0,
+            },
+        ];
+        let (labels, refused) = cluster(tags, &mut links);
+        assert_eq!(labels, vec![0, 0, 2]);
+        assert_eq!(refused, 1);
+    }
+}
