@@ -10,7 +10,7 @@ use tongban_synth::SynthConfig;
 
 #[derive(Parser, Debug)]
 #[command(
-    after_help = "Examples:\n  tongban bench synth --people 1000000\n  tongban bench synth --people 10000000 --out /tmp/city10m"
+    after_help = "Examples:\n  tongban bench synth --people 1000000\n  tongban bench synth --people 10000000 --out /tmp/city10m\n  tongban bench link --records 1000000\n  tongban bench link --records 1000000 --data /tmp/febrl-1m.csv   (keep the records, e.g. for another tool)"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -44,6 +44,23 @@ pub enum What {
         #[arg(long)]
         database: Option<String>,
     },
+    /// Deduplicate FEBRL-style person records with `tongban link`: writes the records (or takes
+    /// an existing file), then links them and reports time, peak memory and F1.
+    Link {
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The linking configuration.
+        #[arg(long, default_value = "examples/febrl/febrl.toml")]
+        config: std::path::PathBuf,
+        /// Keep the generated records in this file (by default they go to a temporary one).
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+        /// Link this existing file instead of generating one.
+        #[arg(long)]
+        input: Option<std::path::PathBuf>,
+    },
 }
 
 /// The peak resident memory of this process in bytes, where the platform tells it.
@@ -61,6 +78,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             file,
             database,
         } => bench_ingest(people, file, database)?,
+        What::Link {
+            records,
+            seed,
+            config,
+            data,
+            input,
+        } => return bench_link(records, seed, config, data, input),
         What::Synth { people, seed, out } => {
             // Without --out the files go to a temporary directory that is removed afterwards;
             // a directory the user named is never removed.
@@ -105,6 +129,43 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn bench_link(
+    records: usize,
+    seed: u64,
+    config: std::path::PathBuf,
+    data: Option<std::path::PathBuf>,
+    input: Option<std::path::PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let scratch = tempfile::tempdir()?;
+    let input = match input {
+        Some(i) => i,
+        None => {
+            let path = data.unwrap_or_else(|| scratch.path().join("febrl-style.csv"));
+            let started = Instant::now();
+            let file = std::fs::File::create(&path)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            let mut w = std::io::BufWriter::new(file);
+            tongban_synth::febrl::write(seed, records, &mut w)?;
+            std::io::Write::flush(&mut w)?;
+            println!(
+                "bench link: wrote {records} FEBRL-style records to {} in {:.1} s",
+                path.display(),
+                started.elapsed().as_secs_f64()
+            );
+            path
+        }
+    };
+    super::link::run(super::link::Args {
+        config,
+        input: vec![input],
+        output: scratch.path().join("clusters.csv"),
+        pairs: None,
+        pairs_min_probability: 1.0,
+        explain: Vec::new(),
+        json: false,
+    })
 }
 
 fn rayon_threads() -> usize {

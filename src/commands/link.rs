@@ -51,12 +51,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let loaded = load(&config, &args.input)?;
     let table = &loaded.table;
     let loaded_at = started.elapsed();
-    let pb = progress_bar(4, "linking");
+    let pb = progress_bar(5, "linking");
+    let mut stage_times: Vec<(Stage, Instant)> = Vec::new();
     let mut on_stage = |s: Stage| {
+        stage_times.push((s, Instant::now()));
         pb.set_position(s as u64);
         pb.set_message(format!("{s:?}").to_lowercase());
     };
     let outcome = linker::run(table, &config.settings, &mut on_stage)?;
+    let link_done = Instant::now();
+    let stage_seconds: Vec<(String, f64)> = stage_times
+        .iter()
+        .enumerate()
+        .map(|(i, (s, t))| {
+            let end = stage_times.get(i + 1).map_or(link_done, |n| n.1);
+            (format!("{s:?}").to_lowercase(), (end - *t).as_secs_f64())
+        })
+        .collect();
     pb.finish_and_clear();
     let linked_at = started.elapsed();
 
@@ -80,6 +91,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "refused_by_constraint": s.refused_by_constraint,
         "clusters": s.clusters,
         "lambda": outcome.model.lambda, "candidate_lambda": s.candidate_lambda,
+        "stage_seconds": stage_seconds.iter().map(|(s, t)| (s.clone(), serde_json::json!(t))).collect::<serde_json::Map<_, _>>(),
         "seconds": { "load": loaded_at.as_secs_f64(), "link": (linked_at - loaded_at).as_secs_f64(), "total": total.as_secs_f64() },
         "peak_rss_mib": rss.map(|b| b as f64 / 1048576.0),
         "rules": s.rules.iter().map(|r| serde_json::json!({"rule": r.rule, "pairs": r.pairs, "skipped_blocks": r.skipped_blocks, "skipped_records": r.skipped_records})).collect::<Vec<_>>(),
@@ -155,6 +167,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 b as f64 / 1048576.0
             ))
         );
+        let stages: Vec<String> = stage_seconds
+            .iter()
+            .map(|(s, t)| format!("{s} {t:.2} s"))
+            .collect();
+        println!("  link stages: {}", stages.join(", "));
         println!("  wrote {}", args.output.display());
     }
     for pair in &args.explain {

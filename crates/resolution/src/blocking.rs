@@ -34,6 +34,10 @@ pub struct KeyPart {
 pub struct Rule {
     pub text: String,
     pub parts: Vec<KeyPart>,
+    /// Whether EM learns m from this rule's pairs. A rule that pairs records on where they live
+    /// rather than who they are (postcode and house number, say) yields mostly different people at
+    /// one address; EM would then learn "same address" instead of "same person".
+    pub train: bool,
 }
 
 /// A candidate pair: rows `a < b` and the rule that produced it.
@@ -101,6 +105,78 @@ pub fn rule_keys(table: &Table, rule: &Rule) -> Vec<u64> {
         .collect()
 }
 
+/// Rows grouped by a rule's key: the blocks with at least two rows and at most `max_block`.
+fn blocks(keys: &[u64], max_block: usize) -> (Vec<u32>, Vec<std::ops::Range<usize>>) {
+    let mut rows: Vec<(u64, u32)> = keys
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k != 0)
+        .map(|(i, &k)| (k, i as u32))
+        .collect();
+    rows.par_sort_unstable();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < rows.len() {
+        let end = start
+            + rows[start..]
+                .iter()
+                .take_while(|(k, _)| *k == rows[start].0)
+                .count();
+        if end - start > 1 && end - start <= max_block {
+            out.push(start..end);
+        }
+        start = end;
+    }
+    (rows.into_iter().map(|(_, r)| r).collect(), out)
+}
+
+/// All pairs agreeing on one rule's key, regardless of other rules, thinned to about `limit` by
+/// a hash of the pair (so the same pairs are kept on every run). These are the pairs EM learns
+/// from: unlike candidate pairs, they are not missing the pairs an earlier rule produced, which
+/// would hide exactly the best matches from every rule but the first.
+pub fn training_pairs(
+    table: &Table,
+    keys: &[u64],
+    max_block: usize,
+    limit: usize,
+) -> Vec<(u32, u32)> {
+    let (rows, blocks) = blocks(keys, max_block);
+    let total: u64 = blocks
+        .iter()
+        .map(|b| (b.len() as u64) * (b.len() as u64 - 1) / 2)
+        .sum();
+    let keep = if total == 0 {
+        1.0
+    } else {
+        (limit as f64 / total as f64).min(1.0)
+    };
+    let cutoff = (keep * u64::MAX as f64) as u64;
+    blocks
+        .par_iter()
+        .flat_map_iter(|block| {
+            let members = &rows[block.clone()];
+            let mut out = Vec::new();
+            for (x, &a) in members.iter().enumerate() {
+                for &b in &members[x + 1..] {
+                    let (a, b) = (a.min(b), a.max(b));
+                    let h = fnv(fnv(FNV_OFFSET, &a.to_le_bytes()), &b.to_le_bytes());
+                    if (keep >= 1.0 || mix(h) <= cutoff) && table.pairable(a as usize, b as usize) {
+                        out.push((a, b));
+                    }
+                }
+            }
+            out.into_iter()
+        })
+        .collect()
+}
+
+/// A finaliser so that nearby pairs get unrelated hash values.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Candidate pairs under the rules, in a deterministic order, with per-rule statistics.
 pub fn candidate_pairs(
     table: &Table,
@@ -108,70 +184,83 @@ pub fn candidate_pairs(
     max_block: usize,
 ) -> (Vec<Pair>, Vec<RuleStats>) {
     let keys: Vec<Vec<u64>> = rules.iter().map(|r| rule_keys(table, r)).collect();
+    let (pairs, _, stats) = scored_candidate_pairs(table, rules, &keys, max_block, |_, _| 0);
+    (pairs, stats)
+}
+
+/// [`candidate_pairs`] under precomputed keys ([`rule_keys`] per rule), with `score(a, b)`
+/// computed for each pair as it is found: the rows of a block are then still in cache, where a
+/// later pass over ten million pairs would fetch them again.
+pub fn scored_candidate_pairs(
+    table: &Table,
+    rules: &[Rule],
+    keys: &[Vec<u64>],
+    max_block: usize,
+    score: impl Fn(u32, u32) -> u64 + Sync,
+) -> (Vec<Pair>, Vec<u64>, Vec<RuleStats>) {
+    // Every pair checks the earlier rules' keys of both its rows; laid out row by row those keys
+    // share a cache line, where one array per rule would cost two cache misses per earlier rule.
+    let width = rules.len();
+    let mut by_row = vec![0u64; table.len() * width];
+    for (r, k) in keys.iter().enumerate() {
+        for (i, &key) in k.iter().enumerate() {
+            by_row[i * width + r] = key;
+        }
+    }
     let mut pairs = Vec::new();
+    let mut scores = Vec::new();
     let mut stats = Vec::new();
     for (r, rule) in rules.iter().enumerate() {
-        let mut rows: Vec<(u64, u32)> = keys[r]
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| **k != 0)
-            .map(|(i, &k)| (k, i as u32))
-            .collect();
-        rows.par_sort_unstable();
-        let mut blocks = Vec::new();
-        let mut start = 0;
-        while start < rows.len() {
-            let end = start
-                + rows[start..]
-                    .iter()
-                    .take_while(|(k, _)| *k == rows[start].0)
-                    .count();
-            if end - start > 1 {
-                blocks.push(start..end);
-            }
-            start = end;
-        }
+        let (rows, kept) = blocks(&keys[r], usize::MAX);
+        let (kept, skipped): (Vec<_>, Vec<_>) =
+            kept.into_iter().partition(|b| b.len() <= max_block);
         let mut rule_stats = RuleStats {
             rule: rule.text.clone(),
+            skipped_blocks: skipped.len() as u64,
+            skipped_records: skipped.iter().map(|b| b.len() as u64).sum(),
             ..RuleStats::default()
         };
-        let (kept, skipped): (Vec<_>, Vec<_>) =
-            blocks.into_iter().partition(|b| b.len() <= max_block);
-        rule_stats.skipped_blocks = skipped.len() as u64;
-        rule_stats.skipped_records = skipped.iter().map(|b| b.len() as u64).sum();
-        let earlier = &keys[..r];
-        let found: Vec<Pair> = kept
-            .par_iter()
-            .flat_map_iter(|block| {
-                let members = &rows[block.clone()];
+        let found: Vec<(Vec<Pair>, Vec<u64>)> = kept
+            .par_chunks(256)
+            .map(|chunk| {
                 let mut out = Vec::new();
-                for (x, &(_, a)) in members.iter().enumerate() {
-                    for &(_, b) in &members[x + 1..] {
-                        let (a, b) = (a.min(b), a.max(b));
-                        if !table.pairable(a as usize, b as usize) {
-                            continue;
-                        }
-                        let seen = earlier.iter().any(|k| {
-                            let ka = k[a as usize];
-                            ka != 0 && ka == k[b as usize]
-                        });
-                        if !seen {
+                let mut out_scores = Vec::new();
+                for block in chunk {
+                    let members = &rows[block.clone()];
+                    for (x, &a) in members.iter().enumerate() {
+                        for &b in &members[x + 1..] {
+                            let (a, b) = (a.min(b), a.max(b));
+                            if !table.pairable(a as usize, b as usize) {
+                                continue;
+                            }
+                            let ka = &by_row[a as usize * width..a as usize * width + r];
+                            let kb = &by_row[b as usize * width..b as usize * width + r];
+                            if ka.iter().zip(kb).any(|(x, y)| *x != 0 && x == y) {
+                                continue;
+                            }
                             out.push(Pair {
                                 a,
                                 b,
                                 rule: r as u16,
                             });
+                            out_scores.push(score(a, b));
                         }
                     }
                 }
-                out.into_iter()
+                (out, out_scores)
             })
             .collect();
-        rule_stats.pairs = found.len() as u64;
-        pairs.extend(found);
+        let count: usize = found.iter().map(|f| f.0.len()).sum();
+        rule_stats.pairs = count as u64;
+        pairs.reserve(count);
+        scores.reserve(count);
+        for (p, sc) in found {
+            pairs.extend(p);
+            scores.extend(sc);
+        }
         stats.push(rule_stats);
     }
-    (pairs, stats)
+    (pairs, scores, stats)
 }
 
 #[cfg(test)]
@@ -192,6 +281,7 @@ mod tests {
         Rule {
             text: String::new(),
             parts,
+            train: true,
         }
     }
 

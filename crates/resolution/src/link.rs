@@ -10,8 +10,9 @@ use crate::blocking::{KeyPart, Rule, Transform};
 use crate::compare::Kind;
 use crate::linker::{Comparison, Settings};
 use crate::table::Table;
+use rayon::prelude::*;
 use serde::Deserialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +76,12 @@ struct RawComparison {
 #[serde(deny_unknown_fields)]
 struct RawRule {
     keys: Vec<String>,
+    #[serde(default = "yes")]
+    train: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,7 +236,14 @@ impl LinkConfig {
             rules.push(Rule {
                 text: r.keys.join(" + "),
                 parts,
+                train: r.train,
             });
+        }
+        if !rules.iter().any(|r| r.train) {
+            return Err(invalid(
+                "blocking",
+                "every rule has train = false; EM needs at least one rule to learn from".into(),
+            ));
         }
         let cannot_link = raw.cannot_link.as_deref().map(&mut index);
         let mut settings = Settings::new(comparisons, rules);
@@ -349,8 +363,9 @@ fn read_input(
             message: e.to_string(),
         }
     };
+    // Fields are trimmed as they are read rather than by the reader, whose trimming rebuilds
+    // every record.
     let mut reader = csv::ReaderBuilder::new()
-        .trim(csv::Trim::All)
         .flexible(false)
         .from_path(path)
         .map_err(|e| ConfigError::Io {
@@ -361,7 +376,7 @@ fn read_input(
         .headers()
         .map_err(io)?
         .iter()
-        .map(|h| h.trim_start_matches('\u{feff}').to_string())
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_string())
         .collect();
     let find = |name: &str| -> Result<usize, ConfigError> {
         header
@@ -386,11 +401,16 @@ fn read_input(
         Some(TruthSource::Column(c)) => Some(find(c)?),
         _ => None,
     };
-    let mut seen: HashSet<String> = HashSet::new();
+    let first_row = table.len();
+    let mut lines: Vec<u64> = Vec::new();
     let mut record = csv::StringRecord::new();
+    let mut locations = match &config.truth {
+        Some(TruthSource::IdPattern(re)) => Some(re.capture_locations()),
+        _ => None,
+    };
     while reader.read_record(&mut record).map_err(io)? {
         let line = record.position().map_or(0, |p| p.line());
-        let id = record.get(id_at).unwrap_or("");
+        let id = record.get(id_at).unwrap_or("").trim();
         if id.is_empty() {
             return Err(ConfigError::Input {
                 file,
@@ -398,14 +418,10 @@ fn read_input(
                 message: format!("column `{}` (the record id) is empty", config.id_column),
             });
         }
-        if !seen.insert(id.to_string()) {
-            return Err(ConfigError::Input {
-                file,
-                line,
-                message: format!("record id `{id}` appears twice in this file"),
-            });
-        }
-        let values: Vec<&str> = at.iter().map(|&i| record.get(i).unwrap_or("")).collect();
+        let values: Vec<&str> = at
+            .iter()
+            .map(|&i| record.get(i).unwrap_or("").trim())
+            .collect();
         if !table.push(id, &values) {
             return Err(ConfigError::Input {
                 file,
@@ -413,22 +429,51 @@ fn read_input(
                 message: "more than 4 GiB of text in one column".into(),
             });
         }
+        lines.push(line);
         if let Some(labels) = truth.as_deref_mut() {
-            let label = match (&config.truth, truth_at) {
-                (_, Some(i)) => {
-                    Some(record.get(i).unwrap_or("").to_string()).filter(|s| !s.is_empty())
+            let label = match (&config.truth, truth_at, locations.as_mut()) {
+                (_, Some(i), _) => {
+                    Some(record.get(i).unwrap_or("").trim()).filter(|s| !s.is_empty())
                 }
-                (Some(TruthSource::IdPattern(re)), None) => re
-                    .captures(id)
-                    .and_then(|c| c.get(1))
-                    .map(|m| m.as_str().to_string()),
+                (Some(TruthSource::IdPattern(re)), None, Some(locs)) => re
+                    .captures_read(locs, id)
+                    .and_then(|_| locs.get(1))
+                    .map(|(s, e)| &id[s..e]),
                 _ => None,
             };
-            labels.push(label.map(|l| {
-                let next = interned.len() as u32;
-                *interned.entry(l).or_insert(next)
+            labels.push(label.map(|l| match interned.get(l) {
+                Some(&n) => n,
+                None => {
+                    let n = interned.len() as u32;
+                    interned.insert(l.to_string(), n);
+                    n
+                }
             }));
         }
+    }
+    // Ids must be unique within a file, or the output could not say which record is which.
+    // Checked once at the end by sorting, which is cheaper than a set of a million strings.
+    let mut order: Vec<u32> = (first_row as u32..table.len() as u32).collect();
+    order.par_sort_unstable_by(|&x, &y| {
+        table
+            .ids
+            .get(x as usize)
+            .cmp(table.ids.get(y as usize))
+            .then(x.cmp(&y))
+    });
+    if let Some(w) = order
+        .windows(2)
+        .find(|w| table.ids.get(w[0] as usize) == table.ids.get(w[1] as usize))
+    {
+        let second = w[1] as usize;
+        return Err(ConfigError::Input {
+            file,
+            line: lines[second - first_row],
+            message: format!(
+                "record id `{}` appears twice in this file",
+                table.ids.get(second)
+            ),
+        });
     }
     Ok(())
 }

@@ -7,9 +7,9 @@
 //! engine serves `tongban link` on arbitrary CSV files and person resolution on the store's
 //! records. It reads nothing from disk and knows nothing of what the columns mean.
 
-use crate::blocking::{Pair, Rule, RuleStats, candidate_pairs};
+use crate::blocking::{Pair, Rule, RuleStats, rule_keys, scored_candidate_pairs, training_pairs};
 use crate::cluster::{Link, NO_TAG, cluster};
-use crate::compare::{Kind, level, phonetic_key};
+use crate::compare::{Kind, level, level_latin_name, phonetic_key};
 use crate::model::{
     MAX_COMPARISONS, Model, estimate_lambda, expectation_maximisation, level_of, pack, tally,
 };
@@ -39,6 +39,9 @@ pub struct Settings {
     /// Random pairs drawn to estimate u.
     pub u_sample: usize,
     pub em_iterations: usize,
+    /// Pairs per training rule that EM learns from (a deterministic sample when a rule forms
+    /// more).
+    pub em_pairs_per_rule: usize,
     pub seed: u64,
     /// A column whose different non-empty values must never share a cluster.
     pub cannot_link: Option<usize>,
@@ -51,43 +54,135 @@ impl Settings {
             rules,
             threshold: 0.9,
             max_block: 5_000,
-            u_sample: 1_000_000,
+            u_sample: 500_000,
             em_iterations: 100,
+            em_pairs_per_rule: 200_000,
             seed: 42,
             cannot_link: None,
         }
     }
 }
 
-/// Per-comparison values computed once per record: phonetic keys and term frequencies.
+/// Per-record values the comparisons read, computed once: the compared values and their phonetic
+/// keys packed row by row, and term frequencies.
+///
+/// Comparing a pair touches every compared field of two random records. Read from the table's
+/// per-column arenas that is two cache misses per field and record, and profiling showed those
+/// misses, not the string comparisons, dominating the linker. Packed row by row, one record's
+/// fields share one or two cache lines. Values are compared on their first 127 bytes, so that
+/// each length fits one ASCII byte and a packed row stays a valid `str`.
 #[derive(Debug, Clone)]
 pub struct Features {
-    phonetic: Vec<Option<Column>>,
+    /// Per row: one length byte (an ASCII character) per packed field, then the fields' text.
+    offsets: Vec<u64>,
+    data: String,
+    /// Packed fields per row: value and phonetic key per comparison.
+    fields: usize,
+    phonetic: Vec<bool>,
     tf: Vec<Option<Vec<f32>>>,
+    /// log2 of `tf`, for scoring.
+    tf_log2: Vec<Option<Vec<f32>>>,
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 impl Features {
     pub fn new(table: &Table, settings: &Settings) -> Features {
-        let phonetic = settings
+        let phonetic: Vec<bool> = settings
             .comparisons
             .iter()
             .map(|c| {
                 let col = &table.columns[c.column];
-                let has_han =
-                    (0..col.len()).any(|i| col.get(i).chars().any(tongban_standards::text::is_han));
-                (c.kind.wants_phonetic_key() && has_han).then(|| col.map(phonetic_key))
+                c.kind.wants_phonetic_key()
+                    && (0..col.len())
+                        .any(|i| col.get(i).chars().any(tongban_standards::text::is_han))
             })
             .collect();
-        let tf = settings
+        let keys: Vec<Option<Column>> = settings
             .comparisons
             .iter()
+            .zip(&phonetic)
+            .map(|(c, &p)| p.then(|| table.columns[c.column].map(phonetic_key)))
+            .collect();
+        let fields = settings.comparisons.len() * 2;
+        // Packed in parallel, in chunks of rows, then joined in row order.
+        let chunk = 16_384;
+        let parts: Vec<(Vec<u64>, String)> = (0..table.len().div_ceil(chunk))
+            .into_par_iter()
+            .map(|part| {
+                let rows = part * chunk..((part + 1) * chunk).min(table.len());
+                let mut ends = Vec::with_capacity(rows.len());
+                let mut data = String::new();
+                let mut values: Vec<&str> = Vec::with_capacity(fields);
+                for i in rows {
+                    values.clear();
+                    for (c, k) in settings.comparisons.iter().zip(&keys) {
+                        values.push(truncate(table.columns[c.column].get(i), 127));
+                        values.push(truncate(k.as_ref().map_or("", |k| k.get(i)), 127));
+                    }
+                    data.extend(values.iter().map(|v| char::from(v.len() as u8)));
+                    for v in &values {
+                        data.push_str(v);
+                    }
+                    ends.push(data.len() as u64);
+                }
+                (ends, data)
+            })
+            .collect();
+        let mut offsets = Vec::with_capacity(table.len() + 1);
+        offsets.push(0u64);
+        let mut data = String::with_capacity(parts.iter().map(|p| p.1.len()).sum());
+        for (ends, text) in parts {
+            let base = data.len() as u64;
+            offsets.extend(ends.iter().map(|e| base + e));
+            data.push_str(&text);
+        }
+        let tf: Vec<Option<Vec<f32>>> = settings
+            .comparisons
+            .par_iter()
             .map(|c| c.tf.then(|| term_frequencies(&table.columns[c.column])))
             .collect();
-        Features { phonetic, tf }
+        let tf_log2 = tf
+            .iter()
+            .map(|t| t.as_ref().map(|v| v.iter().map(|x| x.log2()).collect()))
+            .collect();
+        Features {
+            offsets,
+            data,
+            fields,
+            phonetic,
+            tf,
+            tf_log2,
+        }
     }
 
-    fn key(&self, c: usize, row: usize) -> &str {
-        self.phonetic[c].as_ref().map_or("", |col| col.get(row))
+    /// Row `i`'s packed fields into `out` (value, key, value, key, …).
+    fn row<'a>(&'a self, i: usize, out: &mut [&'a str; 2 * MAX_COMPARISONS]) {
+        let (Some(&start), Some(&end)) = (self.offsets.get(i), self.offsets.get(i + 1)) else {
+            out.iter_mut().for_each(|v| *v = "");
+            return;
+        };
+        // Every field was pushed whole and cut on a character boundary, so these slices never
+        // fail; if one did, the row would compare as empty rather than panic.
+        let row = self.data.get(start as usize..end as usize).unwrap_or("");
+        let (lens, text) = row.split_at(self.fields.min(row.len()));
+        let lens = lens.as_bytes();
+        let mut at = 0usize;
+        for (slot, &len) in out.iter_mut().zip(lens) {
+            let end = at + len as usize;
+            *slot = text.get(at..end).unwrap_or("");
+            at = end;
+        }
     }
 }
 
@@ -114,17 +209,18 @@ fn term_frequencies(col: &Column) -> Vec<f32> {
 }
 
 /// The packed comparison pattern of rows a and b.
-pub fn pattern(table: &Table, settings: &Settings, features: &Features, a: usize, b: usize) -> u64 {
+pub fn pattern(settings: &Settings, features: &Features, a: usize, b: usize) -> u64 {
+    let mut ra = [""; 2 * MAX_COMPARISONS];
+    let mut rb = [""; 2 * MAX_COMPARISONS];
+    features.row(a, &mut ra);
+    features.row(b, &mut rb);
     let mut p = 0u64;
     for (c, cmp) in settings.comparisons.iter().enumerate() {
-        let col = &table.columns[cmp.column];
-        let l = level(
-            cmp.kind,
-            col.get(a),
-            col.get(b),
-            features.key(c, a),
-            features.key(c, b),
-        );
+        let l = if features.phonetic[c] || cmp.kind != Kind::Name {
+            level(cmp.kind, ra[2 * c], rb[2 * c], ra[2 * c + 1], rb[2 * c + 1])
+        } else {
+            level_latin_name(ra[2 * c], rb[2 * c])
+        };
         p |= u64::from(l) << (c as u32 * crate::model::LEVEL_BITS);
     }
     p
@@ -159,6 +255,59 @@ fn tf_adjustment(
     match &features.tf[c] {
         Some(tf) if l == top && tf[a] > 0.0 => (model.u[c][top] / f64::from(tf[a])).log2(),
         _ => 0.0,
+    }
+}
+
+/// Every level's weight, looked up per pair instead of taking logarithms per pair (scoring ten
+/// million candidate pairs would otherwise spend a second in `log2`).
+pub struct WeightTable {
+    levels: Vec<[f64; 8]>,
+    /// Per comparison with term frequencies: log2 of u at the top level, and that level.
+    tf: Vec<Option<(f64, usize)>>,
+}
+
+impl WeightTable {
+    pub fn new(model: &Model, settings: &Settings, features: &Features) -> WeightTable {
+        let levels = settings
+            .comparisons
+            .iter()
+            .enumerate()
+            .map(|(c, cmp)| {
+                let mut row = [0.0; 8];
+                for (l, w) in row.iter_mut().enumerate().take(cmp.kind.levels()) {
+                    *w = model.weight(c, l);
+                }
+                row
+            })
+            .collect();
+        let tf = settings
+            .comparisons
+            .iter()
+            .enumerate()
+            .map(|(c, cmp)| {
+                let top = cmp.kind.levels() - 1;
+                features.tf[c]
+                    .as_ref()
+                    .map(|_| (model.u[c][top].log2(), top))
+            })
+            .collect();
+        WeightTable { levels, tf }
+    }
+
+    /// [`pair_weight`], by table.
+    pub fn weigh(&self, features: &Features, pattern: u64, a: usize) -> f64 {
+        let mut w = 0.0;
+        for (c, row) in self.levels.iter().enumerate() {
+            let l = level_of(pattern, c);
+            w += row[l];
+            if let (Some((log_u, top)), Some(log_tf)) = (self.tf[c], &features.tf_log2[c])
+                && l == top
+                && log_tf[a].is_finite()
+            {
+                w += log_u - f64::from(log_tf[a]);
+            }
+        }
+        w
     }
 }
 
@@ -205,7 +354,7 @@ pub fn random_pair_counts(
         .fold(
             || levels.iter().map(|&l| vec![0u64; l]).collect::<Vec<_>>(),
             |mut acc, &(a, b)| {
-                let p = pattern(table, settings, features, a, b);
+                let p = pattern(settings, features, a, b);
                 for (c, row) in acc.iter_mut().enumerate() {
                     row[level_of(p, c)] += 1;
                 }
@@ -225,12 +374,15 @@ pub fn random_pair_counts(
         )
 }
 
-/// Train m (per-rule EM) and λ on candidate pairs with u from random pairs.
+/// Train m by EM per training rule (on that rule's own pairs, see
+/// [`crate::blocking::training_pairs`]), u from random pairs, and λ among the candidate pairs.
 pub fn train(
+    table: &Table,
     settings: &Settings,
+    features: &Features,
+    keys: &[Vec<u64>],
     u_counts: &[Vec<u64>],
-    pairs: &[Pair],
-    patterns: &[u64],
+    candidate_patterns: &[u64],
 ) -> Model {
     let levels: Vec<usize> = settings
         .comparisons
@@ -242,25 +394,53 @@ pub fn train(
     let k = settings.comparisons.len();
     let mut m_sum: Vec<Vec<f64>> = levels.iter().map(|&l| vec![0.0; l]).collect();
     let mut m_runs = vec![0usize; k];
-    for (r, rule) in settings.rules.iter().enumerate() {
+    for (rule, rule_keys) in settings
+        .rules
+        .iter()
+        .zip(keys)
+        .filter(|(rule, _)| rule.train)
+    {
         let rule_columns: Vec<usize> = rule.parts.iter().map(|p| p.column).collect();
         let active: Vec<bool> = settings
             .comparisons
             .iter()
             .map(|c| !rule_columns.contains(&c.column))
             .collect();
-        let tallied = tally(
-            pairs
-                .iter()
-                .zip(patterns)
-                .filter(|(p, _)| p.rule as usize == r)
-                .map(|(_, &x)| x),
+        if !active.iter().any(|&a| a) {
+            continue;
+        }
+        let pairs = training_pairs(
+            table,
+            rule_keys,
+            settings.max_block,
+            settings.em_pairs_per_rule,
         );
-        if tallied.is_empty() || !active.iter().any(|&a| a) {
+        let tallied = tally_patterns(&pairs, |&(a, b)| {
+            pattern(settings, features, a as usize, b as usize)
+        });
+        if tallied.is_empty() {
             continue;
         }
         let mut model = base.clone();
-        expectation_maximisation(&mut model, &tallied, &active, settings.em_iterations);
+        let it = expectation_maximisation(&mut model, &tallied, &active, settings.em_iterations);
+        if std::env::var_os("TONGBAN_DEBUG_EM").is_some() {
+            eprintln!(
+                "rule {} pairs {} iterations {it} lambda {:.4}",
+                rule.text,
+                pairs.len(),
+                model.lambda
+            );
+            for c in (0..k).filter(|&c| active[c]) {
+                eprintln!(
+                    "   {:<14} m {:?}",
+                    settings.comparisons[c].name,
+                    model.m[c]
+                        .iter()
+                        .map(|x| format!("{x:.3}"))
+                        .collect::<Vec<_>>()
+                );
+            }
+        }
         for c in (0..k).filter(|&c| active[c]) {
             for (l, v) in m_sum[c].iter_mut().enumerate() {
                 *v += model.m[c][l];
@@ -268,9 +448,9 @@ pub fn train(
             m_runs[c] += 1;
         }
     }
-    let all = tally(patterns.iter().copied());
-    // A comparison on a column every rule blocks on is never estimated above; learn it from all
-    // candidate pairs together rather than keep the starting guess.
+    let all = tally(candidate_patterns.iter().copied());
+    // A comparison on a column every training rule blocks on is never estimated above; learn it
+    // from all candidate pairs together rather than keep the starting guess.
     if m_runs.contains(&0) && !all.is_empty() {
         let mut model = base.clone();
         let active = vec![true; k];
@@ -292,6 +472,25 @@ pub fn train(
     }
     estimate_lambda(&mut model, &all, 200);
     model
+}
+
+/// Patterns of many pairs, computed on all cores and tallied.
+fn tally_patterns<T: Sync>(items: &[T], f: impl Fn(&T) -> u64 + Sync) -> Vec<(u64, f64)> {
+    let counts = items
+        .par_iter()
+        .fold(HashMap::<u64, f64>::new, |mut m, x| {
+            *m.entry(f(x)).or_default() += 1.0;
+            m
+        })
+        .reduce(HashMap::new, |mut a, b| {
+            for (p, n) in b {
+                *a.entry(p).or_default() += n;
+            }
+            a
+        });
+    let mut v: Vec<(u64, f64)> = counts.into_iter().collect();
+    v.sort_unstable_by_key(|&(p, _)| p);
+    v
 }
 
 /// All the pairs a table could form: n(n−1)/2 when deduplicating, |A|·|B| when linking.
@@ -343,6 +542,7 @@ pub struct Outcome {
 /// The stages a run reports to its caller (for progress output).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
+    Preparing,
     Blocking,
     Comparing,
     Training,
@@ -376,24 +576,26 @@ pub fn run(
     if settings.rules.is_empty() {
         return Err(LinkError::NoRules);
     }
-    on_stage(Stage::Blocking);
+    on_stage(Stage::Preparing);
     let features = Features::new(table, settings);
-    let (pairs, rule_stats) = candidate_pairs(table, &settings.rules, settings.max_block);
+    on_stage(Stage::Blocking);
+    let keys: Vec<Vec<u64>> = settings.rules.iter().map(|r| rule_keys(table, r)).collect();
     on_stage(Stage::Comparing);
-    let patterns: Vec<u64> = pairs
-        .par_iter()
-        .map(|p| pattern(table, settings, &features, p.a as usize, p.b as usize))
-        .collect();
+    let (pairs, patterns, rule_stats) =
+        scored_candidate_pairs(table, &settings.rules, &keys, settings.max_block, |a, b| {
+            pattern(settings, &features, a as usize, b as usize)
+        });
     on_stage(Stage::Training);
     let u_counts = random_pair_counts(table, settings, &features);
-    let mut model = train(settings, &u_counts, &pairs, &patterns);
+    let mut model = train(table, settings, &features, &keys, &u_counts, &patterns);
     let candidate_lambda = model.lambda;
     rescale_prior(&mut model, pairs.len(), table);
     on_stage(Stage::Clustering);
+    let table_of_weights = WeightTable::new(&model, settings, &features);
     let weights: Vec<f32> = pairs
         .par_iter()
         .zip(&patterns)
-        .map(|(p, &x)| pair_weight(&model, settings, &features, x, p.a as usize) as f32)
+        .map(|(p, &x)| table_of_weights.weigh(&features, x, p.a as usize) as f32)
         .collect();
     let mut links: Vec<Link> = pairs
         .iter()
@@ -480,7 +682,7 @@ pub fn explain(
     a: usize,
     b: usize,
 ) -> Explanation {
-    let p = pattern(table, settings, features, a, b);
+    let p = pattern(settings, features, a, b);
     let fields: Vec<FieldExplanation> = settings
         .comparisons
         .iter()

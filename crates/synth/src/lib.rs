@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod exports;
+pub mod febrl;
 pub mod noise;
 pub mod places;
 pub mod rng;
