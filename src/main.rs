@@ -47,6 +47,10 @@ enum Command {
     Source(commands::source::Args),
     /// Run the HTTP server on 127.0.0.1 (for now: the intake push endpoint).
     Serve(commands::serve::Args),
+    /// Build the base libraries: link the people in every stored record into the person library.
+    Resolve(commands::resolve::Args),
+    /// Score the base libraries against a synthetic city's truth.
+    Eval(commands::eval::Args),
     /// Deduplicate one CSV file of person-like records, or link two (Fellegi–Sunter).
     Link(commands::link::Args),
     /// Measure speed and memory (benchmarks, never timed tests).
@@ -73,6 +77,8 @@ fn main() -> ExitCode {
         Command::Serve(a) => commands::serve::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Link(a) => commands::link::run(a),
+        Command::Resolve(a) => commands::resolve::run(a),
+        Command::Eval(a) => commands::eval::run(a),
     };
     match result {
         Ok(code) => code,

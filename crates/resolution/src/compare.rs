@@ -27,6 +27,10 @@ pub enum Kind {
     Code,
     /// A date, compared on its digits: one typo or day and month swapped is its own level.
     Date,
+    /// A hierarchical place key with `|` between levels (`county|compound|building|unit|room`,
+    /// the standards library's room key): the same building and the same compound are levels of
+    /// their own, since family and neighbours share them.
+    Place,
 }
 
 impl Kind {
@@ -41,6 +45,13 @@ impl Kind {
                 "missing",
                 "different",
                 "one typo or day/month swapped",
+                "exact",
+            ],
+            Kind::Place => &[
+                "missing",
+                "different",
+                "same compound",
+                "same building",
                 "exact",
             ],
         }
@@ -97,6 +108,18 @@ pub fn level(kind: Kind, a: &str, b: &str, ka: &str, kb: &str) -> u8 {
                 3
             } else {
                 similarity_level(a, b)
+            }
+        }
+        Kind::Place => {
+            let shared = a
+                .split('|')
+                .zip(b.split('|'))
+                .take_while(|(x, y)| x == y)
+                .count();
+            match shared {
+                0..=1 => 1,
+                2 => 2,
+                _ => 3,
             }
         }
         Kind::Code => {
@@ -325,6 +348,38 @@ mod tests {
         assert_eq!(lv(Kind::Date, "19560409", "19560408"), 2);
         assert_eq!(lv(Kind::Date, "19560409", "19661208"), 1);
         assert_eq!(lv(Kind::Text, "pridham street", "pridhamstreet"), 3);
+        assert_eq!(
+            lv(
+                Kind::Place,
+                "320576|青剑湖花园|12|3|1001",
+                "320576|青剑湖花园|12|3|1001"
+            ),
+            4
+        );
+        assert_eq!(
+            lv(
+                Kind::Place,
+                "320576|青剑湖花园|12|3|1001",
+                "320576|青剑湖花园|12|2|502"
+            ),
+            3
+        );
+        assert_eq!(
+            lv(
+                Kind::Place,
+                "320576|青剑湖花园|12|3|1001",
+                "320576|青剑湖花园|7|1|101"
+            ),
+            2
+        );
+        assert_eq!(
+            lv(
+                Kind::Place,
+                "320576|青剑湖花园|12|3|1001",
+                "320576|金水湾|12|3|1001"
+            ),
+            1
+        );
     }
 
     proptest! {
@@ -340,7 +395,7 @@ mod tests {
 
         #[test]
         fn levels_are_symmetric_and_in_range(a in "\\PC{0,8}", b in "\\PC{0,8}") {
-            for kind in [Kind::Exact, Kind::Name, Kind::Text, Kind::Code, Kind::Date] {
+            for kind in [Kind::Exact, Kind::Name, Kind::Text, Kind::Code, Kind::Date, Kind::Place] {
                 let x = lv(kind, &a, &b);
                 prop_assert_eq!(x, lv(kind, &b, &a));
                 prop_assert!((x as usize) < kind.levels());

@@ -45,6 +45,9 @@ pub struct Settings {
     pub seed: u64,
     /// A column whose different non-empty values must never share a cluster.
     pub cannot_link: Option<usize>,
+    /// A column whose equal non-empty values always share a cluster, whatever the weights say
+    /// (deterministic links, such as a valid citizen id that agrees with the record).
+    pub must_link: Option<usize>,
 }
 
 impl Settings {
@@ -59,6 +62,7 @@ impl Settings {
             em_pairs_per_rule: 200_000,
             seed: 42,
             cannot_link: None,
+            must_link: None,
         }
     }
 }
@@ -607,6 +611,7 @@ pub fn run(
             weight: f64::from(w),
         })
         .collect();
+    links.extend(must_links(table, settings.must_link));
     let tags = cannot_link_tags(table, settings.cannot_link);
     let linked = links.len() as u64;
     let (labels, refused) = cluster(tags, &mut links);
@@ -630,6 +635,34 @@ pub fn run(
         labels,
         stats,
     })
+}
+
+/// Deterministic links: every row to the first row with the same must-link value, with an
+/// infinite weight so they are merged before any probabilistic link.
+fn must_links(table: &Table, column: Option<usize>) -> Vec<Link> {
+    let Some(column) = column else {
+        return Vec::new();
+    };
+    let col = &table.columns[column];
+    let mut first: HashMap<&str, u32> = HashMap::new();
+    let mut out = Vec::new();
+    for i in 0..table.len() {
+        let v = col.get(i);
+        if v.is_empty() {
+            continue;
+        }
+        match first.get(v) {
+            Some(&f) => out.push(Link {
+                a: f,
+                b: i as u32,
+                weight: f64::INFINITY,
+            }),
+            None => {
+                first.insert(v, i as u32);
+            }
+        }
+    }
+    out
 }
 
 /// Interned cannot-link values per row.

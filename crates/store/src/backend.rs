@@ -14,6 +14,9 @@ macro_rules! sql_backend {
     ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr, $lock_sql:expr) => {
 
 const ROWS_PER_INSERT: usize = 500;
+/// Links have six short columns; more rows per statement means fewer round trips (SQLite allows
+/// 32 766 parameters, PostgreSQL 65 535).
+const LINKS_PER_INSERT: usize = 2_000;
 
 fn batch_row(r: &$row) -> Result<BatchRow> {
     Ok(BatchRow {
@@ -65,6 +68,15 @@ fn quarantine_row(r: &$row) -> Result<QuarantineEntry> {
         status: QuarantineStatus::parse(r.try_get("status")?)?,
         created_at: r.try_get("created_at")?,
         resolved_at: r.try_get("resolved_at")?,
+    })
+}
+
+fn link_row(r: &$row) -> Result<EntityLink> {
+    Ok(EntityLink {
+        source_id: r.try_get("source_id")?,
+        record_key: r.try_get("record_key")?,
+        role: r.try_get("role")?,
+        entity_key: r.try_get("entity_key")?,
     })
 }
 
@@ -355,6 +367,23 @@ impl Store for $store {
         rows.iter().map(record_row).collect()
     }
 
+    async fn current_cleaned(&self, source_id: &str, after_key: Option<&str>, limit: i64) -> Result<Vec<CleanedRecord>> {
+        let rows = sqlx::query($fix(
+            "SELECT record_key, cleaned, issues FROM records WHERE source_id = ? AND status = 'current' AND record_key > ?
+             ORDER BY record_key LIMIT ?",
+        ))
+        .bind(source_id)
+        .bind(after_key.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| -> Result<CleanedRecord> {
+                Ok(CleanedRecord { key: r.try_get("record_key")?, cleaned: r.try_get("cleaned")?, issues: r.try_get("issues")? })
+            })
+            .collect()
+    }
+
     async fn record_counts(&self, source_id: &str) -> Result<(i64, i64, i64)> {
         let row = sqlx::query($fix("SELECT COALESCE(SUM(CASE WHEN status = 'current' THEN 1 ELSE 0 END), 0) AS c,
                     COALESCE(SUM(CASE WHEN status = 'superseded' THEN 1 ELSE 0 END), 0) AS s,
@@ -393,6 +422,138 @@ impl Store for $store {
             return Err(StoreError::NotFound { what: "held quarantine entry", id: id.to_string() });
         }
         Ok(())
+    }
+
+    async fn replace_resolution(
+        &self,
+        kind: &str,
+        started_at: i64,
+        summary: &str,
+        links: &[EntityLink],
+        golden: &[GoldenRecord],
+    ) -> Result<i64> {
+        let k = resolution_kind(kind)?;
+        let mut tx = self.pool.begin().await?;
+        let mut entities: Vec<&str> = links.iter().map(|l| l.entity_key.as_str()).collect();
+        entities.sort_unstable();
+        entities.dedup();
+        let run_id: i64 = sqlx::query_scalar($fix("INSERT INTO resolution_runs (kind, started_at, finished_at, mentions, entities, summary) VALUES (?, ?, ?, ?, ?, ?) RETURNING id"))
+            .bind(kind)
+            .bind(started_at)
+            .bind(now_millis())
+            .bind(links.len() as i64)
+            .bind(entities.len() as i64)
+            .bind(summary)
+            .fetch_one(&mut *tx)
+            .await?;
+        // `kind` was checked against the fixed list, so these names are ours, not input.
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM links_{k}"))).execute(&mut *tx).await?;
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM golden_{k}"))).execute(&mut *tx).await?;
+        // Rows go in in primary-key order and the secondary index is rebuilt once at the end;
+        // maintained row by row in random entity order it made writing the slowest step.
+        sqlx::query(AssertSqlSafe(format!("DROP INDEX IF EXISTS links_{k}_by_entity"))).execute(&mut *tx).await?;
+        let mut links: Vec<&EntityLink> = links.iter().collect();
+        links.sort_unstable_by(|a, b| {
+            (&a.source_id, &a.record_key, &a.role).cmp(&(&b.source_id, &b.record_key, &b.role))
+        });
+        let mut golden: Vec<&GoldenRecord> = golden.iter().collect();
+        golden.sort_unstable_by(|a, b| a.entity_key.cmp(&b.entity_key));
+        for group in links.chunks(LINKS_PER_INSERT) {
+            let mut q: QueryBuilder<$db> = QueryBuilder::new(format!(
+                "INSERT INTO links_{k} (source_id, record_key, role, entity_key, run_id) "
+            ));
+            q.push_values(group, |mut b, l| {
+                b.push_bind(&l.source_id)
+                    .push_bind(&l.record_key)
+                    .push_bind(&l.role)
+                    .push_bind(&l.entity_key)
+                    .push_bind(run_id);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for group in golden.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<$db> =
+                QueryBuilder::new(format!("INSERT INTO golden_{k} (entity_key, record, run_id) "));
+            q.push_values(group, |mut b, g| {
+                b.push_bind(&g.entity_key).push_bind(&g.record).push_bind(run_id);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query(AssertSqlSafe(format!("CREATE INDEX links_{k}_by_entity ON links_{k} (entity_key)")))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(run_id)
+    }
+
+    async fn latest_resolution(&self, kind: &str) -> Result<Option<ResolutionRun>> {
+        resolution_kind(kind)?;
+        let row = sqlx::query($fix("SELECT * FROM resolution_runs WHERE kind = ? ORDER BY id DESC LIMIT 1"))
+            .bind(kind)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| -> Result<ResolutionRun> {
+            Ok(ResolutionRun {
+                id: r.try_get("id")?,
+                kind: r.try_get("kind")?,
+                started_at: r.try_get("started_at")?,
+                finished_at: r.try_get("finished_at")?,
+                mentions: r.try_get("mentions")?,
+                entities: r.try_get("entities")?,
+                summary: r.try_get("summary")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn entity_links(&self, kind: &str, after: Option<(&str, &str, &str)>, limit: i64) -> Result<Vec<EntityLink>> {
+        let k = resolution_kind(kind)?;
+        let (s, key, r) = after.unwrap_or(("", "", ""));
+        let sql = format!(
+            "SELECT source_id, record_key, role, entity_key FROM links_{k}
+             WHERE source_id > ? OR (source_id = ? AND (record_key > ? OR (record_key = ? AND role > ?)))
+             ORDER BY source_id, record_key, role LIMIT ?"
+        );
+        let rows = sqlx::query($fix(&sql))
+            .bind(s)
+            .bind(s)
+            .bind(key)
+            .bind(key)
+            .bind(r)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(link_row).collect()
+    }
+
+    async fn links_of_entity(&self, kind: &str, entity_key: &str) -> Result<Vec<EntityLink>> {
+        let k = resolution_kind(kind)?;
+        let sql = format!(
+            "SELECT source_id, record_key, role, entity_key FROM links_{k} WHERE entity_key = ? ORDER BY source_id, record_key, role"
+        );
+        let rows = sqlx::query($fix(&sql)).bind(entity_key).fetch_all(&self.pool).await?;
+        rows.iter().map(link_row).collect()
+    }
+
+    async fn entity_of(&self, kind: &str, source_id: &str, record_key: &str, role: &str) -> Result<Option<String>> {
+        let k = resolution_kind(kind)?;
+        let sql = format!("SELECT entity_key FROM links_{k} WHERE source_id = ? AND record_key = ? AND role = ?");
+        Ok(sqlx::query_scalar($fix(&sql))
+            .bind(source_id)
+            .bind(record_key)
+            .bind(role)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn golden_record(&self, kind: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
+        let k = resolution_kind(kind)?;
+        let sql = format!("SELECT entity_key, record FROM golden_{k} WHERE entity_key = ?");
+        let row = sqlx::query($fix(&sql)).bind(entity_key).fetch_optional(&self.pool).await?;
+        row.map(|r| -> Result<GoldenRecord> {
+            Ok(GoldenRecord { entity_key: r.try_get("entity_key")?, record: r.try_get("record")? })
+        })
+        .transpose()
     }
 }
 

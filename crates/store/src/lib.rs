@@ -34,6 +34,20 @@ pub enum StoreError {
     NotFound { what: &'static str, id: String },
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("unknown kind of base-library entity {0:?}: use person, entity, building or room")]
+    UnknownKind(String),
+}
+
+/// The kinds of base-library entity, each with its own link and golden-record tables.
+pub const RESOLUTION_KINDS: &[&str] = &["person", "entity", "building", "room"];
+
+/// `kind` if it is one of [`RESOLUTION_KINDS`]: the only text ever put into a table name.
+pub fn resolution_kind(kind: &str) -> Result<&'static str> {
+    RESOLUTION_KINDS
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .ok_or_else(|| StoreError::UnknownKind(kind.to_string()))
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -241,6 +255,44 @@ pub struct QuarantineEntry {
     pub resolved_at: Option<i64>,
 }
 
+/// A current record's key, cleaned fields and issues (both JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CleanedRecord {
+    pub key: String,
+    pub cleaned: String,
+    pub issues: String,
+}
+
+/// One mention (a record, or a role inside it) assigned to a base-library entity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityLink {
+    pub source_id: String,
+    pub record_key: String,
+    /// "subject" or the role the record gives the entity ("mother", "tenant", "employer", …).
+    pub role: String,
+    pub entity_key: String,
+}
+
+/// A golden record: the surviving value of every field with its provenance, as JSON.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GoldenRecord {
+    pub entity_key: String,
+    pub record: String,
+}
+
+/// One resolution run of one kind of entity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolutionRun {
+    pub id: i64,
+    pub kind: String,
+    pub started_at: i64,
+    pub finished_at: i64,
+    pub mentions: i64,
+    pub entities: i64,
+    /// What the run measured and learned, as JSON.
+    pub summary: String,
+}
+
 /// The store. Every method is one transaction: it happens completely or not at all.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -288,6 +340,15 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> Result<Vec<RecordVersion>>;
 
+    /// Like [`Store::current_records`], but only (key, cleaned, issues): what resolution reads,
+    /// without the raw record that makes up most of a row's bytes.
+    async fn current_cleaned(
+        &self,
+        source_id: &str,
+        after_key: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CleanedRecord>>;
+
     /// Counts of current, superseded and withdrawn versions of a source.
     async fn record_counts(&self, source_id: &str) -> Result<(i64, i64, i64)>;
 
@@ -301,6 +362,43 @@ pub trait Store: Send + Sync {
 
     /// Marks a held entry released (after its record was stored by a release batch).
     async fn release_quarantined(&self, id: i64) -> Result<()>;
+
+    /// Replaces the links and golden records of one kind of entity (person, entity, building,
+    /// room) with a new run's, in one transaction: readers see the old result or the new one,
+    /// never a mixture. Returns the run's id.
+    async fn replace_resolution(
+        &self,
+        kind: &str,
+        started_at: i64,
+        summary: &str,
+        links: &[EntityLink],
+        golden: &[GoldenRecord],
+    ) -> Result<i64>;
+
+    /// The latest run of a kind.
+    async fn latest_resolution(&self, kind: &str) -> Result<Option<ResolutionRun>>;
+
+    /// Links of a kind in (source, record key, role) order after `after`, at most `limit`.
+    async fn entity_links(
+        &self,
+        kind: &str,
+        after: Option<(&str, &str, &str)>,
+        limit: i64,
+    ) -> Result<Vec<EntityLink>>;
+
+    /// The mentions linked to one entity.
+    async fn links_of_entity(&self, kind: &str, entity_key: &str) -> Result<Vec<EntityLink>>;
+
+    /// The entity a mention is linked to.
+    async fn entity_of(
+        &self,
+        kind: &str,
+        source_id: &str,
+        record_key: &str,
+        role: &str,
+    ) -> Result<Option<String>>;
+
+    async fn golden_record(&self, kind: &str, entity_key: &str) -> Result<Option<GoldenRecord>>;
 }
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.

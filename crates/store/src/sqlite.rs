@@ -8,9 +8,10 @@
 //! This module opens the file and runs the SQLite migrations; the statements are in `backend`.
 
 use crate::{
-    Action, BatchRow, BatchStatus, ChunkOutcome, IncomingQuarantine, IncomingRecord, Latest,
-    QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Result, SourceRow, Store,
-    StoreError, duplicate_reason, now_millis, plan_chunk,
+    Action, BatchRow, BatchStatus, ChunkOutcome, CleanedRecord, EntityLink, GoldenRecord,
+    IncomingQuarantine, IncomingRecord, Latest, QuarantineEntry, QuarantineStatus, RecordStatus,
+    RecordVersion, ResolutionRun, Result, SourceRow, Store, StoreError, duplicate_reason,
+    now_millis, plan_chunk, resolution_kind,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{

@@ -329,3 +329,77 @@ async fn concurrent_batches_of_one_source_do_not_collide() {
         assert_eq!(s.record_counts("s").await.unwrap(), (300, 0, 0));
     }
 }
+
+#[tokio::test]
+async fn resolution_results_replace_as_a_whole_and_page_in_order() {
+    let (stores, _dir) = stores("contract_resolution").await;
+    for store in &stores {
+        let link = |s: &str, k: &str, r: &str, e: &str| tongban_store::EntityLink {
+            source_id: s.into(),
+            record_key: k.into(),
+            role: r.into(),
+            entity_key: e.into(),
+        };
+        let first = vec![
+            link("a", "1", "subject", "P1"),
+            link("a", "1", "mother", "P2"),
+            link("b", "9", "subject", "P1"),
+        ];
+        let golden = vec![tongban_store::GoldenRecord {
+            entity_key: "P1".into(),
+            record: r#"{"name":"张三"}"#.into(),
+        }];
+        let run = store
+            .replace_resolution("person", 1, "{}", &first, &golden)
+            .await
+            .unwrap();
+        let latest = store.latest_resolution("person").await.unwrap().unwrap();
+        assert_eq!((latest.id, latest.mentions, latest.entities), (run, 3, 2));
+        assert_eq!(
+            store.entity_of("person", "a", "1", "mother").await.unwrap(),
+            Some("P2".into())
+        );
+        let of_p1 = store.links_of_entity("person", "P1").await.unwrap();
+        assert_eq!(of_p1.len(), 2);
+        // Paging: two at a time, in (source, key, role) order.
+        let page1 = store.entity_links("person", None, 2).await.unwrap();
+        assert_eq!(
+            page1,
+            vec![first[1].clone(), first[0].clone()]
+        );
+        let last = &page1[1];
+        let page2 = store
+            .entity_links(
+                "person",
+                Some((&last.source_id, &last.record_key, &last.role)),
+                2,
+            )
+            .await
+            .unwrap();
+        assert_eq!(page2, vec![first[2].clone()]);
+        assert_eq!(
+            store
+                .golden_record("person", "P1")
+                .await
+                .unwrap()
+                .unwrap()
+                .record,
+            r#"{"name":"张三"}"#
+        );
+        // A new run replaces the kind's links and golden records entirely; other kinds stay.
+        store
+            .replace_resolution("room", 1, "{}", &[link("h", "7", "subject", "R1")], &[])
+            .await
+            .unwrap();
+        store
+            .replace_resolution("person", 2, "{}", &[link("a", "1", "subject", "P9")], &[])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.entity_links("person", None, 10).await.unwrap().len(),
+            1
+        );
+        assert!(store.golden_record("person", "P1").await.unwrap().is_none());
+        assert_eq!(store.entity_links("room", None, 10).await.unwrap().len(), 1);
+    }
+}

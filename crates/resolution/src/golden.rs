@@ -1,0 +1,147 @@
+//! Survivorship: which value of a field the golden record keeps, and where it came from.
+//!
+//! Several sources state the same field of one person or entity, sometimes differently. The
+//! golden record keeps one value per field, chosen by a configurable trust order of sources (the
+//! household register before the grid workers' survey, say), then by whether the record is about
+//! the entity itself rather than naming it in a role (a resident's own register entry before the
+//! birth certificate that names her as mother), then by recency, and finally by how many records
+//! agree. Every kept value carries its provenance: source, record, role and date. Pure logic.
+
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// One source's statement of a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidate<'a> {
+    pub value: &'a str,
+    pub source: &'a str,
+    pub record_key: &'a str,
+    pub role: &'a str,
+    /// When the source recorded it (`YYYY-MM-DD`), or "" if unknown.
+    pub date: &'a str,
+}
+
+/// A kept value with its provenance, as stored in the golden record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Kept {
+    pub value: String,
+    pub source: String,
+    pub record_key: String,
+    pub role: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub date: String,
+    /// How many records state this same value, and how many state another.
+    pub agreeing: usize,
+    pub disagreeing: usize,
+}
+
+/// The trust order of sources, most trusted first; sources not listed come after all listed.
+#[derive(Debug, Clone, Default)]
+pub struct Survivorship {
+    rank: HashMap<String, usize>,
+}
+
+impl Survivorship {
+    pub fn new(order: &[&str]) -> Survivorship {
+        Survivorship {
+            rank: order
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.to_string(), i))
+                .collect(),
+        }
+    }
+
+    fn rank(&self, source: &str) -> usize {
+        self.rank.get(source).copied().unwrap_or(usize::MAX)
+    }
+
+    /// The surviving value among `candidates` (empty values ignored), or `None`.
+    pub fn survive(&self, candidates: &[Candidate]) -> Option<Kept> {
+        let present: Vec<&Candidate> = candidates.iter().filter(|c| !c.value.is_empty()).collect();
+        let mut votes: HashMap<&str, usize> = HashMap::new();
+        for c in &present {
+            *votes.entry(c.value).or_default() += 1;
+        }
+        let best = present.iter().min_by(|a, b| {
+            self.rank(a.source)
+                .cmp(&self.rank(b.source))
+                .then((a.role != "subject").cmp(&(b.role != "subject")))
+                .then(b.date.cmp(a.date))
+                .then(votes[b.value].cmp(&votes[a.value]))
+                .then(a.source.cmp(b.source))
+                .then(a.record_key.cmp(b.record_key))
+                .then(a.value.cmp(b.value))
+        })?;
+        let agreeing = votes[best.value];
+        Some(Kept {
+            value: best.value.to_string(),
+            source: best.source.to_string(),
+            record_key: best.record_key.to_string(),
+            role: best.role.to_string(),
+            date: best.date.to_string(),
+            agreeing,
+            disagreeing: present.len() - agreeing,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c<'a>(value: &'a str, source: &'a str, role: &'a str, date: &'a str) -> Candidate<'a> {
+        Candidate {
+            value,
+            source,
+            record_key: "k",
+            role,
+            date,
+        }
+    }
+
+    #[test]
+    fn trust_then_own_record_then_recency() {
+        let s = Survivorship::new(&["police", "grid"]);
+        let kept = s
+            .survive(&[
+                c("章伟", "grid", "subject", "2026-05-01"),
+                c("张伟", "police", "subject", "2020-01-01"),
+            ])
+            .unwrap();
+        assert_eq!(
+            (kept.value.as_str(), kept.source.as_str()),
+            ("张伟", "police")
+        );
+        assert_eq!((kept.agreeing, kept.disagreeing), (1, 1));
+        let kept = s
+            .survive(&[
+                c("a", "births", "mother", "2026-01-01"),
+                c("b", "births", "subject", "2020-01-01"),
+            ])
+            .unwrap();
+        assert_eq!(kept.value, "b");
+        let kept = s
+            .survive(&[
+                c("old", "x", "subject", "2020-01-01"),
+                c("new", "x", "subject", "2024-01-01"),
+            ])
+            .unwrap();
+        assert_eq!(kept.value, "new");
+    }
+
+    #[test]
+    fn empty_values_never_survive() {
+        let s = Survivorship::new(&["police"]);
+        assert!(s.survive(&[c("", "police", "subject", "")]).is_none());
+        assert_eq!(
+            s.survive(&[
+                c("", "police", "subject", ""),
+                c("x", "grid", "subject", "")
+            ])
+            .unwrap()
+            .value,
+            "x"
+        );
+    }
+}
