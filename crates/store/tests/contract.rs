@@ -363,10 +363,7 @@ async fn resolution_results_replace_as_a_whole_and_page_in_order() {
         assert_eq!(of_p1.len(), 2);
         // Paging: two at a time, in (source, key, role) order.
         let page1 = store.entity_links("person", None, 2).await.unwrap();
-        assert_eq!(
-            page1,
-            vec![first[1].clone(), first[0].clone()]
-        );
+        assert_eq!(page1, vec![first[1].clone(), first[0].clone()]);
         let last = &page1[1];
         let page2 = store
             .entity_links(
