@@ -49,6 +49,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Build the base libraries: link the people in every stored record into the person library.
     Resolve(commands::resolve::Args),
+    /// Show one base-library entity: its golden record with provenance and every linked record.
+    Show(commands::show::Args),
     /// Score the base libraries against a synthetic city's truth.
     Eval(commands::eval::Args),
     /// Deduplicate one CSV file of person-like records, or link two (Fellegi–Sunter).
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Link(a) => commands::link::run(a),
         Command::Resolve(a) => commands::resolve::run(a),
         Command::Eval(a) => commands::eval::run(a),
+        Command::Show(a) => commands::show::run(a),
     };
     match result {
         Ok(code) => code,

@@ -12,6 +12,7 @@ pub mod quality;
 pub mod quarantine;
 pub mod resolve;
 pub mod serve;
+pub mod show;
 pub mod source;
 pub mod store_args;
 pub mod synth;

@@ -1,0 +1,116 @@
+//! `tongban show`: one base-library entity — its golden record with provenance, and every
+//! record linked to it.
+
+use super::store_args::{StoreArgs, runtime};
+use clap::{Parser, ValueEnum};
+use std::process::ExitCode;
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Kind {
+    Person,
+}
+
+#[derive(Parser, Debug)]
+#[command(after_help = "Examples:
+  tongban show person P60bc6d885412762a
+  tongban show person --source police_household --record 3205760520002478702
+  tongban show person P60bc6d885412762a --records     also print each linked record's cleaned fields
+  tongban show person P60bc6d885412762a --json")]
+pub struct Args {
+    pub kind: Kind,
+    /// The entity key (as printed by resolve, eval or another show).
+    pub key: Option<String>,
+    /// Find the entity through one of its records instead: the source id…
+    #[arg(long, requires = "record")]
+    pub source: Option<String>,
+    /// …and the record's key.
+    #[arg(long)]
+    pub record: Option<String>,
+    /// The role the record gives the entity (default: subject).
+    #[arg(long, default_value = "subject")]
+    pub role: String,
+    /// Print every linked record's cleaned fields too.
+    #[arg(long)]
+    pub records: bool,
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let kind = match args.kind {
+        Kind::Person => "person",
+    };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = args.store.open().await?;
+        let key = match (&args.key, &args.source, &args.record) {
+            (Some(k), _, _) => k.clone(),
+            (None, Some(s), Some(r)) => match store.entity_of(kind, s, r, &args.role).await? {
+                Some(k) => k,
+                None => anyhow::bail!("no {kind} is linked to {s} record {r} as {}; has `tongban resolve` run?", args.role),
+            },
+            _ => anyhow::bail!("give an entity key, or --source and --record"),
+        };
+        let Some(golden) = store.golden_record(kind, &key).await? else {
+            anyhow::bail!("no {kind} {key} in the library; keys change only when the records behind them do, so run `tongban resolve` and look again");
+        };
+        let golden: serde_json::Value = serde_json::from_str(&golden.record)?;
+        let links = store.links_of_entity(kind, &key).await?;
+        let mut linked = Vec::new();
+        for l in &links {
+            let cleaned = if args.records || args.json {
+                store
+                    .record_history(&l.source_id, &l.record_key)
+                    .await?
+                    .into_iter()
+                    .rev()
+                    .find(|v| v.status == tongban_store::RecordStatus::Current)
+                    .and_then(|v| serde_json::from_str::<serde_json::Value>(&v.cleaned).ok())
+            } else {
+                None
+            };
+            linked.push((l, cleaned));
+        }
+        if args.json {
+            let v = serde_json::json!({
+                "kind": kind,
+                "golden": golden,
+                "linked": linked.iter().map(|(l, c)| serde_json::json!({"source": l.source_id, "record_key": l.record_key, "role": l.role, "cleaned": c})).collect::<Vec<_>>(),
+            });
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!(
+            "{kind} {key}: {} linked mentions from {}",
+            links.len(),
+            golden["sources"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+        );
+        println!("  {:<20} {:<28} {}", "field", "value", "from (source, record, role, date; agreeing/other values)");
+        if let Some(fields) = golden["fields"].as_object() {
+            for (name, f) in fields {
+                let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
+                println!(
+                    "  {:<20} {:<28} {} {} {}{} ({}/{})",
+                    name,
+                    s("value"),
+                    s("source"),
+                    s("record_key"),
+                    s("role"),
+                    if s("date").is_empty() { String::new() } else { format!(" {}", s("date")) },
+                    f["agreeing"],
+                    f["disagreeing"]
+                );
+            }
+        }
+        println!("  linked records:");
+        for (l, cleaned) in &linked {
+            println!("    {:<22} {:<24} {}", l.source_id, l.record_key, l.role);
+            if let Some(c) = cleaned {
+                println!("        {c}");
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
