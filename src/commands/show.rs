@@ -87,7 +87,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             links.len(),
             golden["sources"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
         );
-        println!("  {:<20} {:<28} {}", "field", "value", "from (source, record, role, date; agreeing/other values)");
+        println!(
+            "  {:<20} {:<28} from (source, record, role, date; agreeing/other values)",
+            "field", "value"
+        );
         if let Some(fields) = golden["fields"].as_object() {
             for (name, f) in fields {
                 let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
