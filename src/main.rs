@@ -47,7 +47,7 @@ enum Command {
     Source(commands::source::Args),
     /// Run the HTTP server on 127.0.0.1 (for now: the intake push endpoint).
     Serve(commands::serve::Args),
-    /// Build the base libraries: link the people in every stored record into the person library.
+    /// Build the base libraries (people, legal entities, rooms, buildings) from every stored record.
     Resolve(commands::resolve::Args),
     /// Show one base-library entity: its golden record with provenance and every linked record.
     Show(commands::show::Args),

@@ -68,8 +68,38 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
     for store in backends(d).await {
         let store = store.as_ref();
         ingest_all(store, &d.join("s")).await;
-        let first = person::resolve(store, &trust, &Quiet).await.unwrap();
-        assert!(first.persons > 0 && first.mentions > first.persons);
+        let (summaries, _) = tongban_libraries::build::build_all(store, &trust, &Quiet)
+            .await
+            .unwrap();
+        let kinds: Vec<&str> = summaries.iter().map(|s| s.kind.as_str()).collect();
+        assert_eq!(kinds, ["person", "entity", "room", "building"]);
+        assert!(
+            summaries
+                .iter()
+                .all(|s| s.entities > 0 && s.mentions >= s.entities)
+        );
+        for (kind, prefix, pairwise, cluster) in [
+            ("entity", "E", 0.99, 0.99),
+            ("room", "R", 0.99, 0.95),
+            ("building", "B", 0.99, 0.99),
+        ] {
+            let r = tongban_libraries::evaluate::evaluate(store, kind, &d.join("s/truth"), prefix)
+                .await
+                .unwrap();
+            let s = &r.scores;
+            assert!(
+                s.pairwise.f1() > pairwise,
+                "{kind} on {}: pairwise F1 {:.4}",
+                store.backend(),
+                s.pairwise.f1()
+            );
+            assert!(
+                s.clusters.f1() > cluster,
+                "{kind} on {}: cluster F1 {:.4}",
+                store.backend(),
+                s.clusters.f1()
+            );
+        }
 
         let report =
             tongban_libraries::evaluate::evaluate(store, "person", &d.join("s/truth"), "P")
@@ -91,7 +121,10 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         );
 
         // No person holds two different valid citizen ids.
-        let (mentions, _) = person::read_mentions(store, &Quiet).await.unwrap();
+        let mentions = tongban_libraries::build::read_all(store, &Quiet)
+            .await
+            .unwrap()
+            .persons;
         let mut ids: HashMap<String, HashSet<String>> = HashMap::new();
         for m in mentions.iter().filter(|m| !m.valid_id.is_empty()) {
             let key = store

@@ -27,7 +27,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         let store = args.store.open().await?;
-        let r = evaluate(store.as_ref(), "person", &args.truth, "P").await?;
+        let mut reports = Vec::new();
+        for (kind, prefix) in [("person", "P"), ("entity", "E"), ("room", "R"), ("building", "B")] {
+            if store.latest_resolution(kind).await?.is_some() {
+                reports.push(evaluate(store.as_ref(), kind, &args.truth, prefix).await?);
+            }
+        }
+        if reports.is_empty() {
+            anyhow::bail!("no library has been built yet: run `tongban resolve` first");
+        }
+        let mut all_json = Vec::new();
+        for r in &reports {
         let s = &r.scores;
         if args.json {
             let v = serde_json::json!({
@@ -40,8 +50,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "false_merges": s.merges.iter().map(|m| serde_json::json!({"cluster": r.cluster_names[m.cluster as usize], "wrong_pairs": m.wrong_pairs, "true_entities": m.parts.iter().map(|(t, n)| (r.true_names[*t as usize].clone(), n)).collect::<Vec<_>>()})).collect::<Vec<_>>(),
                 "false_splits": s.splits.iter().map(|x| serde_json::json!({"entity": r.true_names[x.entity as usize], "missed_pairs": x.missed_pairs, "clusters": x.parts.iter().map(|(c, n)| (r.cluster_names[*c as usize].clone(), n)).collect::<Vec<_>>()})).collect::<Vec<_>>(),
             });
-            println!("{}", serde_json::to_string_pretty(&v)?);
-            return Ok(ExitCode::SUCCESS);
+            all_json.push(v);
+            continue;
         }
         println!("{} library: {} mentions scored ({} not in the truth)", r.kind, r.mentions, r.unknown_to_truth);
         println!(
@@ -79,6 +89,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for x in s.splits.iter().take(5) {
             let parts: Vec<String> = x.parts.iter().map(|(c, n)| format!("{}×{n}", r.cluster_names[*c as usize])).collect();
             println!("    {} split into {} ({} missed pairs)", r.true_names[x.entity as usize], parts.join(" + "), x.missed_pairs);
+        }
+        }
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&all_json)?);
         }
         Ok(ExitCode::SUCCESS)
     })

@@ -215,6 +215,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    // The process ends here: handing a gigabyte of tables back to the allocator piece by piece
+    // would only delay the exit (by about half a second at a million records).
+    std::mem::forget(outcome);
+    std::mem::forget(loaded);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -5,19 +5,22 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
 use std::time::Instant;
-use tongban_libraries::person::{self, DEFAULT_TRUST, Progress};
+use tongban_libraries::build::{Progress, build_all};
+use tongban_libraries::person::DEFAULT_TRUST;
 use tongban_resolution::golden::Survivorship;
 
 #[derive(Parser, Debug)]
 #[command(after_help = "Examples:
-  tongban resolve                       link every person mention in the store into the person library
+  tongban resolve                       build the person, entity, room and building libraries
   tongban resolve --trust police_household,civil_affairs,grid_collection
   tongban resolve --json > run.json
 
-A run reads every current record, links the people they mention (a valid citizen id that agrees
-with the record links deterministically; the rest by Fellegi–Sunter on id, name, birth date, sex,
-phone and address, learned without labels), and replaces the person library (links and golden
-records) in one transaction. Source records are never changed.")]
+A run reads every current record once and builds four libraries. People: a valid citizen id that
+agrees with the record links deterministically, the rest by Fellegi–Sunter on id, name, birth
+date, sex, phone and address, learned without labels. Legal entities: a valid credit code links
+deterministically, the rest by code, normalised name and address. Rooms and buildings: by the
+canonical address key (and a rental's room code). Each library (links and golden records) is
+replaced in one transaction; source records are never changed.")]
 pub struct Args {
     /// Source trust order for golden records, most trusted first (comma-separated source ids).
     #[arg(long, value_delimiter = ',')]
@@ -55,28 +58,34 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         pb.enable_steady_tick(std::time::Duration::from_millis(200));
         let started = Instant::now();
-        let summary = person::resolve(store.as_ref(), &trust, &Bar(pb.clone())).await?;
+        let (summaries, stages) = build_all(store.as_ref(), &trust, &Bar(pb.clone())).await?;
         pb.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();
         if args.json {
-            let mut v = serde_json::to_value(&summary)?;
-            v["seconds"] = serde_json::json!(secs);
+            let v = serde_json::json!({ "libraries": summaries, "stage_seconds": stages, "seconds": secs });
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
-            println!(
-                "person library: {} records → {} person mentions → {} persons ({:.1} s, run {})",
-                summary.records, summary.mentions, summary.persons, secs, summary.run_id
-            );
-            println!(
-                "  {} candidate pairs, {} linked, {} refused because two different valid ids would merge",
-                summary.candidate_pairs, summary.linked_pairs, summary.refused_by_constraint
-            );
-            let stages: Vec<String> = summary.stage_seconds.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
+            let records = summaries.first().map_or(0, |s| s.records);
+            println!("base libraries built from {records} records in {secs:.1} s:");
+            for s in &summaries {
+                let plural = if s.kind == "entity" { "entities".to_string() } else { format!("{}s", s.kind) };
+                print!("  {:<8} {:>9} mentions → {:>9} {plural} (run {})", s.kind, s.mentions, s.entities, s.run_id);
+                if s.candidate_pairs > 0 {
+                    print!(
+                        "; {} candidate pairs, {} linked, {} refused by two different valid ids",
+                        s.candidate_pairs, s.linked_pairs, s.refused_by_constraint
+                    );
+                }
+                println!();
+            }
+            let stages: Vec<String> = stages.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
             println!("  stages: {}", stages.join(", "));
-            println!("  weights (log2 m/u) learned without labels; prior {:+.2}:", summary.prior);
-            for (name, levels) in &summary.weights {
-                let l: Vec<String> = levels.iter().map(|(n, w)| format!("{n} {w:+.2}")).collect();
-                println!("    {name:<12} {}", l.join(" · "));
+            for s in summaries.iter().filter(|s| !s.weights.is_empty()) {
+                println!("  {} weights (log2 m/u), learned without labels; prior {:+.2}:", s.kind, s.prior);
+                for (name, levels) in &s.weights {
+                    let l: Vec<String> = levels.iter().map(|(n, w)| format!("{n} {w:+.2}")).collect();
+                    println!("    {name:<12} {}", l.join(" · "));
+                }
             }
         }
         Ok(ExitCode::SUCCESS)

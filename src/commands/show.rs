@@ -8,6 +8,9 @@ use std::process::ExitCode;
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Kind {
     Person,
+    Entity,
+    Room,
+    Building,
 }
 
 #[derive(Parser, Debug)]
@@ -15,7 +18,9 @@ pub enum Kind {
   tongban show person P60bc6d885412762a
   tongban show person --source police_household --record 3205760520002478702
   tongban show person P60bc6d885412762a --records     also print each linked record's cleaned fields
-  tongban show person P60bc6d885412762a --json")]
+  tongban show person P60bc6d885412762a --json
+  tongban show entity --source market_entities --record 91320576MA0000007M
+  tongban show room --source housing_rooms --record 3205760520320003005012201")]
 pub struct Args {
     pub kind: Kind,
     /// The entity key (as printed by resolve, eval or another show).
@@ -41,6 +46,9 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let kind = match args.kind {
         Kind::Person => "person",
+        Kind::Entity => "entity",
+        Kind::Room => "room",
+        Kind::Building => "building",
     };
     let rt = runtime()?;
     rt.block_on(async {
@@ -91,6 +99,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "  {:<20} {:<28} from (source, record, role, date; agreeing/other values)",
             "field", "value"
         );
+        if let Some(k) = golden["address_key"].as_str() {
+            println!("  address key          {k}");
+            println!("  mentions by role     {}", golden["by_role"]);
+        }
         if let Some(fields) = golden["fields"].as_object() {
             for (name, f) in fields {
                 let s = |k: &str| f[k].as_str().unwrap_or("").to_string();

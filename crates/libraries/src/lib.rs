@@ -6,6 +6,7 @@
 //! records back in one transaction per kind. It also scores a result against the synthetic
 //! truth. It does no comparison or clustering of its own and never changes a source record.
 
+pub mod build;
 pub mod evaluate;
 pub mod person;
 

@@ -10,10 +10,12 @@
 pub mod blocking;
 pub mod cluster;
 pub mod compare;
+pub mod entity;
 pub mod eval;
 pub mod golden;
 pub mod link;
 pub mod linker;
 pub mod model;
 pub mod person;
+pub mod place;
 pub mod table;

@@ -45,9 +45,9 @@ pub struct Settings {
     pub seed: u64,
     /// A column whose different non-empty values must never share a cluster.
     pub cannot_link: Option<usize>,
-    /// A column whose equal non-empty values always share a cluster, whatever the weights say
+    /// Columns whose equal non-empty values always share a cluster, whatever the weights say
     /// (deterministic links, such as a valid citizen id that agrees with the record).
-    pub must_link: Option<usize>,
+    pub must_link: Vec<usize>,
 }
 
 impl Settings {
@@ -57,12 +57,12 @@ impl Settings {
             rules,
             threshold: 0.9,
             max_block: 5_000,
-            u_sample: 500_000,
+            u_sample: 300_000,
             em_iterations: 100,
-            em_pairs_per_rule: 200_000,
+            em_pairs_per_rule: 100_000,
             seed: 42,
             cannot_link: None,
-            must_link: None,
+            must_link: Vec::new(),
         }
     }
 }
@@ -611,7 +611,9 @@ pub fn run(
             weight: f64::from(w),
         })
         .collect();
-    links.extend(must_links(table, settings.must_link));
+    for &column in &settings.must_link {
+        links.extend(must_links(table, Some(column)));
+    }
     let tags = cannot_link_tags(table, settings.cannot_link);
     let linked = links.len() as u64;
     let (labels, refused) = cluster(tags, &mut links);

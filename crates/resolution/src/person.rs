@@ -338,7 +338,7 @@ pub fn settings() -> Settings {
         ),
     ];
     let mut s = Settings::new(comparisons, rules);
-    s.must_link = Some(AGREED);
+    s.must_link = vec![AGREED];
     s.cannot_link = Some(VALID);
     s
 }

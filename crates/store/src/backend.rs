@@ -367,19 +367,24 @@ impl Store for $store {
         rows.iter().map(record_row).collect()
     }
 
-    async fn current_cleaned(&self, source_id: &str, after_key: Option<&str>, limit: i64) -> Result<Vec<CleanedRecord>> {
+    async fn all_current_cleaned(&self, after_id: i64, limit: i64) -> Result<Vec<CleanedRecord>> {
         let rows = sqlx::query($fix(
-            "SELECT record_key, cleaned, issues FROM records WHERE source_id = ? AND status = 'current' AND record_key > ?
-             ORDER BY record_key LIMIT ?",
+            "SELECT id, source_id, record_key, cleaned, issues FROM records WHERE id > ? AND status = 'current'
+             ORDER BY id LIMIT ?",
         ))
-        .bind(source_id)
-        .bind(after_key.unwrap_or(""))
+        .bind(after_id)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| -> Result<CleanedRecord> {
-                Ok(CleanedRecord { key: r.try_get("record_key")?, cleaned: r.try_get("cleaned")?, issues: r.try_get("issues")? })
+                Ok(CleanedRecord {
+                    id: r.try_get("id")?,
+                    source_id: r.try_get("source_id")?,
+                    key: r.try_get("record_key")?,
+                    cleaned: r.try_get("cleaned")?,
+                    issues: r.try_get("issues")?,
+                })
             })
             .collect()
     }

@@ -258,6 +258,9 @@ pub struct QuarantineEntry {
 /// A current record's key, cleaned fields and issues (both JSON).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CleanedRecord {
+    /// The stored version's row id: the order of [`Store::all_current_cleaned`].
+    pub id: i64,
+    pub source_id: String,
     pub key: String,
     pub cleaned: String,
     pub issues: String,
@@ -340,14 +343,10 @@ pub trait Store: Send + Sync {
         limit: i64,
     ) -> Result<Vec<RecordVersion>>;
 
-    /// Like [`Store::current_records`], but only (key, cleaned, issues): what resolution reads,
-    /// without the raw record that makes up most of a row's bytes.
-    async fn current_cleaned(
-        &self,
-        source_id: &str,
-        after_key: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<CleanedRecord>>;
+    /// Every source's current records in storage order after row `after_id`, at most `limit`,
+    /// with only what resolution reads (not the raw record, most of a row's bytes). Storage
+    /// order is a sequential scan; key order would visit the table at random.
+    async fn all_current_cleaned(&self, after_id: i64, limit: i64) -> Result<Vec<CleanedRecord>>;
 
     /// Counts of current, superseded and withdrawn versions of a source.
     async fn record_counts(&self, source_id: &str) -> Result<(i64, i64, i64)>;

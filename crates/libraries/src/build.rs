@@ -1,0 +1,595 @@
+//! Building the libraries: one pass over the store's records, then each kind resolved and
+//! written back.
+//!
+//! Reading is shared: every current record is read once (in storage order, the next page fetched
+//! while the last is parsed) and turned into person, entity and place mentions together.
+//! [`write_kind`] names each cluster with a stable key, builds golden records on all cores and
+//! replaces the kind's library in one transaction.
+
+use crate::{Result, entity_key};
+use rayon::prelude::*;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tongban_resolution::entity::EntityMention;
+use tongban_resolution::golden::{Candidate, Survivorship};
+use tongban_resolution::linker::{self, Outcome, Settings, Stage};
+use tongban_resolution::person::{Mention, RecordView};
+use tongban_resolution::place::PlaceMention;
+use tongban_resolution::{entity, person, place};
+use tongban_store::{CleanedRecord, EntityLink, GoldenRecord, Store};
+
+/// Progress reports: a stage name and, while reading, records read so far.
+pub trait Progress: Sync {
+    fn stage(&self, name: &str);
+    fn records(&self, _read: u64) {}
+}
+
+/// Records when each stage starts and passes stages on to the caller's progress.
+pub struct Timed<'a> {
+    inner: &'a dyn Progress,
+    marks: std::sync::Mutex<Vec<(String, std::time::Instant)>>,
+}
+
+impl<'a> Timed<'a> {
+    pub fn new(inner: &'a dyn Progress) -> Timed<'a> {
+        Timed {
+            inner,
+            marks: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Seconds per stage so far, in order.
+    pub fn seconds(&self) -> Vec<(String, f64)> {
+        let now = std::time::Instant::now();
+        let marks = self.marks.lock().map(|m| m.clone()).unwrap_or_default();
+        marks
+            .iter()
+            .enumerate()
+            .map(|(i, (name, t))| {
+                let end = marks.get(i + 1).map_or(now, |n| n.1);
+                (name.clone(), (end - *t).as_secs_f64())
+            })
+            .collect()
+    }
+}
+
+impl Progress for Timed<'_> {
+    fn stage(&self, name: &str) {
+        if let Ok(mut m) = self.marks.lock() {
+            m.push((name.to_string(), std::time::Instant::now()));
+        }
+        self.inner.stage(name);
+    }
+    fn records(&self, read: u64) {
+        self.inner.records(read);
+    }
+}
+
+/// What one kind's resolution run did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Summary {
+    pub kind: String,
+    pub records: u64,
+    pub mentions: u64,
+    /// Entities of the kind found (persons, legal entities, rooms or buildings).
+    pub entities: u64,
+    pub candidate_pairs: u64,
+    pub linked_pairs: u64,
+    pub refused_by_constraint: u64,
+    pub run_id: i64,
+    /// Weight (log2 m/u) of every comparison level, as learned (empty for rooms and buildings,
+    /// which group by key).
+    pub weights: Vec<(String, Vec<(String, f64)>)>,
+    pub prior: f64,
+}
+
+impl Summary {
+    pub fn from_outcome(
+        kind: &str,
+        records: u64,
+        mentions: usize,
+        s: &Settings,
+        outcome: &Outcome,
+    ) -> Summary {
+        let weights = s
+            .comparisons
+            .iter()
+            .enumerate()
+            .map(|(c, cmp)| {
+                let levels = (1..cmp.kind.levels())
+                    .map(|l| (cmp.kind.labels()[l].to_string(), outcome.model.weight(c, l)))
+                    .collect();
+                (cmp.name.clone(), levels)
+            })
+            .collect();
+        Summary {
+            kind: kind.to_string(),
+            records,
+            mentions: mentions as u64,
+            entities: outcome.stats.clusters as u64,
+            candidate_pairs: outcome.stats.candidate_pairs,
+            linked_pairs: outcome.stats.linked_pairs,
+            refused_by_constraint: outcome.stats.refused_by_constraint,
+            run_id: 0,
+            weights,
+            prior: outcome.model.prior_weight(),
+        }
+    }
+
+    fn grouped(kind: &str, records: u64, mentions: usize, labels: &[u32]) -> Summary {
+        let mut distinct = labels.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        Summary {
+            kind: kind.to_string(),
+            records,
+            mentions: mentions as u64,
+            entities: distinct.len() as u64,
+            candidate_pairs: 0,
+            linked_pairs: 0,
+            refused_by_constraint: 0,
+            run_id: 0,
+            weights: Vec::new(),
+            prior: 0.0,
+        }
+    }
+}
+
+/// Every mention of every kind in the store's current records.
+#[derive(Debug, Default)]
+pub struct Mentions {
+    pub records: u64,
+    pub persons: Vec<Mention>,
+    pub entities: Vec<EntityMention>,
+    pub places: Vec<PlaceMention>,
+}
+
+/// Raw values of identifier fields that failed cleaning, from a record's issues JSON: an invalid
+/// id is still evidence.
+fn invalid_values(issues: &str) -> Vec<(String, String)> {
+    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(issues) else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter(|i| i.get("severity").and_then(Value::as_str) != Some("info"))
+        .filter_map(|i| {
+            let field = i.get("field")?.as_str()?;
+            let raw = i.get("raw")?.as_str()?;
+            (field.ends_with("citizen_id") || field.ends_with("credit_code"))
+                .then(|| (field.to_string(), raw.to_string()))
+        })
+        .collect()
+}
+
+fn parse_page(subjects: &HashMap<String, String>, page: &[CleanedRecord]) -> Mentions {
+    let found: Vec<(Vec<Mention>, Vec<EntityMention>, Vec<PlaceMention>)> = page
+        .par_iter()
+        .map(|r| {
+            let cleaned: Map<String, Value> = serde_json::from_str(&r.cleaned).unwrap_or_default();
+            let invalid = if r.issues.len() > 2 {
+                invalid_values(&r.issues)
+            } else {
+                Vec::new()
+            };
+            let subject = subjects.get(&r.source_id).map_or("", String::as_str);
+            let view = RecordView {
+                source: &r.source_id,
+                subject,
+                key: &r.key,
+                cleaned: &cleaned,
+                invalid: &invalid,
+            };
+            (
+                person::mentions(&view),
+                entity::mentions(&view),
+                place::mentions(&view),
+            )
+        })
+        .collect();
+    let mut out = Mentions {
+        records: page.len() as u64,
+        ..Mentions::default()
+    };
+    for (p, e, pl) in found {
+        out.persons.extend(p);
+        out.entities.extend(e);
+        out.places.extend(pl);
+    }
+    out
+}
+
+/// Read every current record once and extract the mentions of every kind.
+pub async fn read_all(store: &dyn Store, progress: &dyn Progress) -> Result<Mentions> {
+    const PAGE: i64 = 20_000;
+    let subjects: Arc<HashMap<String, String>> = Arc::new(
+        store
+            .sources()
+            .await?
+            .into_iter()
+            .map(|s| (s.id, s.subject))
+            .collect(),
+    );
+    let mut all = Mentions::default();
+    let mut page = store.all_current_cleaned(0, PAGE).await?;
+    loop {
+        let full = page.len() as i64 == PAGE;
+        let after = page.last().map(|r| r.id);
+        // The next page is fetched while this one is parsed on the other cores.
+        let subjects = subjects.clone();
+        let parse = tokio::task::spawn_blocking(move || parse_page(&subjects, &page));
+        let fetch = async {
+            match (after, full) {
+                (Some(a), true) => store.all_current_cleaned(a, PAGE).await.map(Some),
+                _ => Ok(None),
+            }
+        };
+        let (parsed, next) = tokio::join!(parse, fetch);
+        let parsed = parsed.unwrap_or_default();
+        all.records += parsed.records;
+        all.persons.extend(parsed.persons);
+        all.entities.extend(parsed.entities);
+        all.places.extend(parsed.places);
+        progress.records(all.records);
+        match next? {
+            Some(p) if !p.is_empty() => page = p,
+            _ => break,
+        }
+    }
+    Ok(all)
+}
+
+/// Where a mention sits: (source, record key, role).
+pub trait MentionOf: Sync {
+    fn at(&self) -> (&str, &str, &str);
+}
+
+impl MentionOf for Mention {
+    fn at(&self) -> (&str, &str, &str) {
+        (&self.source, &self.record_key, &self.role)
+    }
+}
+impl MentionOf for EntityMention {
+    fn at(&self) -> (&str, &str, &str) {
+        (&self.source, &self.record_key, &self.role)
+    }
+}
+impl MentionOf for PlaceMention {
+    fn at(&self) -> (&str, &str, &str) {
+        (&self.source, &self.record_key, &self.role)
+    }
+}
+
+/// Key the clusters given by `labels`, build their golden records, and replace the library of
+/// `kind`. `anchor` names what a cluster's key is derived from; `golden` builds its record.
+#[allow(clippy::too_many_arguments)]
+pub async fn write_kind<M: MentionOf>(
+    store: &dyn Store,
+    kind: &str,
+    prefix: &str,
+    started: i64,
+    mentions: &[M],
+    labels: &[u32],
+    anchor: impl Fn(&[&M]) -> String + Sync,
+    golden: impl Fn(&str, &[&M]) -> Value + Sync,
+    summary: &mut Summary,
+    progress: &dyn Progress,
+) -> Result<i64> {
+    let mut clusters: HashMap<u32, Vec<u32>> = HashMap::new();
+    for (i, &label) in labels.iter().enumerate() {
+        clusters.entry(label).or_default().push(i as u32);
+    }
+    let mut ordered: Vec<(u32, Vec<u32>)> = clusters.into_iter().collect();
+    ordered.sort_unstable_by_key(|(l, _)| *l);
+    let keyed: Vec<(u32, String, String)> = ordered
+        .par_iter()
+        .map(|(label, members)| {
+            let members: Vec<&M> = members.iter().map(|&i| &mentions[i as usize]).collect();
+            let key = entity_key(prefix, &anchor(&members));
+            let record = golden(&key, &members).to_string();
+            (*label, key, record)
+        })
+        .collect();
+    // Anchors are unique per cluster by construction; should two ever coincide, the second keeps
+    // a key of its own rather than overwrite the first's golden record.
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let keyed: Vec<(u32, String, String)> = keyed
+        .into_iter()
+        .map(|(label, key, record)| {
+            if seen.insert(key.clone()) {
+                (label, key, record)
+            } else {
+                let unique = entity_key(prefix, &format!("{key}#{label}"));
+                seen.insert(unique.clone());
+                (label, unique, record)
+            }
+        })
+        .collect();
+    let key_of: HashMap<u32, &str> = keyed.iter().map(|(l, k, _)| (*l, k.as_str())).collect();
+    let links: Vec<EntityLink> = mentions
+        .iter()
+        .zip(labels)
+        .map(|(m, label)| {
+            let (source, key, role) = m.at();
+            EntityLink {
+                source_id: source.to_string(),
+                record_key: key.to_string(),
+                role: role.to_string(),
+                entity_key: key_of.get(label).copied().unwrap_or_default().to_string(),
+            }
+        })
+        .collect();
+    let golden_records: Vec<GoldenRecord> = keyed
+        .into_iter()
+        .map(|(_, entity_key, record)| GoldenRecord { entity_key, record })
+        .collect();
+    summary.entities = golden_records.len() as u64;
+    progress.stage(&format!("{kind} writing"));
+    let text = serde_json::to_string(&summary).unwrap_or_default();
+    Ok(store
+        .replace_resolution(kind, started, &text, &links, &golden_records)
+        .await?)
+}
+
+/// The default trust order for entity fields: the market register first.
+pub const ENTITY_TRUST: &[&str] = &["market_entities", "social_insurance", "floating_population"];
+
+/// Reads one field of an entity mention.
+type EntityGetter = dyn Fn(&EntityMention) -> &str;
+
+fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survivorship) -> Value {
+    let field = |get: &dyn Fn(&EntityMention) -> &str| {
+        let candidates: Vec<Candidate> = members
+            .iter()
+            .map(|m| Candidate {
+                value: get(m),
+                source: &m.source,
+                record_key: &m.record_key,
+                role: &m.role,
+                date: &m.founded,
+            })
+            .collect();
+        trust.survive(&candidates)
+    };
+    let mut fields = Map::new();
+    let getters: [(&str, &EntityGetter); 7] = [
+        ("credit_code", &|m| m.valid_code.as_str()),
+        ("name", &|m| m.name.as_str()),
+        ("entity_type", &|m| m.entity_type.as_str()),
+        ("industry", &|m| m.industry.as_str()),
+        ("founded", &|m| m.founded.as_str()),
+        ("legal_rep", &|m| m.legal_rep.as_str()),
+        ("address", &|m| m.address.as_str()),
+    ];
+    for (name, get) in getters {
+        if let Some(kept) = field(get) {
+            fields.insert(name.to_string(), json!(kept));
+        }
+    }
+    let mut sources: Vec<&str> = members.iter().map(|m| m.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    json!({ "key": key, "mentions": members.len(), "sources": sources, "fields": fields })
+}
+
+/// Resolve legal entities and replace the entity library.
+pub async fn resolve_entities(
+    store: &dyn Store,
+    all: &[EntityMention],
+    records: u64,
+    progress: &dyn Progress,
+) -> Result<Summary> {
+    let started = tongban_store::now_millis();
+    // Thousands of employees name their employer identically; each distinct way of naming an
+    // entity is linked once and every mention follows its representative. Linking every copy
+    // would pair all of a large employer's mentions with each other.
+    let mut distinct: HashMap<(&str, &str, &str, &str), u32> = HashMap::new();
+    let mut representatives: Vec<EntityMention> = Vec::new();
+    let rep_of: Vec<u32> = all
+        .iter()
+        .map(|m| {
+            let next = representatives.len() as u32;
+            let id = *distinct
+                .entry((
+                    m.valid_code.as_str(),
+                    m.code.as_str(),
+                    m.name_key.as_str(),
+                    m.address.as_str(),
+                ))
+                .or_insert(next);
+            if id == next {
+                representatives.push(m.clone());
+            }
+            id
+        })
+        .collect();
+    let t = entity::table(&representatives);
+    let s = entity::settings();
+    let mut on_stage = |stage: Stage| progress.stage(&format!("entity {stage:?}").to_lowercase());
+    let outcome = linker::run(&t, &s, &mut on_stage)?;
+    let labels: Vec<u32> = rep_of.iter().map(|&r| outcome.labels[r as usize]).collect();
+    let mut summary = Summary::from_outcome("entity", records, all.len(), &s, &outcome);
+    let trust = Survivorship::new(ENTITY_TRUST);
+    summary.run_id = write_kind(
+        store,
+        "entity",
+        "E",
+        started,
+        all,
+        &labels,
+        |members| {
+            members
+                .iter()
+                .find(|m| !m.valid_code.is_empty())
+                .map(|m| format!("code:{}", m.valid_code))
+                .unwrap_or_else(|| {
+                    format!(
+                        "mention:{}|{}|{}",
+                        members[0].source, members[0].record_key, members[0].role
+                    )
+                })
+        },
+        |key, members| entity_golden(key, members, &trust),
+        &mut summary,
+        progress,
+    )
+    .await?;
+    Ok(summary)
+}
+
+fn place_anchor(members: &[&PlaceMention], key: fn(&PlaceMention) -> &str) -> String {
+    // The most common key among the members (ties: the smallest), else the first mention.
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for m in members {
+        let k = key(m);
+        if !k.is_empty() {
+            *counts.entry(k).or_default() += 1;
+        }
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map(|(k, _)| format!("key:{k}"))
+        .unwrap_or_else(|| {
+            format!(
+                "mention:{}|{}|{}",
+                members[0].source, members[0].record_key, members[0].role
+            )
+        })
+}
+
+fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str) -> Value {
+    let mut roles: Map<String, Value> = Map::new();
+    for m in members {
+        let n = roles.entry(m.role.clone()).or_insert(json!(0));
+        *n = json!(n.as_u64().unwrap_or(0) + 1);
+    }
+    let mut sources: Vec<&str> = members.iter().map(|m| m.source.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    json!({ "key": key, "address_key": place_key, "mentions": members.len(), "by_role": roles, "sources": sources })
+}
+
+/// Group rooms and buildings by canonical key and replace both libraries.
+pub async fn resolve_places(
+    store: &dyn Store,
+    all: &[PlaceMention],
+    hints: &[Vec<String>],
+    records: u64,
+    progress: &dyn Progress,
+) -> Result<Vec<Summary>> {
+    let mut out = Vec::new();
+    for kind in ["room", "building"] {
+        let started = tongban_store::now_millis();
+        progress.stage(&format!("{kind} grouping"));
+        let (labels, prefix, keys) = if kind == "room" {
+            let (labels, keys) = place::cluster_rooms_with(all, hints);
+            (labels, "R", Some(keys))
+        } else {
+            (place::cluster_buildings(all), "B", None)
+        };
+        // Rooms are keyed by the room key they stand for once a missing unit is resolved (an
+        // ambiguous one stands for none and keys by its mention), so no two rooms share a key.
+        let effective: Vec<PlaceMention>;
+        let all: &[PlaceMention] = match keys {
+            Some(keys) => {
+                effective = all
+                    .iter()
+                    .zip(keys)
+                    .map(|(m, k)| PlaceMention {
+                        room_key: k.unwrap_or_default(),
+                        ..m.clone()
+                    })
+                    .collect();
+                &effective
+            }
+            None => all,
+        };
+        let pick: fn(&PlaceMention) -> &str = if kind == "room" {
+            |m| m.room_key.as_str()
+        } else {
+            |m| m.building_key.as_str()
+        };
+        let mut summary = Summary::grouped(kind, records, all.len(), &labels);
+        summary.run_id = write_kind(
+            store,
+            kind,
+            prefix,
+            started,
+            all,
+            &labels,
+            |members| place_anchor(members, pick),
+            |key, members| {
+                let k = place_anchor(members, pick);
+                place_golden(key, members, k.strip_prefix("key:").unwrap_or(""))
+            },
+            &mut summary,
+            progress,
+        )
+        .await?;
+        out.push(summary);
+    }
+    Ok(out)
+}
+
+/// Household context for rooms: for each place mention made by a person's record (a residence),
+/// the full room keys (with a unit) where that person lives or is registered according to any
+/// of their records. An address written without its unit can then take the unit the person's
+/// other records give.
+fn household_hints(
+    persons: &[Mention],
+    labels: &[u32],
+    places: &[PlaceMention],
+) -> Vec<Vec<String>> {
+    let mut person_of: HashMap<(&str, &str), u32> = HashMap::new();
+    for (m, &l) in persons.iter().zip(labels) {
+        if m.role == "subject" {
+            person_of.insert((m.source.as_str(), m.record_key.as_str()), l);
+        }
+    }
+    let mut full_keys: HashMap<u32, Vec<&str>> = HashMap::new();
+    for p in places
+        .iter()
+        .filter(|p| p.role == "residence" || p.role == "registered")
+    {
+        let complete = p.room_key.split('|').nth(3).is_some_and(|u| !u.is_empty());
+        if let (true, Some(&person)) = (
+            complete,
+            person_of.get(&(p.source.as_str(), p.record_key.as_str())),
+        ) {
+            let keys = full_keys.entry(person).or_default();
+            if !keys.contains(&p.room_key.as_str()) {
+                keys.push(&p.room_key);
+            }
+        }
+    }
+    places
+        .iter()
+        .map(|p| {
+            person_of
+                .get(&(p.source.as_str(), p.record_key.as_str()))
+                .and_then(|person| full_keys.get(person))
+                .map(|keys| keys.iter().map(|k| k.to_string()).collect())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Build every library: one read of the store, then persons, entities, rooms and buildings.
+pub async fn build_all(
+    store: &dyn Store,
+    trust: &Survivorship,
+    progress: &dyn Progress,
+) -> Result<(Vec<Summary>, Vec<(String, f64)>)> {
+    let timed = Timed::new(progress);
+    timed.stage("reading");
+    let all = read_all(store, &timed).await?;
+    let (person_summary, person_labels) =
+        crate::person::resolve_mentions(store, trust, &all.persons, all.records, &timed).await?;
+    let mut out = vec![person_summary];
+    out.push(resolve_entities(store, &all.entities, all.records, &timed).await?);
+    let hints = household_hints(&all.persons, &person_labels, &all.places);
+    out.extend(resolve_places(store, &all.places, &hints, all.records, &timed).await?);
+    Ok((out, timed.seconds()))
+}

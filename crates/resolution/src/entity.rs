@@ -1,0 +1,356 @@
+//! Legal-entity resolution: every mention of a company or organisation, linked to one entity.
+//!
+//! Entities are the subject of the market register and are named as employers by social
+//! insurance and by the floating-population register (often by name alone). A valid credit code
+//! links deterministically and two different valid codes never merge; the rest is Fellegi–Sunter
+//! on the code (one typo is its own level), the normalised name and the address. Names are
+//! normalised the way clerks vary them: full-width forms folded, 有限责任公司 written 有限公司,
+//! bracketed place names (（苏州）) and leading province or city names (江苏省, 苏州市, 苏州)
+//! removed. Pure functions; the store is the caller's.
+
+use crate::blocking::{KeyPart, Rule, Transform};
+use crate::compare::Kind;
+use crate::linker::{Comparison, Settings};
+use crate::person::RecordView;
+use crate::table::Table;
+use serde_json::Value;
+use std::collections::HashMap;
+use tongban_standards::division::{Level, longest_name_prefix};
+
+/// Field prefixes that name an entity in a role.
+pub const ENTITY_ROLES: &[&str] = &["employer"];
+
+/// One mention of a legal entity.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EntityMention {
+    pub source: String,
+    pub record_key: String,
+    pub role: String,
+    /// A valid credit code, or "".
+    pub valid_code: String,
+    /// The code as compared: the valid code or the raw text of an invalid one.
+    pub code: String,
+    pub name: String,
+    /// [`normalise_name`] of `name`.
+    pub name_key: String,
+    /// Building key (or room key) of the registered address.
+    pub address: String,
+    pub legal_rep: String,
+    pub entity_type: String,
+    pub industry: String,
+    pub founded: String,
+}
+
+/// Company names as departments write them, reduced to what identifies the company.
+pub fn normalise_name(name: &str) -> String {
+    let (folded, _) = tongban_standards::text::fold_form(name);
+    let mut s: String = folded.chars().filter(|c| !c.is_whitespace()).collect();
+    // Bracketed parts: a place name in brackets (苏州) says where, not who.
+    for (open, close) in [('(', ')'), ('（', '）'), ('[', ']'), ('【', '】')] {
+        while let (Some(a), Some(b)) = (s.find(open), s.find(close)) {
+            if b <= a {
+                break;
+            }
+            let inner = &s[a + open.len_utf8()..b];
+            let is_place = longest_name_prefix(inner, None).is_some_and(|(_, n)| n == inner.len());
+            if !is_place {
+                break;
+            }
+            s.replace_range(a..b + close.len_utf8(), "");
+        }
+    }
+    // Leading province and city names, as many as there are (江苏省苏州市…).
+    loop {
+        match longest_name_prefix(&s, None) {
+            Some((d, n)) if matches!(d.level, Level::Province | Level::City) && n < s.len() => {
+                s.replace_range(..n, "");
+            }
+            _ => break,
+        }
+    }
+    for (long, short) in [("有限责任公司", "有限公司"), ("股份有限公司", "股份公司")]
+    {
+        if let Some(stem) = s.strip_suffix(long) {
+            s = format!("{stem}{short}");
+        }
+    }
+    s
+}
+
+fn text<'a>(r: &'a RecordView, field: &str) -> &'a str {
+    r.cleaned.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+fn address_key(r: &RecordView, field: &str) -> String {
+    let Some(obj) = r.cleaned.get(field).and_then(Value::as_object) else {
+        return String::new();
+    };
+    ["building_key", "room_key"]
+        .iter()
+        .find_map(|k| {
+            obj.get(*k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The entity mentions of one record.
+pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
+    let mut roles: Vec<&str> = Vec::new();
+    if r.subject == "entity" {
+        roles.push("");
+    }
+    for role in ENTITY_ROLES {
+        let present = [format!("{role}.name"), format!("{role}.credit_code")]
+            .iter()
+            .any(|f| r.cleaned.contains_key(f) || r.invalid.iter().any(|(x, _)| x == f));
+        if present {
+            roles.push(role);
+        }
+    }
+    roles
+        .into_iter()
+        .map(|role| {
+            let p = if role.is_empty() {
+                String::new()
+            } else {
+                format!("{role}.")
+            };
+            let field = |f: &str| format!("{p}{f}");
+            let valid_code = text(r, &field("credit_code")).to_string();
+            let raw_code = r
+                .invalid
+                .iter()
+                .find(|(f, _)| *f == field("credit_code"))
+                .map(|(_, raw)| {
+                    let (folded, _) = tongban_standards::text::fold_form(raw);
+                    folded
+                        .chars()
+                        .filter(char::is_ascii_alphanumeric)
+                        .map(|c| c.to_ascii_uppercase())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let name = text(r, &field("name")).to_string();
+            let own = role.is_empty();
+            EntityMention {
+                source: r.source.to_string(),
+                record_key: r.key.to_string(),
+                role: if own { "subject".into() } else { role.into() },
+                code: if valid_code.is_empty() {
+                    raw_code
+                } else {
+                    valid_code.clone()
+                },
+                valid_code,
+                name_key: normalise_name(&name),
+                name,
+                address: if own {
+                    address_key(r, "address")
+                } else {
+                    String::new()
+                },
+                legal_rep: if own {
+                    text(r, "legal_rep.name").to_string()
+                } else {
+                    String::new()
+                },
+                entity_type: if own {
+                    text(r, "entity_type").to_string()
+                } else {
+                    String::new()
+                },
+                industry: if own {
+                    text(r, "industry").to_string()
+                } else {
+                    String::new()
+                },
+                founded: if own {
+                    text(r, "founded").to_string()
+                } else {
+                    String::new()
+                },
+            }
+        })
+        .filter(|m| !(m.name.is_empty() && m.code.is_empty()))
+        .collect()
+}
+
+/// Columns of the entity table.
+pub const COLUMNS: &[&str] = &[
+    "valid_code",
+    "code",
+    "name_key",
+    "address",
+    "registered_name",
+];
+
+/// The mentions as a linker table. `registered_name` holds the normalised name when exactly one
+/// valid credit code goes by it: a company's name is unique where it is registered (企业名称登记
+/// rules), so an employer named exactly like one registered company is that company, and the
+/// mention links deterministically even without a code. A name shared by several codes decides
+/// nothing.
+pub fn table(mentions: &[EntityMention]) -> Table {
+    let mut codes_by_name: HashMap<&str, Vec<&str>> = HashMap::new();
+    for m in mentions
+        .iter()
+        .filter(|m| !m.valid_code.is_empty() && !m.name_key.is_empty())
+    {
+        let codes = codes_by_name.entry(m.name_key.as_str()).or_default();
+        if !codes.contains(&m.valid_code.as_str()) {
+            codes.push(&m.valid_code);
+        }
+    }
+    let mut t = Table::new(COLUMNS.iter().map(|c| c.to_string()).collect());
+    for (i, m) in mentions.iter().enumerate() {
+        let registered = match codes_by_name.get(m.name_key.as_str()) {
+            Some(codes) if codes.len() == 1 => m.name_key.as_str(),
+            _ => "",
+        };
+        t.push(
+            &i.to_string(),
+            &[&m.valid_code, &m.code, &m.name_key, &m.address, registered],
+        );
+    }
+    t
+}
+
+/// How entities are compared and blocked.
+pub fn settings() -> Settings {
+    const VALID: usize = 0;
+    const CODE: usize = 1;
+    const NAME: usize = 2;
+    const ADDRESS: usize = 3;
+    const REGISTERED_NAME: usize = 4;
+    let comparisons = vec![
+        Comparison {
+            name: "credit_code".into(),
+            column: CODE,
+            kind: Kind::Code,
+            tf: false,
+        },
+        Comparison {
+            name: "name".into(),
+            column: NAME,
+            kind: Kind::Text,
+            tf: true,
+        },
+        Comparison {
+            name: "address".into(),
+            column: ADDRESS,
+            kind: Kind::Place,
+            tf: false,
+        },
+    ];
+    let part = |column, transform| KeyPart { column, transform };
+    let rules = vec![
+        Rule {
+            text: "credit code".into(),
+            parts: vec![part(CODE, Transform::Whole)],
+            train: true,
+        },
+        Rule {
+            text: "normalised name".into(),
+            parts: vec![part(NAME, Transform::Whole)],
+            train: true,
+        },
+        // A typo in the code's last characters leaves authority, type and division intact.
+        Rule {
+            text: "code prefix + name start".into(),
+            parts: vec![
+                part(CODE, Transform::Prefix(8)),
+                part(NAME, Transform::Prefix(2)),
+            ],
+            train: false,
+        },
+    ];
+    let mut s = Settings::new(comparisons, rules);
+    s.must_link = vec![VALID, REGISTERED_NAME];
+    s.cannot_link = Some(VALID);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_normalise_the_way_clerks_vary_them() {
+        let a = normalise_name("苏州恒瑞信息科技有限公司");
+        assert_eq!(a, "恒瑞信息科技有限公司");
+        assert_eq!(normalise_name("江苏省苏州市恒瑞信息科技有限责任公司"), a);
+        assert_eq!(normalise_name("恒瑞信息科技（苏州）有限公司"), a);
+        assert_eq!(normalise_name("恒瑞信息科技(苏州)有限公司 "), a);
+        assert_ne!(normalise_name("恒瑞食品有限公司"), a);
+        // A name that is only a place stays as it is.
+        assert_eq!(normalise_name("苏州"), "苏州");
+    }
+
+    #[test]
+    fn register_and_employer_mentions() {
+        let cleaned = serde_json::json!({
+            "credit_code": "91440101MA5CJQ4N59", "name": "苏州恒瑞信息科技有限公司",
+            "legal_rep.name": "张三", "address": {"building_key": "320576|国际大厦|"},
+        });
+        let cleaned = cleaned.as_object().unwrap().clone();
+        let r = RecordView {
+            source: "market_entities",
+            subject: "entity",
+            key: "91440101MA5CJQ4N59",
+            cleaned: &cleaned,
+            invalid: &[],
+        };
+        let m = mentions(&r);
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            (m[0].role.as_str(), m[0].legal_rep.as_str()),
+            ("subject", "张三")
+        );
+        let cleaned =
+            serde_json::json!({"name": "李四", "employer.name": "恒瑞信息科技(苏州)有限公司"});
+        let cleaned = cleaned.as_object().unwrap().clone();
+        let invalid = vec![(
+            "employer.credit_code".to_string(),
+            "91440101MA5CJQ4N5８".to_string(),
+        )];
+        let r = RecordView {
+            source: "social_insurance",
+            subject: "person",
+            key: "S1",
+            cleaned: &cleaned,
+            invalid: &invalid,
+        };
+        let m = mentions(&r);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].role, "employer");
+        assert_eq!(m[0].code, "91440101MA5CJQ4N58");
+        assert_eq!(m[0].name_key, "恒瑞信息科技有限公司");
+    }
+
+    #[test]
+    fn a_registered_name_links_a_mention_without_a_code() {
+        let m = |code: &str, name: &str| EntityMention {
+            valid_code: code.into(),
+            code: code.into(),
+            name_key: normalise_name(name),
+            name: name.into(),
+            ..EntityMention::default()
+        };
+        let mentions = vec![
+            m("91440101MA5CJQ4N59", "苏州恒瑞信息科技有限公司"),
+            m("", "恒瑞信息科技（苏州）有限公司"),
+            m("91350200776049653A", "苏州明澄汇企业管理咨询有限公司"),
+            m("91320576MA0000007M", "明澄汇企业管理咨询有限公司"),
+            m("", "明澄汇企业管理咨询有限公司"),
+        ];
+        let t = table(&mentions);
+        let outcome = crate::linker::run(&t, &settings(), &mut |_| {}).unwrap();
+        assert_eq!(outcome.labels[1], outcome.labels[0]);
+        // Two codes share the name: the code-less mention is not given to either.
+        assert_ne!(outcome.labels[2], outcome.labels[3]);
+        assert_ne!(outcome.labels[4], outcome.labels[2]);
+        assert_ne!(outcome.labels[4], outcome.labels[3]);
+    }
+}
