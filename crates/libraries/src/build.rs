@@ -335,25 +335,53 @@ pub async fn write_kind<M: MentionOf>(
 /// The default trust order for entity fields: the market register first.
 pub const ENTITY_TRUST: &[&str] = &["market_entities", "social_insurance", "floating_population"];
 
-/// Reads one field of an entity mention.
-type EntityGetter = dyn Fn(&EntityMention) -> &str;
+/// Where a mention's values come from, for golden-record provenance.
+pub struct Provenance<'a> {
+    pub source: &'a str,
+    pub record_key: &'a str,
+    pub role: &'a str,
+    pub date: &'a str,
+}
 
-fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survivorship) -> Value {
-    let field = |get: &dyn Fn(&EntityMention) -> &str| {
+/// Reads one field of a mention of type `M`.
+pub type FieldOf<M> = dyn Fn(&M) -> &str;
+
+/// A golden record: for each named field, the value that survives among the members' values
+/// (see [`Survivorship`]) with its provenance; plus the mention count and the sources.
+pub fn golden_record<M>(
+    key: &str,
+    members: &[&M],
+    trust: &Survivorship,
+    getters: &[(&str, &FieldOf<M>)],
+    provenance: impl Fn(&M) -> Provenance<'_>,
+) -> Value {
+    let mut fields = Map::new();
+    for (name, get) in getters {
         let candidates: Vec<Candidate> = members
             .iter()
-            .map(|m| Candidate {
-                value: get(m),
-                source: &m.source,
-                record_key: &m.record_key,
-                role: &m.role,
-                date: &m.founded,
+            .map(|m| {
+                let p = provenance(m);
+                Candidate {
+                    value: get(m),
+                    source: p.source,
+                    record_key: p.record_key,
+                    role: p.role,
+                    date: p.date,
+                }
             })
             .collect();
-        trust.survive(&candidates)
-    };
-    let mut fields = Map::new();
-    let getters: [(&str, &EntityGetter); 7] = [
+        if let Some(kept) = trust.survive(&candidates) {
+            fields.insert(name.to_string(), json!(kept));
+        }
+    }
+    let mut sources: Vec<&str> = members.iter().map(|m| provenance(m).source).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    json!({ "key": key, "mentions": members.len(), "sources": sources, "fields": fields })
+}
+
+fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survivorship) -> Value {
+    let getters: [(&str, &FieldOf<EntityMention>); 7] = [
         ("credit_code", &|m| m.valid_code.as_str()),
         ("name", &|m| m.name.as_str()),
         ("entity_type", &|m| m.entity_type.as_str()),
@@ -362,15 +390,12 @@ fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survivorship) ->
         ("legal_rep", &|m| m.legal_rep.as_str()),
         ("address", &|m| m.address.as_str()),
     ];
-    for (name, get) in getters {
-        if let Some(kept) = field(get) {
-            fields.insert(name.to_string(), json!(kept));
-        }
-    }
-    let mut sources: Vec<&str> = members.iter().map(|m| m.source.as_str()).collect();
-    sources.sort_unstable();
-    sources.dedup();
-    json!({ "key": key, "mentions": members.len(), "sources": sources, "fields": fields })
+    golden_record(key, members, trust, &getters, |m| Provenance {
+        source: &m.source,
+        record_key: &m.record_key,
+        role: &m.role,
+        date: &m.founded,
+    })
 }
 
 /// Resolve legal entities and replace the entity library.

@@ -1,9 +1,10 @@
 //! The person library: every person mention in the store, resolved, with golden records.
 
 use crate::Result;
+use crate::build::Provenance;
 pub use crate::build::{Progress, Summary, Timed};
-use serde_json::{Map, Value, json};
-use tongban_resolution::golden::{Candidate, Survivorship};
+use serde_json::Value;
+use tongban_resolution::golden::Survivorship;
 use tongban_resolution::linker::{self, Stage};
 use tongban_resolution::person::{Mention, settings, table};
 use tongban_store::Store;
@@ -23,26 +24,9 @@ pub const DEFAULT_TRUST: &[&str] = &[
     "grid_collection",
 ];
 
-/// Reads one field of a mention.
-type Getter = dyn Fn(&Mention) -> &str;
-
 /// The golden record of one person from its mentions.
 pub fn golden(key: &str, members: &[&Mention], trust: &Survivorship) -> Value {
-    let field = |get: &dyn Fn(&Mention) -> &str| {
-        let candidates: Vec<Candidate> = members
-            .iter()
-            .map(|m| Candidate {
-                value: get(m),
-                source: &m.source,
-                record_key: &m.record_key,
-                role: &m.role,
-                date: &m.recorded_on,
-            })
-            .collect();
-        trust.survive(&candidates)
-    };
-    let mut fields = Map::new();
-    let getters: [(&str, &Getter); 9] = [
+    let getters: [(&str, &crate::build::FieldOf<Mention>); 9] = [
         ("citizen_id", &|m| m.valid_id.as_str()),
         ("name", &|m| m.name.as_str()),
         ("sex", &|m| m.sex.as_str()),
@@ -53,15 +37,12 @@ pub fn golden(key: &str, members: &[&Mention], trust: &Survivorship) -> Value {
         ("registered_address", &|m| m.registered_address.as_str()),
         ("household_no", &|m| m.household_no.as_str()),
     ];
-    for (name, get) in getters {
-        if let Some(kept) = field(get) {
-            fields.insert(name.to_string(), json!(kept));
-        }
-    }
-    let mut sources: Vec<&str> = members.iter().map(|m| m.source.as_str()).collect();
-    sources.sort_unstable();
-    sources.dedup();
-    json!({ "key": key, "mentions": members.len(), "sources": sources, "fields": fields })
+    crate::build::golden_record(key, members, trust, &getters, |m| Provenance {
+        source: &m.source,
+        record_key: &m.record_key,
+        role: &m.role,
+        date: &m.recorded_on,
+    })
 }
 
 /// Resolve every person mention in the store and replace the person library.
