@@ -49,6 +49,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Build the base libraries (people, legal entities, rooms, buildings) from every stored record.
     Resolve(commands::resolve::Args),
+    /// Explain why two person mentions are, or are not, one person (each field's level and weight).
+    Explain(commands::explain::Args),
     /// Show one base-library entity: its golden record with provenance and every linked record.
     Show(commands::show::Args),
     /// Score the base libraries against a synthetic city's truth.
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
         Command::Resolve(a) => commands::resolve::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Show(a) => commands::show::run(a),
+        Command::Explain(a) => commands::explain::run(a),
     };
     match result {
         Ok(code) => code,

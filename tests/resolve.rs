@@ -136,6 +136,48 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         }
         assert!(ids.values().all(|v| v.len() == 1));
 
+        // Any pair can be explained: the same agreeing valid id must link, two different ones
+        // never do, and the weights of the other fields are the run's.
+        let agreeing: Vec<&tongban_resolution::person::Mention> =
+            mentions.iter().filter(|m| m.id_agrees).collect();
+        let same = agreeing
+            .iter()
+            .enumerate()
+            .find_map(|(i, a)| {
+                agreeing[i + 1..]
+                    .iter()
+                    .find(|b| b.valid_id == a.valid_id)
+                    .map(|b| (*a, *b))
+            })
+            .unwrap();
+        let other = agreeing
+            .iter()
+            .find(|m| m.valid_id != same.0.valid_id)
+            .unwrap();
+        let at = |m: &tongban_resolution::person::Mention| tongban_libraries::explain::MentionRef {
+            source: m.source.clone(),
+            record_key: m.record_key.clone(),
+            role: m.role.clone(),
+        };
+        let e = tongban_libraries::explain::explain_persons(store, &at(same.0), &at(same.1))
+            .await
+            .unwrap();
+        assert!(e.rule.starts_with("must link"), "{e:?}");
+        assert_eq!(e.persons.0, e.persons.1);
+        assert_eq!(
+            e.fields
+                .iter()
+                .find(|f| f.field == "citizen_id")
+                .unwrap()
+                .level,
+            "exact"
+        );
+        let e = tongban_libraries::explain::explain_persons(store, &at(same.0), &at(other))
+            .await
+            .unwrap();
+        assert!(e.rule.starts_with("cannot link"), "{e:?}");
+        assert_ne!(e.persons.0, e.persons.1);
+
         // A golden record names where each value came from.
         let (key, _) = ids.iter().next().unwrap();
         let golden: serde_json::Value = serde_json::from_str(

@@ -6,6 +6,7 @@ pub mod check;
 pub mod demo;
 pub mod divisions;
 pub mod eval;
+pub mod explain;
 pub mod ingest;
 pub mod link;
 pub mod quality;

@@ -67,7 +67,7 @@ impl Progress for Timed<'_> {
 }
 
 /// What one kind's resolution run did.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub kind: String,
     pub records: u64,

@@ -8,6 +8,7 @@
 
 pub mod build;
 pub mod evaluate;
+pub mod explain;
 pub mod person;
 
 /// Errors of building or reading the libraries.
