@@ -614,7 +614,9 @@ pub async fn build_all(
         crate::person::resolve_mentions(store, trust, &all.persons, all.records, &timed).await?;
     let mut out = vec![person_summary];
     out.push(resolve_entities(store, &all.entities, all.records, &timed).await?);
-    let hints = household_hints(&all.persons, &person_labels, &all.places);
-    out.extend(resolve_places(store, &all.places, &hints, all.records, &timed).await?);
+    let mut places = all.places;
+    place::resolve_compound_aliases(&mut places);
+    let hints = household_hints(&all.persons, &person_labels, &places);
+    out.extend(resolve_places(store, &places, &hints, all.records, &timed).await?);
     Ok((out, timed.seconds()))
 }

@@ -28,29 +28,56 @@ pub struct PlaceMention {
 /// Generic endings of compound names that clerks often leave out (华庭花园 written 华庭).
 const COMPOUND_ENDINGS: &[&str] = &["花园", "小区", "家园", "新村"];
 
-/// A place key with the compound's generic ending removed, so that 华庭花园 and 华庭 in one
-/// county give one key. Two real compounds that differ only by such an ending would be taken for
-/// one; in the synthetic city and, we expect, in practice that is rarer than the omission.
-pub fn fold_compound(key: &str) -> String {
-    let mut parts: Vec<&str> = key.split('|').collect();
-    if parts.len() >= 3 {
-        for ending in COMPOUND_ENDINGS {
-            if let Some(stem) = parts[1].strip_suffix(ending)
-                && stem.chars().count() >= 2
-            {
-                parts[1] = stem;
-                break;
+/// Gives a compound written without its generic ending the full name it stands for. Within a
+/// county, a compound name that has no such ending (华庭) becomes the one known name that adds an
+/// ending to it (华庭花园), if exactly one is known among all mentions; with several (华庭花园
+/// and 华庭小区) it is ambiguous and stays as written, so two compounds are never merged.
+pub fn resolve_compound_aliases(mentions: &mut [PlaceMention]) {
+    // (county, compound) names seen.
+    let mut known: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    for m in mentions.iter() {
+        for key in [&m.room_key, &m.building_key] {
+            let parts: Vec<&str> = key.split('|').collect();
+            if parts.len() >= 3 && !parts[1].is_empty() {
+                known.insert((parts[0].to_string(), parts[1].to_string()));
             }
         }
     }
-    parts.join("|")
+    let full_name = |county: &str, name: &str| -> Option<String> {
+        if COMPOUND_ENDINGS.iter().any(|e| name.ends_with(e)) {
+            return None;
+        }
+        let mut found = COMPOUND_ENDINGS
+            .iter()
+            .map(|e| format!("{name}{e}"))
+            .filter(|full| known.contains(&(county.to_string(), full.clone())));
+        match (found.next(), found.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
+    };
+    let rewrite = |key: &mut String| {
+        let parts: Vec<&str> = key.split('|').collect();
+        if parts.len() < 3 {
+            return;
+        }
+        if let Some(full) = full_name(parts[0], parts[1]) {
+            let mut parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+            parts[1] = full;
+            *key = parts.join("|");
+        }
+    };
+    for m in mentions.iter_mut() {
+        rewrite(&mut m.room_key);
+        rewrite(&mut m.building_key);
+    }
 }
 
 fn keys(r: &RecordView, field: &str) -> (String, String) {
     let Some(obj) = r.cleaned.get(field).and_then(Value::as_object) else {
         return (String::new(), String::new());
     };
-    let get = |k: &str| fold_compound(obj.get(k).and_then(Value::as_str).unwrap_or(""));
+    let get = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").to_string();
     (get("room_key"), get("building_key"))
 }
 
@@ -284,12 +311,20 @@ mod tests {
     }
 
     #[test]
-    fn a_generic_compound_ending_left_out_is_the_same_place() {
-        assert_eq!(
-            fold_compound("320576|华庭花园|7|3|402"),
-            "320576|华庭|7|3|402"
-        );
-        assert_eq!(fold_compound("320576|华庭|7|3|402"), "320576|华庭|7|3|402");
-        assert_eq!(fold_compound("320576|新村|7|3|402"), "320576|新村|7|3|402");
+    fn a_generic_compound_ending_left_out_is_the_same_place_unless_ambiguous() {
+        let m = |key: &str| PlaceMention { room_key: key.into(), ..PlaceMention::default() };
+        let mut mentions = vec![
+            m("320576|华庭花园|7|3|402"),
+            m("320576|华庭|7|3|402"),
+            m("320576|金湖花园|1|1|101"),
+            m("320576|金湖小区|1|1|101"),
+            m("320576|金湖|1|1|101"),
+            m("320581|华庭|7|3|402"),
+        ];
+        resolve_compound_aliases(&mut mentions);
+        assert_eq!(mentions[1].room_key, "320576|华庭花园|7|3|402");
+        assert_eq!(mentions[4].room_key, "320576|金湖|1|1|101", "two compounds could be meant");
+        assert_eq!(mentions[3].room_key, "320576|金湖小区|1|1|101");
+        assert_eq!(mentions[5].room_key, "320581|华庭|7|3|402", "another county");
     }
 }
