@@ -312,7 +312,10 @@ mod tests {
 
     #[test]
     fn a_generic_compound_ending_left_out_is_the_same_place_unless_ambiguous() {
-        let m = |key: &str| PlaceMention { room_key: key.into(), ..PlaceMention::default() };
+        let m = |key: &str| PlaceMention {
+            room_key: key.into(),
+            ..PlaceMention::default()
+        };
         let mut mentions = vec![
             m("320576|华庭花园|7|3|402"),
             m("320576|华庭|7|3|402"),
@@ -323,8 +326,14 @@ mod tests {
         ];
         resolve_compound_aliases(&mut mentions);
         assert_eq!(mentions[1].room_key, "320576|华庭花园|7|3|402");
-        assert_eq!(mentions[4].room_key, "320576|金湖|1|1|101", "two compounds could be meant");
+        assert_eq!(
+            mentions[4].room_key, "320576|金湖|1|1|101",
+            "two compounds could be meant"
+        );
         assert_eq!(mentions[3].room_key, "320576|金湖小区|1|1|101");
-        assert_eq!(mentions[5].room_key, "320581|华庭|7|3|402", "another county");
+        assert_eq!(
+            mentions[5].room_key, "320581|华庭|7|3|402",
+            "another county"
+        );
     }
 }
