@@ -193,6 +193,30 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         assert!(name["value"].as_str().is_some_and(|v| !v.is_empty()));
         assert!(name["source"].as_str().is_some_and(|v| !v.is_empty()));
 
+        // Records relate the entities they mention; every relation joins two library entities.
+        let golden_of = |key: &str| {
+            let kind = match &key[..1] {
+                "P" => "person",
+                "E" => "entity",
+                "R" => "room",
+                _ => "building",
+            };
+            (kind, key.to_string())
+        };
+        let (kind, child) = golden_of(key);
+        assert_eq!(kind, "person");
+        let relations = store.relations_of(&child).await.unwrap();
+        assert!(!relations.is_empty(), "{} has no relations", child);
+        for r in relations.iter().take(20) {
+            for k in [&r.from_key, &r.to_key] {
+                let (kind, k) = golden_of(k);
+                assert!(
+                    store.golden_record(kind, &k).await.unwrap().is_some(),
+                    "{r:?}"
+                );
+            }
+        }
+
         // A re-run from scratch gives the same people under the same keys.
         let before = store.entity_links("person", None, i64::MAX).await.unwrap();
         person::resolve(store, &trust, &Quiet).await.unwrap();

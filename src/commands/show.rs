@@ -81,10 +81,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             linked.push((l, cleaned));
         }
+        let relations = store.relations_of(&key).await?;
         if args.json {
             let v = serde_json::json!({
                 "kind": kind,
                 "golden": golden,
+                "relations": relations,
                 "linked": linked.iter().map(|(l, c)| serde_json::json!({"source": l.source_id, "record_key": l.record_key, "role": l.role, "cleaned": c})).collect::<Vec<_>>(),
             });
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -116,6 +118,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     if s("date").is_empty() { String::new() } else { format!(" {}", s("date")) },
                     f["agreeing"],
                     f["disagreeing"]
+                );
+            }
+        }
+        if !relations.is_empty() {
+            println!("  relations:");
+            for r in &relations {
+                println!(
+                    "    {} {} {}   ({} {})",
+                    r.from_key, r.relation, r.to_key, r.source_id, r.record_key
                 );
             }
         }

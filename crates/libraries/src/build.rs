@@ -275,7 +275,7 @@ pub async fn write_kind<M: MentionOf>(
     golden: impl Fn(&str, &[&M]) -> Value + Sync,
     summary: &mut Summary,
     progress: &dyn Progress,
-) -> Result<i64> {
+) -> Result<(i64, Vec<EntityLink>)> {
     let mut clusters: HashMap<u32, Vec<u32>> = HashMap::new();
     for (i, &label) in labels.iter().enumerate() {
         clusters.entry(label).or_default().push(i as u32);
@@ -327,9 +327,10 @@ pub async fn write_kind<M: MentionOf>(
     summary.entities = golden_records.len() as u64;
     progress.stage(&format!("{kind} writing"));
     let text = serde_json::to_string(&summary).unwrap_or_default();
-    Ok(store
+    let run = store
         .replace_resolution(kind, started, &text, &links, &golden_records)
-        .await?)
+        .await?;
+    Ok((run, links))
 }
 
 /// The default trust order for entity fields: the market register first.
@@ -404,7 +405,7 @@ pub async fn resolve_entities(
     all: &[EntityMention],
     records: u64,
     progress: &dyn Progress,
-) -> Result<Summary> {
+) -> Result<(Summary, Vec<EntityLink>)> {
     let started = tongban_store::now_millis();
     // Thousands of employees name their employer identically; each distinct way of naming an
     // entity is linked once and every mention follows its representative. Linking every copy
@@ -436,7 +437,7 @@ pub async fn resolve_entities(
     let labels: Vec<u32> = rep_of.iter().map(|&r| outcome.labels[r as usize]).collect();
     let mut summary = Summary::from_outcome("entity", records, all.len(), &s, &outcome);
     let trust = Survivorship::new(ENTITY_TRUST);
-    summary.run_id = write_kind(
+    let (run_id, links) = write_kind(
         store,
         "entity",
         "E",
@@ -460,7 +461,8 @@ pub async fn resolve_entities(
         progress,
     )
     .await?;
-    Ok(summary)
+    summary.run_id = run_id;
+    Ok((summary, links))
 }
 
 fn place_anchor(members: &[&PlaceMention], key: fn(&PlaceMention) -> &str) -> String {
@@ -503,7 +505,7 @@ pub async fn resolve_places(
     hints: &[Vec<String>],
     records: u64,
     progress: &dyn Progress,
-) -> Result<Vec<Summary>> {
+) -> Result<Vec<(Summary, Vec<EntityLink>)>> {
     let mut out = Vec::new();
     for kind in ["room", "building"] {
         let started = tongban_store::now_millis();
@@ -537,7 +539,7 @@ pub async fn resolve_places(
             |m| m.building_key.as_str()
         };
         let mut summary = Summary::grouped(kind, records, all.len(), &labels);
-        summary.run_id = write_kind(
+        let (run_id, links) = write_kind(
             store,
             kind,
             prefix,
@@ -553,7 +555,8 @@ pub async fn resolve_places(
             progress,
         )
         .await?;
-        out.push(summary);
+        summary.run_id = run_id;
+        out.push((summary, links));
     }
     Ok(out)
 }
@@ -610,13 +613,31 @@ pub async fn build_all(
     let timed = Timed::new(progress);
     timed.stage("reading");
     let all = read_all(store, &timed).await?;
-    let (person_summary, person_labels) =
+    let (person_summary, person_labels, person_links) =
         crate::person::resolve_mentions(store, trust, &all.persons, all.records, &timed).await?;
-    let mut out = vec![person_summary];
-    out.push(resolve_entities(store, &all.entities, all.records, &timed).await?);
+    let (entity_summary, entity_links) =
+        resolve_entities(store, &all.entities, all.records, &timed).await?;
     let mut places = all.places;
     place::resolve_compound_aliases(&mut places);
     let hints = household_hints(&all.persons, &person_labels, &places);
-    out.extend(resolve_places(store, &places, &hints, all.records, &timed).await?);
-    Ok((out, timed.seconds()))
+    let mut place_results = resolve_places(store, &places, &hints, all.records, &timed).await?;
+    let (building_summary, building_links) = place_results
+        .pop()
+        .unwrap_or_else(|| (Summary::grouped("building", 0, 0, &[]), Vec::new()));
+    let (room_summary, room_links) = place_results
+        .pop()
+        .unwrap_or_else(|| (Summary::grouped("room", 0, 0, &[]), Vec::new()));
+    timed.stage("relations");
+    let relations =
+        crate::relations::derive(&person_links, &entity_links, &room_links, &building_links);
+    store.replace_relations(&relations).await?;
+    Ok((
+        vec![
+            person_summary,
+            entity_summary,
+            room_summary,
+            building_summary,
+        ],
+        timed.seconds(),
+    ))
 }

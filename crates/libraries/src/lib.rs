@@ -10,6 +10,7 @@ pub mod build;
 pub mod evaluate;
 pub mod explain;
 pub mod person;
+pub mod relations;
 
 /// Errors of building or reading the libraries.
 #[derive(Debug, thiserror::Error)]

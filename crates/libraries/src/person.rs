@@ -61,15 +61,15 @@ pub async fn resolve(
     )
 }
 
-/// Resolve the given person mentions and replace the person library. Returns the run's summary
-/// and every mention's cluster label.
+/// Resolve the given person mentions and replace the person library. Returns the run's summary,
+/// every mention's cluster label and the links written.
 pub async fn resolve_mentions(
     store: &dyn Store,
     trust: &Survivorship,
     all: &[Mention],
     records: u64,
     progress: &dyn Progress,
-) -> Result<(Summary, Vec<u32>)> {
+) -> Result<(Summary, Vec<u32>, Vec<tongban_store::EntityLink>)> {
     let started = tongban_store::now_millis();
     let t = table(all);
     let s = settings();
@@ -77,7 +77,7 @@ pub async fn resolve_mentions(
     let outcome = linker::run(&t, &s, &mut on_stage)?;
     progress.stage("person golden records");
     let mut summary = Summary::from_outcome("person", records, all.len(), &s, &outcome);
-    summary.run_id = crate::build::write_kind(
+    let (run_id, links) = crate::build::write_kind(
         store,
         "person",
         "P",
@@ -103,5 +103,6 @@ pub async fn resolve_mentions(
         progress,
     )
     .await?;
-    Ok((summary, outcome.labels))
+    summary.run_id = run_id;
+    Ok((summary, outcome.labels, links))
 }

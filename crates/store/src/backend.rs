@@ -560,6 +560,50 @@ impl Store for $store {
         })
         .transpose()
     }
+
+    async fn replace_relations(&self, relations: &[Relation]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM relations").execute(&mut *tx).await?;
+        sqlx::query("DROP INDEX IF EXISTS relations_to").execute(&mut *tx).await?;
+        let mut sorted: Vec<&Relation> = relations.iter().collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for group in sorted.chunks(LINKS_PER_INSERT) {
+            let mut q: QueryBuilder<$db> =
+                QueryBuilder::new("INSERT INTO relations (from_key, relation, to_key, source_id, record_key) ");
+            q.push_values(group, |mut b, r| {
+                b.push_bind(&r.from_key)
+                    .push_bind(&r.relation)
+                    .push_bind(&r.to_key)
+                    .push_bind(&r.source_id)
+                    .push_bind(&r.record_key);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query("CREATE INDEX relations_to ON relations (to_key)").execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn relations_of(&self, entity_key: &str) -> Result<Vec<Relation>> {
+        let rows = sqlx::query($fix("SELECT * FROM relations WHERE from_key = ? UNION SELECT * FROM relations WHERE to_key = ?
+                ORDER BY relation, from_key, to_key, source_id, record_key"))
+            .bind(entity_key)
+            .bind(entity_key)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| -> Result<Relation> {
+                Ok(Relation {
+                    from_key: r.try_get("from_key")?,
+                    relation: r.try_get("relation")?,
+                    to_key: r.try_get("to_key")?,
+                    source_id: r.try_get("source_id")?,
+                    record_key: r.try_get("record_key")?,
+                })
+            })
+            .collect()
+    }
 }
 
 fn source_row(r: &$row) -> Result<SourceRow> {

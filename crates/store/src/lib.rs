@@ -283,6 +283,18 @@ pub struct GoldenRecord {
     pub record: String,
 }
 
+/// A relation between two library entities, and the record that states it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Relation {
+    pub from_key: String,
+    /// "spouse", "mother", "father", "guardian", "employee_of", "legal_rep_of", "lives_in",
+    /// "registered_in", "rents", "lets", "owns", "in_building".
+    pub relation: String,
+    pub to_key: String,
+    pub source_id: String,
+    pub record_key: String,
+}
+
 /// One resolution run of one kind of entity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolutionRun {
@@ -398,6 +410,12 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<String>>;
 
     async fn golden_record(&self, kind: &str, entity_key: &str) -> Result<Option<GoldenRecord>>;
+
+    /// Replaces every relation, in one transaction.
+    async fn replace_relations(&self, relations: &[Relation]) -> Result<()>;
+
+    /// Relations from or to an entity.
+    async fn relations_of(&self, entity_key: &str) -> Result<Vec<Relation>>;
 }
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.

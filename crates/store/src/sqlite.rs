@@ -10,7 +10,7 @@
 use crate::{
     Action, BatchRow, BatchStatus, ChunkOutcome, CleanedRecord, EntityLink, GoldenRecord,
     IncomingQuarantine, IncomingRecord, Latest, QuarantineEntry, QuarantineStatus, RecordStatus,
-    RecordVersion, ResolutionRun, Result, SourceRow, Store, StoreError, duplicate_reason,
+    RecordVersion, Relation, ResolutionRun, Result, SourceRow, Store, StoreError, duplicate_reason,
     now_millis, plan_chunk, resolution_kind,
 };
 use async_trait::async_trait;

@@ -400,3 +400,40 @@ async fn resolution_results_replace_as_a_whole_and_page_in_order() {
         assert_eq!(store.entity_links("room", None, 10).await.unwrap().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn relations_replace_as_a_whole_and_are_found_from_either_end() {
+    let (stores, _dir) = stores("contract_relations").await;
+    for store in &stores {
+        let rel = |f: &str, r: &str, t: &str| tongban_store::Relation {
+            from_key: f.into(),
+            relation: r.into(),
+            to_key: t.into(),
+            source_id: "s".into(),
+            record_key: "1".into(),
+        };
+        store
+            .replace_relations(&[
+                rel("P1", "mother", "P2"),
+                rel("P1", "lives_in", "R1"),
+                rel("P1", "mother", "P2"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(
+            store.relations_of("P1").await.unwrap().len(),
+            2,
+            "duplicates are kept once"
+        );
+        assert_eq!(
+            store.relations_of("R1").await.unwrap(),
+            vec![rel("P1", "lives_in", "R1")]
+        );
+        store
+            .replace_relations(&[rel("P3", "father", "P2")])
+            .await
+            .unwrap();
+        assert!(store.relations_of("P1").await.unwrap().is_empty());
+        assert_eq!(store.relations_of("P2").await.unwrap().len(), 1);
+    }
+}
