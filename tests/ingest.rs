@@ -2,12 +2,14 @@
 //! at any moment and running it again stores every record exactly once, and every synthetic
 //! export ingests on both store backends with a scorecard that shows the generator's noise.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use tongban_intake::mapping::Mapping;
 use tongban_intake::pipeline::ingest_file;
-use tongban_store::{BatchStatus, QuarantineStatus, Store};
+use tongban_store::{BatchStatus, QuarantineStatus};
 use tongban_synth::exports::Sink;
 use tongban_synth::{SynthConfig, generate};
 
@@ -338,30 +340,6 @@ fn killing_an_ingest_and_running_it_again_stores_every_record_once() {
     }
 }
 
-/// Every backend the run reaches: SQLite, and PostgreSQL when the test script provides it.
-async fn backends(dir: &Path, name: &str) -> Vec<Box<dyn Store>> {
-    let mut out = vec![
-        tongban_store::open(&format!(
-            "sqlite://{}",
-            dir.join(format!("{name}.db")).display()
-        ))
-        .await
-        .unwrap(),
-    ];
-    if let Ok(url) = std::env::var("TONGBAN_TEST_PG_URL") {
-        let url = tongban_store::testing::fresh_postgres(&url, &format!("i{name}"))
-            .await
-            .unwrap();
-        out.push(tongban_store::open(&url).await.unwrap());
-    } else {
-        assert!(
-            std::env::var("TONGBAN_REQUIRE_PG").as_deref() != Ok("1"),
-            "PostgreSQL required but not provided"
-        );
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_export_ingests_on_both_backends_and_the_scorecard_shows_the_noise() {
     let dir = tempfile::tempdir().unwrap();
@@ -376,7 +354,7 @@ async fn every_export_ingests_on_both_backends_and_the_scorecard_shows_the_noise
         &|_, _| {},
     )
     .unwrap();
-    for store in backends(d, "all").await {
+    for store in common::backends(d, "iall").await {
         for sink in Sink::ALL.iter().filter(|s| s.department().is_some()) {
             let stem = sink.path().split('.').next().unwrap();
             let path = format!("mappings/synth/{stem}.toml");

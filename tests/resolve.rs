@@ -1,6 +1,8 @@
 //! Person resolution end to end on both store backends: a small synthetic city is generated,
 //! every export ingested, people resolved, and the result scored against the generator's truth.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -15,26 +17,6 @@ use tongban_synth::{SynthConfig, generate};
 struct Quiet;
 impl Progress for Quiet {
     fn stage(&self, _: &str) {}
-}
-
-async fn backends(dir: &Path) -> Vec<Box<dyn Store>> {
-    let mut out = vec![
-        tongban_store::open(&format!("sqlite://{}", dir.join("r.db").display()))
-            .await
-            .unwrap(),
-    ];
-    if let Ok(url) = std::env::var("TONGBAN_TEST_PG_URL") {
-        let url = tongban_store::testing::fresh_postgres(&url, "resolve")
-            .await
-            .unwrap();
-        out.push(tongban_store::open(&url).await.unwrap());
-    } else {
-        assert!(
-            std::env::var("TONGBAN_REQUIRE_PG").as_deref() != Ok("1"),
-            "PostgreSQL required but not provided"
-        );
-    }
-    out
 }
 
 async fn ingest_all(store: &dyn Store, dir: &Path) {
@@ -65,7 +47,7 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
     )
     .unwrap();
     let trust = Survivorship::new(DEFAULT_TRUST);
-    for store in backends(d).await {
+    for store in common::backends(d, "resolve").await {
         let store = store.as_ref();
         ingest_all(store, &d.join("s")).await;
         let (summaries, _) = tongban_libraries::build::build_all(store, &trust, &Quiet)

@@ -117,15 +117,13 @@ impl Summary {
         }
     }
 
-    fn grouped(kind: &str, records: u64, mentions: usize, labels: &[u32]) -> Summary {
-        let mut distinct = labels.to_vec();
-        distinct.sort_unstable();
-        distinct.dedup();
+    /// A summary for kinds grouped by key rather than linked; `write_kind` counts the entities.
+    fn grouped(kind: &str, records: u64, mentions: usize) -> Summary {
         Summary {
             kind: kind.to_string(),
             records,
             mentions: mentions as u64,
-            entities: distinct.len() as u64,
+            entities: 0,
             candidate_pairs: 0,
             linked_pairs: 0,
             refused_by_constraint: 0,
@@ -262,7 +260,8 @@ impl MentionOf for PlaceMention {
 }
 
 /// Key the clusters given by `labels`, build their golden records, and replace the library of
-/// `kind`. `anchor` names what a cluster's key is derived from; `golden` builds its record.
+/// `kind`. `anchor` names what a cluster's key is derived from; `golden` builds its record from
+/// the key, the anchor and the members.
 #[allow(clippy::too_many_arguments)]
 pub async fn write_kind<M: MentionOf>(
     store: &dyn Store,
@@ -272,7 +271,7 @@ pub async fn write_kind<M: MentionOf>(
     mentions: &[M],
     labels: &[u32],
     anchor: impl Fn(&[&M]) -> String + Sync,
-    golden: impl Fn(&str, &[&M]) -> Value + Sync,
+    golden: impl Fn(&str, &str, &[&M]) -> Value + Sync,
     summary: &mut Summary,
     progress: &dyn Progress,
 ) -> Result<(i64, Vec<EntityLink>)> {
@@ -286,8 +285,9 @@ pub async fn write_kind<M: MentionOf>(
         .par_iter()
         .map(|(label, members)| {
             let members: Vec<&M> = members.iter().map(|&i| &mentions[i as usize]).collect();
-            let key = entity_key(prefix, &anchor(&members));
-            let record = golden(&key, &members).to_string();
+            let anchor = anchor(&members);
+            let key = entity_key(prefix, &anchor);
+            let record = golden(&key, &anchor, &members).to_string();
             (*label, key, record)
         })
         .collect();
@@ -456,7 +456,7 @@ pub async fn resolve_entities(
                     )
                 })
         },
-        |key, members| entity_golden(key, members, &trust),
+        |key, _, members| entity_golden(key, members, &trust),
         &mut summary,
         progress,
     )
@@ -538,7 +538,7 @@ pub async fn resolve_places(
         } else {
             |m| m.building_key.as_str()
         };
-        let mut summary = Summary::grouped(kind, records, all.len(), &labels);
+        let mut summary = Summary::grouped(kind, records, all.len());
         let (run_id, links) = write_kind(
             store,
             kind,
@@ -547,9 +547,8 @@ pub async fn resolve_places(
             all,
             &labels,
             |members| place_anchor(members, pick),
-            |key, members| {
-                let k = place_anchor(members, pick);
-                place_golden(key, members, k.strip_prefix("key:").unwrap_or(""))
+            |key, anchor, members| {
+                place_golden(key, members, anchor.strip_prefix("key:").unwrap_or(""))
             },
             &mut summary,
             progress,
@@ -623,10 +622,10 @@ pub async fn build_all(
     let mut place_results = resolve_places(store, &places, &hints, all.records, &timed).await?;
     let (building_summary, building_links) = place_results
         .pop()
-        .unwrap_or_else(|| (Summary::grouped("building", 0, 0, &[]), Vec::new()));
+        .unwrap_or_else(|| (Summary::grouped("building", 0, 0), Vec::new()));
     let (room_summary, room_links) = place_results
         .pop()
-        .unwrap_or_else(|| (Summary::grouped("room", 0, 0, &[]), Vec::new()));
+        .unwrap_or_else(|| (Summary::grouped("room", 0, 0), Vec::new()));
     timed.stage("relations");
     let relations =
         crate::relations::derive(&person_links, &entity_links, &room_links, &building_links);

@@ -98,7 +98,7 @@ pub async fn resolve_mentions(
                     )
                 })
         },
-        |key, members| golden(key, members, trust),
+        |key, _, members| golden(key, members, trust),
         &mut summary,
         progress,
     )

@@ -11,7 +11,7 @@ use crate::blocking::{Pair, Rule, RuleStats, rule_keys, scored_candidate_pairs, 
 use crate::cluster::{Link, NO_TAG, cluster};
 use crate::compare::{Kind, level, level_latin_name, phonetic_key};
 use crate::model::{
-    MAX_COMPARISONS, Model, estimate_lambda, expectation_maximisation, level_of, pack, tally,
+    MAX_COMPARISONS, Model, estimate_lambda, expectation_maximisation, level_of, tally,
 };
 use crate::table::{Column, Table};
 use rayon::prelude::*;
@@ -230,23 +230,6 @@ pub fn pattern(settings: &Settings, features: &Features, a: usize, b: usize) -> 
     p
 }
 
-/// The weight of a pair: the pattern's weights plus the term-frequency adjustments.
-pub fn pair_weight(
-    model: &Model,
-    settings: &Settings,
-    features: &Features,
-    pattern: u64,
-    a: usize,
-) -> f64 {
-    let mut w = 0.0;
-    for (c, cmp) in settings.comparisons.iter().enumerate() {
-        let l = level_of(pattern, c);
-        w += model.weight(c, l);
-        w += tf_adjustment(model, features, c, cmp.kind, l, a);
-    }
-    w
-}
-
 fn tf_adjustment(
     model: &Model,
     features: &Features,
@@ -298,7 +281,7 @@ impl WeightTable {
         WeightTable { levels, tf }
     }
 
-    /// [`pair_weight`], by table.
+    /// The weight of a pair: the pattern's level weights plus the term-frequency adjustments.
     pub fn weigh(&self, features: &Features, pattern: u64, a: usize) -> f64 {
         let mut w = 0.0;
         for (c, row) in self.levels.iter().enumerate() {
@@ -426,25 +409,7 @@ pub fn train(
             continue;
         }
         let mut model = base.clone();
-        let it = expectation_maximisation(&mut model, &tallied, &active, settings.em_iterations);
-        if std::env::var_os("TONGBAN_DEBUG_EM").is_some() {
-            eprintln!(
-                "rule {} pairs {} iterations {it} lambda {:.4}",
-                rule.text,
-                pairs.len(),
-                model.lambda
-            );
-            for c in (0..k).filter(|&c| active[c]) {
-                eprintln!(
-                    "   {:<14} m {:?}",
-                    settings.comparisons[c].name,
-                    model.m[c]
-                        .iter()
-                        .map(|x| format!("{x:.3}"))
-                        .collect::<Vec<_>>()
-                );
-            }
-        }
+        expectation_maximisation(&mut model, &tallied, &active, settings.em_iterations);
         for c in (0..k).filter(|&c| active[c]) {
             for (l, v) in m_sum[c].iter_mut().enumerate() {
                 *v += model.m[c][l];
@@ -744,16 +709,4 @@ pub fn explain(
         probability,
         linked: probability >= settings.threshold,
     }
-}
-
-/// Levels of a pattern, for display and tests.
-pub fn levels(pattern: u64, comparisons: usize) -> Vec<u8> {
-    (0..comparisons)
-        .map(|c| level_of(pattern, c) as u8)
-        .collect()
-}
-
-/// The inverse of [`levels`].
-pub fn pattern_of(levels: &[u8]) -> u64 {
-    pack(levels)
 }
