@@ -72,37 +72,40 @@ fn fnv(hash: u64, bytes: &[u8]) -> u64 {
 pub fn rule_keys(table: &Table, rule: &Rule) -> Vec<u64> {
     (0..table.len())
         .into_par_iter()
-        .map(|i| {
-            let mut h = FNV_OFFSET;
-            for part in &rule.parts {
-                let v = table.columns[part.column].get(i);
-                if v.is_empty() {
-                    return 0;
-                }
-                h = match &part.transform {
-                    Transform::Whole => fnv(h, v.as_bytes()),
-                    Transform::Prefix(n) => {
-                        let end = v.char_indices().nth(*n).map_or(v.len(), |(i, _)| i);
-                        fnv(h, &v.as_bytes()[..end])
-                    }
-                    Transform::Pinyin => {
-                        let p = phonetic_key(v);
-                        fnv(
-                            h,
-                            if p.is_empty() {
-                                v.as_bytes()
-                            } else {
-                                p.as_bytes()
-                            },
-                        )
-                    }
-                };
-                h = fnv(h, &[0x1f]);
-            }
-            // 0 marks "missing"; a real key that hashes to 0 is moved off it.
-            h.max(1)
-        })
+        .map(|i| row_key(table, rule, i))
         .collect()
+}
+
+/// The hashed key of row `i` under a rule; 0 when a part is missing.
+pub fn row_key(table: &Table, rule: &Rule, i: usize) -> u64 {
+    let mut h = FNV_OFFSET;
+    for part in &rule.parts {
+        let v = table.columns[part.column].get(i);
+        if v.is_empty() {
+            return 0;
+        }
+        h = match &part.transform {
+            Transform::Whole => fnv(h, v.as_bytes()),
+            Transform::Prefix(n) => {
+                let end = v.char_indices().nth(*n).map_or(v.len(), |(i, _)| i);
+                fnv(h, &v.as_bytes()[..end])
+            }
+            Transform::Pinyin => {
+                let p = phonetic_key(v);
+                fnv(
+                    h,
+                    if p.is_empty() {
+                        v.as_bytes()
+                    } else {
+                        p.as_bytes()
+                    },
+                )
+            }
+        };
+        h = fnv(h, &[0x1f]);
+    }
+    // 0 marks "missing"; a real key that hashes to 0 is moved off it.
+    h.max(1)
 }
 
 /// Rows grouped by a rule's key: the blocks with at least two rows and at most `max_block`.

@@ -13,6 +13,8 @@ pub struct UnionFind {
     size: Vec<u32>,
     /// Per root: the cannot-link value its cluster carries, `u32::MAX` for none.
     tag: Vec<u32>,
+    /// Per root: the smallest row in its cluster.
+    smallest: Vec<u32>,
 }
 
 /// No cannot-link value.
@@ -26,7 +28,38 @@ impl UnionFind {
             parent: (0..n as u32).collect(),
             size: vec![1; n],
             tag: tags,
+            smallest: (0..n as u32).collect(),
         }
+    }
+
+    /// Add a row of its own with cannot-link value `tag`; returns its index.
+    pub fn push(&mut self, tag: u32) -> u32 {
+        let row = self.parent.len() as u32;
+        self.parent.push(row);
+        self.size.push(1);
+        self.tag.push(tag);
+        self.smallest.push(row);
+        row
+    }
+
+    pub fn len(&self) -> usize {
+        self.parent.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parent.is_empty()
+    }
+
+    /// The cannot-link value of x's cluster (`NO_TAG` for none).
+    pub fn tag(&mut self, x: u32) -> u32 {
+        let r = self.find(x);
+        self.tag[r as usize]
+    }
+
+    /// The smallest row of x's cluster: its label, independent of merge order.
+    pub fn smallest(&mut self, x: u32) -> u32 {
+        let r = self.find(x);
+        self.smallest[r as usize]
     }
 
     pub fn find(&mut self, mut x: u32) -> u32 {
@@ -59,19 +92,17 @@ impl UnionFind {
         if self.tag[big as usize] == NO_TAG {
             self.tag[big as usize] = self.tag[small as usize];
         }
+        self.smallest[big as usize] =
+            self.smallest[big as usize].min(self.smallest[small as usize]);
         true
     }
 
     /// Cluster id of every row: the smallest row index in its cluster, so the labels do not
     /// depend on merge order.
     pub fn labels(&mut self) -> Vec<u32> {
-        let n = self.parent.len();
-        let mut smallest = vec![u32::MAX; n];
-        let roots: Vec<u32> = (0..n as u32).map(|i| self.find(i)).collect();
-        for (i, &r) in roots.iter().enumerate() {
-            smallest[r as usize] = smallest[r as usize].min(i as u32);
-        }
-        roots.iter().map(|&r| smallest[r as usize]).collect()
+        (0..self.parent.len() as u32)
+            .map(|i| self.smallest(i))
+            .collect()
     }
 }
 

@@ -13,6 +13,7 @@ pub mod compare;
 pub mod entity;
 pub mod eval;
 pub mod golden;
+pub mod incremental;
 pub mod link;
 pub mod linker;
 pub mod model;

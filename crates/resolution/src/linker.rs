@@ -170,6 +170,44 @@ impl Features {
         }
     }
 
+    /// Append one row for incremental resolution: `values` holds the compared value of every
+    /// comparison in order, `tf` each one's term frequency (ignored where a comparison has
+    /// none). Phonetic keys are computed as [`Features::new`] would.
+    pub(crate) fn push_row(&mut self, values: &[&str], tf: &[f32]) {
+        let keys: Vec<String> = values
+            .iter()
+            .zip(&self.phonetic)
+            .map(|(v, &p)| if p { phonetic_key(v) } else { String::new() })
+            .collect();
+        let packed: Vec<&str> = values
+            .iter()
+            .zip(&keys)
+            .flat_map(|(v, k)| [truncate(v, 127), truncate(k, 127)])
+            .collect();
+        self.data
+            .extend(packed.iter().map(|v| char::from(v.len() as u8)));
+        for v in &packed {
+            self.data.push_str(v);
+        }
+        self.offsets.push(self.data.len() as u64);
+        for (c, column) in self.tf.iter_mut().enumerate() {
+            if let Some(column) = column {
+                column.push(tf.get(c).copied().unwrap_or(0.0));
+            }
+        }
+        for (c, column) in self.tf_log2.iter_mut().enumerate() {
+            if let Some(column) = column {
+                column.push(tf.get(c).copied().unwrap_or(0.0).log2());
+            }
+        }
+    }
+
+    /// Set which comparisons use phonetic keys, for an index started from no rows (where
+    /// [`Features::new`] has no values to tell from).
+    pub(crate) fn set_phonetic(&mut self, phonetic: Vec<bool>) {
+        self.phonetic = phonetic;
+    }
+
     /// Row `i`'s packed fields into `out` (value, key, value, key, …).
     fn row<'a>(&'a self, i: usize, out: &mut [&'a str; 2 * MAX_COMPARISONS]) {
         let (Some(&start), Some(&end)) = (self.offsets.get(i), self.offsets.get(i + 1)) else {
