@@ -585,6 +585,119 @@ impl Store for $store {
         Ok(())
     }
 
+    async fn apply_library_changes(
+        &self,
+        run_id: i64,
+        changes: &[LibraryChanges],
+        relations: &[Relation],
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for change in changes {
+            let k = resolution_kind(&change.kind)?;
+            for (old, new) in &change.renamed {
+                sqlx::query($fix(&format!("UPDATE links_{k} SET entity_key = ? WHERE entity_key = ?")))
+                    .bind(new)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query($fix(&format!("DELETE FROM golden_{k} WHERE entity_key = ?")))
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+                // A relation may already exist under the new key, so it is copied without
+                // duplicates and the old one removed, rather than updated in place.
+                for (set, select) in [
+                    ("from_key", "?, relation, to_key"),
+                    ("to_key", "from_key, relation, ?"),
+                ] {
+                    sqlx::query($fix(&format!(
+                        "INSERT INTO relations (from_key, relation, to_key, source_id, record_key)
+                         SELECT {select}, source_id, record_key FROM relations WHERE {set} = ?
+                         ON CONFLICT DO NOTHING"
+                    )))
+                    .bind(new)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query($fix(&format!("DELETE FROM relations WHERE {set} = ?")))
+                        .bind(old)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            for group in change.links.chunks(LINKS_PER_INSERT) {
+                let mut q: QueryBuilder<$db> = QueryBuilder::new(format!(
+                    "INSERT INTO links_{k} (source_id, record_key, role, entity_key, run_id) "
+                ));
+                q.push_values(group, |mut b, l| {
+                    b.push_bind(&l.source_id)
+                        .push_bind(&l.record_key)
+                        .push_bind(&l.role)
+                        .push_bind(&l.entity_key)
+                        .push_bind(run_id);
+                });
+                q.push(" ON CONFLICT (source_id, record_key, role) DO UPDATE SET entity_key = excluded.entity_key, run_id = excluded.run_id");
+                q.build().execute(&mut *tx).await?;
+            }
+            for group in change.golden.chunks(ROWS_PER_INSERT) {
+                let mut q: QueryBuilder<$db> =
+                    QueryBuilder::new(format!("INSERT INTO golden_{k} (entity_key, record, run_id) "));
+                q.push_values(group, |mut b, g| {
+                    b.push_bind(&g.entity_key).push_bind(&g.record).push_bind(run_id);
+                });
+                q.push(" ON CONFLICT (entity_key) DO UPDATE SET record = excluded.record, run_id = excluded.run_id");
+                q.build().execute(&mut *tx).await?;
+            }
+        }
+        for group in relations.chunks(LINKS_PER_INSERT) {
+            let mut q: QueryBuilder<$db> =
+                QueryBuilder::new("INSERT INTO relations (from_key, relation, to_key, source_id, record_key) ");
+            q.push_values(group, |mut b, r| {
+                b.push_bind(&r.from_key)
+                    .push_bind(&r.relation)
+                    .push_bind(&r.to_key)
+                    .push_bind(&r.source_id)
+                    .push_bind(&r.record_key);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn add_resolution_run(
+        &self,
+        kind: &str,
+        started_at: i64,
+        summary: &str,
+        mentions: i64,
+        entities: i64,
+    ) -> Result<i64> {
+        resolution_kind(kind)?;
+        let id: i64 = sqlx::query_scalar($fix("INSERT INTO resolution_runs (kind, started_at, finished_at, mentions, entities, summary) VALUES (?, ?, ?, ?, ?, ?) RETURNING id"))
+            .bind(kind)
+            .bind(started_at)
+            .bind(now_millis())
+            .bind(mentions)
+            .bind(entities)
+            .bind(summary)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    async fn library_counts(&self, kind: &str) -> Result<(i64, i64)> {
+        let k = resolution_kind(kind)?;
+        let links: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM links_{k}")))
+            .fetch_one(&self.pool)
+            .await?;
+        let golden: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT COUNT(*) FROM golden_{k}")))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((links, golden))
+    }
+
     async fn relations_of(&self, entity_key: &str) -> Result<Vec<Relation>> {
         let rows = sqlx::query($fix("SELECT * FROM relations WHERE from_key = ? UNION SELECT * FROM relations WHERE to_key = ?
                 ORDER BY relation, from_key, to_key, source_id, record_key"))

@@ -295,6 +295,21 @@ pub struct Relation {
     pub record_key: String,
 }
 
+/// What resolving new records incrementally changed in one kind's library.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LibraryChanges {
+    /// "person", "entity", "room" or "building".
+    pub kind: String,
+    /// Links to add or re-point (a mention already linked takes the new entity).
+    pub links: Vec<EntityLink>,
+    /// Golden records to add or replace.
+    pub golden: Vec<GoldenRecord>,
+    /// Entities that now go by another key, as (old, new): two entities a new record showed to
+    /// be one, or an entity whose anchor changed. Their links and relations follow; the old
+    /// golden record goes.
+    pub renamed: Vec<(String, String)>,
+}
+
 /// One resolution run of one kind of entity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolutionRun {
@@ -413,6 +428,31 @@ pub trait Store: Send + Sync {
 
     /// Replaces every relation, in one transaction.
     async fn replace_relations(&self, relations: &[Relation]) -> Result<()>;
+
+    /// Applies what resolving new records changed, for every kind at once, and adds the
+    /// relations they state, in one transaction: a record is resolved completely or not at
+    /// all. Links and golden records are upserted, so applying the same changes twice changes
+    /// nothing. `run_id` is the run the links are recorded under.
+    async fn apply_library_changes(
+        &self,
+        run_id: i64,
+        changes: &[LibraryChanges],
+        relations: &[Relation],
+    ) -> Result<()>;
+
+    /// Records a run that changed a library in place (an incremental one) rather than
+    /// replacing it; returns its id.
+    async fn add_resolution_run(
+        &self,
+        kind: &str,
+        started_at: i64,
+        summary: &str,
+        mentions: i64,
+        entities: i64,
+    ) -> Result<i64>;
+
+    /// How many links and golden records a kind's library holds.
+    async fn library_counts(&self, kind: &str) -> Result<(i64, i64)>;
 
     /// Relations from or to an entity.
     async fn relations_of(&self, entity_key: &str) -> Result<Vec<Relation>>;

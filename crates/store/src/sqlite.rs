@@ -9,9 +9,9 @@
 
 use crate::{
     Action, BatchRow, BatchStatus, ChunkOutcome, CleanedRecord, EntityLink, GoldenRecord,
-    IncomingQuarantine, IncomingRecord, Latest, QuarantineEntry, QuarantineStatus, RecordStatus,
-    RecordVersion, Relation, ResolutionRun, Result, SourceRow, Store, StoreError, duplicate_reason,
-    now_millis, plan_chunk, resolution_kind,
+    IncomingQuarantine, IncomingRecord, Latest, LibraryChanges, QuarantineEntry, QuarantineStatus,
+    RecordStatus, RecordVersion, Relation, ResolutionRun, Result, SourceRow, Store, StoreError,
+    duplicate_reason, now_millis, plan_chunk, resolution_kind,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{

@@ -437,3 +437,104 @@ async fn relations_replace_as_a_whole_and_are_found_from_either_end() {
         assert_eq!(store.relations_of("P2").await.unwrap().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn incremental_changes_upsert_rename_and_are_idempotent() {
+    let (stores, _dir) = stores("contract_incremental").await;
+    for store in &stores {
+        let link = |s: &str, k: &str, r: &str, e: &str| tongban_store::EntityLink {
+            source_id: s.into(),
+            record_key: k.into(),
+            role: r.into(),
+            entity_key: e.into(),
+        };
+        let golden = |e: &str, r: &str| tongban_store::GoldenRecord {
+            entity_key: e.into(),
+            record: r.into(),
+        };
+        let rel = |f: &str, r: &str, t: &str, k: &str| tongban_store::Relation {
+            from_key: f.into(),
+            relation: r.into(),
+            to_key: t.into(),
+            source_id: "s".into(),
+            record_key: k.into(),
+        };
+        let run = store
+            .replace_resolution(
+                "person",
+                1,
+                "{}",
+                &[
+                    link("a", "1", "subject", "P1"),
+                    link("a", "2", "subject", "P2"),
+                ],
+                &[golden("P1", "one"), golden("P2", "two")],
+            )
+            .await
+            .unwrap();
+        store
+            .replace_relations(&[
+                rel("P1", "mother", "P3", "1"),
+                rel("P2", "mother", "P3", "1"),
+            ])
+            .await
+            .unwrap();
+        // A new record shows P2 to be P1: P2's links and relations follow, its golden record goes.
+        let changes = vec![tongban_store::LibraryChanges {
+            kind: "person".into(),
+            links: vec![link("b", "7", "subject", "P1")],
+            golden: vec![golden("P1", "merged")],
+            renamed: vec![("P2".into(), "P1".into())],
+        }];
+        let relations = vec![rel("P1", "lives_in", "R1", "7")];
+        for _ in 0..2 {
+            store
+                .apply_library_changes(run, &changes, &relations)
+                .await
+                .unwrap();
+        }
+        let mut of_p1: Vec<String> = store
+            .links_of_entity("person", "P1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| format!("{}:{}", l.source_id, l.record_key))
+            .collect();
+        of_p1.sort();
+        assert_eq!(of_p1, vec!["a:1", "a:2", "b:7"]);
+        assert!(store.golden_record("person", "P2").await.unwrap().is_none());
+        assert_eq!(
+            store
+                .golden_record("person", "P1")
+                .await
+                .unwrap()
+                .unwrap()
+                .record,
+            "merged"
+        );
+        assert!(store.relations_of("P2").await.unwrap().is_empty());
+        assert_eq!(
+            store.relations_of("P1").await.unwrap(),
+            vec![
+                rel("P1", "lives_in", "R1", "7"),
+                rel("P1", "mother", "P3", "1")
+            ],
+            "the two mother relations became one, the new relation is there once"
+        );
+        assert_eq!(store.library_counts("person").await.unwrap(), (3, 1));
+        let added = store
+            .add_resolution_run("person", 5, r#"{"mode":"incremental"}"#, 3, 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.latest_resolution("person").await.unwrap().unwrap().id,
+            added
+        );
+        // A kind that does not exist is refused before anything is written.
+        let bad = vec![tongban_store::LibraryChanges {
+            kind: "planet".into(),
+            ..Default::default()
+        }];
+        assert!(store.apply_library_changes(run, &bad, &[]).await.is_err());
+    }
+}
