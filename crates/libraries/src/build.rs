@@ -82,6 +82,21 @@ pub struct Summary {
     /// which group by key).
     pub weights: Vec<(String, Vec<(String, f64)>)>,
     pub prior: f64,
+    /// The learned model itself (m and u per comparison and level, and λ among all pairs), so
+    /// that incremental resolution scores new records exactly as this run scored its pairs.
+    #[serde(default)]
+    pub m: Vec<Vec<f64>>,
+    #[serde(default)]
+    pub u: Vec<Vec<f64>>,
+    #[serde(default)]
+    pub lambda: f64,
+    /// The last stored record (by row id) this run saw: incremental resolution takes up the
+    /// records after it.
+    #[serde(default)]
+    pub last_record_id: i64,
+    /// "batch" for a run from scratch, "incremental" for new records resolved one at a time.
+    #[serde(default)]
+    pub mode: String,
 }
 
 impl Summary {
@@ -114,11 +129,16 @@ impl Summary {
             run_id: 0,
             weights,
             prior: outcome.model.prior_weight(),
+            m: outcome.model.m.clone(),
+            u: outcome.model.u.clone(),
+            lambda: outcome.model.lambda,
+            last_record_id: 0,
+            mode: "batch".into(),
         }
     }
 
     /// A summary for kinds grouped by key rather than linked; `write_kind` counts the entities.
-    fn grouped(kind: &str, records: u64, mentions: usize) -> Summary {
+    pub(crate) fn grouped(kind: &str, records: u64, mentions: usize) -> Summary {
         Summary {
             kind: kind.to_string(),
             records,
@@ -130,6 +150,11 @@ impl Summary {
             run_id: 0,
             weights: Vec::new(),
             prior: 0.0,
+            m: Vec::new(),
+            u: Vec::new(),
+            lambda: 0.0,
+            last_record_id: 0,
+            mode: "batch".into(),
         }
     }
 }
@@ -138,9 +163,28 @@ impl Summary {
 #[derive(Debug, Default)]
 pub struct Mentions {
     pub records: u64,
+    /// The row id of the last record read.
+    pub last_record_id: i64,
     pub persons: Vec<Mention>,
     pub entities: Vec<EntityMention>,
     pub places: Vec<PlaceMention>,
+}
+
+impl Mentions {
+    /// How much was read, for the summaries of the runs made from these mentions.
+    pub fn read(&self) -> Read {
+        Read {
+            records: self.records,
+            last_record_id: self.last_record_id,
+        }
+    }
+}
+
+/// How many records a run read, and the row id of the last one.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Read {
+    pub records: u64,
+    pub last_record_id: i64,
 }
 
 /// Raw values of identifier fields that failed cleaning, from a record's issues JSON: an invalid
@@ -161,33 +205,40 @@ fn invalid_values(issues: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The mentions of every kind in one stored record. `subjects` maps a source to its subject.
+pub fn record_mentions(
+    subjects: &HashMap<String, String>,
+    r: &CleanedRecord,
+) -> (Vec<Mention>, Vec<EntityMention>, Vec<PlaceMention>) {
+    let cleaned: Map<String, Value> = serde_json::from_str(&r.cleaned).unwrap_or_default();
+    let invalid = if r.issues.len() > 2 {
+        invalid_values(&r.issues)
+    } else {
+        Vec::new()
+    };
+    let subject = subjects.get(&r.source_id).map_or("", String::as_str);
+    let view = RecordView {
+        source: &r.source_id,
+        subject,
+        key: &r.key,
+        cleaned: &cleaned,
+        invalid: &invalid,
+    };
+    (
+        person::mentions(&view),
+        entity::mentions(&view),
+        place::mentions(&view),
+    )
+}
+
 fn parse_page(subjects: &HashMap<String, String>, page: &[CleanedRecord]) -> Mentions {
     let found: Vec<(Vec<Mention>, Vec<EntityMention>, Vec<PlaceMention>)> = page
         .par_iter()
-        .map(|r| {
-            let cleaned: Map<String, Value> = serde_json::from_str(&r.cleaned).unwrap_or_default();
-            let invalid = if r.issues.len() > 2 {
-                invalid_values(&r.issues)
-            } else {
-                Vec::new()
-            };
-            let subject = subjects.get(&r.source_id).map_or("", String::as_str);
-            let view = RecordView {
-                source: &r.source_id,
-                subject,
-                key: &r.key,
-                cleaned: &cleaned,
-                invalid: &invalid,
-            };
-            (
-                person::mentions(&view),
-                entity::mentions(&view),
-                place::mentions(&view),
-            )
-        })
+        .map(|r| record_mentions(subjects, r))
         .collect();
     let mut out = Mentions {
         records: page.len() as u64,
+        last_record_id: page.last().map_or(0, |r| r.id),
         ..Mentions::default()
     };
     for (p, e, pl) in found {
@@ -198,19 +249,28 @@ fn parse_page(subjects: &HashMap<String, String>, page: &[CleanedRecord]) -> Men
     out
 }
 
+/// Each source's subject ("person", "entity", …).
+pub async fn subjects(store: &dyn Store) -> Result<HashMap<String, String>> {
+    Ok(store
+        .sources()
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.subject))
+        .collect())
+}
+
 /// Read every current record once and extract the mentions of every kind.
 pub async fn read_all(store: &dyn Store, progress: &dyn Progress) -> Result<Mentions> {
+    read_up_to(store, i64::MAX, progress).await
+}
+
+/// Read every current record with a row id up to `last` and extract the mentions of every kind.
+pub async fn read_up_to(store: &dyn Store, last: i64, progress: &dyn Progress) -> Result<Mentions> {
     const PAGE: i64 = 20_000;
-    let subjects: Arc<HashMap<String, String>> = Arc::new(
-        store
-            .sources()
-            .await?
-            .into_iter()
-            .map(|s| (s.id, s.subject))
-            .collect(),
-    );
+    let subjects: Arc<HashMap<String, String>> = Arc::new(subjects(store).await?);
     let mut all = Mentions::default();
     let mut page = store.all_current_cleaned(0, PAGE).await?;
+    page.retain(|r| r.id <= last);
     loop {
         let full = page.len() as i64 == PAGE;
         let after = page.last().map(|r| r.id);
@@ -226,12 +286,19 @@ pub async fn read_all(store: &dyn Store, progress: &dyn Progress) -> Result<Ment
         let (parsed, next) = tokio::join!(parse, fetch);
         let parsed = parsed.unwrap_or_default();
         all.records += parsed.records;
+        all.last_record_id = all.last_record_id.max(parsed.last_record_id);
         all.persons.extend(parsed.persons);
         all.entities.extend(parsed.entities);
         all.places.extend(parsed.places);
         progress.records(all.records);
         match next? {
-            Some(p) if !p.is_empty() => page = p,
+            Some(mut p) if !p.is_empty() => {
+                p.retain(|r| r.id <= last);
+                if p.is_empty() {
+                    break;
+                }
+                page = p;
+            }
             _ => break,
         }
     }
@@ -381,7 +448,7 @@ pub fn golden_record<M>(
     json!({ "key": key, "mentions": members.len(), "sources": sources, "fields": fields })
 }
 
-fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survivorship) -> Value {
+pub(crate) fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survivorship) -> Value {
     let getters: [(&str, &FieldOf<EntityMention>); 7] = [
         ("credit_code", &|m| m.valid_code.as_str()),
         ("name", &|m| m.name.as_str()),
@@ -403,7 +470,7 @@ fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survivorship) ->
 pub async fn resolve_entities(
     store: &dyn Store,
     all: &[EntityMention],
-    records: u64,
+    read: Read,
     progress: &dyn Progress,
 ) -> Result<(Summary, Vec<EntityLink>)> {
     let started = tongban_store::now_millis();
@@ -435,7 +502,8 @@ pub async fn resolve_entities(
     let mut on_stage = |stage: Stage| progress.stage(&format!("entity {stage:?}").to_lowercase());
     let outcome = linker::run(&t, &s, &mut on_stage)?;
     let labels: Vec<u32> = rep_of.iter().map(|&r| outcome.labels[r as usize]).collect();
-    let mut summary = Summary::from_outcome("entity", records, all.len(), &s, &outcome);
+    let mut summary = Summary::from_outcome("entity", read.records, all.len(), &s, &outcome);
+    summary.last_record_id = read.last_record_id;
     let trust = Survivorship::new(ENTITY_TRUST);
     let (run_id, links) = write_kind(
         store,
@@ -465,7 +533,7 @@ pub async fn resolve_entities(
     Ok((summary, links))
 }
 
-fn place_anchor(members: &[&PlaceMention], key: fn(&PlaceMention) -> &str) -> String {
+pub(crate) fn place_anchor(members: &[&PlaceMention], key: fn(&PlaceMention) -> &str) -> String {
     // The most common key among the members (ties: the smallest), else the first mention.
     let mut counts: HashMap<&str, usize> = HashMap::new();
     for m in members {
@@ -486,7 +554,7 @@ fn place_anchor(members: &[&PlaceMention], key: fn(&PlaceMention) -> &str) -> St
         })
 }
 
-fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str) -> Value {
+pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str) -> Value {
     let mut roles: Map<String, Value> = Map::new();
     for m in members {
         let n = roles.entry(m.role.clone()).or_insert(json!(0));
@@ -503,7 +571,7 @@ pub async fn resolve_places(
     store: &dyn Store,
     all: &[PlaceMention],
     hints: &[Vec<String>],
-    records: u64,
+    read: Read,
     progress: &dyn Progress,
 ) -> Result<Vec<(Summary, Vec<EntityLink>)>> {
     let mut out = Vec::new();
@@ -538,7 +606,8 @@ pub async fn resolve_places(
         } else {
             |m| m.building_key.as_str()
         };
-        let mut summary = Summary::grouped(kind, records, all.len());
+        let mut summary = Summary::grouped(kind, read.records, all.len());
+        summary.last_record_id = read.last_record_id;
         let (run_id, links) = write_kind(
             store,
             kind,
@@ -613,13 +682,14 @@ pub async fn build_all(
     timed.stage("reading");
     let all = read_all(store, &timed).await?;
     let (person_summary, person_labels, person_links) =
-        crate::person::resolve_mentions(store, trust, &all.persons, all.records, &timed).await?;
+        crate::person::resolve_mentions(store, trust, &all.persons, all.read(), &timed).await?;
     let (entity_summary, entity_links) =
-        resolve_entities(store, &all.entities, all.records, &timed).await?;
+        resolve_entities(store, &all.entities, all.read(), &timed).await?;
+    let read = all.read();
     let mut places = all.places;
     place::resolve_compound_aliases(&mut places);
     let hints = household_hints(&all.persons, &person_labels, &places);
-    let mut place_results = resolve_places(store, &places, &hints, all.records, &timed).await?;
+    let mut place_results = resolve_places(store, &places, &hints, read, &timed).await?;
     let (building_summary, building_links) = place_results
         .pop()
         .unwrap_or_else(|| (Summary::grouped("building", 0, 0), Vec::new()));

@@ -9,6 +9,7 @@
 pub mod build;
 pub mod evaluate;
 pub mod explain;
+pub mod incremental;
 pub mod person;
 pub mod relations;
 

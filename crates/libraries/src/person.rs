@@ -55,7 +55,7 @@ pub async fn resolve(
     timed.stage("reading");
     let all = crate::build::read_all(store, &timed).await?;
     Ok(
-        resolve_mentions(store, trust, &all.persons, all.records, &timed)
+        resolve_mentions(store, trust, &all.persons, all.read(), &timed)
             .await?
             .0,
     )
@@ -67,7 +67,7 @@ pub async fn resolve_mentions(
     store: &dyn Store,
     trust: &Survivorship,
     all: &[Mention],
-    records: u64,
+    read: crate::build::Read,
     progress: &dyn Progress,
 ) -> Result<(Summary, Vec<u32>, Vec<tongban_store::EntityLink>)> {
     let started = tongban_store::now_millis();
@@ -76,7 +76,8 @@ pub async fn resolve_mentions(
     let mut on_stage = |stage: Stage| progress.stage(&format!("person {stage:?}").to_lowercase());
     let outcome = linker::run(&t, &s, &mut on_stage)?;
     progress.stage("person golden records");
-    let mut summary = Summary::from_outcome("person", records, all.len(), &s, &outcome);
+    let mut summary = Summary::from_outcome("person", read.records, all.len(), &s, &outcome);
+    summary.last_record_id = read.last_record_id;
     let (run_id, links) = crate::build::write_kind(
         store,
         "person",

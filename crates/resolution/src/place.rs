@@ -28,48 +28,144 @@ pub struct PlaceMention {
 /// Generic endings of compound names that clerks often leave out (华庭花园 written 华庭).
 const COMPOUND_ENDINGS: &[&str] = &["花园", "小区", "家园", "新村"];
 
-/// Gives a compound written without its generic ending the full name it stands for. Within a
-/// county, a compound name that has no such ending (华庭) becomes the one known name that adds an
-/// ending to it (华庭花园), if exactly one is known among all mentions; with several (华庭花园
-/// and 华庭小区) it is ambiguous and stays as written, so two compounds are never merged.
-pub fn resolve_compound_aliases(mentions: &mut [PlaceMention]) {
-    // (county, compound) names seen.
-    let mut known: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
-    for m in mentions.iter() {
+/// What is known about places from the mentions seen so far: the compound names of each county
+/// (to resolve a compound written without its generic ending) and the units in which each
+/// building has a room of a given number (to resolve an address written without its unit).
+/// The batch run builds it from every mention; incremental resolution adds one at a time.
+#[derive(Debug, Default, Clone)]
+pub struct PlaceContext {
+    /// (county, compound) names seen.
+    known: std::collections::HashSet<(String, String)>,
+    /// (building key, room) → units seen with a unit written.
+    units: HashMap<(String, String), Vec<String>>,
+}
+
+impl PlaceContext {
+    pub fn from_mentions(mentions: &[PlaceMention]) -> PlaceContext {
+        let mut ctx = PlaceContext::default();
+        for m in mentions {
+            ctx.add_names(m);
+        }
+        for m in mentions {
+            ctx.add_units(m);
+        }
+        ctx
+    }
+
+    /// Learn the compound names a mention uses.
+    pub fn add_names(&mut self, m: &PlaceMention) {
         for key in [&m.room_key, &m.building_key] {
             let parts: Vec<&str> = key.split('|').collect();
             if parts.len() >= 3 && !parts[1].is_empty() {
-                known.insert((parts[0].to_string(), parts[1].to_string()));
+                self.known
+                    .insert((parts[0].to_string(), parts[1].to_string()));
             }
         }
     }
-    let full_name = |county: &str, name: &str| -> Option<String> {
+
+    /// Learn the unit a mention's room key gives, if it gives one. Returns whether it is the
+    /// first unit known for its building and room number: the same room written without its
+    /// unit then stands for this one.
+    pub fn add_units(&mut self, m: &PlaceMention) -> bool {
+        let parts: Vec<&str> = m.room_key.split('|').collect();
+        if parts.len() == 5 && !parts[3].is_empty() {
+            let building = &m.room_key[..m.room_key.len() - parts[3].len() - parts[4].len() - 2];
+            let seen = self
+                .units
+                .entry((building.to_string(), parts[4].to_string()))
+                .or_default();
+            if !seen.iter().any(|u| u == parts[3]) {
+                seen.push(parts[3].to_string());
+                return seen.len() == 1;
+            }
+        }
+        false
+    }
+
+    fn full_name(&self, county: &str, name: &str) -> Option<String> {
         if COMPOUND_ENDINGS.iter().any(|e| name.ends_with(e)) {
             return None;
         }
         let mut found = COMPOUND_ENDINGS
             .iter()
             .map(|e| format!("{name}{e}"))
-            .filter(|full| known.contains(&(county.to_string(), full.clone())));
+            .filter(|full| self.known.contains(&(county.to_string(), full.clone())));
         match (found.next(), found.next()) {
             (Some(only), None) => Some(only),
             _ => None,
         }
-    };
-    let rewrite = |key: &mut String| {
+    }
+
+    /// A key with its compound written in full, when exactly one known name fits.
+    pub fn rewrite_key(&self, key: &mut String) {
         let parts: Vec<&str> = key.split('|').collect();
         if parts.len() < 3 {
             return;
         }
-        if let Some(full) = full_name(parts[0], parts[1]) {
+        if let Some(full) = self.full_name(parts[0], parts[1]) {
             let mut parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
             parts[1] = full;
             *key = parts.join("|");
         }
-    };
+    }
+
+    /// The room key a mention stands for (see [`effective_room_keys`]).
+    pub fn effective_room_key(&self, m: &PlaceMention) -> Option<String> {
+        let parts: Vec<&str> = m.room_key.split('|').collect();
+        if m.room_key.is_empty() {
+            return None;
+        }
+        if parts.len() != 5 || !parts[3].is_empty() {
+            return Some(m.room_key.clone());
+        }
+        let building = &m.room_key[..m.room_key.len() - parts[4].len() - 2];
+        match self
+            .units
+            .get(&(building.to_string(), parts[4].to_string()))
+            .map(Vec::as_slice)
+        {
+            None | Some([]) => Some(m.room_key.clone()),
+            Some([unit]) => Some(format!("{building}|{unit}|{}", parts[4])),
+            Some(_) => None,
+        }
+    }
+}
+
+/// The room key an address without its unit takes from household context: the one hint (a
+/// full room key where the person lives by their other records) in the same building with the
+/// same room number, if exactly one fits.
+pub fn room_key_from_hints(m: &PlaceMention, hints: &[String]) -> Option<String> {
+    let parts: Vec<&str> = m.room_key.split('|').collect();
+    if parts.len() != 5 {
+        return None;
+    }
+    let building = &m.room_key[..m.room_key.len() - parts[4].len() - 2];
+    let matching: Vec<&String> = hints
+        .iter()
+        .filter(|h| {
+            h.starts_with(building)
+                && h.ends_with(&format!("|{}", parts[4]))
+                && h.split('|').count() == 5
+        })
+        .collect();
+    match matching.as_slice() {
+        [only] => Some((*only).clone()),
+        _ => None,
+    }
+}
+
+/// Gives a compound written without its generic ending the full name it stands for. Within a
+/// county, a compound name that has no such ending (华庭) becomes the one known name that adds an
+/// ending to it (华庭花园), if exactly one is known among all mentions; with several (华庭花园
+/// and 华庭小区) it is ambiguous and stays as written, so two compounds are never merged.
+pub fn resolve_compound_aliases(mentions: &mut [PlaceMention]) {
+    let mut ctx = PlaceContext::default();
+    for m in mentions.iter() {
+        ctx.add_names(m);
+    }
     for m in mentions.iter_mut() {
-        rewrite(&mut m.room_key);
-        rewrite(&mut m.building_key);
+        ctx.rewrite_key(&mut m.room_key);
+        ctx.rewrite_key(&mut m.building_key);
     }
 }
 
@@ -127,36 +223,11 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
 /// neither merges rooms of different units nor joins the wrong one. In a building without units
 /// the key without a unit is the room's own.
 pub fn effective_room_keys(mentions: &[PlaceMention]) -> Vec<Option<String>> {
-    // (building key, room) → units seen with a unit written.
-    let mut units: HashMap<(&str, &str), Vec<&str>> = HashMap::new();
+    let mut ctx = PlaceContext::default();
     for m in mentions {
-        let parts: Vec<&str> = m.room_key.split('|').collect();
-        if parts.len() == 5 && !parts[3].is_empty() {
-            let building = &m.room_key[..m.room_key.len() - parts[3].len() - parts[4].len() - 2];
-            let seen = units.entry((building, parts[4])).or_default();
-            if !seen.contains(&parts[3]) {
-                seen.push(parts[3]);
-            }
-        }
+        ctx.add_units(m);
     }
-    mentions
-        .iter()
-        .map(|m| {
-            let parts: Vec<&str> = m.room_key.split('|').collect();
-            if m.room_key.is_empty() {
-                return None;
-            }
-            if parts.len() != 5 || !parts[3].is_empty() {
-                return Some(m.room_key.clone());
-            }
-            let building = &m.room_key[..m.room_key.len() - parts[4].len() - 2];
-            match units.get(&(building, parts[4])).map(Vec::as_slice) {
-                None | Some([]) => Some(m.room_key.clone()),
-                Some([unit]) => Some(format!("{building}|{unit}|{}", parts[4])),
-                Some(_) => None,
-            }
-        })
-        .collect()
+    mentions.iter().map(|m| ctx.effective_room_key(m)).collect()
 }
 
 /// Rooms: mentions with the same room key or room code are one room (see
@@ -173,23 +244,8 @@ pub fn cluster_rooms_with(
         if keys[i].is_some() || m.room_key.is_empty() {
             continue;
         }
-        let parts: Vec<&str> = m.room_key.split('|').collect();
-        if parts.len() != 5 {
-            continue;
-        }
-        let building = &m.room_key[..m.room_key.len() - parts[4].len() - 2];
-        let matching: Vec<&String> = hints
-            .get(i)
-            .into_iter()
-            .flatten()
-            .filter(|h| {
-                h.starts_with(building)
-                    && h.ends_with(&format!("|{}", parts[4]))
-                    && h.split('|').count() == 5
-            })
-            .collect();
-        if let [only] = matching.as_slice() {
-            keys[i] = Some((*only).clone());
+        if let Some(hinted) = hints.get(i).and_then(|h| room_key_from_hints(m, h)) {
+            keys[i] = Some(hinted);
         }
     }
     let mut uf = UnionFind::new(vec![NO_TAG; mentions.len()]);

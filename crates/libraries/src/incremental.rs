@@ -1,0 +1,1027 @@
+//! Incremental resolution: records ingested after the last run, resolved one at a time against
+//! the libraries as they stand, without a full re-run.
+//!
+//! [`Incremental::load`] reads the records the latest runs saw, their links and the person and
+//! entity models those runs learned, and builds in memory what resolving one more record needs:
+//! a `tongban_resolution::incremental::Index` per linked kind (persons, legal entities), the
+//! room and building keys with what is known about compounds and units, and each entity's
+//! members and key. [`Incremental::resolve_record`] then decides one record's mentions of every
+//! kind exactly as a batch run would decide them under the same model, and returns what changed
+//! — links, golden records, entities that now go by another key, and the relations the record
+//! states — which [`Incremental::run`] writes in one transaction per record.
+//!
+//! Keys follow the batch run's anchors (a valid citizen id or credit code, the most common room
+//! or building key, else the first mention), so a cluster gets the key a re-run from scratch
+//! would give it. What this deliberately does not do: retrain the model (the next batch run
+//! does), forget the earlier version of a changed record (its mention stays among its entity's
+//! members until the next batch run), or revisit a room whose most common key shifts.
+
+use crate::build::{
+    ENTITY_TRUST, Mentions, Progress, Summary, entity_golden, place_anchor, place_golden,
+    read_up_to, record_mentions, subjects,
+};
+use crate::{LibraryError, Result, entity_key};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tongban_resolution::cluster::{NO_TAG, UnionFind};
+use tongban_resolution::entity::{self, EntityMention};
+use tongban_resolution::golden::Survivorship;
+use tongban_resolution::incremental::Index;
+use tongban_resolution::model::Model;
+use tongban_resolution::person::{self, Mention};
+use tongban_resolution::place::{self, PlaceContext, PlaceMention};
+use tongban_store::{CleanedRecord, EntityLink, GoldenRecord, LibraryChanges, Relation, Store};
+
+/// A mention's place in the store: (source, record key, role).
+type At = (String, String, String);
+
+/// Members and keys of the clusters of one kind, by cluster label.
+#[derive(Default)]
+struct Book {
+    members: HashMap<u32, Vec<u32>>,
+    keys: HashMap<u32, String>,
+}
+
+impl Book {
+    /// The members of the given clusters.
+    fn members_of(&self, labels: &[u32]) -> Vec<u32> {
+        labels
+            .iter()
+            .filter_map(|l| self.members.get(l))
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    /// Fold the clusters `joined` (and the new mention `mention`) into cluster `label` keyed
+    /// `key`; returns the keys that went away as (old, new).
+    fn merge(
+        &mut self,
+        joined: &[u32],
+        label: u32,
+        mention: Option<u32>,
+        key: impl FnOnce(&[u32]) -> String,
+    ) -> (Vec<(String, String)>, String) {
+        let mut members: Vec<u32> = Vec::new();
+        let mut old_keys: Vec<String> = Vec::new();
+        for l in joined {
+            members.extend(self.members.remove(l).unwrap_or_default());
+            old_keys.extend(self.keys.remove(l));
+        }
+        members.extend(mention);
+        members.sort_unstable();
+        members.dedup();
+        let new_key = key(&members);
+        let renamed = old_keys
+            .into_iter()
+            .filter(|k| *k != new_key)
+            .map(|k| (k, new_key.clone()))
+            .collect();
+        self.members.insert(label, members);
+        self.keys.insert(label, new_key.clone());
+        (renamed, new_key)
+    }
+}
+
+/// A kind resolved by the probabilistic linker: persons or legal entities.
+struct Linked<M> {
+    prefix: &'static str,
+    /// How a cluster's cannot-link value anchors its key ("id:" or "code:").
+    tag_anchor: &'static str,
+    mentions: Vec<M>,
+    /// The index row of each mention (entities share a row among identical mentions).
+    row_of: Vec<u32>,
+    /// Distinct mentions → their row, where identical mentions share one.
+    distinct: Option<HashMap<String, u32>>,
+    index: Index,
+    book: Book,
+}
+
+/// Where a mention sits, for anchors and links.
+trait Located {
+    fn at(&self) -> (&str, &str, &str);
+}
+impl Located for Mention {
+    fn at(&self) -> (&str, &str, &str) {
+        (&self.source, &self.record_key, &self.role)
+    }
+}
+impl Located for EntityMention {
+    fn at(&self) -> (&str, &str, &str) {
+        (&self.source, &self.record_key, &self.role)
+    }
+}
+impl Located for PlaceMention {
+    fn at(&self) -> (&str, &str, &str) {
+        (&self.source, &self.record_key, &self.role)
+    }
+}
+
+fn mention_anchor<M: Located>(m: &M) -> String {
+    let (s, k, r) = m.at();
+    format!("mention:{s}|{k}|{r}")
+}
+
+fn at_of<M: Located>(m: &M) -> At {
+    let (s, k, r) = m.at();
+    (s.to_string(), k.to_string(), r.to_string())
+}
+
+/// What adding one mention to a kind did.
+struct Added {
+    key: String,
+    renamed: Vec<(String, String)>,
+    label: u32,
+    /// Whether the mention started an entity of its own.
+    new_entity: bool,
+}
+
+impl<M: Located + Clone> Linked<M> {
+    /// Build from the mentions a run saw and the links it wrote. `rows` gives each mention's
+    /// index row and the distinct rows' table values come from `table`.
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        prefix: &'static str,
+        tag_anchor: &'static str,
+        mentions: Vec<M>,
+        row_of: Vec<u32>,
+        distinct: Option<HashMap<String, u32>>,
+        table: tongban_resolution::table::Table,
+        settings: tongban_resolution::linker::Settings,
+        model: Model,
+        links: &HashMap<At, String>,
+    ) -> Linked<M> {
+        // Rows linked to the same stored entity form one cluster; a row whose mention has no
+        // link (it came after the run) stays alone.
+        let rows = table.len();
+        let mut label_of_key: HashMap<&str, u32> = HashMap::new();
+        let mut labels: Vec<u32> = (0..rows as u32).collect();
+        let mut row_seen = vec![false; rows];
+        for (m, &row) in mentions.iter().zip(&row_of) {
+            if std::mem::replace(&mut row_seen[row as usize], true) {
+                continue;
+            }
+            if let Some(key) = links.get(&at_of(m)) {
+                labels[row as usize] = *label_of_key.entry(key.as_str()).or_insert(row);
+            }
+        }
+        let mut index = Index::build(table, &labels, settings, model);
+        let mut book = Book::default();
+        for (i, (m, &row)) in mentions.iter().zip(&row_of).enumerate() {
+            let label = index.label(row);
+            book.members.entry(label).or_default().push(i as u32);
+            if let Some(key) = links.get(&at_of(m)) {
+                book.keys.entry(label).or_insert_with(|| key.clone());
+            }
+        }
+        // A cluster without any stored link (none should exist) gets the key a run would give.
+        let unkeyed: Vec<u32> = book
+            .members
+            .keys()
+            .filter(|l| !book.keys.contains_key(l))
+            .copied()
+            .collect();
+        for label in unkeyed {
+            let first = book.members[&label][0] as usize;
+            let anchor = match index.cluster_tag(label) {
+                Some(tag) => format!("{tag_anchor}{tag}"),
+                None => mention_anchor(&mentions[first]),
+            };
+            book.keys.insert(label, entity_key(prefix, &anchor));
+        }
+        Linked {
+            prefix,
+            tag_anchor,
+            mentions,
+            row_of,
+            distinct,
+            index,
+            book,
+        }
+    }
+
+    /// Add one mention with its table values; `distinct` is its identity where identical
+    /// mentions share a row.
+    fn add(&mut self, m: M, values: &[&str], distinct: Option<String>) -> Added {
+        let mention = self.mentions.len() as u32;
+        let existing = match (&self.distinct, &distinct) {
+            (Some(map), Some(d)) => map.get(d).copied(),
+            _ => None,
+        };
+        let (row, joined) = match existing {
+            Some(row) => {
+                let label = self.index.label(row);
+                (row, vec![label])
+            }
+            None => {
+                let d = self.index.resolve(&mention.to_string(), values);
+                if let (Some(map), Some(key)) = (&mut self.distinct, distinct) {
+                    map.insert(key, d.row);
+                }
+                (d.row, d.joined)
+            }
+        };
+        self.mentions.push(m);
+        self.row_of.push(row);
+        let label = self.index.label(row);
+        let tag = self.index.cluster_tag(row).map(str::to_string);
+        let (prefix, tag_anchor) = (self.prefix, self.tag_anchor);
+        let mentions = &self.mentions;
+        let (renamed, key) = self.book.merge(&joined, label, Some(mention), |members| {
+            let anchor = match &tag {
+                Some(tag) => format!("{tag_anchor}{tag}"),
+                None => mention_anchor(&mentions[members[0] as usize]),
+            };
+            entity_key(prefix, &anchor)
+        });
+        Added {
+            key,
+            renamed,
+            label,
+            new_entity: joined.is_empty(),
+        }
+    }
+
+    fn members(&self, label: u32) -> Vec<&M> {
+        self.book
+            .members
+            .get(&label)
+            .map(|ms| ms.iter().map(|&i| &self.mentions[i as usize]).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A kind grouped by keys: rooms (room key or room code) and buildings (building key).
+struct Grouped {
+    kind: &'static str,
+    prefix: &'static str,
+    clusters: UnionFind,
+    /// Grouping key → the first row with it.
+    first: HashMap<String, u32>,
+    book: Book,
+}
+
+impl Grouped {
+    fn new(kind: &'static str, prefix: &'static str) -> Grouped {
+        Grouped {
+            kind,
+            prefix,
+            clusters: UnionFind::new(Vec::new()),
+            first: HashMap::new(),
+            book: Book::default(),
+        }
+    }
+
+    /// Add row `row` (its index in the place mentions) grouped by `keys`; returns the labels of
+    /// the clusters it joined and its label.
+    fn group(&mut self, row: u32, keys: &[String]) -> (Vec<u32>, u32) {
+        let pushed = self.clusters.push(NO_TAG);
+        debug_assert_eq!(pushed, row);
+        let mut joined = Vec::new();
+        for key in keys.iter().filter(|k| !k.is_empty()) {
+            match self.first.get(key) {
+                Some(&first) => {
+                    let label = self.clusters.smallest(first);
+                    if self.clusters.find(first) != self.clusters.find(row) {
+                        self.clusters.union(first, row);
+                        if !joined.contains(&label) {
+                            joined.push(label);
+                        }
+                    }
+                }
+                None => {
+                    self.first.insert(key.clone(), row);
+                }
+            }
+        }
+        (joined, self.clusters.smallest(row))
+    }
+
+    /// Join an existing row's cluster with the cluster of `key` (or make the row the key's
+    /// first); returns the labels of both clusters before, when they were two.
+    fn attach(&mut self, row: u32, key: &str) -> Option<(u32, u32)> {
+        match self.first.get(key) {
+            Some(&first) if self.clusters.find(first) != self.clusters.find(row) => {
+                let labels = (self.clusters.smallest(first), self.clusters.smallest(row));
+                self.clusters.union(first, row);
+                Some(labels)
+            }
+            Some(_) => None,
+            None => {
+                self.first.insert(key.to_string(), row);
+                None
+            }
+        }
+    }
+}
+
+/// Whether a room key names its unit (county|compound|building|unit|room).
+fn has_unit(key: &str) -> bool {
+    key.split('|').count() == 5 && key.split('|').nth(3).is_some_and(|u| !u.is_empty())
+}
+
+/// The same room key without its unit.
+fn without_unit(key: &str) -> Option<String> {
+    let parts: Vec<&str> = key.split('|').collect();
+    (parts.len() == 5 && !parts[3].is_empty())
+        .then(|| format!("{}|{}|{}||{}", parts[0], parts[1], parts[2], parts[4]))
+}
+
+/// Latency of each record, resolved (in memory) and stored.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Latencies {
+    pub decide: Vec<Duration>,
+    pub total: Vec<Duration>,
+}
+
+/// The value at quantile `q` (0–1) of some durations, in milliseconds.
+pub fn quantile_ms(values: &[Duration], q: f64) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let mut v: Vec<Duration> = values.to_vec();
+    v.sort_unstable();
+    let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+    v[i.min(v.len() - 1)].as_secs_f64() * 1000.0
+}
+
+/// What an incremental run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Report {
+    pub records: u64,
+    /// Mentions resolved, per kind.
+    pub mentions: HashMap<String, u64>,
+    /// Entities started by the new records, per kind.
+    pub new_entities: HashMap<String, u64>,
+    /// Entities merged into another (or re-keyed) because of the new records, per kind.
+    pub renamed: HashMap<String, u64>,
+    pub relations: u64,
+    /// Entities indexed when the run began, per kind.
+    pub indexed: HashMap<String, u64>,
+    #[serde(skip)]
+    pub latencies: Latencies,
+    pub last_record_id: i64,
+}
+
+/// The libraries in memory, ready to take new records one at a time.
+pub struct Incremental {
+    trust: Survivorship,
+    entity_trust: Survivorship,
+    subjects: HashMap<String, String>,
+    persons: Linked<Mention>,
+    entities: Linked<EntityMention>,
+    /// Normalised entity name → the valid credit codes that go by it.
+    codes_by_name: HashMap<String, Vec<String>>,
+    /// Every place mention; `room_key` holds the room key it stands for ("" when ambiguous).
+    places: Vec<PlaceMention>,
+    /// Place mentions whose room is still ambiguous (an address without its unit in a building
+    /// with several rooms of that number), with the key as written: household context arriving
+    /// later may still settle them, as it would in a run from scratch.
+    unsettled: HashMap<u32, String>,
+    /// The person subject (a mention index) of each place mention's record, if any, and the
+    /// place mentions of each person subject's record.
+    person_of_place: Vec<u32>,
+    places_of_person: HashMap<u32, Vec<u32>>,
+    context: PlaceContext,
+    rooms: Grouped,
+    buildings: Grouped,
+    /// The run each kind's new links are recorded under, and its summary.
+    runs: HashMap<&'static str, (i64, Summary)>,
+    /// The last record resolved.
+    cursor: i64,
+}
+
+fn model_of(summary: &Summary, kind: &str) -> Result<Model> {
+    if summary.m.is_empty() || summary.u.is_empty() {
+        return Err(LibraryError::Truth {
+            file: format!("{kind} library"),
+            message: "the latest run did not store its model; run `tongban resolve` once more"
+                .into(),
+        });
+    }
+    Ok(Model {
+        m: summary.m.clone(),
+        u: summary.u.clone(),
+        lambda: summary.lambda,
+    })
+}
+
+async fn all_links(store: &dyn Store, kind: &str) -> Result<HashMap<At, String>> {
+    const PAGE: i64 = 50_000;
+    let mut out = HashMap::new();
+    let mut after: Option<At> = None;
+    loop {
+        let page = store
+            .entity_links(
+                kind,
+                after
+                    .as_ref()
+                    .map(|(s, k, r)| (s.as_str(), k.as_str(), r.as_str())),
+                PAGE,
+            )
+            .await?;
+        let full = page.len() as i64 == PAGE;
+        if let Some(last) = page.last() {
+            after = Some((
+                last.source_id.clone(),
+                last.record_key.clone(),
+                last.role.clone(),
+            ));
+        }
+        for l in page {
+            out.insert((l.source_id, l.record_key, l.role), l.entity_key);
+        }
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+/// The identity under which identical entity mentions share a row (as in the batch run).
+fn entity_identity(m: &EntityMention) -> String {
+    format!(
+        "{}\u{1f}{}\u{1f}{}\u{1f}{}",
+        m.valid_code, m.code, m.name_key, m.address
+    )
+}
+
+fn row_values(t: &tongban_resolution::table::Table) -> Vec<&str> {
+    t.columns.iter().map(|c| c.get(0)).collect()
+}
+
+impl Incremental {
+    /// Read the libraries the latest runs left and index them.
+    pub async fn load(
+        store: &dyn Store,
+        trust: Survivorship,
+        progress: &dyn Progress,
+    ) -> Result<Incremental> {
+        let mut runs: HashMap<&'static str, (i64, Summary)> = HashMap::new();
+        for kind in tongban_store::RESOLUTION_KINDS {
+            let run = store
+                .latest_resolution(kind)
+                .await?
+                .ok_or_else(|| LibraryError::Truth {
+                    file: format!("{kind} library"),
+                    message: "no run yet: run `tongban resolve` first".into(),
+                })?;
+            let summary: Summary =
+                serde_json::from_str(&run.summary).map_err(|e| LibraryError::Truth {
+                    file: format!("resolution run {}", run.id),
+                    message: format!("its summary cannot be read: {e}"),
+                })?;
+            runs.insert(kind, (run.id, summary));
+        }
+        // Every kind resumes from the record the least advanced run saw: a record already
+        // resolved is resolved again to the same decision, and upserted.
+        let cursor = runs
+            .values()
+            .map(|(_, s)| s.last_record_id)
+            .min()
+            .unwrap_or(0);
+        if cursor == 0 {
+            return Err(LibraryError::Truth {
+                file: "libraries".into(),
+                message: "the latest runs did not record where they stopped reading; run `tongban resolve` once more".into(),
+            });
+        }
+        progress.stage("reading");
+        let Mentions {
+            persons,
+            entities,
+            places: mut place_mentions,
+            ..
+        } = read_up_to(store, cursor, progress).await?;
+        progress.stage("indexing persons");
+        let (person_of_place, places_of_person) = household(&persons, &place_mentions, 0);
+        let person_links = all_links(store, "person").await?;
+        let person_table = person::table(&persons);
+        let rows: Vec<u32> = (0..persons.len() as u32).collect();
+        let persons = Linked::build(
+            "P",
+            "id:",
+            persons,
+            rows,
+            None,
+            person_table,
+            person::settings(),
+            model_of(&runs["person"].1, "person")?,
+            &person_links,
+        );
+        drop(person_links);
+
+        progress.stage("indexing entities");
+        let entity_links = all_links(store, "entity").await?;
+        let mut distinct: HashMap<String, u32> = HashMap::new();
+        let mut representatives: Vec<EntityMention> = Vec::new();
+        let rows: Vec<u32> = entities
+            .iter()
+            .map(|m| {
+                let next = representatives.len() as u32;
+                let row = *distinct.entry(entity_identity(m)).or_insert(next);
+                if row == next {
+                    representatives.push(m.clone());
+                }
+                row
+            })
+            .collect();
+        let mut codes_by_name: HashMap<String, Vec<String>> = HashMap::new();
+        for m in entities
+            .iter()
+            .filter(|m| !m.valid_code.is_empty() && !m.name_key.is_empty())
+        {
+            let codes = codes_by_name.entry(m.name_key.clone()).or_default();
+            if !codes.contains(&m.valid_code) {
+                codes.push(m.valid_code.clone());
+            }
+        }
+        let entity_table = entity::table(&representatives);
+        let entities = Linked::build(
+            "E",
+            "code:",
+            entities,
+            rows,
+            Some(distinct),
+            entity_table,
+            entity::settings(),
+            model_of(&runs["entity"].1, "entity")?,
+            &entity_links,
+        );
+        drop(entity_links);
+
+        progress.stage("indexing places");
+        place::resolve_compound_aliases(&mut place_mentions);
+        let context = PlaceContext::from_mentions(&place_mentions);
+        let mut rooms = Grouped::new("room", "R");
+        let mut buildings = Grouped::new("building", "B");
+        let room_links = all_links(store, "room").await?;
+        let building_links = all_links(store, "building").await?;
+        let mut unsettled: HashMap<u32, String> = HashMap::new();
+        let effective: Vec<Option<String>> = place_mentions
+            .iter()
+            .map(|m| context.effective_room_key(m))
+            .collect();
+        for (i, m) in place_mentions.iter().enumerate() {
+            if effective[i].is_none() && !m.room_key.is_empty() {
+                unsettled.insert(i as u32, m.room_key.clone());
+            }
+        }
+        for (i, (m, room_key)) in place_mentions.iter_mut().zip(effective).enumerate() {
+            let row = i as u32;
+            let at = at_of(m);
+            // The batch run's grouping is taken as stored: a mention joins the room its link
+            // names, and its keys point there for the mentions to come.
+            let room_key = room_key.unwrap_or_default();
+            let code = if m.room_code.is_empty() {
+                String::new()
+            } else {
+                format!("code:{}", m.room_code)
+            };
+            let linked = |links: &HashMap<At, String>| {
+                links
+                    .get(&at)
+                    .map(|k| format!("entity:{k}"))
+                    .unwrap_or_default()
+            };
+            rooms.group(row, &[linked(&room_links), room_key.clone(), code]);
+            m.room_key = room_key;
+            buildings.group(row, &[linked(&building_links), m.building_key.clone()]);
+        }
+        for (grouped, links) in [(&mut rooms, &room_links), (&mut buildings, &building_links)] {
+            grouped.book.members.clear();
+            for (i, m) in place_mentions.iter().enumerate() {
+                let label = grouped.clusters.smallest(i as u32);
+                grouped
+                    .book
+                    .members
+                    .entry(label)
+                    .or_default()
+                    .push(i as u32);
+                if let Some(key) = links.get(&at_of(m)) {
+                    grouped
+                        .book
+                        .keys
+                        .entry(label)
+                        .or_insert_with(|| key.clone());
+                }
+            }
+        }
+        let mut libraries = Incremental {
+            trust,
+            entity_trust: Survivorship::new(ENTITY_TRUST),
+            subjects: subjects(store).await?,
+            persons,
+            entities,
+            codes_by_name,
+            places: place_mentions,
+            unsettled,
+            person_of_place,
+            places_of_person,
+            context,
+            rooms,
+            buildings,
+            runs,
+            cursor,
+        };
+        // Mentions the batch run settled from household context take the key it gave them
+        // (their link already puts them in that room), so that anchors count them as it did.
+        let pending: Vec<u32> = libraries.unsettled.keys().copied().collect();
+        for row in pending {
+            let person = libraries.person_of_place[row as usize];
+            if person == NO_PERSON {
+                continue;
+            }
+            let label = libraries
+                .persons
+                .index
+                .label(libraries.persons.row_of[person as usize]);
+            let hints = libraries.full_room_keys(label);
+            let mut m = libraries.places[row as usize].clone();
+            m.room_key = libraries.unsettled[&row].clone();
+            if let Some(key) = place::room_key_from_hints(&m, &hints) {
+                libraries.places[row as usize].room_key = key;
+                libraries.unsettled.remove(&row);
+            }
+        }
+        Ok(libraries)
+    }
+
+    /// The full room keys (with a unit) where the person of cluster `label` lives or is
+    /// registered according to their records: the household context of the batch run.
+    fn full_room_keys(&self, label: u32) -> Vec<String> {
+        let mut keys: Vec<String> = Vec::new();
+        for person in self.persons.book.members.get(&label).into_iter().flatten() {
+            for &row in self.places_of_person.get(person).into_iter().flatten() {
+                let p = &self.places[row as usize];
+                if (p.role == "residence" || p.role == "registered")
+                    && has_unit(&p.room_key)
+                    && !keys.contains(&p.room_key)
+                {
+                    keys.push(p.room_key.clone());
+                }
+            }
+        }
+        keys
+    }
+
+    /// Settle the ambiguous place mentions of a person's records that the person's household
+    /// context now decides, as a run from scratch would.
+    fn settle_from_household(
+        &mut self,
+        subject: u32,
+        changes: &mut LibraryChanges,
+        report: &mut Report,
+    ) {
+        let label = self
+            .persons
+            .index
+            .label(self.persons.row_of[subject as usize]);
+        let mut rows: Vec<u32> = Vec::new();
+        for person in self.persons.book.members.get(&label).into_iter().flatten() {
+            for &row in self.places_of_person.get(person).into_iter().flatten() {
+                if self.unsettled.contains_key(&row) {
+                    rows.push(row);
+                }
+            }
+        }
+        if rows.is_empty() {
+            return;
+        }
+        let hints = self.full_room_keys(label);
+        for row in rows {
+            let mut m = self.places[row as usize].clone();
+            m.room_key = self.unsettled[&row].clone();
+            let Some(key) = place::room_key_from_hints(&m, &hints) else {
+                continue;
+            };
+            self.unsettled.remove(&row);
+            self.places[row as usize].room_key = key.clone();
+            if let Some((a, b)) = self.rooms.attach(row, &key) {
+                let label = self.rooms.clusters.smallest(row);
+                let (added, golden) = regroup(&mut self.rooms, &self.places, &[a, b], label, None);
+                *report.renamed.entry("room".into()).or_default() += added.renamed.len() as u64;
+                push_change(changes, None, added, golden);
+            }
+        }
+    }
+
+    /// Entities indexed, per kind.
+    pub fn indexed(&self) -> HashMap<String, u64> {
+        [
+            ("person", self.persons.book.keys.len()),
+            ("entity", self.entities.book.keys.len()),
+            ("room", self.rooms.book.keys.len()),
+            ("building", self.buildings.book.keys.len()),
+        ]
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n as u64))
+        .collect()
+    }
+
+    /// Resolve one record: every person, entity and place it mentions. Returns the changes to
+    /// store and the relations the record states.
+    pub fn resolve_record(
+        &mut self,
+        record: &CleanedRecord,
+        report: &mut Report,
+    ) -> (Vec<LibraryChanges>, Vec<Relation>) {
+        let (persons, entities, places) = record_mentions(&self.subjects, record);
+        let mut person_changes = LibraryChanges {
+            kind: "person".into(),
+            ..Default::default()
+        };
+        // The record's own person, whose other records give household context to its places.
+        let mut subject = NO_PERSON;
+        for m in persons {
+            let t = person::table(std::slice::from_ref(&m));
+            let at = at_of(&m);
+            if at.2 == "subject" {
+                subject = self.persons.mentions.len() as u32;
+            }
+            let added = self.persons.add(m, &row_values(&t), None);
+            let golden =
+                crate::person::golden(&added.key, &self.persons.members(added.label), &self.trust);
+            count(report, "person", &added);
+            push_change(&mut person_changes, Some(at), added, golden);
+        }
+
+        let mut entity_changes = LibraryChanges {
+            kind: "entity".into(),
+            ..Default::default()
+        };
+        for m in entities {
+            if !m.valid_code.is_empty() && !m.name_key.is_empty() {
+                let codes = self.codes_by_name.entry(m.name_key.clone()).or_default();
+                if !codes.contains(&m.valid_code) {
+                    codes.push(m.valid_code.clone());
+                }
+            }
+            let registered = match self.codes_by_name.get(&m.name_key) {
+                Some(codes) if codes.len() == 1 => m.name_key.as_str(),
+                _ => "",
+            };
+            let values = [
+                m.valid_code.as_str(),
+                m.code.as_str(),
+                m.name_key.as_str(),
+                m.address.as_str(),
+                registered,
+            ];
+            let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            let at = at_of(&m);
+            let identity = entity_identity(&m);
+            let added = self.entities.add(m, &values, Some(identity));
+            let golden = entity_golden(
+                &added.key,
+                &self.entities.members(added.label),
+                &self.entity_trust,
+            );
+            count(report, "entity", &added);
+            push_change(&mut entity_changes, Some(at), added, golden);
+        }
+
+        let mut room_changes = LibraryChanges {
+            kind: "room".into(),
+            ..Default::default()
+        };
+        let mut building_changes = LibraryChanges {
+            kind: "building".into(),
+            ..Default::default()
+        };
+        for mut m in places {
+            self.context.add_names(&m);
+            self.context.rewrite_key(&mut m.room_key);
+            self.context.rewrite_key(&mut m.building_key);
+            let first_unit = self.context.add_units(&m);
+            let row = self.places.len() as u32;
+            let room_key = match self.context.effective_room_key(&m) {
+                Some(k) => k,
+                None => {
+                    if !m.room_key.is_empty() {
+                        self.unsettled.insert(row, m.room_key.clone());
+                    }
+                    String::new()
+                }
+            };
+            let code = if m.room_code.is_empty() {
+                String::new()
+            } else {
+                format!("code:{}", m.room_code)
+            };
+            // The first unit known for a building's room number settles every mention of that
+            // room written without its unit: they are one room now.
+            let unitless = first_unit
+                .then(|| without_unit(&room_key))
+                .flatten()
+                .unwrap_or_default();
+            m.room_key = room_key.clone();
+            let at = at_of(&m);
+            let building_key = m.building_key.clone();
+            self.places.push(m);
+            self.person_of_place.push(subject);
+            if subject != NO_PERSON {
+                self.places_of_person.entry(subject).or_default().push(row);
+            }
+            let (joined, label) = self
+                .rooms
+                .group(row, &[room_key.clone(), code, unitless.clone()]);
+            if !unitless.is_empty() {
+                let members = self.rooms.book.members_of(&joined);
+                for i in members {
+                    if self.places[i as usize].room_key == unitless {
+                        self.places[i as usize].room_key = room_key.clone();
+                    }
+                }
+            }
+            let added = regroup(&mut self.rooms, &self.places, &joined, label, Some(row));
+            count(report, "room", &added.0);
+            push_change(&mut room_changes, Some(at.clone()), added.0, added.1);
+            let (joined, label) = self.buildings.group(row, &[building_key]);
+            let added = regroup(&mut self.buildings, &self.places, &joined, label, Some(row));
+            count(report, "building", &added.0);
+            push_change(&mut building_changes, Some(at), added.0, added.1);
+        }
+        if subject != NO_PERSON {
+            self.settle_from_household(subject, &mut room_changes, report);
+        }
+        let relations = crate::relations::derive(
+            &person_changes.links,
+            &entity_changes.links,
+            &room_changes.links,
+            &building_changes.links,
+        );
+        report.records += 1;
+        report.relations += relations.len() as u64;
+        report.last_record_id = record.id;
+        self.cursor = record.id;
+        (
+            vec![
+                person_changes,
+                entity_changes,
+                room_changes,
+                building_changes,
+            ],
+            relations,
+        )
+    }
+
+    /// Resolve every record stored after the cursor, one at a time, each written in its own
+    /// transaction; then record an incremental run per kind.
+    pub async fn run(&mut self, store: &dyn Store, progress: &dyn Progress) -> Result<Report> {
+        const PAGE: i64 = 2_000;
+        let started = tongban_store::now_millis();
+        let mut report = Report {
+            indexed: self.indexed(),
+            last_record_id: self.cursor,
+            ..Report::default()
+        };
+        progress.stage("resolving new records");
+        loop {
+            let page = store.all_current_cleaned(self.cursor, PAGE).await?;
+            if page.is_empty() {
+                break;
+            }
+            for record in &page {
+                let t0 = Instant::now();
+                let (changes, relations) = self.resolve_record(record, &mut report);
+                let decided = t0.elapsed();
+                let run_id = self.runs.get("person").map_or(0, |r| r.0);
+                store
+                    .apply_library_changes(run_id, &changes, &relations)
+                    .await?;
+                report.latencies.decide.push(decided);
+                report.latencies.total.push(t0.elapsed());
+                progress.records(report.records);
+            }
+        }
+        for kind in tongban_store::RESOLUTION_KINDS {
+            let Some((_, base)) = self.runs.get(kind) else {
+                continue;
+            };
+            let mut summary = base.clone();
+            summary.mode = "incremental".into();
+            summary.last_record_id = self.cursor;
+            summary.records = report.records;
+            let (links, entities) = store.library_counts(kind).await?;
+            summary.mentions = links as u64;
+            summary.entities = entities as u64;
+            let text = serde_json::to_string(&summary).unwrap_or_default();
+            let id = store
+                .add_resolution_run(kind, started, &text, links, entities)
+                .await?;
+            summary.run_id = id;
+            self.runs.insert(kind, (id, summary));
+        }
+        Ok(report)
+    }
+}
+
+/// No person subject.
+const NO_PERSON: u32 = u32::MAX;
+
+/// The person subject (mention index, offset by `base`) of each place mention's record, and
+/// the place mentions of each subject's record.
+fn household(
+    persons: &[Mention],
+    places: &[PlaceMention],
+    base: u32,
+) -> (Vec<u32>, HashMap<u32, Vec<u32>>) {
+    let mut subject: HashMap<(&str, &str), u32> = HashMap::new();
+    for (i, m) in persons.iter().enumerate() {
+        if m.role == "subject" {
+            subject.insert((&m.source, &m.record_key), base + i as u32);
+        }
+    }
+    let mut of_person: HashMap<u32, Vec<u32>> = HashMap::new();
+    let person_of_place = places
+        .iter()
+        .enumerate()
+        .map(
+            |(row, p)| match subject.get(&(p.source.as_str(), p.record_key.as_str())) {
+                Some(&person) => {
+                    of_person.entry(person).or_default().push(row as u32);
+                    person
+                }
+                None => NO_PERSON,
+            },
+        )
+        .collect();
+    (person_of_place, of_person)
+}
+
+/// Fold the clusters `joined` (and the new row, if any) of a place kind into cluster `label`:
+/// its key by the batch run's anchor, the keys that went away, and its golden record.
+fn regroup(
+    grouped: &mut Grouped,
+    places: &[PlaceMention],
+    joined: &[u32],
+    label: u32,
+    row: Option<u32>,
+) -> (Added, serde_json::Value) {
+    let prefix = grouped.prefix;
+    let pick: fn(&PlaceMention) -> &str = if grouped.kind == "room" {
+        |m| m.room_key.as_str()
+    } else {
+        |m| m.building_key.as_str()
+    };
+    let mut anchor = String::new();
+    let (renamed, key) = grouped.book.merge(joined, label, row, |members| {
+        let ms: Vec<&PlaceMention> = members.iter().map(|&i| &places[i as usize]).collect();
+        anchor = place_anchor(&ms, pick);
+        entity_key(prefix, &anchor)
+    });
+    let members: Vec<&PlaceMention> = grouped.book.members[&label]
+        .iter()
+        .map(|&i| &places[i as usize])
+        .collect();
+    let golden = place_golden(&key, &members, anchor.strip_prefix("key:").unwrap_or(""));
+    (
+        Added {
+            key,
+            renamed,
+            label,
+            new_entity: joined.is_empty() && row.is_some(),
+        },
+        golden,
+    )
+}
+
+fn count(report: &mut Report, kind: &str, added: &Added) {
+    *report.mentions.entry(kind.to_string()).or_default() += 1;
+    if added.new_entity {
+        *report.new_entities.entry(kind.to_string()).or_default() += 1;
+    }
+    *report.renamed.entry(kind.to_string()).or_default() += added.renamed.len() as u64;
+}
+
+fn push_change(
+    changes: &mut LibraryChanges,
+    at: Option<At>,
+    added: Added,
+    golden: serde_json::Value,
+) {
+    if let Some(at) = at {
+        changes.links.push(EntityLink {
+            source_id: at.0,
+            record_key: at.1,
+            role: at.2,
+            entity_key: added.key.clone(),
+        });
+    }
+    // A link written earlier in this record to a key that has just gone follows it.
+    for (old, new) in &added.renamed {
+        for l in changes.links.iter_mut().filter(|l| l.entity_key == *old) {
+            l.entity_key = new.clone();
+        }
+    }
+    changes.golden.retain(|g| g.entity_key != added.key);
+    changes.golden.push(GoldenRecord {
+        entity_key: added.key,
+        record: golden.to_string(),
+    });
+    for (old, new) in added.renamed {
+        changes.golden.retain(|g| g.entity_key != old);
+        changes.renamed.push((old, new));
+    }
+}

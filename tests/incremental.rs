@@ -1,0 +1,131 @@
+//! Incremental resolution end to end on both store backends: a synthetic city is ingested but for
+//! one department's export, the libraries are built, the held-back export is ingested and its
+//! records resolved one at a time; the result must be the clusters a run from scratch finds.
+
+mod common;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use tongban_intake::mapping::Mapping;
+use tongban_intake::pipeline::ingest_file;
+use tongban_libraries::build::{Progress, build_all};
+use tongban_libraries::incremental::Incremental;
+use tongban_libraries::person::DEFAULT_TRUST;
+use tongban_resolution::golden::Survivorship;
+use tongban_store::Store;
+use tongban_synth::exports::Sink;
+use tongban_synth::{SynthConfig, generate};
+
+struct Quiet;
+impl Progress for Quiet {
+    fn stage(&self, _: &str) {}
+}
+
+async fn ingest(store: &dyn Store, dir: &Path, sink: Sink) {
+    let stem = sink.path().split('.').next().unwrap();
+    let path = format!("mappings/synth/{stem}.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mapping = Arc::new(Mapping::parse(&text, &path).unwrap());
+    let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    ingest_file(store, mapping, &text, &dir.join(sink.path()), bytes, false)
+        .await
+        .unwrap();
+}
+
+/// Each kind's clusters as sets of mentions, and the key of each cluster.
+async fn partitions(
+    store: &dyn Store,
+) -> HashMap<&'static str, (BTreeSet<BTreeSet<String>>, BTreeSet<String>)> {
+    let mut out = HashMap::new();
+    for kind in tongban_store::RESOLUTION_KINDS {
+        let links = store.entity_links(kind, None, i64::MAX).await.unwrap();
+        let mut groups: HashMap<String, BTreeSet<String>> = HashMap::new();
+        for l in links {
+            groups
+                .entry(l.entity_key)
+                .or_default()
+                .insert(format!("{}:{}:{}", l.source_id, l.record_key, l.role));
+        }
+        let keys: BTreeSet<String> = groups.keys().cloned().collect();
+        out.insert(*kind, (groups.into_values().collect(), keys));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(
+        SynthConfig {
+            seed: 12,
+            people: 6_000,
+            ..SynthConfig::default()
+        },
+        &d.join("s"),
+        &|_, _| {},
+    )
+    .unwrap();
+    let held_back = [Sink::FloatingPopulation, Sink::HousingRentals];
+    let trust = Survivorship::new(DEFAULT_TRUST);
+    for store in common::backends(d, "incremental").await {
+        let store = store.as_ref();
+        for sink in Sink::ALL
+            .iter()
+            .filter(|s| s.department().is_some() && !held_back.contains(s))
+        {
+            ingest(store, &d.join("s"), *sink).await;
+        }
+        build_all(store, &trust, &Quiet).await.unwrap();
+        let before = partitions(store).await;
+        for sink in held_back {
+            ingest(store, &d.join("s"), sink).await;
+        }
+
+        let mut libraries = Incremental::load(store, trust.clone(), &Quiet)
+            .await
+            .unwrap();
+        let report = libraries.run(store, &Quiet).await.unwrap();
+        let new_records: i64 = {
+            let mut n = 0;
+            for sink in held_back {
+                let stem = sink.path().split('.').next().unwrap();
+                n += store.record_counts(stem).await.unwrap().0;
+            }
+            n
+        };
+        assert_eq!(report.records as i64, new_records, "every new record, once");
+        assert!(report.mentions["person"] > 0 && report.mentions["room"] > 0);
+        assert!(
+            report.new_entities.get("person").copied().unwrap_or(0) < report.mentions["person"] / 2,
+            "most people in the new records are already known: {report:?}"
+        );
+        assert_eq!(report.latencies.total.len(), report.records as usize);
+        let incremental = partitions(store).await;
+        assert_ne!(before["person"], incremental["person"]);
+
+        // Nothing new: nothing to do.
+        let mut again = Incremental::load(store, trust.clone(), &Quiet)
+            .await
+            .unwrap();
+        assert_eq!(again.run(store, &Quiet).await.unwrap().records, 0);
+
+        // A run from scratch finds the same clusters under the same keys.
+        build_all(store, &trust, &Quiet).await.unwrap();
+        let full = partitions(store).await;
+        for kind in tongban_store::RESOLUTION_KINDS {
+            let (inc_groups, inc_keys) = &incremental[kind];
+            let (full_groups, full_keys) = &full[kind];
+            let only_inc = inc_groups.difference(full_groups).count();
+            let only_full = full_groups.difference(inc_groups).count();
+            assert!(
+                only_inc == 0 && only_full == 0,
+                "{kind} on {}: {only_inc} clusters only incremental, {only_full} only from scratch, of {}",
+                store.backend(),
+                full_groups.len()
+            );
+            assert_eq!(inc_keys, full_keys, "{kind} keys on {}", store.backend());
+        }
+    }
+}
