@@ -53,6 +53,23 @@ async fn partitions(
     out
 }
 
+/// Each kind's golden records by key.
+async fn goldens(
+    store: &dyn Store,
+    parts: &HashMap<&'static str, (BTreeSet<BTreeSet<String>>, BTreeSet<String>)>,
+) -> HashMap<&'static str, HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for kind in tongban_store::RESOLUTION_KINDS {
+        let mut records = HashMap::new();
+        for key in &parts[kind].1 {
+            let g = store.golden_record(kind, key).await.unwrap();
+            records.insert(key.clone(), g.map(|g| g.record).unwrap_or_default());
+        }
+        out.insert(*kind, records);
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -104,6 +121,7 @@ async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
         assert_eq!(report.latencies.total.len(), report.records as usize);
         let incremental = partitions(store).await;
         assert_ne!(before["person"], incremental["person"]);
+        let golden_after_incremental = goldens(store, &incremental).await;
 
         // Nothing new: nothing to do.
         let mut again = Incremental::load(store, trust.clone(), &Quiet)
@@ -126,6 +144,25 @@ async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
                 full_groups.len()
             );
             assert_eq!(inc_keys, full_keys, "{kind} keys on {}", store.backend());
+        }
+        // And the same golden records.
+        let golden_from_scratch = goldens(store, &full).await;
+        for kind in tongban_store::RESOLUTION_KINDS {
+            let (a, b) = (&golden_after_incremental[kind], &golden_from_scratch[kind]);
+            let differing: Vec<&String> = a
+                .iter()
+                .filter(|(k, v)| b.get(*k) != Some(v))
+                .map(|(k, _)| k)
+                .collect();
+            assert!(
+                differing.is_empty(),
+                "{kind} on {}: {} of {} golden records differ, e.g. {:?} vs {:?}",
+                store.backend(),
+                differing.len(),
+                a.len(),
+                a.get(differing[0]),
+                b.get(differing[0])
+            );
         }
     }
 }

@@ -10,7 +10,7 @@ use tongban_synth::SynthConfig;
 
 #[derive(Parser, Debug)]
 #[command(
-    after_help = "Examples:\n  tongban bench synth --people 1000000\n  tongban bench synth --people 10000000 --out /tmp/city10m\n  tongban bench link --records 1000000\n  tongban bench link --records 1000000 --data /tmp/febrl-1m.csv   (keep the records, e.g. for another tool)"
+    after_help = "Examples:\n  tongban bench synth --people 1000000\n  tongban bench synth --people 10000000 --out /tmp/city10m\n  tongban bench link --records 1000000\n  tongban bench link --records 1000000 --data /tmp/febrl-1m.csv   (keep the records, e.g. for another tool)\n  tongban bench incremental --people 1000000 --data /tmp/city1m --verify"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -61,6 +61,38 @@ pub enum What {
         #[arg(long)]
         input: Option<std::path::PathBuf>,
     },
+    /// Build the libraries from every export but the held-back ones, ingest those, resolve
+    /// their records one at a time, and report the latency per record; with --verify, then
+    /// rebuild from scratch and compare the clusters.
+    Incremental {
+        #[arg(long, default_value_t = 300_000)]
+        people: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Exports (source ids) held back from the first run and resolved incrementally.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "floating_population,housing_rentals"
+        )]
+        held_back: Vec<String>,
+        /// Keep the synthetic exports here (reused when they are already there).
+        #[arg(long)]
+        data: Option<std::path::PathBuf>,
+        /// The store (default: a fresh SQLite file in a temporary directory). A PostgreSQL URL
+        /// should name an empty database.
+        #[arg(long)]
+        database: Option<String>,
+        /// Where the mapping files are.
+        #[arg(long, default_value = "mappings/synth")]
+        mappings: std::path::PathBuf,
+        /// Afterwards, rebuild the libraries from scratch and compare the clusters.
+        #[arg(long)]
+        verify: bool,
+        /// Take only the first N records of each held-back export (all by default).
+        #[arg(long)]
+        new_records: Option<usize>,
+    },
 }
 
 /// The peak resident memory of this process in bytes, where the platform tells it.
@@ -85,6 +117,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             data,
             input,
         } => return bench_link(records, seed, config, data, input),
+        What::Incremental {
+            people,
+            seed,
+            held_back,
+            data,
+            database,
+            mappings,
+            verify,
+            new_records,
+        } => super::bench_incremental::run(super::bench_incremental::Options {
+            people,
+            seed,
+            held_back,
+            data,
+            database,
+            mappings,
+            verify,
+            new_records,
+        })?,
         What::Synth { people, seed, out } => {
             // Without --out the files go to a temporary directory that is removed afterwards;
             // a directory the user named is never removed.

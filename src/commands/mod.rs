@@ -2,6 +2,7 @@
 //! worth testing without a terminal belongs in a library crate instead.
 
 pub mod bench;
+pub mod bench_incremental;
 pub mod check;
 pub mod demo;
 pub mod divisions;

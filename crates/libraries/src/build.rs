@@ -448,16 +448,42 @@ pub fn golden_record<M>(
     json!({ "key": key, "mentions": members.len(), "sources": sources, "fields": fields })
 }
 
+/// The golden-record fields of a legal entity, in order.
+pub(crate) const ENTITY_FIELDS: [&str; 7] = [
+    "credit_code",
+    "name",
+    "entity_type",
+    "industry",
+    "founded",
+    "legal_rep",
+    "address",
+];
+
+/// Field `i` of [`ENTITY_FIELDS`] as a mention states it.
+pub(crate) fn entity_field(m: &EntityMention, i: usize) -> &str {
+    match i {
+        0 => &m.valid_code,
+        1 => &m.name,
+        2 => &m.entity_type,
+        3 => &m.industry,
+        4 => &m.founded,
+        5 => &m.legal_rep,
+        6 => &m.address,
+        _ => "",
+    }
+}
+
 pub(crate) fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survivorship) -> Value {
-    let getters: [(&str, &FieldOf<EntityMention>); 7] = [
-        ("credit_code", &|m| m.valid_code.as_str()),
-        ("name", &|m| m.name.as_str()),
-        ("entity_type", &|m| m.entity_type.as_str()),
-        ("industry", &|m| m.industry.as_str()),
-        ("founded", &|m| m.founded.as_str()),
-        ("legal_rep", &|m| m.legal_rep.as_str()),
-        ("address", &|m| m.address.as_str()),
-    ];
+    let getters: Vec<(&str, Box<FieldOf<EntityMention>>)> = ENTITY_FIELDS
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let get: Box<FieldOf<EntityMention>> = Box::new(move |m| entity_field(m, i));
+            (*name, get)
+        })
+        .collect();
+    let getters: Vec<(&str, &FieldOf<EntityMention>)> =
+        getters.iter().map(|(n, g)| (*n, g.as_ref())).collect();
     golden_record(key, members, trust, &getters, |m| Provenance {
         source: &m.source,
         record_key: &m.record_key,

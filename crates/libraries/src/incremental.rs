@@ -17,7 +17,7 @@
 //! members until the next batch run), or revisit a room whose most common key shifts.
 
 use crate::build::{
-    ENTITY_TRUST, Mentions, Progress, Summary, entity_golden, place_anchor, place_golden,
+    ENTITY_FIELDS, ENTITY_TRUST, Mentions, entity_field, Progress, Summary, place_anchor, place_golden,
     read_up_to, record_mentions, subjects,
 };
 use crate::{LibraryError, Result, entity_key};
@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tongban_resolution::cluster::{NO_TAG, UnionFind};
 use tongban_resolution::entity::{self, EntityMention};
-use tongban_resolution::golden::Survivorship;
+use tongban_resolution::golden::{Candidate, Survivorship, Tally};
 use tongban_resolution::incremental::Index;
 use tongban_resolution::model::Model;
 use tongban_resolution::person::{self, Mention};
@@ -129,6 +129,8 @@ fn at_of<M: Located>(m: &M) -> At {
 
 /// What adding one mention to a kind did.
 struct Added {
+    /// The clusters the mention joined, by their labels before.
+    joined: Vec<u32>,
     key: String,
     renamed: Vec<(String, String)>,
     label: u32,
@@ -235,10 +237,11 @@ impl<M: Located + Clone> Linked<M> {
             entity_key(prefix, &anchor)
         });
         Added {
+            new_entity: joined.is_empty(),
+            joined,
             key,
             renamed,
             label,
-            new_entity: joined.is_empty(),
         }
     }
 
@@ -327,6 +330,59 @@ fn without_unit(key: &str) -> Option<String> {
         .then(|| format!("{}|{}|{}||{}", parts[0], parts[1], parts[2], parts[4]))
 }
 
+/// A legal entity's golden record kept up to date one mention at a time: a large employer is
+/// named by thousands of employees' records, and rebuilding its record from all of them for
+/// each new one would dominate the time a record takes. Gives exactly the batch run's record.
+#[derive(Default)]
+struct EntityTally {
+    fields: Vec<Tally>,
+    mentions: usize,
+    sources: std::collections::BTreeSet<String>,
+}
+
+impl EntityTally {
+    fn add(&mut self, trust: &Survivorship, m: &EntityMention) {
+        self.fields.resize_with(ENTITY_FIELDS.len(), Tally::default);
+        for (i, tally) in self.fields.iter_mut().enumerate() {
+            trust.add(
+                tally,
+                &Candidate {
+                    value: entity_field(m, i),
+                    source: &m.source,
+                    record_key: &m.record_key,
+                    role: &m.role,
+                    date: &m.founded,
+                },
+            );
+        }
+        self.mentions += 1;
+        if !self.sources.contains(&m.source) {
+            self.sources.insert(m.source.clone());
+        }
+    }
+
+    fn merge(&mut self, trust: &Survivorship, other: EntityTally) {
+        self.fields.resize_with(ENTITY_FIELDS.len(), Tally::default);
+        for (into, from) in self.fields.iter_mut().zip(other.fields) {
+            trust.merge(into, from);
+        }
+        self.mentions += other.mentions;
+        self.sources.extend(other.sources);
+    }
+
+    fn golden(&self, key: &str, trust: &Survivorship) -> serde_json::Value {
+        let mut fields = serde_json::Map::new();
+        for (name, tally) in ENTITY_FIELDS.iter().zip(&self.fields) {
+            if let Some(kept) = trust.kept(tally) {
+                fields.insert(name.to_string(), serde_json::json!(kept));
+            }
+        }
+        serde_json::json!({
+            "key": key, "mentions": self.mentions, "sources": self.sources, "fields": fields
+        })
+    }
+}
+
 /// Latency of each record, resolved (in memory) and stored.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Latencies {
@@ -370,6 +426,8 @@ pub struct Incremental {
     subjects: HashMap<String, String>,
     persons: Linked<Mention>,
     entities: Linked<EntityMention>,
+    /// Golden-record tallies of the entities new records have named so far, by cluster label.
+    entity_tallies: HashMap<u32, EntityTally>,
     /// Normalised entity name → the valid credit codes that go by it.
     codes_by_name: HashMap<String, Vec<String>>,
     /// Every place mention; `room_key` holds the room key it stands for ("" when ambiguous).
@@ -612,6 +670,7 @@ impl Incremental {
             subjects: subjects(store).await?,
             persons,
             entities,
+            entity_tallies: HashMap::new(),
             codes_by_name,
             places: place_mentions,
             unsettled,
@@ -705,6 +764,35 @@ impl Incremental {
         }
     }
 
+    /// The golden record of the entity a mention was just added to, from the tallies of the
+    /// clusters it joined (built from their members the first time).
+    fn entity_golden(&mut self, added: &Added) -> serde_json::Value {
+        let trust = &self.entity_trust;
+        let newest = self.entities.mentions.len() - 1;
+        let mut tallies: Vec<EntityTally> = added
+            .joined
+            .iter()
+            .filter_map(|l| self.entity_tallies.remove(l))
+            .collect();
+        let tally = if tallies.len() == added.joined.len() && !tallies.is_empty() {
+            let mut tally = tallies.swap_remove(0);
+            for other in tallies {
+                tally.merge(trust, other);
+            }
+            tally.add(trust, &self.entities.mentions[newest]);
+            tally
+        } else {
+            let mut tally = EntityTally::default();
+            for m in self.entities.members(added.label) {
+                tally.add(trust, m);
+            }
+            tally
+        };
+        let golden = tally.golden(&added.key, trust);
+        self.entity_tallies.insert(added.label, tally);
+        golden
+    }
+
     /// Entities indexed, per kind.
     pub fn indexed(&self) -> HashMap<String, u64> {
         [
@@ -772,11 +860,7 @@ impl Incremental {
             let at = at_of(&m);
             let identity = entity_identity(&m);
             let added = self.entities.add(m, &values, Some(identity));
-            let golden = entity_golden(
-                &added.key,
-                &self.entities.members(added.label),
-                &self.entity_trust,
-            );
+            let golden = self.entity_golden(&added);
             count(report, "entity", &added);
             push_change(&mut entity_changes, Some(at), added, golden);
         }
@@ -978,6 +1062,7 @@ fn regroup(
     let golden = place_golden(&key, &members, anchor.strip_prefix("key:").unwrap_or(""));
     (
         Added {
+            joined: joined.to_vec(),
             key,
             renamed,
             label,
