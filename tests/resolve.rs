@@ -199,6 +199,68 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
             }
         }
 
+        // Companies lie in the buildings at their addresses.
+        let mut all_relations = Vec::new();
+        let mut after: Option<tongban_store::Relation> = None;
+        loop {
+            let page = store.relations_page(after.as_ref(), 10_000).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.clone());
+            all_relations.extend(page);
+        }
+        let located: Vec<&tongban_store::Relation> = all_relations
+            .iter()
+            .filter(|r| r.relation == "located_at")
+            .collect();
+        assert!(
+            located.len() > 100,
+            "{} located_at relations",
+            located.len()
+        );
+        for r in located.iter().take(20) {
+            assert!(r.from_key.starts_with('E') && r.to_key.starts_with('B'));
+            assert!(
+                store
+                    .golden_record("building", &r.to_key)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+
+        // Residents and floating population per community follow from the relations: the
+        // libraries' figures against the generator's.
+        let population = tongban_libraries::population::population(store)
+            .await
+            .unwrap();
+        let truth = tongban_libraries::population::truth_by_community(&d.join("s/truth")).unwrap();
+        let (truth_registered, truth_floating) = truth
+            .values()
+            .fold((0u64, 0u64), |a, (r, f)| (a.0 + r, a.1 + f));
+        assert!(population.communities.len() > 20);
+        assert!(
+            population.registered().abs_diff(truth_registered) * 100 <= truth_registered,
+            "registered {} vs truth {truth_registered}",
+            population.registered()
+        );
+        assert!(
+            population.floating().abs_diff(truth_floating) * 100 <= truth_floating * 3,
+            "floating {} vs truth {truth_floating}",
+            population.floating()
+        );
+        let error: u64 = population
+            .communities
+            .iter()
+            .map(|c| {
+                let (r, f) = truth.get(&c.code).copied().unwrap_or((0, 0));
+                c.registered.abs_diff(r) + c.floating.abs_diff(f)
+            })
+            .sum();
+        assert!(
+            error * 100 <= (truth_registered + truth_floating) * 3,
+            "per-community error {error}"
+        );
+
         // A re-run from scratch gives the same people under the same keys.
         let before = store.entity_links("person", None, i64::MAX).await.unwrap();
         person::resolve(store, &trust, &Quiet).await.unwrap();

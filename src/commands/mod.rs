@@ -10,6 +10,7 @@ pub mod eval;
 pub mod explain;
 pub mod ingest;
 pub mod link;
+pub mod population;
 pub mod quality;
 pub mod quarantine;
 pub mod resolve;

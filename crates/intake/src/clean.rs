@@ -257,6 +257,21 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
                 ),
             }
         }
+        Clean::DivisionPrefix => {
+            let t = raw.trim();
+            let found = t
+                .get(..12)
+                .filter(|p| t.bytes().all(|b| b.is_ascii_digit()) && p.len() == 12)
+                .and_then(division::by_code)
+                .map(|d| d.code.clone());
+            match found {
+                Some(code) => Step::ok(json!(code)),
+                None => Step::err(
+                    "unknown".into(),
+                    format!("{t:?} does not begin with a known 12-digit division code"),
+                ),
+            }
+        }
         Clean::Sex => match sex(raw) {
             Some(code) => Step::ok(json!(code)),
             None => Step::err(

@@ -121,6 +121,9 @@ pub enum Clean {
     YearMonth,
     Address,
     Division,
+    /// The division a code begins with: a building, room or household number that departments
+    /// number within their community (楼栋编码 3205760520010000001 → 320576052001).
+    DivisionPrefix,
     /// 男/女, 1/2, M/F.
     Sex,
     Ethnicity,

@@ -589,7 +589,20 @@ pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str
     let mut sources: Vec<&str> = members.iter().map(|m| m.source.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
-    json!({ "key": key, "address_key": place_key, "mentions": members.len(), "by_role": roles, "sources": sources })
+    // The community the registers place it in: the most common one stated (ties: the smallest).
+    let mut communities: HashMap<&str, usize> = HashMap::new();
+    for m in members.iter().filter(|m| !m.community.is_empty()) {
+        *communities.entry(m.community.as_str()).or_default() += 1;
+    }
+    let community = communities
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map(|(c, _)| c)
+        .unwrap_or("");
+    json!({
+        "key": key, "address_key": place_key, "community": community,
+        "mentions": members.len(), "by_role": roles, "sources": sources
+    })
 }
 
 /// Group rooms and buildings by canonical key and replace both libraries.
@@ -604,28 +617,25 @@ pub async fn resolve_places(
     for kind in ["room", "building"] {
         let started = tongban_store::now_millis();
         progress.stage(&format!("{kind} grouping"));
-        let (labels, prefix, keys) = if kind == "room" {
-            let (labels, keys) = place::cluster_rooms_with(all, hints);
-            (labels, "R", Some(keys))
-        } else {
-            (place::cluster_buildings(all), "B", None)
-        };
         // Rooms are keyed by the room key they stand for once a missing unit is resolved (an
         // ambiguous one stands for none and keys by its mention), so no two rooms share a key.
-        let effective: Vec<PlaceMention>;
-        let all: &[PlaceMention] = match keys {
-            Some(keys) => {
-                effective = all
-                    .iter()
-                    .zip(keys)
-                    .map(|(m, k)| PlaceMention {
-                        room_key: k.unwrap_or_default(),
-                        ..m.clone()
-                    })
-                    .collect();
-                &effective
+        // A company's premises name a building, never a room, and stay out of the room library.
+        let rooms: Vec<PlaceMention>;
+        let (labels, prefix, all): (Vec<u32>, &str, &[PlaceMention]) = if kind == "room" {
+            let (mut mentions, room_hints): (Vec<PlaceMention>, Vec<Vec<String>>) = all
+                .iter()
+                .zip(hints.iter().chain(std::iter::repeat(&Vec::new())))
+                .filter(|(m, _)| m.role != "premises")
+                .map(|(m, h)| (m.clone(), h.clone()))
+                .unzip();
+            let (labels, keys) = place::cluster_rooms_with(&mentions, &room_hints);
+            for (m, k) in mentions.iter_mut().zip(keys) {
+                m.room_key = k.unwrap_or_default();
             }
-            None => all,
+            rooms = mentions;
+            (labels, "R", &rooms)
+        } else {
+            (place::cluster_buildings(all), "B", all)
         };
         let pick: fn(&PlaceMention) -> &str = if kind == "room" {
             |m| m.room_key.as_str()

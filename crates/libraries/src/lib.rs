@@ -11,6 +11,7 @@ pub mod evaluate;
 pub mod explain;
 pub mod incremental;
 pub mod person;
+pub mod population;
 pub mod relations;
 
 /// Errors of building or reading the libraries.

@@ -26,7 +26,7 @@ pub const DEFAULT_TRUST: &[&str] = &[
 
 /// The golden record of one person from its mentions.
 pub fn golden(key: &str, members: &[&Mention], trust: &Survivorship) -> Value {
-    let getters: [(&str, &crate::build::FieldOf<Mention>); 9] = [
+    let getters: [(&str, &crate::build::FieldOf<Mention>); 11] = [
         ("citizen_id", &|m| m.valid_id.as_str()),
         ("name", &|m| m.name.as_str()),
         ("sex", &|m| m.sex.as_str()),
@@ -36,6 +36,8 @@ pub fn golden(key: &str, members: &[&Mention], trust: &Survivorship) -> Value {
         ("residence", &|m| m.address.as_str()),
         ("registered_address", &|m| m.registered_address.as_str()),
         ("household_no", &|m| m.household_no.as_str()),
+        ("household_status", &|m| m.household_status.as_str()),
+        ("deceased_on", &|m| m.deceased_on.as_str()),
     ];
     crate::build::golden_record(key, members, trust, &getters, |m| Provenance {
         source: &m.source,

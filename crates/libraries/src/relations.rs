@@ -3,8 +3,8 @@
 //! A record that mentions several entities relates them: a birth certificate relates the child to
 //! its mother and father, a rental contract the tenant and the landlord to the room, the market
 //! register a legal representative to the company, social insurance an employee to the employer,
-//! a residence or registered address a person to a room, and every room mention a room to its
-//! building. Each relation keeps the record that states it. Pure: links in, relations out.
+//! a residence or registered address a person to a room, every room mention a room to its
+//! building, and a company's register entry the company to the building at its address. Each relation keeps the record that states it. Pure: links in, relations out.
 
 use std::collections::HashMap;
 use tongban_store::{EntityLink, Relation};
@@ -27,10 +27,16 @@ pub fn derive(
     rooms: &[EntityLink],
     buildings: &[EntityLink],
 ) -> Vec<Relation> {
-    let (mut p, mut e, mut r) = (HashMap::new(), HashMap::new(), HashMap::new());
+    let (mut p, mut e, mut r, mut b) = (
+        HashMap::new(),
+        HashMap::new(),
+        HashMap::new(),
+        HashMap::new(),
+    );
     index(persons, &mut p);
     index(entities, &mut e);
     index(rooms, &mut r);
+    index(buildings, &mut b);
     let none: Vec<(&str, &str)> = Vec::new();
     let mut out = Vec::new();
     let mut push = |from: &str, relation: &str, to: &str, source: &str, key: &str| {
@@ -94,6 +100,15 @@ pub fn derive(
             }
         }
     }
+    // A company lies at the premises its own register entry gives.
+    for (&(source, key), ents) in &e {
+        let places = b.get(&(source, key)).unwrap_or(&none);
+        for company in find(ents, "subject") {
+            for building in find(places, "premises") {
+                push(&company, "located_at", &building, source, key);
+            }
+        }
+    }
     // A room lies in the building its mentions name.
     let mut building_of: HashMap<(&str, &str, &str), &str> = HashMap::new();
     for b in buildings {
@@ -143,7 +158,10 @@ mod tests {
         ];
         let entities = vec![l("market_entities", "C1", "subject", "E1")];
         let rooms = vec![l("housing_rentals", "Z1", "room", "R1")];
-        let buildings = vec![l("housing_rentals", "Z1", "room", "B1")];
+        let buildings = vec![
+            l("housing_rentals", "Z1", "room", "B1"),
+            l("market_entities", "C1", "premises", "B7"),
+        ];
         let rel = derive(&persons, &entities, &rooms, &buildings);
         let has = |f: &str, r: &str, t: &str| {
             rel.iter()
@@ -154,6 +172,7 @@ mod tests {
         assert!(has("Powner", "lets", "R1"));
         assert!(has("Powner", "legal_rep_of", "E1"));
         assert!(has("R1", "in_building", "B1"));
-        assert_eq!(rel.len(), 5);
+        assert!(has("E1", "located_at", "B7"));
+        assert_eq!(rel.len(), 6);
     }
 }

@@ -46,6 +46,14 @@ impl UnionFind {
         self.parent.len()
     }
 
+    /// Room for `rows` more rows without reallocating.
+    pub fn reserve(&mut self, rows: usize) {
+        self.parent.reserve_exact(rows);
+        self.size.reserve_exact(rows);
+        self.tag.reserve_exact(rows);
+        self.smallest.reserve_exact(rows);
+    }
+
     pub fn is_empty(&self) -> bool {
         self.parent.is_empty()
     }

@@ -165,16 +165,17 @@ impl Survivorship {
     /// The surviving value of a tally: the same as [`Survivorship::survive`] over every
     /// candidate the tally took in.
     pub fn kept(&self, tally: &Tally) -> Option<Kept> {
-        let (value, (count, held)) = tally.values.iter().min_by(|(va, (na, a)), (vb, (nb, b))| {
-            self.rank(&a.source)
-                .cmp(&self.rank(&b.source))
-                .then((a.role != "subject").cmp(&(b.role != "subject")))
-                .then(b.date.cmp(&a.date))
-                .then(nb.cmp(na))
-                .then(a.source.cmp(&b.source))
-                .then(a.record_key.cmp(&b.record_key))
-                .then(va.cmp(vb))
-        })?;
+        let (value, (count, held)) =
+            tally.values.iter().min_by(|(va, (na, a)), (vb, (nb, b))| {
+                self.rank(&a.source)
+                    .cmp(&self.rank(&b.source))
+                    .then((a.role != "subject").cmp(&(b.role != "subject")))
+                    .then(b.date.cmp(&a.date))
+                    .then(nb.cmp(na))
+                    .then(a.source.cmp(&b.source))
+                    .then(a.record_key.cmp(&b.record_key))
+                    .then(va.cmp(vb))
+            })?;
         Some(Kept {
             value: value.clone(),
             source: held.source.clone(),

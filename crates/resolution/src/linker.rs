@@ -170,6 +170,16 @@ impl Features {
         }
     }
 
+    /// Room for `rows` more rows (see [`crate::table::Column::reserve`]).
+    pub(crate) fn reserve(&mut self, rows: usize) {
+        let average = self.data.len() / self.offsets.len().max(1);
+        self.data.reserve_exact(rows * average.max(1));
+        self.offsets.reserve_exact(rows);
+        for column in self.tf.iter_mut().chain(self.tf_log2.iter_mut()).flatten() {
+            column.reserve_exact(rows);
+        }
+    }
+
     /// Append one row for incremental resolution: `values` holds the compared value of every
     /// comparison in order, `tf` each one's term frequency (ignored where a comparison has
     /// none). Phonetic keys are computed as [`Features::new`] would.

@@ -62,6 +62,10 @@ pub struct Mention {
     pub registered_address: String,
     /// When the source recorded this (registration, collection or event date), `YYYY-MM-DD`.
     pub recorded_on: String,
+    /// The household register's status of the entry (正常, 死亡注销, 迁出…), for its subject.
+    pub household_status: String,
+    /// The date of death a death registration states, for its subject.
+    pub deceased_on: String,
 }
 
 /// A cleaned record as resolution sees it.
@@ -188,6 +192,30 @@ pub fn mentions(r: &RecordView) -> Vec<Mention> {
                 "tenant" => address_key(r.cleaned, "address"),
                 _ => String::new(),
             };
+            let recorded_on = [
+                "registered_on",
+                "collected_on",
+                "event_date",
+                "start_date",
+                "insured_since",
+            ]
+            .iter()
+            .map(|f| text(r.cleaned, f))
+            .find(|v| !v.is_empty())
+            .unwrap_or("")
+            .to_string();
+            let own = |f: &str| {
+                if role.is_empty() {
+                    text(r.cleaned, f).to_string()
+                } else {
+                    String::new()
+                }
+            };
+            let deceased_on = if own("business_type").contains("死亡") {
+                own("event_date")
+            } else {
+                String::new()
+            };
             Mention {
                 source: r.source.to_string(),
                 record_key: r.key.to_string(),
@@ -219,18 +247,9 @@ pub fn mentions(r: &RecordView) -> Vec<Mention> {
                 } else {
                     String::new()
                 },
-                recorded_on: [
-                    "registered_on",
-                    "collected_on",
-                    "event_date",
-                    "start_date",
-                    "insured_since",
-                ]
-                .iter()
-                .map(|f| text(r.cleaned, f))
-                .find(|v| !v.is_empty())
-                .unwrap_or("")
-                .to_string(),
+                recorded_on,
+                household_status: own("status"),
+                deceased_on,
             }
         })
         .filter(|m| !(m.name.is_empty() && m.id.is_empty()))

@@ -23,6 +23,8 @@ pub struct PlaceMention {
     pub building_key: String,
     /// A code naming the housing register's room: that record's own key, or a rental's room code.
     pub room_code: String,
+    /// The community (division code) the record places it in, when it says.
+    pub community: String,
 }
 
 /// Generic endings of compound names that clerks often leave out (华庭花园 written 华庭).
@@ -177,6 +179,27 @@ fn keys(r: &RecordView, field: &str) -> (String, String) {
     (get("room_key"), get("building_key"))
 }
 
+/// The key of premises known only by road and door number (唯华路1092号): a company's registered
+/// address often names no compound or building, yet the door number is a place of its own. It
+/// takes the compound's place in the building key (county|road+number|), so it never collides
+/// with a compound's building.
+fn door_key(r: &RecordView, field: &str) -> String {
+    let Some(obj) = r.cleaned.get(field).and_then(Value::as_object) else {
+        return String::new();
+    };
+    let get = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("");
+    let county = obj
+        .get("county")
+        .and_then(|c| c.get("code"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let (road, number) = (get("road"), get("road_number"));
+    if county.is_empty() || road.is_empty() || number.is_empty() {
+        return String::new();
+    }
+    format!("{county}|{road}{number}号|")
+}
+
 /// The place mentions of one record.
 pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
     let text = |f: &str| {
@@ -187,6 +210,7 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
             .to_string()
     };
     let mut out = Vec::new();
+    let community = text("community");
     let mut push = |role: &str, field: &str, room_code: String| {
         let (room_key, building_key) = keys(r, field);
         if r.cleaned.contains_key(field) || !room_code.is_empty() {
@@ -197,12 +221,33 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
                 room_key,
                 building_key,
                 room_code,
+                community: community.clone(),
             });
         }
     };
     match r.subject {
         "room" => push("subject", "address", r.key.to_string()),
         "building" => push("subject", "address", String::new()),
+        // A company's premises: the building its address names, else its door number. They
+        // place the company in the building library, not in a room.
+        "entity" if r.cleaned.contains_key("address") => {
+            let (_, building_key) = keys(r, "address");
+            let building_key = if building_key.is_empty() {
+                door_key(r, "address")
+            } else {
+                building_key
+            };
+            if !building_key.is_empty() {
+                out.push(PlaceMention {
+                    source: r.source.to_string(),
+                    record_key: r.key.to_string(),
+                    role: "premises".into(),
+                    building_key,
+                    community: community.clone(),
+                    ..PlaceMention::default()
+                });
+            }
+        }
         "relation" if r.cleaned.contains_key("room_code") => {
             push("room", "address", text("room_code"))
         }

@@ -43,6 +43,14 @@ impl Column {
         self.ends.is_empty()
     }
 
+    /// Room for `rows` more values without moving the arena: growing a vector of a hundred
+    /// megabytes doubles it in one go, which stalls whoever appends the next row.
+    pub fn reserve(&mut self, rows: usize) {
+        let average = self.data.len() / self.ends.len().max(1);
+        self.data.reserve_exact(rows * average.max(1));
+        self.ends.reserve_exact(rows);
+    }
+
     /// A column of `len` values computed from this one (used for derived keys such as pinyin).
     pub fn map(&self, mut f: impl FnMut(&str) -> String) -> Column {
         let mut out = Column::default();
@@ -84,6 +92,14 @@ impl Table {
 
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// Room for `rows` more rows (see [`Column::reserve`]).
+    pub fn reserve(&mut self, rows: usize) {
+        self.ids.reserve(rows);
+        for c in &mut self.columns {
+            c.reserve(rows);
+        }
     }
 
     pub fn column_index(&self, name: &str) -> Option<usize> {

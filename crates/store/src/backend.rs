@@ -698,6 +698,65 @@ impl Store for $store {
         Ok((links, golden))
     }
 
+    async fn relations_page(&self, after: Option<&Relation>, limit: i64) -> Result<Vec<Relation>> {
+        let empty = Relation {
+            from_key: String::new(),
+            relation: String::new(),
+            to_key: String::new(),
+            source_id: String::new(),
+            record_key: String::new(),
+        };
+        let a = after.unwrap_or(&empty);
+        // Spelled out rather than as a row comparison, which SQLite and PostgreSQL order alike
+        // but plan differently.
+        let rows = sqlx::query($fix("SELECT * FROM relations WHERE
+                from_key > ? OR (from_key = ? AND (relation > ? OR (relation = ? AND (to_key > ?
+                OR (to_key = ? AND (source_id > ? OR (source_id = ? AND record_key > ?)))))))
+                ORDER BY from_key, relation, to_key, source_id, record_key LIMIT ?"))
+            .bind(&a.from_key)
+            .bind(&a.from_key)
+            .bind(&a.relation)
+            .bind(&a.relation)
+            .bind(&a.to_key)
+            .bind(&a.to_key)
+            .bind(&a.source_id)
+            .bind(&a.source_id)
+            .bind(&a.record_key)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| -> Result<Relation> {
+                Ok(Relation {
+                    from_key: r.try_get("from_key")?,
+                    relation: r.try_get("relation")?,
+                    to_key: r.try_get("to_key")?,
+                    source_id: r.try_get("source_id")?,
+                    record_key: r.try_get("record_key")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn golden_page(&self, kind: &str, after: Option<&str>, limit: i64) -> Result<Vec<GoldenRecord>> {
+        let k = resolution_kind(kind)?;
+        let rows = sqlx::query($fix(&format!(
+            "SELECT entity_key, record FROM golden_{k} WHERE entity_key > ? ORDER BY entity_key LIMIT ?"
+        )))
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| -> Result<GoldenRecord> {
+                Ok(GoldenRecord {
+                    entity_key: r.try_get("entity_key")?,
+                    record: r.try_get("record")?,
+                })
+            })
+            .collect()
+    }
+
     async fn relations_of(&self, entity_key: &str) -> Result<Vec<Relation>> {
         let rows = sqlx::query($fix("SELECT * FROM relations WHERE from_key = ? UNION SELECT * FROM relations WHERE to_key = ?
                 ORDER BY relation, from_key, to_key, source_id, record_key"))

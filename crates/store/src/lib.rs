@@ -456,6 +456,17 @@ pub trait Store: Send + Sync {
 
     /// Relations from or to an entity.
     async fn relations_of(&self, entity_key: &str) -> Result<Vec<Relation>>;
+
+    /// Every relation in key order after `after`, at most `limit`.
+    async fn relations_page(&self, after: Option<&Relation>, limit: i64) -> Result<Vec<Relation>>;
+
+    /// A kind's golden records in key order after `after`, at most `limit`.
+    async fn golden_page(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<GoldenRecord>>;
 }
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing) or `postgres://…`.
