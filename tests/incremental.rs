@@ -12,6 +12,7 @@ use tongban_intake::pipeline::ingest_file;
 use tongban_libraries::build::{Progress, build_all};
 use tongban_libraries::incremental::Incremental;
 use tongban_libraries::person::DEFAULT_TRUST;
+use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::golden::Survivorship;
 use tongban_store::Store;
 use tongban_synth::exports::Sink;
@@ -86,6 +87,20 @@ async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
     .unwrap();
     let held_back = [Sink::FloatingPopulation, Sink::HousingRentals];
     let trust = Survivorship::new(DEFAULT_TRUST);
+    // A configuration other than the defaults (a stricter person threshold, one blocking rule
+    // fewer): incremental resolution must block and link as the run it continues did.
+    let text = std::fs::read_to_string("examples/resolution.toml")
+        .unwrap()
+        .replacen("threshold = 0.9", "threshold = 0.95", 1)
+        .replace(
+            "    { keys = [\"phone\", \"birth_date\"], train = false },\n",
+            "",
+        );
+    let config = LibraryConfig::parse("test.toml", &text).unwrap();
+    assert_ne!(
+        config.person_settings(),
+        tongban_resolution::person::settings()
+    );
     for store in common::backends(d, "incremental").await {
         let store = store.as_ref();
         for sink in Sink::ALL
@@ -94,7 +109,7 @@ async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
         {
             ingest(store, &d.join("s"), *sink).await;
         }
-        build_all(store, &trust, &Quiet).await.unwrap();
+        build_all(store, &trust, &config, &Quiet).await.unwrap();
         let before = partitions(store).await;
         for sink in held_back {
             ingest(store, &d.join("s"), sink).await;
@@ -130,7 +145,7 @@ async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
         assert_eq!(again.run(store, &Quiet).await.unwrap().records, 0);
 
         // A run from scratch finds the same clusters under the same keys.
-        build_all(store, &trust, &Quiet).await.unwrap();
+        build_all(store, &trust, &config, &Quiet).await.unwrap();
         let full = partitions(store).await;
         for kind in tongban_store::RESOLUTION_KINDS {
             let (inc_groups, inc_keys) = &incremental[kind];

@@ -50,9 +50,14 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
     for store in common::backends(d, "resolve").await {
         let store = store.as_ref();
         ingest_all(store, &d.join("s")).await;
-        let (summaries, _) = tongban_libraries::build::build_all(store, &trust, &Quiet)
-            .await
-            .unwrap();
+        let (summaries, _) = tongban_libraries::build::build_all(
+            store,
+            &trust,
+            &tongban_resolution::config::LibraryConfig::default(),
+            &Quiet,
+        )
+        .await
+        .unwrap();
         let kinds: Vec<&str> = summaries.iter().map(|s| s.kind.as_str()).collect();
         assert_eq!(kinds, ["person", "entity", "room", "building"]);
         assert!(

@@ -11,6 +11,7 @@ use tongban_intake::mapping::Mapping;
 use tongban_libraries::build::{Progress, build_all};
 use tongban_libraries::incremental::{Incremental, quantile_ms};
 use tongban_libraries::person::DEFAULT_TRUST;
+use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::golden::Survivorship;
 use tongban_store::Store;
 use tongban_synth::SynthConfig;
@@ -188,7 +189,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         println!("  ingested {first} records in {:.1} s", t.elapsed().as_secs_f64());
         let t = Instant::now();
         let pb = spinner("records read");
-        let (summaries, _) = build_all(store, &trust, &Bar(pb.clone())).await?;
+        let (summaries, _) = build_all(store, &trust, &LibraryConfig::default(), &Bar(pb.clone())).await?;
         pb.finish_and_clear();
         let entities: Vec<String> = summaries
             .iter()
@@ -255,7 +256,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             drop(libraries);
             let t = Instant::now();
             let pb = spinner("records read");
-            build_all(store, &trust, &Bar(pb.clone())).await?;
+            build_all(store, &trust, &LibraryConfig::default(), &Bar(pb.clone())).await?;
             pb.finish_and_clear();
             println!("  rebuilt from scratch in {:.1} s", t.elapsed().as_secs_f64());
             let full = partitions(store).await?;

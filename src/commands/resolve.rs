@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 use tongban_libraries::build::{Progress, build_all};
 use tongban_libraries::person::DEFAULT_TRUST;
+use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::golden::Survivorship;
 
 #[derive(Parser, Debug)]
@@ -15,6 +16,7 @@ use tongban_resolution::golden::Survivorship;
   tongban resolve --trust police_household,civil_affairs,grid_collection
   tongban resolve --json > run.json
   tongban resolve --incremental         resolve only the records ingested since the last run
+  tongban resolve --config examples/resolution.toml     blocking rules and thresholds of your own
 
 A run reads every current record once and builds four libraries. People: a valid citizen id that
 agrees with the record links deterministically, the rest by Fellegi–Sunter on id, name, birth
@@ -33,9 +35,13 @@ pub struct Args {
     pub trust: Option<Vec<String>>,
     #[arg(long)]
     pub json: bool,
-    /// Resolve only the records stored since the last run, one at a time, against the
-    /// libraries as they stand.
+    /// Blocking rules, thresholds and block limits for people and legal entities (TOML; see
+    /// examples/resolution.toml, which spells out the defaults).
     #[arg(long)]
+    pub config: Option<std::path::PathBuf>,
+    /// Resolve only the records stored since the last run, one at a time, against the
+    /// libraries as they stand (under the configuration that run used).
+    #[arg(long, conflicts_with = "config")]
     pub incremental: bool,
     #[command(flatten)]
     pub store: StoreArgs,
@@ -71,7 +77,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.incremental {
             return incremental(store.as_ref(), trust, &pb, args.json).await;
         }
-        let (summaries, stages) = build_all(store.as_ref(), &trust, &Bar(pb.clone())).await?;
+        let config = match &args.config {
+            Some(path) => LibraryConfig::load(path)?,
+            None => LibraryConfig::default(),
+        };
+        let (summaries, stages) = build_all(store.as_ref(), &trust, &config, &Bar(pb.clone())).await?;
         pb.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();
         if args.json {

@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
+use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::entity::EntityMention;
 use tongban_resolution::golden::{Candidate, Survivorship};
 use tongban_resolution::linker::{self, Outcome, Settings, Stage};
@@ -97,6 +98,9 @@ pub struct Summary {
     /// "batch" for a run from scratch, "incremental" for new records resolved one at a time.
     #[serde(default)]
     pub mode: String,
+    /// The resolution configuration (TOML) the run used; empty for the built-in defaults.
+    #[serde(default)]
+    pub config: String,
 }
 
 impl Summary {
@@ -134,6 +138,7 @@ impl Summary {
             lambda: outcome.model.lambda,
             last_record_id: 0,
             mode: "batch".into(),
+            config: String::new(),
         }
     }
 
@@ -155,6 +160,7 @@ impl Summary {
             lambda: 0.0,
             last_record_id: 0,
             mode: "batch".into(),
+            config: String::new(),
         }
     }
 }
@@ -497,6 +503,7 @@ pub async fn resolve_entities(
     store: &dyn Store,
     all: &[EntityMention],
     read: Read,
+    config: &LibraryConfig,
     progress: &dyn Progress,
 ) -> Result<(Summary, Vec<EntityLink>)> {
     let started = tongban_store::now_millis();
@@ -524,12 +531,13 @@ pub async fn resolve_entities(
         })
         .collect();
     let t = entity::table(&representatives);
-    let s = entity::settings();
+    let s = config.entity_settings();
     let mut on_stage = |stage: Stage| progress.stage(&format!("entity {stage:?}").to_lowercase());
     let outcome = linker::run(&t, &s, &mut on_stage)?;
     let labels: Vec<u32> = rep_of.iter().map(|&r| outcome.labels[r as usize]).collect();
     let mut summary = Summary::from_outcome("entity", read.records, all.len(), &s, &outcome);
     summary.last_record_id = read.last_record_id;
+    summary.config = config.text.clone();
     let trust = Survivorship::new(ENTITY_TRUST);
     let (run_id, links) = write_kind(
         store,
@@ -712,15 +720,17 @@ fn household_hints(
 pub async fn build_all(
     store: &dyn Store,
     trust: &Survivorship,
+    config: &LibraryConfig,
     progress: &dyn Progress,
 ) -> Result<(Vec<Summary>, Vec<(String, f64)>)> {
     let timed = Timed::new(progress);
     timed.stage("reading");
     let all = read_all(store, &timed).await?;
     let (person_summary, person_labels, person_links) =
-        crate::person::resolve_mentions(store, trust, &all.persons, all.read(), &timed).await?;
+        crate::person::resolve_mentions(store, trust, &all.persons, all.read(), config, &timed)
+            .await?;
     let (entity_summary, entity_links) =
-        resolve_entities(store, &all.entities, all.read(), &timed).await?;
+        resolve_entities(store, &all.entities, all.read(), config, &timed).await?;
     let read = all.read();
     let mut places = all.places;
     place::resolve_compound_aliases(&mut places);

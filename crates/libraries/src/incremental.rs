@@ -24,6 +24,7 @@ use crate::{LibraryError, Result, entity_key};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tongban_resolution::cluster::{NO_TAG, UnionFind};
+use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::entity::{self, EntityMention};
 use tongban_resolution::golden::{Candidate, Survivorship, Tally};
 use tongban_resolution::incremental::Index;
@@ -543,6 +544,18 @@ impl Incremental {
                 message: "the latest runs did not record where they stopped reading; run `tongban resolve` once more".into(),
             });
         }
+        // New records are blocked and linked under the configuration the runs used.
+        let text = &runs["person"].1.config;
+        let config = if text.is_empty() {
+            LibraryConfig::default()
+        } else {
+            LibraryConfig::parse("the latest person run's configuration", text).map_err(|e| {
+                LibraryError::Truth {
+                    file: "person library".into(),
+                    message: e.to_string(),
+                }
+            })?
+        };
         progress.stage("reading");
         let Mentions {
             persons,
@@ -562,7 +575,7 @@ impl Incremental {
             rows,
             None,
             person_table,
-            person::settings(),
+            config.person_settings(),
             model_of(&runs["person"].1, "person")?,
             &person_links,
         );
@@ -601,7 +614,7 @@ impl Incremental {
             rows,
             Some(distinct),
             entity_table,
-            entity::settings(),
+            config.entity_settings(),
             model_of(&runs["entity"].1, "entity")?,
             &entity_links,
         );

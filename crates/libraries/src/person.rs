@@ -4,9 +4,10 @@ use crate::Result;
 use crate::build::Provenance;
 pub use crate::build::{Progress, Summary, Timed};
 use serde_json::Value;
+use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::golden::Survivorship;
 use tongban_resolution::linker::{self, Stage};
-use tongban_resolution::person::{Mention, settings, table};
+use tongban_resolution::person::{Mention, table};
 use tongban_store::Store;
 
 /// The default trust order of sources for person fields: the household register first, the
@@ -56,11 +57,16 @@ pub async fn resolve(
     let timed = Timed::new(progress);
     timed.stage("reading");
     let all = crate::build::read_all(store, &timed).await?;
-    Ok(
-        resolve_mentions(store, trust, &all.persons, all.read(), &timed)
-            .await?
-            .0,
+    Ok(resolve_mentions(
+        store,
+        trust,
+        &all.persons,
+        all.read(),
+        &LibraryConfig::default(),
+        &timed,
     )
+    .await?
+    .0)
 }
 
 /// Resolve the given person mentions and replace the person library. Returns the run's summary,
@@ -70,16 +76,18 @@ pub async fn resolve_mentions(
     trust: &Survivorship,
     all: &[Mention],
     read: crate::build::Read,
+    config: &LibraryConfig,
     progress: &dyn Progress,
 ) -> Result<(Summary, Vec<u32>, Vec<tongban_store::EntityLink>)> {
     let started = tongban_store::now_millis();
     let t = table(all);
-    let s = settings();
+    let s = config.person_settings();
     let mut on_stage = |stage: Stage| progress.stage(&format!("person {stage:?}").to_lowercase());
     let outcome = linker::run(&t, &s, &mut on_stage)?;
     progress.stage("person golden records");
     let mut summary = Summary::from_outcome("person", read.records, all.len(), &s, &outcome);
     summary.last_record_id = read.last_record_id;
+    summary.config = config.text.clone();
     let (run_id, links) = crate::build::write_kind(
         store,
         "person",

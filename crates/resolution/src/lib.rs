@@ -10,6 +10,7 @@
 pub mod blocking;
 pub mod cluster;
 pub mod compare;
+pub mod config;
 pub mod entity;
 pub mod eval;
 pub mod golden;

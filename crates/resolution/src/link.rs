@@ -112,7 +112,7 @@ pub struct LinkConfig {
 }
 
 /// A blocking key part as written: `col`, `col:N` (first N characters) or `pinyin(col)`.
-fn parse_key(text: &str) -> Result<(String, Transform), String> {
+pub(crate) fn parse_key(text: &str) -> Result<(String, Transform), String> {
     let t = text.trim();
     if let Some(inner) = t.strip_prefix("pinyin(").and_then(|r| r.strip_suffix(')')) {
         return Ok((inner.trim().to_string(), Transform::Pinyin));
