@@ -1,5 +1,5 @@
-//! Why two person mentions are, or are not, one person: each field's comparison level and the
-//! weight the latest run learned for it.
+//! Why two person (or legal-entity) mentions are, or are not, one: each field's comparison level
+//! and the weight the latest run learned for it.
 //!
 //! The run stores its learned weights in its summary; this module reads the two records, rebuilds
 //! their mentions exactly as resolution does, compares them field by field and adds the weights.
@@ -9,7 +9,9 @@
 use crate::build::Summary;
 use crate::{LibraryError, Result};
 use serde_json::{Map, Value};
-use tongban_resolution::linker::{Features, pattern};
+use tongban_resolution::entity::EntityMention;
+use tongban_resolution::linker::{Features, Settings, pattern};
+use tongban_resolution::table::Table;
 use tongban_resolution::model::level_of;
 use tongban_resolution::person::{Mention, RecordView, mentions, settings, table};
 use tongban_store::{RecordStatus, Store};
@@ -61,11 +63,16 @@ pub struct PairExplanation {
     /// "must link" (the same valid id agreeing with both records), "cannot link" (two different
     /// valid ids), or "" when the weights decide.
     pub rule: String,
-    /// The persons the latest run put them in.
+    /// The persons (or legal entities) the latest run put them in.
     pub persons: (Option<String>, Option<String>),
 }
 
-async fn mention_of(store: &dyn Store, r: &MentionRef) -> Result<Mention> {
+/// The cleaned record a mention reference names, with the source's subject and the raw values
+/// of identifier fields that failed cleaning.
+async fn record_of(
+    store: &dyn Store,
+    r: &MentionRef,
+) -> Result<(String, Map<String, Value>, Vec<(String, String)>)> {
     let missing = |what: &str| LibraryError::Truth {
         file: format!("{}:{}", r.source, r.record_key),
         message: what.to_string(),
@@ -91,11 +98,23 @@ async fn mention_of(store: &dyn Store, r: &MentionRef) -> Result<Mention> {
                 i.get("raw")?.as_str()?.to_string(),
             ))
         })
-        .filter(|(f, _)| f.ends_with("citizen_id"))
+        .filter(|(f, _)| f.ends_with("citizen_id") || f.ends_with("credit_code"))
         .collect();
+    Ok((source.subject, cleaned, invalid))
+}
+
+fn not_named(r: &MentionRef, what: &str) -> LibraryError {
+    LibraryError::Truth {
+        file: format!("{}:{}", r.source, r.record_key),
+        message: format!("the record names no {what} as {}", r.role),
+    }
+}
+
+async fn mention_of(store: &dyn Store, r: &MentionRef) -> Result<Mention> {
+    let (subject, cleaned, invalid) = record_of(store, r).await?;
     let view = RecordView {
         source: &r.source,
-        subject: &source.subject,
+        subject: &subject,
         key: &r.record_key,
         cleaned: &cleaned,
         invalid: &invalid,
@@ -103,7 +122,110 @@ async fn mention_of(store: &dyn Store, r: &MentionRef) -> Result<Mention> {
     mentions(&view)
         .into_iter()
         .find(|m| m.role == r.role)
-        .ok_or_else(|| missing(&format!("the record names no person as {}", r.role)))
+        .ok_or_else(|| not_named(r, "person"))
+}
+
+async fn entity_mention_of(store: &dyn Store, r: &MentionRef) -> Result<EntityMention> {
+    let (subject, cleaned, invalid) = record_of(store, r).await?;
+    let view = RecordView {
+        source: &r.source,
+        subject: &subject,
+        key: &r.record_key,
+        cleaned: &cleaned,
+        invalid: &invalid,
+    };
+    tongban_resolution::entity::mentions(&view)
+        .into_iter()
+        .find(|m| m.role == r.role)
+        .ok_or_else(|| not_named(r, "legal entity"))
+}
+
+/// The latest run of a kind and its summary.
+async fn latest(store: &dyn Store, kind: &str) -> Result<Summary> {
+    let run = store
+        .latest_resolution(kind)
+        .await?
+        .ok_or_else(|| LibraryError::Truth {
+            file: format!("{kind} library"),
+            message: "no run yet: run `tongban resolve` first".into(),
+        })?;
+    serde_json::from_str(&run.summary).map_err(|e| LibraryError::Truth {
+        file: format!("resolution run {}", run.id),
+        message: format!("its summary cannot be read: {e}"),
+    })
+}
+
+/// Each field's part in a pair (rows 0 and 1 of `t`) under a run's learned weights.
+fn field_parts(t: &Table, s: &Settings, summary: &Summary) -> Vec<FieldPart> {
+    let features = Features::new(t, s);
+    let p = pattern(s, &features, 0, 1);
+    s.comparisons
+        .iter()
+        .enumerate()
+        .map(|(c, cmp)| {
+            let l = level_of(p, c);
+            let label = cmp.kind.labels()[l];
+            let weight = summary
+                .weights
+                .iter()
+                .find(|(n, _)| *n == cmp.name)
+                .and_then(|(_, levels)| levels.iter().find(|(n, _)| n == label))
+                .map_or(0.0, |(_, w)| *w);
+            let col = &t.columns[cmp.column];
+            FieldPart {
+                field: cmp.name.clone(),
+                left: col.get(0).to_string(),
+                right: col.get(1).to_string(),
+                level: label.to_string(),
+                weight,
+            }
+        })
+        .collect()
+}
+
+/// Explain two legal-entity mentions under the latest entity run's weights.
+pub async fn explain_entities(
+    store: &dyn Store,
+    a: &MentionRef,
+    b: &MentionRef,
+) -> Result<PairExplanation> {
+    let summary = latest(store, "entity").await?;
+    let (ma, mb) = (
+        entity_mention_of(store, a).await?,
+        entity_mention_of(store, b).await?,
+    );
+    let pair = [ma.clone(), mb.clone()];
+    let t = tongban_resolution::entity::table(&pair);
+    let s = tongban_resolution::entity::settings();
+    let fields = field_parts(&t, &s, &summary);
+    let total: f64 = fields.iter().map(|f| f.weight).sum();
+    let probability = 1.0 / (1.0 + (-(total + summary.prior)).exp2());
+    let rule = if !ma.valid_code.is_empty()
+        && !mb.valid_code.is_empty()
+        && ma.valid_code != mb.valid_code
+    {
+        "cannot link: two different valid credit codes".to_string()
+    } else if !ma.valid_code.is_empty() && ma.valid_code == mb.valid_code {
+        "must link: the same valid credit code".to_string()
+    } else {
+        String::new()
+    };
+    let entities = (
+        store
+            .entity_of("entity", &a.source, &a.record_key, &a.role)
+            .await?,
+        store
+            .entity_of("entity", &b.source, &b.record_key, &b.role)
+            .await?,
+    );
+    Ok(PairExplanation {
+        fields,
+        prior: summary.prior,
+        total,
+        probability,
+        rule,
+        persons: entities,
+    })
 }
 
 /// Explain the pair under the latest person run's weights.
@@ -112,42 +234,11 @@ pub async fn explain_persons(
     a: &MentionRef,
     b: &MentionRef,
 ) -> Result<PairExplanation> {
-    let run = store
-        .latest_resolution("person")
-        .await?
-        .ok_or_else(|| LibraryError::Truth {
-            file: "person library".into(),
-            message: "no run yet: run `tongban resolve` first".into(),
-        })?;
-    let summary: Summary = serde_json::from_str(&run.summary).map_err(|e| LibraryError::Truth {
-        file: format!("resolution run {}", run.id),
-        message: format!("its summary cannot be read: {e}"),
-    })?;
+    let summary = latest(store, "person").await?;
     let (ma, mb) = (mention_of(store, a).await?, mention_of(store, b).await?);
     let pair = [ma.clone(), mb.clone()];
     let t = table(&pair);
-    let s = settings();
-    let features = Features::new(&t, &s);
-    let p = pattern(&s, &features, 0, 1);
-    let mut fields = Vec::new();
-    for (c, cmp) in s.comparisons.iter().enumerate() {
-        let l = level_of(p, c);
-        let label = cmp.kind.labels()[l];
-        let weight = summary
-            .weights
-            .iter()
-            .find(|(n, _)| *n == cmp.name)
-            .and_then(|(_, levels)| levels.iter().find(|(n, _)| n == label))
-            .map_or(0.0, |(_, w)| *w);
-        let col = &t.columns[cmp.column];
-        fields.push(FieldPart {
-            field: cmp.name.clone(),
-            left: col.get(0).to_string(),
-            right: col.get(1).to_string(),
-            level: label.to_string(),
-            weight,
-        });
-    }
+    let fields = field_parts(&t, &settings(), &summary);
     let total: f64 = fields.iter().map(|f| f.weight).sum();
     let probability = 1.0 / (1.0 + (-(total + summary.prior)).exp2());
     let rule = if !ma.valid_id.is_empty() && !mb.valid_id.is_empty() && ma.valid_id != mb.valid_id {
