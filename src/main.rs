@@ -20,7 +20,7 @@ use std::process::ExitCode;
     name = "tongban",
     version,
     about = "Tongban (通办): connect department data silos, clean and link their records into shared base libraries, and share them under rules",
-    after_help = "Examples:\n  tongban demo                                  generate the default street (唯亭街道) and print its summary\n  tongban synth --seed 1 --out data/synth       write eleven department exports and the ground truth\n  tongban check id 11010519491231002X           validate and explain a citizen id\n  tongban check address '园区唯亭青剑湖花园12-3-1001'\n  tongban ingest --source mappings/synth/grid_collection.toml data/synth/grid_collection.jsonl\n  tongban quality --source grid_collection\n  tongban resolve                               build the person, entity, room and building libraries\n  tongban eval --truth data/synth/truth         score them against the synthetic truth\n  tongban population                            residents and floating population per community\n  tongban show person --source police_household --record 3205760520012555100\n  tongban link --config examples/febrl/febrl.toml --input a.csv --output clusters.csv\n  tongban divisions 唯亭                         look a division up by name, abbreviation or code\n  tongban bench synth --people 1000000          measure generation speed and peak memory"
+    after_help = "Examples:\n  tongban demo                                  generate the default street (唯亭街道) and print its summary\n  tongban synth --seed 1 --out data/synth       write eleven department exports and the ground truth\n  tongban check id 11010519491231002X           validate and explain a citizen id\n  tongban check address '园区唯亭青剑湖花园12-3-1001'\n  tongban ingest --source mappings/synth/grid_collection.toml data/synth/grid_collection.jsonl\n  tongban quality --source grid_collection\n  tongban resolve                               build the person, entity, room and building libraries\n  tongban eval --truth data/synth/truth         score them against the synthetic truth\n  tongban population                            residents and floating population per community\n  tongban audit verify                          check the audit chain and its signed checkpoints\n  tongban show person --source police_household --record 3205760520012555100\n  tongban link --config examples/febrl/febrl.toml --input a.csv --output clusters.csv\n  tongban divisions 唯亭                         look a division up by name, abbreviation or code\n  tongban bench synth --people 1000000          measure generation speed and peak memory"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -51,6 +51,8 @@ enum Command {
     Resolve(commands::resolve::Args),
     /// Residents and floating population per community, from the base libraries.
     Population(commands::population::Args),
+    /// The tamper-evident audit log: verify it, export it, record an event.
+    Audit(commands::audit::Args),
     /// Explain why two person mentions are, or are not, one person (each field's level and weight).
     Explain(commands::explain::Args),
     /// Show one base-library entity: its golden record with provenance and every linked record.
@@ -85,6 +87,7 @@ fn main() -> ExitCode {
         Command::Link(a) => commands::link::run(a),
         Command::Resolve(a) => commands::resolve::run(a),
         Command::Population(a) => commands::population::run(a),
+        Command::Audit(a) => commands::audit::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Show(a) => commands::show::run(a),
         Command::Explain(a) => commands::explain::run(a),

@@ -1,6 +1,7 @@
 //! One module per subcommand: argument definitions, terminal output and progress bars. Anything
 //! worth testing without a terminal belongs in a library crate instead.
 
+pub mod audit;
 pub mod bench;
 pub mod bench_incremental;
 pub mod check;

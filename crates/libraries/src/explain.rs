@@ -11,9 +11,9 @@ use crate::{LibraryError, Result};
 use serde_json::{Map, Value};
 use tongban_resolution::entity::EntityMention;
 use tongban_resolution::linker::{Features, Settings, pattern};
-use tongban_resolution::table::Table;
 use tongban_resolution::model::level_of;
 use tongban_resolution::person::{Mention, RecordView, mentions, settings, table};
+use tongban_resolution::table::Table;
 use tongban_store::{RecordStatus, Store};
 
 /// A mention's address: source, record key and role.
@@ -200,16 +200,15 @@ pub async fn explain_entities(
     let fields = field_parts(&t, &s, &summary);
     let total: f64 = fields.iter().map(|f| f.weight).sum();
     let probability = 1.0 / (1.0 + (-(total + summary.prior)).exp2());
-    let rule = if !ma.valid_code.is_empty()
-        && !mb.valid_code.is_empty()
-        && ma.valid_code != mb.valid_code
-    {
-        "cannot link: two different valid credit codes".to_string()
-    } else if !ma.valid_code.is_empty() && ma.valid_code == mb.valid_code {
-        "must link: the same valid credit code".to_string()
-    } else {
-        String::new()
-    };
+    let rule =
+        if !ma.valid_code.is_empty() && !mb.valid_code.is_empty() && ma.valid_code != mb.valid_code
+        {
+            "cannot link: two different valid credit codes".to_string()
+        } else if !ma.valid_code.is_empty() && ma.valid_code == mb.valid_code {
+            "must link: the same valid credit code".to_string()
+        } else {
+            String::new()
+        };
     let entities = (
         store
             .entity_of("entity", &a.source, &a.record_key, &a.role)

@@ -80,6 +80,19 @@ fn link_row(r: &$row) -> Result<EntityLink> {
     })
 }
 
+fn audit_row(r: &$row) -> Result<AuditRow> {
+    Ok(AuditRow {
+        seq: r.try_get("seq")?,
+        at: r.try_get("at")?,
+        actor: r.try_get("actor")?,
+        action: r.try_get("action")?,
+        subject: r.try_get("subject")?,
+        detail: r.try_get("detail")?,
+        prev: r.try_get("prev")?,
+        hash: r.try_get("hash")?,
+    })
+}
+
 const RECORD_COLUMNS: &str = "source_id, record_key, version, status, batch_id, seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at";
 
 #[async_trait]
@@ -685,6 +698,73 @@ impl Store for $store {
             .fetch_one(&self.pool)
             .await?;
         Ok(id)
+    }
+
+    async fn append_audit(&self, entries: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for group in entries.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<$db> = QueryBuilder::new(
+                "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev, hash) ",
+            );
+            q.push_values(group, |mut b, e| {
+                b.push_bind(e.seq)
+                    .push_bind(e.at)
+                    .push_bind(&e.actor)
+                    .push_bind(&e.action)
+                    .push_bind(&e.subject)
+                    .push_bind(&e.detail)
+                    .push_bind(&e.prev)
+                    .push_bind(&e.hash);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        if let Some(c) = checkpoint {
+            sqlx::query($fix("INSERT INTO audit_checkpoints (from_seq, to_seq, root, key, signature, at) VALUES (?, ?, ?, ?, ?, ?)"))
+                .bind(c.from_seq)
+                .bind(c.to_seq)
+                .bind(&c.root)
+                .bind(&c.key)
+                .bind(&c.signature)
+                .bind(c.at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn last_audit(&self) -> Result<Option<AuditRow>> {
+        let row = sqlx::query("SELECT * FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(audit_row).transpose()
+    }
+
+    async fn audit_entries(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>> {
+        let rows = sqlx::query($fix("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ?"))
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
+    async fn audit_checkpoints(&self) -> Result<Vec<CheckpointRow>> {
+        let rows = sqlx::query("SELECT * FROM audit_checkpoints ORDER BY from_seq, to_seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| -> Result<CheckpointRow> {
+                Ok(CheckpointRow {
+                    from_seq: r.try_get("from_seq")?,
+                    to_seq: r.try_get("to_seq")?,
+                    root: r.try_get("root")?,
+                    key: r.try_get("key")?,
+                    signature: r.try_get("signature")?,
+                    at: r.try_get("at")?,
+                })
+            })
+            .collect()
     }
 
     async fn library_counts(&self, kind: &str) -> Result<(i64, i64)> {

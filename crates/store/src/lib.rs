@@ -310,6 +310,30 @@ pub struct LibraryChanges {
     pub renamed: Vec<(String, String)>,
 }
 
+/// One audit-log entry as stored (see `tongban_sharing::audit` for what the fields mean).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRow {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+    pub prev: String,
+    pub hash: String,
+}
+
+/// A signed checkpoint over audit entries `from_seq..=to_seq`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointRow {
+    pub from_seq: i64,
+    pub to_seq: i64,
+    pub root: String,
+    pub key: String,
+    pub signature: String,
+    pub at: i64,
+}
+
 /// One resolution run of one kind of entity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolutionRun {
@@ -453,6 +477,23 @@ pub trait Store: Send + Sync {
 
     /// How many links and golden records a kind's library holds.
     async fn library_counts(&self, kind: &str) -> Result<(i64, i64)>;
+
+    /// Appends audit entries (and a checkpoint, if given) in one transaction. Fails, storing
+    /// nothing, if any sequence number is already taken: entries are never overwritten.
+    async fn append_audit(
+        &self,
+        entries: &[AuditRow],
+        checkpoint: Option<&CheckpointRow>,
+    ) -> Result<()>;
+
+    /// The last audit entry, if any.
+    async fn last_audit(&self) -> Result<Option<AuditRow>>;
+
+    /// Audit entries with sequence numbers after `after`, in order, at most `limit`.
+    async fn audit_entries(&self, after: i64, limit: i64) -> Result<Vec<AuditRow>>;
+
+    /// Every checkpoint, in order.
+    async fn audit_checkpoints(&self) -> Result<Vec<CheckpointRow>>;
 
     /// Relations from or to an entity.
     async fn relations_of(&self, entity_key: &str) -> Result<Vec<Relation>>;
@@ -681,5 +722,19 @@ pub mod testing {
         }
         let base = url.rsplit_once('/').map(|(b, _)| b).unwrap_or(url);
         Ok(format!("{base}/{db}"))
+    }
+
+    /// Runs one SQL statement against the database a store URL names, behind the store's back:
+    /// for tests that must tamper with what the store wrote (the audit log, say). Never used
+    /// outside tests.
+    pub async fn execute_raw(url: &str, sql: &str) -> crate::Result<u64> {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}")).await?;
+            Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
+        } else {
+            let mut conn = sqlx::PgConnection::connect(url).await?;
+            Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
+        }
     }
 }

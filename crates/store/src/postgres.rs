@@ -5,10 +5,11 @@
 //! This module opens the pool and runs the PostgreSQL migrations; the statements are in `backend`.
 
 use crate::{
-    Action, BatchRow, BatchStatus, ChunkOutcome, CleanedRecord, EntityLink, GoldenRecord,
-    IncomingQuarantine, IncomingRecord, Latest, LibraryChanges, QuarantineEntry, QuarantineStatus,
-    RecordStatus, RecordVersion, Relation, ResolutionRun, Result, SourceRow, Store, StoreError,
-    duplicate_reason, now_millis, plan_chunk, resolution_kind,
+    Action, AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord,
+    EntityLink, GoldenRecord, IncomingQuarantine, IncomingRecord, Latest, LibraryChanges,
+    QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Relation, ResolutionRun,
+    Result, SourceRow, Store, StoreError, duplicate_reason, now_millis, plan_chunk,
+    resolution_kind,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPoolOptions, PgRow};

@@ -1,0 +1,264 @@
+//! The audit writer: appends events to the chain in batches, and answers each caller only once
+//! its entry is committed.
+//!
+//! Auditing every read one transaction at a time would cost a commit per request; instead one
+//! task takes whatever events are waiting (up to [`MAX_BATCH`]), chains them, stores them in one
+//! transaction and only then tells each caller its sequence number. A caller answers its own
+//! client after that, so a read that was answered is never missing from the log after a crash;
+//! if the store fails, every caller in the batch gets the error and answers nothing. Every
+//! [`Settings::checkpoint_every`] entries the writer signs a checkpoint over the entries since
+//! the last one, in the same transaction as the entry that completes it.
+
+use crate::audit::{self, Entry, Event, GENESIS};
+use ed25519_dalek::SigningKey;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tongban_store::{AuditRow, CheckpointRow, Store};
+
+/// The most events one transaction takes.
+pub const MAX_BATCH: usize = 1_024;
+
+/// Errors of the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error(transparent)]
+    Store(#[from] tongban_store::StoreError),
+    #[error("the audit writer has stopped")]
+    Stopped,
+    #[error("the audit log could not record the event: {0}")]
+    NotRecorded(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub checkpoint_every: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            checkpoint_every: 1_000,
+        }
+    }
+}
+
+type Request = (Event, oneshot::Sender<Result<i64, String>>);
+
+/// A handle to the writer task; cheap to clone.
+#[derive(Clone)]
+pub struct AuditLog {
+    tx: mpsc::Sender<Request>,
+}
+
+fn to_row(e: &Entry) -> AuditRow {
+    AuditRow {
+        seq: e.seq,
+        at: e.event.at,
+        actor: e.event.actor.clone(),
+        action: e.event.action.clone(),
+        subject: e.event.subject.clone(),
+        detail: e.event.detail.clone(),
+        prev: e.prev.clone(),
+        hash: e.hash.clone(),
+    }
+}
+
+/// A stored row as a chained entry.
+pub fn from_row(r: AuditRow) -> Entry {
+    Entry {
+        seq: r.seq,
+        event: Event {
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            subject: r.subject,
+            detail: r.detail,
+        },
+        prev: r.prev,
+        hash: r.hash,
+    }
+}
+
+fn to_checkpoint_row(c: audit::Checkpoint) -> CheckpointRow {
+    CheckpointRow {
+        from_seq: c.from_seq,
+        to_seq: c.to_seq,
+        root: c.root,
+        key: c.key,
+        signature: c.signature,
+        at: c.at,
+    }
+}
+
+/// A stored checkpoint row as a checkpoint.
+pub fn checkpoint_from_row(c: CheckpointRow) -> audit::Checkpoint {
+    audit::Checkpoint {
+        from_seq: c.from_seq,
+        to_seq: c.to_seq,
+        root: c.root,
+        key: c.key,
+        signature: c.signature,
+        at: c.at,
+    }
+}
+
+struct State {
+    store: Arc<dyn Store>,
+    key: SigningKey,
+    settings: Settings,
+    last_seq: i64,
+    last_hash: String,
+    /// Entries since the last checkpoint (at most `checkpoint_every`).
+    pending: Vec<Entry>,
+}
+
+impl State {
+    /// Chain and store `events`; returns the sequence numbers committed and, if a transaction
+    /// failed, why (the events after the failure are not stored).
+    async fn write(&mut self, events: Vec<Event>) -> (Vec<i64>, Option<String>) {
+        let every = self.settings.checkpoint_every.max(1) as usize;
+        let mut seqs = Vec::with_capacity(events.len());
+        let mut events = events.into_iter().peekable();
+        while events.peek().is_some() {
+            // At most one checkpoint per transaction: take only what completes the range.
+            let room = every.saturating_sub(self.pending.len()).max(1);
+            let part: Vec<Event> = events.by_ref().take(room).collect();
+            let entries = audit::chain(self.last_seq, &self.last_hash, part);
+            let rows: Vec<AuditRow> = entries.iter().map(to_row).collect();
+            let complete = self.pending.len() + entries.len() >= every;
+            let checkpoint = if complete {
+                let mut range = self.pending.clone();
+                range.extend(entries.iter().cloned());
+                audit::checkpoint(&self.key, &range, tongban_store::now_millis())
+            } else {
+                None
+            };
+            if let Err(e) = self
+                .store
+                .append_audit(&rows, checkpoint.map(to_checkpoint_row).as_ref())
+                .await
+            {
+                return (seqs, Some(e.to_string()));
+            }
+            if let Some(last) = entries.last() {
+                self.last_seq = last.seq;
+                self.last_hash = last.hash.clone();
+            }
+            seqs.extend(entries.iter().map(|e| e.seq));
+            if complete {
+                self.pending.clear();
+            } else {
+                self.pending.extend(entries);
+            }
+        }
+        (seqs, None)
+    }
+}
+
+impl AuditLog {
+    /// Start the writer over `store`, continuing its chain, signing checkpoints with `key`.
+    pub async fn start(
+        store: Arc<dyn Store>,
+        key: SigningKey,
+        settings: Settings,
+    ) -> Result<AuditLog, AuditError> {
+        let last = store.last_audit().await?;
+        let (last_seq, last_hash) = last
+            .map(|r| (r.seq, r.hash))
+            .unwrap_or((0, GENESIS.to_string()));
+        // Entries written since the last checkpoint are covered by the next one.
+        let covered = store
+            .audit_checkpoints()
+            .await?
+            .iter()
+            .map(|c| c.to_seq)
+            .max()
+            .unwrap_or(0);
+        let mut pending = Vec::new();
+        let mut after = covered;
+        loop {
+            let page = store.audit_entries(after, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            pending.extend(page.into_iter().map(from_row));
+        }
+        let mut state = State {
+            store,
+            key,
+            settings,
+            last_seq,
+            last_hash,
+            pending,
+        };
+        let (tx, mut rx) = mpsc::channel::<Request>(4 * MAX_BATCH);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(r) => batch.push(r),
+                        Err(_) => break,
+                    }
+                }
+                let (events, replies): (Vec<Event>, Vec<_>) = batch.into_iter().unzip();
+                let (seqs, failure) = state.write(events).await;
+                let mut replies = replies.into_iter();
+                for (reply, seq) in replies.by_ref().zip(seqs) {
+                    let _ = reply.send(Ok(seq));
+                }
+                if let Some(e) = failure {
+                    // What failed was not kept; continue from where the stored chain stands.
+                    if let Ok(last) = state.store.last_audit().await {
+                        let (s, h) = last
+                            .map(|r| (r.seq, r.hash))
+                            .unwrap_or((0, GENESIS.to_string()));
+                        state.last_seq = s;
+                        state.last_hash = h;
+                    }
+                    for reply in replies {
+                        let _ = reply.send(Err(e.clone()));
+                    }
+                }
+            }
+        });
+        Ok(AuditLog { tx })
+    }
+
+    /// Record an event; returns its sequence number once it is committed.
+    pub async fn append(&self, event: Event) -> Result<i64, AuditError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((event, reply))
+            .await
+            .map_err(|_| AuditError::Stopped)?;
+        answer
+            .await
+            .map_err(|_| AuditError::Stopped)?
+            .map_err(AuditError::NotRecorded)
+    }
+}
+
+/// Verify the whole stored log against the node's key, streaming the entries.
+pub async fn verify_store(
+    store: &dyn Store,
+    node: &ed25519_dalek::VerifyingKey,
+) -> Result<audit::LogCheck, AuditError> {
+    let mut check = audit::LogCheck::new();
+    let mut after = i64::MIN;
+    loop {
+        let page = store.audit_entries(after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for row in page {
+            check.entry(&from_row(row));
+        }
+    }
+    let checkpoints: Vec<audit::Checkpoint> = store
+        .audit_checkpoints()
+        .await?
+        .into_iter()
+        .map(checkpoint_from_row)
+        .collect();
+    check.checkpoints(&checkpoints, node);
+    Ok(check)
+}

@@ -1,0 +1,178 @@
+//! The audit log on both store backends: concurrent appends are batched, chained and answered
+//! only once stored; the chain continues across restarts; and each kind of tampering with the
+//! stored rows — a changed, deleted, reordered or forged entry, a doctored checkpoint — is found
+//! where it happened.
+
+use std::sync::Arc;
+use tongban_sharing::audit::{Event, Finding};
+use tongban_sharing::writer::{AuditLog, Settings, verify_store};
+use tongban_store::Store;
+
+/// (url, store) for SQLite in `dir` and, when the test script provides one, PostgreSQL.
+async fn stores(dir: &std::path::Path) -> Vec<(String, Arc<dyn Store>)> {
+    let mut urls = vec![format!("sqlite://{}", dir.join("audit.db").display())];
+    if let Ok(url) = std::env::var("TONGBAN_TEST_PG_URL") {
+        urls.push(
+            tongban_store::testing::fresh_postgres(&url, "audit")
+                .await
+                .unwrap(),
+        );
+    } else {
+        assert!(
+            std::env::var("TONGBAN_REQUIRE_PG").as_deref() != Ok("1"),
+            "PostgreSQL required but not provided"
+        );
+    }
+    let mut out = Vec::new();
+    for url in urls {
+        let store: Arc<dyn Store> = tongban_store::open(&url).await.unwrap().into();
+        out.push((url, store));
+    }
+    out
+}
+
+fn event(i: i64) -> Event {
+    Event {
+        at: 1_700_000_000_000 + i,
+        actor: format!("clerk{}", i % 5),
+        action: "read.person".into(),
+        subject: format!("P{i:05}"),
+        detail: format!(
+            "{{\"fields\":[\"name\",\"phone\"],\"grant\":\"G{}\"}}",
+            i % 3
+        ),
+    }
+}
+
+async fn findings(store: &dyn Store, key: &ed25519_dalek::SigningKey) -> Vec<Finding> {
+    verify_store(store, &key.verifying_key())
+        .await
+        .unwrap()
+        .findings
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_chains_batches_and_shows_every_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
+    for (url, store) in stores(dir.path()).await {
+        let settings = Settings {
+            checkpoint_every: 50,
+        };
+        let log = AuditLog::start(store.clone(), key.clone(), settings.clone())
+            .await
+            .unwrap();
+        // Three hundred readers at once: every one is answered with its own place in the log.
+        let tasks: Vec<_> = (0..300)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move { log.append(event(i)).await })
+            })
+            .collect();
+        let mut seqs = Vec::new();
+        for t in tasks {
+            seqs.push(t.await.unwrap().unwrap());
+        }
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=300).collect::<Vec<i64>>(), "{url}");
+        assert!(findings(store.as_ref(), &key).await.is_empty());
+        assert_eq!(store.audit_checkpoints().await.unwrap().len(), 6);
+
+        // A restarted writer continues the chain and its checkpoint range.
+        drop(log);
+        let log = AuditLog::start(store.clone(), key.clone(), settings)
+            .await
+            .unwrap();
+        for i in 300..330 {
+            log.append(event(i)).await.unwrap();
+        }
+        assert_eq!(store.last_audit().await.unwrap().unwrap().seq, 330);
+        assert!(findings(store.as_ref(), &key).await.is_empty());
+        assert_eq!(store.audit_checkpoints().await.unwrap().len(), 6);
+
+        let sql = |s: &str| {
+            let (url, s) = (url.clone(), s.to_string());
+            async move { tongban_store::testing::execute_raw(&url, &s).await.unwrap() }
+        };
+
+        // A changed entry.
+        let original = store.audit_entries(41, 1).await.unwrap().remove(0).subject;
+        sql("UPDATE audit_log SET subject = 'P99999' WHERE seq = 42").await;
+        let f = findings(store.as_ref(), &key).await;
+        assert!(f.contains(&Finding::Changed { seq: 42 }), "{url}: {f:?}");
+        assert!(f.contains(&Finding::CheckpointMismatch { from: 1, to: 50 }));
+        sql(&format!(
+            "UPDATE audit_log SET subject = '{original}' WHERE seq = 42"
+        ))
+        .await;
+        assert!(findings(store.as_ref(), &key).await.is_empty(), "{url}");
+
+        // A deleted entry (kept aside and put back).
+        let row = store.audit_entries(99, 1).await.unwrap().remove(0);
+        sql("DELETE FROM audit_log WHERE seq = 100").await;
+        let f = findings(store.as_ref(), &key).await;
+        assert!(
+            f.contains(&Finding::Missing { from: 100, to: 100 }),
+            "{url}: {f:?}"
+        );
+        assert!(f.contains(&Finding::BrokenLink { seq: 101 }));
+        store.append_audit(&[row], None).await.unwrap();
+        assert!(findings(store.as_ref(), &key).await.is_empty(), "{url}");
+
+        // Two entries swapping places.
+        sql("UPDATE audit_log SET seq = -10 WHERE seq = 10").await;
+        sql("UPDATE audit_log SET seq = 10 WHERE seq = 11").await;
+        sql("UPDATE audit_log SET seq = 11 WHERE seq = -10").await;
+        let f = findings(store.as_ref(), &key).await;
+        assert!(f.contains(&Finding::Changed { seq: 10 }), "{url}: {f:?}");
+        assert!(f.contains(&Finding::Changed { seq: 11 }));
+        sql("UPDATE audit_log SET seq = -10 WHERE seq = 10").await;
+        sql("UPDATE audit_log SET seq = 10 WHERE seq = 11").await;
+        sql("UPDATE audit_log SET seq = 11 WHERE seq = -10").await;
+        assert!(findings(store.as_ref(), &key).await.is_empty(), "{url}");
+
+        // A forged entry slipped in between two others, correctly chained to the one before
+        // it, the rest renumbered to make room: the entry after it no longer follows it, and
+        // the signed checkpoint of its range disagrees.
+        sql("UPDATE audit_log SET seq = seq + 1000 WHERE seq > 200").await;
+        sql("UPDATE audit_log SET seq = seq - 999 WHERE seq > 1000").await;
+        let before = store.audit_entries(199, 1).await.unwrap().remove(0);
+        let forged = tongban_sharing::audit::chain(200, &before.hash, vec![event(9_999)]).remove(0);
+        let forged = tongban_store::AuditRow {
+            seq: forged.seq,
+            at: forged.event.at,
+            actor: forged.event.actor,
+            action: forged.event.action,
+            subject: forged.event.subject,
+            detail: forged.event.detail,
+            prev: forged.prev,
+            hash: forged.hash,
+        };
+        store.append_audit(&[forged], None).await.unwrap();
+        let f = findings(store.as_ref(), &key).await;
+        assert!(!f.contains(&Finding::Changed { seq: 201 }), "{url}: {f:?}");
+        assert!(
+            f.contains(&Finding::BrokenLink { seq: 202 }),
+            "{url}: {f:?}"
+        );
+        assert!(f.contains(&Finding::CheckpointMismatch { from: 201, to: 250 }));
+        sql("DELETE FROM audit_log WHERE seq = 201").await;
+        sql("UPDATE audit_log SET seq = seq + 1000 WHERE seq > 201").await;
+        sql("UPDATE audit_log SET seq = seq - 1001 WHERE seq > 1000").await;
+        assert!(findings(store.as_ref(), &key).await.is_empty(), "{url}");
+
+        // A doctored checkpoint.
+        sql("UPDATE audit_checkpoints SET root = '00' || substr(root, 3) WHERE from_seq = 51")
+            .await;
+        let f = findings(store.as_ref(), &key).await;
+        assert_eq!(
+            f,
+            vec![Finding::BadSignature { from: 51, to: 100 }],
+            "{url}"
+        );
+
+        // The append-only store refuses a number already taken.
+        let taken = store.audit_entries(0, 1).await.unwrap();
+        assert!(store.append_audit(&taken, None).await.is_err());
+    }
+}
