@@ -14,6 +14,7 @@ use tongban_sharing::writer::{AuditLog, Settings, from_row, verify_store};
   tongban audit export > audit.jsonl         every entry as one JSON line
   tongban audit export --after 1000
   tongban audit record --action note --subject ops 'restored from backup'
+  tongban audit checkpoint                   seal the entries since the last checkpoint now
 
 The log is a hash chain (each entry carries the hash of the one before) with Merkle checkpoints
 over ranges of entries signed by this node's Ed25519 key (--key, created on first use). verify
@@ -22,9 +23,10 @@ finds anything.")]
 pub struct Args {
     #[command(subcommand)]
     pub what: What,
-    /// The node's signing key (hex of the 32 secret bytes), created if missing.
-    #[arg(long, global = true, default_value = "tongban-data/node.key")]
-    pub key: PathBuf,
+    /// The node's signing key (hex of the 32 secret bytes), created if missing [default:
+    /// $TONGBAN_NODE_KEY, else node.key beside the SQLite file, else tongban-data/node.key].
+    #[arg(long, global = true)]
+    pub key: Option<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -42,6 +44,8 @@ pub enum What {
         #[arg(long, default_value_t = 0)]
         after: i64,
     },
+    /// Sign a checkpoint now over the entries since the last one.
+    Checkpoint,
     /// Append one event (an administrative note, say).
     Record {
         #[arg(long)]
@@ -79,6 +83,49 @@ pub fn node_key(path: &Path) -> anyhow::Result<ed25519_dalek::SigningKey> {
     Ok(key)
 }
 
+/// Where the node key lives: `TONGBAN_NODE_KEY`, else beside an SQLite store's file, else
+/// `tongban-data/node.key`.
+pub fn key_path_for(database: &str) -> PathBuf {
+    if let Ok(p) = std::env::var("TONGBAN_NODE_KEY") {
+        return PathBuf::from(p);
+    }
+    match database
+        .strip_prefix("sqlite://")
+        .and_then(|p| Path::new(p).parent())
+    {
+        Some(dir) => dir.join("node.key"),
+        None => PathBuf::from("tongban-data/node.key"),
+    }
+}
+
+/// Record an administrative change made from the command line, signed (at checkpoints) with
+/// the node key (see [`key_path_for`]). The change has already happened when this runs; a
+/// failure to record it is reported as an error.
+pub async fn record_admin(
+    store: &dyn tongban_store::Store,
+    database: &str,
+    action: &str,
+    subject: &str,
+    detail: serde_json::Value,
+) -> anyhow::Result<i64> {
+    let key = node_key(&key_path_for(database))?;
+    let seqs = tongban_sharing::writer::append_now(
+        store,
+        &key,
+        &Settings::default(),
+        vec![Event {
+            at: tongban_store::now_millis(),
+            actor: cli_actor(),
+            action: action.into(),
+            subject: subject.into(),
+            detail: detail.to_string(),
+        }],
+    )
+    .await
+    .context("recording the change in the audit log")?;
+    Ok(seqs.first().copied().unwrap_or(0))
+}
+
 /// Who runs the command line, for the audit log.
 pub fn cli_actor() -> String {
     format!(
@@ -89,11 +136,15 @@ pub fn cli_actor() -> String {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
+    let key_path = args
+        .key
+        .clone()
+        .unwrap_or_else(|| key_path_for(&args.store.database));
     rt.block_on(async {
         let store: std::sync::Arc<dyn tongban_store::Store> = args.store.open().await?.into();
         match args.what {
             What::Verify { json } => {
-                let key = node_key(&args.key)?;
+                let key = node_key(&key_path)?;
                 let check = verify_store(store.as_ref(), &key.verifying_key()).await?;
                 let checkpoints = store.audit_checkpoints().await?.len();
                 if json {
@@ -140,12 +191,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 out.flush()?;
                 Ok(ExitCode::SUCCESS)
             }
+            What::Checkpoint => {
+                let key = node_key(&key_path)?;
+                match tongban_sharing::writer::checkpoint_now(store.as_ref(), &key).await? {
+                    Some(c) => println!(
+                        "checkpoint over entries {}–{} signed: root {}",
+                        c.from_seq, c.to_seq, c.root
+                    ),
+                    None => println!("nothing to checkpoint: every entry is already covered"),
+                }
+                Ok(ExitCode::SUCCESS)
+            }
             What::Record {
                 action,
                 subject,
                 detail,
             } => {
-                let key = node_key(&args.key)?;
+                let key = node_key(&key_path)?;
                 let log = AuditLog::start(store.clone(), key, Settings::default()).await?;
                 let seq = log
                     .append(Event {

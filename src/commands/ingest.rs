@@ -72,7 +72,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await;
         ticker.abort();
         pb.finish_and_clear();
-        anyhow::Ok(result?)
+        let result = result?;
+        let b = &result.batch;
+        super::audit::record_admin(
+            store.as_ref(),
+            &args.store.database,
+            "intake.ingest",
+            &b.source_id,
+            serde_json::json!({
+                "batch": b.id, "file": args.file.display().to_string(),
+                "inserted": b.counts.inserted, "updated": b.counts.updated,
+                "quarantined": b.counts.quarantined, "withdrawn": b.withdrawn,
+            }),
+        )
+        .await?;
+        anyhow::Ok(result)
     })?;
     let b = &report.batch;
     if args.json {

@@ -125,13 +125,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 source,
                 mapping,
                 replace,
-            } => release(store.as_ref(), id, all, source, mapping, replace).await,
+            } => {
+                let database = args.store.database.clone();
+                release(store.as_ref(), &database, id, all, source, mapping, replace).await
+            }
         }
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn release(
     store: &dyn Store,
+    database: &str,
     id: Option<i64>,
     all: bool,
     source: Option<String>,
@@ -200,6 +205,17 @@ async fn release(
         report.released.len(),
         report.held.len()
     );
+    if !report.released.is_empty() {
+        let source = entries.first().map_or("", |e| e.source_id.as_str());
+        super::audit::record_admin(
+            store,
+            database,
+            "intake.quarantine.release",
+            source,
+            serde_json::json!({ "released": report.released, "replace": replace }),
+        )
+        .await?;
+    }
     let still_held = report.held.len() + already.len();
     Ok(if still_held == 0 {
         ExitCode::SUCCESS

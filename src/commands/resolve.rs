@@ -75,13 +75,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         pb.enable_steady_tick(std::time::Duration::from_millis(200));
         let started = Instant::now();
         if args.incremental {
-            return incremental(store.as_ref(), trust, &pb, args.json).await;
+            return incremental(store.as_ref(), &args.store.database, trust, &pb, args.json).await;
         }
         let config = match &args.config {
             Some(path) => LibraryConfig::load(path)?,
             None => LibraryConfig::default(),
         };
         let (summaries, stages) = build_all(store.as_ref(), &trust, &config, &Bar(pb.clone())).await?;
+        let runs: Vec<serde_json::Value> = summaries
+            .iter()
+            .map(|s| serde_json::json!({"kind": s.kind, "run": s.run_id, "entities": s.entities}))
+            .collect();
+        super::audit::record_admin(store.as_ref(), &args.store.database, "libraries.resolve", "all", serde_json::json!({ "runs": runs }))
+            .await?;
         pb.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();
         if args.json {
@@ -117,6 +123,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 async fn incremental(
     store: &dyn tongban_store::Store,
+    database: &str,
     trust: Survivorship,
     pb: &ProgressBar,
     json: bool,
@@ -131,6 +138,14 @@ async fn incremental(
     );
     let report = libraries.run(store, &Bar(pb.clone())).await?;
     pb.finish_and_clear();
+    super::audit::record_admin(
+        store,
+        database,
+        "libraries.resolve.incremental",
+        "all",
+        serde_json::json!({ "records": report.records, "last_record_id": report.last_record_id }),
+    )
+    .await?;
     let l = &report.latencies;
     let ms = |v: &[std::time::Duration], q: f64| quantile_ms(v, q);
     if json {

@@ -102,21 +102,54 @@ pub fn checkpoint_from_row(c: CheckpointRow) -> audit::Checkpoint {
     }
 }
 
-struct State {
-    store: Arc<dyn Store>,
-    key: SigningKey,
-    settings: Settings,
+/// Where the chain stands: the last entry and the entries since the last checkpoint.
+struct Position {
     last_seq: i64,
     last_hash: String,
-    /// Entries since the last checkpoint (at most `checkpoint_every`).
     pending: Vec<Entry>,
 }
 
-impl State {
+impl Position {
+    /// Read where the stored chain stands.
+    async fn load(store: &dyn Store) -> Result<Position, AuditError> {
+        let (last_seq, last_hash) = store
+            .last_audit()
+            .await?
+            .map(|r| (r.seq, r.hash))
+            .unwrap_or((0, GENESIS.to_string()));
+        // Entries written since the last checkpoint are covered by the next one.
+        let covered = store
+            .audit_checkpoints()
+            .await?
+            .iter()
+            .map(|c| c.to_seq)
+            .max()
+            .unwrap_or(0);
+        let mut pending = Vec::new();
+        let mut after = covered;
+        loop {
+            let page = store.audit_entries(after, 10_000).await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            pending.extend(page.into_iter().map(from_row));
+        }
+        Ok(Position {
+            last_seq,
+            last_hash,
+            pending,
+        })
+    }
+
     /// Chain and store `events`; returns the sequence numbers committed and, if a transaction
     /// failed, why (the events after the failure are not stored).
-    async fn write(&mut self, events: Vec<Event>) -> (Vec<i64>, Option<String>) {
-        let every = self.settings.checkpoint_every.max(1) as usize;
+    async fn write(
+        &mut self,
+        store: &dyn Store,
+        key: &SigningKey,
+        settings: &Settings,
+        events: Vec<Event>,
+    ) -> (Vec<i64>, Option<String>) {
+        let every = settings.checkpoint_every.max(1) as usize;
         let mut seqs = Vec::with_capacity(events.len());
         let mut events = events.into_iter().peekable();
         while events.peek().is_some() {
@@ -129,12 +162,11 @@ impl State {
             let checkpoint = if complete {
                 let mut range = self.pending.clone();
                 range.extend(entries.iter().cloned());
-                audit::checkpoint(&self.key, &range, tongban_store::now_millis())
+                audit::checkpoint(key, &range, tongban_store::now_millis())
             } else {
                 None
             };
-            if let Err(e) = self
-                .store
+            if let Err(e) = store
                 .append_audit(&rows, checkpoint.map(to_checkpoint_row).as_ref())
                 .await
             {
@@ -155,6 +187,38 @@ impl State {
     }
 }
 
+/// Sign a checkpoint now over the entries since the last one (if any): for an operator who
+/// wants the tail of the log sealed before the regular checkpoint comes due. Returns it.
+pub async fn checkpoint_now(
+    store: &dyn Store,
+    key: &SigningKey,
+) -> Result<Option<audit::Checkpoint>, AuditError> {
+    let position = Position::load(store).await?;
+    let Some(c) = audit::checkpoint(key, &position.pending, tongban_store::now_millis()) else {
+        return Ok(None);
+    };
+    store
+        .append_audit(&[], Some(&to_checkpoint_row(c.clone())))
+        .await?;
+    Ok(Some(c))
+}
+
+/// Append events at once, without a writer task: for a command that records one
+/// administrative change and exits. Concurrent writers are kept apart by the store, which
+/// refuses a sequence number already taken.
+pub async fn append_now(
+    store: &dyn Store,
+    key: &SigningKey,
+    settings: &Settings,
+    events: Vec<Event>,
+) -> Result<Vec<i64>, AuditError> {
+    let mut position = Position::load(store).await?;
+    match position.write(store, key, settings, events).await {
+        (seqs, None) => Ok(seqs),
+        (_, Some(e)) => Err(AuditError::NotRecorded(e)),
+    }
+}
+
 impl AuditLog {
     /// Start the writer over `store`, continuing its chain, signing checkpoints with `key`.
     pub async fn start(
@@ -162,34 +226,7 @@ impl AuditLog {
         key: SigningKey,
         settings: Settings,
     ) -> Result<AuditLog, AuditError> {
-        let last = store.last_audit().await?;
-        let (last_seq, last_hash) = last
-            .map(|r| (r.seq, r.hash))
-            .unwrap_or((0, GENESIS.to_string()));
-        // Entries written since the last checkpoint are covered by the next one.
-        let covered = store
-            .audit_checkpoints()
-            .await?
-            .iter()
-            .map(|c| c.to_seq)
-            .max()
-            .unwrap_or(0);
-        let mut pending = Vec::new();
-        let mut after = covered;
-        loop {
-            let page = store.audit_entries(after, 10_000).await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            pending.extend(page.into_iter().map(from_row));
-        }
-        let mut state = State {
-            store,
-            key,
-            settings,
-            last_seq,
-            last_hash,
-            pending,
-        };
+        let mut position = Position::load(store.as_ref()).await?;
         let (tx, mut rx) = mpsc::channel::<Request>(4 * MAX_BATCH);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -201,19 +238,17 @@ impl AuditLog {
                     }
                 }
                 let (events, replies): (Vec<Event>, Vec<_>) = batch.into_iter().unzip();
-                let (seqs, failure) = state.write(events).await;
+                let (seqs, failure) = position
+                    .write(store.as_ref(), &key, &settings, events)
+                    .await;
                 let mut replies = replies.into_iter();
                 for (reply, seq) in replies.by_ref().zip(seqs) {
                     let _ = reply.send(Ok(seq));
                 }
                 if let Some(e) = failure {
                     // What failed was not kept; continue from where the stored chain stands.
-                    if let Ok(last) = state.store.last_audit().await {
-                        let (s, h) = last
-                            .map(|r| (r.seq, r.hash))
-                            .unwrap_or((0, GENESIS.to_string()));
-                        state.last_seq = s;
-                        state.last_hash = h;
+                    if let Ok(p) = Position::load(store.as_ref()).await {
+                        position = p;
                     }
                     for reply in replies {
                         let _ = reply.send(Err(e.clone()));
