@@ -53,6 +53,8 @@ enum Command {
     Population(commands::population::Args),
     /// The tamper-evident audit log: verify it, export it, record an event.
     Audit(commands::audit::Args),
+    /// Departments, users (role and jurisdiction) and their API tokens.
+    Identity(commands::identity::Args),
     /// Explain why two person mentions are, or are not, one person (each field's level and weight).
     Explain(commands::explain::Args),
     /// Show one base-library entity: its golden record with provenance and every linked record.
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Resolve(a) => commands::resolve::run(a),
         Command::Population(a) => commands::population::run(a),
         Command::Audit(a) => commands::audit::run(a),
+        Command::Identity(a) => commands::identity::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Show(a) => commands::show::run(a),
         Command::Explain(a) => commands::explain::run(a),

@@ -9,6 +9,7 @@ pub mod demo;
 pub mod divisions;
 pub mod eval;
 pub mod explain;
+pub mod identity;
 pub mod ingest;
 pub mod link;
 pub mod population;

@@ -93,6 +93,37 @@ fn audit_row(r: &$row) -> Result<AuditRow> {
     })
 }
 
+fn department_row(r: &$row) -> Result<DepartmentRow> {
+    Ok(DepartmentRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        division: r.try_get("division")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn user_row(r: &$row) -> Result<UserRow> {
+    Ok(UserRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        department: r.try_get("department")?,
+        role: r.try_get("role")?,
+        jurisdiction: r.try_get("jurisdiction")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn token_row(r: &$row) -> Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.try_get("id")?,
+        user_id: r.try_get("user_id")?,
+        secret_hash: r.try_get("secret_hash")?,
+        created_at: r.try_get("created_at")?,
+        expires_at: r.try_get("expires_at")?,
+        revoked_at: r.try_get("revoked_at")?,
+    })
+}
+
 const RECORD_COLUMNS: &str = "source_id, record_key, version, status, batch_id, seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at";
 
 #[async_trait]
@@ -765,6 +796,83 @@ impl Store for $store {
                 })
             })
             .collect()
+    }
+
+    async fn put_department(&self, d: &DepartmentRow) -> Result<()> {
+        sqlx::query($fix("INSERT INTO departments (id, name, division, created_at) VALUES (?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, division = excluded.division"))
+            .bind(&d.id)
+            .bind(&d.name)
+            .bind(&d.division)
+            .bind(d.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn departments(&self) -> Result<Vec<DepartmentRow>> {
+        let rows = sqlx::query("SELECT * FROM departments ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(department_row).collect()
+    }
+
+    async fn put_user(&self, u: &UserRow) -> Result<()> {
+        sqlx::query($fix("INSERT INTO users (id, name, department, role, jurisdiction, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET name = excluded.name, department = excluded.department,
+                role = excluded.role, jurisdiction = excluded.jurisdiction"))
+            .bind(&u.id)
+            .bind(&u.name)
+            .bind(&u.department)
+            .bind(&u.role)
+            .bind(&u.jurisdiction)
+            .bind(u.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn user(&self, id: &str) -> Result<Option<UserRow>> {
+        let row = sqlx::query($fix("SELECT * FROM users WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(user_row).transpose()
+    }
+
+    async fn users(&self) -> Result<Vec<UserRow>> {
+        let rows = sqlx::query("SELECT * FROM users ORDER BY id").fetch_all(&self.pool).await?;
+        rows.iter().map(user_row).collect()
+    }
+
+    async fn insert_token(&self, t: &TokenRow) -> Result<()> {
+        sqlx::query($fix("INSERT INTO tokens (id, user_id, secret_hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)"))
+            .bind(&t.id)
+            .bind(&t.user_id)
+            .bind(&t.secret_hash)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .bind(t.revoked_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<TokenRow>> {
+        let row = sqlx::query($fix("SELECT * FROM tokens WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(token_row).transpose()
+    }
+
+    async fn tokens_of(&self, user_id: &str) -> Result<Vec<TokenRow>> {
+        let rows = sqlx::query($fix("SELECT * FROM tokens WHERE user_id = ? ORDER BY created_at DESC, id"))
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(token_row).collect()
+    }
+
+    async fn revoke_token(&self, id: &str, at: i64) -> Result<bool> {
+        let done = sqlx::query($fix("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"))
+            .bind(at)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn library_counts(&self, kind: &str) -> Result<(i64, i64)> {

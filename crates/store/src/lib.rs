@@ -334,6 +334,39 @@ pub struct CheckpointRow {
     pub at: i64,
 }
 
+/// A department.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DepartmentRow {
+    pub id: String,
+    pub name: String,
+    /// The division it serves (a division code).
+    pub division: String,
+    pub created_at: i64,
+}
+
+/// A user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRow {
+    pub id: String,
+    pub name: String,
+    pub department: Option<String>,
+    pub role: String,
+    /// A division or grid code.
+    pub jurisdiction: String,
+    pub created_at: i64,
+}
+
+/// An API token: its secret only as a hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRow {
+    pub id: String,
+    pub user_id: String,
+    pub secret_hash: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
 /// One resolution run of one kind of entity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolutionRun {
@@ -494,6 +527,23 @@ pub trait Store: Send + Sync {
 
     /// Every checkpoint, in order.
     async fn audit_checkpoints(&self) -> Result<Vec<CheckpointRow>>;
+
+    /// Adds or updates a department.
+    async fn put_department(&self, d: &DepartmentRow) -> Result<()>;
+    async fn departments(&self) -> Result<Vec<DepartmentRow>>;
+
+    /// Adds or updates a user (its department must exist).
+    async fn put_user(&self, u: &UserRow) -> Result<()>;
+    async fn user(&self, id: &str) -> Result<Option<UserRow>>;
+    async fn users(&self) -> Result<Vec<UserRow>>;
+
+    /// Stores a new token (its id must be new).
+    async fn insert_token(&self, t: &TokenRow) -> Result<()>;
+    async fn token(&self, id: &str) -> Result<Option<TokenRow>>;
+    /// Tokens of a user, newest first.
+    async fn tokens_of(&self, user_id: &str) -> Result<Vec<TokenRow>>;
+    /// Marks a token revoked at `at`; false if there is no such token or it was revoked already.
+    async fn revoke_token(&self, id: &str, at: i64) -> Result<bool>;
 
     /// Relations from or to an entity.
     async fn relations_of(&self, entity_key: &str) -> Result<Vec<Relation>>;

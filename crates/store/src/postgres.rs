@@ -6,10 +6,10 @@
 
 use crate::{
     Action, AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord,
-    EntityLink, GoldenRecord, IncomingQuarantine, IncomingRecord, Latest, LibraryChanges,
-    QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Relation, ResolutionRun,
-    Result, SourceRow, Store, StoreError, duplicate_reason, now_millis, plan_chunk,
-    resolution_kind,
+    DepartmentRow, EntityLink, GoldenRecord, IncomingQuarantine, IncomingRecord, Latest,
+    LibraryChanges, QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Relation,
+    ResolutionRun, Result, SourceRow, Store, StoreError, TokenRow, UserRow, duplicate_reason,
+    now_millis, plan_chunk, resolution_kind,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgPoolOptions, PgRow};

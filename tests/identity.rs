@@ -1,0 +1,112 @@
+//! Identities on both store backends: departments and users are checked as they are added,
+//! tokens are handed out once and kept only as hashes, and a token stops working when it is
+//! revoked or expires.
+
+mod common;
+
+use std::sync::Arc;
+use tongban_sharing::identity::{Identities, IdentityError, ManageError, Role};
+use tongban_store::Store;
+
+fn identity_error(e: ManageError) -> IdentityError {
+    match e {
+        ManageError::Identity(i) => i,
+        ManageError::Store(s) => panic!("a store error: {s}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_get_tokens_that_work_until_revoked_or_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in common::backends(dir.path(), "identity").await {
+        let store: Arc<dyn Store> = store.into();
+        let ids = Identities::new(store.clone());
+        ids.add_department("minzheng", "民政局", "320576")
+            .await
+            .unwrap();
+        let err = ids
+            .add_department("bad", "无名", "999999")
+            .await
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("division") && err.contains("999999"), "{err}");
+
+        ids.add_user(
+            "clerk01",
+            "王芳",
+            Some("minzheng"),
+            Role::WindowClerk,
+            "320576052",
+        )
+        .await
+        .unwrap();
+        // Wrong jurisdiction, missing or unknown department: refused, saying what.
+        let e = identity_error(
+            ids.add_user("x", "某", Some("minzheng"), Role::WindowClerk, "990000")
+                .await
+                .unwrap_err(),
+        );
+        assert!(matches!(&e, IdentityError::Invalid { field, .. } if field == "jurisdiction"));
+        let e = identity_error(
+            ids.add_user("x", "某", None, Role::CommunityWorker, "320576052001")
+                .await
+                .unwrap_err(),
+        );
+        assert!(matches!(&e, IdentityError::Invalid { field, .. } if field == "department"));
+        let e = identity_error(
+            ids.add_user(
+                "x",
+                "某",
+                Some("gongan"),
+                Role::DepartmentOfficial,
+                "320576",
+            )
+            .await
+            .unwrap_err(),
+        );
+        assert!(e.to_string().contains("gongan"), "{e}");
+
+        let (row, token) = ids.issue_token("clerk01", None).await.unwrap();
+        assert!(
+            !row.secret_hash.contains(&token[16..]),
+            "the secret is not stored"
+        );
+        let now = tongban_store::now_millis();
+        let p = ids.authenticate(&token, now).await.unwrap();
+        assert_eq!(
+            (p.user_id.as_str(), p.role, p.jurisdiction.as_str()),
+            ("clerk01", Role::WindowClerk, "320576052")
+        );
+        // Again, from the cache: the same answer.
+        assert_eq!(ids.authenticate(&token, now).await.unwrap(), p);
+
+        // A wrong secret for a real id, a malformed token, an unknown id.
+        let forged = format!("{}{}", &token[..16], "0".repeat(48));
+        assert!(matches!(
+            identity_error(ids.authenticate(&forged, now).await.unwrap_err()),
+            IdentityError::BadToken
+        ));
+        assert!(matches!(
+            identity_error(ids.authenticate("Bearer nonsense", now).await.unwrap_err()),
+            IdentityError::MalformedToken
+        ));
+
+        // Expiry and revocation.
+        let (_, short) = ids.issue_token("clerk01", Some(now + 1_000)).await.unwrap();
+        assert!(ids.authenticate(&short, now).await.is_ok());
+        assert!(matches!(
+            identity_error(ids.authenticate(&short, now + 2_000).await.unwrap_err()),
+            IdentityError::Expired
+        ));
+        assert!(ids.revoke(&row.id).await.unwrap());
+        assert!(!ids.revoke(&row.id).await.unwrap(), "already revoked");
+        assert!(matches!(
+            identity_error(ids.authenticate(&token, now).await.unwrap_err()),
+            IdentityError::Revoked
+        ));
+        assert_eq!(store.tokens_of("clerk01").await.unwrap().len(), 2);
+        // Tokens go only to users that exist.
+        assert!(ids.issue_token("nobody", None).await.is_err());
+    }
+}
