@@ -110,3 +110,39 @@ async fn users_get_tokens_that_work_until_revoked_or_expired() {
         assert!(ids.issue_token("nobody", None).await.is_err());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_catalogue_lists_libraries_and_every_registered_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string("mappings/synth/police_household.toml").unwrap();
+    let mapping = tongban_intake::mapping::Mapping::parse(&text, "police_household.toml").unwrap();
+    for store in common::backends(dir.path(), "catalogue").await {
+        store
+            .put_source(&tongban_intake::pipeline::source_row(&mapping, &text))
+            .await
+            .unwrap();
+        let all = tongban_sharing::catalogue::catalogue(store.as_ref())
+            .await
+            .unwrap();
+        let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "library.person",
+                "library.entity",
+                "library.room",
+                "library.building",
+                "dataset.police_household"
+            ]
+        );
+        let ds = &all[4];
+        assert_eq!(ds.provider, mapping.source.department);
+        assert_eq!(ds.fields.len(), mapping.fields.len());
+        use tongban_sharing::catalogue::Class;
+        assert_eq!(ds.field("ethnicity").unwrap().class, Class::Closed);
+        assert_eq!(ds.field("citizen_id").unwrap().class, Class::Conditional);
+        assert!(ds.last_update.is_none(), "nothing ingested yet");
+        let ckan = tongban_sharing::catalogue::ckan(ds);
+        assert_eq!(ckan["name"], "dataset-police-household");
+    }
+}

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bench;
 pub mod bench_incremental;
+pub mod catalogue;
 pub mod check;
 pub mod demo;
 pub mod divisions;
