@@ -146,3 +146,131 @@ async fn the_catalogue_lists_libraries_and_every_registered_source() {
         assert_eq!(ckan["name"], "dataset-police-household");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_is_approved_by_its_provider_and_then_opens_the_field() {
+    use tongban_sharing::policy::{
+        Decision, Request, Subject, decide, decide_stored, request, revoke_stored,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for store in common::backends(dir.path(), "grants").await {
+        let store: Arc<dyn Store> = store.into();
+        let ids = Identities::new(store.clone());
+        ids.add_department("minzheng", "民政局", "320576")
+            .await
+            .unwrap();
+        ids.add_department("bureau", "大数据局", "320576")
+            .await
+            .unwrap();
+        ids.add_user(
+            "clerk01",
+            "王芳",
+            Some("minzheng"),
+            Role::WindowClerk,
+            "320576052",
+        )
+        .await
+        .unwrap();
+        ids.add_user(
+            "admin",
+            "管理员",
+            Some("bureau"),
+            Role::DataBureauAdmin,
+            "320576",
+        )
+        .await
+        .unwrap();
+        let (_, clerk_token) = ids.issue_token("clerk01", None).await.unwrap();
+        let (_, admin_token) = ids.issue_token("admin", None).await.unwrap();
+        let now = tongban_store::now_millis();
+        let clerk = ids.authenticate(&clerk_token, now).await.unwrap();
+        let admin = ids.authenticate(&admin_token, now).await.unwrap();
+        let catalogue = tongban_sharing::catalogue::catalogue(store.as_ref())
+            .await
+            .unwrap();
+        let person = catalogue.iter().find(|r| r.id == "library.person").unwrap();
+        let subject = Subject {
+            key: "P1",
+            division: "320576052001",
+            is_caller: false,
+        };
+        let ask = |fields: &[&str]| Request {
+            resource: "library.person".into(),
+            fields: fields.iter().map(|f| f.to_string()).collect(),
+            purpose: "social_assistance.eligibility".into(),
+            legal_basis: "社会救助暂行办法 第十一条".into(),
+            scope: "320576052".into(),
+            days: 30,
+            daily_quota: 200,
+        };
+        // A closed field cannot even be asked for.
+        assert!(
+            request(store.as_ref(), &catalogue, &clerk, ask(&["ethnicity"]))
+                .await
+                .is_err()
+        );
+        let g = request(store.as_ref(), &catalogue, &clerk, ask(&["phone"]))
+            .await
+            .unwrap();
+        let grants = |store: Arc<dyn Store>| async move {
+            store
+                .grants(None)
+                .await
+                .unwrap()
+                .iter()
+                .map(tongban_sharing::policy::from_row)
+                .collect::<Vec<_>>()
+        };
+        let d = decide(
+            &clerk,
+            person,
+            "phone",
+            &subject,
+            tongban_store::now_millis() + 1,
+            &grants(store.clone()).await,
+        );
+        assert_eq!(d.decision, Decision::Mask, "requested, not yet approved");
+        // The requester cannot approve its own request; the provider (the data bureau) can.
+        assert!(
+            decide_stored(store.as_ref(), &catalogue, &clerk, &g.id, true, "")
+                .await
+                .is_err()
+        );
+        decide_stored(store.as_ref(), &catalogue, &admin, &g.id, true, "ok")
+            .await
+            .unwrap();
+        let d = decide(
+            &clerk,
+            person,
+            "phone",
+            &subject,
+            tongban_store::now_millis() + 1,
+            &grants(store.clone()).await,
+        );
+        assert_eq!(
+            d.decision,
+            Decision::Show {
+                grant: Some(g.id.clone())
+            },
+            "{d:?} {:?}",
+            grants(store.clone()).await
+        );
+        revoke_stored(store.as_ref(), &admin, &g.id, "purpose fulfilled")
+            .await
+            .unwrap();
+        let d = decide(
+            &clerk,
+            person,
+            "phone",
+            &subject,
+            tongban_store::now_millis() + 1,
+            &grants(store.clone()).await,
+        );
+        assert_eq!(d.decision, Decision::Mask, "revoked");
+        let stored = store.grant(&g.id).await.unwrap().unwrap();
+        assert_eq!(
+            (stored.status.as_str(), stored.reason.as_deref()),
+            ("revoked", Some("purpose fulfilled"))
+        );
+    }
+}

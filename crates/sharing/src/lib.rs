@@ -11,4 +11,5 @@
 pub mod audit;
 pub mod catalogue;
 pub mod identity;
+pub mod policy;
 pub mod writer;

@@ -124,6 +124,26 @@ fn token_row(r: &$row) -> Result<TokenRow> {
     })
 }
 
+fn grant_row(r: &$row) -> Result<GrantRow> {
+    Ok(GrantRow {
+        id: r.try_get("id")?,
+        department: r.try_get("department")?,
+        resource: r.try_get("resource")?,
+        fields: r.try_get("fields")?,
+        purpose: r.try_get("purpose")?,
+        legal_basis: r.try_get("legal_basis")?,
+        scope: r.try_get("scope")?,
+        valid_from: r.try_get("valid_from")?,
+        valid_to: r.try_get("valid_to")?,
+        daily_quota: r.try_get("daily_quota")?,
+        status: r.try_get("status")?,
+        decided_by: r.try_get("decided_by")?,
+        reason: r.try_get("reason")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
 const RECORD_COLUMNS: &str = "source_id, record_key, version, status, batch_id, seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at";
 
 #[async_trait]
@@ -873,6 +893,45 @@ impl Store for $store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn put_grant(&self, g: &GrantRow) -> Result<()> {
+        sqlx::query($fix("INSERT INTO grants (id, department, resource, fields, purpose, legal_basis, scope,
+                valid_from, valid_to, daily_quota, status, decided_by, reason, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET status = excluded.status, decided_by = excluded.decided_by,
+                reason = excluded.reason, updated_at = excluded.updated_at"))
+            .bind(&g.id)
+            .bind(&g.department)
+            .bind(&g.resource)
+            .bind(&g.fields)
+            .bind(&g.purpose)
+            .bind(&g.legal_basis)
+            .bind(&g.scope)
+            .bind(g.valid_from)
+            .bind(g.valid_to)
+            .bind(g.daily_quota)
+            .bind(&g.status)
+            .bind(&g.decided_by)
+            .bind(&g.reason)
+            .bind(g.created_at)
+            .bind(g.updated_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn grant(&self, id: &str) -> Result<Option<GrantRow>> {
+        let row = sqlx::query($fix("SELECT * FROM grants WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(grant_row).transpose()
+    }
+
+    async fn grants(&self, department: Option<&str>) -> Result<Vec<GrantRow>> {
+        let rows = sqlx::query($fix("SELECT * FROM grants WHERE department = COALESCE(?, department) ORDER BY created_at, id"))
+            .bind(department)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(grant_row).collect()
     }
 
     async fn library_counts(&self, kind: &str) -> Result<(i64, i64)> {

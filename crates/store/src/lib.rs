@@ -367,6 +367,26 @@ pub struct TokenRow {
     pub revoked_at: Option<i64>,
 }
 
+/// A data request or grant (see `tongban_sharing::policy::Grant`); `fields` is a JSON array.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantRow {
+    pub id: String,
+    pub department: String,
+    pub resource: String,
+    pub fields: String,
+    pub purpose: String,
+    pub legal_basis: String,
+    pub scope: String,
+    pub valid_from: i64,
+    pub valid_to: i64,
+    pub daily_quota: i64,
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub reason: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
 /// One resolution run of one kind of entity.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResolutionRun {
@@ -544,6 +564,12 @@ pub trait Store: Send + Sync {
     async fn tokens_of(&self, user_id: &str) -> Result<Vec<TokenRow>>;
     /// Marks a token revoked at `at`; false if there is no such token or it was revoked already.
     async fn revoke_token(&self, id: &str, at: i64) -> Result<bool>;
+
+    /// Adds a request or stores a grant's new state.
+    async fn put_grant(&self, g: &GrantRow) -> Result<()>;
+    async fn grant(&self, id: &str) -> Result<Option<GrantRow>>;
+    /// Every grant, or a department's, oldest first.
+    async fn grants(&self, department: Option<&str>) -> Result<Vec<GrantRow>>;
 
     /// Relations from or to an entity.
     async fn relations_of(&self, entity_key: &str) -> Result<Vec<Relation>>;

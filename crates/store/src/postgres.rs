@@ -6,7 +6,7 @@
 
 use crate::{
     Action, AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord,
-    DepartmentRow, EntityLink, GoldenRecord, IncomingQuarantine, IncomingRecord, Latest,
+    DepartmentRow, EntityLink, GoldenRecord, GrantRow, IncomingQuarantine, IncomingRecord, Latest,
     LibraryChanges, QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Relation,
     ResolutionRun, Result, SourceRow, Store, StoreError, TokenRow, UserRow, duplicate_reason,
     now_millis, plan_chunk, resolution_kind,
