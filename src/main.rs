@@ -57,6 +57,8 @@ enum Command {
     Identity(commands::identity::Args),
     /// The shareable resources, each field's sharing class, and who provides them.
     Catalogue(commands::catalogue::Args),
+    /// Data requests and grants: request, approve, reject, revoke.
+    Grant(commands::grant::Args),
     /// Explain why two person mentions are, or are not, one person (each field's level and weight).
     Explain(commands::explain::Args),
     /// Show one base-library entity: its golden record with provenance and every linked record.
@@ -94,6 +96,7 @@ fn main() -> ExitCode {
         Command::Audit(a) => commands::audit::run(a),
         Command::Identity(a) => commands::identity::run(a),
         Command::Catalogue(a) => commands::catalogue::run(a),
+        Command::Grant(a) => commands::grant::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Show(a) => commands::show::run(a),
         Command::Explain(a) => commands::explain::run(a),

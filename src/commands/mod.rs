@@ -10,6 +10,7 @@ pub mod demo;
 pub mod divisions;
 pub mod eval;
 pub mod explain;
+pub mod grant;
 pub mod identity;
 pub mod ingest;
 pub mod link;
