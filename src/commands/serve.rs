@@ -1,4 +1,5 @@
-//! `tongban serve`: the HTTP server on 127.0.0.1 (for now the intake push endpoint).
+//! `tongban serve`: the HTTP server on 127.0.0.1: the governed query API and the intake push
+//! endpoint.
 
 use super::store_args::{StoreArgs, runtime};
 use clap::Parser;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(
-    after_help = "Examples:\n  tongban serve --intake-key s3cret\n  curl -H 'Authorization: Bearer s3cret' --data-binary @grid.jsonl http://127.0.0.1:8080/api/intake/grid_collection/batches"
+    after_help = "Examples:\n  tongban serve --intake-key s3cret\n  curl -H 'Authorization: Bearer s3cret' --data-binary @grid.jsonl http://127.0.0.1:8080/api/intake/grid_collection/batches\n  curl -H 'Authorization: Bearer tb_…' http://127.0.0.1:8080/api/persons/P60bc6d885412762a   (a token from `tongban identity token issue`)\n\nEvery read through the governed API is decided field by field under the caller's grants and jurisdiction and recorded in the audit log (signed with the node key beside the SQLite file, or $TONGBAN_NODE_KEY) before it is answered."
 )]
 pub struct Args {
     /// Address to listen on.
@@ -22,11 +23,23 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let store = args.store.open().await?;
+        let store: Arc<dyn tongban_store::Store> = Arc::from(args.store.open().await?);
+        let key = super::audit::node_key(&super::audit::key_path_for(&args.store.database))?;
+        let sharing = tongban_server::governed::Sharing {
+            identities: tongban_sharing::identity::Identities::new(store.clone()),
+            audit: tongban_sharing::writer::AuditLog::start(
+                store.clone(),
+                key,
+                tongban_sharing::writer::Settings::default(),
+            )
+            .await?,
+            catalogue: tongban_sharing::catalogue::catalogue(store.as_ref()).await?,
+        };
         let state = tongban_server::AppState {
-            store: Arc::from(store),
+            store,
             intake_key: args.intake_key.clone(),
             max_body: tongban_server::MAX_BODY,
+            sharing: Some(Arc::new(sharing)),
         };
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         println!("Tongban listening on http://{}", listener.local_addr()?);

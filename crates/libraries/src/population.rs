@@ -193,6 +193,37 @@ pub async fn population(store: &dyn Store) -> Result<Population> {
     ))
 }
 
+/// The community a person lives in, as [`count`] places them: by their residence records,
+/// else the room they rent, else where they are registered (the first found).
+pub async fn community_of(store: &dyn Store, person: &str) -> Result<Option<String>> {
+    let relations = store.relations_of(person).await?;
+    for relation in ["lives_in", "rents", "registered_in"] {
+        for r in relations
+            .iter()
+            .filter(|r| r.relation == relation && r.from_key == person)
+        {
+            for b in store
+                .relations_of(&r.to_key)
+                .await?
+                .iter()
+                .filter(|b| b.relation == "in_building" && b.from_key == r.to_key)
+            {
+                if let Some(g) = store.golden_record("building", &b.to_key).await? {
+                    let record: Value = serde_json::from_str(&g.record).unwrap_or_default();
+                    if let Some(c) = record
+                        .get("community")
+                        .and_then(Value::as_str)
+                        .filter(|c| !c.is_empty())
+                    {
+                        return Ok(Some(c.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// The generator's own figures per community, from `truth/persons.csv`: (registered, floating)
 /// of the living, by the community where they live.
 pub fn truth_by_community(truth_dir: &std::path::Path) -> Result<BTreeMap<String, (u64, u64)>> {

@@ -1,5 +1,7 @@
-//! The HTTP server. For now it carries the intake push endpoint, through which a department
-//! system sends NDJSON batches instead of files:
+//! The HTTP server: the governed query API ([`governed`]: `GET /api/persons/{key}`, every field
+//! decided under the caller's grants and jurisdiction, every read audited before it is answered)
+//! and the intake push endpoint, through which a department system sends NDJSON batches instead
+//! of files:
 //!
 //! `POST /api/intake/{source}/batches` with `Authorization: Bearer KEY` and one JSON object per
 //! line; a snapshot source's batch (as its mapping declares) withdraws what it lacks. The source must be registered (its mapping stored by `tongban ingest` or
@@ -14,12 +16,14 @@
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::sync::Arc;
 use tongban_intake::mapping::Mapping;
 use tongban_intake::pipeline::{IngestError, ingest_ndjson};
 use tongban_store::Store;
+
+pub mod governed;
 
 /// The largest pushed batch; bigger deliveries go in several batches or as files.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -32,6 +36,8 @@ pub struct AppState {
     pub intake_key: Option<String>,
     /// The largest body accepted, [`MAX_BODY`] unless a test wants less.
     pub max_body: usize,
+    /// The governed query API's identities, audit log and catalogue; `None` turns it off.
+    pub sharing: Option<Arc<governed::Sharing>>,
 }
 
 /// An error as the client sees it.
@@ -76,6 +82,7 @@ impl IntoResponse for ApiError {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/intake/{source}/batches", post(push_batch))
+        .route("/api/persons/{key}", get(governed::person))
         .layer(DefaultBodyLimit::max(state.max_body))
         .with_state(state)
 }

@@ -51,6 +51,7 @@ async fn start(key: Option<&str>) -> (std::net::SocketAddr, tempfile::TempDir) {
         store: Arc::from(store),
         intake_key: key.map(String::from),
         max_body: 4096,
+        sharing: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

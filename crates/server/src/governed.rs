@@ -1,0 +1,209 @@
+//! The governed query API: reads of the base libraries under the caller's grants and
+//! jurisdiction, each one recorded in the audit log before it is answered.
+//!
+//! `GET /api/persons/{key}` with `Authorization: Bearer <token>`: the token names a user (role,
+//! department, jurisdiction); the person's community comes from where the libraries say they
+//! live; `tongban_sharing::policy::decide` decides every field of the golden record (shown with
+//! its provenance, masked, or withheld); the read is appended to the audit log — fields shown and
+//! the grants and purposes they were served under — and only once that entry is committed does
+//! the answer go out, naming those grants. This module decides nothing itself: identity,
+//! policy and audit live in `tongban-sharing`.
+
+use crate::{ApiError, AppState};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Map, Value, json};
+use tongban_sharing::audit::Event;
+use tongban_sharing::catalogue::Resource;
+use tongban_sharing::identity::{Identities, ManageError, Principal};
+use tongban_sharing::policy::{Decision, Subject, decide, mask};
+use tongban_sharing::writer::AuditLog;
+
+/// What the governed API needs beside the store.
+pub struct Sharing {
+    pub identities: Identities,
+    pub audit: AuditLog,
+    pub catalogue: Vec<Resource>,
+}
+
+fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "no_token",
+                "send your API token as `Authorization: Bearer tb_…`",
+            )
+        })
+}
+
+async fn principal(sharing: &Sharing, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    let token = token(headers)?;
+    sharing
+        .identities
+        .authenticate(token, tongban_store::now_millis())
+        .await
+        .map_err(|e| match e {
+            ManageError::Identity(i) => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "bad_token", i.to_string())
+            }
+            ManageError::Store(s) => ApiError::internal(s),
+        })
+}
+
+fn valid_key(key: &str) -> bool {
+    key.len() == 17 && key.starts_with('P') && key[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `GET /api/persons/{key}`.
+pub async fn person(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let Some(sharing) = state.sharing.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sharing_disabled",
+            "the governed API is off on this server",
+        ));
+    };
+    let p = principal(sharing, &headers).await?;
+    if !valid_key(&key) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_key",
+            "a person key is P and 16 hexadecimal digits",
+        ));
+    }
+    let store = state.store.as_ref();
+    let Some(golden) = store
+        .golden_record("person", &key)
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_person",
+            format!("no person {key}"),
+        ));
+    };
+    let record: Value = serde_json::from_str(&golden.record).map_err(ApiError::internal)?;
+    let community = tongban_libraries::population::community_of(store, &key)
+        .await
+        .map_err(ApiError::internal)?
+        .unwrap_or_default();
+    let subject = Subject {
+        key: &key,
+        division: &community,
+        is_caller: false,
+    };
+    let resource = sharing
+        .catalogue
+        .iter()
+        .find(|r| r.id == "library.person")
+        .ok_or_else(|| ApiError::internal("the catalogue has no library.person"))?;
+    if !tongban_sharing::policy::may_see(&p, &subject) {
+        // Recorded too: an attempt outside one's jurisdiction is what anomaly alerts watch.
+        let _ = sharing
+            .audit
+            .append(Event {
+                at: tongban_store::now_millis(),
+                actor: p.user_id.clone(),
+                action: "read.person.denied".into(),
+                subject: key.clone(),
+                detail: json!({"reason": "outside jurisdiction", "community": community})
+                    .to_string(),
+            })
+            .await;
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "outside_jurisdiction",
+            format!("{key} is outside your jurisdiction {}", p.jurisdiction),
+        ));
+    }
+    let grants: Vec<tongban_sharing::policy::Grant> = match &p.department {
+        Some(d) => store
+            .grants(Some(d))
+            .await
+            .map_err(ApiError::internal)?
+            .iter()
+            .map(tongban_sharing::policy::from_row)
+            .collect(),
+        None => Vec::new(),
+    };
+    let now = tongban_store::now_millis();
+    let mut fields = Map::new();
+    let mut shown: Vec<&str> = Vec::new();
+    let mut masked: Vec<&str> = Vec::new();
+    let mut withheld: Vec<&str> = Vec::new();
+    let mut served: Vec<Value> = Vec::new();
+    let empty = Map::new();
+    let golden_fields = record
+        .get("fields")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    for f in &resource.fields {
+        if f.name == "key" {
+            continue;
+        }
+        let Some(kept) = golden_fields.get(&f.name) else {
+            continue;
+        };
+        let value = kept.get("value").and_then(Value::as_str).unwrap_or("");
+        match decide(&p, resource, &f.name, &subject, now, &grants).decision {
+            Decision::Show { grant } => {
+                shown.push(&f.name);
+                fields.insert(f.name.clone(), kept.clone());
+                if let Some(id) = grant
+                    && !served.iter().any(|s| s["grant"] == id.as_str())
+                    && let Some(g) = grants.iter().find(|g| g.id == id)
+                {
+                    served.push(
+                        json!({"grant": g.id, "purpose": g.purpose, "legal_basis": g.legal_basis}),
+                    );
+                }
+            }
+            Decision::Mask => {
+                masked.push(&f.name);
+                fields.insert(f.name.clone(), json!({ "masked": mask(&f.name, value) }));
+            }
+            Decision::Omit => withheld.push(&f.name),
+        }
+    }
+    let seq = sharing
+        .audit
+        .append(Event {
+            at: now,
+            actor: p.user_id.clone(),
+            action: "read.person".into(),
+            subject: key.clone(),
+            detail: json!({
+                "department": p.department, "role": p.role, "shown": shown, "masked": masked,
+                "served_under": served,
+            })
+            .to_string(),
+        })
+        .await
+        // Not recorded, not answered.
+        .map_err(|e| {
+            eprintln!("audit: {e}");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "audit_unavailable",
+                "the read could not be recorded, so it is not answered; try again",
+            )
+        })?;
+    Ok(Json(json!({
+        "key": key,
+        "community": community,
+        "fields": fields,
+        "withheld": withheld,
+        "served_under": served,
+        "audit_entry": seq,
+    })))
+}
