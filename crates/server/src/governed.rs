@@ -6,7 +6,9 @@
 //! live; `tongban_sharing::policy::decide` decides every field of the golden record (shown with
 //! its provenance, masked, or withheld); the read is appended to the audit log — fields shown and
 //! the grants and purposes they were served under — and only once that entry is committed does
-//! the answer go out, naming those grants. This module decides nothing itself: identity,
+//! the answer go out, naming those grants. `GET /api/me/accesses` shows a citizen (whose user id
+//! is their person key) who read their record: when, which department and role, for which
+//! purpose and grant, which fields. This module decides nothing itself: identity,
 //! policy and audit live in `tongban-sharing`.
 
 use crate::{ApiError, AppState};
@@ -97,10 +99,11 @@ pub async fn person(
         .await
         .map_err(ApiError::internal)?
         .unwrap_or_default();
+    // A citizen's user id is their person key: they may read their own record.
     let subject = Subject {
         key: &key,
         division: &community,
-        is_caller: false,
+        is_caller: p.role == tongban_sharing::identity::Role::Citizen && p.user_id == key,
     };
     let resource = sharing
         .catalogue
@@ -206,4 +209,71 @@ pub async fn person(
         "served_under": served,
         "audit_entry": seq,
     })))
+}
+
+/// One read of a citizen's record, as they are shown it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Access {
+    pub at: i64,
+    pub user: String,
+    pub department: Option<String>,
+    pub role: Option<String>,
+    pub fields: Vec<String>,
+    pub served_under: Value,
+}
+
+/// `GET /api/me/accesses`: who read the calling citizen's record.
+pub async fn my_accesses(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let Some(sharing) = state.sharing.as_ref() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sharing_disabled",
+            "the governed API is off on this server",
+        ));
+    };
+    let p = principal(sharing, &headers).await?;
+    if p.role != tongban_sharing::identity::Role::Citizen {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "citizens_only",
+            "this page lists who read a citizen's own record; sign in as that citizen",
+        ));
+    }
+    let rows = state
+        .store
+        .audit_of_subject(&p.user_id, 1_000)
+        .await
+        .map_err(ApiError::internal)?;
+    let accesses: Vec<Access> = rows
+        .into_iter()
+        .filter(|r| r.action == "read.person")
+        .map(|r| {
+            let d: Value = serde_json::from_str(&r.detail).unwrap_or_default();
+            let list = |k: &str| -> Vec<String> {
+                d.get(k)
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            Access {
+                at: r.at,
+                user: r.actor,
+                department: d
+                    .get("department")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                role: d.get("role").and_then(Value::as_str).map(str::to_string),
+                fields: list("shown"),
+                served_under: d.get("served_under").cloned().unwrap_or(json!([])),
+            }
+        })
+        .collect();
+    Ok(Json(json!({ "person": p.user_id, "accesses": accesses })))
 }

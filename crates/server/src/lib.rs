@@ -83,6 +83,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/intake/{source}/batches", post(push_batch))
         .route("/api/persons/{key}", get(governed::person))
+        .route("/api/me/accesses", get(governed::my_accesses))
         .layer(DefaultBodyLimit::max(state.max_body))
         .with_state(state)
 }

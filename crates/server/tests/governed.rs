@@ -249,6 +249,42 @@ async fn reads_are_decided_field_by_field_and_audited() {
         assert_eq!(body["served_under"][0]["grant"], g.id.as_str());
         assert!(body["fields"]["name"]["masked"].is_string(), "not granted");
 
+        // The citizen sees who read their record, for what; and reads it whole (but for the
+        // closed field); another citizen's record stays out of reach, and so does the access
+        // list for an official.
+        ids.add_user(PERSON, "王小明", None, Role::Citizen, "320576052001")
+            .await
+            .unwrap();
+        let (_, me) = ids.issue_token(PERSON, None).await.unwrap();
+        let (status, body) = get(addr, "/api/me/accesses", Some(&me)).await;
+        assert_eq!(status, 200, "{body}");
+        let accesses = body["accesses"].as_array().unwrap();
+        assert_eq!(accesses.len(), 2);
+        assert_eq!(accesses[0]["user"], "clerk01");
+        assert_eq!(accesses[0]["department"], "minzheng");
+        assert_eq!(
+            accesses[0]["served_under"][0]["purpose"],
+            "social_assistance.eligibility"
+        );
+        assert!(
+            accesses[0]["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == "phone")
+        );
+        assert_eq!(get(addr, "/api/me/accesses", Some(&clerk)).await.0, 403);
+        let (status, body) = get(addr, &path, Some(&me)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["fields"]["name"]["value"], "王小明");
+        assert_eq!(body["withheld"], serde_json::json!(["ethnicity"]));
+        assert_eq!(
+            get(addr, "/api/persons/P0000000000000001", Some(&me))
+                .await
+                .0,
+            404
+        );
+
         // Every answered read, and the refused one, is in the log, which verifies.
         let entries = store.audit_entries(0, 100).await.unwrap();
         let reads = entries

@@ -800,6 +800,15 @@ impl Store for $store {
         rows.iter().map(audit_row).collect()
     }
 
+    async fn audit_of_subject(&self, subject: &str, limit: i64) -> Result<Vec<AuditRow>> {
+        let rows = sqlx::query($fix("SELECT * FROM audit_log WHERE subject = ? ORDER BY seq DESC LIMIT ?"))
+            .bind(subject)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(audit_row).collect()
+    }
+
     async fn audit_checkpoints(&self) -> Result<Vec<CheckpointRow>> {
         let rows = sqlx::query("SELECT * FROM audit_checkpoints ORDER BY from_seq, to_seq")
             .fetch_all(&self.pool)

@@ -548,6 +548,9 @@ pub trait Store: Send + Sync {
     /// Every checkpoint, in order.
     async fn audit_checkpoints(&self) -> Result<Vec<CheckpointRow>>;
 
+    /// The audit entries about one subject (an entity key), newest first, at most `limit`.
+    async fn audit_of_subject(&self, subject: &str, limit: i64) -> Result<Vec<AuditRow>>;
+
     /// Adds or updates a department.
     async fn put_department(&self, d: &DepartmentRow) -> Result<()>;
     async fn departments(&self) -> Result<Vec<DepartmentRow>>;
