@@ -59,6 +59,8 @@ enum Command {
     Catalogue(commands::catalogue::Args),
     /// Data requests and grants: request, approve, reject, revoke.
     Grant(commands::grant::Args),
+    /// Sharing statistics and anomaly alerts, from the audit log.
+    Watch(commands::watch::Args),
     /// Explain why two person mentions are, or are not, one person (each field's level and weight).
     Explain(commands::explain::Args),
     /// Show one base-library entity: its golden record with provenance and every linked record.
@@ -97,6 +99,7 @@ fn main() -> ExitCode {
         Command::Identity(a) => commands::identity::run(a),
         Command::Catalogue(a) => commands::catalogue::run(a),
         Command::Grant(a) => commands::grant::run(a),
+        Command::Watch(a) => commands::watch::run(a),
         Command::Eval(a) => commands::eval::run(a),
         Command::Show(a) => commands::show::run(a),
         Command::Explain(a) => commands::explain::run(a),

@@ -23,6 +23,7 @@ pub mod show;
 pub mod source;
 pub mod store_args;
 pub mod synth;
+pub mod watch;
 
 use indicatif::{ProgressBar, ProgressStyle};
 

@@ -25,16 +25,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let store: Arc<dyn tongban_store::Store> = Arc::from(args.store.open().await?);
         let key = super::audit::node_key(&super::audit::key_path_for(&args.store.database))?;
-        let sharing = tongban_server::governed::Sharing {
-            identities: tongban_sharing::identity::Identities::new(store.clone()),
-            audit: tongban_sharing::writer::AuditLog::start(
+        let sharing = tongban_server::governed::Sharing::new(
+            tongban_sharing::identity::Identities::new(store.clone()),
+            tongban_sharing::writer::AuditLog::start(
                 store.clone(),
                 key,
                 tongban_sharing::writer::Settings::default(),
             )
             .await?,
-            catalogue: tongban_sharing::catalogue::catalogue(store.as_ref()).await?,
-        };
+            tongban_sharing::catalogue::catalogue(store.as_ref()).await?,
+        );
         let state = tongban_server::AppState {
             store,
             intake_key: args.intake_key.clone(),

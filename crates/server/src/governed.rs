@@ -27,6 +27,50 @@ pub struct Sharing {
     pub identities: Identities,
     pub audit: AuditLog,
     pub catalogue: Vec<Resource>,
+    /// Reads served under each grant today: (grant, day) → count, counted from the audit log
+    /// the first time a grant serves a read on a day, then kept here.
+    pub quota_used: std::sync::Mutex<std::collections::HashMap<(String, i64), u64>>,
+}
+
+impl Sharing {
+    pub fn new(identities: Identities, audit: AuditLog, catalogue: Vec<Resource>) -> Sharing {
+        Sharing {
+            identities,
+            audit,
+            catalogue,
+            quota_used: Default::default(),
+        }
+    }
+}
+
+/// Reads already served under `grant` on `day`, from memory or, the first time, the audit log.
+async fn used_today(
+    sharing: &Sharing,
+    store: &dyn tongban_store::Store,
+    grant: &str,
+    day: i64,
+) -> Result<u64, ApiError> {
+    if let Ok(map) = sharing.quota_used.lock()
+        && let Some(&n) = map.get(&(grant.to_string(), day))
+    {
+        return Ok(n);
+    }
+    let mut entries = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .audit_entries(after, 10_000)
+            .await
+            .map_err(ApiError::internal)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        entries.extend(page.into_iter().map(tongban_sharing::writer::from_row));
+    }
+    let n = tongban_sharing::watch::reads_under_grant(&entries, grant, day);
+    if let Ok(mut map) = sharing.quota_used.lock() {
+        map.entry((grant.to_string(), day)).or_insert(n);
+    }
+    Ok(n)
 }
 
 fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -140,6 +184,18 @@ pub async fn person(
         None => Vec::new(),
     };
     let now = tongban_store::now_millis();
+    // A grant whose daily quota is spent serves nothing more today.
+    let day = tongban_sharing::watch::day_of(now);
+    let mut exhausted: Vec<String> = Vec::new();
+    for g in grants.iter().filter(|g| g.active(now)) {
+        if used_today(sharing, store, &g.id, day).await? >= u64::from(g.daily_quota) {
+            exhausted.push(g.id.clone());
+        }
+    }
+    let grants: Vec<_> = grants
+        .into_iter()
+        .filter(|g| !exhausted.contains(&g.id))
+        .collect();
     let mut fields = Map::new();
     let mut shown: Vec<&str> = Vec::new();
     let mut masked: Vec<&str> = Vec::new();
@@ -178,6 +234,13 @@ pub async fn person(
             Decision::Omit => withheld.push(&f.name),
         }
     }
+    if let Ok(mut map) = sharing.quota_used.lock() {
+        for s in &served {
+            if let Some(id) = s["grant"].as_str() {
+                *map.entry((id.to_string(), day)).or_insert(0) += 1;
+            }
+        }
+    }
     let seq = sharing
         .audit
         .append(Event {
@@ -207,6 +270,7 @@ pub async fn person(
         "fields": fields,
         "withheld": withheld,
         "served_under": served,
+        "quota_exhausted": exhausted,
         "audit_entry": seq,
     })))
 }

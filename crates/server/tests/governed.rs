@@ -153,17 +153,17 @@ async fn reads_are_decided_field_by_field_and_audited() {
         let catalogue = tongban_sharing::catalogue::catalogue(store.as_ref())
             .await
             .unwrap();
-        let sharing = tongban_server::governed::Sharing {
-            identities: tongban_sharing::identity::Identities::new(store.clone()),
-            audit: tongban_sharing::writer::AuditLog::start(
+        let sharing = tongban_server::governed::Sharing::new(
+            tongban_sharing::identity::Identities::new(store.clone()),
+            tongban_sharing::writer::AuditLog::start(
                 store.clone(),
                 key.clone(),
                 Default::default(),
             )
             .await
             .unwrap(),
-            catalogue: catalogue.clone(),
-        };
+            catalogue.clone(),
+        );
         let state = tongban_server::AppState {
             store: store.clone(),
             intake_key: None,
@@ -226,7 +226,7 @@ async fn reads_are_decided_field_by_field_and_audited() {
                 legal_basis: "社会救助暂行办法".into(),
                 scope: "320576052".into(),
                 days: 30,
-                daily_quota: 100,
+                daily_quota: 2,
             },
         )
         .await
@@ -248,6 +248,13 @@ async fn reads_are_decided_field_by_field_and_audited() {
         assert_eq!(body["fields"]["phone"]["source"], "police_household");
         assert_eq!(body["served_under"][0]["grant"], g.id.as_str());
         assert!(body["fields"]["name"]["masked"].is_string(), "not granted");
+        // The quota is two reads a day: the second is served, the third finds it spent.
+        let (_, body) = get(addr, &path, Some(&clerk)).await;
+        assert_eq!(body["fields"]["phone"]["value"], "13912345678");
+        let (status, body) = get(addr, &path, Some(&clerk)).await;
+        assert_eq!(status, 200);
+        assert!(body["fields"]["phone"]["masked"].is_string(), "{body}");
+        assert_eq!(body["quota_exhausted"][0], g.id.as_str());
 
         // The citizen sees who read their record, for what; and reads it whole (but for the
         // closed field); another citizen's record stays out of reach, and so does the access
@@ -259,15 +266,15 @@ async fn reads_are_decided_field_by_field_and_audited() {
         let (status, body) = get(addr, "/api/me/accesses", Some(&me)).await;
         assert_eq!(status, 200, "{body}");
         let accesses = body["accesses"].as_array().unwrap();
-        assert_eq!(accesses.len(), 2);
+        assert_eq!(accesses.len(), 4);
         assert_eq!(accesses[0]["user"], "clerk01");
         assert_eq!(accesses[0]["department"], "minzheng");
-        assert_eq!(
-            accesses[0]["served_under"][0]["purpose"],
-            "social_assistance.eligibility"
-        );
+        let granted = accesses
+            .iter()
+            .find(|a| a["served_under"][0]["purpose"] == "social_assistance.eligibility")
+            .expect("a read under the grant");
         assert!(
-            accesses[0]["fields"]
+            granted["fields"]
                 .as_array()
                 .unwrap()
                 .iter()
@@ -291,7 +298,7 @@ async fn reads_are_decided_field_by_field_and_audited() {
             .iter()
             .filter(|e| e.action == "read.person" && e.actor == "clerk01")
             .count();
-        assert_eq!(reads, 2);
+        assert_eq!(reads, 4);
         assert_eq!(
             entries
                 .iter()

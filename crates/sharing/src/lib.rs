@@ -12,4 +12,5 @@ pub mod audit;
 pub mod catalogue;
 pub mod identity;
 pub mod policy;
+pub mod watch;
 pub mod writer;
