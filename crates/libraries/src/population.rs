@@ -224,6 +224,49 @@ pub async fn community_of(store: &dyn Store, person: &str) -> Result<Option<Stri
     Ok(None)
 }
 
+/// The community of a building: its golden record's.
+async fn building_community(store: &dyn Store, building: &str) -> Result<Option<String>> {
+    Ok(store
+        .golden_record("building", building)
+        .await?
+        .and_then(|g| serde_json::from_str::<Value>(&g.record).ok())
+        .and_then(|r| {
+            r.get("community")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .filter(|c| !c.is_empty()))
+}
+
+/// The community any library entity lies in: a person where they live, a company where its
+/// premises are, a room by its building, a building by its own record.
+pub async fn community_of_entity(
+    store: &dyn Store,
+    kind: &str,
+    key: &str,
+) -> Result<Option<String>> {
+    let via = |relation: &'static str| async move {
+        for r in store
+            .relations_of(key)
+            .await?
+            .iter()
+            .filter(|r| r.relation == relation && r.from_key == key)
+        {
+            if let Some(c) = building_community(store, &r.to_key).await? {
+                return Ok(Some(c));
+            }
+        }
+        Ok(None)
+    };
+    match kind {
+        "person" => community_of(store, key).await,
+        "entity" => via("located_at").await,
+        "room" => via("in_building").await,
+        "building" => building_community(store, key).await,
+        _ => Ok(None),
+    }
+}
+
 /// The generator's own figures per community, from `truth/persons.csv`: (registered, floating)
 /// of the living, by the community where they live.
 pub fn truth_by_community(truth_dir: &std::path::Path) -> Result<BTreeMap<String, (u64, u64)>> {

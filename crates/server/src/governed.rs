@@ -101,16 +101,59 @@ async fn principal(sharing: &Sharing, headers: &HeaderMap) -> Result<Principal, 
         })
 }
 
-fn valid_key(key: &str) -> bool {
-    key.len() == 17 && key.starts_with('P') && key[1..].bytes().all(|b| b.is_ascii_hexdigit())
+fn valid_key(prefix: char, key: &str) -> bool {
+    key.len() == 17 && key.starts_with(prefix) && key[1..].bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `GET /api/persons/{key}`.
 pub async fn person(
-    State(state): State<AppState>,
+    state: State<AppState>,
     Path(key): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
+    read(state, headers, "person", key).await
+}
+
+/// `GET /api/entities/{key}`.
+pub async fn entity(
+    state: State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    read(state, headers, "entity", key).await
+}
+
+/// `GET /api/rooms/{key}`.
+pub async fn room(
+    state: State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    read(state, headers, "room", key).await
+}
+
+/// `GET /api/buildings/{key}`.
+pub async fn building(
+    state: State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    read(state, headers, "building", key).await
+}
+
+/// A governed read of one library entity of `kind`.
+async fn read(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    kind: &'static str,
+    key: String,
+) -> Result<Json<Value>, ApiError> {
+    let prefix = match kind {
+        "person" => 'P',
+        "entity" => 'E',
+        "room" => 'R',
+        _ => 'B',
+    };
     let Some(sharing) = state.sharing.as_ref() else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -119,27 +162,39 @@ pub async fn person(
         ));
     };
     let p = principal(sharing, &headers).await?;
-    if !valid_key(&key) {
+    if !valid_key(prefix, &key) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "bad_key",
-            "a person key is P and 16 hexadecimal digits",
+            format!("a {kind} key is {prefix} and 16 hexadecimal digits"),
         ));
     }
     let store = state.store.as_ref();
     let Some(golden) = store
-        .golden_record("person", &key)
+        .golden_record(kind, &key)
         .await
         .map_err(ApiError::internal)?
     else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "unknown_person",
-            format!("no person {key}"),
+            "unknown_key",
+            format!("no {kind} {key}"),
         ));
     };
-    let record: Value = serde_json::from_str(&golden.record).map_err(ApiError::internal)?;
-    let community = tongban_libraries::population::community_of(store, &key)
+    let mut record: Value = serde_json::from_str(&golden.record).map_err(ApiError::internal)?;
+    // Rooms and buildings keep their few fields at the top of the record; give them the shape
+    // of the others.
+    if record.get("fields").is_none() {
+        let fields: Map<String, Value> = ["address_key", "community"]
+            .iter()
+            .filter_map(|f| {
+                let v = record.get(*f)?.as_str()?.to_string();
+                Some((f.to_string(), json!({ "value": v })))
+            })
+            .collect();
+        record["fields"] = Value::Object(fields);
+    }
+    let community = tongban_libraries::population::community_of_entity(store, kind, &key)
         .await
         .map_err(ApiError::internal)?
         .unwrap_or_default();
@@ -147,13 +202,16 @@ pub async fn person(
     let subject = Subject {
         key: &key,
         division: &community,
-        is_caller: p.role == tongban_sharing::identity::Role::Citizen && p.user_id == key,
+        is_caller: p.role == tongban_sharing::identity::Role::Citizen
+            && kind == "person"
+            && p.user_id == key,
     };
+    let resource_id = format!("library.{kind}");
     let resource = sharing
         .catalogue
         .iter()
-        .find(|r| r.id == "library.person")
-        .ok_or_else(|| ApiError::internal("the catalogue has no library.person"))?;
+        .find(|r| r.id == resource_id)
+        .ok_or_else(|| ApiError::internal(format!("the catalogue has no {resource_id}")))?;
     if !tongban_sharing::policy::may_see(&p, &subject) {
         // Recorded too: an attempt outside one's jurisdiction is what anomaly alerts watch.
         let _ = sharing
@@ -161,7 +219,7 @@ pub async fn person(
             .append(Event {
                 at: tongban_store::now_millis(),
                 actor: p.user_id.clone(),
-                action: "read.person.denied".into(),
+                action: format!("read.{kind}.denied"),
                 subject: key.clone(),
                 detail: json!({"reason": "outside jurisdiction", "community": community})
                     .to_string(),
@@ -246,7 +304,7 @@ pub async fn person(
         .append(Event {
             at: now,
             actor: p.user_id.clone(),
-            action: "read.person".into(),
+            action: format!("read.{kind}"),
             subject: key.clone(),
             detail: json!({
                 "department": p.department, "role": p.role, "shown": shown, "masked": masked,

@@ -53,6 +53,8 @@ fn kept(value: &str) -> serde_json::Value {
 }
 
 const PERSON: &str = "P0123456789abcdef";
+const ROOM: &str = "R0123456789abcdef";
+const BUILDING: &str = "B0123456789abcdef";
 
 async fn libraries(store: &dyn Store) {
     let golden = serde_json::json!({"key": PERSON, "fields": {
@@ -83,10 +85,10 @@ async fn libraries(store: &dyn Store) {
             "building",
             1,
             "{}",
-            &[link("1", "B1")],
+            &[link("1", BUILDING)],
             &[GoldenRecord {
-                entity_key: "B1".into(),
-                record: r#"{"key":"B1","community":"320576052001"}"#.into(),
+                entity_key: BUILDING.into(),
+                record: r#"{"key":"B0123456789abcdef","address_key":"320576|青剑湖花园|1|","community":"320576052001"}"#.into(),
             }],
         )
         .await
@@ -100,8 +102,8 @@ async fn libraries(store: &dyn Store) {
     };
     store
         .replace_relations(&[
-            rel(PERSON, "lives_in", "R1"),
-            rel("R1", "in_building", "B1"),
+            rel(PERSON, "lives_in", ROOM),
+            rel(ROOM, "in_building", BUILDING),
         ])
         .await
         .unwrap();
@@ -192,6 +194,29 @@ async fn reads_are_decided_field_by_field_and_audited() {
         );
         assert_eq!(
             get(addr, "/api/persons/..%2Fetc", Some(&clerk)).await.0,
+            400
+        );
+
+        // A building is open to any official in whose jurisdiction it lies.
+        let (status, body) = get(addr, &format!("/api/buildings/{BUILDING}"), Some(&clerk)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["fields"]["community"]["value"], "320576052001");
+        assert_eq!(
+            get(addr, &format!("/api/buildings/{BUILDING}"), Some(&far))
+                .await
+                .0,
+            403
+        );
+        assert_eq!(
+            get(addr, &format!("/api/rooms/{ROOM}"), Some(&clerk))
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            get(addr, "/api/entities/P0123456789abcdef", Some(&clerk))
+                .await
+                .0,
             400
         );
 
@@ -302,9 +327,9 @@ async fn reads_are_decided_field_by_field_and_audited() {
         assert_eq!(
             entries
                 .iter()
-                .filter(|e| e.action == "read.person.denied")
+                .filter(|e| e.action.ends_with(".denied"))
                 .count(),
-            1
+            2
         );
         let check = tongban_sharing::writer::verify_store(store.as_ref(), &key.verifying_key())
             .await

@@ -49,7 +49,11 @@ pub fn reads_per_day(entries: &[Entry]) -> BTreeMap<(String, String, i64), u64> 
 pub fn reads_under_grant(entries: &[Entry], grant: &str, day: i64) -> u64 {
     entries
         .iter()
-        .filter(|e| e.event.action == "read.person" && day_of(e.event.at) == day)
+        .filter(|e| {
+            e.event.action.starts_with("read.")
+                && !e.event.action.ends_with(".denied")
+                && day_of(e.event.at) == day
+        })
         .filter(|e| {
             detail(e)
                 .get("served_under")
