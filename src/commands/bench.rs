@@ -10,7 +10,7 @@ use tongban_synth::SynthConfig;
 
 #[derive(Parser, Debug)]
 #[command(
-    after_help = "Examples:\n  tongban bench synth --people 1000000\n  tongban bench synth --people 10000000 --out /tmp/city10m\n  tongban bench link --records 1000000\n  tongban bench link --records 1000000 --data /tmp/febrl-1m.csv   (keep the records, e.g. for another tool)\n  tongban bench incremental --people 1000000 --data /tmp/city1m --verify"
+    after_help = "Examples:\n  tongban bench synth --people 1000000\n  tongban bench synth --people 10000000 --out /tmp/city10m\n  tongban bench link --records 1000000\n  tongban bench link --records 1000000 --data /tmp/febrl-1m.csv   (keep the records, e.g. for another tool)\n  tongban bench incremental --people 1000000 --data /tmp/city1m --verify\n  tongban bench api --persons 20000 --connections 32 --seconds 10"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -93,6 +93,19 @@ pub enum What {
         #[arg(long)]
         new_records: Option<usize>,
     },
+    /// Governed single-person lookups over HTTP with the audit log on, against a bare axum
+    /// handler in the same run: requests per second and latency.
+    Api {
+        #[arg(long, default_value_t = 20_000)]
+        persons: usize,
+        #[arg(long, default_value_t = 32)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// The store (default: a fresh SQLite file in a temporary directory).
+        #[arg(long)]
+        database: Option<String>,
+    },
 }
 
 /// The peak resident memory of this process in bytes, where the platform tells it.
@@ -135,6 +148,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             mappings,
             verify,
             new_records,
+        })?,
+        What::Api {
+            persons,
+            connections,
+            seconds,
+            database,
+        } => super::bench_api::run(super::bench_api::Options {
+            persons,
+            connections,
+            seconds,
+            database,
         })?,
         What::Synth { people, seed, out } => {
             // Without --out the files go to a temporary directory that is removed afterwards;

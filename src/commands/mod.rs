@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bench;
+pub mod bench_api;
 pub mod bench_incremental;
 pub mod catalogue;
 pub mod check;

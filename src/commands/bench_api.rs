@@ -1,0 +1,310 @@
+//! `tongban bench api`: governed single-person lookups over HTTP on 127.0.0.1 with the audit log
+//! on, against a bare axum handler measured in the same run.
+//!
+//! The store is filled with synthetic persons (golden records, a room and a building each, so
+//! that every lookup finds the person's community), a clerk with a token and an approved grant
+//! for the phone; then each server is loaded by keep-alive connections from this process for a
+//! fixed time. Client and server share the machine's cores, equally for both servers.
+
+use anyhow::Context;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tongban_store::{EntityLink, GoldenRecord, Relation, Store};
+
+pub struct Options {
+    pub persons: usize,
+    pub connections: usize,
+    pub seconds: u64,
+    pub database: Option<String>,
+}
+
+fn key(prefix: char, i: usize) -> String {
+    format!("{prefix}{i:016x}")
+}
+
+async fn fill(store: &dyn Store, persons: usize) -> anyhow::Result<()> {
+    let kept = |v: String| serde_json::json!({"value": v, "source": "police_household", "record_key": "k", "role": "subject", "date": "2020-01-01", "agreeing": 1, "disagreeing": 0});
+    let mut links = Vec::new();
+    let mut golden = Vec::new();
+    let mut relations = Vec::new();
+    let mut rooms = Vec::new();
+    for i in 0..persons {
+        let p = key('P', i);
+        links.push(EntityLink {
+            source_id: "police_household".into(),
+            record_key: i.to_string(),
+            role: "subject".into(),
+            entity_key: p.clone(),
+        });
+        // Synthetic values only: a made-up name and numbers derived from the index.
+        let record = serde_json::json!({"key": p, "fields": {
+            "name": kept(format!("测试{i}")), "sex": kept("1".into()),
+            "phone": kept(format!("139{:08}", i)), "citizen_id": kept(format!("320576{:012}", i)),
+        }});
+        golden.push(GoldenRecord {
+            entity_key: p.clone(),
+            record: record.to_string(),
+        });
+        let room = key('R', i / 3);
+        relations.push(Relation {
+            from_key: p,
+            relation: "lives_in".into(),
+            to_key: room.clone(),
+            source_id: "police_household".into(),
+            record_key: i.to_string(),
+        });
+        if i % 3 == 0 {
+            rooms.push(room);
+        }
+    }
+    for (j, room) in rooms.iter().enumerate() {
+        relations.push(Relation {
+            from_key: room.clone(),
+            relation: "in_building".into(),
+            to_key: key('B', j / 50),
+            source_id: "housing_rooms".into(),
+            record_key: j.to_string(),
+        });
+    }
+    let buildings: Vec<GoldenRecord> = (0..rooms.len().div_ceil(50))
+        .map(|b| GoldenRecord {
+            entity_key: key('B', b),
+            record: serde_json::json!({"key": key('B', b), "community": format!("3205760520{:02}", 1 + b % 35)}).to_string(),
+        })
+        .collect();
+    store
+        .replace_resolution("person", 0, "{}", &links, &golden)
+        .await?;
+    store
+        .replace_resolution("building", 0, "{}", &[], &buildings)
+        .await?;
+    store.replace_relations(&relations).await?;
+    Ok(())
+}
+
+/// Keep-alive GETs of `paths` (round robin) from `connections` connections for `seconds`;
+/// returns (requests answered, latencies).
+async fn load(
+    addr: std::net::SocketAddr,
+    paths: Arc<Vec<String>>,
+    token: Arc<String>,
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<(u64, Vec<Duration>, u64)> {
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let (paths, token) = (paths.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            let Ok(mut s) = tokio::net::TcpStream::connect(addr).await else {
+                return (lat, 1);
+            };
+            let _ = s.set_nodelay(true);
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut i = c;
+            while Instant::now() < until {
+                let path = &paths[i % paths.len()];
+                i += connections;
+                let req = format!(
+                    "GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n"
+                );
+                let t = Instant::now();
+                if s.write_all(req.as_bytes()).await.is_err() {
+                    errors += 1;
+                    break;
+                }
+                // Read the head, then as many body bytes as Content-Length says.
+                let mut have = 0usize;
+                let (head_end, length, ok) = loop {
+                    let Ok(n) = s.read(&mut buf[have..]).await else {
+                        break (0, 0, false);
+                    };
+                    if n == 0 {
+                        break (0, 0, false);
+                    }
+                    have += n;
+                    if let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (end + 4, length, head.starts_with("http/1.1 200"));
+                    }
+                };
+                if head_end == 0 {
+                    errors += 1;
+                    break;
+                }
+                while have < head_end + length {
+                    match s.read(&mut buf[have..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => have += n,
+                    }
+                }
+                if ok {
+                    lat.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        all.extend(l);
+        errors += e;
+    }
+    Ok((all.len() as u64, all, errors))
+}
+
+fn report(name: &str, n: u64, mut lat: Vec<Duration>, errors: u64, seconds: u64) -> f64 {
+    lat.sort_unstable();
+    let q = |x: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * x).round() as usize)
+            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let rps = n as f64 / seconds as f64;
+    println!(
+        "  {name:<28} {rps:>9.0} req/s   p50 {:.2} ms   p99 {:.2} ms   ({n} answered, {errors} errors)",
+        q(0.5),
+        q(0.99)
+    );
+    rps
+}
+
+pub fn run(o: Options) -> anyhow::Result<()> {
+    let scratch = tempfile::tempdir()?;
+    let database = o
+        .database
+        .clone()
+        .unwrap_or_else(|| format!("sqlite://{}", scratch.path().join("api.db").display()));
+    let rt = super::store_args::runtime()?;
+    rt.block_on(async {
+        let store: Arc<dyn Store> = Arc::from(
+            tongban_store::open(&database)
+                .await
+                .with_context(|| format!("opening {}", super::store_args::redact(&database)))?,
+        );
+        let t = Instant::now();
+        fill(store.as_ref(), o.persons).await?;
+        println!(
+            "bench api: {} synthetic persons stored in {:.1} s ({})",
+            o.persons,
+            t.elapsed().as_secs_f64(),
+            super::store_args::redact(&database)
+        );
+        use tongban_sharing::identity::{Identities, Role};
+        let ids = Identities::new(store.clone());
+        ids.add_department("minzheng", "民政局", "320576").await?;
+        ids.add_department("bureau", "大数据局", "320576").await?;
+        ids.add_user(
+            "clerk",
+            "测试",
+            Some("minzheng"),
+            Role::WindowClerk,
+            "320576052",
+        )
+        .await?;
+        ids.add_user(
+            "admin",
+            "测试",
+            Some("bureau"),
+            Role::DataBureauAdmin,
+            "320576",
+        )
+        .await?;
+        let (_, token) = ids.issue_token("clerk", None).await?;
+        let now = tongban_store::now_millis();
+        let clerk = ids.authenticate(&token, now).await?;
+        let (_, admin_token) = ids.issue_token("admin", None).await?;
+        let admin = ids.authenticate(&admin_token, now).await?;
+        let catalogue = tongban_sharing::catalogue::catalogue(store.as_ref()).await?;
+        let g = tongban_sharing::policy::request(
+            store.as_ref(),
+            &catalogue,
+            &clerk,
+            tongban_sharing::policy::Request {
+                resource: "library.person".into(),
+                fields: vec!["phone".into()],
+                purpose: "bench".into(),
+                legal_basis: "bench".into(),
+                scope: "320576052".into(),
+                days: 1,
+                daily_quota: u32::MAX,
+            },
+        )
+        .await?;
+        tongban_sharing::policy::decide_stored(store.as_ref(), &catalogue, &admin, &g.id, true, "")
+            .await?;
+        let node = tongban_sharing::audit::generate_key()
+            .map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+        let sharing = tongban_server::governed::Sharing::new(
+            Identities::new(store.clone()),
+            tongban_sharing::writer::AuditLog::start(store.clone(), node, Default::default())
+                .await?,
+            catalogue,
+        );
+        let state = tongban_server::AppState {
+            store: store.clone(),
+            intake_key: None,
+            max_body: 4096,
+            sharing: Some(Arc::new(sharing)),
+        };
+        let governed = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let governed_addr = governed.local_addr()?;
+        tokio::spawn(tongban_server::serve_on(governed, state));
+        // The bare handler: the same framework, a JSON body of similar size, no work.
+        let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let bare_addr = bare.local_addr()?;
+        let app = axum::Router::new().route(
+            "/api/persons/{key}",
+            axum::routing::get(
+                |axum::extract::Path(k): axum::extract::Path<String>| async move {
+                    axum::Json(serde_json::json!({"key": k, "fields": {"name": {"masked": "测*"}}}))
+                },
+            ),
+        );
+        tokio::spawn(async move { axum::serve(bare, app).await });
+
+        let paths: Arc<Vec<String>> = Arc::new(
+            (0..o.persons)
+                .map(|i| format!("/api/persons/{}", key('P', (i * 7919) % o.persons)))
+                .collect(),
+        );
+        let token = Arc::new(token);
+        println!(
+            "  {} keep-alive connections, {} s each, client and server in one process on {} cores",
+            o.connections,
+            o.seconds,
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        );
+        let (n, lat, errors) = load(
+            bare_addr,
+            paths.clone(),
+            token.clone(),
+            o.connections,
+            o.seconds,
+        )
+        .await?;
+        let bare_rps = report("bare axum handler", n, lat, errors, o.seconds);
+        let (n, lat, errors) = load(governed_addr, paths, token, o.connections, o.seconds).await?;
+        let governed_rps = report("governed lookup + audit", n, lat, errors, o.seconds);
+        let entries = store.last_audit().await?.map_or(0, |e| e.seq);
+        println!(
+            "  governed / bare: {:.2}; audit entries written: {entries}",
+            governed_rps / bare_rps.max(1.0)
+        );
+        if let Some(b) = super::bench::peak_rss_bytes() {
+            println!("  peak memory {:.1} MiB (VmHWM)", b as f64 / 1048576.0);
+        }
+        anyhow::Ok(())
+    })
+}
