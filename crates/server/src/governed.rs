@@ -19,7 +19,7 @@ use serde_json::{Map, Value, json};
 use tongban_sharing::audit::Event;
 use tongban_sharing::catalogue::Resource;
 use tongban_sharing::identity::{Identities, ManageError, Principal};
-use tongban_sharing::policy::{Decision, Subject, decide, mask};
+use tongban_sharing::policy::{Decision, Grant, Subject, decide, mask};
 use tongban_sharing::writer::AuditLog;
 
 /// What the governed API needs beside the store.
@@ -30,7 +30,18 @@ pub struct Sharing {
     /// Reads served under each grant today: (grant, day) → count, counted from the audit log
     /// the first time a grant serves a read on a day, then kept here.
     pub quota_used: std::sync::Mutex<std::collections::HashMap<(String, i64), u64>>,
+    /// The community of each entity read recently, and when it was looked up: it changes only
+    /// when the libraries are rebuilt, so a minute-old answer is good.
+    communities: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
+    /// Each department's grants as of a moment ago: an approval or revocation takes effect
+    /// within [`GRANTS_FRESH_MS`].
+    grants: std::sync::Mutex<std::collections::HashMap<String, (Vec<Grant>, i64)>>,
 }
+
+/// How long a community lookup is reused.
+const COMMUNITY_FRESH_MS: i64 = 60_000;
+/// How long a department's grants are reused.
+pub const GRANTS_FRESH_MS: i64 = 1_000;
 
 impl Sharing {
     pub fn new(identities: Identities, audit: AuditLog, catalogue: Vec<Resource>) -> Sharing {
@@ -39,7 +50,57 @@ impl Sharing {
             audit,
             catalogue,
             quota_used: Default::default(),
+            communities: Default::default(),
+            grants: Default::default(),
         }
+    }
+
+    async fn community(
+        &self,
+        store: &dyn tongban_store::Store,
+        kind: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<String, ApiError> {
+        if let Ok(map) = self.communities.lock()
+            && let Some((c, at)) = map.get(key)
+            && now - at < COMMUNITY_FRESH_MS
+        {
+            return Ok(c.clone());
+        }
+        let c = tongban_libraries::population::community_of_entity(store, kind, key)
+            .await
+            .map_err(ApiError::internal)?
+            .unwrap_or_default();
+        if let Ok(mut map) = self.communities.lock() {
+            map.insert(key.to_string(), (c.clone(), now));
+        }
+        Ok(c)
+    }
+
+    async fn grants_of(
+        &self,
+        store: &dyn tongban_store::Store,
+        department: &str,
+        now: i64,
+    ) -> Result<Vec<Grant>, ApiError> {
+        if let Ok(map) = self.grants.lock()
+            && let Some((g, at)) = map.get(department)
+            && now - at < GRANTS_FRESH_MS
+        {
+            return Ok(g.clone());
+        }
+        let g: Vec<Grant> = store
+            .grants(Some(department))
+            .await
+            .map_err(ApiError::internal)?
+            .iter()
+            .map(tongban_sharing::policy::from_row)
+            .collect();
+        if let Ok(mut map) = self.grants.lock() {
+            map.insert(department.to_string(), (g.clone(), now));
+        }
+        Ok(g)
     }
 }
 
@@ -194,10 +255,9 @@ async fn read(
             .collect();
         record["fields"] = Value::Object(fields);
     }
-    let community = tongban_libraries::population::community_of_entity(store, kind, &key)
-        .await
-        .map_err(ApiError::internal)?
-        .unwrap_or_default();
+    let community = sharing
+        .community(store, kind, &key, tongban_store::now_millis())
+        .await?;
     // A citizen's user id is their person key: they may read their own record.
     let subject = Subject {
         key: &key,
@@ -231,14 +291,12 @@ async fn read(
             format!("{key} is outside your jurisdiction {}", p.jurisdiction),
         ));
     }
-    let grants: Vec<tongban_sharing::policy::Grant> = match &p.department {
-        Some(d) => store
-            .grants(Some(d))
-            .await
-            .map_err(ApiError::internal)?
-            .iter()
-            .map(tongban_sharing::policy::from_row)
-            .collect(),
+    let grants: Vec<Grant> = match &p.department {
+        Some(d) => {
+            sharing
+                .grants_of(store, d, tongban_store::now_millis())
+                .await?
+        }
         None => Vec::new(),
     };
     let now = tongban_store::now_millis();

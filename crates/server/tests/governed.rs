@@ -266,7 +266,11 @@ async fn reads_are_decided_field_by_field_and_audited() {
         )
         .await
         .unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // Grants are reread at most a second late.
+        tokio::time::sleep(std::time::Duration::from_millis(
+            tongban_server::governed::GRANTS_FRESH_MS as u64 + 50,
+        ))
+        .await;
         let (status, body) = get(addr, &path, Some(&clerk)).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["fields"]["phone"]["value"], "13912345678");
