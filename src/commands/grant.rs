@@ -146,7 +146,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 let by = acting(store, &user).await?;
                 (
                     "grant.revoke",
-                    policy::revoke_stored(store, &by, &id, &reason).await?,
+                    policy::revoke_stored(store, &catalogue, &by, &id, &reason).await?,
                 )
             }
             What::List { json } => {

@@ -113,6 +113,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         jurisdiction: u.jurisdiction,
                         token_id: "cli".into(),
                     };
+                    let catalogue = tongban_sharing::catalogue::catalogue(store).await?;
                     let mut done: Vec<String> = Vec::new();
                     for a in &found {
                         for g in &a.grants {
@@ -120,9 +121,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                                 continue;
                             }
                             let reason = format!("suspended: {} alert for {} ({})", a.kind, a.user, a.message);
-                            if let Ok(grant) = tongban_sharing::policy::revoke_stored(store, &by, g, &reason).await {
-                                super::audit::record_admin(store, &database, "grant.suspend", &grant.id, serde_json::json!(grant)).await?;
-                                println!("  grant {g} suspended");
+                            match tongban_sharing::policy::revoke_stored(store, &catalogue, &by, g, &reason).await {
+                                Ok(grant) => {
+                                    super::audit::record_admin(store, &database, "grant.suspend", &grant.id, serde_json::json!(grant)).await?;
+                                    println!("  grant {g} suspended");
+                                }
+                                Err(e) => println!("  grant {g} not suspended: {e}"),
                             }
                             done.push(g.clone());
                         }

@@ -219,6 +219,23 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
+    /// Whether this exact secret already passed Argon2 for this token id.
+    pub fn known(&self, id: &str, secret: &str) -> bool {
+        let fast = *blake3::hash(secret.as_bytes()).as_bytes();
+        self.accepted
+            .lock()
+            .map(|map| map.get(id) == Some(&fast))
+            .unwrap_or(false)
+    }
+
+    /// Remember a secret Argon2 accepted.
+    pub fn remember(&self, id: &str, secret: &str) {
+        let fast = *blake3::hash(secret.as_bytes()).as_bytes();
+        if let Ok(mut map) = self.accepted.lock() {
+            map.insert(id.to_string(), fast);
+        }
+    }
+
     /// Whether the token's secret passes: from the cache, else by Argon2 against `stored` (and
     /// then remembered).
     pub fn check(&self, id: &str, secret: &str, stored: &str) -> bool {
@@ -334,7 +351,20 @@ pub enum ManageError {
 pub struct Identities {
     store: std::sync::Arc<dyn tongban_store::Store>,
     cache: TokenCache,
+    /// Argon2 runs on blocking threads, at most two at a time, so wrong secrets cannot occupy
+    /// the threads that answer requests.
+    argon: std::sync::Arc<tokio::sync::Semaphore>,
+    /// Failed checks per token id in the current minute: past [`MAX_FAILURES`] a token id is
+    /// refused without running Argon2 until the minute ends.
+    failures: Mutex<HashMap<String, (i64, u32)>>,
 }
+
+/// Failed secret checks a token id may have in a minute.
+pub const MAX_FAILURES: u32 = 5;
+
+/// A hash checked against when a token id is unknown, so that an unknown id takes as long to
+/// refuse as a wrong secret (the answer's timing does not tell which ids exist).
+const DUMMY_HASH: &str = "argon2id$00000000000000000000000000000000$0000000000000000000000000000000000000000000000000000000000000000";
 
 fn invalid(field: &str, value: &str, message: &str) -> IdentityError {
     IdentityError::Invalid {
@@ -367,6 +397,8 @@ impl Identities {
         Identities {
             store,
             cache: TokenCache::default(),
+            argon: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -468,13 +500,54 @@ impl Identities {
             .await?)
     }
 
+    /// Check a secret against a stored hash with Argon2, off the async threads and bounded.
+    async fn argon_check(&self, secret: &str, stored: &str) -> bool {
+        let Ok(_permit) = self.argon.clone().acquire_owned().await else {
+            return false;
+        };
+        let (secret, stored) = (secret.to_string(), stored.to_string());
+        tokio::task::spawn_blocking(move || verify_secret(&secret, &stored))
+            .await
+            .unwrap_or(false)
+    }
+
     /// Who a token belongs to, at time `now` (milliseconds).
     pub async fn authenticate(&self, token: &str, now: i64) -> Result<Principal, ManageError> {
         let (id, secret) = parse_token(token)?;
-        let row = self.store.token(id).await?.ok_or(IdentityError::BadToken)?;
-        if !self.cache.check(id, secret, &row.secret_hash) {
-            return Err(IdentityError::BadToken.into());
+        let minute = now.div_euclid(60_000);
+        let failed = |this: &Self| {
+            if let Ok(mut map) = this.failures.lock() {
+                let e = map.entry(id.to_string()).or_insert((minute, 0));
+                if e.0 != minute {
+                    *e = (minute, 0);
+                }
+                e.1 += 1;
+            }
+        };
+        let row = self.store.token(id).await?;
+        if !row
+            .as_ref()
+            .is_some_and(|r| self.cache.known(id, secret) && !r.secret_hash.is_empty())
+        {
+            let blocked = self
+                .failures
+                .lock()
+                .map(|m| {
+                    m.get(id)
+                        .is_some_and(|(m, n)| *m == minute && *n >= MAX_FAILURES)
+                })
+                .unwrap_or(false);
+            if blocked {
+                return Err(IdentityError::BadToken.into());
+            }
+            let stored = row.as_ref().map_or(DUMMY_HASH, |r| r.secret_hash.as_str());
+            if !self.argon_check(secret, stored).await || row.is_none() {
+                failed(self);
+                return Err(IdentityError::BadToken.into());
+            }
+            self.cache.remember(id, secret);
         }
+        let row = row.ok_or(IdentityError::BadToken)?;
         if row.revoked_at.is_some() {
             return Err(IdentityError::Revoked.into());
         }

@@ -13,7 +13,7 @@
 //! 4. an open field is shown to any official within their jurisdiction;
 //! 5. a conditional field is shown under an active grant of the caller's department that names
 //!    the resource and the field and whose scope holds the subject — otherwise it is masked
-//!    (identifiers and phone numbers keep their first and last characters) or left out.
+//!    (identifiers keep four characters at each end, phone numbers three and two) or left out.
 //!
 //! A citizen sees only their own record, every field but the closed ones. Quotas are counted by
 //! the caller (the API) against [`Grant::daily_quota`]; this module does no I/O.
@@ -140,8 +140,21 @@ pub fn check_request(g: &Grant, resource: &Resource) -> Result<(), GrantError> {
     Ok(())
 }
 
-/// Approve or reject a requested grant as `by`, a user of the department known by the names
-/// `by_department` (its id and its name: catalogues name providers either way).
+/// Whether `by` may decide on (or revoke) grants of `provider`'s resources: a department
+/// official of the providing department (known by its id or name: catalogues name providers
+/// either way), or a data bureau administrator for the libraries the bureau provides.
+pub fn may_decide(provider: &str, by_department: &[&str], by_role: Role) -> bool {
+    match by_role {
+        Role::DepartmentOfficial => by_department.contains(&provider),
+        Role::DataBureauAdmin => provider == LIBRARY_PROVIDER || by_department.contains(&provider),
+        _ => false,
+    }
+}
+
+/// The provider the catalogue names for the base libraries.
+pub const LIBRARY_PROVIDER: &str = "data_bureau";
+
+/// Approve or reject a requested grant as `by` (see [`may_decide`]).
 pub fn decide_request(
     g: &mut Grant,
     provider: &str,
@@ -151,7 +164,7 @@ pub fn decide_request(
     approve: bool,
     reason: &str,
 ) -> Result<(), GrantError> {
-    if by_role != Role::DataBureauAdmin && !by_department.contains(&provider) {
+    if !may_decide(provider, by_department, by_role) {
         return Err(GrantError::NotProvider {
             id: g.id.clone(),
             provider: provider.into(),
@@ -293,17 +306,20 @@ pub fn decide(
     }
 }
 
-/// A value with its middle hidden: identifiers and phone numbers keep their first four and last
-/// four characters (3205**********123X), names their first character, anything else is starred.
+/// A value with its middle hidden: identifiers keep their first four and last four characters
+/// (3205**********123X), a phone number its first three and last two (139******78), names their
+/// first character, anything else is starred.
 pub fn mask(field: &str, value: &str) -> String {
     let chars: Vec<char> = value.chars().collect();
     let base = field.rsplit('.').next().unwrap_or(field);
+    let ends = |head: usize, tail: usize| -> String {
+        let h: String = chars[..head].iter().collect();
+        let t: String = chars[chars.len() - tail..].iter().collect();
+        format!("{h}{}{t}", "*".repeat(chars.len() - head - tail))
+    };
     match base {
-        "citizen_id" | "phone" | "credit_code" if chars.len() > 8 => {
-            let head: String = chars[..4].iter().collect();
-            let tail: String = chars[chars.len() - 4..].iter().collect();
-            format!("{head}{}{tail}", "*".repeat(chars.len() - 8))
-        }
+        "citizen_id" | "credit_code" if chars.len() > 8 => ends(4, 4),
+        "phone" if chars.len() > 5 => ends(3, 2),
         "name" | "legal_rep" if !chars.is_empty() => {
             format!("{}{}", chars[0], "*".repeat(chars.len().saturating_sub(1)))
         }
@@ -430,6 +446,26 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, GrantError::NotProvider { .. }));
+        let err = decide_request(
+            &mut g,
+            "gongan",
+            "x",
+            &["gongan"],
+            Role::WindowClerk,
+            true,
+            "",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, GrantError::NotProvider { .. }),
+            "a clerk of the provider"
+        );
+        assert!(may_decide(
+            LIBRARY_PROVIDER,
+            &["bureau"],
+            Role::DataBureauAdmin
+        ));
+        assert!(!may_decide("gongan", &["bureau"], Role::DataBureauAdmin));
         assert!(
             decide_request(
                 &mut g,
@@ -477,7 +513,7 @@ mod tests {
             mask("citizen_id", "32052419940827603X"),
             "3205**********603X"
         );
-        assert_eq!(mask("phone", "13912345678"), "1391***5678");
+        assert_eq!(mask("phone", "13912345678"), "139******78");
         assert_eq!(mask("name", "王小明"), "王**");
         assert_eq!(mask("residence", "x"), "*");
     }
@@ -683,8 +719,22 @@ pub async fn request(
     Ok(g)
 }
 
-/// Approve or reject a request as `by`, who must belong to the providing department (or be
-/// the data bureau).
+/// The names `by`'s department goes by: its id and its name.
+async fn department_names(
+    store: &dyn tongban_store::Store,
+    by: &Principal,
+) -> Result<Vec<String>, WorkflowError> {
+    let mut names: Vec<String> = Vec::new();
+    if let Some(d) = &by.department {
+        names.push(d.clone());
+        if let Some(row) = store.departments().await?.into_iter().find(|x| &x.id == d) {
+            names.push(row.name);
+        }
+    }
+    Ok(names)
+}
+
+/// Approve or reject a request as `by` (see [`may_decide`]).
 pub async fn decide_stored(
     store: &dyn tongban_store::Store,
     catalogue: &[Resource],
@@ -703,13 +753,7 @@ pub async fn decide_stored(
         .find(|x| x.id == g.resource)
         .map(|x| x.provider.clone())
         .ok_or_else(|| WorkflowError::NoSuchResource(g.resource.clone()))?;
-    let mut names: Vec<String> = Vec::new();
-    if let Some(d) = &by.department {
-        names.push(d.clone());
-        if let Some(row) = store.departments().await?.into_iter().find(|x| &x.id == d) {
-            names.push(row.name);
-        }
-    }
+    let names = department_names(store, by).await?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     decide_request(
         &mut g,
@@ -724,9 +768,11 @@ pub async fn decide_stored(
     Ok(g)
 }
 
-/// Revoke an approved grant as `by`, saying why.
+/// Revoke an approved grant as `by`, saying why: the provider's official, or a data bureau
+/// administrator (who may suspend any grant, as the watch over anomalies requires).
 pub async fn revoke_stored(
     store: &dyn tongban_store::Store,
+    catalogue: &[Resource],
     by: &Principal,
     id: &str,
     reason: &str,
@@ -736,6 +782,20 @@ pub async fn revoke_stored(
         .await?
         .ok_or_else(|| WorkflowError::NoSuchGrant(id.into()))?;
     let mut g = from_row(&row);
+    let provider = catalogue
+        .iter()
+        .find(|x| x.id == g.resource)
+        .map(|x| x.provider.clone())
+        .ok_or_else(|| WorkflowError::NoSuchResource(g.resource.clone()))?;
+    let names = department_names(store, by).await?;
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    if by.role != Role::DataBureauAdmin && !may_decide(&provider, &names, by.role) {
+        return Err(GrantError::NotProvider {
+            id: g.id.clone(),
+            provider,
+        }
+        .into());
+    }
     revoke(&mut g, &by.user_id, reason)?;
     store.put_grant(&to_row(&g, row.created_at)).await?;
     Ok(g)
