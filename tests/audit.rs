@@ -87,6 +87,20 @@ async fn the_log_chains_batches_and_shows_every_tampering() {
             log.append(event(i)).await.unwrap();
         }
         assert_eq!(store.last_audit().await.unwrap().unwrap().seq, 330);
+        // A command line writing beside the running writer takes the next number; the writer
+        // continues after it instead of failing its callers.
+        tongban_sharing::writer::append_now(
+            store.as_ref(),
+            &key,
+            &Settings {
+                checkpoint_every: 50,
+            },
+            vec![event(900)],
+        )
+        .await
+        .unwrap();
+        assert_eq!(log.append(event(901)).await.unwrap(), 332);
+        assert!(findings(store.as_ref(), &key).await.is_empty());
         assert!(findings(store.as_ref(), &key).await.is_empty());
         assert_eq!(store.audit_checkpoints().await.unwrap().len(), 6);
 

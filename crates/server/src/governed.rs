@@ -231,18 +231,23 @@ async fn read(
         ));
     }
     let store = state.store.as_ref();
-    let Some(golden) = store
+    // An unknown key and a key outside the caller's jurisdiction get the same answer, so that
+    // answers do not tell which keys exist.
+    let not_here = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no {kind} {key} within your jurisdiction"),
+        )
+    };
+    let golden = store
         .golden_record(kind, &key)
         .await
-        .map_err(ApiError::internal)?
-    else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_key",
-            format!("no {kind} {key}"),
-        ));
+        .map_err(ApiError::internal)?;
+    let mut record: Value = match &golden {
+        Some(g) => serde_json::from_str(&g.record).map_err(ApiError::internal)?,
+        None => json!({}),
     };
-    let mut record: Value = serde_json::from_str(&golden.record).map_err(ApiError::internal)?;
     // Rooms and buildings keep their few fields at the top of the record; give them the shape
     // of the others.
     if record.get("fields").is_none() {
@@ -272,6 +277,9 @@ async fn read(
         .iter()
         .find(|r| r.id == resource_id)
         .ok_or_else(|| ApiError::internal(format!("the catalogue has no {resource_id}")))?;
+    if golden.is_none() {
+        return Err(not_here());
+    }
     if !tongban_sharing::policy::may_see(&p, &subject) {
         // Recorded too: an attempt outside one's jurisdiction is what anomaly alerts watch.
         let _ = sharing
@@ -285,11 +293,7 @@ async fn read(
                     .to_string(),
             })
             .await;
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "outside_jurisdiction",
-            format!("{key} is outside your jurisdiction {}", p.jurisdiction),
-        ));
+        return Err(not_here());
     }
     let grants: Vec<Grant> = match &p.department {
         Some(d) => {
@@ -302,10 +306,22 @@ async fn read(
     let now = tongban_store::now_millis();
     // A grant whose daily quota is spent serves nothing more today.
     let day = tongban_sharing::watch::day_of(now);
+    // Each active grant's read is reserved under one lock before the fields are decided, so
+    // concurrent reads cannot together exceed the quota; unused reservations are given back.
     let mut exhausted: Vec<String> = Vec::new();
+    let mut reserved: Vec<String> = Vec::new();
     for g in grants.iter().filter(|g| g.active(now)) {
-        if used_today(sharing, store, &g.id, day).await? >= u64::from(g.daily_quota) {
+        used_today(sharing, store, &g.id, day).await?;
+        let mut map = sharing
+            .quota_used
+            .lock()
+            .map_err(|_| ApiError::internal("the quota counter is poisoned"))?;
+        let n = map.entry((g.id.clone(), day)).or_insert(0);
+        if *n >= u64::from(g.daily_quota) {
             exhausted.push(g.id.clone());
+        } else {
+            *n += 1;
+            reserved.push(g.id.clone());
         }
     }
     let grants: Vec<_> = grants
@@ -351,9 +367,12 @@ async fn read(
         }
     }
     if let Ok(mut map) = sharing.quota_used.lock() {
-        for s in &served {
-            if let Some(id) = s["grant"].as_str() {
-                *map.entry((id.to_string(), day)).or_insert(0) += 1;
+        for id in reserved
+            .iter()
+            .filter(|id| !served.iter().any(|s| s["grant"] == id.as_str()))
+        {
+            if let Some(n) = map.get_mut(&(id.clone(), day)) {
+                *n = n.saturating_sub(1);
             }
         }
     }

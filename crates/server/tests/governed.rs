@@ -181,11 +181,10 @@ async fn reads_are_decided_field_by_field_and_audited() {
         let forged = format!("{}{}", &clerk[..16], "0".repeat(48));
         let (status, body) = get(addr, &path, Some(&forged)).await;
         assert_eq!((status, body["error"].as_str()), (401, Some("bad_token")));
-        assert_eq!(
-            get(addr, &path, Some(&far)).await.0,
-            403,
-            "outside the jurisdiction"
-        );
+        // Outside the jurisdiction: the same answer as for a key that does not exist.
+        let (status, outside) = get(addr, &path, Some(&far)).await;
+        let (_, unknown) = get(addr, "/api/persons/P0000000000000000", Some(&far)).await;
+        assert_eq!((status, &outside["error"]), (404, &unknown["error"]));
         assert_eq!(
             get(addr, "/api/persons/P0000000000000000", Some(&clerk))
                 .await
@@ -205,7 +204,7 @@ async fn reads_are_decided_field_by_field_and_audited() {
             get(addr, &format!("/api/buildings/{BUILDING}"), Some(&far))
                 .await
                 .0,
-            403
+            404
         );
         assert_eq!(
             get(addr, &format!("/api/rooms/{ROOM}"), Some(&clerk))

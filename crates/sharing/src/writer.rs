@@ -5,7 +5,9 @@
 //! task takes whatever events are waiting (up to [`MAX_BATCH`]), chains them, stores them in one
 //! transaction and only then tells each caller its sequence number. A caller answers its own
 //! client after that, so a read that was answered is never missing from the log after a crash;
-//! if the store fails, every caller in the batch gets the error and answers nothing. Every
+//! if the store fails (after one retry from where the stored chain stands, in case another
+//! writer took the next number), every caller whose entry was not stored gets the error and
+//! answers nothing. Every
 //! [`Settings::checkpoint_every`] entries the writer signs a checkpoint over the entries since
 //! the last one, in the same transaction as the entry that completes it.
 
@@ -238,9 +240,21 @@ impl AuditLog {
                     }
                 }
                 let (events, replies): (Vec<Event>, Vec<_>) = batch.into_iter().unzip();
-                let (seqs, failure) = position
-                    .write(store.as_ref(), &key, &settings, events)
+                let (mut seqs, mut failure) = position
+                    .write(store.as_ref(), &key, &settings, events.clone())
                     .await;
+                // Another writer (an administrative command, say) may have taken the next
+                // number: continue from where the stored chain now stands and try the rest once
+                // more before giving up on them.
+                if failure.is_some()
+                    && let Ok(p) = Position::load(store.as_ref()).await
+                {
+                    position = p;
+                    let rest = events[seqs.len()..].to_vec();
+                    let (more, again) = position.write(store.as_ref(), &key, &settings, rest).await;
+                    seqs.extend(more);
+                    failure = again;
+                }
                 let mut replies = replies.into_iter();
                 for (reply, seq) in replies.by_ref().zip(seqs) {
                     let _ = reply.send(Ok(seq));
