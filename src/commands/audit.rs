@@ -11,10 +11,12 @@ use tongban_sharing::writer::{AuditLog, Settings, from_row, verify_store};
 #[derive(Parser, Debug)]
 #[command(after_help = "Examples:
   tongban audit verify                       check the chain and every signed checkpoint
+  tongban audit verify --public-key 3b6a27bc…   against the published key rather than the key file
   tongban audit export > audit.jsonl         every entry as one JSON line
   tongban audit export --after 1000
   tongban audit record --action note --subject ops 'restored from backup'
   tongban audit checkpoint                   seal the entries since the last checkpoint now
+  tongban audit public-key                   the key to publish for verifiers
 
 The log is a hash chain (each entry carries the hash of the one before) with Merkle checkpoints
 over ranges of entries signed by this node's Ed25519 key (--key, created on first use). verify
@@ -37,6 +39,10 @@ pub enum What {
     Verify {
         #[arg(long)]
         json: bool,
+        /// The node's public key (64 hexadecimal digits), as published: verify against it
+        /// rather than against the key file, which whoever holds it could re-sign with.
+        #[arg(long)]
+        public_key: Option<String>,
     },
     /// Write entries as JSON lines to standard output.
     Export {
@@ -46,6 +52,8 @@ pub enum What {
     },
     /// Sign a checkpoint now over the entries since the last one.
     Checkpoint,
+    /// Print the node's public key, to publish where verifiers can find it.
+    PublicKey,
     /// Append one event (an administrative note, say).
     Record {
         #[arg(long)]
@@ -143,13 +151,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     rt.block_on(async {
         let store: std::sync::Arc<dyn tongban_store::Store> = args.store.open().await?.into();
         match args.what {
-            What::Verify { json } => {
-                let key = node_key(&key_path)?;
-                let check = verify_store(store.as_ref(), &key.verifying_key()).await?;
+            What::Verify { json, public_key } => {
+                let node = match public_key {
+                    Some(hex) => audit::verifying_key_from_hex(&hex).with_context(|| {
+                        format!("--public-key {hex:?}: not an Ed25519 public key (64 hexadecimal digits)")
+                    })?,
+                    None => {
+                        if !key_path.exists() {
+                            anyhow::bail!(
+                                "no node key at {}: give --key or --public-key (verify never creates a key)",
+                                key_path.display()
+                            );
+                        }
+                        node_key(&key_path)?.verifying_key()
+                    }
+                };
+                let check = verify_store(store.as_ref(), &node).await?;
                 let checkpoints = store.audit_checkpoints().await?.len();
                 if json {
                     let v = serde_json::json!({
                         "entries": check.entries,
+                        "unsealed": check.unsealed,
                         "checkpoints": checkpoints,
                         "findings": check.findings,
                         "intact": check.findings.is_empty(),
@@ -157,8 +179,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     println!("{}", serde_json::to_string_pretty(&v)?);
                 } else if check.findings.is_empty() {
                     println!(
-                        "audit log intact: {} entries, {checkpoints} signed checkpoints verified",
-                        check.entries
+                        "audit log intact: {} entries, {checkpoints} signed checkpoints verified; {} entries after the last checkpoint are protected by the chain alone",
+                        check.entries, check.unsealed
                     );
                 } else {
                     println!(
@@ -189,6 +211,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                 }
                 out.flush()?;
+                Ok(ExitCode::SUCCESS)
+            }
+            What::PublicKey => {
+                let key = node_key(&key_path)?;
+                println!("{}", audit::verifying_key_to_hex(&key.verifying_key()));
                 Ok(ExitCode::SUCCESS)
             }
             What::Checkpoint => {

@@ -189,6 +189,9 @@ pub enum Finding {
     BadSignature { from: i64, to: i64 },
     /// A checkpoint covers entries the log no longer holds.
     CheckpointBeyondLog { from: i64, to: i64 },
+    /// Checkpoints leave entries `from..=to` unsealed although later entries are sealed: a
+    /// checkpoint was removed.
+    CheckpointGap { from: i64, to: i64 },
 }
 
 impl std::fmt::Display for Finding {
@@ -219,6 +222,10 @@ impl std::fmt::Display for Finding {
                 f,
                 "the checkpoint of entries {from}–{to} covers entries the log no longer holds"
             ),
+            Finding::CheckpointGap { from, to } => write!(
+                f,
+                "no checkpoint covers entries {from}–{to} although later ones are sealed (a checkpoint was removed)"
+            ),
         }
     }
 }
@@ -231,6 +238,9 @@ pub struct LogCheck {
     hashes: std::collections::BTreeMap<i64, [u8; 32]>,
     pub entries: u64,
     pub findings: Vec<Finding>,
+    /// Entries after the last checkpoint: protected by the chain alone until the next one
+    /// (their removal from the end of the log would not show).
+    pub unsealed: u64,
 }
 
 impl Default for LogCheck {
@@ -241,6 +251,7 @@ impl Default for LogCheck {
             hashes: Default::default(),
             entries: 0,
             findings: Vec::new(),
+            unsealed: 0,
         }
     }
 }
@@ -271,11 +282,27 @@ impl LogCheck {
         self.hashes
             .insert(e.seq, unhex::<32>(&recomputed).unwrap_or([0; 32]));
         self.prev = e.hash.clone();
-        self.expected = self.expected.max(e.seq + 1);
+        self.expected = self.expected.max(e.seq.saturating_add(1));
     }
 
-    /// Check the checkpoints against the entries seen and the node's public key.
+    /// Check the checkpoints against the entries seen and the node's public key, and that they
+    /// seal the log from its first entry without gaps.
     pub fn checkpoints(&mut self, checkpoints: &[Checkpoint], node: &VerifyingKey) {
+        let mut sealed_to = 0i64;
+        let mut ranges: Vec<(i64, i64)> =
+            checkpoints.iter().map(|c| (c.from_seq, c.to_seq)).collect();
+        ranges.sort_unstable();
+        for (from, to) in ranges {
+            if from > sealed_to.saturating_add(1) {
+                self.findings.push(Finding::CheckpointGap {
+                    from: sealed_to + 1,
+                    to: from - 1,
+                });
+            }
+            sealed_to = sealed_to.max(to);
+        }
+        let last = self.hashes.keys().next_back().copied().unwrap_or(0);
+        self.unsealed = u64::try_from(last - sealed_to).unwrap_or(0);
         for c in checkpoints {
             let (from, to) = (c.from_seq, c.to_seq);
             let signed = unhex::<64>(&c.signature)
@@ -316,6 +343,16 @@ pub fn verify(entries: &[Entry], checkpoints: &[Checkpoint], node: &VerifyingKey
 /// A node key from its 32 secret bytes in hex.
 pub fn signing_key_from_hex(text: &str) -> Option<SigningKey> {
     unhex::<32>(text.trim()).map(|b| SigningKey::from_bytes(&b))
+}
+
+/// A public key from its 32 bytes in hex.
+pub fn verifying_key_from_hex(text: &str) -> Option<VerifyingKey> {
+    unhex::<32>(text.trim()).and_then(|b| VerifyingKey::from_bytes(&b).ok())
+}
+
+/// A public key in hex, to publish.
+pub fn verifying_key_to_hex(key: &VerifyingKey) -> String {
+    hex(key.as_bytes())
 }
 
 /// The secret bytes of a node key in hex, for its key file.
@@ -419,6 +456,10 @@ mod tests {
         let f = verify(&t, &cps, &node);
         assert!(f.contains(&Finding::OutOfOrder { seq: 13 }), "{f:?}");
         assert!(!f.is_empty());
+
+        // A checkpoint removed: the entries it sealed are no longer sealed, and it shows.
+        let f = verify(&entries, &cps[1..], &node);
+        assert_eq!(f, vec![Finding::CheckpointGap { from: 1, to: 8 }]);
 
         // A checkpoint signed by another key, or with its root changed.
         let mut bad = cps.clone();
