@@ -1027,10 +1027,7 @@ impl Incremental {
                 let t0 = Instant::now();
                 let (changes, relations) = self.resolve_record(record, &mut report);
                 let decided = t0.elapsed();
-                let run_id = self.runs.get("person").map_or(0, |r| r.0);
-                store
-                    .apply_library_changes(run_id, &changes, &relations)
-                    .await?;
+                store.apply_library_changes(&changes, &relations).await?;
                 report.latencies.decide.push(decided);
                 report.latencies.total.push(t0.elapsed());
                 progress.records(report.records);

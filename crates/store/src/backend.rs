@@ -651,13 +651,13 @@ impl Store for $store {
 
     async fn apply_library_changes(
         &self,
-        run_id: i64,
         changes: &[LibraryChanges],
         relations: &[Relation],
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for change in changes {
             let k = resolution_kind(&change.kind)?;
+            let run_id = change.run_id;
             for (old, new) in &change.renamed {
                 sqlx::query($fix(&format!("UPDATE links_{k} SET entity_key = ? WHERE entity_key = ?")))
                     .bind(new)

@@ -300,6 +300,8 @@ pub struct Relation {
 pub struct LibraryChanges {
     /// "person", "entity", "room" or "building".
     pub kind: String,
+    /// The run the links and golden records are recorded under.
+    pub run_id: i64,
     /// Links to add or re-point (a mention already linked takes the new entity).
     pub links: Vec<EntityLink>,
     /// Golden records to add or replace.
@@ -509,10 +511,9 @@ pub trait Store: Send + Sync {
     /// Applies what resolving new records changed, for every kind at once, and adds the
     /// relations they state, in one transaction: a record is resolved completely or not at
     /// all. Links and golden records are upserted, so applying the same changes twice changes
-    /// nothing. `run_id` is the run the links are recorded under.
+    /// nothing.
     async fn apply_library_changes(
         &self,
-        run_id: i64,
         changes: &[LibraryChanges],
         relations: &[Relation],
     ) -> Result<()>;

@@ -482,6 +482,7 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
         // A new record shows P2 to be P1: P2's links and relations follow, its golden record goes.
         let changes = vec![tongban_store::LibraryChanges {
             kind: "person".into(),
+            run_id: run,
             links: vec![link("b", "7", "subject", "P1")],
             golden: vec![golden("P1", "merged")],
             renamed: vec![("P2".into(), "P1".into())],
@@ -489,7 +490,7 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
         let relations = vec![rel("P1", "lives_in", "R1", "7")];
         for _ in 0..2 {
             store
-                .apply_library_changes(run, &changes, &relations)
+                .apply_library_changes(&changes, &relations)
                 .await
                 .unwrap();
         }
@@ -535,6 +536,6 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
             kind: "planet".into(),
             ..Default::default()
         }];
-        assert!(store.apply_library_changes(run, &bad, &[]).await.is_err());
+        assert!(store.apply_library_changes(&bad, &[]).await.is_err());
     }
 }
