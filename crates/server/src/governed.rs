@@ -30,8 +30,9 @@ pub struct Sharing {
     /// Reads served under each grant today: (grant, day) → count, counted from the audit log
     /// the first time a grant serves a read on a day, then kept here.
     pub quota_used: std::sync::Mutex<std::collections::HashMap<(String, i64), u64>>,
-    /// The community of each entity read recently, and when it was looked up: it changes only
-    /// when the libraries are rebuilt, so a minute-old answer is good.
+    /// The community of each entity read recently, and when it was looked up: it changes when
+    /// the libraries do (a run, or new records resolved incrementally), and a minute-old answer
+    /// is accepted.
     communities: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
     /// Each department's grants as of a moment ago: an approval or revocation takes effect
     /// within [`GRANTS_FRESH_MS`].

@@ -17,7 +17,8 @@ use std::sync::Mutex;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// 数据局管理员: runs the hub, approves nothing on a department's behalf.
+    /// 数据局管理员: runs the hub, decides on requests for the libraries the bureau provides,
+    /// and may suspend any grant; decides nothing on a providing department's behalf.
     DataBureauAdmin,
     /// 部门工作人员: requests and, for its own datasets, approves grants.
     DepartmentOfficial,
@@ -120,8 +121,9 @@ pub fn check_jurisdiction(code: &str) -> Result<(), IdentityError> {
     }
 }
 
-/// Whether `code` lies within `jurisdiction` (both division or grid codes): the jurisdiction's
-/// code, without its trailing zero padding, is a prefix of the code.
+/// Whether `code` lies within `jurisdiction`: the jurisdiction's code is a prefix of the
+/// subject's division code. Subjects are placed in communities (12 digits), so a grid
+/// jurisdiction (15 digits) sees nobody until subjects carry grid codes.
 pub fn within(jurisdiction: &str, code: &str) -> bool {
     !jurisdiction.is_empty() && code.starts_with(jurisdiction)
 }
