@@ -24,6 +24,7 @@ use tongban_intake::pipeline::{IngestError, ingest_ndjson};
 use tongban_store::Store;
 
 pub mod governed;
+pub mod openapi;
 
 /// The largest pushed batch; bigger deliveries go in several batches or as files.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -82,6 +83,10 @@ impl IntoResponse for ApiError {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/intake/{source}/batches", post(push_batch))
+        .route(
+            "/api/openapi.json",
+            get(|| async { Json(openapi::document()) }),
+        )
         .route("/api/persons/{key}", get(governed::person))
         .route("/api/entities/{key}", get(governed::entity))
         .route("/api/rooms/{key}", get(governed::room))

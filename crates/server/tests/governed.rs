@@ -178,6 +178,8 @@ async fn reads_are_decided_field_by_field_and_audited() {
         let path = format!("/api/persons/{PERSON}");
 
         assert_eq!(get(addr, &path, None).await.0, 401);
+        let (status, doc) = get(addr, "/api/openapi.json", None).await;
+        assert_eq!((status, doc["openapi"].as_str()), (200, Some("3.1.0")));
         let forged = format!("{}{}", &clerk[..16], "0".repeat(48));
         let (status, body) = get(addr, &path, Some(&forged)).await;
         assert_eq!((status, body["error"].as_str()), (401, Some("bad_token")));
