@@ -10,7 +10,7 @@ use tongban_sharing::writer::from_row;
 #[command(after_help = "Examples:
   tongban watch stats                  reads per department, resource and day; share of fields shared
   tongban watch alerts                 spikes, bulk enumeration, off-hours reads, refused attempts
-  tongban watch alerts --suspend --as admin     and revoke the grants the alerting reads used
+  tongban watch alerts --suspend --as admin     and suspend the grants today's alerting reads used
 
 Days and hours are China Standard Time. An alert compares a user's day with their own usual day
 (the median), so a busy window clerk is not flagged for being busy.")]
@@ -32,10 +32,14 @@ pub enum What {
     Alerts {
         #[arg(long)]
         json: bool,
+        /// Suspend for alerts of every day, not only today's; and for off-hours reads too (by
+        /// default a late read alone suspends nothing).
+        #[arg(long)]
+        all: bool,
         /// Revoke the grants that alerting reads were served under.
         #[arg(long, requires = "user")]
         suspend: bool,
-        /// Who suspends (a data bureau administrator or the providing department's official).
+        /// Who suspends (a data bureau administrator, or the providing department's official).
         #[arg(long = "as")]
         user: Option<String>,
     },
@@ -89,7 +93,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
-            What::Alerts { json, suspend, user } => {
+            What::Alerts {
+                json,
+                all,
+                suspend,
+                user,
+            } => {
                 let found = alerts(&entries, &Thresholds::default());
                 if json {
                     println!("{}", serde_json::to_string_pretty(&found)?);
@@ -115,7 +124,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     };
                     let catalogue = tongban_sharing::catalogue::catalogue(store).await?;
                     let mut done: Vec<String> = Vec::new();
-                    for a in &found {
+                    let today = tongban_sharing::watch::day_of(tongban_store::now_millis());
+                    for a in found
+                        .iter()
+                        .filter(|a| all || (a.day == today && a.kind != "off_hours"))
+                    {
                         for g in &a.grants {
                             if done.contains(g) {
                                 continue;
