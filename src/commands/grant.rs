@@ -80,7 +80,8 @@ pub enum What {
     },
 }
 
-async fn acting(store: &dyn tongban_store::Store, user: &str) -> anyhow::Result<Principal> {
+/// The user named by `--as`, as a principal (the command line is the operators' tool).
+pub async fn acting(store: &dyn tongban_store::Store, user: &str) -> anyhow::Result<Principal> {
     let u = store
         .user(user)
         .await?

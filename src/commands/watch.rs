@@ -110,18 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                 }
                 if suspend && let Some(user) = user {
-                    let u = store
-                        .user(&user)
-                        .await?
-                        .ok_or_else(|| anyhow::anyhow!("--as {user:?}: no such user"))?;
-                    let by = tongban_sharing::identity::Principal {
-                        role: tongban_sharing::identity::Role::parse(&u.role)?,
-                        user_id: u.id,
-                        name: u.name,
-                        department: u.department,
-                        jurisdiction: u.jurisdiction,
-                        token_id: "cli".into(),
-                    };
+                    let by = super::grant::acting(store, &user).await?;
                     let catalogue = tongban_sharing::catalogue::catalogue(store).await?;
                     let mut done: Vec<String> = Vec::new();
                     let today = tongban_sharing::watch::day_of(tongban_store::now_millis());

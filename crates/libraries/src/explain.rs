@@ -110,7 +110,13 @@ fn not_named(r: &MentionRef, what: &str) -> LibraryError {
     }
 }
 
-async fn mention_of(store: &dyn Store, r: &MentionRef) -> Result<Mention> {
+/// The mention `r` names, read off its record by `of` (person or entity mentions).
+async fn mention_at<M: crate::build::MentionOf>(
+    store: &dyn Store,
+    r: &MentionRef,
+    of: fn(&RecordView) -> Vec<M>,
+    what: &str,
+) -> Result<M> {
     let (subject, cleaned, invalid) = record_of(store, r).await?;
     let view = RecordView {
         source: &r.source,
@@ -119,25 +125,24 @@ async fn mention_of(store: &dyn Store, r: &MentionRef) -> Result<Mention> {
         cleaned: &cleaned,
         invalid: &invalid,
     };
-    mentions(&view)
+    of(&view)
         .into_iter()
-        .find(|m| m.role == r.role)
-        .ok_or_else(|| not_named(r, "person"))
+        .find(|m| m.at().2 == r.role)
+        .ok_or_else(|| not_named(r, what))
+}
+
+async fn mention_of(store: &dyn Store, r: &MentionRef) -> Result<Mention> {
+    mention_at(store, r, mentions, "person").await
 }
 
 async fn entity_mention_of(store: &dyn Store, r: &MentionRef) -> Result<EntityMention> {
-    let (subject, cleaned, invalid) = record_of(store, r).await?;
-    let view = RecordView {
-        source: &r.source,
-        subject: &subject,
-        key: &r.record_key,
-        cleaned: &cleaned,
-        invalid: &invalid,
-    };
-    tongban_resolution::entity::mentions(&view)
-        .into_iter()
-        .find(|m| m.role == r.role)
-        .ok_or_else(|| not_named(r, "legal entity"))
+    mention_at(
+        store,
+        r,
+        tongban_resolution::entity::mentions,
+        "legal entity",
+    )
+    .await
 }
 
 /// The latest run of a kind and its summary.

@@ -17,8 +17,8 @@
 //! members until the next batch run), or revisit a room whose most common key shifts.
 
 use crate::build::{
-    ENTITY_FIELDS, ENTITY_TRUST, Mentions, Progress, Summary, entity_field, place_anchor,
-    place_golden, read_up_to, record_mentions, subjects,
+    ENTITY_FIELDS, ENTITY_TRUST, MentionOf, Mentions, Progress, Summary, entity_field,
+    place_anchor, place_golden, read_up_to, record_mentions, subjects,
 };
 use crate::{LibraryError, Result, entity_key};
 use std::collections::HashMap;
@@ -98,32 +98,12 @@ struct Linked<M> {
     book: Book,
 }
 
-/// Where a mention sits, for anchors and links.
-trait Located {
-    fn at(&self) -> (&str, &str, &str);
-}
-impl Located for Mention {
-    fn at(&self) -> (&str, &str, &str) {
-        (&self.source, &self.record_key, &self.role)
-    }
-}
-impl Located for EntityMention {
-    fn at(&self) -> (&str, &str, &str) {
-        (&self.source, &self.record_key, &self.role)
-    }
-}
-impl Located for PlaceMention {
-    fn at(&self) -> (&str, &str, &str) {
-        (&self.source, &self.record_key, &self.role)
-    }
-}
-
-fn mention_anchor<M: Located>(m: &M) -> String {
+fn mention_anchor<M: MentionOf>(m: &M) -> String {
     let (s, k, r) = m.at();
     format!("mention:{s}|{k}|{r}")
 }
 
-fn at_of<M: Located>(m: &M) -> At {
+fn at_of<M: MentionOf>(m: &M) -> At {
     let (s, k, r) = m.at();
     (s.to_string(), k.to_string(), r.to_string())
 }
@@ -139,7 +119,7 @@ struct Added {
     new_entity: bool,
 }
 
-impl<M: Located + Clone> Linked<M> {
+impl<M: MentionOf + Clone> Linked<M> {
     /// Build from the mentions a run saw and the links it wrote. `rows` gives each mention's
     /// index row and the distinct rows' table values come from `table`.
     #[allow(clippy::too_many_arguments)]

@@ -9,7 +9,7 @@
 //! deterministic links and constraints hang on them. This module only parses and validates.
 
 use crate::blocking::{KeyPart, Rule};
-use crate::link::{ConfigError, parse_key};
+use crate::link::{ConfigError, parse_key, parse_toml, read_config};
 use crate::linker::Settings;
 use serde::Deserialize;
 
@@ -80,27 +80,12 @@ pub struct LibraryConfig {
 
 impl LibraryConfig {
     pub fn load(path: &std::path::Path) -> Result<LibraryConfig, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
+        let (file, text) = read_config(path)?;
         LibraryConfig::parse(&file, &text)
     }
 
     pub fn parse(file: &str, text: &str) -> Result<LibraryConfig, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            ConfigError::Parse {
-                file: match line {
-                    Some(l) => format!("{file}:{l}"),
-                    None => file.to_string(),
-                },
-                message: e.message().to_string(),
-            }
-        })?;
+        let raw: RawConfig = parse_toml(file, text)?;
         Ok(LibraryConfig {
             text: text.to_string(),
             person: kind(file, "person", crate::person::COLUMNS, raw.person)?,

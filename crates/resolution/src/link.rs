@@ -135,29 +135,43 @@ pub(crate) fn parse_key(text: &str) -> Result<(String, Transform), String> {
     Ok((t.to_string(), Transform::Whole))
 }
 
+/// A configuration file's text, or an error naming the file.
+pub(crate) fn read_config(path: &Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
+    Ok((file, text))
+}
+
+/// TOML into `T`, a syntax or shape error naming the file and line.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+        ConfigError::Parse {
+            file: match line {
+                Some(l) => format!("{file}:{l}"),
+                None => file.to_string(),
+            },
+            message: e.message().to_string(),
+        }
+    })
+}
+
 impl LinkConfig {
     pub fn load(path: &Path) -> Result<LinkConfig, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
+        let (file, text) = read_config(path)?;
         LinkConfig::parse(&file, &text)
     }
 
     pub fn parse(file: &str, text: &str) -> Result<LinkConfig, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
-            ConfigError::Parse {
-                file: match line {
-                    Some(l) => format!("{file}:{l}"),
-                    None => file.to_string(),
-                },
-                message: e.message().to_string(),
-            }
-        })?;
+        let raw: RawConfig = parse_toml(file, text)?;
         let invalid = |setting: &str, message: String| ConfigError::Invalid {
             file: file.to_string(),
             setting: setting.to_string(),

@@ -9,6 +9,7 @@
 //! from the store on every call. This module decides nothing about what a user may read —
 //! that is the policy's job.
 
+use crate::audit::{hex, unhex};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -128,10 +129,6 @@ pub fn within(jurisdiction: &str, code: &str) -> bool {
     !jurisdiction.is_empty() && code.starts_with(jurisdiction)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn random_hex(n: usize) -> Result<String, IdentityError> {
     let mut b = vec![0u8; n];
     getrandom::fill(&mut b).map_err(|_| IdentityError::NoRandomness)?;
@@ -189,20 +186,11 @@ pub fn verify_secret(secret: &str, stored: &str) -> bool {
     else {
         return false;
     };
-    let unhex = |s: &str| -> Option<Vec<u8>> {
-        (s.len().is_multiple_of(2) && s.is_ascii())
-            .then(|| {
-                (0..s.len() / 2)
-                    .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok())
-                    .collect()
-            })
-            .flatten()
-    };
-    let (Some(salt), Some(hash)) = (unhex(salt), unhex(hash)) else {
+    let (Some(salt), Some(hash)) = (unhex::<16>(salt), unhex::<32>(hash)) else {
         return false;
     };
     match argon2(secret, &salt) {
-        Ok(computed) if computed.len() == hash.len() => {
+        Ok(computed) => {
             computed
                 .iter()
                 .zip(&hash)

@@ -697,10 +697,7 @@ pub async fn request(
         message: "no randomness for an id".into(),
     })?;
     let g = Grant {
-        id: format!(
-            "G{}",
-            id.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ),
+        id: format!("G{}", crate::audit::hex(&id)),
         department,
         resource: r.resource,
         fields: r.fields,
@@ -734,6 +731,32 @@ async fn department_names(
     Ok(names)
 }
 
+/// A stored grant with when it was created, the provider of its resource, and the names of
+/// `by`'s department: what deciding on it or revoking it needs.
+async fn stored(
+    store: &dyn tongban_store::Store,
+    catalogue: &[Resource],
+    by: &Principal,
+    id: &str,
+) -> Result<(i64, Grant, String, Vec<String>), WorkflowError> {
+    let row = store
+        .grant(id)
+        .await?
+        .ok_or_else(|| WorkflowError::NoSuchGrant(id.into()))?;
+    let g = from_row(&row);
+    let provider = catalogue
+        .iter()
+        .find(|x| x.id == g.resource)
+        .map(|x| x.provider.clone())
+        .ok_or_else(|| WorkflowError::NoSuchResource(g.resource.clone()))?;
+    Ok((
+        row.created_at,
+        g,
+        provider,
+        department_names(store, by).await?,
+    ))
+}
+
 /// Approve or reject a request as `by` (see [`may_decide`]).
 pub async fn decide_stored(
     store: &dyn tongban_store::Store,
@@ -743,17 +766,7 @@ pub async fn decide_stored(
     approve: bool,
     reason: &str,
 ) -> Result<Grant, WorkflowError> {
-    let row = store
-        .grant(id)
-        .await?
-        .ok_or_else(|| WorkflowError::NoSuchGrant(id.into()))?;
-    let mut g = from_row(&row);
-    let provider = catalogue
-        .iter()
-        .find(|x| x.id == g.resource)
-        .map(|x| x.provider.clone())
-        .ok_or_else(|| WorkflowError::NoSuchResource(g.resource.clone()))?;
-    let names = department_names(store, by).await?;
+    let (created_at, mut g, provider, names) = stored(store, catalogue, by, id).await?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     decide_request(
         &mut g,
@@ -764,7 +777,7 @@ pub async fn decide_stored(
         approve,
         reason,
     )?;
-    store.put_grant(&to_row(&g, row.created_at)).await?;
+    store.put_grant(&to_row(&g, created_at)).await?;
     Ok(g)
 }
 
@@ -777,17 +790,7 @@ pub async fn revoke_stored(
     id: &str,
     reason: &str,
 ) -> Result<Grant, WorkflowError> {
-    let row = store
-        .grant(id)
-        .await?
-        .ok_or_else(|| WorkflowError::NoSuchGrant(id.into()))?;
-    let mut g = from_row(&row);
-    let provider = catalogue
-        .iter()
-        .find(|x| x.id == g.resource)
-        .map(|x| x.provider.clone())
-        .ok_or_else(|| WorkflowError::NoSuchResource(g.resource.clone()))?;
-    let names = department_names(store, by).await?;
+    let (created_at, mut g, provider, names) = stored(store, catalogue, by, id).await?;
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     if by.role != Role::DataBureauAdmin && !may_decide(&provider, &names, by.role) {
         return Err(GrantError::NotProvider {
@@ -797,6 +800,6 @@ pub async fn revoke_stored(
         .into());
     }
     revoke(&mut g, &by.user_id, reason)?;
-    store.put_grant(&to_row(&g, row.created_at)).await?;
+    store.put_grant(&to_row(&g, created_at)).await?;
     Ok(g)
 }
