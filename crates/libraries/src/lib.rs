@@ -3,8 +3,10 @@
 //! This crate is the glue between the store and the resolution engine. It reads every current
 //! record of every source, turns them into mentions, lets `tongban-resolution` link them, names
 //! each resulting entity with a stable key, builds its golden record, and writes links and golden
-//! records back in one transaction per kind. It also scores a result against the synthetic
-//! truth. It does no comparison or clustering of its own and never changes a source record.
+//! records back in one transaction per kind. It also resolves records stored later one at a time
+//! against the libraries in memory (`incremental`), counts residents and floating population per
+//! community (`population`), and scores a result against the synthetic truth. It does no
+//! comparison or clustering of its own and never changes a source record.
 
 pub mod build;
 pub mod evaluate;
