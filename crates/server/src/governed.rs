@@ -149,8 +149,8 @@ fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
         })
 }
 
-async fn principal(sharing: &Sharing, headers: &HeaderMap) -> Result<Principal, ApiError> {
-    let token = token(headers)?;
+/// The principal a token (an API token or a console session) belongs to.
+pub async fn principal_of(sharing: &Sharing, token: &str) -> Result<Principal, ApiError> {
     sharing
         .identities
         .authenticate(token, tongban_store::now_millis())
@@ -163,8 +163,271 @@ async fn principal(sharing: &Sharing, headers: &HeaderMap) -> Result<Principal, 
         })
 }
 
+async fn principal(sharing: &Sharing, headers: &HeaderMap) -> Result<Principal, ApiError> {
+    principal_of(sharing, token(headers)?).await
+}
+
 fn valid_key(prefix: char, key: &str) -> bool {
     key.len() == 17 && key.starts_with(prefix) && key[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The kinds the governed API serves, with their key prefixes.
+pub fn key_prefix(kind: &str) -> char {
+    match kind {
+        "person" => 'P',
+        "entity" => 'E',
+        "room" => 'R',
+        _ => 'B',
+    }
+}
+
+fn sharing_of(state: &AppState) -> Result<&Sharing, ApiError> {
+    state.sharing.as_deref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "sharing_disabled",
+            "the governed API is off on this server",
+        )
+    })
+}
+
+/// A caller with their department's grants as of now.
+pub struct Caller {
+    pub principal: Principal,
+    pub grants: Vec<Grant>,
+    pub now: i64,
+}
+
+impl Caller {
+    pub async fn new(
+        sharing: &Sharing,
+        store: &dyn tongban_store::Store,
+        principal: Principal,
+    ) -> Result<Caller, ApiError> {
+        let now = tongban_store::now_millis();
+        let grants = match &principal.department {
+            Some(d) => sharing.grants_of(store, d, now).await?,
+            None => Vec::new(),
+        };
+        Ok(Caller {
+            principal,
+            grants,
+            now,
+        })
+    }
+}
+
+/// One subject as a caller may see it: each field shown with its provenance, masked, or
+/// withheld, and the grants the shown fields were served under.
+#[derive(Debug, Clone)]
+pub struct View {
+    pub kind: &'static str,
+    pub key: String,
+    pub community: String,
+    pub fields: Map<String, Value>,
+    pub shown: Vec<String>,
+    pub masked: Vec<String>,
+    pub withheld: Vec<String>,
+    pub served: Vec<Value>,
+    pub exhausted: Vec<String>,
+}
+
+impl View {
+    /// The view as the API answers it.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "key": self.key,
+            "community": self.community,
+            "fields": self.fields,
+            "withheld": self.withheld,
+            "served_under": self.served,
+            "quota_exhausted": self.exhausted,
+        })
+    }
+
+    /// The audit event of this read. `via` says how the subject was reached (a read by key,
+    /// a search, a bulk lookup, a console page).
+    fn event(&self, caller: &Caller, via: &str) -> Event {
+        let p = &caller.principal;
+        Event {
+            at: caller.now,
+            actor: p.user_id.clone(),
+            action: format!("read.{}", self.kind),
+            subject: self.key.clone(),
+            detail: json!({
+                "department": p.department, "role": p.role, "shown": self.shown,
+                "masked": self.masked, "served_under": self.served, "via": via,
+            })
+            .to_string(),
+        }
+    }
+}
+
+/// What a look at one subject came to.
+pub enum Seen {
+    /// The caller may see the subject; the read still has to be audited before it is answered.
+    Shown(View),
+    /// The subject is outside the caller's jurisdiction; the attempt is audited and the caller
+    /// told only that there is no such subject.
+    Denied(Event),
+    /// No such subject, or (for a search) one whose matched fields the caller may not see.
+    Nothing,
+}
+
+/// Decide every field of one subject of `kind` for `caller`. `required` are fields the caller
+/// must be shown for the subject to be returned at all (a search's matched fields); quota
+/// reserved for a subject that is not returned is given back.
+pub async fn look(
+    sharing: &Sharing,
+    store: &dyn tongban_store::Store,
+    caller: &Caller,
+    kind: &'static str,
+    key: &str,
+    golden: Option<tongban_store::GoldenRecord>,
+    required: &[&str],
+) -> Result<Seen, ApiError> {
+    let p = &caller.principal;
+    let now = caller.now;
+    let Some(golden) = golden else {
+        return Ok(Seen::Nothing);
+    };
+    let mut record: Value = serde_json::from_str(&golden.record).map_err(ApiError::internal)?;
+    // Rooms and buildings keep their few fields at the top of the record; give them the shape
+    // of the others.
+    if record.get("fields").is_none() {
+        let fields: Map<String, Value> = ["address_key", "community"]
+            .iter()
+            .filter_map(|f| {
+                let v = record.get(*f)?.as_str()?.to_string();
+                Some((f.to_string(), json!({ "value": v })))
+            })
+            .collect();
+        record["fields"] = Value::Object(fields);
+    }
+    let community = sharing.community(store, kind, key, now).await?;
+    // A citizen's user id is their person key: they may read their own record.
+    let subject = Subject {
+        key,
+        division: &community,
+        is_caller: p.role == tongban_sharing::identity::Role::Citizen
+            && kind == "person"
+            && p.user_id == key,
+    };
+    let resource_id = format!("library.{kind}");
+    let resource = sharing
+        .catalogue
+        .iter()
+        .find(|r| r.id == resource_id)
+        .ok_or_else(|| ApiError::internal(format!("the catalogue has no {resource_id}")))?;
+    if !tongban_sharing::policy::may_see(p, &subject) {
+        // Recorded too: an attempt outside one's jurisdiction is what anomaly alerts watch.
+        return Ok(Seen::Denied(Event {
+            at: now,
+            actor: p.user_id.clone(),
+            action: format!("read.{kind}.denied"),
+            subject: key.to_string(),
+            detail: json!({"reason": "outside jurisdiction", "community": community}).to_string(),
+        }));
+    }
+    // A grant whose daily quota is spent serves nothing more today.
+    let day = tongban_sharing::watch::day_of(now);
+    // Each active grant's read is reserved under one lock before the fields are decided, so
+    // concurrent reads cannot together exceed the quota; unused reservations are given back.
+    let mut exhausted: Vec<String> = Vec::new();
+    let mut reserved: Vec<String> = Vec::new();
+    for g in caller.grants.iter().filter(|g| g.active(now)) {
+        used_today(sharing, store, &g.id, day).await?;
+        let mut map = sharing
+            .quota_used
+            .lock()
+            .map_err(|_| ApiError::internal("the quota counter is poisoned"))?;
+        let n = map.entry((g.id.clone(), day)).or_insert(0);
+        if *n >= u64::from(g.daily_quota) {
+            exhausted.push(g.id.clone());
+        } else {
+            *n += 1;
+            reserved.push(g.id.clone());
+        }
+    }
+    let grants: Vec<&Grant> = caller
+        .grants
+        .iter()
+        .filter(|g| !exhausted.contains(&g.id))
+        .collect();
+    let usable: Vec<Grant> = grants.iter().map(|g| (*g).clone()).collect();
+    let mut view = View {
+        kind,
+        key: key.to_string(),
+        community: community.clone(),
+        fields: Map::new(),
+        shown: Vec::new(),
+        masked: Vec::new(),
+        withheld: Vec::new(),
+        served: Vec::new(),
+        exhausted,
+    };
+    let empty = Map::new();
+    let golden_fields = record
+        .get("fields")
+        .and_then(Value::as_object)
+        .unwrap_or(&empty);
+    for f in &resource.fields {
+        if f.name == "key" {
+            continue;
+        }
+        let Some(kept) = golden_fields.get(&f.name) else {
+            continue;
+        };
+        let value = kept.get("value").and_then(Value::as_str).unwrap_or("");
+        match decide(p, resource, &f.name, &subject, now, &usable).decision {
+            Decision::Show { grant } => {
+                view.shown.push(f.name.clone());
+                view.fields.insert(f.name.clone(), kept.clone());
+                if let Some(id) = grant
+                    && !view.served.iter().any(|s| s["grant"] == id.as_str())
+                    && let Some(g) = grants.iter().find(|g| g.id == id)
+                {
+                    view.served.push(
+                        json!({"grant": g.id, "purpose": g.purpose, "legal_basis": g.legal_basis}),
+                    );
+                }
+            }
+            Decision::Mask => {
+                view.masked.push(f.name.clone());
+                view.fields
+                    .insert(f.name.clone(), json!({ "masked": mask(&f.name, value) }));
+            }
+            Decision::Omit => view.withheld.push(f.name.clone()),
+        }
+    }
+    let returned = required.iter().all(|r| view.shown.iter().any(|s| s == r));
+    if let Ok(mut map) = sharing.quota_used.lock() {
+        for id in reserved
+            .iter()
+            .filter(|id| !returned || !view.served.iter().any(|s| s["grant"] == id.as_str()))
+        {
+            if let Some(n) = map.get_mut(&(id.clone(), day)) {
+                *n = n.saturating_sub(1);
+            }
+        }
+    }
+    Ok(if returned {
+        Seen::Shown(view)
+    } else {
+        Seen::Nothing
+    })
+}
+
+/// Record every event, in one batch, before anything is answered: not recorded, not answered.
+pub async fn record(sharing: &Sharing, events: Vec<Event>) -> Result<Vec<i64>, ApiError> {
+    sharing.audit.append_all(events).await.map_err(|e| {
+        eprintln!("audit: {e}");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "the read could not be recorded, so it is not answered; try again",
+        )
+    })
 }
 
 /// `GET /api/persons/{key}`.
@@ -203,6 +466,16 @@ pub async fn building(
     read(state, headers, "building", key).await
 }
 
+fn not_here(kind: &str, key: &str) -> ApiError {
+    // An unknown key and a key outside the caller's jurisdiction get the same answer, so that
+    // answers do not tell which keys exist.
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no {kind} {key} within your jurisdiction"),
+    )
+}
+
 /// A governed read of one library entity of `kind`.
 async fn read(
     State(state): State<AppState>,
@@ -210,20 +483,9 @@ async fn read(
     kind: &'static str,
     key: String,
 ) -> Result<Json<Value>, ApiError> {
-    let prefix = match kind {
-        "person" => 'P',
-        "entity" => 'E',
-        "room" => 'R',
-        _ => 'B',
-    };
-    let Some(sharing) = state.sharing.as_ref() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "sharing_disabled",
-            "the governed API is off on this server",
-        ));
-    };
+    let sharing = sharing_of(&state)?;
     let p = principal(sharing, &headers).await?;
+    let prefix = key_prefix(kind);
     if !valid_key(prefix, &key) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -232,183 +494,277 @@ async fn read(
         ));
     }
     let store = state.store.as_ref();
-    // An unknown key and a key outside the caller's jurisdiction get the same answer, so that
-    // answers do not tell which keys exist.
-    let not_here = || {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no {kind} {key} within your jurisdiction"),
-        )
-    };
+    let caller = Caller::new(sharing, store, p).await?;
     let golden = store
         .golden_record(kind, &key)
         .await
         .map_err(ApiError::internal)?;
-    let mut record: Value = match &golden {
-        Some(g) => serde_json::from_str(&g.record).map_err(ApiError::internal)?,
-        None => json!({}),
-    };
-    // Rooms and buildings keep their few fields at the top of the record; give them the shape
-    // of the others.
-    if record.get("fields").is_none() {
-        let fields: Map<String, Value> = ["address_key", "community"]
-            .iter()
-            .filter_map(|f| {
-                let v = record.get(*f)?.as_str()?.to_string();
-                Some((f.to_string(), json!({ "value": v })))
-            })
-            .collect();
-        record["fields"] = Value::Object(fields);
+    match look(sharing, store, &caller, kind, &key, golden, &[]).await? {
+        Seen::Shown(view) => {
+            let seq = record(sharing, vec![view.event(&caller, "key")]).await?;
+            let mut answer = view.to_json();
+            answer["audit_entry"] = json!(seq.first());
+            Ok(Json(answer))
+        }
+        Seen::Denied(event) => {
+            let _ = record(sharing, vec![event]).await;
+            Err(not_here(kind, &key))
+        }
+        Seen::Nothing => Err(not_here(kind, &key)),
     }
-    let community = sharing
-        .community(store, kind, &key, tongban_store::now_millis())
-        .await?;
-    // A citizen's user id is their person key: they may read their own record.
-    let subject = Subject {
-        key: &key,
-        division: &community,
-        is_caller: p.role == tongban_sharing::identity::Role::Citizen
-            && kind == "person"
-            && p.user_id == key,
-    };
-    let resource_id = format!("library.{kind}");
-    let resource = sharing
-        .catalogue
+}
+
+/// The most results a search returns.
+pub const MAX_RESULTS: i64 = 20;
+
+/// Run a search for `caller` and audit it: one entry for the search itself (which fields were
+/// searched and how many results were returned) and one read entry per result.
+pub async fn run_search(
+    sharing: &Sharing,
+    store: &dyn tongban_store::Store,
+    caller: &Caller,
+    kind: &'static str,
+    search: &crate::search::Search,
+    via: &str,
+) -> Result<(Vec<View>, bool), ApiError> {
+    let criteria: Vec<(&str, &str)> = search
+        .criteria
         .iter()
-        .find(|r| r.id == resource_id)
-        .ok_or_else(|| ApiError::internal(format!("the catalogue has no {resource_id}")))?;
-    if golden.is_none() {
-        return Err(not_here());
-    }
-    if !tongban_sharing::policy::may_see(&p, &subject) {
-        // Recorded too: an attempt outside one's jurisdiction is what anomaly alerts watch.
-        let _ = sharing
-            .audit
-            .append(Event {
-                at: tongban_store::now_millis(),
-                actor: p.user_id.clone(),
-                action: format!("read.{kind}.denied"),
-                subject: key.clone(),
-                detail: json!({"reason": "outside jurisdiction", "community": community})
-                    .to_string(),
-            })
-            .await;
-        return Err(not_here());
-    }
-    let grants: Vec<Grant> = match &p.department {
-        Some(d) => {
-            sharing
-                .grants_of(store, d, tongban_store::now_millis())
-                .await?
-        }
-        None => Vec::new(),
-    };
-    let now = tongban_store::now_millis();
-    // A grant whose daily quota is spent serves nothing more today.
-    let day = tongban_sharing::watch::day_of(now);
-    // Each active grant's read is reserved under one lock before the fields are decided, so
-    // concurrent reads cannot together exceed the quota; unused reservations are given back.
-    let mut exhausted: Vec<String> = Vec::new();
-    let mut reserved: Vec<String> = Vec::new();
-    for g in grants.iter().filter(|g| g.active(now)) {
-        used_today(sharing, store, &g.id, day).await?;
-        let mut map = sharing
-            .quota_used
-            .lock()
-            .map_err(|_| ApiError::internal("the quota counter is poisoned"))?;
-        let n = map.entry((g.id.clone(), day)).or_insert(0);
-        if *n >= u64::from(g.daily_quota) {
-            exhausted.push(g.id.clone());
-        } else {
-            *n += 1;
-            reserved.push(g.id.clone());
-        }
-    }
-    let grants: Vec<_> = grants
-        .into_iter()
-        .filter(|g| !exhausted.contains(&g.id))
+        .map(|(p, v)| (*p, v.as_str()))
         .collect();
-    let mut fields = Map::new();
-    let mut shown: Vec<&str> = Vec::new();
-    let mut masked: Vec<&str> = Vec::new();
-    let mut withheld: Vec<&str> = Vec::new();
-    let mut served: Vec<Value> = Vec::new();
-    let empty = Map::new();
-    let golden_fields = record
-        .get("fields")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
-    for f in &resource.fields {
-        if f.name == "key" {
-            continue;
-        }
-        let Some(kept) = golden_fields.get(&f.name) else {
-            continue;
-        };
-        let value = kept.get("value").and_then(Value::as_str).unwrap_or("");
-        match decide(&p, resource, &f.name, &subject, now, &grants).decision {
-            Decision::Show { grant } => {
-                shown.push(&f.name);
-                fields.insert(f.name.clone(), kept.clone());
-                if let Some(id) = grant
-                    && !served.iter().any(|s| s["grant"] == id.as_str())
-                    && let Some(g) = grants.iter().find(|g| g.id == id)
-                {
-                    served.push(
-                        json!({"grant": g.id, "purpose": g.purpose, "legal_basis": g.legal_basis}),
-                    );
-                }
-            }
-            Decision::Mask => {
-                masked.push(&f.name);
-                fields.insert(f.name.clone(), json!({ "masked": mask(&f.name, value) }));
-            }
-            Decision::Omit => withheld.push(&f.name),
-        }
-    }
-    if let Ok(mut map) = sharing.quota_used.lock() {
-        for id in reserved
-            .iter()
-            .filter(|id| !served.iter().any(|s| s["grant"] == id.as_str()))
-        {
-            if let Some(n) = map.get_mut(&(id.clone(), day)) {
-                *n = n.saturating_sub(1);
-            }
-        }
-    }
-    let seq = sharing
-        .audit
-        .append(Event {
-            at: now,
-            actor: p.user_id.clone(),
-            action: format!("read.{kind}"),
-            subject: key.clone(),
-            detail: json!({
-                "department": p.department, "role": p.role, "shown": shown, "masked": masked,
-                "served_under": served,
-            })
-            .to_string(),
-        })
+    let found = store
+        .search_golden(kind, &criteria, MAX_RESULTS + 1)
         .await
-        // Not recorded, not answered.
-        .map_err(|e| {
-            eprintln!("audit: {e}");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit_unavailable",
-                "the read could not be recorded, so it is not answered; try again",
-            )
-        })?;
+        .map_err(ApiError::internal)?;
+    let truncated = found.len() as i64 > MAX_RESULTS;
+    let mut views = Vec::new();
+    let mut events = Vec::new();
+    for g in found.into_iter().take(MAX_RESULTS as usize) {
+        let key = g.entity_key.clone();
+        match look(
+            sharing,
+            store,
+            caller,
+            kind,
+            &key,
+            Some(g),
+            &search.required,
+        )
+        .await?
+        {
+            Seen::Shown(v) => {
+                events.push(v.event(caller, via));
+                views.push(v);
+            }
+            // Out of jurisdiction results of a search are not attempts at a subject: the
+            // caller did not name them.
+            Seen::Denied(_) | Seen::Nothing => {}
+        }
+    }
+    let p = &caller.principal;
+    events.push(Event {
+        at: caller.now,
+        actor: p.user_id.clone(),
+        action: format!("search.{kind}"),
+        subject: String::new(),
+        detail: json!({
+            "department": p.department, "role": p.role, "by": search.required,
+            "results": views.len(), "via": via,
+        })
+        .to_string(),
+    });
+    record(sharing, events).await?;
+    Ok((views, truncated))
+}
+
+type QueryParams =
+    Result<axum::extract::Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
+
+/// `GET /api/persons?…`, `/api/entities?…`, `/api/rooms?…`, `/api/buildings?…`.
+async fn search(
+    state: AppState,
+    headers: HeaderMap,
+    kind: &'static str,
+    params: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    let sharing = sharing_of(&state)?;
+    let p = principal(sharing, &headers).await?;
+    let axum::extract::Query(params) = params.map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_query",
+            "the query string is not valid URL encoding",
+        )
+    })?;
+    let search = crate::search::parse(kind, &params)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_search", e.to_string()))?;
+    let store = state.store.as_ref();
+    let caller = Caller::new(sharing, store, p).await?;
+    let (views, truncated) = run_search(sharing, store, &caller, kind, &search, "search").await?;
     Ok(Json(json!({
-        "key": key,
-        "community": community,
-        "fields": fields,
-        "withheld": withheld,
-        "served_under": served,
-        "quota_exhausted": exhausted,
-        "audit_entry": seq,
+        "results": views.iter().map(View::to_json).collect::<Vec<_>>(),
+        "truncated": truncated,
     })))
+}
+
+pub async fn search_persons(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    search(state, headers, "person", params).await
+}
+
+pub async fn search_entities(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    search(state, headers, "entity", params).await
+}
+
+pub async fn search_rooms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    search(state, headers, "room", params).await
+}
+
+pub async fn search_buildings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    search(state, headers, "building", params).await
+}
+
+/// A body, or why it could not be read (in practice: larger than the server's limit).
+type BulkBody = Result<axum::body::Bytes, axum::extract::rejection::BytesRejection>;
+
+/// The most keys one bulk lookup takes.
+pub const MAX_BULK: usize = 100;
+/// The largest bulk-lookup body.
+pub const MAX_BULK_BODY: usize = 64 * 1024;
+
+/// `POST /api/{kind}/lookup` with `{"keys": [...]}`: up to [`MAX_BULK`] governed reads in one
+/// request, audited in one batch. Keys that are unknown or outside the caller's jurisdiction are
+/// listed together as not found.
+async fn bulk(
+    state: AppState,
+    headers: HeaderMap,
+    kind: &'static str,
+    body: BulkBody,
+) -> Result<Json<Value>, ApiError> {
+    let sharing = sharing_of(&state)?;
+    let p = principal(sharing, &headers).await?;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too_large",
+            format!("a bulk lookup body is at most {MAX_BULK_BODY} bytes"),
+        )
+    };
+    let body = body.map_err(|_| too_large())?;
+    if body.len() > MAX_BULK_BODY {
+        return Err(too_large());
+    }
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        keys: Vec<String>,
+    }
+    let parsed: Body = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("expected {{\"keys\": [\"…\"]}}: {e}"),
+        )
+    })?;
+    if parsed.keys.is_empty() || parsed.keys.len() > MAX_BULK {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            format!("give 1 to {MAX_BULK} keys; got {}", parsed.keys.len()),
+        ));
+    }
+    let prefix = key_prefix(kind);
+    if let Some(bad) = parsed.keys.iter().find(|k| !valid_key(prefix, k)) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_key",
+            format!(
+                "keys[{}] {:?}: a {kind} key is {prefix} and 16 hexadecimal digits",
+                parsed.keys.iter().position(|k| k == bad).unwrap_or(0),
+                bad.chars().take(40).collect::<String>()
+            ),
+        ));
+    }
+    let store = state.store.as_ref();
+    let caller = Caller::new(sharing, store, p).await?;
+    let mut seen = std::collections::HashSet::new();
+    let keys: Vec<String> = parsed
+        .keys
+        .into_iter()
+        .filter(|k| seen.insert(k.clone()))
+        .collect();
+    let mut views = Vec::new();
+    let mut events = Vec::new();
+    let mut not_found = Vec::new();
+    for key in keys {
+        let golden = store
+            .golden_record(kind, &key)
+            .await
+            .map_err(ApiError::internal)?;
+        match look(sharing, store, &caller, kind, &key, golden, &[]).await? {
+            Seen::Shown(v) => {
+                events.push(v.event(&caller, "bulk"));
+                views.push(v);
+            }
+            Seen::Denied(e) => {
+                events.push(e);
+                not_found.push(key);
+            }
+            Seen::Nothing => not_found.push(key),
+        }
+    }
+    record(sharing, events).await?;
+    Ok(Json(json!({
+        "results": views.iter().map(View::to_json).collect::<Vec<_>>(),
+        "not_found": not_found,
+    })))
+}
+
+pub async fn bulk_persons(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: BulkBody,
+) -> Result<Json<Value>, ApiError> {
+    bulk(state, headers, "person", body).await
+}
+
+pub async fn bulk_entities(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: BulkBody,
+) -> Result<Json<Value>, ApiError> {
+    bulk(state, headers, "entity", body).await
+}
+
+pub async fn bulk_rooms(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: BulkBody,
+) -> Result<Json<Value>, ApiError> {
+    bulk(state, headers, "room", body).await
+}
+
+pub async fn bulk_buildings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: BulkBody,
+) -> Result<Json<Value>, ApiError> {
+    bulk(state, headers, "building", body).await
 }
 
 /// One read of a citizen's record, as they are shown it.
@@ -427,13 +783,7 @@ pub async fn my_accesses(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let Some(sharing) = state.sharing.as_ref() else {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "sharing_disabled",
-            "the governed API is off on this server",
-        ));
-    };
+    let sharing = sharing_of(&state)?;
     let p = principal(sharing, &headers).await?;
     if p.role != tongban_sharing::identity::Role::Citizen {
         return Err(ApiError::new(

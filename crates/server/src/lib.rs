@@ -25,6 +25,7 @@ use tongban_store::Store;
 
 pub mod governed;
 pub mod openapi;
+pub mod search;
 
 /// The largest pushed batch; bigger deliveries go in several batches or as files.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
@@ -87,6 +88,14 @@ pub fn router(state: AppState) -> Router {
             "/api/openapi.json",
             get(|| async { Json(openapi::document()) }),
         )
+        .route("/api/persons", get(governed::search_persons))
+        .route("/api/entities", get(governed::search_entities))
+        .route("/api/rooms", get(governed::search_rooms))
+        .route("/api/buildings", get(governed::search_buildings))
+        .route("/api/persons/lookup", post(governed::bulk_persons))
+        .route("/api/entities/lookup", post(governed::bulk_entities))
+        .route("/api/rooms/lookup", post(governed::bulk_rooms))
+        .route("/api/buildings/lookup", post(governed::bulk_buildings))
         .route("/api/persons/{key}", get(governed::person))
         .route("/api/entities/{key}", get(governed::entity))
         .route("/api/rooms/{key}", get(governed::room))

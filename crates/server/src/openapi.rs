@@ -29,6 +29,49 @@ fn governed_read(kind: &str, prefix: &str) -> Value {
     }})
 }
 
+fn governed_search(kind: &str, params: &[(&str, &str)], forms: &str) -> Value {
+    let parameters: Vec<Value> = params
+        .iter()
+        .map(|(name, description)| {
+            json!({"name": name, "in": "query", "required": false,
+            "description": description, "schema": {"type": "string", "maxLength": 200}})
+        })
+        .collect();
+    json!({"get": {
+        "summary": format!("Search {kind} records: {forms}"),
+        "description": "Values are read as the libraries keep them (a name cleaned, a phone made canonical, an address turned into its key). A result is returned only if the caller may see the fields the search matched, and each result is decided field by field as a read by key is. The search and every result returned are recorded in the audit log before the answer. At most 20 results; `truncated` says there were more.",
+        "security": [{"token": []}],
+        "parameters": parameters,
+        "responses": {
+            "200": {"description": "The results as the caller may see them",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Results"}}}},
+            "400": error_response("An unknown parameter, a combination that is not a search, or a value that cannot be read (the message names it)"),
+            "401": error_response("No token, or a token that is malformed, wrong, expired or revoked"),
+            "503": error_response("The reads could not be recorded in the audit log, so they are not answered"),
+        }
+    }})
+}
+
+fn governed_bulk(kind: &str, prefix: &str) -> Value {
+    json!({"post": {
+        "summary": format!("Up to 100 {kind} records by key in one request"),
+        "description": "Each key is read as `GET …/{key}` would read it, and all the reads are recorded in the audit log in one batch before the answer. Keys unknown or outside the caller's jurisdiction are listed under `not_found`.",
+        "security": [{"token": []}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["keys"], "additionalProperties": false,
+            "properties": {"keys": {"type": "array", "minItems": 1, "maxItems": 100,
+                "items": {"type": "string", "pattern": format!("^{prefix}[0-9a-f]{{16}}$")}}}}}}},
+        "responses": {
+            "200": {"description": "The records found, as the caller may see them",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Results"}}}},
+            "400": error_response("The body is not `{\"keys\": [...]}` with 1 to 100 well-formed keys"),
+            "401": error_response("No token, or a token that is malformed, wrong, expired or revoked"),
+            "413": error_response("The body is larger than 64 KiB"),
+            "503": error_response("The reads could not be recorded in the audit log, so they are not answered"),
+        }
+    }})
+}
+
 /// The document.
 pub fn document() -> Value {
     json!({
@@ -37,6 +80,23 @@ pub fn document() -> Value {
             "description": "Governed reads of the base libraries (人口库 · 法人库 · 房屋库), citizens' access log, and the intake push endpoint."},
         "servers": [{"url": "/"}],
         "paths": {
+            "/api/persons": governed_search("person", &[
+                ("name", "With birth_date: a person's name (traditional characters and spaces are normalised)"),
+                ("birth_date", "With name: a date such as 1990-01-02 or 1990年1月2日"),
+                ("phone", "Alone: a mobile or landline number"),
+                ("citizen_id", "Alone: an 18- or 15-digit citizen id"),
+                ("address", "Alone: the address of a room; its registered or actual residents"),
+            ], "by name and birth date, by phone, by citizen id or by address"),
+            "/api/entities": governed_search("legal entity", &[
+                ("name", "Alone: the registered name"),
+                ("credit_code", "Alone: the unified social credit code"),
+            ], "by name or by credit code"),
+            "/api/rooms": governed_search("room", &[("address", "The room's address")], "by address"),
+            "/api/buildings": governed_search("building", &[("address", "An address in the building")], "by address"),
+            "/api/persons/lookup": governed_bulk("person", "P"),
+            "/api/entities/lookup": governed_bulk("legal entity", "E"),
+            "/api/rooms/lookup": governed_bulk("room", "R"),
+            "/api/buildings/lookup": governed_bulk("building", "B"),
             "/api/persons/{key}": governed_read("person", "P"),
             "/api/entities/{key}": governed_read("legal entity", "E"),
             "/api/rooms/{key}": governed_read("room", "R"),
@@ -75,7 +135,12 @@ pub fn document() -> Value {
                 "Error": {"type": "object", "required": ["error", "message"], "properties": {
                     "error": {"type": "string", "description": "A stable code"},
                     "message": {"type": "string"}}},
-                "GovernedRecord": {"type": "object", "required": ["key", "fields", "withheld", "served_under", "audit_entry"], "properties": {
+                "Results": {"type": "object", "required": ["results"], "properties": {
+                    "results": {"type": "array", "items": {"$ref": "#/components/schemas/GovernedRecord"}},
+                    "truncated": {"type": "boolean", "description": "A search had more than 20 results"},
+                    "not_found": {"type": "array", "items": {"type": "string"}, "description": "Bulk lookup: keys unknown or outside the caller's jurisdiction"},
+                }},
+                "GovernedRecord": {"type": "object", "required": ["key", "fields", "withheld", "served_under"], "properties": {
                     "key": {"type": "string"},
                     "community": {"type": "string", "description": "The division code the subject lies in"},
                     "fields": {"type": "object", "additionalProperties": {"oneOf": [
@@ -88,7 +153,7 @@ pub fn document() -> Value {
                     "served_under": {"type": "array", "items": {"type": "object", "properties": {
                         "grant": {"type": "string"}, "purpose": {"type": "string"}, "legal_basis": {"type": "string"}}}},
                     "quota_exhausted": {"type": "array", "items": {"type": "string"}},
-                    "audit_entry": {"type": "integer", "description": "The audit entry recording this read"},
+                    "audit_entry": {"type": "integer", "description": "Read by key: the audit entry recording this read"},
                 }},
             },
         },

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tongban_sharing::identity::Role;
 use tongban_store::{EntityLink, GoldenRecord, Relation, Store};
 
 async fn get(
@@ -11,12 +12,26 @@ async fn get(
     path: &str,
     token: Option<&str>,
 ) -> (u16, serde_json::Value) {
+    send(addr, "GET", path, token, b"").await
+}
+
+async fn send(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, serde_json::Value) {
     let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
     let auth = token
         .map(|k| format!("Authorization: Bearer {k}\r\n"))
         .unwrap_or_default();
-    let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
     s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body).await.unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out).await;
     let text = String::from_utf8_lossy(&out).into_owned();
@@ -32,11 +47,14 @@ async fn get(
     )
 }
 
-async fn stores(dir: &std::path::Path) -> Vec<Arc<dyn Store>> {
-    let mut urls = vec![format!("sqlite://{}", dir.join("g.db").display())];
+async fn stores(dir: &std::path::Path, name: &str) -> Vec<Arc<dyn Store>> {
+    let mut urls = vec![format!(
+        "sqlite://{}",
+        dir.join(format!("{name}.db")).display()
+    )];
     if let Ok(url) = std::env::var("TONGBAN_TEST_PG_URL") {
         urls.push(
-            tongban_store::testing::fresh_postgres(&url, "governed")
+            tongban_store::testing::fresh_postgres(&url, name)
                 .await
                 .unwrap(),
         );
@@ -59,7 +77,8 @@ const BUILDING: &str = "B0123456789abcdef";
 async fn libraries(store: &dyn Store) {
     let golden = serde_json::json!({"key": PERSON, "fields": {
         "name": kept("王小明"), "citizen_id": kept("32052419940827603X"), "phone": kept("13912345678"),
-        "ethnicity": kept("汉族"), "sex": kept("1"),
+        "ethnicity": kept("汉族"), "sex": kept("1"), "birth_date": kept("1994-08-27"),
+        "residence": kept("320576|青剑湖花园|1|2|301"),
     }});
     let link = |k: &str, e: &str| EntityLink {
         source_id: "police_household".into(),
@@ -88,7 +107,7 @@ async fn libraries(store: &dyn Store) {
             &[link("1", BUILDING)],
             &[GoldenRecord {
                 entity_key: BUILDING.into(),
-                record: r#"{"key":"B0123456789abcdef","address_key":"320576|青剑湖花园|1|","community":"320576052001"}"#.into(),
+                record: r#"{"key":"B0123456789abcdef","address_key":"320576|青剑湖花园|1","community":"320576052001"}"#.into(),
             }],
         )
         .await
@@ -109,72 +128,84 @@ async fn libraries(store: &dyn Store) {
         .unwrap();
 }
 
+/// A server over `store` with two departments, a clerk in the street, a clerk in another street
+/// and an admin; returns its address, the identities, the two clerks' tokens, the audit key and
+/// the catalogue.
+async fn start(
+    store: Arc<dyn Store>,
+) -> (
+    std::net::SocketAddr,
+    tongban_sharing::identity::Identities,
+    String,
+    String,
+    ed25519_dalek::SigningKey,
+    Vec<tongban_sharing::catalogue::Resource>,
+) {
+    let ids = tongban_sharing::identity::Identities::new(store.clone());
+    ids.add_department("minzheng", "民政局", "320576")
+        .await
+        .unwrap();
+    ids.add_department("bureau", "大数据局", "320576")
+        .await
+        .unwrap();
+    ids.add_user(
+        "clerk01",
+        "王芳",
+        Some("minzheng"),
+        Role::WindowClerk,
+        "320576052",
+    )
+    .await
+    .unwrap();
+    ids.add_user(
+        "far01",
+        "李强",
+        Some("minzheng"),
+        Role::WindowClerk,
+        "320576050",
+    )
+    .await
+    .unwrap();
+    ids.add_user(
+        "admin",
+        "管理员",
+        Some("bureau"),
+        Role::DataBureauAdmin,
+        "320576",
+    )
+    .await
+    .unwrap();
+    let (_, clerk) = ids.issue_token("clerk01", None).await.unwrap();
+    let (_, far) = ids.issue_token("far01", None).await.unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let catalogue = tongban_sharing::catalogue::catalogue(store.as_ref())
+        .await
+        .unwrap();
+    let sharing = tongban_server::governed::Sharing::new(
+        tongban_sharing::identity::Identities::new(store.clone()),
+        tongban_sharing::writer::AuditLog::start(store.clone(), key.clone(), Default::default())
+            .await
+            .unwrap(),
+        catalogue.clone(),
+    );
+    let state = tongban_server::AppState {
+        store: store.clone(),
+        intake_key: None,
+        max_body: 4096,
+        sharing: Some(Arc::new(sharing)),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(tongban_server::serve_on(listener, state));
+    (addr, ids, clerk, far, key, catalogue)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_decided_field_by_field_and_audited() {
     let dir = tempfile::tempdir().unwrap();
-    for store in stores(dir.path()).await {
+    for store in stores(dir.path(), "governed_reads").await {
         libraries(store.as_ref()).await;
-        let ids = tongban_sharing::identity::Identities::new(store.clone());
-        use tongban_sharing::identity::Role;
-        ids.add_department("minzheng", "民政局", "320576")
-            .await
-            .unwrap();
-        ids.add_department("bureau", "大数据局", "320576")
-            .await
-            .unwrap();
-        ids.add_user(
-            "clerk01",
-            "王芳",
-            Some("minzheng"),
-            Role::WindowClerk,
-            "320576052",
-        )
-        .await
-        .unwrap();
-        ids.add_user(
-            "far01",
-            "李强",
-            Some("minzheng"),
-            Role::WindowClerk,
-            "320576050",
-        )
-        .await
-        .unwrap();
-        ids.add_user(
-            "admin",
-            "管理员",
-            Some("bureau"),
-            Role::DataBureauAdmin,
-            "320576",
-        )
-        .await
-        .unwrap();
-        let (_, clerk) = ids.issue_token("clerk01", None).await.unwrap();
-        let (_, far) = ids.issue_token("far01", None).await.unwrap();
-        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
-        let catalogue = tongban_sharing::catalogue::catalogue(store.as_ref())
-            .await
-            .unwrap();
-        let sharing = tongban_server::governed::Sharing::new(
-            tongban_sharing::identity::Identities::new(store.clone()),
-            tongban_sharing::writer::AuditLog::start(
-                store.clone(),
-                key.clone(),
-                Default::default(),
-            )
-            .await
-            .unwrap(),
-            catalogue.clone(),
-        );
-        let state = tongban_server::AppState {
-            store: store.clone(),
-            intake_key: None,
-            max_body: 4096,
-            sharing: Some(Arc::new(sharing)),
-        };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(tongban_server::serve_on(listener, state));
+        let (addr, ids, clerk, far, key, catalogue) = start(store.clone()).await;
         let path = format!("/api/persons/{PERSON}");
 
         assert_eq!(get(addr, &path, None).await.0, 401);
@@ -340,5 +371,254 @@ async fn reads_are_decided_field_by_field_and_audited() {
             .await
             .unwrap();
         assert!(check.findings.is_empty(), "{:?}", check.findings);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn searches_and_bulk_lookups_are_governed_and_hostile_requests_get_4xx() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path(), "governed_search").await {
+        libraries(store.as_ref()).await;
+        let (addr, ids, clerk, far, _key, catalogue) = start(store.clone()).await;
+        let by_phone = "/api/persons?phone=139-1234-5678";
+        // Without a grant the phone is masked, so a search by phone finds nobody: a search
+        // never tells what a read would hide.
+        let (status, body) = get(addr, by_phone, Some(&clerk)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["results"], serde_json::json!([]));
+        let by_name = "/api/persons?name=%E7%8E%8B%E5%B0%8F%E6%98%8E&birth_date=1994-08-27";
+        assert_eq!(
+            get(addr, by_name, Some(&clerk)).await.1["results"],
+            serde_json::json!([])
+        );
+
+        // With the phone granted, the search finds the person and names the grant.
+        let clerk_p = ids
+            .authenticate(&clerk, tongban_store::now_millis())
+            .await
+            .unwrap();
+        let (_, admin_token) = ids.issue_token("admin", None).await.unwrap();
+        let admin_p = ids
+            .authenticate(&admin_token, tongban_store::now_millis())
+            .await
+            .unwrap();
+        let g = tongban_sharing::policy::request(
+            store.as_ref(),
+            &catalogue,
+            &clerk_p,
+            tongban_sharing::policy::Request {
+                resource: "library.person".into(),
+                fields: vec!["phone".into(), "residence".into()],
+                purpose: "social_assistance.eligibility".into(),
+                legal_basis: "社会救助暂行办法".into(),
+                scope: "320576".into(),
+                days: 30,
+                daily_quota: 100,
+            },
+        )
+        .await
+        .unwrap();
+        tongban_sharing::policy::decide_stored(
+            store.as_ref(),
+            &catalogue,
+            &admin_p,
+            &g.id,
+            true,
+            "",
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(
+            tongban_server::governed::GRANTS_FRESH_MS as u64 + 50,
+        ))
+        .await;
+        let (status, body) = get(addr, by_phone, Some(&clerk)).await;
+        assert_eq!(status, 200, "{body}");
+        let results = body["results"].as_array().unwrap();
+        assert_eq!(results.len(), 1, "{body}");
+        assert_eq!(results[0]["key"], PERSON);
+        assert_eq!(results[0]["fields"]["phone"]["value"], "13912345678");
+        assert!(results[0]["fields"]["name"]["masked"].is_string());
+        assert_eq!(results[0]["served_under"][0]["grant"], g.id.as_str());
+        let by_address = "/api/persons?address=%E8%8B%8F%E5%B7%9E%E5%B7%A5%E4%B8%9A%E5%9B%AD%E5%8C%BA%E9%9D%92%E5%89%91%E6%B9%96%E8%8A%B1%E5%9B%AD1%E5%B9%A22%E5%8D%95%E5%85%83301%E5%AE%A4";
+        let (status, body) = get(addr, by_address, Some(&clerk)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["results"][0]["key"], PERSON, "{body}");
+        // The same grant covers the other street's clerk's department, but not the subject,
+        // who lives outside that clerk's jurisdiction.
+        assert_eq!(
+            get(addr, by_phone, Some(&far)).await.1["results"],
+            serde_json::json!([])
+        );
+        let (status, body) = get(addr, "/api/buildings?address=%E8%8B%8F%E5%B7%9E%E5%B7%A5%E4%B8%9A%E5%9B%AD%E5%8C%BA%E9%9D%92%E5%89%91%E6%B9%96%E8%8A%B1%E5%9B%AD1%E5%B9%A2", Some(&clerk)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["results"][0]["key"], BUILDING, "{body}");
+
+        // Bulk lookup: found and not found, audited together.
+        let bulk = format!(r#"{{"keys": ["{PERSON}", "P0000000000000000", "{PERSON}"]}}"#);
+        let (status, body) = send(
+            addr,
+            "POST",
+            "/api/persons/lookup",
+            Some(&clerk),
+            bulk.as_bytes(),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["results"].as_array().unwrap().len(), 1);
+        assert_eq!(body["not_found"], serde_json::json!(["P0000000000000000"]));
+        let (_, body) = send(
+            addr,
+            "POST",
+            "/api/persons/lookup",
+            Some(&far),
+            bulk.as_bytes(),
+        )
+        .await;
+        assert_eq!(body["results"], serde_json::json!([]));
+        assert_eq!(body["not_found"].as_array().unwrap().len(), 2);
+
+        // Hostile and malformed requests: a 4xx with a message, never a 5xx.
+        let many: Vec<String> = (0..101).map(|i| format!("P{i:016x}")).collect();
+        let too_many = serde_json::json!({"keys": many}).to_string();
+        let huge = format!(r#"{{"keys": ["{}"]}}"#, "P".repeat(70_000));
+        let expired = ids
+            .issue_token("clerk01", Some(tongban_store::now_millis() - 1))
+            .await
+            .unwrap()
+            .1;
+        let (revoked_row, revoked) = ids.issue_token("clerk01", None).await.unwrap();
+        ids.revoke(&revoked_row.id).await.unwrap();
+        // (method, path, token, body, expected status)
+        type Case<'a> = (&'a str, String, Option<&'a str>, Vec<u8>, u16);
+        let cases: Vec<Case> = vec![
+            (
+                "GET",
+                "/api/persons?name=%27%20OR%201%3D1--&birth_date=1990-01-01".into(),
+                Some(&clerk),
+                vec![],
+                400,
+            ),
+            (
+                "GET",
+                "/api/persons?phone=1%27%20OR%20%271%27%3D%271".into(),
+                Some(&clerk),
+                vec![],
+                400,
+            ),
+            (
+                "GET",
+                "/api/persons?citizen_id=%27%3B%20DROP%20TABLE%20users%3B--".into(),
+                Some(&clerk),
+                vec![],
+                400,
+            ),
+            (
+                "GET",
+                "/api/persons?name=%E7%8E%8B".into(),
+                Some(&clerk),
+                vec![],
+                400,
+            ),
+            (
+                "GET",
+                "/api/persons?nme=x".into(),
+                Some(&clerk),
+                vec![],
+                400,
+            ),
+            (
+                "GET",
+                "/api/persons?phone=%ZZ".into(),
+                Some(&clerk),
+                vec![],
+                400,
+            ),
+            (
+                "GET",
+                format!("/api/persons?phone={}", "1".repeat(300)),
+                Some(&clerk),
+                vec![],
+                400,
+            ),
+            ("GET", "/api/persons".into(), Some(&clerk), vec![], 400),
+            (
+                "GET",
+                "/api/entities?name=".into(),
+                Some(&clerk),
+                vec![],
+                400,
+            ),
+            ("GET", by_phone.into(), None, vec![], 401),
+            ("GET", by_phone.into(), Some(expired.as_str()), vec![], 401),
+            ("GET", by_phone.into(), Some(revoked.as_str()), vec![], 401),
+            ("GET", by_phone.into(), Some("tb_zz_' OR 1=1"), vec![], 401),
+            (
+                "POST",
+                "/api/persons/lookup".into(),
+                Some(&clerk),
+                b"not json".to_vec(),
+                400,
+            ),
+            (
+                "POST",
+                "/api/persons/lookup".into(),
+                Some(&clerk),
+                br#"{"keys": []}"#.to_vec(),
+                400,
+            ),
+            (
+                "POST",
+                "/api/persons/lookup".into(),
+                Some(&clerk),
+                br#"{"keys": ["' OR 1=1"]}"#.to_vec(),
+                400,
+            ),
+            (
+                "POST",
+                "/api/persons/lookup".into(),
+                Some(&clerk),
+                br#"{"keys": ["P0123456789abcdef"], "x": 1}"#.to_vec(),
+                400,
+            ),
+            (
+                "POST",
+                "/api/persons/lookup".into(),
+                Some(&clerk),
+                too_many.into_bytes(),
+                400,
+            ),
+            (
+                "POST",
+                "/api/persons/lookup".into(),
+                Some(&clerk),
+                huge.into_bytes(),
+                413,
+            ),
+        ];
+        for (method, path, token, body, want) in cases {
+            let (status, answer) = send(addr, method, &path, token, &body).await;
+            assert_eq!(status, want, "{method} {path}: {answer}");
+            assert!(
+                answer["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{method} {path}: no message in {answer}"
+            );
+        }
+
+        // Each search and each result read is in the audit log.
+        let entries = store.audit_entries(0, 1000).await.unwrap();
+        let searches = entries
+            .iter()
+            .filter(|e| e.action == "search.person")
+            .count();
+        assert_eq!(
+            searches, 5,
+            "two before the grant, two after it, one by the far clerk"
+        );
+        let via_bulk = entries
+            .iter()
+            .filter(|e| e.action == "read.person" && e.detail.contains(r#""via":"bulk""#))
+            .count();
+        assert_eq!(via_bulk, 1);
     }
 }

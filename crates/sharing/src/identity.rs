@@ -100,6 +100,8 @@ pub enum IdentityError {
     Revoked,
     #[error("no randomness available for a token")]
     NoRandomness,
+    #[error("the user or password is not right")]
+    BadLogin,
 }
 
 /// Check a jurisdiction: a known division code (a grid is a 15-digit code whose first twelve
@@ -169,6 +171,31 @@ fn argon2(secret: &str, salt: &[u8]) -> Result<[u8; 32], IdentityError> {
 /// The stored form of a token's secret: `argon2id$<salt hex>$<hash hex>`.
 pub fn hash_secret(token: &str) -> Result<String, IdentityError> {
     let (_, secret) = parse_token(token)?;
+    hash_any(secret)
+}
+
+/// The stored form of a console password, as for a token's secret.
+pub fn hash_password(password: &str) -> Result<String, IdentityError> {
+    check_password(password)?;
+    hash_any(password)
+}
+
+/// A console password: 8 to 128 characters. Longer ones are refused rather than hashed, so a
+/// huge body cannot make Argon2 work for long.
+pub fn check_password(password: &str) -> Result<(), IdentityError> {
+    let n = password.chars().count();
+    if (8..=128).contains(&n) {
+        Ok(())
+    } else {
+        Err(IdentityError::Invalid {
+            field: "password".into(),
+            value: "(not shown)".into(),
+            message: "a password has 8 to 128 characters".into(),
+        })
+    }
+}
+
+fn hash_any(secret: &str) -> Result<String, IdentityError> {
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|_| IdentityError::NoRandomness)?;
     Ok(format!(
@@ -343,7 +370,10 @@ pub struct Identities {
     failures: Mutex<HashMap<String, (i64, u32)>>,
 }
 
-/// Failed secret checks a token id may have in a minute.
+/// How long a console session lasts: a working day.
+pub const SESSION_MS: i64 = 10 * 60 * 60 * 1000;
+
+/// Failed secret checks a token id (or login attempts a user id) may have in a minute.
 pub const MAX_FAILURES: u32 = 5;
 
 /// A hash checked against when a token id is unknown, so that an unknown id takes as long to
@@ -495,38 +525,81 @@ impl Identities {
             .unwrap_or(false)
     }
 
+    /// Set a user's console password (stored only as an Argon2id hash).
+    pub async fn set_password(&self, user_id: &str, password: &str) -> Result<(), ManageError> {
+        let hash = hash_password(password)?;
+        if self.store.set_password(user_id, &hash).await? {
+            Ok(())
+        } else {
+            Err(invalid("user", user_id, "no such user").into())
+        }
+    }
+
+    /// Count a failed check for `id` (a token id, or `login:` and a user id) in this minute.
+    fn note_failure(&self, id: &str, now: i64) {
+        let minute = now.div_euclid(60_000);
+        if let Ok(mut map) = self.failures.lock() {
+            let e = map.entry(id.to_string()).or_insert((minute, 0));
+            if e.0 != minute {
+                *e = (minute, 0);
+            }
+            e.1 += 1;
+        }
+    }
+
+    fn blocked(&self, id: &str, now: i64) -> bool {
+        let minute = now.div_euclid(60_000);
+        self.failures
+            .lock()
+            .map(|m| {
+                m.get(id)
+                    .is_some_and(|(m, n)| *m == minute && *n >= MAX_FAILURES)
+            })
+            .unwrap_or(false)
+    }
+
+    /// A console login: the user's password checked, a session token issued that expires after
+    /// [`SESSION_MS`]. A session is a token like any other (revoked on logout), so the console
+    /// and the API authenticate in one way. Unknown users, users without a password and wrong
+    /// passwords get the same error in about the same time; a user id with [`MAX_FAILURES`]
+    /// failures this minute is refused without checking.
+    pub async fn login(
+        &self,
+        user_id: &str,
+        password: &str,
+        now: i64,
+    ) -> Result<(tongban_store::TokenRow, String), ManageError> {
+        let key = format!("login:{user_id}");
+        if self.blocked(&key, now) || check_password(password).is_err() {
+            self.note_failure(&key, now);
+            return Err(IdentityError::BadLogin.into());
+        }
+        let stored = self.store.password_hash(user_id).await?;
+        let ok = self
+            .argon_check(password, stored.as_deref().unwrap_or(DUMMY_HASH))
+            .await
+            && stored.is_some();
+        if !ok {
+            self.note_failure(&key, now);
+            return Err(IdentityError::BadLogin.into());
+        }
+        self.issue_token(user_id, Some(now + SESSION_MS)).await
+    }
+
     /// Who a token belongs to, at time `now` (milliseconds).
     pub async fn authenticate(&self, token: &str, now: i64) -> Result<Principal, ManageError> {
         let (id, secret) = parse_token(token)?;
-        let minute = now.div_euclid(60_000);
-        let failed = |this: &Self| {
-            if let Ok(mut map) = this.failures.lock() {
-                let e = map.entry(id.to_string()).or_insert((minute, 0));
-                if e.0 != minute {
-                    *e = (minute, 0);
-                }
-                e.1 += 1;
-            }
-        };
         let row = self.store.token(id).await?;
         if !row
             .as_ref()
             .is_some_and(|r| self.cache.known(id, secret) && !r.secret_hash.is_empty())
         {
-            let blocked = self
-                .failures
-                .lock()
-                .map(|m| {
-                    m.get(id)
-                        .is_some_and(|(m, n)| *m == minute && *n >= MAX_FAILURES)
-                })
-                .unwrap_or(false);
-            if blocked {
+            if self.blocked(id, now) {
                 return Err(IdentityError::BadToken.into());
             }
             let stored = row.as_ref().map_or(DUMMY_HASH, |r| r.secret_hash.as_str());
             if !self.argon_check(secret, stored).await || row.is_none() {
-                failed(self);
+                self.note_failure(id, now);
                 return Err(IdentityError::BadToken.into());
             }
             self.cache.remember(id, secret);

@@ -287,6 +287,32 @@ impl AuditLog {
     }
 }
 
+impl AuditLog {
+    /// Record several events, sent together so that they share a batch; returns their sequence
+    /// numbers once all are committed, or the first error.
+    pub async fn append_all(&self, events: Vec<Event>) -> Result<Vec<i64>, AuditError> {
+        let mut answers = Vec::with_capacity(events.len());
+        for event in events {
+            let (reply, answer) = oneshot::channel();
+            self.tx
+                .send((event, reply))
+                .await
+                .map_err(|_| AuditError::Stopped)?;
+            answers.push(answer);
+        }
+        let mut seqs = Vec::with_capacity(answers.len());
+        for answer in answers {
+            seqs.push(
+                answer
+                    .await
+                    .map_err(|_| AuditError::Stopped)?
+                    .map_err(AuditError::NotRecorded)?,
+            );
+        }
+        Ok(seqs)
+    }
+}
+
 /// Verify the whole stored log against the node's key, streaming the entries.
 pub async fn verify_store(
     store: &dyn Store,

@@ -11,7 +11,7 @@
 
 /// Implements `Store` for `$store` (with a `pool` field) on database `$db` with row type `$row`.
 macro_rules! sql_backend {
-    ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr, $lock_sql:expr) => {
+    ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr, $lock_sql:expr, $json_text:path) => {
 
 const ROWS_PER_INSERT: usize = 500;
 /// Links have six short columns; more rows per statement means fewer round trips (SQLite allows
@@ -869,6 +869,24 @@ impl Store for $store {
         rows.iter().map(user_row).collect()
     }
 
+    async fn set_password(&self, user_id: &str, hash: &str) -> Result<bool> {
+        let done = sqlx::query($fix("UPDATE users SET password_hash = ? WHERE id = ?"))
+            .bind(hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn password_hash(&self, user_id: &str) -> Result<Option<String>> {
+        let hash: Option<Option<String>> =
+            sqlx::query_scalar($fix("SELECT password_hash FROM users WHERE id = ?"))
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(hash.flatten())
+    }
+
     async fn insert_token(&self, t: &TokenRow) -> Result<()> {
         sqlx::query($fix("INSERT INTO tokens (id, user_id, secret_hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)"))
             .bind(&t.id)
@@ -989,6 +1007,44 @@ impl Store for $store {
                     to_key: r.try_get("to_key")?,
                     source_id: r.try_get("source_id")?,
                     record_key: r.try_get("record_key")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn search_golden(
+        &self,
+        kind: &str,
+        criteria: &[(&str, &str)],
+        limit: i64,
+    ) -> Result<Vec<GoldenRecord>> {
+        let k = resolution_kind(kind)?;
+        if criteria.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = format!("SELECT entity_key, record FROM golden_{k} WHERE ");
+        for (i, (path, _)) in criteria.iter().enumerate() {
+            if !crate::valid_json_path(path) {
+                return Err(StoreError::BadPath(path.to_string()));
+            }
+            if i > 0 {
+                sql.push_str(" AND ");
+            }
+            sql.push_str(&$json_text(path));
+            sql.push_str(" = ?");
+        }
+        sql.push_str(" ORDER BY entity_key LIMIT ?");
+        let fixed = $fix(&sql);
+        let mut q = sqlx::query(fixed);
+        for (_, value) in criteria {
+            q = q.bind(*value);
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| -> Result<GoldenRecord> {
+                Ok(GoldenRecord {
+                    entity_key: r.try_get("entity_key")?,
+                    record: r.try_get("record")?,
                 })
             })
             .collect()

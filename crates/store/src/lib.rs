@@ -36,6 +36,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unknown kind of base-library entity {0:?}: use person, entity, building or room")]
     UnknownKind(String),
+    #[error("not a golden-record path: {0:?}")]
+    BadPath(String),
 }
 
 /// The kinds of base-library entity, each with its own link and golden-record tables.
@@ -276,6 +278,30 @@ pub struct EntityLink {
     pub entity_key: String,
 }
 
+/// The golden-record paths searches use, per kind, each with an index on both backends
+/// (migration 0009): a search on another path is correct but scans.
+pub const SEARCH_PATHS: &[(&str, &str)] = &[
+    ("person", "fields.name.value"),
+    ("person", "fields.phone.value"),
+    ("person", "fields.citizen_id.value"),
+    ("person", "fields.residence.value"),
+    ("entity", "fields.name.value"),
+    ("entity", "fields.credit_code.value"),
+    ("room", "address_key"),
+    ("building", "address_key"),
+];
+
+/// Whether `path` may name a place in a golden record: dot-separated keys of lower-case ASCII
+/// letters and underscores. Paths are spliced into SQL (as JSON paths), so this check is what
+/// keeps them harmless.
+pub fn valid_json_path(path: &str) -> bool {
+    !path.is_empty()
+        && path.len() <= 64
+        && path
+            .split('.')
+            .all(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+}
+
 /// A golden record: the surviving value of every field with its provenance, as JSON.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GoldenRecord {
@@ -505,6 +531,17 @@ pub trait Store: Send + Sync {
 
     async fn golden_record(&self, kind: &str, entity_key: &str) -> Result<Option<GoldenRecord>>;
 
+    /// Golden records of `kind` whose JSON text at each criterion's path equals its value (all
+    /// must hold), in key order, at most `limit`. A path is dot-separated keys of lower-case
+    /// letters and underscores (`fields.name.value`, `address_key`); the paths in
+    /// [`SEARCH_PATHS`] are indexed, others scan the table.
+    async fn search_golden(
+        &self,
+        kind: &str,
+        criteria: &[(&str, &str)],
+        limit: i64,
+    ) -> Result<Vec<GoldenRecord>>;
+
     /// Replaces every relation, in one transaction.
     async fn replace_relations(&self, relations: &[Relation]) -> Result<()>;
 
@@ -560,6 +597,10 @@ pub trait Store: Send + Sync {
     async fn put_user(&self, u: &UserRow) -> Result<()>;
     async fn user(&self, id: &str) -> Result<Option<UserRow>>;
     async fn users(&self) -> Result<Vec<UserRow>>;
+    /// Sets a user's console password hash; false if there is no such user.
+    async fn set_password(&self, user_id: &str, hash: &str) -> Result<bool>;
+    /// A user's console password hash, if they have one.
+    async fn password_hash(&self, user_id: &str) -> Result<Option<String>>;
 
     /// Stores a new token (its id must be new).
     async fn insert_token(&self, t: &TokenRow) -> Result<()>;

@@ -69,6 +69,12 @@ fn lookup<'a>(source_id: &'a str, group: &'a [IncomingRecord]) -> QueryBuilder<S
 }
 
 // SQLite needs no source lock: its single connection already serialises transactions.
+/// The text at a golden record's JSON `path` (already checked by [`crate::valid_json_path`]), in
+/// exactly the form migration 0009's indexes use, so that SQLite can use them.
+fn json_text(path: &str) -> String {
+    format!("json_extract(record, '$.{path}')")
+}
+
 crate::backend::sql_backend!(
     SqliteStore,
     Sqlite,
@@ -77,5 +83,6 @@ crate::backend::sql_backend!(
     fix,
     lookup,
     500,
-    None::<&str>
+    None::<&str>,
+    json_text
 );

@@ -468,7 +468,7 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
                     link("a", "1", "subject", "P1"),
                     link("a", "2", "subject", "P2"),
                 ],
-                &[golden("P1", "one"), golden("P2", "two")],
+                &[golden("P1", r#""one""#), golden("P2", r#""two""#)],
             )
             .await
             .unwrap();
@@ -484,7 +484,7 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
             kind: "person".into(),
             run_id: run,
             links: vec![link("b", "7", "subject", "P1")],
-            golden: vec![golden("P1", "merged")],
+            golden: vec![golden("P1", r#""merged""#)],
             renamed: vec![("P2".into(), "P1".into())],
         }];
         let relations = vec![rel("P1", "lives_in", "R1", "7")];
@@ -511,7 +511,7 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
                 .unwrap()
                 .unwrap()
                 .record,
-            "merged"
+            r#""merged""#
         );
         assert!(store.relations_of("P2").await.unwrap().is_empty());
         assert_eq!(
@@ -537,5 +537,113 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
             ..Default::default()
         }];
         assert!(store.apply_library_changes(&bad, &[]).await.is_err());
+    }
+}
+
+#[tokio::test]
+async fn golden_records_are_found_by_fields_and_paths_are_checked() {
+    let (stores, _dir) = stores("contract_search").await;
+    for store in &stores {
+        let person = |key: &str, name: &str, birth: &str, phone: &str| {
+            let record = serde_json::json!({
+                "key": key,
+                "fields": {
+                    "name": {"value": name},
+                    "birth_date": {"value": birth},
+                    "phone": {"value": phone},
+                }
+            });
+            tongban_store::GoldenRecord {
+                entity_key: key.into(),
+                record: record.to_string(),
+            }
+        };
+        let golden = vec![
+            person("P1", "张三", "1990-01-02", "13800000001"),
+            person("P2", "张三", "1985-05-06", "13800000002"),
+            person("P3", "李四", "1990-01-02", "13800000001"),
+        ];
+        store
+            .replace_resolution("person", 1, "{}", &[], &golden)
+            .await
+            .unwrap();
+        let keys = |found: Vec<tongban_store::GoldenRecord>| -> Vec<String> {
+            found.into_iter().map(|g| g.entity_key).collect()
+        };
+        let by_name = store
+            .search_golden("person", &[("fields.name.value", "张三")], 10)
+            .await
+            .unwrap();
+        assert_eq!(keys(by_name), ["P1", "P2"], "{}", store.backend());
+        let both = store
+            .search_golden(
+                "person",
+                &[
+                    ("fields.name.value", "张三"),
+                    ("fields.birth_date.value", "1990-01-02"),
+                ],
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(keys(both), ["P1"]);
+        let phone = store
+            .search_golden("person", &[("fields.phone.value", "13800000001")], 1)
+            .await
+            .unwrap();
+        assert_eq!(keys(phone), ["P1"], "the limit holds");
+        // A value that looks like SQL is only a value.
+        let hostile = store
+            .search_golden("person", &[("fields.name.value", "' OR 1=1 --")], 10)
+            .await
+            .unwrap();
+        assert!(hostile.is_empty());
+        for bad in [
+            "fields.name') OR 1=1 --",
+            "",
+            "fields..value",
+            "Fields.name",
+        ] {
+            assert!(
+                matches!(
+                    store.search_golden("person", &[(bad, "x")], 10).await,
+                    Err(tongban_store::StoreError::BadPath(_))
+                ),
+                "{bad:?} must be refused"
+            );
+        }
+        assert!(
+            store
+                .search_golden("person", &[], 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
+async fn console_passwords_are_set_only_for_existing_users() {
+    let (stores, _dir) = stores("contract_passwords").await;
+    for store in &stores {
+        store
+            .put_user(&tongban_store::UserRow {
+                id: "citizen1".into(),
+                name: "市民".into(),
+                department: None,
+                role: "citizen".into(),
+                jurisdiction: "320576052".into(),
+                created_at: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(store.password_hash("citizen1").await.unwrap(), None);
+        assert!(store.set_password("citizen1", "argon2id$x").await.unwrap());
+        assert_eq!(
+            store.password_hash("citizen1").await.unwrap().as_deref(),
+            Some("argon2id$x")
+        );
+        assert!(!store.set_password("nobody", "h").await.unwrap());
+        assert_eq!(store.password_hash("nobody").await.unwrap(), None);
     }
 }

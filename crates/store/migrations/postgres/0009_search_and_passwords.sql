@@ -1,0 +1,13 @@
+-- Searches of the golden records (by name, phone, id, address, credit code) use these
+-- expression indexes; each expression is exactly the one the store's search query writes.
+-- Users may also have a console password, kept only as an Argon2id hash.
+ALTER TABLE users ADD COLUMN password_hash TEXT;
+
+CREATE INDEX golden_person_by_name ON golden_person ((((record::jsonb) #>> '{fields,name,value}')));
+CREATE INDEX golden_person_by_phone ON golden_person ((((record::jsonb) #>> '{fields,phone,value}')));
+CREATE INDEX golden_person_by_citizen_id ON golden_person ((((record::jsonb) #>> '{fields,citizen_id,value}')));
+CREATE INDEX golden_person_by_residence ON golden_person ((((record::jsonb) #>> '{fields,residence,value}')));
+CREATE INDEX golden_entity_by_name ON golden_entity ((((record::jsonb) #>> '{fields,name,value}')));
+CREATE INDEX golden_entity_by_credit_code ON golden_entity ((((record::jsonb) #>> '{fields,credit_code,value}')));
+CREATE INDEX golden_room_by_address_key ON golden_room ((((record::jsonb) #>> '{address_key}')));
+CREATE INDEX golden_building_by_address_key ON golden_building ((((record::jsonb) #>> '{address_key}')));
