@@ -103,6 +103,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me/accesses", get(governed::my_accesses))
         .layer(DefaultBodyLimit::max(state.max_body))
         .with_state(state)
+        // Swagger UI from the swagger-ui-dist crate, which embeds its files: the page works on a
+        // network with no way out.
+        .merge(swagger_ui_dist::generate_routes(
+            swagger_ui_dist::ApiDefinition {
+                uri_prefix: "/api/docs",
+                api_definition: swagger_ui_dist::OpenApiSource::Uri("/api/openapi.json"),
+                title: Some("Tongban 通办 API"),
+            },
+        ))
 }
 
 /// Compares in time independent of where the strings differ, so the key cannot be guessed a

@@ -77,7 +77,7 @@ pub fn document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Tongban 通办", "version": env!("CARGO_PKG_VERSION"),
-            "description": "Governed reads of the base libraries (人口库 · 法人库 · 房屋库), citizens' access log, and the intake push endpoint."},
+            "description": "Governed reads and searches of the base libraries (人口库 · 法人库 · 房屋库), citizens' access log, and the intake push endpoint. Swagger UI for this document is at /api/docs."},
         "servers": [{"url": "/"}],
         "paths": {
             "/api/persons": governed_search("person", &[

@@ -15,6 +15,16 @@ async fn get(
     send(addr, "GET", path, token, b"").await
 }
 
+/// The whole HTTP answer to a GET, as text.
+async fn raw(addr: std::net::SocketAddr, path: &str) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 async fn send(
     addr: std::net::SocketAddr,
     method: &str,
@@ -211,6 +221,14 @@ async fn reads_are_decided_field_by_field_and_audited() {
         assert_eq!(get(addr, &path, None).await.0, 401);
         let (status, doc) = get(addr, "/api/openapi.json", None).await;
         assert_eq!((status, doc["openapi"].as_str()), (200, Some("3.1.0")));
+        // Swagger UI is served from the binary, its script included.
+        let page = raw(addr, "/api/docs").await;
+        assert!(
+            page.starts_with("HTTP/1.1 200") && page.contains("/api/openapi.json"),
+            "{page}"
+        );
+        let script = raw(addr, "/api/docs/swagger-ui-bundle.js").await;
+        assert!(script.starts_with("HTTP/1.1 200") && script.len() > 100_000);
         let forged = format!("{}{}", &clerk[..16], "0".repeat(48));
         let (status, body) = get(addr, &path, Some(&forged)).await;
         assert_eq!((status, body["error"].as_str()), (401, Some("bad_token")));
