@@ -33,60 +33,18 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mapping_text = std::fs::read_to_string(&args.source)
         .with_context(|| format!("reading {}", args.source.display()))?;
-    let mapping = Arc::new(Mapping::parse(
-        &mapping_text,
-        &args.source.display().to_string(),
-    )?);
-    let size = std::fs::metadata(&args.file)
-        .with_context(|| format!("reading {}", args.file.display()))?
-        .len();
     let rt = runtime()?;
     let report = rt.block_on(async {
         let store = args.store.open().await?;
-        let bytes = Arc::new(AtomicU64::new(0));
-        let pb = super::progress_bar(size, &mapping.source.id);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg:>20} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        let ticker = {
-            let (pb, bytes) = (pb.clone(), bytes.clone());
-            tokio::spawn(async move {
-                loop {
-                    pb.set_position(bytes.load(Ordering::Relaxed));
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            })
-        };
-        let result = ingest_file(
-            store.as_ref(),
-            mapping.clone(),
-            &mapping_text,
-            &args.file,
-            bytes,
-            args.allow_empty,
-        )
-        .await;
-        ticker.abort();
-        pb.finish_and_clear();
-        let result = result?;
-        let b = &result.batch;
-        super::audit::record_admin(
+        ingest_with_bar(
             store.as_ref(),
             &args.store.database,
-            "intake.ingest",
-            &b.source_id,
-            serde_json::json!({
-                "batch": b.id, "file": args.file.display().to_string(),
-                "inserted": b.counts.inserted, "updated": b.counts.updated,
-                "quarantined": b.counts.quarantined, "withdrawn": b.withdrawn,
-            }),
+            &mapping_text,
+            &args.source.display().to_string(),
+            &args.file,
+            args.allow_empty,
         )
-        .await?;
-        anyhow::Ok(result)
+        .await
     })?;
     let b = &report.batch;
     if args.json {
@@ -116,4 +74,64 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ingest `file` under a mapping (its text, and where it came from for messages) with a
+/// progress bar by bytes, and record the batch in the audit log.
+pub async fn ingest_with_bar(
+    store: &dyn tongban_store::Store,
+    database: &str,
+    mapping_text: &str,
+    mapping_origin: &str,
+    file: &std::path::Path,
+    allow_empty: bool,
+) -> anyhow::Result<tongban_intake::pipeline::IngestReport> {
+    let mapping = Arc::new(Mapping::parse(mapping_text, mapping_origin)?);
+    let size = std::fs::metadata(file)
+        .with_context(|| format!("reading {}", file.display()))?
+        .len();
+    let bytes = Arc::new(AtomicU64::new(0));
+    let pb = super::progress_bar(size, &mapping.source.id);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>20} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let ticker = {
+        let (pb, bytes) = (pb.clone(), bytes.clone());
+        tokio::spawn(async move {
+            loop {
+                pb.set_position(bytes.load(Ordering::Relaxed));
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let result = ingest_file(
+        store,
+        mapping.clone(),
+        mapping_text,
+        file,
+        bytes,
+        allow_empty,
+    )
+    .await;
+    ticker.abort();
+    pb.finish_and_clear();
+    let result = result?;
+    let b = &result.batch;
+    super::audit::record_admin(
+        store,
+        database,
+        "intake.ingest",
+        &b.source_id,
+        serde_json::json!({
+            "batch": b.id, "file": file.display().to_string(),
+            "inserted": b.counts.inserted, "updated": b.counts.updated,
+            "quarantined": b.counts.quarantined, "withdrawn": b.withdrawn,
+        }),
+    )
+    .await?;
+    Ok(result)
 }
