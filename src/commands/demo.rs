@@ -119,11 +119,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         database: format!("sqlite://{}", dir.join("tongban.db").display()),
     };
     if args.fresh {
-        for f in ["synth", "tongban.db", "tongban.db-wal", "tongban.db-shm", READY] {
+        for f in [
+            "synth",
+            "tongban.db",
+            "tongban.db-wal",
+            "tongban.db-shm",
+            READY,
+        ] {
             let p = dir.join(f);
             if p.is_dir() {
-                std::fs::remove_dir_all(&p)
-                    .with_context(|| format!("removing {}", p.display()))?;
+                std::fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
             } else if p.exists() {
                 std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
             }
@@ -131,7 +136,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let ready = dir.join(READY);
     let logins = if ready.exists() {
-        println!("Reusing the demo in {} (use --fresh to start again).", dir.display());
+        println!(
+            "Reusing the demo in {} (use --fresh to start again).",
+            dir.display()
+        );
         let text = std::fs::read_to_string(&ready)?;
         serde_json::from_str::<Vec<Login>>(&text)
             .with_context(|| format!("reading {}", ready.display()))?
@@ -142,7 +150,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         logins
     };
     let secs = started.elapsed().as_secs_f64();
-    println!("\nReady in {secs:.1} s. Open http://{}/ and sign in:", args.listen);
+    println!(
+        "\nReady in {secs:.1} s. Open http://{}/ and sign in:",
+        args.listen
+    );
     for l in &logins {
         println!("  {:<24} {:<20} {}", l.role, l.user, l.what);
     }
@@ -266,7 +277,9 @@ async fn identities(
     // The citizen is a real person of the libraries: the first, in key order, who lives in the
     // street's first community. Their user id is their person key.
     let citizen = first_resident(store.as_ref()).await?;
-    let users: Vec<(&str, String, Option<&str>, Role, &str, String)> = vec![
+    // (id, name, department, role, jurisdiction, what the login shows)
+    type DemoUser<'a> = (&'a str, String, Option<&'a str>, Role, &'a str, String);
+    let users: Vec<DemoUser> = vec![
         (
             "admin",
             "数据局管理员".into(),
@@ -323,7 +336,12 @@ async fn identities(
     }
     let catalogue = tongban_sharing::catalogue::catalogue(store.as_ref()).await?;
     if store.grants(None).await?.is_empty() {
-        let official = acting("minzheng01", "civil_affairs", Role::DepartmentOfficial, STREET);
+        let official = acting(
+            "minzheng01",
+            "civil_affairs",
+            Role::DepartmentOfficial,
+            STREET,
+        );
         let admin = acting("admin", "data_bureau", Role::DataBureauAdmin, DISTRICT);
         let approved = tongban_sharing::policy::request(
             store.as_ref(),

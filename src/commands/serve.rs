@@ -41,8 +41,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             max_body: tongban_server::MAX_BODY,
             sharing: Some(Arc::new(sharing)),
         };
+        // The console's dashboard figures are computed in the background, so the server answers
+        // at once and the dashboard fills in when they are ready.
+        tokio::spawn(tongban_server::console::keep_dashboard_fresh(state.clone()));
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
-        println!("Tongban listening on http://{}", listener.local_addr()?);
+        println!(
+            "Tongban listening on http://{0}/ (console), http://{0}/api/docs (API)",
+            listener.local_addr()?
+        );
         if args.intake_key.is_none() {
             println!("  the intake push endpoint is off (no --intake-key)");
         }

@@ -37,6 +37,8 @@ pub struct Sharing {
     /// Each department's grants as of a moment ago: an approval or revocation takes effect
     /// within [`GRANTS_FRESH_MS`].
     grants: std::sync::Mutex<std::collections::HashMap<String, (Vec<Grant>, i64)>>,
+    /// The console dashboard's figures, recomputed in the background.
+    pub dashboard: std::sync::RwLock<Option<std::sync::Arc<crate::console::dashboard::Dashboard>>>,
 }
 
 /// How long a community lookup is reused.
@@ -53,6 +55,7 @@ impl Sharing {
             quota_used: Default::default(),
             communities: Default::default(),
             grants: Default::default(),
+            dashboard: Default::default(),
         }
     }
 
@@ -247,7 +250,7 @@ impl View {
 
     /// The audit event of this read. `via` says how the subject was reached (a read by key,
     /// a search, a bulk lookup, a console page).
-    fn event(&self, caller: &Caller, via: &str) -> Event {
+    pub fn event(&self, caller: &Caller, via: &str) -> Event {
         let p = &caller.principal;
         Event {
             at: caller.now,
@@ -792,12 +795,20 @@ pub async fn my_accesses(
             "this page lists who read a citizen's own record; sign in as that citizen",
         ));
     }
-    let rows = state
-        .store
-        .audit_of_subject(&p.user_id, 1_000)
+    let accesses = accesses_of(state.store.as_ref(), &p.user_id).await?;
+    Ok(Json(json!({ "person": p.user_id, "accesses": accesses })))
+}
+
+/// The reads of a person's record, newest first, as the person is shown them.
+pub async fn accesses_of(
+    store: &dyn tongban_store::Store,
+    person: &str,
+) -> Result<Vec<Access>, ApiError> {
+    let rows = store
+        .audit_of_subject(person, 1_000)
         .await
         .map_err(ApiError::internal)?;
-    let accesses: Vec<Access> = rows
+    Ok(rows
         .into_iter()
         .filter(|r| r.action == "read.person")
         .map(|r| {
@@ -824,6 +835,5 @@ pub async fn my_accesses(
                 served_under: d.get("served_under").cloned().unwrap_or(json!([])),
             }
         })
-        .collect();
-    Ok(Json(json!({ "person": p.user_id, "accesses": accesses })))
+        .collect())
 }

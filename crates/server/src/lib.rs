@@ -23,6 +23,7 @@ use tongban_intake::mapping::Mapping;
 use tongban_intake::pipeline::{IngestError, ingest_ndjson};
 use tongban_store::Store;
 
+pub mod console;
 pub mod governed;
 pub mod openapi;
 pub mod search;
@@ -101,6 +102,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/rooms/{key}", get(governed::room))
         .route("/api/buildings/{key}", get(governed::building))
         .route("/api/me/accesses", get(governed::my_accesses))
+        .merge(console::routes())
         .layer(DefaultBodyLimit::max(state.max_body))
         .with_state(state)
         // Swagger UI from the swagger-ui-dist crate, which embeds its files: the page works on a

@@ -640,3 +640,186 @@ async fn searches_and_bulk_lookups_are_governed_and_hostile_requests_get_4xx() {
         assert_eq!(via_bulk, 1);
     }
 }
+
+/// A console request: (status, the response head, the body as text).
+async fn page(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    session: Option<&str>,
+    form: &str,
+) -> (u16, String, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let cookie = session
+        .map(|c| format!("Cookie: tb_session={c}\r\n"))
+        .unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{cookie}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+        form.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (status, head.to_string(), body.to_string())
+}
+
+/// Sign in to the console; the session token from the cookie it sets.
+async fn sign_in(addr: std::net::SocketAddr, user: &str, password: &str) -> Option<String> {
+    let (status, head, _) = page(
+        addr,
+        "POST",
+        "/console/login",
+        None,
+        &format!("user={user}&password={password}"),
+    )
+    .await;
+    if status != 303 {
+        return None;
+    }
+    head.lines()
+        .find_map(|l| l.strip_prefix("set-cookie: tb_session="))
+        .map(|v| v.split(';').next().unwrap_or("").to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_applies_the_same_policy_and_audits_every_page() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path(), "governed_console").await {
+        libraries(store.as_ref()).await;
+        let (addr, ids, _, _, _, _) = start(store.clone()).await;
+        ids.add_user(PERSON, "王小明", None, Role::Citizen, "320576052001")
+            .await
+            .unwrap();
+        for user in ["clerk01", "far01", "admin", PERSON] {
+            ids.set_password(user, "demo-password").await.unwrap();
+        }
+        assert!(ids.set_password("clerk01", "short").await.is_err());
+        assert_eq!(sign_in(addr, "clerk01", "wrong-password").await, None);
+        assert_eq!(sign_in(addr, "nobody", "demo-password").await, None);
+        // Without a session every page sends the user to the login page.
+        let (status, head, _) = page(addr, "GET", "/console", None, "").await;
+        assert_eq!(status, 303);
+        assert!(head.contains("location: /console/login"), "{head}");
+        let clerk = sign_in(addr, "clerk01", "demo-password").await.unwrap();
+        let far = sign_in(addr, "far01", "demo-password").await.unwrap();
+        let admin = sign_in(addr, "admin", "demo-password").await.unwrap();
+        let me = sign_in(addr, PERSON, "demo-password").await.unwrap();
+
+        // The 360° page: masked without a grant, with the linked room one click away.
+        let person_page = format!("/console/person/{PERSON}");
+        let (status, _, html) = page(addr, "GET", &person_page, Some(&clerk), "").await;
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains("139******78"), "the phone is masked");
+        assert!(!html.contains("13912345678"));
+        assert!(
+            html.contains(&format!("/console/room/{ROOM}")),
+            "the room is linked"
+        );
+        // Outside the jurisdiction: not found, as in the API.
+        assert_eq!(page(addr, "GET", &person_page, Some(&far), "").await.0, 404);
+        // The English switch.
+        let (_, _, english) = page(
+            addr,
+            "GET",
+            &person_page,
+            Some(&format!("{clerk}; tb_lang=en")),
+            "",
+        )
+        .await;
+        assert!(english.contains("Linked records"), "{english}");
+
+        // The clerk requests the phone; the admin approves; the phone shows.
+        let (status, _, html) = page(
+            addr,
+            "POST",
+            "/console/grants",
+            Some(&clerk),
+            "resource=library.person&fields=phone&purpose=one_thing.newborn&legal_basis=law&scope=320576052&days=30&daily_quota=10",
+        )
+        .await;
+        assert_eq!(status, 200, "{html}");
+        let id = html
+            .split("request ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .expect("the notice names the request")
+            .to_string();
+        let (status, _, html) = page(
+            addr,
+            "POST",
+            &format!("/console/grants/{id}/decide"),
+            Some(&clerk),
+            "approve=yes",
+        )
+        .await;
+        assert_eq!(status, 400, "a clerk cannot approve: {html}");
+        let (status, _, html) = page(
+            addr,
+            "POST",
+            &format!("/console/grants/{id}/decide"),
+            Some(&admin),
+            "approve=yes&reason=ok",
+        )
+        .await;
+        assert_eq!(status, 200, "{html}");
+        assert!(html.contains("approved"), "{html}");
+        tokio::time::sleep(std::time::Duration::from_millis(
+            tongban_server::governed::GRANTS_FRESH_MS as u64 + 50,
+        ))
+        .await;
+        let (_, _, html) = page(addr, "GET", &person_page, Some(&clerk), "").await;
+        assert!(
+            html.contains("13912345678"),
+            "the phone shows under the grant"
+        );
+        assert!(html.contains(&id), "the page names the grant");
+
+        // Search finds by phone now that the phone may be seen.
+        let (status, _, html) = page(
+            addr,
+            "GET",
+            "/console/search?kind=person&phone=13912345678",
+            Some(&clerk),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(html.contains(&person_page), "{html}");
+
+        // The citizen sees who read their record, under which purpose.
+        let (status, _, html) = page(addr, "GET", "/console/me", Some(&me), "").await;
+        assert_eq!(status, 200, "{html}");
+        assert!(
+            html.contains("clerk01") && html.contains("one_thing.newborn"),
+            "{html}"
+        );
+        assert_eq!(
+            page(addr, "GET", "/console/audit", Some(&me), "").await.0,
+            403
+        );
+
+        // The admin's audit page verifies the chain that all of this wrote.
+        let (status, _, html) = page(addr, "GET", "/console/audit", Some(&admin), "").await;
+        assert_eq!(status, 200);
+        assert!(html.contains("✔"), "{html}");
+        let entries = store.audit_entries(0, 1000).await.unwrap();
+        assert!(
+            entries
+                .iter()
+                .filter(|e| e.action == "read.person" && e.detail.contains(r#""via":"console""#))
+                .count()
+                >= 4
+        );
+
+        // Signing out ends the session.
+        page(addr, "POST", "/console/logout", Some(&clerk), "").await;
+        assert_eq!(page(addr, "GET", "/console", Some(&clerk), "").await.0, 303);
+    }
+}

@@ -50,6 +50,8 @@ type Request = (Event, oneshot::Sender<Result<i64, String>>);
 #[derive(Clone)]
 pub struct AuditLog {
     tx: mpsc::Sender<Request>,
+    /// The public half of the node key the checkpoints are signed with.
+    node: ed25519_dalek::VerifyingKey,
 }
 
 fn to_row(e: &Entry) -> AuditRow {
@@ -228,6 +230,7 @@ impl AuditLog {
         key: SigningKey,
         settings: Settings,
     ) -> Result<AuditLog, AuditError> {
+        let node = key.verifying_key();
         let mut position = Position::load(store.as_ref()).await?;
         let (tx, mut rx) = mpsc::channel::<Request>(4 * MAX_BATCH);
         tokio::spawn(async move {
@@ -270,7 +273,12 @@ impl AuditLog {
                 }
             }
         });
-        Ok(AuditLog { tx })
+        Ok(AuditLog { tx, node })
+    }
+
+    /// The key that verifies this log's checkpoints.
+    pub fn node_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.node
     }
 
     /// Record an event; returns its sequence number once it is committed.

@@ -1,0 +1,227 @@
+//! The dashboard's figures: residents and floating population per community, the age pyramid,
+//! legal entities by industry and sharing calls per day. They are aggregates over the whole
+//! libraries and the audit log, so they are computed in the background (at start and then every
+//! [`REFRESH_MS`]) and pages read the last result; a page never waits for a scan.
+//!
+//! The counting functions are pure; [`compute`] reads what they need from the store. Nothing here
+//! is personal: only counts leave this module.
+
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use tongban_store::Store;
+
+/// Errors here are only reported in the server log, so a message is all they carry.
+type Result<T> = std::result::Result<T, String>;
+
+/// How often the figures are recomputed.
+pub const REFRESH_MS: u64 = 60_000;
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Community {
+    pub code: String,
+    pub name: String,
+    pub registered: u64,
+    pub floating: u64,
+    /// 0–1: this community's people relative to the most populous one, for the heat view.
+    pub heat: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Band {
+    pub label: String,
+    pub male: u64,
+    pub female: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Dashboard {
+    pub communities: Vec<Community>,
+    pub unplaced: u64,
+    pub deceased: u64,
+    pub persons: u64,
+    pub pyramid: Vec<Band>,
+    /// The widest band, for scaling the pyramid.
+    pub pyramid_max: u64,
+    pub industries: Vec<(String, u64)>,
+    pub entities: u64,
+    /// (day, department, reads), the last fourteen days with reads.
+    pub calls: Vec<(String, String, u64)>,
+    pub computed_at: i64,
+    pub took_ms: u64,
+}
+
+/// Five-year age bands from 0–4 to 95+, as of `today`, by sex code ("1" male, "2" female).
+pub fn pyramid<'a>(
+    people: impl Iterator<Item = (&'a str, &'a str)>,
+    today: chrono::NaiveDate,
+) -> Vec<Band> {
+    let mut bands: Vec<Band> = (0..20)
+        .map(|i| Band {
+            label: if i == 19 {
+                "95+".into()
+            } else {
+                format!("{}–{}", i * 5, i * 5 + 4)
+            },
+            ..Band::default()
+        })
+        .collect();
+    for (birth, sex) in people {
+        let Ok(b) = chrono::NaiveDate::parse_from_str(birth, "%Y-%m-%d") else {
+            continue;
+        };
+        let Some(age) = today.years_since(b) else {
+            continue;
+        };
+        let band = &mut bands[(age as usize / 5).min(19)];
+        match sex {
+            "1" => band.male += 1,
+            "2" => band.female += 1,
+            _ => {}
+        }
+    }
+    bands.reverse();
+    bands
+}
+
+/// Compute every figure from the store.
+pub async fn compute(store: &dyn Store, today: chrono::NaiveDate) -> Result<Dashboard> {
+    let started = std::time::Instant::now();
+    let population = tongban_libraries::population::population(store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let top = population
+        .communities
+        .iter()
+        .map(|c| c.registered + c.floating)
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let communities = population
+        .communities
+        .iter()
+        .map(|c| Community {
+            code: c.code.clone(),
+            name: c.name.clone(),
+            registered: c.registered,
+            floating: c.floating,
+            heat: (c.registered + c.floating) as f64 / top as f64,
+        })
+        .collect();
+    let mut people: Vec<(String, String)> = Vec::new();
+    for_each_golden(store, "person", |r| {
+        let field = |f: &str| r["fields"][f]["value"].as_str().unwrap_or("").to_string();
+        if r["fields"]["deceased_on"]["value"].is_null() {
+            people.push((field("birth_date"), field("sex")));
+        }
+    })
+    .await?;
+    let bands = pyramid(people.iter().map(|(b, s)| (b.as_str(), s.as_str())), today);
+    let mut industries: BTreeMap<String, u64> = BTreeMap::new();
+    let mut entities = 0;
+    for_each_golden(store, "entity", |r| {
+        entities += 1;
+        let i = r["fields"]["industry"]["value"].as_str().unwrap_or("—");
+        *industries.entry(i.to_string()).or_default() += 1;
+    })
+    .await?;
+    let mut industries: Vec<(String, u64)> = industries.into_iter().collect();
+    industries.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let calls = calls_per_day(store).await?;
+    Ok(Dashboard {
+        communities,
+        unplaced: population.unplaced,
+        deceased: population.deceased,
+        persons: people.len() as u64,
+        pyramid_max: bands
+            .iter()
+            .map(|b| b.male.max(b.female))
+            .max()
+            .unwrap_or(0)
+            .max(1),
+        pyramid: bands,
+        industries,
+        entities,
+        calls,
+        computed_at: tongban_store::now_millis(),
+        took_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+async fn for_each_golden(store: &dyn Store, kind: &str, mut f: impl FnMut(&Value)) -> Result<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .golden_page(kind, after.as_deref(), 20_000)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = Some(last.entity_key.clone());
+        for g in &page {
+            if let Ok(v) = serde_json::from_str::<Value>(&g.record) {
+                f(&v);
+            }
+        }
+    }
+}
+
+/// Answered reads per day and department over the whole log, the last fourteen days with reads.
+async fn calls_per_day(store: &dyn Store) -> Result<Vec<(String, String, u64)>> {
+    let mut entries = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store
+            .audit_entries(after, 10_000)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        entries.extend(page.into_iter().map(tongban_sharing::writer::from_row));
+    }
+    let mut by_day: BTreeMap<(i64, String), u64> = BTreeMap::new();
+    for ((department, _resource, day), n) in tongban_sharing::watch::reads_per_day(&entries) {
+        *by_day.entry((day, department)).or_default() += n;
+    }
+    let days: Vec<i64> = {
+        let mut d: Vec<i64> = by_day.keys().map(|(d, _)| *d).collect();
+        d.dedup();
+        d.into_iter().rev().take(14).collect()
+    };
+    Ok(by_day
+        .into_iter()
+        .filter(|((d, _), _)| days.contains(d))
+        .map(|((d, dept), n)| {
+            let date = chrono::DateTime::from_timestamp(d * 86_400, 0)
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default();
+            (date, dept, n)
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_fall_into_five_year_bands_oldest_first() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let people = [
+            ("2026-01-01", "1"),
+            ("2021-11-30", "2"), // four years old until tomorrow
+            ("1920-01-01", "2"),
+            ("not a date", "1"),
+        ];
+        let bands = pyramid(people.iter().copied(), today);
+        assert_eq!(bands.len(), 20);
+        assert_eq!(bands[0].label, "95+");
+        assert_eq!(bands[0].female, 1);
+        let young = bands.last().unwrap();
+        assert_eq!(
+            (young.label.as_str(), young.male, young.female),
+            ("0–4", 1, 1)
+        );
+    }
+}

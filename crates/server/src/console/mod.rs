@@ -1,0 +1,840 @@
+//! The web console: server-rendered pages (minijinja templates built into the binary) that work
+//! without JavaScript, in Chinese by default with an English switch.
+//!
+//! A user signs in with their user id and password; the session is an API token that expires
+//! after a working day, kept in an HttpOnly, SameSite=Strict cookie (so another site's form
+//! cannot act with it), and revoked on sign-out. Every page that shows a subject goes through the
+//! governed API's own functions ([`crate::governed::look`], [`crate::governed::run_search`],
+//! [`crate::governed::record`]): the same policy decides each field, and each read is audited
+//! before the page is sent. This module decides nothing and stores nothing itself; it turns
+//! what those functions return into HTML.
+
+pub mod dashboard;
+mod text;
+
+use crate::governed::{Caller, Seen, Sharing, look, principal_of, record, run_search};
+use crate::{ApiError, AppState};
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use minijinja::{Environment, context};
+use serde_json::{Value, json};
+use std::sync::{Arc, OnceLock};
+use tongban_sharing::identity::{Principal, Role};
+
+/// A form, or why it could not be read (a field missing or of the wrong type).
+type FormResult<T> = Result<Form<T>, axum::extract::rejection::FormRejection>;
+
+/// The session cookie's name.
+const SESSION: &str = "tb_session";
+/// The language cookie's name.
+const LANG: &str = "tb_lang";
+
+/// The console's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/console") }))
+        .route("/console/login", get(login_page).post(login))
+        .route("/console/logout", post(logout))
+        .route("/console/lang/{lang}", get(set_lang))
+        .route("/console", get(home))
+        .route("/console/search", get(search))
+        .route("/console/person/{key}", get(person))
+        .route("/console/entity/{key}", get(entity))
+        .route("/console/room/{key}", get(room))
+        .route("/console/building/{key}", get(building))
+        .route("/console/me", get(me))
+        .route("/console/grants", get(grants).post(request_grant))
+        .route("/console/grants/{id}/decide", post(decide_grant))
+        .route("/console/audit", get(audit))
+}
+
+fn environment() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, source) in [
+            ("base.html", include_str!("templates/base.html")),
+            ("login.html", include_str!("templates/login.html")),
+            ("dashboard.html", include_str!("templates/dashboard.html")),
+            ("search.html", include_str!("templates/search.html")),
+            ("record.html", include_str!("templates/record.html")),
+            ("me.html", include_str!("templates/me.html")),
+            ("grants.html", include_str!("templates/grants.html")),
+            ("audit.html", include_str!("templates/audit.html")),
+            ("message.html", include_str!("templates/message.html")),
+        ] {
+            // The templates are part of the binary and checked by the tests; one that does not
+            // parse shows up as a render error on its page, never as a crash.
+            if let Err(e) = env.add_template(name, source) {
+                eprintln!("console template {name}: {e}");
+            }
+        }
+        env
+    })
+}
+
+/// A page: its template rendered with the common context (language, labels, the user).
+struct Page {
+    status: StatusCode,
+    html: String,
+}
+
+impl IntoResponse for Page {
+    fn into_response(self) -> Response {
+        (self.status, Html(self.html)).into_response()
+    }
+}
+
+fn lang_of(headers: &HeaderMap) -> &'static str {
+    match cookie(headers, LANG) {
+        Some("en") => "en",
+        _ => "zh",
+    }
+}
+
+fn render(
+    headers: &HeaderMap,
+    status: StatusCode,
+    name: &str,
+    user: Option<&Principal>,
+    ctx: Value,
+) -> Page {
+    let lang = lang_of(headers);
+    let user = user.map(|p| {
+        json!({"id": p.user_id, "name": p.name, "role": p.role.as_str(), "role_zh": p.role.zh(),
+            "department": p.department, "jurisdiction": p.jurisdiction,
+            "admin": p.role == Role::DataBureauAdmin, "citizen": p.role == Role::Citizen})
+    });
+    let result = environment().get_template(name).and_then(|t| {
+        t.render(context! { lang => lang, t => text::labels(lang), user => user, page => ctx })
+    });
+    match result {
+        Ok(html) => Page { status, html },
+        Err(e) => {
+            eprintln!("console page {name}: {e:#}");
+            Page {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                html: "<h1>500</h1><p>internal error; the details are in the server log</p>".into(),
+            }
+        }
+    }
+}
+
+fn message(headers: &HeaderMap, status: StatusCode, user: Option<&Principal>, text: &str) -> Page {
+    render(
+        headers,
+        status,
+        "message.html",
+        user,
+        json!({ "message": text }),
+    )
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The signed-in user, or the response that sends them to the login page.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(Arc<Sharing>, Principal), Response> {
+    let Some(sharing) = state.sharing.clone() else {
+        return Err(message(
+            headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the console is off on this server",
+        )
+        .into_response());
+    };
+    let Some(token) = cookie(headers, SESSION) else {
+        return Err(Redirect::to("/console/login").into_response());
+    };
+    match principal_of(&sharing, token).await {
+        Ok(p) => Ok((sharing, p)),
+        Err(_) => Err(Redirect::to("/console/login").into_response()),
+    }
+}
+
+fn api_error_page(headers: &HeaderMap, user: &Principal, e: ApiError) -> Response {
+    message(headers, e.status, Some(user), &e.message).into_response()
+}
+
+async fn login_page(headers: HeaderMap) -> Page {
+    render(&headers, StatusCode::OK, "login.html", None, json!({}))
+}
+
+#[derive(serde::Deserialize)]
+struct LoginForm {
+    user: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: FormResult<LoginForm>,
+) -> Response {
+    let Some(sharing) = state.sharing.as_ref() else {
+        return message(
+            &headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            None,
+            "the console is off on this server",
+        )
+        .into_response();
+    };
+    let failed = |headers: &HeaderMap| {
+        render(
+            headers,
+            StatusCode::UNAUTHORIZED,
+            "login.html",
+            None,
+            json!({"failed": true}),
+        )
+        .into_response()
+    };
+    let Ok(Form(form)) = form else {
+        return failed(&headers);
+    };
+    match sharing
+        .identities
+        .login(
+            form.user.trim(),
+            &form.password,
+            tongban_store::now_millis(),
+        )
+        .await
+    {
+        Ok((_, token)) => {
+            let cookie = format!(
+                "{SESSION}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+                tongban_sharing::identity::SESSION_MS / 1000
+            );
+            let mut response = Redirect::to("/console").into_response();
+            if let Ok(v) = HeaderValue::from_str(&cookie) {
+                response.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            response
+        }
+        Err(_) => failed(&headers),
+    }
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Ok((sharing, p)) = signed_in(&state, &headers).await {
+        let _ = sharing.identities.revoke(&p.token_id).await;
+    }
+    let mut response = Redirect::to("/console/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("tb_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+async fn set_lang(Path(lang): Path<String>, headers: HeaderMap) -> Response {
+    let lang = if lang == "en" { "en" } else { "zh" };
+    // Back to the page the switch was on, if it was one of ours.
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| r.find("/console").map(|i| r[i..].to_string()))
+        .unwrap_or_else(|| "/console".into());
+    let mut response = Redirect::to(&back).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{LANG}={lang}; Path=/; SameSite=Lax; Max-Age=31536000"
+    )) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (sharing, p) = match signed_in(&state, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if p.role == Role::Citizen {
+        return Redirect::to("/console/me").into_response();
+    }
+    let figures = sharing.dashboard.read().ok().and_then(|d| d.clone());
+    let Some(d) = figures else {
+        return render(
+            &headers,
+            StatusCode::OK,
+            "dashboard.html",
+            Some(&p),
+            json!({"computing": true}),
+        )
+        .into_response();
+    };
+    // The counts per community are shown for the communities in the user's jurisdiction.
+    let communities: Vec<&dashboard::Community> = d
+        .communities
+        .iter()
+        .filter(|c| {
+            tongban_sharing::identity::within(&p.jurisdiction, &c.code)
+                || c.code.starts_with(&p.jurisdiction)
+        })
+        .collect();
+    let tiles: Vec<Value> = communities
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            json!({"x": (i % 8) * 92, "y": (i / 8) * 62, "name": c.name, "code": c.code,
+                "people": c.registered + c.floating, "opacity": 0.12 + 0.88 * c.heat})
+        })
+        .collect();
+    let rows = tiles.len().div_ceil(8).max(1);
+    let ctx = json!({
+        "communities": communities,
+        "registered": communities.iter().map(|c| c.registered).sum::<u64>(),
+        "floating": communities.iter().map(|c| c.floating).sum::<u64>(),
+        "tiles": tiles,
+        "heat_height": rows * 62,
+        "pyramid": d.pyramid.iter().enumerate().map(|(i, b)| json!({
+            "label": b.label, "male": b.male, "female": b.female, "y": i * 16,
+            "mw": (b.male as f64 / d.pyramid_max as f64 * 180.0).round(),
+            "fw": (b.female as f64 / d.pyramid_max as f64 * 180.0).round(),
+        })).collect::<Vec<_>>(),
+        "industries": d.industries,
+        "entities": d.entities,
+        "persons": d.persons,
+        "unplaced": d.unplaced,
+        "deceased": d.deceased,
+        "calls": d.calls,
+        "took_ms": d.took_ms,
+    });
+    render(&headers, StatusCode::OK, "dashboard.html", Some(&p), ctx).into_response()
+}
+
+async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let (sharing, p) = match signed_in(&state, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let kind: &'static str = match params
+        .iter()
+        .find(|(k, _)| k == "kind")
+        .map(|(_, v)| v.as_str())
+    {
+        Some("entity") => "entity",
+        Some("room") => "room",
+        Some("building") => "building",
+        _ => "person",
+    };
+    let given: Vec<(String, String)> = params
+        .iter()
+        .filter(|(k, v)| k != "kind" && !v.trim().is_empty())
+        .cloned()
+        .collect();
+    let mut ctx = json!({"kind": kind, "params": params.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()});
+    if given.is_empty() {
+        return render(&headers, StatusCode::OK, "search.html", Some(&p), ctx).into_response();
+    }
+    let parsed = match crate::search::parse(kind, &given) {
+        Ok(s) => s,
+        Err(e) => {
+            ctx["error"] = json!(e.to_string());
+            return render(
+                &headers,
+                StatusCode::BAD_REQUEST,
+                "search.html",
+                Some(&p),
+                ctx,
+            )
+            .into_response();
+        }
+    };
+    let store = state.store.as_ref();
+    let caller = match Caller::new(&sharing, store, p.clone()).await {
+        Ok(c) => c,
+        Err(e) => return api_error_page(&headers, &p, e),
+    };
+    match run_search(&sharing, store, &caller, kind, &parsed, "console").await {
+        Ok((views, truncated)) => {
+            ctx["results"] = json!(views.iter().map(summary).collect::<Vec<_>>());
+            ctx["truncated"] = json!(truncated);
+            ctx["searched"] = json!(true);
+            render(&headers, StatusCode::OK, "search.html", Some(&p), ctx).into_response()
+        }
+        Err(e) => api_error_page(&headers, &p, e),
+    }
+}
+
+/// A one-line summary of a view for lists: its key and its most telling shown fields.
+fn summary(v: &crate::governed::View) -> Value {
+    let shown = |f: &str| -> Value {
+        match v.fields.get(f) {
+            Some(x) if x.get("value").is_some() => x["value"].clone(),
+            Some(x) => x.get("masked").cloned().unwrap_or(Value::Null),
+            None => Value::Null,
+        }
+    };
+    let first = |fields: &[&str]| -> Value {
+        fields
+            .iter()
+            .map(|f| shown(f))
+            .find(|x| !x.is_null())
+            .unwrap_or(Value::Null)
+    };
+    json!({"kind": v.kind, "key": v.key, "community": v.community,
+        "title": first(&["name", "address_key"]),
+        "detail": first(&["birth_date", "credit_code", "community"])})
+}
+
+async fn person(state: State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> Response {
+    page_360(state, headers, "person", key).await
+}
+async fn entity(state: State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> Response {
+    page_360(state, headers, "entity", key).await
+}
+async fn room(state: State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> Response {
+    page_360(state, headers, "room", key).await
+}
+async fn building(state: State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> Response {
+    page_360(state, headers, "building", key).await
+}
+
+fn kind_of_key(key: &str) -> Option<&'static str> {
+    match key.chars().next() {
+        Some('P') => Some("person"),
+        Some('E') => Some("entity"),
+        Some('R') => Some("room"),
+        Some('B') => Some("building"),
+        _ => None,
+    }
+}
+
+/// The governed view of one subject, audited, with its fields and every linked record.
+async fn subject_page(
+    state: &AppState,
+    sharing: &Sharing,
+    p: &Principal,
+    kind: &'static str,
+    key: &str,
+) -> Result<Option<Value>, ApiError> {
+    let valid = key.len() == 17
+        && key.starts_with(crate::governed::key_prefix(kind))
+        && key[1..].bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid {
+        return Ok(None);
+    }
+    let store = state.store.as_ref();
+    let caller = Caller::new(sharing, store, p.clone()).await?;
+    let golden = store
+        .golden_record(kind, key)
+        .await
+        .map_err(ApiError::internal)?;
+    let view = match look(sharing, store, &caller, kind, key, golden, &[]).await? {
+        Seen::Shown(v) => v,
+        Seen::Denied(e) => {
+            let _ = record(sharing, vec![e]).await;
+            return Ok(None);
+        }
+        Seen::Nothing => return Ok(None),
+    };
+    record(sharing, vec![view_event(&view, &caller)]).await?;
+    let resource = sharing
+        .catalogue
+        .iter()
+        .find(|r| r.id == format!("library.{kind}"));
+    let fields: Vec<Value> = resource
+        .map(|r| r.fields.iter().filter(|f| f.name != "key").collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|f| {
+            let class = f.class.zh();
+            match view.fields.get(&f.name) {
+                Some(x) if x.get("value").is_some() => Some(json!({"name": f.name, "value": x["value"],
+                    "source": x.get("source"), "date": x.get("date"), "class": class, "state": "shown"})),
+                Some(x) => Some(json!({"name": f.name, "value": x["masked"], "class": class, "state": "masked"})),
+                None if view.withheld.contains(&f.name) => Some(json!({"name": f.name, "class": class, "state": "withheld"})),
+                None => None,
+            }
+        })
+        .collect();
+    // Every linked record, one click away; what each shows is decided when it is opened.
+    let links: Vec<Value> = store
+        .relations_of(key)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .filter_map(|r| {
+            let (other, outgoing) = if r.from_key == key { (r.to_key, true) } else { (r.from_key, false) };
+            let other_kind = kind_of_key(&other)?;
+            Some(json!({"relation": r.relation, "outgoing": outgoing, "key": other, "kind": other_kind, "source": r.source_id}))
+        })
+        .collect();
+    let mut links = links;
+    links.sort_by(|a, b| {
+        a["relation"]
+            .as_str()
+            .cmp(&b["relation"].as_str())
+            .then(a["key"].as_str().cmp(&b["key"].as_str()))
+    });
+    links.dedup_by(|a, b| {
+        a["relation"] == b["relation"] && a["key"] == b["key"] && a["outgoing"] == b["outgoing"]
+    });
+    Ok(Some(
+        json!({"kind": kind, "key": key, "community": view.community, "fields": fields,
+        "served": view.served, "exhausted": view.exhausted, "links": links}),
+    ))
+}
+
+fn view_event(view: &crate::governed::View, caller: &Caller) -> tongban_sharing::audit::Event {
+    view.event(caller, "console")
+}
+
+async fn page_360(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    kind: &'static str,
+    key: String,
+) -> Response {
+    let (sharing, p) = match signed_in(&state, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    match subject_page(&state, &sharing, &p, kind, &key).await {
+        Ok(Some(ctx)) => {
+            render(&headers, StatusCode::OK, "record.html", Some(&p), ctx).into_response()
+        }
+        Ok(None) => message(
+            &headers,
+            StatusCode::NOT_FOUND,
+            Some(&p),
+            &format!(
+                "no {kind} {} within your jurisdiction",
+                key.chars().take(20).collect::<String>()
+            ),
+        )
+        .into_response(),
+        Err(e) => api_error_page(&headers, &p, e),
+    }
+}
+
+async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (sharing, p) = match signed_in(&state, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if p.role != Role::Citizen {
+        return message(
+            &headers,
+            StatusCode::FORBIDDEN,
+            Some(&p),
+            "this page shows a citizen their own record; sign in as the citizen",
+        )
+        .into_response();
+    }
+    let record = match subject_page(&state, &sharing, &p, "person", &p.user_id.clone()).await {
+        Ok(r) => r,
+        Err(e) => return api_error_page(&headers, &p, e),
+    };
+    let accesses = match crate::governed::accesses_of(state.store.as_ref(), &p.user_id).await {
+        Ok(a) => a,
+        Err(e) => return api_error_page(&headers, &p, e),
+    };
+    let accesses: Vec<Value> = accesses
+        .into_iter()
+        .filter(|a| a.user != p.user_id)
+        .map(|a| {
+            let mut v = json!(a);
+            v["when"] = json!(when(a.at));
+            v
+        })
+        .collect();
+    render(
+        &headers,
+        StatusCode::OK,
+        "me.html",
+        Some(&p),
+        json!({"record": record, "accesses": accesses}),
+    )
+    .into_response()
+}
+
+/// A time as people in China read it (UTC+8).
+fn when(at: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at + 8 * 3_600_000)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+async fn grants(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (sharing, p) = match signed_in(&state, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    grants_page(&state, &sharing, &p, &headers, StatusCode::OK, None).await
+}
+
+async fn grants_page(
+    state: &AppState,
+    sharing: &Sharing,
+    p: &Principal,
+    headers: &HeaderMap,
+    status: StatusCode,
+    notice: Option<String>,
+) -> Response {
+    if p.role == Role::Citizen {
+        return message(
+            headers,
+            StatusCode::FORBIDDEN,
+            Some(p),
+            "grants are for departments",
+        )
+        .into_response();
+    }
+    let department = if p.role == Role::DataBureauAdmin {
+        None
+    } else {
+        p.department.as_deref()
+    };
+    let rows = match state.store.grants(department).await {
+        Ok(r) => r,
+        Err(e) => return api_error_page(headers, p, ApiError::internal(e)),
+    };
+    // Requests to the data bureau's resources wait for its admins; others see their own.
+    let grants: Vec<Value> = rows
+        .iter()
+        .map(|g| {
+            json!({"id": g.id, "department": g.department, "resource": g.resource,
+                "fields": serde_json::from_str::<Value>(&g.fields).unwrap_or(json!([])),
+                "purpose": g.purpose, "legal_basis": g.legal_basis, "scope": g.scope,
+                "until": when(g.valid_to), "quota": g.daily_quota, "status": g.status,
+                "reason": g.reason, "decidable": p.role == Role::DataBureauAdmin && g.status == "requested"})
+        })
+        .collect();
+    let resources: Vec<Value> = sharing
+        .catalogue
+        .iter()
+        .filter(|r| r.kind == "library")
+        .map(|r| json!({"id": r.id, "title": r.title,
+            "fields": r.fields.iter().filter(|f| f.class == tongban_sharing::catalogue::Class::Conditional)
+                .map(|f| f.name.clone()).collect::<Vec<_>>()}))
+        .collect();
+    render(
+        headers,
+        status,
+        "grants.html",
+        Some(p),
+        json!({"grants": grants, "resources": resources, "notice": notice}),
+    )
+    .into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct RequestForm {
+    resource: String,
+    #[serde(default)]
+    fields: String,
+    purpose: String,
+    legal_basis: String,
+    scope: String,
+    days: u32,
+    daily_quota: u32,
+}
+
+async fn request_grant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: FormResult<RequestForm>,
+) -> Response {
+    let (sharing, p) = match signed_in(&state, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Ok(Form(f)) = form else {
+        return grants_page(
+            &state,
+            &sharing,
+            &p,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            Some("the request form is incomplete: every field is needed".into()),
+        )
+        .await;
+    };
+    let request = tongban_sharing::policy::Request {
+        resource: f.resource,
+        fields: f
+            .fields
+            .split([',', ' ', '，'])
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        purpose: f.purpose.trim().into(),
+        legal_basis: f.legal_basis.trim().into(),
+        scope: f.scope.trim().into(),
+        days: f.days,
+        daily_quota: f.daily_quota,
+    };
+    let (status, notice) = match tongban_sharing::policy::request(
+        state.store.as_ref(),
+        &sharing.catalogue,
+        &p,
+        request,
+    )
+    .await
+    {
+        Ok(g) => {
+            let _ = record(&sharing, vec![admin_event(&p, "grant.request", &g.id)]).await;
+            (
+                StatusCode::OK,
+                format!(
+                    "request {} filed; it waits for the provider's decision",
+                    g.id
+                ),
+            )
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    grants_page(&state, &sharing, &p, &headers, status, Some(notice)).await
+}
+
+fn admin_event(p: &Principal, action: &str, subject: &str) -> tongban_sharing::audit::Event {
+    tongban_sharing::audit::Event {
+        at: tongban_store::now_millis(),
+        actor: p.user_id.clone(),
+        action: action.into(),
+        subject: subject.into(),
+        detail: json!({"department": p.department, "role": p.role, "via": "console"}).to_string(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct DecideForm {
+    approve: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn decide_grant(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    form: FormResult<DecideForm>,
+) -> Response {
+    let (sharing, p) = match signed_in(&state, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Ok(Form(f)) = form else {
+        return grants_page(
+            &state,
+            &sharing,
+            &p,
+            &headers,
+            StatusCode::BAD_REQUEST,
+            Some("say approve or reject".into()),
+        )
+        .await;
+    };
+    let approve = f.approve == "yes";
+    let (status, notice) = match tongban_sharing::policy::decide_stored(
+        state.store.as_ref(),
+        &sharing.catalogue,
+        &p,
+        &id,
+        approve,
+        f.reason.trim(),
+    )
+    .await
+    {
+        Ok(g) => {
+            let action = if approve {
+                "grant.approve"
+            } else {
+                "grant.reject"
+            };
+            let _ = record(&sharing, vec![admin_event(&p, action, &g.id)]).await;
+            (
+                StatusCode::OK,
+                format!("{} {}", g.id, if approve { "approved" } else { "rejected" }),
+            )
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    grants_page(&state, &sharing, &p, &headers, status, Some(notice)).await
+}
+
+async fn audit(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (sharing, p) = match signed_in(&state, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if p.role != Role::DataBureauAdmin {
+        return message(
+            &headers,
+            StatusCode::FORBIDDEN,
+            Some(&p),
+            "the audit log is for the data bureau's admins",
+        )
+        .into_response();
+    }
+    let store = state.store.as_ref();
+    let check = tongban_sharing::writer::verify_store(store, &sharing.audit.node_key()).await;
+    let (entries, findings, unsealed) = match &check {
+        Ok(c) => (
+            c.entries,
+            c.findings.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+            c.unsealed,
+        ),
+        Err(e) => (0, vec![e.to_string()], 0),
+    };
+    let last = match store.last_audit().await {
+        Ok(l) => l.map_or(0, |r| r.seq),
+        Err(e) => return api_error_page(&headers, &p, ApiError::internal(e)),
+    };
+    let recent = match store.audit_entries(last - 50, 50).await {
+        Ok(r) => r,
+        Err(e) => return api_error_page(&headers, &p, ApiError::internal(e)),
+    };
+    let recent: Vec<Value> = recent
+        .into_iter()
+        .rev()
+        .map(|r| json!({"seq": r.seq, "when": when(r.at), "actor": r.actor, "action": r.action, "subject": r.subject, "hash": r.hash.chars().take(12).collect::<String>()}))
+        .collect();
+    render(&headers, StatusCode::OK, "audit.html", Some(&p), json!({"entries": entries, "findings": findings, "unsealed": unsealed, "recent": recent, "ok": check.is_ok() && findings.is_empty()})).into_response()
+}
+
+/// Recompute the dashboard's figures now and then, for as long as the server runs.
+pub async fn keep_dashboard_fresh(state: AppState) {
+    let Some(sharing) = state.sharing.clone() else {
+        return;
+    };
+    loop {
+        // Ages are counted on today's date in China Standard Time.
+        let now = tongban_store::now_millis() + 8 * 3_600_000;
+        let today = chrono::DateTime::from_timestamp_millis(now)
+            .map(|t| t.date_naive())
+            .unwrap_or_default();
+        match dashboard::compute(state.store.as_ref(), today).await {
+            Ok(d) => {
+                if let Ok(mut slot) = sharing.dashboard.write() {
+                    *slot = Some(Arc::new(d));
+                }
+            }
+            Err(e) => eprintln!("dashboard: {e}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(dashboard::REFRESH_MS)).await;
+    }
+}

@@ -1,0 +1,133 @@
+//! The console's words in Chinese (the default) and English. Templates name a label by key
+//! (`{{ t.search }}`); a key missing from a language falls back to its Chinese.
+
+use std::collections::BTreeMap;
+
+/// (key, 中文, English).
+const LABELS: &[(&str, &str, &str)] = &[
+    ("app", "通办 · 数据共享平台", "Tongban · data-sharing hub"),
+    ("dashboard", "总览", "Dashboard"),
+    ("search", "查询", "Search"),
+    ("grants", "共享申请与授权", "Requests and grants"),
+    ("audit", "审计日志", "Audit log"),
+    ("me", "我的数据", "My data"),
+    ("login", "登录", "Sign in"),
+    ("logout", "退出", "Sign out"),
+    ("user", "用户名", "User"),
+    ("password", "密码", "Password"),
+    (
+        "login_failed",
+        "用户名或密码不正确。",
+        "The user or password is not right.",
+    ),
+    ("population", "实有人口", "Population"),
+    ("community", "社区", "Community"),
+    ("registered", "户籍人口", "Registered residents"),
+    ("floating", "流动人口", "Floating population"),
+    ("total", "合计", "Total"),
+    ("heat", "社区人口热力", "Communities by people"),
+    ("pyramid", "人口年龄结构", "Age pyramid"),
+    ("male", "男", "Male"),
+    ("female", "女", "Female"),
+    ("industries", "法人按行业", "Legal entities by industry"),
+    ("calls", "每日共享调用", "Sharing calls per day"),
+    ("day", "日期", "Day"),
+    ("department", "部门", "Department"),
+    ("reads", "调用次数", "Reads"),
+    (
+        "computing",
+        "统计正在计算，请稍后刷新。",
+        "The figures are being computed; reload in a moment.",
+    ),
+    ("person", "人员", "Person"),
+    ("entity", "法人", "Legal entity"),
+    ("room", "房间", "Room"),
+    ("building", "楼栋", "Building"),
+    ("name", "姓名/名称", "Name"),
+    ("birth_date", "出生日期", "Birth date"),
+    ("phone", "电话", "Phone"),
+    ("citizen_id", "身份证号", "Citizen id"),
+    ("address", "地址", "Address"),
+    ("credit_code", "统一社会信用代码", "Credit code"),
+    ("results", "结果", "Results"),
+    (
+        "no_results",
+        "没有您可见的结果。",
+        "No results you may see.",
+    ),
+    (
+        "truncated",
+        "结果较多，仅显示前 20 条。",
+        "More results than shown; only the first 20.",
+    ),
+    ("field", "字段", "Field"),
+    ("value", "值", "Value"),
+    ("source", "来源", "Source"),
+    ("date", "日期", "Date"),
+    ("class", "共享类别", "Sharing class"),
+    ("masked", "已脱敏", "masked"),
+    ("withheld", "不予显示", "withheld"),
+    ("served_under", "本次查看依据的授权", "Served under"),
+    (
+        "no_grant",
+        "无授权：有条件共享字段已脱敏。",
+        "No grant: conditional fields are masked.",
+    ),
+    ("links", "关联记录", "Linked records"),
+    ("relation", "关系", "Relation"),
+    ("accesses", "谁查看了我的数据", "Who read my data"),
+    ("when", "时间", "When"),
+    ("role", "角色", "Role"),
+    ("purpose", "用途", "Purpose"),
+    ("fields", "字段", "Fields"),
+    (
+        "no_accesses",
+        "尚无他人查看。",
+        "Nobody else has read it yet.",
+    ),
+    ("resource", "资源", "Resource"),
+    ("legal_basis", "法律依据", "Legal basis"),
+    ("scope", "范围", "Scope"),
+    ("until", "有效期至", "Valid until"),
+    ("quota", "每日限额", "Daily quota"),
+    ("status", "状态", "Status"),
+    ("request", "提交申请", "Request"),
+    ("days", "天数", "Days"),
+    ("approve", "批准", "Approve"),
+    ("reject", "驳回", "Reject"),
+    ("reason", "理由", "Reason"),
+    (
+        "chain_ok",
+        "哈希链与签名检查点完整。",
+        "Hash chain and signed checkpoints intact.",
+    ),
+    (
+        "chain_bad",
+        "审计日志被改动：",
+        "The audit log has been tampered with:",
+    ),
+    ("entries", "条记录", "entries"),
+    (
+        "unsealed",
+        "条在最近检查点之后",
+        "after the last checkpoint",
+    ),
+    ("recent", "最近记录", "Recent entries"),
+    ("actor", "操作者", "Actor"),
+    ("action", "操作", "Action"),
+    ("subject", "对象", "Subject"),
+    ("jurisdiction", "辖区", "Jurisdiction"),
+    ("entities", "法人", "entities"),
+    ("persons", "在世人员", "living persons"),
+    ("unplaced", "未能定位", "not placed"),
+    ("deceased", "已故", "deceased"),
+    ("computed_in", "统计耗时", "computed in"),
+];
+
+/// The labels of `lang` ("zh" or "en").
+pub fn labels(lang: &str) -> BTreeMap<&'static str, &'static str> {
+    LABELS
+        .iter()
+        .map(|(k, zh, en)| (*k, if lang == "en" { *en } else { *zh }))
+        .collect()
+}
