@@ -10,6 +10,7 @@ use tongban_sharing::identity::{Identities, Role};
   tongban identity department add gongan --name 公安局 --division 320576
   tongban identity user add clerk01 --name 王芳 --role window_clerk --department minzheng --jurisdiction 320576052
   tongban identity user add worker07 --name 李强 --role community_worker --department jiedao --jurisdiction 320576052001
+  echo 'a long passphrase' | tongban identity user password clerk01     console sign-in
   tongban identity token issue clerk01 --days 90        prints the token once; only its hash is kept
   tongban identity token revoke 3f2a9c0b1d4e
   tongban identity list
@@ -75,6 +76,10 @@ pub enum UserCmd {
         #[arg(long)]
         jurisdiction: String,
     },
+    /// Set a user's console password (8 to 128 characters), read from $TONGBAN_PASSWORD or,
+    /// without it, from the first line of standard input, so that it stays out of the shell's
+    /// history.
+    Password { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -135,6 +140,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     u.department.as_deref().unwrap_or("no department"),
                     u.jurisdiction
                 );
+            }
+            What::User {
+                what: UserCmd::Password { id },
+            } => {
+                let password = match std::env::var("TONGBAN_PASSWORD") {
+                    Ok(p) => p,
+                    Err(_) => {
+                        let mut line = String::new();
+                        std::io::stdin().read_line(&mut line)?;
+                        line.trim_end_matches(['\r', '\n']).to_string()
+                    }
+                };
+                ids.set_password(&id, &password).await?;
+                audit("identity.user.password", id.clone(), serde_json::json!({})).await?;
+                println!("user {id} can sign in to the console with the new password");
             }
             What::Token {
                 what: TokenCmd::Issue { user, days },
