@@ -403,7 +403,8 @@ async fn identities(
     Ok(logins)
 }
 
-/// The first person, in key order, with a name who lives in the street's first community.
+/// The first person, in key order, with a name and a phone, who lives in the street's first
+/// community.
 async fn first_resident(store: &dyn Store) -> anyhow::Result<Option<(String, String, String)>> {
     let mut after: Option<String> = None;
     loop {
@@ -417,7 +418,11 @@ async fn first_resident(store: &dyn Store) -> anyhow::Result<Option<(String, Str
             let Some(name) = record["fields"]["name"]["value"].as_str() else {
                 continue;
             };
-            if record["fields"]["deceased_on"]["value"].is_string() {
+            // A living person with a phone on record, so that the walk-through can show a
+            // phone unmasked by a grant.
+            if record["fields"]["deceased_on"]["value"].is_string()
+                || !record["fields"]["phone"]["value"].is_string()
+            {
                 continue;
             }
             let community = tongban_libraries::population::community_of(store, &g.entity_key)

@@ -3,10 +3,8 @@
 use super::store_args::{StoreArgs, runtime};
 use clap::Parser;
 use std::process::ExitCode;
-use tongban_intake::clean::Issue;
-use tongban_intake::mapping::Mapping;
-use tongban_intake::quality::{Scorecard, ScorecardBuilder};
-use tongban_store::{BatchStatus, QuarantineStatus, Store};
+use tongban_intake::pipeline::scorecard;
+use tongban_intake::quality::Scorecard;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -20,49 +18,6 @@ pub struct Args {
     pub json: bool,
     #[command(flatten)]
     pub store: StoreArgs,
-}
-
-/// Builds a source's scorecard from the store.
-pub async fn scorecard(store: &dyn Store, source_id: &str) -> anyhow::Result<Scorecard> {
-    let src = store
-        .source(source_id)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("source {source_id} is not registered"))?;
-    let mapping = Mapping::parse(&src.mapping, &format!("the stored mapping of {source_id}"))?;
-    let mut b = ScorecardBuilder::new(mapping);
-    let mut after: Option<String> = None;
-    loop {
-        let page = store
-            .current_records(source_id, after.as_deref(), 10_000)
-            .await?;
-        for r in &page {
-            let cleaned: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&r.cleaned).unwrap_or_default();
-            let issues: Vec<Issue> = serde_json::from_str(&r.issues).unwrap_or_default();
-            b.add_record(&cleaned, &issues);
-        }
-        match page.last() {
-            Some(last) if page.len() == 10_000 => after = Some(last.key.clone()),
-            _ => break,
-        }
-    }
-    for q in store
-        .quarantine_list(Some(source_id), Some(QuarantineStatus::Held), i64::MAX)
-        .await?
-    {
-        let raw: serde_json::Value =
-            serde_json::from_str(&q.raw).unwrap_or(serde_json::Value::Null);
-        let reasons: Vec<Issue> = serde_json::from_str(&q.reasons).unwrap_or_default();
-        b.add_quarantined(&raw, &reasons);
-    }
-    let last = store
-        .batches(Some(source_id))
-        .await?
-        .iter()
-        .filter(|b| b.status == BatchStatus::Complete)
-        .filter_map(|b| b.finished_at)
-        .max();
-    Ok(b.finish(last, tongban_store::now_millis()))
 }
 
 fn pct(x: f64) -> String {

@@ -441,3 +441,53 @@ pub async fn release_quarantined(
     }
     Ok(report)
 }
+
+/// A source's quality scorecard, built from what the store holds: every current record, the
+/// held quarantine entries, and the last complete batch's time for freshness.
+pub async fn scorecard(
+    store: &dyn Store,
+    source_id: &str,
+) -> Result<crate::quality::Scorecard, IngestError> {
+    use crate::clean::Issue;
+    use tongban_store::{BatchStatus, QuarantineStatus};
+    let src = store
+        .source(source_id)
+        .await?
+        .ok_or_else(|| IngestError::Read(format!("source {source_id} is not registered")))?;
+    let mapping = Mapping::parse(&src.mapping, &format!("the stored mapping of {source_id}"))
+        .map_err(|e| IngestError::Read(e.to_string()))?;
+    let mut b = crate::quality::ScorecardBuilder::new(mapping);
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .current_records(source_id, after.as_deref(), 10_000)
+            .await?;
+        for r in &page {
+            let cleaned: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&r.cleaned).unwrap_or_default();
+            let issues: Vec<Issue> = serde_json::from_str(&r.issues).unwrap_or_default();
+            b.add_record(&cleaned, &issues);
+        }
+        match page.last() {
+            Some(last) if page.len() == 10_000 => after = Some(last.key.clone()),
+            _ => break,
+        }
+    }
+    for q in store
+        .quarantine_list(Some(source_id), Some(QuarantineStatus::Held), i64::MAX)
+        .await?
+    {
+        let raw: serde_json::Value =
+            serde_json::from_str(&q.raw).unwrap_or(serde_json::Value::Null);
+        let reasons: Vec<Issue> = serde_json::from_str(&q.reasons).unwrap_or_default();
+        b.add_quarantined(&raw, &reasons);
+    }
+    let last = store
+        .batches(Some(source_id))
+        .await?
+        .iter()
+        .filter(|b| b.status == BatchStatus::Complete)
+        .filter_map(|b| b.finished_at)
+        .max();
+    Ok(b.finish(last, tongban_store::now_millis()))
+}

@@ -837,3 +837,57 @@ pub async fn accesses_of(
         })
         .collect())
 }
+
+/// `GET /api/catalogue`: every resource with its fields' sharing classes, the responsibility
+/// list (provider, update frequency, last update) and the share of fields shared.
+pub async fn catalogue(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let sharing = sharing_of(&state)?;
+    principal(sharing, &headers).await?;
+    let resources: Vec<Value> = sharing
+        .catalogue
+        .iter()
+        .map(|r| {
+            let mut v = json!(r);
+            v["shared_share"] = json!(r.shared_share());
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "resources": resources })))
+}
+
+/// `GET /api/catalogue/{id}`, or with `?format=ckan` in the shape of a CKAN dataset record.
+pub async fn catalogue_resource(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: QueryParams,
+) -> Result<Json<Value>, ApiError> {
+    let sharing = sharing_of(&state)?;
+    principal(sharing, &headers).await?;
+    let ckan = match params {
+        Ok(axum::extract::Query(p)) => p.iter().any(|(k, v)| k == "format" && v == "ckan"),
+        Err(_) => false,
+    };
+    let resource = sharing
+        .catalogue
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no resource {:?} in the catalogue",
+                    id.chars().take(64).collect::<String>()
+                ),
+            )
+        })?;
+    Ok(Json(if ckan {
+        tongban_sharing::catalogue::ckan(resource)
+    } else {
+        json!(resource)
+    }))
+}

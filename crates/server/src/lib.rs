@@ -102,6 +102,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/rooms/{key}", get(governed::room))
         .route("/api/buildings/{key}", get(governed::building))
         .route("/api/me/accesses", get(governed::my_accesses))
+        .route("/api/catalogue", get(governed::catalogue))
+        .route("/api/catalogue/{id}", get(governed::catalogue_resource))
         .merge(console::routes())
         .layer(DefaultBodyLimit::max(state.max_body))
         .with_state(state)

@@ -124,6 +124,27 @@ pub fn document() -> Value {
                     "503": error_response("The endpoint is off (no intake key configured)"),
                 }
             }},
+            "/api/catalogue": {"get": {
+                "summary": "The catalogue: every resource (base-library views and department datasets) with each field's sharing class and sensitivity, provider, update frequency, last update and the share of fields shared",
+                "security": [{"token": []}],
+                "responses": {
+                    "200": {"description": "The resources", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "401": error_response("No valid token"),
+                }
+            }},
+            "/api/catalogue/{id}": {"get": {
+                "summary": "One resource of the catalogue; `?format=ckan` gives it in the shape of a CKAN dataset record",
+                "security": [{"token": []}],
+                "parameters": [
+                    {"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                    {"name": "format", "in": "query", "required": false, "schema": {"type": "string", "enum": ["ckan"]}},
+                ],
+                "responses": {
+                    "200": {"description": "The resource", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "401": error_response("No valid token"),
+                    "404": error_response("No such resource"),
+                }
+            }},
             "/api/openapi.json": {"get": {"summary": "This document", "responses": {"200": {"description": "OpenAPI 3.1"}}}},
         },
         "components": {

@@ -472,6 +472,30 @@ async fn searches_and_bulk_lookups_are_governed_and_hostile_requests_get_4xx() {
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["results"][0]["key"], BUILDING, "{body}");
 
+        // The catalogue, and one resource in CKAN's shape.
+        let (status, body) = get(addr, "/api/catalogue", Some(&clerk)).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["id"] == "library.person")
+        );
+        let (status, body) = get(
+            addr,
+            "/api/catalogue/library.person?format=ckan",
+            Some(&clerk),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["name"], "library-person", "{body}");
+        assert_eq!(
+            get(addr, "/api/catalogue/nothing", Some(&clerk)).await.0,
+            404
+        );
+        assert_eq!(get(addr, "/api/catalogue", None).await.0, 401);
+
         // Bulk lookup: found and not found, audited together.
         let bulk = format!(r#"{{"keys": ["{PERSON}", "P0000000000000000", "{PERSON}"]}}"#);
         let (status, body) = send(

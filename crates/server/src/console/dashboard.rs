@@ -47,6 +47,10 @@ pub struct Dashboard {
     pub entities: u64,
     /// (day, department, reads), the last fourteen days with reads.
     pub calls: Vec<(String, String, u64)>,
+    /// Each registered source's quality scorecard.
+    pub quality: Vec<tongban_intake::quality::Scorecard>,
+    /// Anomaly alerts of the last seven days with reads, newest first.
+    pub alerts: Vec<tongban_sharing::watch::Alert>,
     pub computed_at: i64,
     pub took_ms: u64,
 }
@@ -127,7 +131,15 @@ pub async fn compute(store: &dyn Store, today: chrono::NaiveDate) -> Result<Dash
     .await?;
     let mut industries: Vec<(String, u64)> = industries.into_iter().collect();
     industries.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let calls = calls_per_day(store).await?;
+    let (calls, alerts) = calls_and_alerts(store).await?;
+    let mut quality = Vec::new();
+    for source in store.sources().await.map_err(|e| e.to_string())? {
+        quality.push(
+            tongban_intake::pipeline::scorecard(store, &source.id)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
     Ok(Dashboard {
         communities,
         unplaced: population.unplaced,
@@ -143,6 +155,8 @@ pub async fn compute(store: &dyn Store, today: chrono::NaiveDate) -> Result<Dash
         industries,
         entities,
         calls,
+        quality,
+        alerts,
         computed_at: tongban_store::now_millis(),
         took_ms: started.elapsed().as_millis() as u64,
     })
@@ -167,8 +181,14 @@ async fn for_each_golden(store: &dyn Store, kind: &str, mut f: impl FnMut(&Value
     }
 }
 
-/// Answered reads per day and department over the whole log, the last fourteen days with reads.
-async fn calls_per_day(store: &dyn Store) -> Result<Vec<(String, String, u64)>> {
+/// Answered reads per day and department over the whole log, the last fourteen days with reads;
+/// and the anomaly alerts (default thresholds) of the last seven days.
+type CallsAndAlerts = (
+    Vec<(String, String, u64)>,
+    Vec<tongban_sharing::watch::Alert>,
+);
+
+async fn calls_and_alerts(store: &dyn Store) -> Result<CallsAndAlerts> {
     let mut entries = Vec::new();
     let mut after = 0;
     loop {
@@ -189,16 +209,28 @@ async fn calls_per_day(store: &dyn Store) -> Result<Vec<(String, String, u64)>> 
         d.dedup();
         d.into_iter().rev().take(14).collect()
     };
-    Ok(by_day
+    let calls = by_day
         .into_iter()
         .filter(|((d, _), _)| days.contains(d))
-        .map(|((d, dept), n)| {
-            let date = chrono::DateTime::from_timestamp(d * 86_400, 0)
-                .map(|t| t.format("%Y-%m-%d").to_string())
-                .unwrap_or_default();
-            (date, dept, n)
-        })
-        .collect())
+        .map(|((d, dept), n)| (date_of_day(d), dept, n))
+        .collect();
+    let last = entries
+        .last()
+        .map_or(0, |e| tongban_sharing::watch::day_of(e.event.at));
+    let mut alerts: Vec<_> =
+        tongban_sharing::watch::alerts(&entries, &tongban_sharing::watch::Thresholds::default())
+            .into_iter()
+            .filter(|a| a.day > last - 7)
+            .collect();
+    alerts.sort_by(|a, b| b.day.cmp(&a.day).then(a.user.cmp(&b.user)));
+    Ok((calls, alerts))
+}
+
+/// The date of a day number (days since the epoch, China Standard Time).
+pub fn date_of_day(day: i64) -> String {
+    chrono::DateTime::from_timestamp(day * 86_400, 0)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -49,6 +49,9 @@ pub fn routes() -> Router<AppState> {
         .route("/console/grants", get(grants).post(request_grant))
         .route("/console/grants/{id}/decide", post(decide_grant))
         .route("/console/audit", get(audit))
+        .route("/console/quality", get(quality))
+        .route("/console/alerts", get(alerts))
+        .route("/console/catalogue", get(catalogue))
 }
 
 fn environment() -> &'static Environment<'static> {
@@ -65,6 +68,9 @@ fn environment() -> &'static Environment<'static> {
             ("grants.html", include_str!("templates/grants.html")),
             ("audit.html", include_str!("templates/audit.html")),
             ("message.html", include_str!("templates/message.html")),
+            ("quality.html", include_str!("templates/quality.html")),
+            ("alerts.html", include_str!("templates/alerts.html")),
+            ("catalogue.html", include_str!("templates/catalogue.html")),
         ] {
             // The templates are part of the binary and checked by the tests; one that does not
             // parse shows up as a render error on its page, never as a crash.
@@ -315,6 +321,8 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
         "unplaced": d.unplaced,
         "deceased": d.deceased,
         "calls": d.calls,
+        "quality": d.quality.iter().map(quality_row).collect::<Vec<_>>(),
+        "alerts": d.alerts.len(),
         "took_ms": d.took_ms,
     });
     render(&headers, StatusCode::OK, "dashboard.html", Some(&p), ctx).into_response()
@@ -460,12 +468,12 @@ async fn subject_page(
         .unwrap_or_default()
         .into_iter()
         .filter_map(|f| {
-            let class = f.class.zh();
+            let (class, class_en) = (f.class.zh(), format!("{:?}", f.class).to_lowercase());
             match view.fields.get(&f.name) {
                 Some(x) if x.get("value").is_some() => Some(json!({"name": f.name, "value": x["value"],
-                    "source": x.get("source"), "date": x.get("date"), "class": class, "state": "shown"})),
-                Some(x) => Some(json!({"name": f.name, "value": x["masked"], "class": class, "state": "masked"})),
-                None if view.withheld.contains(&f.name) => Some(json!({"name": f.name, "class": class, "state": "withheld"})),
+                    "source": x.get("source"), "date": x.get("date"), "class": class, "class_en": class_en, "state": "shown"})),
+                Some(x) => Some(json!({"name": f.name, "value": x["masked"], "class": class, "class_en": class_en, "state": "masked"})),
+                None if view.withheld.contains(&f.name) => Some(json!({"name": f.name, "class": class, "class_en": class_en, "state": "withheld"})),
                 None => None,
             }
         })
@@ -814,6 +822,147 @@ async fn audit(State(state): State<AppState>, headers: HeaderMap) -> Response {
         .map(|r| json!({"seq": r.seq, "when": when(r.at), "actor": r.actor, "action": r.action, "subject": r.subject, "hash": r.hash.chars().take(12).collect::<String>()}))
         .collect();
     render(&headers, StatusCode::OK, "audit.html", Some(&p), json!({"entries": entries, "findings": findings, "unsealed": unsealed, "recent": recent, "ok": check.is_ok() && findings.is_empty()})).into_response()
+}
+
+/// One source's scorecard in a line: its counts, mean completeness and validity over its fields.
+fn quality_row(s: &tongban_intake::quality::Scorecard) -> Value {
+    let n = s.fields.len().max(1) as f64;
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    json!({"source": s.source_id, "department": s.department, "name": s.name,
+        "delivered": s.delivered, "current": s.current, "quarantined": s.quarantined,
+        "uniqueness": pct(s.key_uniqueness),
+        "completeness": pct(s.fields.iter().map(|f| f.completeness).sum::<f64>() / n),
+        "validity": pct(s.fields.iter().map(|f| f.validity).sum::<f64>() / n),
+        "fresh": s.freshness.fresh})
+}
+
+/// Pages for the data bureau and department officials, not for citizens or front-line staff.
+fn officials_only(p: &Principal) -> bool {
+    matches!(p.role, Role::DataBureauAdmin | Role::DepartmentOfficial)
+}
+
+async fn quality(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let (sharing, p) = match signed_in(&state, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if !officials_only(&p) {
+        return message(
+            &headers,
+            StatusCode::FORBIDDEN,
+            Some(&p),
+            "data quality is for the data bureau and department officials",
+        )
+        .into_response();
+    }
+    let figures = sharing.dashboard.read().ok().and_then(|d| d.clone());
+    let source = params
+        .iter()
+        .find(|(k, _)| k == "source")
+        .map(|(_, v)| v.clone());
+    let card = figures.as_ref().and_then(|d| {
+        source
+            .as_ref()
+            .and_then(|s| d.quality.iter().find(|c| &c.source_id == s).cloned())
+    });
+    // The quarantined records of the chosen source, with their reasons and raw values.
+    let held = match &card {
+        Some(c) => match state
+            .store
+            .quarantine_list(
+                Some(&c.source_id),
+                Some(tongban_store::QuarantineStatus::Held),
+                50,
+            )
+            .await
+        {
+            Ok(list) => list
+                .into_iter()
+                .map(|q| {
+                    let reasons: Vec<Value> = serde_json::from_str(&q.reasons).unwrap_or_default();
+                    json!({"id": q.id, "location": q.location, "key": q.key, "raw": q.raw,
+                        "reasons": reasons.iter().map(|r| format!("{} {}: {}",
+                            r["field"].as_str().unwrap_or(""), r["code"].as_str().unwrap_or(""),
+                            r["message"].as_str().unwrap_or(""))).collect::<Vec<_>>()})
+                })
+                .collect::<Vec<_>>(),
+            Err(e) => return api_error_page(&headers, &p, ApiError::internal(e)),
+        },
+        None => Vec::new(),
+    };
+    let ctx = json!({
+        "computing": figures.is_none(),
+        "sources": figures.as_ref().map(|d| d.quality.iter().map(quality_row).collect::<Vec<_>>()),
+        "card": card,
+        "held": held,
+    });
+    render(&headers, StatusCode::OK, "quality.html", Some(&p), ctx).into_response()
+}
+
+async fn alerts(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (sharing, p) = match signed_in(&state, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if p.role != Role::DataBureauAdmin {
+        return message(
+            &headers,
+            StatusCode::FORBIDDEN,
+            Some(&p),
+            "alerts are for the data bureau's admins",
+        )
+        .into_response();
+    }
+    let figures = sharing.dashboard.read().ok().and_then(|d| d.clone());
+    let alerts: Vec<Value> = figures
+        .as_ref()
+        .map(|d| {
+            d.alerts
+                .iter()
+                .map(|a| {
+                    json!({"day": dashboard::date_of_day(a.day), "user": a.user, "kind": a.kind,
+                    "message": a.message, "grants": a.grants})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    render(
+        &headers,
+        StatusCode::OK,
+        "alerts.html",
+        Some(&p),
+        json!({"computing": figures.is_none(), "alerts": alerts}),
+    )
+    .into_response()
+}
+
+async fn catalogue(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (sharing, p) = match signed_in(&state, &headers).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let resources: Vec<Value> = sharing
+        .catalogue
+        .iter()
+        .map(|r| json!({"id": r.id, "title": r.title, "kind": r.kind, "provider": r.provider,
+            "frequency": r.update_frequency, "last_update": r.last_update.map(when),
+            "shared": format!("{:.0}%", r.shared_share() * 100.0),
+            "fields": r.fields.iter().map(|f| json!({"name": f.name, "class": f.class.zh(),
+                "class_en": format!("{:?}", f.class).to_lowercase(),
+                "sensitivity": format!("{:?}", f.sensitivity).to_lowercase()})).collect::<Vec<_>>()}))
+        .collect();
+    render(
+        &headers,
+        StatusCode::OK,
+        "catalogue.html",
+        Some(&p),
+        json!({"resources": resources}),
+    )
+    .into_response()
 }
 
 /// Recompute the dashboard's figures now and then, for as long as the server runs.
