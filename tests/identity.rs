@@ -112,13 +112,20 @@ async fn users_get_tokens_that_work_until_revoked_or_expired() {
             identity_error(ids.authenticate(&short, now + 2_000).await.unwrap_err()),
             IdentityError::Expired
         ));
+        // A token checked a moment ago is not read again, but its expiry still holds.
+        let (_, brief) = ids.issue_token("clerk01", Some(now + 500)).await.unwrap();
+        assert!(ids.authenticate(&brief, now).await.is_ok());
+        assert!(matches!(
+            identity_error(ids.authenticate(&brief, now + 600).await.unwrap_err()),
+            IdentityError::Expired
+        ));
         assert!(ids.revoke(&row.id).await.unwrap());
         assert!(!ids.revoke(&row.id).await.unwrap(), "already revoked");
         assert!(matches!(
             identity_error(ids.authenticate(&token, now).await.unwrap_err()),
             IdentityError::Revoked
         ));
-        assert_eq!(store.tokens_of("clerk01").await.unwrap().len(), 3);
+        assert_eq!(store.tokens_of("clerk01").await.unwrap().len(), 4);
         // Tokens go only to users that exist.
         assert!(ids.issue_token("nobody", None).await.is_err());
     }

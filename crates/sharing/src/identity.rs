@@ -368,7 +368,19 @@ pub struct Identities {
     /// Failed checks per token id in the current minute: past [`MAX_FAILURES`] a token id is
     /// refused without running Argon2 until the minute ends.
     failures: Mutex<HashMap<String, (i64, u32)>>,
+    /// Who each token checked in the last [`PRINCIPAL_FRESH_MS`] belongs to, with the token's
+    /// expiry and when it was read: a busy caller's token and user are read from the store at
+    /// most once a second, and a revocation or a change of role made elsewhere (another process)
+    /// takes effect within that second. A revocation through this `Identities` takes effect at
+    /// once.
+    principals: Mutex<HashMap<String, CheckedToken>>,
 }
+
+/// A checked token: who it belongs to, when it expires, when it was read from the store.
+type CheckedToken = (Principal, Option<i64>, i64);
+
+/// How long a checked token's principal is reused.
+pub const PRINCIPAL_FRESH_MS: i64 = 1_000;
 
 /// How long a console session lasts: a working day.
 pub const SESSION_MS: i64 = 10 * 60 * 60 * 1000;
@@ -413,6 +425,7 @@ impl Identities {
             cache: TokenCache::default(),
             argon: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
             failures: Mutex::new(HashMap::new()),
+            principals: Mutex::new(HashMap::new()),
         }
     }
 
@@ -508,6 +521,9 @@ impl Identities {
 
     pub async fn revoke(&self, token_id: &str) -> Result<bool, ManageError> {
         self.cache.forget(token_id);
+        if let Ok(mut map) = self.principals.lock() {
+            map.remove(token_id);
+        }
         Ok(self
             .store
             .revoke_token(token_id, tongban_store::now_millis())
@@ -589,6 +605,16 @@ impl Identities {
     /// Who a token belongs to, at time `now` (milliseconds).
     pub async fn authenticate(&self, token: &str, now: i64) -> Result<Principal, ManageError> {
         let (id, secret) = parse_token(token)?;
+        if self.cache.known(id, secret)
+            && let Ok(map) = self.principals.lock()
+            && let Some((p, expires, read_at)) = map.get(id)
+            && now - read_at < PRINCIPAL_FRESH_MS
+        {
+            if expires.is_some_and(|e| e <= now) {
+                return Err(IdentityError::Expired.into());
+            }
+            return Ok(p.clone());
+        }
         let row = self.store.token(id).await?;
         if !row
             .as_ref()
@@ -616,13 +642,22 @@ impl Identities {
             .user(&row.user_id)
             .await?
             .ok_or(IdentityError::BadToken)?;
-        Ok(Principal {
+        let p = Principal {
             user_id: user.id,
             name: user.name,
             department: user.department,
             role: Role::parse(&user.role)?,
             jurisdiction: user.jurisdiction,
             token_id: row.id,
-        })
+        };
+        if let Ok(mut map) = self.principals.lock() {
+            // Tokens come and go; a map that grew past what a node serves at once is cleared
+            // rather than trimmed entry by entry.
+            if map.len() > 100_000 {
+                map.clear();
+            }
+            map.insert(id.to_string(), (p.clone(), row.expires_at, now));
+        }
+        Ok(p)
     }
 }
