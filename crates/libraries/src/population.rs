@@ -193,40 +193,37 @@ pub async fn population(store: &dyn Store) -> Result<Population> {
     ))
 }
 
+/// Communities of places (rooms and buildings) already looked up, by place key. Places keep
+/// their community until the libraries are rebuilt, so a long-lived cache is worth keeping
+/// beside a server (cleared now and then); a one-off lookup passes a fresh one.
+pub type PlaceCommunities = std::sync::Mutex<HashMap<String, Option<String>>>;
+
+fn cached(places: &PlaceCommunities, key: &str) -> Option<Option<String>> {
+    places.lock().ok().and_then(|m| m.get(key).cloned())
+}
+
+fn remember(places: &PlaceCommunities, key: &str, community: &Option<String>) {
+    if let Ok(mut m) = places.lock() {
+        m.insert(key.to_string(), community.clone());
+    }
+}
+
 /// The community a person lives in, as [`count`] places them: by their residence records,
 /// else the room they rent, else where they are registered (the first found).
 pub async fn community_of(store: &dyn Store, person: &str) -> Result<Option<String>> {
-    let relations = store.relations_of(person).await?;
-    for relation in ["lives_in", "rents", "registered_in"] {
-        for r in relations
-            .iter()
-            .filter(|r| r.relation == relation && r.from_key == person)
-        {
-            for b in store
-                .relations_of(&r.to_key)
-                .await?
-                .iter()
-                .filter(|b| b.relation == "in_building" && b.from_key == r.to_key)
-            {
-                if let Some(g) = store.golden_record("building", &b.to_key).await? {
-                    let record: Value = serde_json::from_str(&g.record).unwrap_or_default();
-                    if let Some(c) = record
-                        .get("community")
-                        .and_then(Value::as_str)
-                        .filter(|c| !c.is_empty())
-                    {
-                        return Ok(Some(c.to_string()));
-                    }
-                }
-            }
-        }
-    }
-    Ok(None)
+    community_of_entity(store, "person", person, &PlaceCommunities::default()).await
 }
 
 /// The community of a building: its golden record's.
-async fn building_community(store: &dyn Store, building: &str) -> Result<Option<String>> {
-    Ok(store
+async fn building_community(
+    store: &dyn Store,
+    building: &str,
+    places: &PlaceCommunities,
+) -> Result<Option<String>> {
+    if let Some(c) = cached(places, building) {
+        return Ok(c);
+    }
+    let c = store
         .golden_record("building", building)
         .await?
         .and_then(|g| serde_json::from_str::<Value>(&g.record).ok())
@@ -235,34 +232,75 @@ async fn building_community(store: &dyn Store, building: &str) -> Result<Option<
                 .and_then(Value::as_str)
                 .map(str::to_string)
         })
-        .filter(|c| !c.is_empty()))
+        .filter(|c| !c.is_empty());
+    remember(places, building, &c);
+    Ok(c)
 }
 
-/// The community any library entity lies in: a person where they live, a company where its
-/// premises are, a room by its building, a building by its own record.
+/// The community of a room: its building's (the first that has one).
+async fn room_community(
+    store: &dyn Store,
+    room: &str,
+    places: &PlaceCommunities,
+) -> Result<Option<String>> {
+    if let Some(c) = cached(places, room) {
+        return Ok(c);
+    }
+    let mut c = None;
+    for b in store
+        .relations_of(room)
+        .await?
+        .iter()
+        .filter(|b| b.relation == "in_building" && b.from_key == room)
+    {
+        c = building_community(store, &b.to_key, places).await?;
+        if c.is_some() {
+            break;
+        }
+    }
+    remember(places, room, &c);
+    Ok(c)
+}
+
+/// The community any library entity lies in: a person where they live (see [`community_of`]),
+/// a company where its premises are, a room by its building, a building by its own record.
+/// `places` keeps the communities of the rooms and buildings looked up on the way.
 pub async fn community_of_entity(
     store: &dyn Store,
     kind: &str,
     key: &str,
+    places: &PlaceCommunities,
 ) -> Result<Option<String>> {
-    let via = |relation: &'static str| async move {
-        for r in store
-            .relations_of(key)
-            .await?
-            .iter()
-            .filter(|r| r.relation == relation && r.from_key == key)
-        {
-            if let Some(c) = building_community(store, &r.to_key).await? {
-                return Ok(Some(c));
-            }
-        }
-        Ok(None)
-    };
     match kind {
-        "person" => community_of(store, key).await,
-        "entity" => via("located_at").await,
-        "room" => via("in_building").await,
-        "building" => building_community(store, key).await,
+        "person" => {
+            let relations = store.relations_of(key).await?;
+            for relation in ["lives_in", "rents", "registered_in"] {
+                for r in relations
+                    .iter()
+                    .filter(|r| r.relation == relation && r.from_key == key)
+                {
+                    if let Some(c) = room_community(store, &r.to_key, places).await? {
+                        return Ok(Some(c));
+                    }
+                }
+            }
+            Ok(None)
+        }
+        "entity" => {
+            for r in store
+                .relations_of(key)
+                .await?
+                .iter()
+                .filter(|r| r.relation == "located_at" && r.from_key == key)
+            {
+                if let Some(c) = building_community(store, &r.to_key, places).await? {
+                    return Ok(Some(c));
+                }
+            }
+            Ok(None)
+        }
+        "room" => room_community(store, key, places).await,
+        "building" => building_community(store, key, places).await,
         _ => Ok(None),
     }
 }

@@ -34,6 +34,12 @@ pub struct Sharing {
     /// the libraries do (a run, or new records resolved incrementally), and a minute-old answer
     /// is accepted.
     communities: std::sync::Mutex<std::collections::HashMap<String, (String, i64)>>,
+    /// The communities of rooms and buildings met on the way, and since when: renewed every
+    /// [`COMMUNITY_FRESH_MS`].
+    places: std::sync::Mutex<(
+        std::sync::Arc<tongban_libraries::population::PlaceCommunities>,
+        i64,
+    )>,
     /// Each department's grants as of a moment ago: an approval or revocation takes effect
     /// within [`GRANTS_FRESH_MS`].
     grants: std::sync::Mutex<std::collections::HashMap<String, (Vec<Grant>, i64)>>,
@@ -54,6 +60,7 @@ impl Sharing {
             catalogue,
             quota_used: Default::default(),
             communities: Default::default(),
+            places: Default::default(),
             grants: Default::default(),
             dashboard: Default::default(),
         }
@@ -72,7 +79,18 @@ impl Sharing {
         {
             return Ok(c.clone());
         }
-        let c = tongban_libraries::population::community_of_entity(store, kind, key)
+        // The rooms' and buildings' communities are kept for as long as the subjects' are.
+        if let Ok(mut places) = self.places.lock()
+            && now - places.1 > COMMUNITY_FRESH_MS
+        {
+            *places = (Default::default(), now);
+        }
+        let places = self
+            .places
+            .lock()
+            .map(|p| std::sync::Arc::clone(&p.0))
+            .map_err(|_| ApiError::internal("the place cache is poisoned"))?;
+        let c = tongban_libraries::population::community_of_entity(store, kind, key, &places)
             .await
             .map_err(ApiError::internal)?
             .unwrap_or_default();
