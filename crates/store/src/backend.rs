@@ -9,7 +9,8 @@
 //!
 //! This module does not open connections or run migrations; each backend module does.
 
-/// Implements `Store` for `$store` (with a `pool` field) on database `$db` with row type `$row`.
+/// Implements `Store` for `$store` (with a `pool` field for everything and a `read` field for the
+/// governed API's hot reads, which may be the same pool) on database `$db` with row type `$row`.
 macro_rules! sql_backend {
     ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr, $lock_sql:expr, $json_text:path) => {
 
@@ -618,7 +619,7 @@ impl Store for $store {
     async fn golden_record(&self, kind: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
         let k = resolution_kind(kind)?;
         let sql = format!("SELECT entity_key, record FROM golden_{k} WHERE entity_key = ?");
-        let row = sqlx::query($fix(&sql)).bind(entity_key).fetch_optional(&self.pool).await?;
+        let row = sqlx::query($fix(&sql)).bind(entity_key).fetch_optional(&self.read).await?;
         row.map(|r| -> Result<GoldenRecord> {
             Ok(GoldenRecord { entity_key: r.try_get("entity_key")?, record: r.try_get("record")? })
         })
@@ -860,7 +861,7 @@ impl Store for $store {
     }
 
     async fn user(&self, id: &str) -> Result<Option<UserRow>> {
-        let row = sqlx::query($fix("SELECT * FROM users WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query($fix("SELECT * FROM users WHERE id = ?")).bind(id).fetch_optional(&self.read).await?;
         row.as_ref().map(user_row).transpose()
     }
 
@@ -901,7 +902,7 @@ impl Store for $store {
     }
 
     async fn token(&self, id: &str) -> Result<Option<TokenRow>> {
-        let row = sqlx::query($fix("SELECT * FROM tokens WHERE id = ?")).bind(id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query($fix("SELECT * FROM tokens WHERE id = ?")).bind(id).fetch_optional(&self.read).await?;
         row.as_ref().map(token_row).transpose()
     }
 
@@ -956,7 +957,7 @@ impl Store for $store {
     async fn grants(&self, department: Option<&str>) -> Result<Vec<GrantRow>> {
         let rows = sqlx::query($fix("SELECT * FROM grants WHERE department = COALESCE(?, department) ORDER BY created_at, id"))
             .bind(department)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await?;
         rows.iter().map(grant_row).collect()
     }
@@ -1074,7 +1075,7 @@ impl Store for $store {
                 ORDER BY relation, from_key, to_key, source_id, record_key"))
             .bind(entity_key)
             .bind(entity_key)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await?;
         rows.iter()
             .map(|r| -> Result<Relation> {

@@ -18,6 +18,8 @@ use std::collections::HashMap;
 
 pub struct PgStore {
     pool: PgPool,
+    /// The same pool: PostgreSQL's connections already read while others write.
+    read: PgPool,
 }
 
 impl PgStore {
@@ -39,7 +41,10 @@ impl PgStore {
             .connect(url)
             .await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            read: pool.clone(),
+            pool,
+        })
     }
 }
 

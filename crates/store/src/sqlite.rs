@@ -3,7 +3,7 @@
 //! The database runs in WAL mode with `synchronous = NORMAL`: a committed transaction survives a
 //! crash of the process (the WAL is on disk), and only a power loss can cost the last
 //! transactions, never consistency. SQLite has one writer at a time, so the pool keeps a single
-//! connection; chunks are written as multi-row statements inside one transaction each.
+//! connection (beside a small read-only pool for the governed API's hot reads); chunks are written as multi-row statements inside one transaction each.
 //!
 //! This module opens the file and runs the SQLite migrations; the statements are in `backend`.
 
@@ -24,6 +24,11 @@ use std::str::FromStr;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Read-only connections for the hot reads of the governed API (a golden record, a
+    /// subject's relations, a token, a user, a department's grants): in WAL mode they read the
+    /// last committed state while the single writer works, instead of queueing behind its
+    /// transactions.
+    read: SqlitePool,
 }
 
 impl SqliteStore {
@@ -47,7 +52,16 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(SqliteStore { pool })
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(
+                SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
+                    .read_only(true)
+                    .busy_timeout(std::time::Duration::from_secs(30))
+                    .pragma("cache_size", "-16384"),
+            )
+            .await?;
+        Ok(SqliteStore { pool, read })
     }
 }
 
