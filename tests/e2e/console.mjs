@@ -128,6 +128,14 @@ assert.match(await fieldText(clerk.page, '姓名/名称'), /\*/, 'no grant: the 
 await shot(clerk.page, 'person-clerk');
 await clerk.context.close();
 
+// The community worker's dashboard counts their own community only.
+const worker = await signIn('shequ01');
+const dash = await worker.page.content();
+assert.match(dash, /320576052001/);
+assert.doesNotMatch(dash, /320576052002/, 'another community is out of the worker\'s jurisdiction');
+await shot(worker.page, 'dashboard-community-worker');
+await worker.context.close();
+
 // 5. The data bureau approves.
 const admin = await signIn('admin');
 await admin.page.goto(`${base}/console/grants`);

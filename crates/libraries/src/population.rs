@@ -34,6 +34,10 @@ pub struct Population {
     pub unplaced: u64,
     /// Persons known to have died.
     pub deceased: u64,
+    /// The community each placed living person and each legal entity with known premises
+    /// lies in, for figures broken down by jurisdiction (not printed with the counts).
+    #[serde(skip)]
+    pub placed: HashMap<String, String>,
 }
 
 impl Population {
@@ -58,13 +62,15 @@ fn most_common<'a>(values: impl Iterator<Item = &'a str>) -> Option<&'a str> {
 }
 
 /// Count. `community_of_building` maps building keys to community codes, `persons` lists every
-/// person key, `deceased` those known to have died, and `relations` are the libraries'.
+/// person key, `deceased` those known to have died, and `relations` are the libraries' (a
+/// company's `located_at` relation places it, for [`Population::placed`]).
 pub fn count(
     community_of_building: &HashMap<String, String>,
     persons: &[String],
     deceased: &HashSet<String>,
     relations: &[Relation],
 ) -> Population {
+    let mut out = Population::default();
     let mut building_of_room: HashMap<&str, &str> = HashMap::new();
     let mut lives: HashMap<&str, Vec<&str>> = HashMap::new();
     let mut rents: HashMap<&str, Vec<&str>> = HashMap::new();
@@ -78,6 +84,15 @@ pub fn count(
             "lives_in" => &mut lives,
             "rents" => &mut rents,
             "registered_in" => &mut registered,
+            "located_at" => {
+                if let Some(c) = community_of_building
+                    .get(&r.to_key)
+                    .filter(|c| !c.is_empty())
+                {
+                    out.placed.insert(r.from_key.clone(), c.clone());
+                }
+                continue;
+            }
             _ => continue,
         };
         into.entry(&r.from_key).or_default().push(&r.to_key);
@@ -93,7 +108,6 @@ pub fn count(
         most_common(map.get(person)?.iter().filter_map(community))
     };
     let mut by_community: BTreeMap<&str, CommunityPopulation> = BTreeMap::new();
-    let mut out = Population::default();
     for person in persons {
         if deceased.contains(person) {
             out.deceased += 1;
@@ -106,6 +120,7 @@ pub fn count(
             out.unplaced += 1;
             continue;
         };
+        out.placed.insert(person.clone(), place.to_string());
         let entry = by_community
             .entry(place)
             .or_insert_with(|| CommunityPopulation {
@@ -181,7 +196,7 @@ pub async fn population(store: &dyn Store) -> Result<Population> {
         relations.extend(page.into_iter().filter(|r| {
             matches!(
                 r.relation.as_str(),
-                "in_building" | "lives_in" | "rents" | "registered_in"
+                "in_building" | "lives_in" | "rents" | "registered_in" | "located_at"
             )
         }));
     }

@@ -39,12 +39,12 @@ pub struct Dashboard {
     pub communities: Vec<Community>,
     pub unplaced: u64,
     pub deceased: u64,
+    /// Living persons placed in a community.
     pub persons: u64,
-    pub pyramid: Vec<Band>,
-    /// The widest band, for scaling the pyramid.
-    pub pyramid_max: u64,
-    pub industries: Vec<(String, u64)>,
-    pub entities: u64,
+    /// Living placed persons by community, then age band and sex (oldest band first).
+    pub pyramids: BTreeMap<String, Vec<Band>>,
+    /// Legal entities with known premises by community, then industry.
+    pub industries: BTreeMap<String, BTreeMap<String, u64>>,
     /// (day, department, reads), the last fourteen days with reads.
     pub calls: Vec<(String, String, u64)>,
     /// Each registered source's quality scorecard.
@@ -88,6 +88,40 @@ pub fn pyramid<'a>(
     bands
 }
 
+/// The pyramid of the communities `within` accepts: their bands added up.
+pub fn pyramid_within(d: &Dashboard, within: impl Fn(&str) -> bool) -> Vec<Band> {
+    let mut out: Vec<Band> = Vec::new();
+    for (_, bands) in d.pyramids.iter().filter(|(c, _)| within(c)) {
+        if out.is_empty() {
+            out = bands
+                .iter()
+                .map(|b| Band {
+                    label: b.label.clone(),
+                    ..Band::default()
+                })
+                .collect();
+        }
+        for (o, b) in out.iter_mut().zip(bands) {
+            o.male += b.male;
+            o.female += b.female;
+        }
+    }
+    out
+}
+
+/// Legal entities by industry in the communities `within` accepts, most common first.
+pub fn industries_within(d: &Dashboard, within: impl Fn(&str) -> bool) -> Vec<(String, u64)> {
+    let mut sum: BTreeMap<&str, u64> = BTreeMap::new();
+    for (_, by) in d.industries.iter().filter(|(c, _)| within(c)) {
+        for (i, n) in by {
+            *sum.entry(i).or_default() += n;
+        }
+    }
+    let mut out: Vec<(String, u64)> = sum.into_iter().map(|(i, n)| (i.to_string(), n)).collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
 /// Compute every figure from the store.
 pub async fn compute(store: &dyn Store, today: chrono::NaiveDate) -> Result<Dashboard> {
     let started = std::time::Instant::now();
@@ -112,25 +146,46 @@ pub async fn compute(store: &dyn Store, today: chrono::NaiveDate) -> Result<Dash
             heat: (c.registered + c.floating) as f64 / top as f64,
         })
         .collect();
-    let mut people: Vec<(String, String)> = Vec::new();
+    // Each figure is kept per community, so that a page can add up the communities in the
+    // user's jurisdiction.
+    let mut people: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    let mut persons = 0;
     for_each_golden(store, "person", |r| {
+        let key = r["key"].as_str().unwrap_or("");
+        let Some(community) = population.placed.get(key) else {
+            return;
+        };
         let field = |f: &str| r["fields"][f]["value"].as_str().unwrap_or("").to_string();
-        if r["fields"]["deceased_on"]["value"].is_null() {
-            people.push((field("birth_date"), field("sex")));
-        }
+        persons += 1;
+        people
+            .entry(community.clone())
+            .or_default()
+            .push((field("birth_date"), field("sex")));
     })
     .await?;
-    let bands = pyramid(people.iter().map(|(b, s)| (b.as_str(), s.as_str())), today);
-    let mut industries: BTreeMap<String, u64> = BTreeMap::new();
-    let mut entities = 0;
+    let pyramids = people
+        .into_iter()
+        .map(|(c, p)| {
+            (
+                c,
+                pyramid(p.iter().map(|(b, s)| (b.as_str(), s.as_str())), today),
+            )
+        })
+        .collect();
+    let mut industries: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for_each_golden(store, "entity", |r| {
-        entities += 1;
+        let key = r["key"].as_str().unwrap_or("");
+        let Some(community) = population.placed.get(key) else {
+            return;
+        };
         let i = r["fields"]["industry"]["value"].as_str().unwrap_or("—");
-        *industries.entry(i.to_string()).or_default() += 1;
+        *industries
+            .entry(community.clone())
+            .or_default()
+            .entry(i.to_string())
+            .or_default() += 1;
     })
     .await?;
-    let mut industries: Vec<(String, u64)> = industries.into_iter().collect();
-    industries.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let (calls, alerts) = calls_and_alerts(store).await?;
     let mut quality = Vec::new();
     for source in store.sources().await.map_err(|e| e.to_string())? {
@@ -144,16 +199,9 @@ pub async fn compute(store: &dyn Store, today: chrono::NaiveDate) -> Result<Dash
         communities,
         unplaced: population.unplaced,
         deceased: population.deceased,
-        persons: people.len() as u64,
-        pyramid_max: bands
-            .iter()
-            .map(|b| b.male.max(b.female))
-            .max()
-            .unwrap_or(0)
-            .max(1),
-        pyramid: bands,
+        persons,
+        pyramids,
         industries,
-        entities,
         calls,
         quality,
         alerts,
@@ -236,6 +284,47 @@ pub fn date_of_day(day: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figures_add_up_over_the_communities_of_a_jurisdiction_only() {
+        let today = chrono::NaiveDate::from_ymd_opt(2026, 11, 29).unwrap();
+        let mut d = Dashboard::default();
+        d.pyramids.insert(
+            "320576052001".into(),
+            pyramid([("2000-01-01", "1")].into_iter(), today),
+        );
+        d.pyramids.insert(
+            "320576052002".into(),
+            pyramid(
+                [("2000-01-01", "2"), ("1950-01-01", "2")].into_iter(),
+                today,
+            ),
+        );
+        d.industries.insert(
+            "320576052001".into(),
+            [("批发和零售业".to_string(), 2)].into_iter().collect(),
+        );
+        d.industries.insert(
+            "320576052002".into(),
+            [("制造业".to_string(), 5), ("批发和零售业".to_string(), 1)]
+                .into_iter()
+                .collect(),
+        );
+        let within = |j: &'static str| move |c: &str| c.starts_with(j);
+        let one = pyramid_within(&d, within("320576052001"));
+        assert_eq!(one.iter().map(|b| b.male + b.female).sum::<u64>(), 1);
+        let street = pyramid_within(&d, within("320576052"));
+        assert_eq!(street.iter().map(|b| b.female).sum::<u64>(), 2);
+        assert!(pyramid_within(&d, within("320576050")).is_empty());
+        assert_eq!(
+            industries_within(&d, within("320576052001")),
+            vec![("批发和零售业".to_string(), 2)]
+        );
+        assert_eq!(
+            industries_within(&d, within("320576052"))[0],
+            ("制造业".to_string(), 5)
+        );
+    }
 
     #[test]
     fn ages_fall_into_five_year_bands_oldest_first() {

@@ -286,15 +286,10 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
         )
         .into_response();
     };
-    // The counts per community are shown for the communities in the user's jurisdiction.
-    let communities: Vec<&dashboard::Community> = d
-        .communities
-        .iter()
-        .filter(|c| {
-            tongban_sharing::identity::within(&p.jurisdiction, &c.code)
-                || c.code.starts_with(&p.jurisdiction)
-        })
-        .collect();
+    // Every figure is added up over the communities in the user's jurisdiction.
+    let mine = |code: &str| tongban_sharing::identity::within(&p.jurisdiction, code);
+    let communities: Vec<&dashboard::Community> =
+        d.communities.iter().filter(|c| mine(&c.code)).collect();
     let tiles: Vec<Value> = communities
         .iter()
         .enumerate()
@@ -304,20 +299,28 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
         })
         .collect();
     let rows = tiles.len().div_ceil(8).max(1);
+    let pyramid = dashboard::pyramid_within(&d, mine);
+    let widest = pyramid
+        .iter()
+        .map(|b| b.male.max(b.female))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let industries = dashboard::industries_within(&d, mine);
     let ctx = json!({
         "communities": communities,
         "registered": communities.iter().map(|c| c.registered).sum::<u64>(),
         "floating": communities.iter().map(|c| c.floating).sum::<u64>(),
         "tiles": tiles,
         "heat_height": rows * 62,
-        "pyramid": d.pyramid.iter().enumerate().map(|(i, b)| json!({
+        "pyramid": pyramid.iter().enumerate().map(|(i, b)| json!({
             "label": b.label, "male": b.male, "female": b.female, "y": i * 16,
-            "mw": (b.male as f64 / d.pyramid_max as f64 * 180.0).round(),
-            "fw": (b.female as f64 / d.pyramid_max as f64 * 180.0).round(),
+            "mw": (b.male as f64 / widest as f64 * 180.0).round(),
+            "fw": (b.female as f64 / widest as f64 * 180.0).round(),
         })).collect::<Vec<_>>(),
-        "industries": d.industries,
-        "entities": d.entities,
-        "persons": d.persons,
+        "entities": industries.iter().map(|(_, n)| n).sum::<u64>(),
+        "industries": industries,
+        "persons": pyramid.iter().map(|b| b.male + b.female).sum::<u64>(),
         "unplaced": d.unplaced,
         "deceased": d.deceased,
         "calls": d.calls,
