@@ -167,6 +167,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     super::serve::run(super::serve::Args {
         listen: args.listen,
         intake_key: None,
+        suspend_on_alert: false,
         store: store_args,
     })
 }

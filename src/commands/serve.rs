@@ -17,6 +17,10 @@ pub struct Args {
     /// The key department systems present to push batches (the endpoint is off without one).
     #[arg(long, env = "TONGBAN_INTAKE_KEY")]
     pub intake_key: Option<String>,
+    /// Suspend the grants that alerting reads (a spike, a grant's spike, a bulk enumeration)
+    /// were served under, as the background watch finds them (once a minute).
+    #[arg(long)]
+    pub suspend_on_alert: bool,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -35,6 +39,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .await?,
             tongban_sharing::catalogue::catalogue(store.as_ref()).await?,
         );
+        sharing
+            .suspend_on_alert
+            .store(args.suspend_on_alert, std::sync::atomic::Ordering::Relaxed);
         let state = tongban_server::AppState {
             store,
             intake_key: args.intake_key.clone(),

@@ -112,25 +112,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if suspend && let Some(user) = user {
                     let by = super::grant::acting(store, &user).await?;
                     let catalogue = tongban_sharing::catalogue::catalogue(store).await?;
-                    let mut done: Vec<String> = Vec::new();
                     let today = tongban_sharing::watch::day_of(tongban_store::now_millis());
-                    for a in found
-                        .iter()
-                        .filter(|a| all || (a.day == today && a.kind != "off_hours"))
-                    {
-                        for g in &a.grants {
-                            if done.contains(g) {
-                                continue;
+                    for (g, reason) in tongban_sharing::watch::grants_to_suspend(&found, today, all) {
+                        match tongban_sharing::policy::revoke_stored(store, &catalogue, &by, &g, &reason).await {
+                            Ok(grant) => {
+                                super::audit::record_admin(store, &database, "grant.suspend", &grant.id, serde_json::json!(grant)).await?;
+                                println!("  grant {g} suspended");
                             }
-                            let reason = format!("suspended: {} alert for {} ({})", a.kind, a.user, a.message);
-                            match tongban_sharing::policy::revoke_stored(store, &catalogue, &by, g, &reason).await {
-                                Ok(grant) => {
-                                    super::audit::record_admin(store, &database, "grant.suspend", &grant.id, serde_json::json!(grant)).await?;
-                                    println!("  grant {g} suspended");
-                                }
-                                Err(e) => println!("  grant {g} not suspended: {e}"),
-                            }
-                            done.push(g.clone());
+                            Err(e) => println!("  grant {g} not suspended: {e}"),
                         }
                     }
                 }

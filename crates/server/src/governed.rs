@@ -43,6 +43,9 @@ pub struct Sharing {
     /// Each department's grants as of a moment ago: an approval or revocation takes effect
     /// within [`GRANTS_FRESH_MS`].
     grants: std::sync::Mutex<std::collections::HashMap<String, (Vec<Grant>, i64)>>,
+    /// Whether the background watch suspends the grants that alerting reads were served under
+    /// (see `tongban_sharing::watch::grants_to_suspend`); off unless the server is told.
+    pub suspend_on_alert: std::sync::atomic::AtomicBool,
     /// The console dashboard's figures, recomputed in the background.
     pub dashboard: std::sync::RwLock<Option<std::sync::Arc<crate::console::dashboard::Dashboard>>>,
 }
@@ -62,6 +65,7 @@ impl Sharing {
             communities: Default::default(),
             places: Default::default(),
             grants: Default::default(),
+            suspend_on_alert: Default::default(),
             dashboard: Default::default(),
         }
     }

@@ -847,3 +847,121 @@ async fn the_console_applies_the_same_policy_and_audits_every_page() {
         assert_eq!(page(addr, "GET", "/console", Some(&clerk), "").await.0, 303);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_suspends_a_grant_whose_reads_spike_when_told_to() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path(), "governed_watch").await {
+        libraries(store.as_ref()).await;
+        let ids = tongban_sharing::identity::Identities::new(store.clone());
+        ids.add_department("minzheng", "民政局", "320576")
+            .await
+            .unwrap();
+        ids.add_user(
+            "clerk01",
+            "王芳",
+            Some("minzheng"),
+            Role::WindowClerk,
+            "320576052",
+        )
+        .await
+        .unwrap();
+        let catalogue = tongban_sharing::catalogue::catalogue(store.as_ref())
+            .await
+            .unwrap();
+        let clerk = ids
+            .authenticate(&ids.issue_token("clerk01", None).await.unwrap().1, 0)
+            .await
+            .unwrap();
+        let watch = tongban_sharing::identity::Principal {
+            user_id: "admin".into(),
+            name: "admin".into(),
+            department: Some("data_bureau".into()),
+            role: Role::DataBureauAdmin,
+            jurisdiction: "320576".into(),
+            token_id: String::new(),
+        };
+        let g = tongban_sharing::policy::request(
+            store.as_ref(),
+            &catalogue,
+            &clerk,
+            tongban_sharing::policy::Request {
+                resource: "library.person".into(),
+                fields: vec!["phone".into()],
+                purpose: "p".into(),
+                legal_basis: "l".into(),
+                scope: "320576".into(),
+                days: 30,
+                daily_quota: 10_000,
+            },
+        )
+        .await
+        .unwrap();
+        tongban_sharing::policy::decide_stored(store.as_ref(), &catalogue, &watch, &g.id, true, "")
+            .await
+            .unwrap();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+        let audit =
+            tongban_sharing::writer::AuditLog::start(store.clone(), key, Default::default())
+                .await
+                .unwrap();
+        // A week of ten reads a day under the grant, then three hundred today.
+        let now = tongban_store::now_millis();
+        let read = |at: i64, i: usize| tongban_sharing::audit::Event {
+            at,
+            actor: "clerk01".into(),
+            action: "read.person".into(),
+            subject: format!("P{i:016x}"),
+            detail:
+                serde_json::json!({"department": "minzheng", "served_under": [{"grant": g.id}]})
+                    .to_string(),
+        };
+        let mut events = Vec::new();
+        for day in (1..=7).rev() {
+            events.extend((0..10).map(|i| read(now - day * 86_400_000, i)));
+        }
+        events.extend((0..300).map(|i| read(now, i)));
+        audit.append_all(events).await.unwrap();
+        let sharing = Arc::new(tongban_server::governed::Sharing::new(
+            ids, audit, catalogue,
+        ));
+        let state = tongban_server::AppState {
+            store: store.clone(),
+            intake_key: None,
+            max_body: 4096,
+            sharing: Some(sharing.clone()),
+        };
+        // Off by default: the alerts are listed, nothing is suspended.
+        assert!(tongban_server::console::refresh(&state).await.is_empty());
+        let figures = sharing.dashboard.read().unwrap().clone().unwrap();
+        assert!(
+            figures.alerts.iter().any(|a| a.kind == "grant_spike"),
+            "{:?}",
+            figures.alerts
+        );
+        assert_eq!(
+            store.grant(&g.id).await.unwrap().unwrap().status,
+            "approved"
+        );
+        sharing
+            .suspend_on_alert
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(
+            tongban_server::console::refresh(&state).await,
+            vec![g.id.clone()]
+        );
+        let row = store.grant(&g.id).await.unwrap().unwrap();
+        assert_eq!(row.status, "revoked");
+        assert!(row.reason.unwrap_or_default().contains("spike"));
+        // Once suspended, a grant is left alone.
+        assert!(tongban_server::console::refresh(&state).await.is_empty());
+        let entries = store.audit_entries(0, 10_000).await.unwrap();
+        assert_eq!(
+            entries
+                .iter()
+                .filter(|e| e.action == "grant.suspend")
+                .count(),
+            1
+        );
+    }
+}

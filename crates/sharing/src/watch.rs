@@ -90,7 +90,8 @@ impl Default for Thresholds {
     }
 }
 
-/// An alert about one user on one day.
+/// An alert about one user on one day (for a `grant_spike`, about one grant: `user` is then the
+/// department the grant serves).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Alert {
     pub user: String,
@@ -113,6 +114,8 @@ pub fn alerts(entries: &[Entry], t: &Thresholds) -> Vec<Alert> {
         grants: BTreeSet<String>,
     }
     let mut days: BTreeMap<(String, i64), Day> = BTreeMap::new();
+    // Reads served under each grant per day, with the department that made them.
+    let mut grant_days: BTreeMap<(String, i64), (u64, String)> = BTreeMap::new();
     for e in entries
         .iter()
         .filter(|e| e.event.action.starts_with("read."))
@@ -130,10 +133,16 @@ pub fn alerts(entries: &[Entry], t: &Thresholds) -> Vec<Alert> {
         if h < t.working_hours.0 || h >= t.working_hours.1 {
             d.off_hours += 1;
         }
-        if let Some(a) = detail(e).get("served_under").and_then(|v| v.as_array()) {
+        let detail = detail(e);
+        if let Some(a) = detail.get("served_under").and_then(|v| v.as_array()) {
             for g in a {
                 if let Some(id) = g["grant"].as_str() {
                     d.grants.insert(id.to_string());
+                    let department = detail["department"].as_str().unwrap_or("").to_string();
+                    let gd = grant_days
+                        .entry((id.to_string(), day_of(e.event.at)))
+                        .or_insert((0, department));
+                    gd.0 += 1;
                 }
             }
         }
@@ -147,10 +156,18 @@ pub fn alerts(entries: &[Entry], t: &Thresholds) -> Vec<Alert> {
     }
     let median: HashMap<&str, f64> = per_user
         .into_iter()
-        .map(|(u, mut v)| {
-            v.sort_unstable();
-            (u, v[v.len() / 2] as f64)
-        })
+        .map(|(u, v)| (u, median_of(v)))
+        .collect();
+    // Each grant's median reads on the days it served any: the grant's own baseline, which
+    // catches a department whose users together read far more than usual even when no one
+    // user stands out.
+    let mut per_grant: HashMap<&str, Vec<u64>> = HashMap::new();
+    for ((grant, _), (n, _)) in &grant_days {
+        per_grant.entry(grant).or_default().push(*n);
+    }
+    let grant_median: HashMap<&str, f64> = per_grant
+        .into_iter()
+        .map(|(g, v)| (g, median_of(v)))
         .collect();
     let mut out = Vec::new();
     for ((user, day), d) in &days {
@@ -195,6 +212,49 @@ pub fn alerts(entries: &[Entry], t: &Thresholds) -> Vec<Alert> {
                 "denials",
                 format!("{} attempts refused (outside the jurisdiction)", d.denied),
             );
+        }
+    }
+    for ((grant, day), (n, department)) in &grant_days {
+        let base = grant_median.get(grant.as_str()).copied().unwrap_or(0.0);
+        if *n >= t.min_spike && *n as f64 > t.spike_factor * base.max(1.0) {
+            out.push(Alert {
+                user: department.clone(),
+                day: *day,
+                kind: "grant_spike",
+                message: format!(
+                    "{n} reads under grant {grant}, {:.0}× its usual {base:.0}",
+                    *n as f64 / base.max(1.0)
+                ),
+                grants: vec![grant.clone()],
+            });
+        }
+    }
+    out
+}
+
+/// The median of some counts (the upper one of an even number).
+fn median_of(mut v: Vec<u64>) -> f64 {
+    v.sort_unstable();
+    v.get(v.len() / 2).copied().unwrap_or(0) as f64
+}
+
+/// The grants alerts call for suspending, each once, with the reason: the grants that reads in
+/// a spike (a user's or a grant's) or a bulk enumeration were served under, on day `today`. A
+/// late read alone or refused attempts (which no grant served) suspend nothing; `all` widens
+/// this to every day and to off-hours reads.
+pub fn grants_to_suspend(alerts: &[Alert], today: i64, all: bool) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for a in alerts
+        .iter()
+        .filter(|a| all || (a.day == today && a.kind != "off_hours"))
+    {
+        for g in &a.grants {
+            if !out.iter().any(|(x, _)| x == g) {
+                out.push((
+                    g.clone(),
+                    format!("suspended: {} alert for {} ({})", a.kind, a.user, a.message),
+                ));
+            }
         }
     }
     out
@@ -256,8 +316,50 @@ mod tests {
             .iter()
             .map(|a| a.kind)
             .collect();
-        assert_eq!(kinds, ["spike", "bulk_enumeration", "off_hours", "denials"]);
-        let a = &alerts(&busy, &Thresholds::default())[0];
-        assert_eq!(a.grants, vec!["G1".to_string()]);
+        assert_eq!(
+            kinds,
+            [
+                "spike",
+                "bulk_enumeration",
+                "off_hours",
+                "denials",
+                "grant_spike"
+            ]
+        );
+        let found = alerts(&busy, &Thresholds::default());
+        assert_eq!(found[0].grants, vec!["G1".to_string()]);
+        let suspend = grants_to_suspend(&found, day_of(at(7, 0)), false);
+        assert_eq!(suspend.len(), 1, "{suspend:?}");
+        assert_eq!(suspend[0].0, "G1");
+        assert!(suspend[0].1.contains("spike"));
+        assert!(grants_to_suspend(&found, day_of(at(8, 0)), false).is_empty());
+    }
+
+    #[test]
+    fn a_grant_read_by_many_users_each_at_their_usual_pace_still_alerts() {
+        let mut events = Vec::new();
+        // A week of ten reads a day by one clerk under G2.
+        for day in 0..7 {
+            for i in 0..10 {
+                events.push(read("clerk01", &format!("P{i}"), at(day, 0), Some("G2")));
+            }
+        }
+        // Then thirty clerks, each reading ten (their own usual day, were it their first), all
+        // under G2: no user spikes, the grant does.
+        for u in 0..30 {
+            for i in 0..10 {
+                events.push(read(
+                    &format!("c{u}"),
+                    &format!("P{i}"),
+                    at(7, 0),
+                    Some("G2"),
+                ));
+            }
+        }
+        let found = alerts(&chain(0, GENESIS, events), &Thresholds::default());
+        let kinds: Vec<&str> = found.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, ["grant_spike"], "{found:?}");
+        assert_eq!(found[0].user, "minzheng");
+        assert_eq!(found[0].grants, ["G2"]);
     }
 }

@@ -970,23 +970,77 @@ async fn catalogue(State(state): State<AppState>, headers: HeaderMap) -> Respons
 
 /// Recompute the dashboard's figures now and then, for as long as the server runs.
 pub async fn keep_dashboard_fresh(state: AppState) {
-    let Some(sharing) = state.sharing.clone() else {
-        return;
-    };
     loop {
-        // Ages are counted on today's date in China Standard Time.
-        let now = tongban_store::now_millis() + 8 * 3_600_000;
-        let today = chrono::DateTime::from_timestamp_millis(now)
-            .map(|t| t.date_naive())
-            .unwrap_or_default();
-        match dashboard::compute(state.store.as_ref(), today).await {
-            Ok(d) => {
-                if let Ok(mut slot) = sharing.dashboard.write() {
-                    *slot = Some(Arc::new(d));
-                }
-            }
-            Err(e) => eprintln!("dashboard: {e}"),
-        }
+        refresh(&state).await;
         tokio::time::sleep(std::time::Duration::from_millis(dashboard::REFRESH_MS)).await;
     }
+}
+
+/// Recompute the dashboard's figures once and, if the server is told to, suspend the grants
+/// today's alerts call for. Returns the grants suspended.
+pub async fn refresh(state: &AppState) -> Vec<String> {
+    let Some(sharing) = state.sharing.clone() else {
+        return Vec::new();
+    };
+    // Ages are counted on today's date in China Standard Time.
+    let now = tongban_store::now_millis();
+    let today = chrono::DateTime::from_timestamp_millis(now + 8 * 3_600_000)
+        .map(|t| t.date_naive())
+        .unwrap_or_default();
+    let figures = match dashboard::compute(state.store.as_ref(), today).await {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            eprintln!("dashboard: {e}");
+            return Vec::new();
+        }
+    };
+    if let Ok(mut slot) = sharing.dashboard.write() {
+        *slot = Some(figures.clone());
+    }
+    if !sharing
+        .suspend_on_alert
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return Vec::new();
+    }
+    // The watch acts for the data bureau, which may revoke any grant.
+    let watch = Principal {
+        user_id: "tongban-watch".into(),
+        name: "自动监测".into(),
+        department: Some("data_bureau".into()),
+        role: Role::DataBureauAdmin,
+        jurisdiction: String::new(),
+        token_id: String::new(),
+    };
+    let day = tongban_sharing::watch::day_of(now);
+    let mut suspended = Vec::new();
+    for (grant, reason) in tongban_sharing::watch::grants_to_suspend(&figures.alerts, day, false) {
+        // A grant already revoked (by an earlier round, or by hand) is left as it is.
+        let Ok(g) = tongban_sharing::policy::revoke_stored(
+            state.store.as_ref(),
+            &sharing.catalogue,
+            &watch,
+            &grant,
+            &reason,
+        )
+        .await
+        else {
+            continue;
+        };
+        let event = tongban_sharing::audit::Event {
+            at: tongban_store::now_millis(),
+            actor: watch.user_id.clone(),
+            action: "grant.suspend".into(),
+            subject: g.id.clone(),
+            detail: json!({"reason": reason}).to_string(),
+        };
+        if let Err(e) = record(&sharing, vec![event]).await {
+            eprintln!(
+                "watch: grant {} suspended but not recorded: {}",
+                g.id, e.message
+            );
+        }
+        suspended.push(g.id);
+    }
+    suspended
 }
