@@ -727,6 +727,13 @@ async fn the_console_applies_the_same_policy_and_audits_every_page() {
         assert!(ids.set_password("clerk01", "short").await.is_err());
         assert_eq!(sign_in(addr, "clerk01", "wrong-password").await, None);
         assert_eq!(sign_in(addr, "nobody", "demo-password").await, None);
+        // Pages forbid scripts, framing and caching.
+        let (_, head, _) = page(addr, "GET", "/console/login", None, "").await;
+        assert!(
+            head.contains("content-security-policy: default-src 'none'"),
+            "{head}"
+        );
+        assert!(head.contains("cache-control: no-store"), "{head}");
         // Without a session every page sends the user to the login page.
         let (status, head, _) = page(addr, "GET", "/console", None, "").await;
         assert_eq!(status, 303);
