@@ -743,15 +743,16 @@ async fn the_console_applies_the_same_policy_and_audits_every_page() {
         let admin = sign_in(addr, "admin", "demo-password").await.unwrap();
         let me = sign_in(addr, PERSON, "demo-password").await.unwrap();
 
-        // The 360° page: masked without a grant, with the linked room one click away.
+        // The 360° page: masked without a grant.
         let person_page = format!("/console/person/{PERSON}");
         let (status, _, html) = page(addr, "GET", &person_page, Some(&clerk), "").await;
         assert_eq!(status, 200, "{html}");
         assert!(html.contains("139******78"), "the phone is masked");
         assert!(!html.contains("13912345678"));
+        // Where they live is a conditional field, and so is the link to their room.
         assert!(
-            html.contains(&format!("/console/room/{ROOM}")),
-            "the room is linked"
+            !html.contains(&format!("/console/room/{ROOM}")),
+            "no grant for the residence: no link to the room"
         );
         // Outside the jurisdiction: not found, as in the API.
         assert_eq!(page(addr, "GET", &person_page, Some(&far), "").await.0, 404);
@@ -772,7 +773,7 @@ async fn the_console_applies_the_same_policy_and_audits_every_page() {
             "POST",
             "/console/grants",
             Some(&clerk),
-            "resource=library.person&fields=phone&purpose=one_thing.newborn&legal_basis=law&scope=320576052&days=30&daily_quota=10",
+            "resource=library.person&fields=phone%2Cresidence&purpose=one_thing.newborn&legal_basis=law&scope=320576052&days=30&daily_quota=10",
         )
         .await;
         assert_eq!(status, 200, "{html}");
@@ -811,6 +812,10 @@ async fn the_console_applies_the_same_policy_and_audits_every_page() {
             "the phone shows under the grant"
         );
         assert!(html.contains(&id), "the page names the grant");
+        assert!(
+            html.contains(&format!("/console/room/{ROOM}")),
+            "the residence granted, the room is one click away"
+        );
 
         // Search finds by phone now that the phone may be seen.
         let (status, _, html) = page(

@@ -131,6 +131,10 @@ pub fn library_resources() -> Vec<Resource> {
         ("household_no", Conditional, Personal),
         ("household_status", Conditional, Personal),
         ("deceased_on", Conditional, Personal),
+        // Not fields of the golden record but its links (see `policy::link_rule`): family
+        // members, and the companies one works for or represents.
+        ("family", Conditional, Personal),
+        ("employer", Conditional, Personal),
     ];
     let entity = [
         ("key", Open, Public),

@@ -306,6 +306,43 @@ pub fn decide(
     }
 }
 
+/// What showing a link between two library entities tells, and so which field's decision
+/// governs it. A link is data about a person as much as a field is: a person's `lives_in` link
+/// is where they live, a room's incoming `lives_in` links are who lives there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkRule {
+    /// Nothing personal (a room's building, a company's premises): shown to whoever sees the page.
+    Open,
+    /// Shown when this field of the page's subject is shown.
+    ThisField(&'static str),
+    /// Shown when this field of the linked person is shown (a room's residents: their
+    /// residence). The linked person is read, and audited as such.
+    OtherPersonField(&'static str),
+    /// Never listed.
+    Never,
+}
+
+/// The rule for a relation seen from a page about an entity of `kind`; `outgoing` when the
+/// page's subject is the relation's `from` end.
+pub fn link_rule(kind: &str, relation: &str, outgoing: bool) -> LinkRule {
+    use LinkRule::*;
+    match (kind, relation, outgoing) {
+        ("person", "lives_in" | "rents" | "lets" | "owns", true) => ThisField("residence"),
+        ("person", "registered_in", true) => ThisField("registered_address"),
+        ("person", "spouse" | "mother" | "father" | "guardian", _) => ThisField("family"),
+        ("person", "employee_of" | "legal_rep_of", true) => ThisField("employer"),
+        ("entity", "located_at", true) => Open,
+        ("entity", "legal_rep_of", false) => ThisField("legal_rep"),
+        ("room", "in_building", true) => Open,
+        ("room", "lives_in" | "rents" | "lets" | "owns", false) => OtherPersonField("residence"),
+        ("room", "registered_in", false) => OtherPersonField("registered_address"),
+        ("building", "in_building" | "located_at", false) => Open,
+        // A company's employees, and anything not named above, are not listed: no field
+        // governs them.
+        _ => Never,
+    }
+}
+
 /// A value with its middle hidden: identifiers keep their first four and last four characters
 /// (3205**********123X), a phone number its first three and last two (139******78), names their
 /// first character, anything else is starred.
@@ -329,6 +366,33 @@ pub fn mask(field: &str, value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn links_say_what_fields_say_and_nothing_unnamed_is_listed() {
+        use LinkRule::*;
+        assert_eq!(
+            link_rule("person", "lives_in", true),
+            ThisField("residence")
+        );
+        assert_eq!(link_rule("person", "mother", false), ThisField("family"));
+        assert_eq!(
+            link_rule("room", "lives_in", false),
+            OtherPersonField("residence")
+        );
+        assert_eq!(link_rule("room", "in_building", true), Open);
+        assert_eq!(link_rule("entity", "employee_of", false), Never);
+        assert_eq!(link_rule("person", "lives_in", false), Never);
+        assert_eq!(link_rule("building", "anything", true), Never);
+        // Every field a rule names is a field of the resource it speaks about.
+        let libraries = crate::catalogue::library_resources();
+        let person = libraries.iter().find(|r| r.id == "library.person").unwrap();
+        let entity = libraries.iter().find(|r| r.id == "library.entity").unwrap();
+        for f in ["residence", "registered_address", "family", "employer"] {
+            assert!(person.field(f).is_some(), "{f}");
+        }
+        assert!(entity.field("legal_rep").is_some());
+    }
+
     use super::*;
     use crate::catalogue::library_resources;
     use proptest::prelude::*;

@@ -485,12 +485,95 @@ async fn subject_page(
         }
         Seen::Nothing => return Ok(None),
     };
-    record(sharing, vec![view_event(&view, &caller)]).await?;
-    let resource = sharing
+    let mut view = view;
+    // Every linked record the policy lets the caller see, one click away (what each shows is
+    // decided when it is opened). A link tells what a field tells, so it is shown only when that
+    // field would be; a linked person revealed this way is a read of that person, audited too.
+    let person_resource = sharing.catalogue.iter().find(|r| r.id == "library.person");
+    let this_resource = sharing
         .catalogue
         .iter()
         .find(|r| r.id == format!("library.{kind}"));
-    let fields: Vec<Value> = resource
+    let subject = tongban_sharing::policy::Subject {
+        key,
+        division: &view.community,
+        is_caller: p.role == Role::Citizen && kind == "person" && p.user_id == key,
+    };
+    let shows = |resource: Option<&tongban_sharing::catalogue::Resource>,
+                 field: &str,
+                 s: &tongban_sharing::policy::Subject| {
+        resource.is_some_and(|r| {
+            matches!(
+                tongban_sharing::policy::decide(p, r, field, s, caller.now, &caller.grants)
+                    .decision,
+                tongban_sharing::policy::Decision::Show { .. }
+            )
+        })
+    };
+    let mut links: Vec<Value> = Vec::new();
+    let mut link_fields: Vec<String> = Vec::new();
+    let mut linked_reads: Vec<tongban_sharing::audit::Event> = Vec::new();
+    for r in store.relations_of(key).await.map_err(ApiError::internal)? {
+        let outgoing = r.from_key == key;
+        let other = if outgoing {
+            r.to_key.clone()
+        } else {
+            r.from_key.clone()
+        };
+        let Some(other_kind) = kind_of_key(&other) else {
+            continue;
+        };
+        use tongban_sharing::policy::LinkRule;
+        let shown = match tongban_sharing::policy::link_rule(kind, &r.relation, outgoing) {
+            LinkRule::Open => true,
+            LinkRule::Never => false,
+            LinkRule::ThisField(f) => {
+                let ok = shows(this_resource, f, &subject);
+                if ok && !link_fields.iter().any(|x| x == f) {
+                    link_fields.push(f.to_string());
+                }
+                ok
+            }
+            LinkRule::OtherPersonField(f) => {
+                // The person lives (or is registered) here, so they lie in this community.
+                let them = tongban_sharing::policy::Subject {
+                    key: &other,
+                    division: &view.community,
+                    is_caller: p.role == Role::Citizen && p.user_id == other,
+                };
+                let ok = shows(person_resource, f, &them);
+                if ok && !linked_reads.iter().any(|e| e.subject == other) {
+                    linked_reads.push(tongban_sharing::audit::Event {
+                        at: caller.now,
+                        actor: p.user_id.clone(),
+                        action: "read.person".into(),
+                        subject: other.clone(),
+                        detail: json!({"department": p.department, "role": p.role,
+                            "shown": [f], "masked": [], "served_under": view.served,
+                            "via": format!("console link from {key}")})
+                        .to_string(),
+                    });
+                }
+                ok
+            }
+        };
+        if shown {
+            links.push(
+                json!({"relation": r.relation, "outgoing": outgoing, "key": other,
+                "kind": other_kind, "source": r.source_id}),
+            );
+        }
+    }
+    // The fields the links stood for are part of what this read showed.
+    for f in link_fields {
+        if !view.shown.contains(&f) {
+            view.shown.push(f);
+        }
+    }
+    let mut events = vec![view_event(&view, &caller)];
+    events.extend(linked_reads);
+    record(sharing, events).await?;
+    let fields: Vec<Value> = this_resource
         .map(|r| r.fields.iter().filter(|f| f.name != "key").collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
@@ -505,19 +588,6 @@ async fn subject_page(
             }
         })
         .collect();
-    // Every linked record, one click away; what each shows is decided when it is opened.
-    let links: Vec<Value> = store
-        .relations_of(key)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .filter_map(|r| {
-            let (other, outgoing) = if r.from_key == key { (r.to_key, true) } else { (r.from_key, false) };
-            let other_kind = kind_of_key(&other)?;
-            Some(json!({"relation": r.relation, "outgoing": outgoing, "key": other, "kind": other_kind, "source": r.source_id}))
-        })
-        .collect();
-    let mut links = links;
     links.sort_by(|a, b| {
         a["relation"]
             .as_str()
