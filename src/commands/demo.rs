@@ -350,9 +350,20 @@ async fn identities(
             &official,
             tongban_sharing::policy::Request {
                 resource: "library.person".into(),
-                fields: ["name", "sex", "birth_date", "residence", "household_status"]
-                    .map(String::from)
-                    .to_vec(),
+                // Social assistance weighs the whole household: who lives where, registered
+                // where, with whom.
+                fields: [
+                    "name",
+                    "sex",
+                    "birth_date",
+                    "residence",
+                    "registered_address",
+                    "household_no",
+                    "household_status",
+                    "family",
+                ]
+                .map(String::from)
+                .to_vec(),
                 purpose: "social_assistance.eligibility".into(),
                 legal_basis: "《社会救助暂行办法》第十一条".into(),
                 scope: STREET.into(),

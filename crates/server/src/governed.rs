@@ -443,6 +443,32 @@ pub async fn look(
     })
 }
 
+/// Record the events of reads that were decided (and any other events), in one batch; if they
+/// cannot be recorded the reads are not answered, so the quota they reserved is given back.
+pub async fn record_reads(
+    sharing: &Sharing,
+    views: &[&View],
+    events: Vec<Event>,
+    now: i64,
+) -> Result<Vec<i64>, ApiError> {
+    let result = record(sharing, events).await;
+    if result.is_err() {
+        let day = tongban_sharing::watch::day_of(now);
+        if let Ok(mut map) = sharing.quota_used.lock() {
+            for v in views {
+                for s in &v.served {
+                    if let Some(id) = s["grant"].as_str()
+                        && let Some(n) = map.get_mut(&(id.to_string(), day))
+                    {
+                        *n = n.saturating_sub(1);
+                    }
+                }
+            }
+        }
+    }
+    result
+}
+
 /// Record every event, in one batch, before anything is answered: not recorded, not answered.
 pub async fn record(sharing: &Sharing, events: Vec<Event>) -> Result<Vec<i64>, ApiError> {
     sharing.audit.append_all(events).await.map_err(|e| {
@@ -526,7 +552,13 @@ async fn read(
         .map_err(ApiError::internal)?;
     match look(sharing, store, &caller, kind, &key, golden, &[]).await? {
         Seen::Shown(view) => {
-            let seq = record(sharing, vec![view.event(&caller, "key")]).await?;
+            let seq = record_reads(
+                sharing,
+                &[&view],
+                vec![view.event(&caller, "key")],
+                caller.now,
+            )
+            .await?;
             let mut answer = view.to_json();
             answer["audit_entry"] = json!(seq.first());
             Ok(Json(answer))
@@ -541,6 +573,8 @@ async fn read(
 
 /// The most results a search returns.
 pub const MAX_RESULTS: i64 = 20;
+/// The most candidates a search looks at to find them.
+pub const MAX_CANDIDATES: i64 = 200;
 
 /// Run a search for `caller` and audit it: one entry for the search itself (which fields were
 /// searched and how many results were returned) and one read entry per result.
@@ -557,14 +591,21 @@ pub async fn run_search(
         .iter()
         .map(|(p, v)| (*p, v.as_str()))
         .collect();
+    // Candidates outside the caller's jurisdiction (or whose matched fields they may not see)
+    // are skipped, so more are read than are returned; `truncated` says only that more results
+    // the caller may see could follow.
     let found = store
-        .search_golden(kind, &criteria, MAX_RESULTS + 1)
+        .search_golden(kind, &criteria, MAX_CANDIDATES + 1)
         .await
         .map_err(ApiError::internal)?;
-    let truncated = found.len() as i64 > MAX_RESULTS;
+    let mut truncated = false;
     let mut views = Vec::new();
     let mut events = Vec::new();
-    for g in found.into_iter().take(MAX_RESULTS as usize) {
+    for (i, g) in found.into_iter().enumerate() {
+        if views.len() as i64 == MAX_RESULTS || i as i64 == MAX_CANDIDATES {
+            truncated = true;
+            break;
+        }
         let key = g.entity_key.clone();
         match look(
             sharing,
@@ -598,7 +639,8 @@ pub async fn run_search(
         })
         .to_string(),
     });
-    record(sharing, events).await?;
+    let decided: Vec<&View> = views.iter().collect();
+    record_reads(sharing, &decided, events, caller.now).await?;
     Ok((views, truncated))
 }
 
@@ -753,7 +795,8 @@ async fn bulk(
             Seen::Nothing => not_found.push(key),
         }
     }
-    record(sharing, events).await?;
+    let decided: Vec<&View> = views.iter().collect();
+    record_reads(sharing, &decided, events, caller.now).await?;
     Ok(Json(json!({
         "results": views.iter().map(View::to_json).collect::<Vec<_>>(),
         "not_found": not_found,

@@ -727,6 +727,25 @@ async fn the_console_applies_the_same_policy_and_audits_every_page() {
         assert!(ids.set_password("clerk01", "short").await.is_err());
         assert_eq!(sign_in(addr, "clerk01", "wrong-password").await, None);
         assert_eq!(sign_in(addr, "nobody", "demo-password").await, None);
+        assert_eq!(
+            sign_in(addr, &"x".repeat(10_000), "demo-password").await,
+            None
+        );
+        // A form posted from another site is refused.
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let form = "user=clerk01&password=demo-password";
+        s.write_all(
+            format!(
+                "POST /console/login HTTP/1.1\r\nHost: localhost\r\nOrigin: http://evil.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+                form.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        assert!(String::from_utf8_lossy(&out).starts_with("HTTP/1.1 403"));
         // Pages forbid scripts, framing and caching.
         let (_, head, _) = page(addr, "GET", "/console/login", None, "").await;
         assert!(

@@ -372,8 +372,11 @@ pub struct Identities {
     /// expiry and when it was read: a busy caller's token and user are read from the store at
     /// most once a second, and a revocation or a change of role made elsewhere (another process)
     /// takes effect within that second. A revocation through this `Identities` takes effect at
-    /// once.
+    /// once (see `revoked`).
     principals: Mutex<HashMap<String, CheckedToken>>,
+    /// Tokens revoked through this `Identities`: never taken from or put into `principals`
+    /// again, even by a check that read the token before the revocation.
+    revoked: Mutex<std::collections::HashSet<String>>,
 }
 
 /// A checked token: who it belongs to, when it expires, when it was read from the store.
@@ -426,6 +429,7 @@ impl Identities {
             argon: std::sync::Arc::new(tokio::sync::Semaphore::new(2)),
             failures: Mutex::new(HashMap::new()),
             principals: Mutex::new(HashMap::new()),
+            revoked: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -521,6 +525,9 @@ impl Identities {
 
     pub async fn revoke(&self, token_id: &str) -> Result<bool, ManageError> {
         self.cache.forget(token_id);
+        if let Ok(mut revoked) = self.revoked.lock() {
+            revoked.insert(token_id.to_string());
+        }
         if let Ok(mut map) = self.principals.lock() {
             map.remove(token_id);
         }
@@ -555,6 +562,10 @@ impl Identities {
     fn note_failure(&self, id: &str, now: i64) {
         let minute = now.div_euclid(60_000);
         if let Ok(mut map) = self.failures.lock() {
+            // Counts of past minutes no longer matter; drop them once there are many.
+            if map.len() > 10_000 {
+                map.retain(|_, (m, _)| *m == minute);
+            }
             let e = map.entry(id.to_string()).or_insert((minute, 0));
             if e.0 != minute {
                 *e = (minute, 0);
@@ -585,6 +596,11 @@ impl Identities {
         password: &str,
         now: i64,
     ) -> Result<(tongban_store::TokenRow, String), ManageError> {
+        // An id no user can have is refused before it is counted, so junk ids cannot grow the
+        // failure counts.
+        if check_id("user", user_id).is_err() {
+            return Err(IdentityError::BadLogin.into());
+        }
         let key = format!("login:{user_id}");
         if self.blocked(&key, now) || check_password(password).is_err() {
             self.note_failure(&key, now);
@@ -605,6 +621,10 @@ impl Identities {
     /// Who a token belongs to, at time `now` (milliseconds).
     pub async fn authenticate(&self, token: &str, now: i64) -> Result<Principal, ManageError> {
         let (id, secret) = parse_token(token)?;
+        let revoked_here = self.revoked.lock().map(|r| r.contains(id)).unwrap_or(true);
+        if revoked_here {
+            return Err(IdentityError::Revoked.into());
+        }
         if self.cache.known(id, secret)
             && let Ok(map) = self.principals.lock()
             && let Some((p, expires, read_at)) = map.get(id)
@@ -650,6 +670,10 @@ impl Identities {
             jurisdiction: user.jurisdiction,
             token_id: row.id,
         };
+        let revoked_since = self.revoked.lock().map(|r| r.contains(id)).unwrap_or(true);
+        if revoked_since {
+            return Err(IdentityError::Revoked.into());
+        }
         if let Ok(mut map) = self.principals.lock() {
             // Tokens come and go; a map that grew past what a node serves at once is cleared
             // rather than trimmed entry by entry.

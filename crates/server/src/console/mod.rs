@@ -53,6 +53,33 @@ pub fn routes() -> Router<AppState> {
         .route("/console/alerts", get(alerts))
         .route("/console/catalogue", get(catalogue))
         .layer(axum::middleware::map_response(protect))
+        .layer(axum::middleware::from_fn(same_origin))
+}
+
+/// A form posted to the console from another site is refused: the session cookie is already
+/// SameSite=Strict, and this also covers the login form, which has no session yet (so another
+/// site cannot sign a user in as someone else). Browsers send `Origin` with every POST; a
+/// request without one (a script, a test) is let through to the handlers' own checks.
+async fn same_origin(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.method() == axum::http::Method::POST {
+        let host = request
+            .headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let origin = request
+            .headers()
+            .get(header::ORIGIN)
+            .and_then(|v| v.to_str().ok());
+        if let Some(origin) = origin {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+            if origin_host != host {
+                return (StatusCode::FORBIDDEN, "a form from another site is refused")
+                    .into_response();
+            }
+        }
+    }
+    next.run(request).await
 }
 
 /// Every console page: no framing by other sites, no scripts at all (the pages need none), no
@@ -572,7 +599,7 @@ async fn subject_page(
     }
     let mut events = vec![view_event(&view, &caller)];
     events.extend(linked_reads);
-    record(sharing, events).await?;
+    crate::governed::record_reads(sharing, &[&view], events, caller.now).await?;
     let fields: Vec<Value> = this_resource
         .map(|r| r.fields.iter().filter(|f| f.name != "key").collect::<Vec<_>>())
         .unwrap_or_default()
@@ -659,7 +686,6 @@ async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
     };
     let accesses: Vec<Value> = accesses
         .into_iter()
-        .filter(|a| a.user != p.user_id)
         .map(|a| {
             let mut v = json!(a);
             v["when"] = json!(when(a.at));
@@ -708,24 +734,44 @@ async fn grants_page(
         )
         .into_response();
     }
-    let department = if p.role == Role::DataBureauAdmin {
-        None
-    } else {
-        p.department.as_deref()
-    };
-    let rows = match state.store.grants(department).await {
+    let rows = match state.store.grants(None).await {
         Ok(r) => r,
         Err(e) => return api_error_page(headers, p, ApiError::internal(e)),
     };
-    // Requests to the data bureau's resources wait for its admins; others see their own.
+    // The names the user's department goes by (its id and its name: catalogues name providers
+    // either way).
+    let mut names: Vec<String> = p.department.iter().cloned().collect();
+    if let Some(d) = &p.department
+        && let Ok(departments) = state.store.departments().await
+        && let Some(row) = departments.into_iter().find(|x| &x.id == d)
+    {
+        names.push(row.name);
+    }
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let provider_of = |resource: &str| {
+        sharing
+            .catalogue
+            .iter()
+            .find(|r| r.id == resource)
+            .map(|r| r.provider.clone())
+            .unwrap_or_default()
+    };
+    // A user sees their own department's requests and grants, and those made to the resources
+    // their department provides (the data bureau's admins: the libraries'); they may decide the
+    // latter while they wait.
     let grants: Vec<Value> = rows
         .iter()
-        .map(|g| {
-            json!({"id": g.id, "department": g.department, "resource": g.resource,
-                "fields": serde_json::from_str::<Value>(&g.fields).unwrap_or(json!([])),
-                "purpose": g.purpose, "legal_basis": g.legal_basis, "scope": g.scope,
-                "until": when(g.valid_to), "quota": g.daily_quota, "status": g.status,
-                "reason": g.reason, "decidable": p.role == Role::DataBureauAdmin && g.status == "requested"})
+        .filter_map(|g| {
+            let provider = provider_of(&g.resource);
+            let provides = tongban_sharing::policy::may_decide(&provider, &names, p.role);
+            let own = p.department.as_deref() == Some(g.department.as_str());
+            (own || provides).then(|| {
+                json!({"id": g.id, "department": g.department, "resource": g.resource,
+                    "fields": serde_json::from_str::<Value>(&g.fields).unwrap_or(json!([])),
+                    "purpose": g.purpose, "legal_basis": g.legal_basis, "scope": g.scope,
+                    "until": when(g.valid_to), "quota": g.daily_quota, "status": g.status,
+                    "reason": g.reason, "decidable": provides && g.status == "requested"})
+            })
         })
         .collect();
     let resources: Vec<Value> = sharing
@@ -933,11 +979,6 @@ fn quality_row(s: &tongban_intake::quality::Scorecard) -> Value {
         "fresh": s.freshness.fresh})
 }
 
-/// Pages for the data bureau and department officials, not for citizens or front-line staff.
-fn officials_only(p: &Principal) -> bool {
-    matches!(p.role, Role::DataBureauAdmin | Role::DepartmentOfficial)
-}
-
 async fn quality(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -947,12 +988,14 @@ async fn quality(
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !officials_only(&p) {
+    // Quarantined records and issue examples hold raw personal data of every department's
+    // feed: only the data bureau's admins see them, and each look is audited.
+    if p.role != Role::DataBureauAdmin {
         return message(
             &headers,
             StatusCode::FORBIDDEN,
             Some(&p),
-            "data quality is for the data bureau and department officials",
+            "data quality is for the data bureau's admins",
         )
         .into_response();
     }
@@ -991,6 +1034,20 @@ async fn quality(
         },
         None => Vec::new(),
     };
+    if let Some(c) = &card {
+        let event = tongban_sharing::audit::Event {
+            at: tongban_store::now_millis(),
+            actor: p.user_id.clone(),
+            action: "read.quality".into(),
+            subject: c.source_id.clone(),
+            detail: json!({"department": p.department, "role": p.role,
+                "quarantined_shown": held.len(), "via": "console"})
+            .to_string(),
+        };
+        if let Err(e) = record(&sharing, vec![event]).await {
+            return api_error_page(&headers, &p, e);
+        }
+    }
     let ctx = json!({
         "computing": figures.is_none(),
         "sources": figures.as_ref().map(|d| d.quality.iter().map(quality_row).collect::<Vec<_>>()),
