@@ -10,7 +10,7 @@ use tongban_synth::SynthConfig;
 
 #[derive(Parser, Debug)]
 #[command(
-    after_help = "Examples:\n  tongban bench synth --people 1000000\n  tongban bench synth --people 10000000 --out /tmp/city10m\n  tongban bench link --records 1000000\n  tongban bench link --records 1000000 --data /tmp/febrl-1m.csv   (keep the records, e.g. for another tool)\n  tongban bench incremental --people 1000000 --data /tmp/city1m --verify\n  tongban bench api --persons 20000 --connections 32 --seconds 10"
+    after_help = "Examples:\n  tongban bench synth --people 1000000\n  tongban bench synth --people 10000000 --out /tmp/city10m\n  tongban bench link --records 1000000\n  tongban bench link --records 1000000 --data /tmp/febrl-1m.csv   (keep the records, e.g. for another tool)\n  tongban bench incremental --people 1000000 --data /tmp/city1m --verify\n  tongban bench api --persons 20000 --connections 32 --seconds 10\n  tongban bench api --wrk          (the load from wrk in a separate process)"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -105,6 +105,10 @@ pub enum What {
         /// The store (default: a fresh SQLite file in a temporary directory).
         #[arg(long)]
         database: Option<String>,
+        /// Load with wrk (Debian's package) from a separate process instead of this process's
+        /// own client.
+        #[arg(long)]
+        wrk: bool,
     },
 }
 
@@ -154,11 +158,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             connections,
             seconds,
             database,
+            wrk,
         } => super::bench_api::run(super::bench_api::Options {
             persons,
             connections,
             seconds,
             database,
+            wrk,
         })?,
         What::Synth { people, seed, out } => {
             // Without --out the files go to a temporary directory that is removed afterwards;
