@@ -1069,10 +1069,62 @@ pub fn room_key(addr: &Address) -> Option<String> {
     canonical_key(addr)
 }
 
+/// An address key (`county|place|building|unit|room`, as [`canonical_key`] and its shorter
+/// building and door forms write it) read out as people write addresses:
+/// `320576|青剑湖花园|12|3|1001` → 苏州工业园区青剑湖花园12幢3单元1001室. `None` if it is not
+/// such a key (fewer than two parts, or a county code that is not six digits).
+pub fn describe_key(key: &str) -> Option<String> {
+    let mut parts = key.split('|');
+    let county = parts.next()?;
+    let place = parts.next()?;
+    if county.len() != 6 || !county.bytes().all(|b| b.is_ascii_digit()) || place.is_empty() {
+        return None;
+    }
+    let mut out = crate::division::by_code(county)
+        .filter(|d| d.code == county)
+        .map(|d| d.name.clone())
+        .unwrap_or_else(|| county.to_string());
+    out.push_str(place);
+    for (part, suffix) in parts.zip(["幢", "单元", "室"]) {
+        if !part.is_empty() {
+            out.push_str(part);
+            out.push_str(suffix);
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn keys_read_out_as_addresses_and_back() {
+        assert_eq!(
+            describe_key("320576|青剑湖花园|12|3|1001").as_deref(),
+            Some("苏州工业园区青剑湖花园12幢3单元1001室")
+        );
+        assert_eq!(
+            describe_key("320576|春辉路892号|").as_deref(),
+            Some("苏州工业园区春辉路892号")
+        );
+        assert_eq!(describe_key("not a key"), None);
+        assert_eq!(describe_key("32057|x|1"), None);
+        // Reading the description gives the key again.
+        let text = describe_key("320576|青剑湖花园|12|3|1001").unwrap();
+        assert_eq!(
+            canonical_key(&parse(&text)).as_deref(),
+            Some("320576|青剑湖花园|12|3|1001")
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn describing_never_panics(s in ".*") {
+            let _ = describe_key(&s);
+        }
+    }
 
     fn parse(s: &str) -> Address {
         parse_address(s).unwrap_or_else(|e| panic!("{s}: {e}"))

@@ -608,6 +608,7 @@ async fn subject_page(
             let (class, class_en) = (f.class.zh(), format!("{:?}", f.class).to_lowercase());
             match view.fields.get(&f.name) {
                 Some(x) if x.get("value").is_some() => Some(json!({"name": f.name, "value": x["value"],
+                    "display": readable(&f.name, x["value"].as_str().unwrap_or("")),
                     "source": x.get("source"), "date": x.get("date"), "class": class, "class_en": class_en, "state": "shown"})),
                 Some(x) => Some(json!({"name": f.name, "value": x["masked"], "class": class, "class_en": class_en, "state": "masked"})),
                 None if view.withheld.contains(&f.name) => Some(json!({"name": f.name, "class": class, "class_en": class_en, "state": "withheld"})),
@@ -626,8 +627,25 @@ async fn subject_page(
     });
     Ok(Some(
         json!({"kind": kind, "key": key, "community": view.community, "fields": fields,
-        "served": view.served, "exhausted": view.exhausted, "links": links}),
+        "served": view.served, "exhausted": view.exhausted, "links": links,
+        "masked_any": !view.masked.is_empty()}),
     ))
+}
+
+/// A shown value as people read it, when the libraries keep it as a code: an address key as an
+/// address, a sex code (GB/T 2261.1) as a word. `None` when the value reads as it is.
+fn readable(field: &str, value: &str) -> Option<String> {
+    match field {
+        "residence" | "registered_address" | "address_key" => {
+            tongban_standards::address::describe_key(value)
+        }
+        "sex" => match value {
+            "1" => Some("男 (1)".into()),
+            "2" => Some("女 (2)".into()),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn view_event(view: &crate::governed::View, caller: &Caller) -> tongban_sharing::audit::Event {
