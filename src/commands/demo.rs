@@ -155,7 +155,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.listen
     );
     for l in &logins {
-        println!("  {:<24} {:<20} {}", l.role, l.user, l.what);
+        // The user id first: CJK role names would throw a padded column out of line.
+        println!("  {:<20} {} — {}", l.user, l.role, l.what);
     }
     println!(
         "  password for each: {}   ·   API docs: http://{}/api/docs",
