@@ -517,11 +517,16 @@ impl Store for $store {
             .fetch_one(&mut *tx)
             .await?;
         // `kind` was checked against the fixed list, so these names are ours, not input.
+        // Rows go in in primary-key order and the secondary indexes are rebuilt once at the end
+        // (dropped first, so that the old rows leave without touching them either): maintained
+        // row by row in random order, the links index made writing the slowest step, and the
+        // search indexes, each parsing every record's JSON, doubled it again.
+        sqlx::query(AssertSqlSafe(format!("DROP INDEX IF EXISTS links_{k}_by_entity"))).execute(&mut *tx).await?;
+        for (name, _) in crate::search_indexes(k) {
+            sqlx::query(AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}"))).execute(&mut *tx).await?;
+        }
         sqlx::query(AssertSqlSafe(format!("DELETE FROM links_{k}"))).execute(&mut *tx).await?;
         sqlx::query(AssertSqlSafe(format!("DELETE FROM golden_{k}"))).execute(&mut *tx).await?;
-        // Rows go in in primary-key order and the secondary index is rebuilt once at the end;
-        // maintained row by row in random entity order it made writing the slowest step.
-        sqlx::query(AssertSqlSafe(format!("DROP INDEX IF EXISTS links_{k}_by_entity"))).execute(&mut *tx).await?;
         let mut links: Vec<&EntityLink> = links.iter().collect();
         links.sort_unstable_by(|a, b| {
             (&a.source_id, &a.record_key, &a.role).cmp(&(&b.source_id, &b.record_key, &b.role))
@@ -552,6 +557,14 @@ impl Store for $store {
         sqlx::query(AssertSqlSafe(format!("CREATE INDEX links_{k}_by_entity ON links_{k} (entity_key)")))
             .execute(&mut *tx)
             .await?;
+        for (name, path) in crate::search_indexes(k) {
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE INDEX {name} ON golden_{k} (({}))",
+                $json_text(path)
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(run_id)
     }

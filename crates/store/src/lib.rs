@@ -291,6 +291,23 @@ pub const SEARCH_PATHS: &[(&str, &str)] = &[
     ("building", "address_key"),
 ];
 
+/// The search indexes of one kind's golden records: (index name, path), the name as migration
+/// 0009 gives it (`golden_person_by_name` for `fields.name.value`). `replace_resolution` drops
+/// them before a bulk write and builds them again after it.
+pub fn search_indexes(kind: &str) -> Vec<(String, &'static str)> {
+    SEARCH_PATHS
+        .iter()
+        .filter(|(k, _)| *k == kind)
+        .map(|(k, path)| {
+            let field = path
+                .strip_prefix("fields.")
+                .and_then(|p| p.strip_suffix(".value"))
+                .unwrap_or(path);
+            (format!("golden_{k}_by_{field}"), *path)
+        })
+        .collect()
+}
+
 /// Whether `path` may name a place in a golden record: dot-separated keys of lower-case ASCII
 /// letters and underscores. Paths are spliced into SQL (as JSON paths), so this check is what
 /// keeps them harmless.

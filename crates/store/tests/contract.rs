@@ -567,6 +567,16 @@ async fn golden_records_are_found_by_fields_and_paths_are_checked() {
             .replace_resolution("person", 1, "{}", &[], &golden)
             .await
             .unwrap();
+        assert_eq!(
+            tongban_store::search_indexes("person")[0],
+            ("golden_person_by_name".to_string(), "fields.name.value")
+        );
+        // A second replace drops and rebuilds the search indexes (the statements must stay
+        // valid on both backends).
+        store
+            .replace_resolution("person", 1, "{}", &[], &golden)
+            .await
+            .unwrap();
         let keys = |found: Vec<tongban_store::GoldenRecord>| -> Vec<String> {
             found.into_iter().map(|g| g.entity_key).collect()
         };
