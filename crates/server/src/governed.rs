@@ -104,6 +104,17 @@ impl Sharing {
         Ok(c)
     }
 
+    /// Give back one read of each grant's quota reserved on `day` for a read not answered.
+    fn give_back<'a>(&self, grants: impl Iterator<Item = &'a str>, day: i64) {
+        if let Ok(mut map) = self.quota_used.lock() {
+            for id in grants {
+                if let Some(n) = map.get_mut(&(id.to_string(), day)) {
+                    *n = n.saturating_sub(1);
+                }
+            }
+        }
+    }
+
     async fn grants_of(
         &self,
         store: &dyn tongban_store::Store,
@@ -426,16 +437,13 @@ pub async fn look(
         }
     }
     let returned = required.iter().all(|r| view.shown.iter().any(|s| s == r));
-    if let Ok(mut map) = sharing.quota_used.lock() {
-        for id in reserved
+    sharing.give_back(
+        reserved
             .iter()
-            .filter(|id| !returned || !view.served.iter().any(|s| s["grant"] == id.as_str()))
-        {
-            if let Some(n) = map.get_mut(&(id.clone(), day)) {
-                *n = n.saturating_sub(1);
-            }
-        }
-    }
+            .map(String::as_str)
+            .filter(|id| !returned || !view.served.iter().any(|s| s["grant"] == *id)),
+        day,
+    );
     Ok(if returned {
         Seen::Shown(view)
     } else {
@@ -453,18 +461,12 @@ pub async fn record_reads(
 ) -> Result<Vec<i64>, ApiError> {
     let result = record(sharing, events).await;
     if result.is_err() {
-        let day = tongban_sharing::watch::day_of(now);
-        if let Ok(mut map) = sharing.quota_used.lock() {
-            for v in views {
-                for s in &v.served {
-                    if let Some(id) = s["grant"].as_str()
-                        && let Some(n) = map.get_mut(&(id.to_string(), day))
-                    {
-                        *n = n.saturating_sub(1);
-                    }
-                }
-            }
-        }
+        sharing.give_back(
+            views
+                .iter()
+                .flat_map(|v| v.served.iter().filter_map(|s| s["grant"].as_str())),
+            tongban_sharing::watch::day_of(now),
+        );
     }
     result
 }

@@ -1,7 +1,8 @@
 //! The dashboard's figures: residents and floating population per community, the age pyramid,
 //! legal entities by industry and sharing calls per day. They are aggregates over the whole
 //! libraries and the audit log, so they are computed in the background (at start and then every
-//! [`REFRESH_MS`]) and pages read the last result; a page never waits for a scan.
+//! [`REFRESH_MS`]; the library and quality figures only when a run or a batch has landed since)
+//! and pages read the last result; a page never waits for a scan.
 //!
 //! The counting functions are pure; [`compute`] reads what they need from the store. Nothing here
 //! is personal: only counts leave this module.
@@ -39,8 +40,6 @@ pub struct Dashboard {
     pub communities: Vec<Community>,
     pub unplaced: u64,
     pub deceased: u64,
-    /// Living persons placed in a community.
-    pub persons: u64,
     /// Living placed persons by community, then age band and sex (oldest band first).
     pub pyramids: BTreeMap<String, Vec<Band>>,
     /// Legal entities with known premises by community, then industry.
@@ -51,7 +50,9 @@ pub struct Dashboard {
     pub quality: Vec<tongban_intake::quality::Scorecard>,
     /// Anomaly alerts of the last seven days with reads, newest first.
     pub alerts: Vec<tongban_sharing::watch::Alert>,
-    pub computed_at: i64,
+    /// What the library and quality figures were computed from (the day, the latest run of
+    /// each library, the batches): while it stays the same they are carried over.
+    pub version: String,
     pub took_ms: u64,
 }
 
@@ -122,9 +123,42 @@ pub fn industries_within(d: &Dashboard, within: impl Fn(&str) -> bool) -> Vec<(S
     out
 }
 
-/// Compute every figure from the store.
-pub async fn compute(store: &dyn Store, today: chrono::NaiveDate) -> Result<Dashboard> {
+/// What the library and quality figures depend on: the day (ages), the latest run of each
+/// library (a full or an incremental one) and the intake batches.
+async fn version(store: &dyn Store, today: chrono::NaiveDate) -> Result<String> {
+    let mut v = today.to_string();
+    for kind in tongban_store::RESOLUTION_KINDS {
+        let run = store
+            .latest_resolution(kind)
+            .await
+            .map_err(|e| e.to_string())?;
+        v.push_str(&format!("|{}", run.map_or(0, |r| r.id)));
+    }
+    let batches = store.batches(None).await.map_err(|e| e.to_string())?;
+    let last = batches.iter().map(|b| (b.id, b.finished_at)).max();
+    v.push_str(&format!("|{}|{last:?}", batches.len()));
+    Ok(v)
+}
+
+/// Compute the figures from the store. The library and quality figures scan every golden
+/// record and every stored record, so they are carried over from `previous` while nothing they
+/// depend on has changed; the sharing calls and alerts are always recomputed.
+pub async fn compute(
+    store: &dyn Store,
+    today: chrono::NaiveDate,
+    previous: Option<&Dashboard>,
+) -> Result<Dashboard> {
     let started = std::time::Instant::now();
+    let version = version(store, today).await?;
+    let (calls, alerts) = calls_and_alerts(store).await?;
+    if let Some(p) = previous.filter(|p| p.version == version) {
+        return Ok(Dashboard {
+            calls,
+            alerts,
+            took_ms: started.elapsed().as_millis() as u64,
+            ..p.clone()
+        });
+    }
     let population = tongban_libraries::population::population(store)
         .await
         .map_err(|e| e.to_string())?;
@@ -149,14 +183,12 @@ pub async fn compute(store: &dyn Store, today: chrono::NaiveDate) -> Result<Dash
     // Each figure is kept per community, so that a page can add up the communities in the
     // user's jurisdiction.
     let mut people: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
-    let mut persons = 0;
     for_each_golden(store, "person", |r| {
         let key = r["key"].as_str().unwrap_or("");
         let Some(community) = population.placed.get(key) else {
             return;
         };
         let field = |f: &str| r["fields"][f]["value"].as_str().unwrap_or("").to_string();
-        persons += 1;
         people
             .entry(community.clone())
             .or_default()
@@ -186,7 +218,6 @@ pub async fn compute(store: &dyn Store, today: chrono::NaiveDate) -> Result<Dash
             .or_default() += 1;
     })
     .await?;
-    let (calls, alerts) = calls_and_alerts(store).await?;
     let mut quality = Vec::new();
     for source in store.sources().await.map_err(|e| e.to_string())? {
         quality.push(
@@ -199,13 +230,12 @@ pub async fn compute(store: &dyn Store, today: chrono::NaiveDate) -> Result<Dash
         communities,
         unplaced: population.unplaced,
         deceased: population.deceased,
-        persons,
         pyramids,
         industries,
         calls,
         quality,
         alerts,
-        computed_at: tongban_store::now_millis(),
+        version,
         took_ms: started.elapsed().as_millis() as u64,
     })
 }

@@ -201,6 +201,25 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
+/// The signed-in user of a console page, as an extractor: a handler that takes it runs only
+/// for a valid session; anyone else is sent to the login page.
+struct SignedIn {
+    sharing: Arc<Sharing>,
+    p: Principal,
+}
+
+impl axum::extract::FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let (sharing, p) = signed_in(state, &parts.headers).await?;
+        Ok(SignedIn { sharing, p })
+    }
+}
+
 /// The signed-in user, or the response that sends them to the login page.
 async fn signed_in(
     state: &AppState,
@@ -318,11 +337,7 @@ async fn set_lang(Path(lang): Path<String>, headers: HeaderMap) -> Response {
     response
 }
 
-async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (sharing, p) = match signed_in(&state, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+async fn home(headers: HeaderMap, SignedIn { sharing, p }: SignedIn) -> Response {
     if p.role == Role::Citizen {
         return Redirect::to("/console/me").into_response();
     }
@@ -385,12 +400,9 @@ async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
 async fn search(
     State(state): State<AppState>,
     headers: HeaderMap,
+    SignedIn { sharing, p }: SignedIn,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    let (sharing, p) = match signed_in(&state, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let kind: &'static str = match params
         .iter()
         .find(|(k, _)| k == "kind")
@@ -461,17 +473,37 @@ fn summary(v: &crate::governed::View) -> Value {
         "detail": first(&["birth_date", "credit_code", "community"])})
 }
 
-async fn person(state: State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> Response {
-    page_360(state, headers, "person", key).await
+async fn person(
+    state: State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    user: SignedIn,
+) -> Response {
+    page_360(state, headers, user, "person", key).await
 }
-async fn entity(state: State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> Response {
-    page_360(state, headers, "entity", key).await
+async fn entity(
+    state: State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    user: SignedIn,
+) -> Response {
+    page_360(state, headers, user, "entity", key).await
 }
-async fn room(state: State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> Response {
-    page_360(state, headers, "room", key).await
+async fn room(
+    state: State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    user: SignedIn,
+) -> Response {
+    page_360(state, headers, user, "room", key).await
 }
-async fn building(state: State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> Response {
-    page_360(state, headers, "building", key).await
+async fn building(
+    state: State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    user: SignedIn,
+) -> Response {
+    page_360(state, headers, user, "building", key).await
 }
 
 fn kind_of_key(key: &str) -> Option<&'static str> {
@@ -597,7 +629,7 @@ async fn subject_page(
             view.shown.push(f);
         }
     }
-    let mut events = vec![view_event(&view, &caller)];
+    let mut events = vec![view.event(&caller, "console")];
     events.extend(linked_reads);
     crate::governed::record_reads(sharing, &[&view], events, caller.now).await?;
     let fields: Vec<Value> = this_resource
@@ -648,20 +680,13 @@ fn readable(field: &str, value: &str) -> Option<String> {
     }
 }
 
-fn view_event(view: &crate::governed::View, caller: &Caller) -> tongban_sharing::audit::Event {
-    view.event(caller, "console")
-}
-
 async fn page_360(
     State(state): State<AppState>,
     headers: HeaderMap,
+    SignedIn { sharing, p }: SignedIn,
     kind: &'static str,
     key: String,
 ) -> Response {
-    let (sharing, p) = match signed_in(&state, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     match subject_page(&state, &sharing, &p, kind, &key).await {
         Ok(Some(ctx)) => {
             render(&headers, StatusCode::OK, "record.html", Some(&p), ctx).into_response()
@@ -680,11 +705,11 @@ async fn page_360(
     }
 }
 
-async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (sharing, p) = match signed_in(&state, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+async fn me(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    SignedIn { sharing, p }: SignedIn,
+) -> Response {
     if p.role != Role::Citizen {
         return message(
             &headers,
@@ -727,11 +752,11 @@ fn when(at: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn grants(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (sharing, p) = match signed_in(&state, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+async fn grants(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    SignedIn { sharing, p }: SignedIn,
+) -> Response {
     grants_page(&state, &sharing, &p, &headers, StatusCode::OK, None).await
 }
 
@@ -825,12 +850,9 @@ struct RequestForm {
 async fn request_grant(
     State(state): State<AppState>,
     headers: HeaderMap,
+    SignedIn { sharing, p }: SignedIn,
     form: FormResult<RequestForm>,
 ) -> Response {
-    let (sharing, p) = match signed_in(&state, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let Ok(Form(f)) = form else {
         return grants_page(
             &state,
@@ -900,12 +922,9 @@ async fn decide_grant(
     State(state): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
+    SignedIn { sharing, p }: SignedIn,
     form: FormResult<DecideForm>,
 ) -> Response {
-    let (sharing, p) = match signed_in(&state, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     let Ok(Form(f)) = form else {
         return grants_page(
             &state,
@@ -945,11 +964,11 @@ async fn decide_grant(
     grants_page(&state, &sharing, &p, &headers, status, Some(notice)).await
 }
 
-async fn audit(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (sharing, p) = match signed_in(&state, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    SignedIn { sharing, p }: SignedIn,
+) -> Response {
     if p.role != Role::DataBureauAdmin {
         return message(
             &headers,
@@ -1000,12 +1019,9 @@ fn quality_row(s: &tongban_intake::quality::Scorecard) -> Value {
 async fn quality(
     State(state): State<AppState>,
     headers: HeaderMap,
+    SignedIn { sharing, p }: SignedIn,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
-    let (sharing, p) = match signed_in(&state, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     // Quarantined records and issue examples hold raw personal data of every department's
     // feed: only the data bureau's admins see them, and each look is audited.
     if p.role != Role::DataBureauAdmin {
@@ -1075,11 +1091,7 @@ async fn quality(
     render(&headers, StatusCode::OK, "quality.html", Some(&p), ctx).into_response()
 }
 
-async fn alerts(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (sharing, p) = match signed_in(&state, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+async fn alerts(headers: HeaderMap, SignedIn { sharing, p }: SignedIn) -> Response {
     if p.role != Role::DataBureauAdmin {
         return message(
             &headers,
@@ -1112,11 +1124,7 @@ async fn alerts(State(state): State<AppState>, headers: HeaderMap) -> Response {
     .into_response()
 }
 
-async fn catalogue(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let (sharing, p) = match signed_in(&state, &headers).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
+async fn catalogue(headers: HeaderMap, SignedIn { sharing, p }: SignedIn) -> Response {
     let resources: Vec<Value> = sharing
         .catalogue
         .iter()
@@ -1156,7 +1164,8 @@ pub async fn refresh(state: &AppState) -> Vec<String> {
     let today = chrono::DateTime::from_timestamp_millis(now + 8 * 3_600_000)
         .map(|t| t.date_naive())
         .unwrap_or_default();
-    let figures = match dashboard::compute(state.store.as_ref(), today).await {
+    let previous = sharing.dashboard.read().ok().and_then(|d| d.clone());
+    let figures = match dashboard::compute(state.store.as_ref(), today, previous.as_deref()).await {
         Ok(d) => Arc::new(d),
         Err(e) => {
             eprintln!("dashboard: {e}");
