@@ -76,6 +76,54 @@ fn wrk(
     Ok((rps, ms(find("50%")), ms(find("99%")), errors))
 }
 
+/// CPU time (user + system, seconds) each thread of this process has used, by thread id, with
+/// its name; empty where /proc is not there.
+fn thread_cpu() -> std::collections::HashMap<String, (String, f64)> {
+    let mut threads = std::collections::HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return threads;
+    };
+    for task in dir.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // Fields after the parenthesised name: utime and stime are the 12th and 13th, in clock
+        // ticks of 1/100 s (USER_HZ, fixed by the kernel's ABI).
+        let after_name = stat.rsplit(')').next().unwrap_or("");
+        let ticks: f64 = after_name
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse::<f64>().ok())
+            .sum();
+        threads.insert(
+            task.file_name().to_string_lossy().into_owned(),
+            (name.trim().to_string(), ticks / 100.0),
+        );
+    }
+    threads
+}
+
+/// The cores each kind of thread (by name) kept busy over `seconds` since `before`: where the
+/// server's time goes (tokio workers, the SQLite audit thread, sqlx's connection threads).
+fn cpu_since(before: &std::collections::HashMap<String, (String, f64)>, seconds: u64) -> String {
+    let mut by_name: std::collections::BTreeMap<String, f64> = Default::default();
+    for (id, (name, t)) in thread_cpu() {
+        let t0 = before.get(&id).map_or(0.0, |b| b.1);
+        *by_name.entry(name).or_default() += (t - t0) / seconds.max(1) as f64;
+    }
+    let parts: Vec<String> = by_name
+        .iter()
+        .filter(|(_, cores)| **cores >= 0.005)
+        .map(|(name, cores)| format!("{name} {cores:.2}"))
+        .collect();
+    if parts.is_empty() {
+        "not measured".into()
+    } else {
+        format!("(cores busy): {}", parts.join(", "))
+    }
+}
+
 /// Load before measuring, on each server.
 const WARM_UP_SECONDS: u64 = 2;
 
@@ -352,14 +400,17 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             for (name, addr) in [("bare axum handler", bare_addr), ("governed lookup + audit", governed_addr)] {
                 let (persons, token, connections, seconds, dir) =
                     (o.persons, token.to_string(), o.connections, o.seconds, scratch.path().to_path_buf());
-                let (rps, p50, p99, errors) = tokio::task::spawn_blocking(move || {
+                let ((rps, p50, p99, errors), cpu) = tokio::task::spawn_blocking(move || {
                     // Two seconds unmeasured first: the token's one Argon2 check per connection
                     // and the cold caches are not what a running server spends its time on.
                     wrk(addr, persons, &token, connections, WARM_UP_SECONDS, &dir)?;
-                    wrk(addr, persons, &token, connections, seconds, &dir)
+                    let before = thread_cpu();
+                    let r = wrk(addr, persons, &token, connections, seconds, &dir)?;
+                    anyhow::Ok((r, cpu_since(&before, seconds)))
                 })
                 .await??;
                 println!("  {name:<28} {rps:>9.0} req/s   p50 {p50:.2} ms   p99 {p99:.2} ms   ({errors} errors)");
+                println!("  {:<28} server CPU {cpu}", "");
                 rates.push(rps);
             }
             (rates[0], rates[1])
@@ -367,6 +418,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             for addr in [bare_addr, governed_addr] {
                 load(addr, paths.clone(), token.clone(), o.connections, WARM_UP_SECONDS).await?;
             }
+            let before = thread_cpu();
             let (n, lat, errors) = load(
                 bare_addr,
                 paths.clone(),
@@ -376,9 +428,13 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             )
             .await?;
             let bare_rps = report("bare axum handler", n, lat, errors, o.seconds);
+            println!("  {:<28} CPU {}", "", cpu_since(&before, o.seconds));
+            let before = thread_cpu();
             let (n, lat, errors) =
                 load(governed_addr, paths, token, o.connections, o.seconds).await?;
-            (bare_rps, report("governed lookup + audit", n, lat, errors, o.seconds))
+            let governed_rps = report("governed lookup + audit", n, lat, errors, o.seconds);
+            println!("  {:<28} CPU {}", "", cpu_since(&before, o.seconds));
+            (bare_rps, governed_rps)
         };
         let entries = store.last_audit().await?.map_or(0, |e| e.seq);
         println!(

@@ -12,7 +12,15 @@
 /// Implements `Store` for `$store` (with a `pool` field for everything and a `read` field for the
 /// governed API's hot reads, which may be the same pool) on database `$db` with row type `$row`.
 macro_rules! sql_backend {
-    ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr, $lock_sql:expr, $json_text:path) => {
+    ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr, $lock_sql:expr, $json_text:path, $begin_sql:expr) => {
+
+/// A transaction on the writer pool, begun with the backend's `$begin_sql` if it has one.
+async fn begin(pool: &sqlx::Pool<$db>) -> Result<sqlx::Transaction<'static, $db>> {
+    Ok(match $begin_sql {
+        Some(sql) => pool.begin_with(sql).await?,
+        None => pool.begin().await?,
+    })
+}
 
 const ROWS_PER_INSERT: usize = 500;
 /// Links have six short columns; more rows per statement means fewer round trips (SQLite allows
@@ -147,6 +155,55 @@ fn grant_row(r: &$row) -> Result<GrantRow> {
 
 const RECORD_COLUMNS: &str = "source_id, record_key, version, status, batch_id, seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at";
 
+impl $store {
+    /// [`Store::golden_record`] through sqlx, for a backend without a faster path.
+    #[allow(dead_code)]
+    async fn sqlx_golden_record(&self, k: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
+        let sql = format!("SELECT entity_key, record FROM golden_{k} WHERE entity_key = ?");
+        let row = sqlx::query($fix(&sql)).bind(entity_key).fetch_optional(&self.read).await?;
+        row.map(|r| -> Result<GoldenRecord> {
+            Ok(GoldenRecord { entity_key: r.try_get("entity_key")?, record: r.try_get("record")? })
+        })
+        .transpose()
+    }
+
+    /// [`Store::append_audit`] through sqlx, for a backend without a faster path.
+    #[allow(dead_code)]
+    async fn sqlx_append_audit(&self, entries: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
+        let mut tx = begin(&self.pool).await?;
+        for group in entries.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<$db> = QueryBuilder::new(
+                "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev, hash) ",
+            );
+            q.push_values(group, |mut b, e| {
+                b.push_bind(e.seq)
+                    .push_bind(e.at)
+                    .push_bind(&e.actor)
+                    .push_bind(&e.action)
+                    .push_bind(&e.subject)
+                    .push_bind(&e.detail)
+                    .push_bind(&e.prev)
+                    .push_bind(&e.hash);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        if let Some(c) = checkpoint {
+            sqlx::query($fix("INSERT INTO audit_checkpoints (from_seq, to_seq, root, key, signature, at) VALUES (?, ?, ?, ?, ?, ?)"))
+                .bind(c.from_seq)
+                .bind(c.to_seq)
+                .bind(&c.root)
+                .bind(&c.key)
+                .bind(&c.signature)
+                .bind(c.at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+}
+
 #[async_trait]
 impl Store for $store {
     fn backend(&self) -> &'static str {
@@ -185,7 +242,7 @@ impl Store for $store {
     }
 
     async fn begin_batch(&self, source_id: &str, file_name: &str) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         sqlx::query($fix("UPDATE batches SET status = 'abandoned', finished_at = ? WHERE source_id = ? AND status = 'running'"))
             .bind(now_millis())
             .bind(source_id)
@@ -210,7 +267,7 @@ impl Store for $store {
         quarantine: &[IncomingQuarantine],
     ) -> Result<ChunkOutcome> {
         let now = now_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         // Two batches of one source storing at once (two pushes) would both see a new key as
         // absent and both insert version 1; the source's lock makes them take turns.
         if let Some(lock) = $lock_sql {
@@ -357,7 +414,7 @@ impl Store for $store {
 
     async fn finish_batch(&self, batch_id: i64, withdraw_missing: bool) -> Result<BatchRow> {
         let now = now_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         let source_id: String = sqlx::query_scalar($fix("SELECT source_id FROM batches WHERE id = ?"))
             .bind(batch_id)
             .fetch_optional(&mut *tx)
@@ -503,7 +560,7 @@ impl Store for $store {
         golden: &[GoldenRecord],
     ) -> Result<i64> {
         let k = resolution_kind(kind)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         let mut entities: Vec<&str> = links.iter().map(|l| l.entity_key.as_str()).collect();
         entities.sort_unstable();
         entities.dedup();
@@ -630,17 +687,15 @@ impl Store for $store {
     }
 
     async fn golden_record(&self, kind: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
-        let k = resolution_kind(kind)?;
-        let sql = format!("SELECT entity_key, record FROM golden_{k} WHERE entity_key = ?");
-        let row = sqlx::query($fix(&sql)).bind(entity_key).fetch_optional(&self.read).await?;
-        row.map(|r| -> Result<GoldenRecord> {
-            Ok(GoldenRecord { entity_key: r.try_get("entity_key")?, record: r.try_get("record")? })
-        })
-        .transpose()
+        self.golden_record_fast(resolution_kind(kind)?, entity_key).await
+    }
+
+    async fn append_audit(&self, entries: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
+        self.append_audit_fast(entries, checkpoint).await
     }
 
     async fn replace_relations(&self, relations: &[Relation]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         sqlx::query("DELETE FROM relations").execute(&mut *tx).await?;
         sqlx::query("DROP INDEX IF EXISTS relations_to").execute(&mut *tx).await?;
         let mut sorted: Vec<&Relation> = relations.iter().collect();
@@ -668,7 +723,7 @@ impl Store for $store {
         changes: &[LibraryChanges],
         relations: &[Relation],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = begin(&self.pool).await?;
         for change in changes {
             let k = resolution_kind(&change.kind)?;
             let run_id = change.run_id;
@@ -763,39 +818,6 @@ impl Store for $store {
             .fetch_one(&self.pool)
             .await?;
         Ok(id)
-    }
-
-    async fn append_audit(&self, entries: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for group in entries.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<$db> = QueryBuilder::new(
-                "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev, hash) ",
-            );
-            q.push_values(group, |mut b, e| {
-                b.push_bind(e.seq)
-                    .push_bind(e.at)
-                    .push_bind(&e.actor)
-                    .push_bind(&e.action)
-                    .push_bind(&e.subject)
-                    .push_bind(&e.detail)
-                    .push_bind(&e.prev)
-                    .push_bind(&e.hash);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        if let Some(c) = checkpoint {
-            sqlx::query($fix("INSERT INTO audit_checkpoints (from_seq, to_seq, root, key, signature, at) VALUES (?, ?, ?, ?, ?, ?)"))
-                .bind(c.from_seq)
-                .bind(c.to_seq)
-                .bind(&c.root)
-                .bind(&c.key)
-                .bind(&c.signature)
-                .bind(c.at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn last_audit(&self) -> Result<Option<AuditRow>> {

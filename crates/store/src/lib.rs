@@ -15,6 +15,7 @@
 mod backend;
 pub mod postgres;
 pub mod sqlite;
+mod sqlite_direct;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,8 @@ use std::collections::HashMap;
 pub enum StoreError {
     #[error("database error")]
     Database(#[from] sqlx::Error),
+    #[error("database error")]
+    Sqlite(#[from] rusqlite::Error),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]

@@ -48,6 +48,20 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    async fn golden_record_fast(&self, k: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
+        self.sqlx_golden_record(k, entity_key).await
+    }
+
+    async fn append_audit_fast(
+        &self,
+        entries: &[AuditRow],
+        checkpoint: Option<&CheckpointRow>,
+    ) -> Result<()> {
+        self.sqlx_append_audit(entries, checkpoint).await
+    }
+}
+
 /// Rewrites `?` markers as `$1`, `$2`, …; the statements contain no `?` inside string literals.
 fn fix(sql: &str) -> AssertSqlSafe<String> {
     let mut out = String::with_capacity(sql.len() + 16);
@@ -89,5 +103,6 @@ crate::backend::sql_backend!(
     lookup,
     usize::MAX,
     Some("SELECT pg_advisory_xact_lock(hashtext(?))"),
-    json_text
+    json_text,
+    None::<&'static str>
 );

@@ -31,6 +31,8 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// The background checkpointer, stopped when the store is dropped.
     checkpointer: tokio::task::JoinHandle<()>,
+    /// The golden-record read and the audit append, through rusqlite (see `sqlite_direct`).
+    direct: crate::sqlite_direct::Direct,
 }
 
 impl Drop for SqliteStore {
@@ -74,13 +76,32 @@ impl SqliteStore {
             )
             .await?;
         let checkpointer = checkpoint_in_background(path).await?;
+        let direct = crate::sqlite_direct::Direct::open(path)?;
         Ok(SqliteStore {
             pool,
             read,
             checkpointer,
+            direct,
         })
     }
+
+    async fn golden_record_fast(&self, k: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
+        self.direct.golden_record(k, entity_key)
+    }
+
+    async fn append_audit_fast(
+        &self,
+        entries: &[AuditRow],
+        checkpoint: Option<&CheckpointRow>,
+    ) -> Result<()> {
+        self.direct.append_audit(entries, checkpoint).await
+    }
 }
+
+/// How the writer pool's transactions begin. `IMMEDIATE` takes the write lock at once: the
+/// audit thread (`sqlite_direct`) is a second writer, and a deferred transaction that read
+/// before it wrote would fail outright, rather than wait, if that writer had committed between.
+const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
 
 /// Checkpoint the WAL every half second from a connection of its own, for as long as the
 /// runtime runs. PASSIVE: it copies what no reader still needs and never waits for the writer
@@ -140,5 +161,6 @@ crate::backend::sql_backend!(
     lookup,
     500,
     None::<&str>,
-    json_text
+    json_text,
+    BEGIN
 );
