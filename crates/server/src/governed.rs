@@ -15,11 +15,13 @@ use crate::{ApiError, AppState};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde_json::{Map, Value, json};
+use axum::response::IntoResponse;
+use serde_json::value::RawValue;
+use serde_json::{Value, json};
 use tongban_sharing::audit::Event;
 use tongban_sharing::catalogue::Resource;
 use tongban_sharing::identity::{Identities, ManageError, Principal};
-use tongban_sharing::policy::{Decision, Grant, Subject, decide, mask};
+use tongban_sharing::policy::{Decision, Grant, Subject, decision, mask};
 use tongban_sharing::writer::AuditLog;
 
 /// What the governed API needs beside the store.
@@ -253,6 +255,74 @@ impl Caller {
     }
 }
 
+/// What a caller gets of one field of a subject.
+#[derive(Debug, Clone)]
+pub enum Shown {
+    /// The golden record's own JSON for the field (its value with source, record and date),
+    /// kept as text: a read answers it as it is, without taking it apart and putting it back.
+    Kept(Box<RawValue>),
+    /// The value with its middle hidden.
+    Masked(String),
+}
+
+/// The fields of a view in catalogue order, each shown or masked (withheld ones are absent).
+#[derive(Debug, Clone, Default)]
+pub struct ViewFields(Vec<(String, Shown)>);
+
+impl ViewFields {
+    fn push(&mut self, name: &str, shown: Shown) {
+        self.0.push((name.to_string(), shown));
+    }
+
+    /// The field as JSON: `{"value": …, "source": …, …}` when shown, `{"masked": …}` when masked.
+    pub fn get(&self, name: &str) -> Option<Value> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| match s {
+                Shown::Kept(raw) => serde_json::from_str(raw.get()).unwrap_or(Value::Null),
+                Shown::Masked(m) => json!({ "masked": m }),
+            })
+    }
+}
+
+impl serde::Serialize for ViewFields {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        #[derive(serde::Serialize)]
+        struct Masked<'a> {
+            masked: &'a str,
+        }
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, shown) in &self.0 {
+            match shown {
+                Shown::Kept(raw) => map.serialize_entry(name, raw)?,
+                Shown::Masked(m) => map.serialize_entry(name, &Masked { masked: m })?,
+            }
+        }
+        map.end()
+    }
+}
+
+/// A golden record read only as far as a view needs: each field's JSON is located, not parsed.
+/// Rooms and buildings keep their few fields (`address_key`, `community`) at the top.
+#[derive(serde::Deserialize)]
+struct GoldenDoc<'a> {
+    #[serde(borrow, default)]
+    fields: Option<std::collections::BTreeMap<std::borrow::Cow<'a, str>, &'a RawValue>>,
+    #[serde(borrow, default)]
+    address_key: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    community: Option<std::borrow::Cow<'a, str>>,
+}
+
+/// The value inside one field's JSON, for masking it.
+#[derive(serde::Deserialize)]
+struct KeptValue {
+    #[serde(default)]
+    value: Option<Value>,
+}
+
 /// One subject as a caller may see it: each field shown with its provenance, masked, or
 /// withheld, and the grants the shown fields were served under.
 #[derive(Debug, Clone)]
@@ -260,7 +330,7 @@ pub struct View {
     pub kind: &'static str,
     pub key: String,
     pub community: String,
-    pub fields: Map<String, Value>,
+    pub fields: ViewFields,
     pub shown: Vec<String>,
     pub masked: Vec<String>,
     pub withheld: Vec<String>,
@@ -271,6 +341,11 @@ pub struct View {
 impl View {
     /// The view as the API answers it.
     pub fn to_json(&self) -> Value {
+        self.clone().into_json()
+    }
+
+    /// The view as the API answers it, taking the view apart rather than copying it.
+    pub fn into_json(self) -> Value {
         json!({
             "key": self.key,
             "community": self.community,
@@ -284,17 +359,33 @@ impl View {
     /// The audit event of this read. `via` says how the subject was reached (a read by key,
     /// a search, a bulk lookup, a console page).
     pub fn event(&self, caller: &Caller, via: &str) -> Event {
+        /// The event's detail, in this order; serialised straight from borrowed parts.
+        #[derive(serde::Serialize)]
+        struct Detail<'a> {
+            department: &'a Option<String>,
+            role: tongban_sharing::identity::Role,
+            shown: &'a [String],
+            masked: &'a [String],
+            served_under: &'a [Value],
+            via: &'a str,
+        }
         let p = &caller.principal;
+        let detail = Detail {
+            department: &p.department,
+            role: p.role,
+            shown: &self.shown,
+            masked: &self.masked,
+            served_under: &self.served,
+            via,
+        };
         Event {
             at: caller.now,
             actor: p.user_id.clone(),
             action: format!("read.{}", self.kind),
             subject: self.key.clone(),
-            detail: json!({
-                "department": p.department, "role": p.role, "shown": self.shown,
-                "masked": self.masked, "served_under": self.served, "via": via,
-            })
-            .to_string(),
+            // Serialising plain strings and values cannot fail; an empty detail would still
+            // leave the read itself on the record.
+            detail: serde_json::to_string(&detail).unwrap_or_default(),
         }
     }
 }
@@ -327,19 +418,29 @@ pub async fn look(
     let Some(golden) = golden else {
         return Ok(Seen::Nothing);
     };
-    let mut record: Value = serde_json::from_str(&golden.record).map_err(ApiError::internal)?;
+    let doc: GoldenDoc = serde_json::from_str(&golden.record).map_err(ApiError::internal)?;
     // Rooms and buildings keep their few fields at the top of the record; give them the shape
     // of the others.
-    if record.get("fields").is_none() {
-        let fields: Map<String, Value> = ["address_key", "community"]
-            .iter()
-            .filter_map(|f| {
-                let v = record.get(*f)?.as_str()?.to_string();
-                Some((f.to_string(), json!({ "value": v })))
-            })
-            .collect();
-        record["fields"] = Value::Object(fields);
-    }
+    let top: Vec<(&str, Box<RawValue>)> = if doc.fields.is_none() {
+        [
+            ("address_key", &doc.address_key),
+            ("community", &doc.community),
+        ]
+        .into_iter()
+        .filter_map(|(f, v)| {
+            let raw = serde_json::value::to_raw_value(&json!({ "value": v.as_deref()? }));
+            Some((f, raw.ok()?))
+        })
+        .collect()
+    } else {
+        Vec::new()
+    };
+    let kept_of = |name: &str| -> Option<&RawValue> {
+        match &doc.fields {
+            Some(fields) => fields.get(name).copied(),
+            None => top.iter().find(|(f, _)| *f == name).map(|(_, r)| &**r),
+        }
+    };
     let community = sharing.community(store, kind, key, now).await?;
     // A citizen's user id is their person key: they may read their own record.
     let subject = Subject {
@@ -385,43 +486,48 @@ pub async fn look(
             reserved.push(g.id.clone());
         }
     }
-    let grants: Vec<&Grant> = caller
-        .grants
-        .iter()
-        .filter(|g| !exhausted.contains(&g.id))
-        .collect();
-    let usable: Vec<Grant> = grants.iter().map(|g| (*g).clone()).collect();
+    // Usually no grant is spent, and the caller's grants are used as they are.
+    let usable: std::borrow::Cow<[Grant]> = if exhausted.is_empty() {
+        std::borrow::Cow::Borrowed(&caller.grants)
+    } else {
+        caller
+            .grants
+            .iter()
+            .filter(|g| !exhausted.contains(&g.id))
+            .cloned()
+            .collect()
+    };
     let mut view = View {
         kind,
         key: key.to_string(),
         community: community.clone(),
-        fields: Map::new(),
+        fields: ViewFields::default(),
         shown: Vec::new(),
         masked: Vec::new(),
         withheld: Vec::new(),
         served: Vec::new(),
         exhausted,
     };
-    let empty = Map::new();
-    let golden_fields = record
-        .get("fields")
-        .and_then(Value::as_object)
-        .unwrap_or(&empty);
     for f in &resource.fields {
         if f.name == "key" {
             continue;
         }
-        let Some(kept) = golden_fields.get(&f.name) else {
+        let Some(kept) = kept_of(&f.name) else {
             continue;
         };
-        let value = kept.get("value").and_then(Value::as_str).unwrap_or("");
-        match decide(p, resource, &f.name, &subject, now, &usable).decision {
+        match decision(p, resource, &f.name, &subject, now, &usable) {
             Decision::Show { grant } => {
                 view.shown.push(f.name.clone());
-                view.fields.insert(f.name.clone(), kept.clone());
+                view.fields.push(
+                    &f.name,
+                    Shown::Kept(
+                        RawValue::from_string(kept.get().to_string())
+                            .map_err(ApiError::internal)?,
+                    ),
+                );
                 if let Some(id) = grant
                     && !view.served.iter().any(|s| s["grant"] == id.as_str())
-                    && let Some(g) = grants.iter().find(|g| g.id == id)
+                    && let Some(g) = usable.iter().find(|g| g.id == id)
                 {
                     view.served.push(
                         json!({"grant": g.id, "purpose": g.purpose, "legal_basis": g.legal_basis}),
@@ -429,9 +535,12 @@ pub async fn look(
                 }
             }
             Decision::Mask => {
+                let value: KeptValue =
+                    serde_json::from_str(kept.get()).map_err(ApiError::internal)?;
+                let value = value.value.as_ref().and_then(Value::as_str).unwrap_or("");
                 view.masked.push(f.name.clone());
                 view.fields
-                    .insert(f.name.clone(), json!({ "masked": mask(&f.name, value) }));
+                    .push(&f.name, Shown::Masked(mask(&f.name, value)));
             }
             Decision::Omit => view.withheld.push(f.name.clone()),
         }
@@ -488,7 +597,7 @@ pub async fn person(
     state: State<AppState>,
     Path(key): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     read(state, headers, "person", key).await
 }
 
@@ -497,7 +606,7 @@ pub async fn entity(
     state: State<AppState>,
     Path(key): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     read(state, headers, "entity", key).await
 }
 
@@ -506,7 +615,7 @@ pub async fn room(
     state: State<AppState>,
     Path(key): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     read(state, headers, "room", key).await
 }
 
@@ -515,7 +624,7 @@ pub async fn building(
     state: State<AppState>,
     Path(key): Path<String>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     read(state, headers, "building", key).await
 }
 
@@ -535,7 +644,7 @@ async fn read(
     headers: HeaderMap,
     kind: &'static str,
     key: String,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     let sharing = sharing_of(&state)?;
     let p = principal(sharing, &headers).await?;
     let prefix = key_prefix(kind);
@@ -561,9 +670,27 @@ async fn read(
                 caller.now,
             )
             .await?;
-            let mut answer = view.to_json();
-            answer["audit_entry"] = json!(seq.first());
-            Ok(Json(answer))
+            // The view's fields go out as the golden record spells them (see `Shown::Kept`).
+            #[derive(serde::Serialize)]
+            struct Answer<'a> {
+                key: &'a str,
+                community: &'a str,
+                fields: &'a ViewFields,
+                withheld: &'a [String],
+                served_under: &'a [Value],
+                quota_exhausted: &'a [String],
+                audit_entry: Option<i64>,
+            }
+            Ok(Json(Answer {
+                key: &view.key,
+                community: &view.community,
+                fields: &view.fields,
+                withheld: &view.withheld,
+                served_under: &view.served,
+                quota_exhausted: &view.exhausted,
+                audit_entry: seq.first().copied(),
+            })
+            .into_response())
         }
         Seen::Denied(event) => {
             let _ = record(sharing, vec![event]).await;

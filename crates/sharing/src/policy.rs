@@ -246,38 +246,37 @@ pub fn may_see(p: &Principal, s: &Subject) -> bool {
     }
 }
 
-/// Decide one field of one subject for the caller.
-pub fn decide(
+/// Why a decision was taken, before it is put in words: a read decides every field of every
+/// subject it returns, and only an explanation asked for needs the sentence.
+#[derive(Debug, Clone, Copy)]
+enum Why<'a> {
+    OutsideJurisdiction,
+    NoSuchField,
+    Closed,
+    OwnRecord,
+    Open,
+    Grant(&'a Grant),
+    NoGrant,
+}
+
+fn decide_why<'a>(
     p: &Principal,
     resource: &Resource,
     field: &str,
     s: &Subject,
     now: i64,
-    grants: &[Grant],
-) -> Explained {
-    let explained = |decision, because: String| Explained { decision, because };
+    grants: &'a [Grant],
+) -> (Decision, Why<'a>) {
     if !may_see(p, s) {
-        return explained(
-            Decision::Omit,
-            format!(
-                "{} lies outside {}'s jurisdiction {}",
-                s.key, p.user_id, p.jurisdiction
-            ),
-        );
+        return (Decision::Omit, Why::OutsideJurisdiction);
     }
     let Some(f) = resource.field(field) else {
-        return explained(
-            Decision::Omit,
-            format!("{} has no field {field}", resource.id),
-        );
+        return (Decision::Omit, Why::NoSuchField);
     };
     match f.class {
-        Class::Closed => explained(Decision::Omit, format!("{field} is closed to sharing")),
-        _ if p.role == Role::Citizen => explained(
-            Decision::Show { grant: None },
-            "a citizen's own record".into(),
-        ),
-        Class::Open => explained(Decision::Show { grant: None }, format!("{field} is open")),
+        Class::Closed => (Decision::Omit, Why::Closed),
+        _ if p.role == Role::Citizen => (Decision::Show { grant: None }, Why::OwnRecord),
+        Class::Open => (Decision::Show { grant: None }, Why::Open),
         Class::Conditional => {
             let grant = grants.iter().find(|g| {
                 g.active(now)
@@ -287,23 +286,57 @@ pub fn decide(
                     && within(&g.scope, s.division)
             });
             match grant {
-                Some(g) => explained(
+                Some(g) => (
                     Decision::Show {
                         grant: Some(g.id.clone()),
                     },
-                    format!("grant {} for {} ({})", g.id, g.purpose, g.legal_basis),
+                    Why::Grant(g),
                 ),
-                None => explained(
-                    Decision::Mask,
-                    format!(
-                        "{field} is conditional and {} holds no active grant for it covering {}",
-                        p.department.as_deref().unwrap_or("the caller"),
-                        s.division
-                    ),
-                ),
+                None => (Decision::Mask, Why::NoGrant),
             }
         }
     }
+}
+
+/// Decide one field of one subject for the caller, without the explanation (see [`decide`]).
+pub fn decision(
+    p: &Principal,
+    resource: &Resource,
+    field: &str,
+    s: &Subject,
+    now: i64,
+    grants: &[Grant],
+) -> Decision {
+    decide_why(p, resource, field, s, now, grants).0
+}
+
+/// Decide one field of one subject for the caller, and say why.
+pub fn decide(
+    p: &Principal,
+    resource: &Resource,
+    field: &str,
+    s: &Subject,
+    now: i64,
+    grants: &[Grant],
+) -> Explained {
+    let (decision, why) = decide_why(p, resource, field, s, now, grants);
+    let because = match why {
+        Why::OutsideJurisdiction => format!(
+            "{} lies outside {}'s jurisdiction {}",
+            s.key, p.user_id, p.jurisdiction
+        ),
+        Why::NoSuchField => format!("{} has no field {field}", resource.id),
+        Why::Closed => format!("{field} is closed to sharing"),
+        Why::OwnRecord => "a citizen's own record".into(),
+        Why::Open => format!("{field} is open"),
+        Why::Grant(g) => format!("grant {} for {} ({})", g.id, g.purpose, g.legal_basis),
+        Why::NoGrant => format!(
+            "{field} is conditional and {} holds no active grant for it covering {}",
+            p.department.as_deref().unwrap_or("the caller"),
+            s.division
+        ),
+    };
+    Explained { decision, because }
 }
 
 /// What showing a link between two library entities tells, and so which field's decision
