@@ -162,21 +162,33 @@ pub fn checkpoint_message(from_seq: i64, to_seq: i64, root: &str, at: i64) -> Ve
 
 /// Sign the Merkle root of `entries` (consecutive, in order).
 pub fn checkpoint(key: &SigningKey, entries: &[Entry], at: i64) -> Option<Checkpoint> {
-    let (first, last) = (entries.first()?, entries.last()?);
-    let hashes: Vec<[u8; 32]> = entries
+    let hashes: Vec<(i64, [u8; 32])> = entries
         .iter()
-        .map(|e| unhex::<32>(&e.hash).unwrap_or([0; 32]))
+        .map(|e| (e.seq, unhex::<32>(&e.hash).unwrap_or([0; 32])))
         .collect();
+    checkpoint_of(key, &hashes, at)
+}
+
+/// Sign the Merkle root of consecutive entries given as (sequence number, hash): all a
+/// checkpoint needs, and what the writer keeps of the entries since the last one.
+pub fn checkpoint_of(key: &SigningKey, entries: &[(i64, [u8; 32])], at: i64) -> Option<Checkpoint> {
+    let (first, last) = (entries.first()?.0, entries.last()?.0);
+    let hashes: Vec<[u8; 32]> = entries.iter().map(|(_, h)| *h).collect();
     let root = hex(&merkle_root(&hashes));
-    let signature = key.sign(&checkpoint_message(first.seq, last.seq, &root, at));
+    let signature = key.sign(&checkpoint_message(first, last, &root, at));
     Some(Checkpoint {
-        from_seq: first.seq,
-        to_seq: last.seq,
+        from_seq: first,
+        to_seq: last,
         root,
         key: hex(key.verifying_key().as_bytes()),
         signature: hex(&signature.to_bytes()),
         at,
     })
+}
+
+/// An entry's hash as bytes (all zero if the text is not one, which verification reports).
+pub fn hash_bytes(hash: &str) -> [u8; 32] {
+    unhex::<32>(hash).unwrap_or([0; 32])
 }
 
 /// A break in the log, and where.

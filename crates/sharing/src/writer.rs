@@ -54,16 +54,16 @@ pub struct AuditLog {
     node: ed25519_dalek::VerifyingKey,
 }
 
-fn to_row(e: &Entry) -> AuditRow {
+fn into_row(e: Entry) -> AuditRow {
     AuditRow {
         seq: e.seq,
         at: e.event.at,
-        actor: e.event.actor.clone(),
-        action: e.event.action.clone(),
-        subject: e.event.subject.clone(),
-        detail: e.event.detail.clone(),
-        prev: e.prev.clone(),
-        hash: e.hash.clone(),
+        actor: e.event.actor,
+        action: e.event.action,
+        subject: e.event.subject,
+        detail: e.event.detail,
+        prev: e.prev,
+        hash: e.hash,
     }
 }
 
@@ -106,11 +106,18 @@ pub fn checkpoint_from_row(c: CheckpointRow) -> audit::Checkpoint {
     }
 }
 
-/// Where the chain stands: the last entry and the entries since the last checkpoint.
+/// Where the chain stands: the last entry, and the (sequence number, hash) of each entry since
+/// the last checkpoint, which the next checkpoint's Merkle root covers.
 struct Position {
     last_seq: i64,
     last_hash: String,
-    pending: Vec<Entry>,
+    pending: Vec<(i64, [u8; 32])>,
+}
+
+/// Why a write stopped, and the events it did not store (to try again or to refuse).
+struct Unstored {
+    error: String,
+    events: Vec<Event>,
 }
 
 impl Position {
@@ -135,7 +142,7 @@ impl Position {
             let page = store.audit_entries(after, 10_000).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
-            pending.extend(page.into_iter().map(from_row));
+            pending.extend(page.iter().map(|r| (r.seq, audit::hash_bytes(&r.hash))));
         }
         Ok(Position {
             last_seq,
@@ -145,14 +152,14 @@ impl Position {
     }
 
     /// Chain and store `events`; returns the sequence numbers committed and, if a transaction
-    /// failed, why (the events after the failure are not stored).
+    /// failed, why and the events not stored (those after the failure included).
     async fn write(
         &mut self,
         store: &dyn Store,
         key: &SigningKey,
         settings: &Settings,
         events: Vec<Event>,
-    ) -> (Vec<i64>, Option<String>) {
+    ) -> (Vec<i64>, Option<Unstored>) {
         let every = settings.checkpoint_every.max(1) as usize;
         let mut seqs = Vec::with_capacity(events.len());
         let mut events = events.into_iter().peekable();
@@ -160,13 +167,16 @@ impl Position {
             // At most one checkpoint per transaction: take only what completes the range.
             let room = every.saturating_sub(self.pending.len()).max(1);
             let part: Vec<Event> = events.by_ref().take(room).collect();
-            let entries = audit::chain(self.last_seq, &self.last_hash, part);
-            let rows: Vec<AuditRow> = entries.iter().map(to_row).collect();
-            let complete = self.pending.len() + entries.len() >= every;
+            let rows: Vec<AuditRow> = audit::chain(self.last_seq, &self.last_hash, part)
+                .into_iter()
+                .map(into_row)
+                .collect();
+            let hashes = rows.iter().map(|r| (r.seq, audit::hash_bytes(&r.hash)));
+            let complete = self.pending.len() + rows.len() >= every;
             let checkpoint = if complete {
                 let mut range = self.pending.clone();
-                range.extend(entries.iter().cloned());
-                audit::checkpoint(key, &range, tongban_store::now_millis())
+                range.extend(hashes.clone());
+                audit::checkpoint_of(key, &range, tongban_store::now_millis())
             } else {
                 None
             };
@@ -174,18 +184,27 @@ impl Position {
                 .append_audit(&rows, checkpoint.map(to_checkpoint_row).as_ref())
                 .await
             {
-                return (seqs, Some(e.to_string()));
+                let mut unstored: Vec<Event> =
+                    rows.into_iter().map(|r| from_row(r).event).collect();
+                unstored.extend(events);
+                return (
+                    seqs,
+                    Some(Unstored {
+                        error: e.to_string(),
+                        events: unstored,
+                    }),
+                );
             }
-            if let Some(last) = entries.last() {
-                self.last_seq = last.seq;
-                self.last_hash = last.hash.clone();
-            }
-            seqs.extend(entries.iter().map(|e| e.seq));
             if complete {
                 self.pending.clear();
             } else {
-                self.pending.extend(entries);
+                self.pending.extend(hashes);
             }
+            if let Some(last) = rows.last() {
+                self.last_seq = last.seq;
+                self.last_hash.clone_from(&last.hash);
+            }
+            seqs.extend(rows.iter().map(|r| r.seq));
         }
         (seqs, None)
     }
@@ -198,7 +217,7 @@ pub async fn checkpoint_now(
     key: &SigningKey,
 ) -> Result<Option<audit::Checkpoint>, AuditError> {
     let position = Position::load(store).await?;
-    let Some(c) = audit::checkpoint(key, &position.pending, tongban_store::now_millis()) else {
+    let Some(c) = audit::checkpoint_of(key, &position.pending, tongban_store::now_millis()) else {
         return Ok(None);
     };
     store
@@ -219,7 +238,7 @@ pub async fn append_now(
     let mut position = Position::load(store).await?;
     match position.write(store, key, settings, events).await {
         (seqs, None) => Ok(seqs),
-        (_, Some(e)) => Err(AuditError::NotRecorded(e)),
+        (_, Some(u)) => Err(AuditError::NotRecorded(u.error)),
     }
 }
 
@@ -244,31 +263,35 @@ impl AuditLog {
                 }
                 let (events, replies): (Vec<Event>, Vec<_>) = batch.into_iter().unzip();
                 let (mut seqs, mut failure) = position
-                    .write(store.as_ref(), &key, &settings, events.clone())
+                    .write(store.as_ref(), &key, &settings, events)
                     .await;
                 // Another writer (an administrative command, say) may have taken the next
                 // number: continue from where the stored chain now stands and try the rest once
                 // more before giving up on them.
-                if failure.is_some()
-                    && let Ok(p) = Position::load(store.as_ref()).await
-                {
-                    position = p;
-                    let rest = events[seqs.len()..].to_vec();
-                    let (more, again) = position.write(store.as_ref(), &key, &settings, rest).await;
-                    seqs.extend(more);
-                    failure = again;
+                if let Some(u) = failure.take() {
+                    match Position::load(store.as_ref()).await {
+                        Ok(p) => {
+                            position = p;
+                            let (more, again) = position
+                                .write(store.as_ref(), &key, &settings, u.events)
+                                .await;
+                            seqs.extend(more);
+                            failure = again;
+                        }
+                        Err(_) => failure = Some(u),
+                    }
                 }
                 let mut replies = replies.into_iter();
                 for (reply, seq) in replies.by_ref().zip(seqs) {
                     let _ = reply.send(Ok(seq));
                 }
-                if let Some(e) = failure {
+                if let Some(u) = failure {
                     // What failed was not kept; continue from where the stored chain stands.
                     if let Ok(p) = Position::load(store.as_ref()).await {
                         position = p;
                     }
                     for reply in replies {
-                        let _ = reply.send(Err(e.clone()));
+                        let _ = reply.send(Err(u.error.clone()));
                     }
                 }
             }

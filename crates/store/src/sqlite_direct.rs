@@ -95,14 +95,17 @@ impl Direct {
         entity_key: &str,
     ) -> Result<Option<GoldenRecord>> {
         let conn = self.reader()?;
-        let found = conn
-            .prepare_cached(&format!(
-                "SELECT record FROM golden_{kind} WHERE entity_key = ?1"
-            ))
-            .and_then(|mut st| {
-                st.query_row(params![entity_key], |r| r.get::<_, String>(0))
-                    .optional()
-            });
+        let sql = match kind {
+            "person" => "SELECT record FROM golden_person WHERE entity_key = ?1",
+            "entity" => "SELECT record FROM golden_entity WHERE entity_key = ?1",
+            "building" => "SELECT record FROM golden_building WHERE entity_key = ?1",
+            "room" => "SELECT record FROM golden_room WHERE entity_key = ?1",
+            other => return Err(StoreError::UnknownKind(other.to_string())),
+        };
+        let found = conn.prepare_cached(sql).and_then(|mut st| {
+            st.query_row(params![entity_key], |r| r.get::<_, String>(0))
+                .optional()
+        });
         if let Ok(mut kept) = self.readers.lock()
             && kept.len() < KEPT_READERS
         {
