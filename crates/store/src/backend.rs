@@ -12,7 +12,7 @@
 /// Implements `Store` for `$store` (with a `pool` field for everything and a `read` field for the
 /// governed API's hot reads, which may be the same pool) on database `$db` with row type `$row`.
 macro_rules! sql_backend {
-    ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr, $lock_sql:expr, $json_text:path, $begin_sql:expr) => {
+    ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr, $lock_sql:expr, $json_text:path, $begin_sql:expr, $chunk_setup:expr) => {
 
 /// A transaction on the writer pool, begun with the backend's `$begin_sql` if it has one.
 async fn begin(pool: &sqlx::Pool<$db>) -> Result<sqlx::Transaction<'static, $db>> {
@@ -272,6 +272,9 @@ impl Store for $store {
         // absent and both insert version 1; the source's lock makes them take turns.
         if let Some(lock) = $lock_sql {
             sqlx::query($fix(lock)).bind(source_id).execute(&mut *tx).await?;
+        }
+        if let Some(setup) = $chunk_setup {
+            sqlx::query(setup).execute(&mut *tx).await?;
         }
         let mut latest: HashMap<String, Latest> = HashMap::with_capacity(records.len());
         for group in records.chunks($lookup_group) {

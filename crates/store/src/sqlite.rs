@@ -162,5 +162,6 @@ crate::backend::sql_backend!(
     500,
     None::<&str>,
     json_text,
-    BEGIN
+    BEGIN,
+    None::<&'static str>
 );
