@@ -103,10 +103,22 @@ impl SqliteStore {
 /// before it wrote would fail outright, rather than wait, if that writer had committed between.
 const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
 
+/// The WAL size past which the background task restarts it (see [`checkpoint_in_background`]).
+const WAL_RESTART_BYTES: i64 = 1 << 30;
+/// SQLite's default page size, which the store keeps: a WAL frame is one page.
+const PAGE_BYTES: i64 = 4096;
+
 /// Checkpoint the WAL every half second from a connection of its own, for as long as the
 /// runtime runs. PASSIVE: it copies what no reader still needs and never waits for the writer
-/// or blocks it, so writes go on while it syncs. (A WAL that keeps growing because readers
-/// always hold old snapshots is reset by the writer once a checkpoint has caught up.)
+/// or blocks it, so writes go on while it syncs.
+///
+/// Under steady load that is not enough: SQLite starts the WAL over only when a checkpoint has
+/// copied every frame and no reader still uses one, and with a governed read every few
+/// microseconds that moment never came (1.4 GB of WAL after ten seconds of `tongban bench api`,
+/// and every page lookup searched all of it). So once the WAL passes [`WAL_RESTART_BYTES`] the
+/// task asks for a RESTART checkpoint, which waits the few microseconds until no reader is in
+/// the WAL and holds writers back while it copies what the passive one left, so that the next
+/// writer starts the file over; `journal_size_limit` then trims it back to that size.
 async fn checkpoint_in_background(path: &str) -> Result<tokio::task::JoinHandle<()>> {
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
@@ -118,9 +130,22 @@ async fn checkpoint_in_background(path: &str) -> Result<tokio::task::JoinHandle<
     Ok(tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
+            // The answer says how many frames the WAL holds since it last started over.
+            let frames: i64 = match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .fetch_one(&pool)
                 .await
+                .and_then(|row| row.try_get::<i64, _>(1))
+            {
+                Ok(frames) => frames,
+                Err(e) => {
+                    eprintln!("sqlite checkpoint: {e}");
+                    continue;
+                }
+            };
+            if frames.saturating_mul(PAGE_BYTES) > WAL_RESTART_BYTES
+                && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+                    .execute(&pool)
+                    .await
             {
                 eprintln!("sqlite checkpoint: {e}");
             }
