@@ -3,7 +3,7 @@
 //!
 //! `GET /api/persons/{key}` with `Authorization: Bearer <token>`: the token names a user (role,
 //! department, jurisdiction); the person's community comes from where the libraries say they
-//! live; `tongban_sharing::policy::decide` decides every field of the golden record (shown with
+//! live; `tongban_sharing::policy::decision` decides every field of the golden record (shown with
 //! its provenance, masked, or withheld); the read is appended to the audit log — fields shown and
 //! the grants and purposes they were served under — and only once that entry is committed does
 //! the answer go out, naming those grants. `GET /api/me/accesses` shows a citizen (whose user id
@@ -310,17 +310,10 @@ impl serde::Serialize for ViewFields {
 struct GoldenDoc<'a> {
     #[serde(borrow, default)]
     fields: Option<std::collections::BTreeMap<std::borrow::Cow<'a, str>, &'a RawValue>>,
-    #[serde(borrow, default)]
-    address_key: Option<std::borrow::Cow<'a, str>>,
-    #[serde(borrow, default)]
-    community: Option<std::borrow::Cow<'a, str>>,
-}
-
-/// The value inside one field's JSON, for masking it.
-#[derive(serde::Deserialize)]
-struct KeptValue {
     #[serde(default)]
-    value: Option<Value>,
+    address_key: Option<Value>,
+    #[serde(default)]
+    community: Option<Value>,
 }
 
 /// One subject as a caller may see it: each field shown with its provenance, masked, or
@@ -340,11 +333,6 @@ pub struct View {
 
 impl View {
     /// The view as the API answers it.
-    pub fn to_json(&self) -> Value {
-        self.clone().into_json()
-    }
-
-    /// The view as the API answers it, taking the view apart rather than copying it.
     pub fn into_json(self) -> Value {
         json!({
             "key": self.key,
@@ -383,9 +371,9 @@ impl View {
             actor: p.user_id.clone(),
             action: format!("read.{}", self.kind),
             subject: self.key.clone(),
-            // Serialising plain strings and values cannot fail; an empty detail would still
-            // leave the read itself on the record.
-            detail: serde_json::to_string(&detail).unwrap_or_default(),
+            // Serialising strings and JSON values with string keys cannot fail; were it ever
+            // to, the entry would still record the read, with an empty object for detail.
+            detail: serde_json::to_string(&detail).unwrap_or_else(|_| "{}".into()),
         }
     }
 }
@@ -428,7 +416,7 @@ pub async fn look(
         ]
         .into_iter()
         .filter_map(|(f, v)| {
-            let raw = serde_json::value::to_raw_value(&json!({ "value": v.as_deref()? }));
+            let raw = serde_json::value::to_raw_value(&json!({ "value": v.as_ref()?.as_str()? }));
             Some((f, raw.ok()?))
         })
         .collect()
@@ -518,13 +506,7 @@ pub async fn look(
         match decision(p, resource, &f.name, &subject, now, &usable) {
             Decision::Show { grant } => {
                 view.shown.push(f.name.clone());
-                view.fields.push(
-                    &f.name,
-                    Shown::Kept(
-                        RawValue::from_string(kept.get().to_string())
-                            .map_err(ApiError::internal)?,
-                    ),
-                );
+                view.fields.push(&f.name, Shown::Kept(kept.to_owned()));
                 if let Some(id) = grant
                     && !view.served.iter().any(|s| s["grant"] == id.as_str())
                     && let Some(g) = usable.iter().find(|g| g.id == id)
@@ -535,9 +517,10 @@ pub async fn look(
                 }
             }
             Decision::Mask => {
-                let value: KeptValue =
-                    serde_json::from_str(kept.get()).map_err(ApiError::internal)?;
-                let value = value.value.as_ref().and_then(Value::as_str).unwrap_or("");
+                // The value to mask; a field whose JSON is not an object with a text value
+                // masks as empty.
+                let kept: Value = serde_json::from_str(kept.get()).unwrap_or(Value::Null);
+                let value = kept.get("value").and_then(Value::as_str).unwrap_or("");
                 view.masked.push(f.name.clone());
                 view.fields
                     .push(&f.name, Shown::Masked(mask(&f.name, value)));
@@ -798,7 +781,7 @@ async fn search(
     let caller = Caller::new(sharing, store, p).await?;
     let (views, truncated) = run_search(sharing, store, &caller, kind, &search, "search").await?;
     Ok(Json(json!({
-        "results": views.iter().map(View::to_json).collect::<Vec<_>>(),
+        "results": views.into_iter().map(View::into_json).collect::<Vec<_>>(),
         "truncated": truncated,
     })))
 }
@@ -927,7 +910,7 @@ async fn bulk(
     let decided: Vec<&View> = views.iter().collect();
     record_reads(sharing, &decided, events, caller.now).await?;
     Ok(Json(json!({
-        "results": views.iter().map(View::to_json).collect::<Vec<_>>(),
+        "results": views.into_iter().map(View::into_json).collect::<Vec<_>>(),
         "not_found": not_found,
     })))
 }

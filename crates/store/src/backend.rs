@@ -14,12 +14,31 @@
 macro_rules! sql_backend {
     ($store:ident, $db:ty, $row:ty, $name:expr, $fix:path, $lookup:path, $lookup_group:expr, $lock_sql:expr, $json_text:path, $begin_sql:expr, $chunk_setup:expr) => {
 
-/// A transaction on the writer pool, begun with the backend's `$begin_sql` if it has one.
-async fn begin(pool: &sqlx::Pool<$db>) -> Result<sqlx::Transaction<'static, $db>> {
-    Ok(match $begin_sql {
-        Some(sql) => pool.begin_with(sql).await?,
-        None => pool.begin().await?,
-    })
+/// A write transaction on the writer pool, holding the store's write turn (on a backend that
+/// has one) until it commits or is dropped. It reads as the connection, like sqlx's own.
+struct WriteTx {
+    tx: sqlx::Transaction<'static, $db>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = <$db as sqlx::Database>::Connection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl WriteTx {
+    async fn commit(self) -> Result<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
 }
 
 const ROWS_PER_INSERT: usize = 500;
@@ -156,6 +175,20 @@ fn grant_row(r: &$row) -> Result<GrantRow> {
 const RECORD_COLUMNS: &str = "source_id, record_key, version, status, batch_id, seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at";
 
 impl $store {
+    /// A write transaction, begun with the backend's `$begin_sql` if it has one, after taking
+    /// the store's write turn if it has one.
+    async fn begin_write(&self) -> Result<WriteTx> {
+        let turn = match self.write_turn() {
+            Some(turn) => Some(turn.lock_owned().await),
+            None => None,
+        };
+        let tx = match $begin_sql {
+            Some(sql) => self.pool.begin_with(sql).await?,
+            None => self.pool.begin().await?,
+        };
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
     /// [`Store::golden_record`] through sqlx, for a backend without a faster path.
     #[allow(dead_code)]
     async fn sqlx_golden_record(&self, k: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
@@ -170,7 +203,7 @@ impl $store {
     /// [`Store::append_audit`] through sqlx, for a backend without a faster path.
     #[allow(dead_code)]
     async fn sqlx_append_audit(&self, entries: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
-        let mut tx = begin(&self.pool).await?;
+        let mut tx = self.begin_write().await?;
         for group in entries.chunks(ROWS_PER_INSERT) {
             let mut q: QueryBuilder<$db> = QueryBuilder::new(
                 "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev, hash) ",
@@ -242,7 +275,7 @@ impl Store for $store {
     }
 
     async fn begin_batch(&self, source_id: &str, file_name: &str) -> Result<i64> {
-        let mut tx = begin(&self.pool).await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query($fix("UPDATE batches SET status = 'abandoned', finished_at = ? WHERE source_id = ? AND status = 'running'"))
             .bind(now_millis())
             .bind(source_id)
@@ -267,7 +300,7 @@ impl Store for $store {
         quarantine: &[IncomingQuarantine],
     ) -> Result<ChunkOutcome> {
         let now = now_millis();
-        let mut tx = begin(&self.pool).await?;
+        let mut tx = self.begin_write().await?;
         // Two batches of one source storing at once (two pushes) would both see a new key as
         // absent and both insert version 1; the source's lock makes them take turns.
         if let Some(lock) = $lock_sql {
@@ -417,7 +450,7 @@ impl Store for $store {
 
     async fn finish_batch(&self, batch_id: i64, withdraw_missing: bool) -> Result<BatchRow> {
         let now = now_millis();
-        let mut tx = begin(&self.pool).await?;
+        let mut tx = self.begin_write().await?;
         let source_id: String = sqlx::query_scalar($fix("SELECT source_id FROM batches WHERE id = ?"))
             .bind(batch_id)
             .fetch_optional(&mut *tx)
@@ -563,7 +596,7 @@ impl Store for $store {
         golden: &[GoldenRecord],
     ) -> Result<i64> {
         let k = resolution_kind(kind)?;
-        let mut tx = begin(&self.pool).await?;
+        let mut tx = self.begin_write().await?;
         let mut entities: Vec<&str> = links.iter().map(|l| l.entity_key.as_str()).collect();
         entities.sort_unstable();
         entities.dedup();
@@ -698,7 +731,7 @@ impl Store for $store {
     }
 
     async fn replace_relations(&self, relations: &[Relation]) -> Result<()> {
-        let mut tx = begin(&self.pool).await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM relations").execute(&mut *tx).await?;
         sqlx::query("DROP INDEX IF EXISTS relations_to").execute(&mut *tx).await?;
         let mut sorted: Vec<&Relation> = relations.iter().collect();
@@ -726,7 +759,7 @@ impl Store for $store {
         changes: &[LibraryChanges],
         relations: &[Relation],
     ) -> Result<()> {
-        let mut tx = begin(&self.pool).await?;
+        let mut tx = self.begin_write().await?;
         for change in changes {
             let k = resolution_kind(&change.kind)?;
             let run_id = change.run_id;

@@ -25,9 +25,9 @@ use std::collections::HashMap;
 /// only the category to clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database error")]
+    #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("database error")]
+    #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -56,6 +56,11 @@ pub fn resolution_kind(kind: &str) -> Result<&'static str> {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A backend's write turn: held by a writer for as long as its transaction runs, so that
+/// writers on connections of their own take turns first come, first served (SQLite; see
+/// `sqlite`).
+pub(crate) type WriteTurn = std::sync::Arc<tokio::sync::Mutex<()>>;
 
 /// A declared source, as registered from its mapping file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

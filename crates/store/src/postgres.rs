@@ -35,6 +35,11 @@ impl PgStore {
 }
 
 impl PgStore {
+    /// PostgreSQL's writers need no turn of ours: its own locks queue them.
+    fn write_turn(&self) -> Option<crate::WriteTurn> {
+        None
+    }
+
     async fn golden_record_fast(&self, k: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
         self.sqlx_golden_record(k, entity_key).await
     }

@@ -2,8 +2,13 @@
 //!
 //! The database runs in WAL mode with `synchronous = NORMAL`: a committed transaction survives a
 //! crash of the process (the WAL is on disk), and only a power loss can cost the last
-//! transactions, never consistency. SQLite has one writer at a time, so the pool keeps a single
-//! connection (beside a small read-only pool for the governed API's hot reads); chunks are written as multi-row statements inside one transaction each.
+//! transactions, never consistency. SQLite has one writer at a time. The sqlx pool keeps a single
+//! writing connection, where chunks are written as multi-row statements inside one transaction
+//! each; the audit log has a writing connection of its own on a thread of its own, and golden
+//! records are read through read-only connections beside them (see `sqlite_direct`). The two
+//! writers take turns through one fair lock, the store's write turn, rather than SQLite's busy
+//! handler, which retries after sleeps of up to 100 ms and can miss the microsecond gaps between
+//! audit commits for as long as reads keep coming.
 //!
 //! This module opens the file and runs the SQLite migrations; the statements are in `backend`.
 
@@ -33,6 +38,9 @@ pub struct SqliteStore {
     checkpointer: tokio::task::JoinHandle<()>,
     /// The golden-record read and the audit append, through rusqlite (see `sqlite_direct`).
     direct: crate::sqlite_direct::Direct,
+    /// Held by a writer for as long as its transaction runs: the sqlx pool's transactions, the
+    /// audit thread's batches and the checkpointer's restarts queue here, first come first served.
+    turn: crate::WriteTurn,
 }
 
 impl Drop for SqliteStore {
@@ -63,7 +71,7 @@ impl SqliteStore {
             .pragma("wal_autocheckpoint", "0");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
         let read = SqlitePoolOptions::new()
@@ -75,14 +83,23 @@ impl SqliteStore {
                     .pragma("cache_size", "-16384"),
             )
             .await?;
-        let checkpointer = checkpoint_in_background(path).await?;
-        let direct = crate::sqlite_direct::Direct::open(path)?;
+        // The file sqlx opened, as rusqlite and the checkpointer must open it too (a URL's
+        // query string and escapes are sqlx's to read).
+        let file = options.get_filename().to_string_lossy().into_owned();
+        let turn = crate::WriteTurn::default();
+        let checkpointer = checkpoint_in_background(&file, turn.clone()).await?;
+        let direct = crate::sqlite_direct::Direct::open(&file, turn.clone())?;
         Ok(SqliteStore {
             pool,
             read,
             checkpointer,
             direct,
+            turn,
         })
+    }
+
+    fn write_turn(&self) -> Option<crate::WriteTurn> {
+        Some(self.turn.clone())
     }
 
     async fn golden_record_fast(&self, k: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
@@ -115,16 +132,21 @@ const PAGE_BYTES: i64 = 4096;
 /// Under steady load that is not enough: SQLite starts the WAL over only when a checkpoint has
 /// copied every frame and no reader still uses one, and with a governed read every few
 /// microseconds that moment never came (1.4 GB of WAL after ten seconds of `tongban bench api`,
-/// and every page lookup searched all of it). So once the WAL passes [`WAL_RESTART_BYTES`] the
-/// task asks for a RESTART checkpoint, which waits the few microseconds until no reader is in
-/// the WAL and holds writers back while it copies what the passive one left, so that the next
-/// writer starts the file over; `journal_size_limit` then trims it back to that size.
-async fn checkpoint_in_background(path: &str) -> Result<tokio::task::JoinHandle<()>> {
+/// and every page lookup searched all of it). So once the WAL holds more than
+/// [`WAL_RESTART_BYTES`] the task takes the write turn and asks for a RESTART checkpoint, which
+/// copies what the passive one left and waits until no reader is in the WAL, so that the next
+/// writer starts the file over (it keeps its size on disk). Writers wait meanwhile (20–50 ms
+/// here); a reader that keeps it waiting past the connection's short busy timeout makes it give
+/// up until the next round rather than hold every writer back.
+async fn checkpoint_in_background(
+    path: &str,
+    turn: crate::WriteTurn,
+) -> Result<tokio::task::JoinHandle<()>> {
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .connect_with(
             SqliteConnectOptions::from_str(&format!("sqlite://{path}"))?
-                .busy_timeout(std::time::Duration::from_secs(30)),
+                .busy_timeout(std::time::Duration::from_millis(50)),
         )
         .await?;
     Ok(tokio::spawn(async move {
@@ -142,12 +164,14 @@ async fn checkpoint_in_background(path: &str) -> Result<tokio::task::JoinHandle<
                     continue;
                 }
             };
-            if frames.saturating_mul(PAGE_BYTES) > WAL_RESTART_BYTES
-                && let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
+            if frames.saturating_mul(PAGE_BYTES) > WAL_RESTART_BYTES {
+                let _turn = turn.lock().await;
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(RESTART)")
                     .execute(&pool)
                     .await
-            {
-                eprintln!("sqlite checkpoint: {e}");
+                {
+                    eprintln!("sqlite checkpoint: {e}");
+                }
             }
         }
     }))

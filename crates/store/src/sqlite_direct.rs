@@ -11,10 +11,11 @@
 //! handed once to a thread that owns a connection of its own and writes it as one transaction
 //! of cached prepared statements.
 //!
-//! That thread is a second writer beside the sqlx pool's single connection, so every sqlx
-//! transaction on SQLite begins `IMMEDIATE` (see `sqlite::BEGIN`): each writer takes the write
-//! lock before it reads, and waits for the other (busy timeout) instead of failing on a stale
-//! snapshot. Both rusqlite and sqlx link the same bundled SQLite (libsqlite3-sys 0.37).
+//! That thread is a second writer beside the sqlx pool's single connection. The two take turns
+//! through the store's write turn (a fair lock, see `sqlite`), and every sqlx transaction on
+//! SQLite begins `IMMEDIATE` (see `sqlite::BEGIN`), so that a writer from another process, which
+//! only SQLite's busy handler keeps apart, waits instead of failing on a stale snapshot. Both
+//! rusqlite and sqlx link the same bundled SQLite (libsqlite3-sys 0.37).
 //!
 //! This module does not decide what is written or read; `backend` and the `Store` trait do.
 
@@ -23,15 +24,19 @@ use rusqlite::{OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// How long a statement waits for the other writer (or a checkpoint) before failing.
+/// How long an audit batch waits for a writer of another process (or a checkpoint) before
+/// failing.
 const BUSY: Duration = Duration::from_secs(30);
+/// How long a golden-record read may wait (it runs on the caller's thread, an async worker):
+/// a WAL reader waits only while the WAL is being recovered or started over.
+const READ_BUSY: Duration = Duration::from_secs(1);
 /// Read-only connections kept for reuse; more are opened when more threads read at once.
 const KEPT_READERS: usize = 8;
 
 type AuditJob = (
     Vec<AuditRow>,
     Option<CheckpointRow>,
-    tokio::sync::oneshot::Sender<std::result::Result<(), rusqlite::Error>>,
+    tokio::sync::oneshot::Sender<Result<()>>,
 );
 
 pub(crate) struct Direct {
@@ -46,8 +51,9 @@ fn poisoned() -> StoreError {
 }
 
 impl Direct {
-    /// Start the audit thread over the (already migrated) database at `path`.
-    pub(crate) fn open(path: &str) -> Result<Direct> {
+    /// Start the audit thread over the (already migrated) database at `path`, writing in
+    /// `turn` with the store's other writers.
+    pub(crate) fn open(path: &str, turn: crate::WriteTurn) -> Result<Direct> {
         let conn = rusqlite::Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -64,7 +70,17 @@ impl Direct {
             .spawn(move || {
                 let mut conn = conn;
                 while let Ok((rows, checkpoint, reply)) = rx.recv() {
-                    let _ = reply.send(append(&mut conn, &rows, checkpoint.as_ref()));
+                    let _turn = turn.blocking_lock();
+                    // A panic inside SQLite's wrapper must not stop the log for good: the
+                    // batch fails (its transaction rolled back as it unwinds) and the next one
+                    // is tried.
+                    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        append(&mut conn, &rows, checkpoint.as_ref()).map_err(StoreError::from)
+                    }))
+                    .unwrap_or_else(|_| {
+                        Err(StoreError::Corrupt("the audit append panicked".into()))
+                    });
+                    let _ = reply.send(done);
                 }
             })
             .map_err(|e| StoreError::Corrupt(format!("cannot start the audit thread: {e}")))?;
@@ -83,7 +99,7 @@ impl Direct {
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        c.busy_timeout(BUSY)?;
+        c.busy_timeout(READ_BUSY)?;
         Ok(c)
     }
 
