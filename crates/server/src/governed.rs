@@ -1068,3 +1068,32 @@ pub async fn catalogue_resource(
         json!(resource)
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_fields_go_out_as_stored_and_read_back_as_json() {
+        let record = r#"{"key":"P1","fields":{"name":{"value":"王小明","source":"police_household","date":"2020-01-01"},"phone":{"value":"13912345678"}}}"#;
+        let doc: GoldenDoc = serde_json::from_str(record).unwrap();
+        let fields = doc.fields.unwrap();
+        let mut view = ViewFields::default();
+        view.push("name", Shown::Kept(fields["name"].to_owned()));
+        view.push("phone", Shown::Masked(mask("phone", "13912345678")));
+        // Catalogue order, each shown field byte for byte as the golden record keeps it.
+        assert_eq!(
+            serde_json::to_string(&view).unwrap(),
+            r#"{"name":{"value":"王小明","source":"police_household","date":"2020-01-01"},"phone":{"masked":"139******78"}}"#
+        );
+        assert_eq!(view.get("name").unwrap()["source"], "police_household");
+        assert_eq!(view.get("phone").unwrap(), json!({"masked": "139******78"}));
+        assert!(view.get("address").is_none());
+        // A room's record keeps its fields at the top; a value that is not text is left out.
+        let room: GoldenDoc =
+            serde_json::from_str(r#"{"address_key":"苏州|1幢|101","community":7}"#).unwrap();
+        assert!(room.fields.is_none());
+        assert_eq!(room.address_key.unwrap(), "苏州|1幢|101");
+        assert!(room.community.unwrap().as_str().is_none());
+    }
+}
