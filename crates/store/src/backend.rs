@@ -7,6 +7,10 @@
 //! A macro rather than generic functions because sqlx's per-database trait bounds would dwarf the
 //! SQL they guard.
 //!
+//! Two statements are each backend's own, because each has a faster way than the shared one: reading
+//! a golden record and appending audit entries (`backend_golden_record`, `backend_append_audit`
+//! in `sqlite.rs` and `postgres.rs`).
+//!
 //! This module does not open connections or run migrations; each backend module does.
 
 /// Implements `Store` for `$store` (with a `pool` field for everything and a `read` field for the
@@ -188,53 +192,6 @@ impl $store {
         };
         Ok(WriteTx { tx, _turn: turn })
     }
-
-    /// [`Store::golden_record`] through sqlx, for a backend without a faster path.
-    #[allow(dead_code)]
-    async fn sqlx_golden_record(&self, k: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
-        let sql = format!("SELECT entity_key, record FROM golden_{k} WHERE entity_key = ?");
-        let row = sqlx::query($fix(&sql)).bind(entity_key).fetch_optional(&self.read).await?;
-        row.map(|r| -> Result<GoldenRecord> {
-            Ok(GoldenRecord { entity_key: r.try_get("entity_key")?, record: r.try_get("record")? })
-        })
-        .transpose()
-    }
-
-    /// [`Store::append_audit`] through sqlx, for a backend without a faster path.
-    #[allow(dead_code)]
-    async fn sqlx_append_audit(&self, entries: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        for group in entries.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<$db> = QueryBuilder::new(
-                "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev, hash) ",
-            );
-            q.push_values(group, |mut b, e| {
-                b.push_bind(e.seq)
-                    .push_bind(e.at)
-                    .push_bind(&e.actor)
-                    .push_bind(&e.action)
-                    .push_bind(&e.subject)
-                    .push_bind(&e.detail)
-                    .push_bind(&e.prev)
-                    .push_bind(&e.hash);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        if let Some(c) = checkpoint {
-            sqlx::query($fix("INSERT INTO audit_checkpoints (from_seq, to_seq, root, key, signature, at) VALUES (?, ?, ?, ?, ?, ?)"))
-                .bind(c.from_seq)
-                .bind(c.to_seq)
-                .bind(&c.root)
-                .bind(&c.key)
-                .bind(&c.signature)
-                .bind(c.at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
 }
 
 #[async_trait]
@@ -723,11 +680,11 @@ impl Store for $store {
     }
 
     async fn golden_record(&self, kind: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
-        self.golden_record_fast(resolution_kind(kind)?, entity_key).await
+        self.backend_golden_record(resolution_kind(kind)?, entity_key).await
     }
 
     async fn append_audit(&self, entries: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
-        self.append_audit_fast(entries, checkpoint).await
+        self.backend_append_audit(entries, checkpoint).await
     }
 
     async fn replace_relations(&self, relations: &[Relation]) -> Result<()> {

@@ -40,23 +40,35 @@ impl PgStore {
         None
     }
 
-    async fn golden_record_fast(&self, k: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
-        self.sqlx_golden_record(k, entity_key).await
+    async fn backend_golden_record(
+        &self,
+        k: &str,
+        entity_key: &str,
+    ) -> Result<Option<GoldenRecord>> {
+        let sql = format!("SELECT entity_key, record FROM golden_{k} WHERE entity_key = $1");
+        let row = sqlx::query(AssertSqlSafe(sql))
+            .bind(entity_key)
+            .fetch_optional(&self.read)
+            .await?;
+        row.map(|r| -> Result<GoldenRecord> {
+            Ok(GoldenRecord {
+                entity_key: r.try_get("entity_key")?,
+                record: r.try_get("record")?,
+            })
+        })
+        .transpose()
     }
 
-    /// A batch without a checkpoint (all but one in a thousand) is one statement, so one
-    /// round trip and its own transaction, instead of three (begin, insert, commit): each
-    /// column goes as one array, and `unnest` turns the arrays back into rows.
-    async fn append_audit_fast(
+    /// The entries go as one statement, each column as one array that `unnest` turns back into
+    /// rows: a batch without a checkpoint (all but one in a thousand) is one round trip and its
+    /// own transaction, instead of three (begin, insert, commit).
+    async fn backend_append_audit(
         &self,
         entries: &[AuditRow],
         checkpoint: Option<&CheckpointRow>,
     ) -> Result<()> {
-        if checkpoint.is_some() || entries.is_empty() {
-            return self.sqlx_append_audit(entries, checkpoint).await;
-        }
         let column = |f: fn(&AuditRow) -> &str| -> Vec<&str> { entries.iter().map(f).collect() };
-        sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev, hash) \
              SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
                                   $5::text[], $6::text[], $7::text[], $8::text[])",
@@ -68,9 +80,26 @@ impl PgStore {
         .bind(column(|e| &e.subject))
         .bind(column(|e| &e.detail))
         .bind(column(|e| &e.prev))
-        .bind(column(|e| &e.hash))
-        .execute(&self.pool)
+        .bind(column(|e| &e.hash));
+        let Some(c) = checkpoint else {
+            insert.execute(&self.pool).await?;
+            return Ok(());
+        };
+        let mut tx = self.pool.begin().await?;
+        insert.execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (from_seq, to_seq, root, key, signature, at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(c.from_seq)
+        .bind(c.to_seq)
+        .bind(&c.root)
+        .bind(&c.key)
+        .bind(&c.signature)
+        .bind(c.at)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(())
     }
 }

@@ -29,10 +29,10 @@ use std::str::FromStr;
 
 pub struct SqliteStore {
     pool: SqlitePool,
-    /// Read-only connections for the hot reads of the governed API (a golden record, a
-    /// subject's relations, a token, a user, a department's grants): in WAL mode they read the
-    /// last committed state while the single writer works, instead of queueing behind its
-    /// transactions.
+    /// Read-only connections for the governed API's other hot reads (a subject's relations, a
+    /// token, a user, a department's grants; golden records are read through `direct`): in WAL
+    /// mode they read the last committed state while a writer works, instead of queueing behind
+    /// its transactions.
     read: SqlitePool,
     /// The background checkpointer, stopped when the store is dropped.
     checkpointer: tokio::task::JoinHandle<()>,
@@ -102,11 +102,15 @@ impl SqliteStore {
         Some(self.turn.clone())
     }
 
-    async fn golden_record_fast(&self, k: &str, entity_key: &str) -> Result<Option<GoldenRecord>> {
+    async fn backend_golden_record(
+        &self,
+        k: &str,
+        entity_key: &str,
+    ) -> Result<Option<GoldenRecord>> {
         self.direct.golden_record(k, entity_key)
     }
 
-    async fn append_audit_fast(
+    async fn backend_append_audit(
         &self,
         entries: &[AuditRow],
         checkpoint: Option<&CheckpointRow>,
