@@ -310,13 +310,10 @@ fn bench_ingest(
     let mut cleaned = 0u64;
     let mut chunk = Vec::with_capacity(tongban_intake::pipeline::CHUNK);
     let mut flush = |chunk: &mut Vec<tongban_intake::reader::Item>| {
-        use rayon::prelude::*;
         let items = std::mem::take(chunk);
-        cleaned += items
-            .into_par_iter()
-            .map(|i| tongban_intake::pipeline::prepare(&mapping, i))
-            .filter(|r| r.is_ok())
-            .count() as u64;
+        cleaned += tongban_intake::pipeline::prepare_chunk(&mapping, items)
+            .0
+            .len() as u64;
     };
     tongban_intake::reader::read_file::<std::convert::Infallible>(&file, &mapping, &mut |item| {
         chunk.push(item);

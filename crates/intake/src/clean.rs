@@ -1,22 +1,28 @@
 //! Cleaning: one raw record and its mapping in, standard fields and a list of issues out.
 //!
 //! Each mapped column is read by its cleaning step through the standards library. The result is
-//! the record's key, its cleaned fields (`role.field` → JSON value) and every issue found, each
-//! with a code, the field, the raw value, a message and a severity. `Blocking` issues send the
-//! record to quarantine; `Warning` issues keep the record but leave the field empty; `Info`
-//! issues record a normalisation the department may want to know about (a 15-digit id upgraded,
-//! full-width digits, traditional characters).
+//! the record's key, its cleaned fields (`role.field` → JSON value, written as one JSON object)
+//! and every issue found, each with a code, the field, the raw value, a message and a severity.
+//! `Blocking` issues send the record to quarantine; `Warning` issues keep the record but leave the
+//! field empty; `Info` issues record a normalisation the department may want to know about (a
+//! 15-digit id upgraded, full-width digits, traditional characters).
+//!
+//! Cleaning runs once for every record of every delivery, so it writes the cleaned JSON directly
+//! rather than building a `serde_json::Value` tree, finds the mapped columns by position once per
+//! header ([`Cleaner`]), and remembers the last addresses it parsed. The JSON it writes is byte
+//! for byte what serializing the fields as a sorted map wrote before.
 //!
 //! Cleaning is pure: no I/O, no clock, no store. It does not decide whether two records describe
 //! the same person (resolution does) and it does not look at other records (duplicate keys are
 //! found where the batch is stored).
 
+use crate::json_text::push_serde_string;
 use crate::mapping::{Clean, FieldMapping, Mapping, OnInvalid};
 use crate::reader::RawRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::fmt::Debug;
+use std::sync::Arc;
 use tongban_standards::{
     address, citizen_id, credit_code, date, division, ethnicity, names, phone, text,
 };
@@ -55,11 +61,13 @@ pub struct Issue {
 }
 
 /// A cleaned record.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Cleaned {
     /// The record key: the key columns' values joined by `|`.
     pub key: String,
-    pub fields: BTreeMap<String, Value>,
+    /// The cleaned fields as one JSON object, keys in byte order of the field names: the form
+    /// the store keeps.
+    pub fields_json: String,
     pub issues: Vec<Issue>,
 }
 
@@ -67,6 +75,11 @@ impl Cleaned {
     /// Whether the record must go to quarantine.
     pub fn blocked(&self) -> bool {
         self.issues.iter().any(|i| i.severity == Severity::Blocking)
+    }
+
+    /// The cleaned fields, parsed (for tools and tests; ingest keeps the text).
+    pub fn fields(&self) -> serde_json::Map<String, Value> {
+        serde_json::from_str(&self.fields_json).unwrap_or_default()
     }
 }
 
@@ -93,10 +106,43 @@ fn variant_code(e: &impl Debug) -> String {
     out
 }
 
+/// A cleaned value as it goes into the cleaned JSON object.
+#[derive(Clone, Debug)]
+enum Out {
+    /// A string (unescaped).
+    Text(String),
+    Int(i64),
+    Float(f64),
+    /// JSON text already written (an address object); shared with the recent-address memory.
+    Json(Arc<str>),
+}
+
+impl Out {
+    fn as_text(&self) -> Option<&str> {
+        match self {
+            Out::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn write(&self, out: &mut String) {
+        match self {
+            Out::Text(s) => push_serde_string(out, s),
+            Out::Int(n) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "{n}");
+            }
+            // serde_json's own spelling of a finite float (the step only keeps finite ones).
+            Out::Float(n) => out.push_str(&serde_json::to_string(n).unwrap_or_default()),
+            Out::Json(j) => out.push_str(j),
+        }
+    }
+}
+
 /// The outcome of one cleaning step on one non-empty value.
 #[derive(Clone)]
 struct Step {
-    value: Option<Value>,
+    value: Option<Out>,
     /// (code suffix, message, severity if the value was usable); errors get the field's
     /// `on_invalid` severity.
     notes: Vec<(String, String)>,
@@ -104,12 +150,15 @@ struct Step {
 }
 
 impl Step {
-    fn ok(v: Value) -> Step {
+    fn ok(v: Out) -> Step {
         Step {
             value: Some(v),
             notes: Vec::new(),
             error: None,
         }
+    }
+    fn text(s: impl Into<String>) -> Step {
+        Step::ok(Out::Text(s.into()))
     }
     fn err(code: String, message: String) -> Step {
         Step {
@@ -135,6 +184,12 @@ fn year_month(s: &str) -> Option<String> {
 }
 
 fn sex(s: &str) -> Option<&'static str> {
+    // The common spellings first, without the allocations of the general path.
+    match s {
+        "男" | "1" => return Some("1"),
+        "女" | "2" => return Some("2"),
+        _ => {}
+    }
     match text::to_halfwidth(s.trim()).to_ascii_lowercase().as_str() {
         "男" | "1" | "m" | "male" | "男性" => Some("1"),
         "女" | "2" | "f" | "female" | "女性" => Some("2"),
@@ -146,16 +201,46 @@ fn number(s: &str) -> String {
     text::to_halfwidth(s.trim()).replace([',', ' '], "")
 }
 
+/// A date as `YYYY-MM-DD`, the form every cleaned date takes.
+fn iso_date(d: chrono::NaiveDate) -> String {
+    use chrono::Datelike as _;
+    let (y, m, day) = (d.year(), d.month(), d.day());
+    if !(0..=9999).contains(&y) {
+        // Years outside four digits are spelled as chrono spells them.
+        return d.format("%Y-%m-%d").to_string();
+    }
+    // Each part is below 10,000, 13 or 32, so every digit below is one ASCII character.
+    let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
+    let y = y as u32;
+    let mut s = String::with_capacity(10);
+    for c in [
+        digit(y / 1000),
+        digit(y / 100),
+        digit(y / 10),
+        digit(y),
+        '-',
+        digit(m / 10),
+        digit(m),
+        '-',
+        digit(day / 10),
+        digit(day),
+    ] {
+        s.push(c);
+    }
+    s
+}
+
 fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
     match step {
         Clean::CitizenId => match citizen_id::parse_detailed(raw) {
             Ok(p) => {
-                let mut s = Step::ok(json!(p.id.as_str()));
-                s.notes = p
+                let notes = p
                     .notes
                     .iter()
                     .map(|n| (variant_code(n), n.to_string()))
                     .collect();
+                let mut s = Step::text(String::from(p.id));
+                s.notes = notes;
                 s
             }
             Err(e) => {
@@ -170,7 +255,7 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
         },
         Clean::CreditCode => match credit_code::parse_detailed(raw) {
             Ok(p) => {
-                let mut s = Step::ok(json!(p.code.as_str()));
+                let mut s = Step::text(p.code.as_str());
                 s.notes = p
                     .notes
                     .iter()
@@ -182,20 +267,23 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
         },
         Clean::Name => match names::clean_name(raw) {
             Ok(n) => {
-                let mut s = Step::ok(json!(n.name));
-                s.notes = n
+                let notes = n
                     .notes
                     .iter()
                     .map(|x| (variant_code(x), format!("{x:?}")))
                     .collect();
+                let mut s = Step::text(n.name);
+                s.notes = notes;
                 s
             }
             Err(e) => Step::err(variant_code(&e), e.to_string()),
         },
         Clean::Phone => match phone::parse_phone(raw, None) {
             Ok(p) => {
-                let mut s = Step::ok(json!(p.to_string()));
-                if p.to_string() != raw.trim() {
+                let canonical = p.to_string();
+                let reformatted = canonical != raw.trim();
+                let mut s = Step::text(canonical);
+                if reformatted {
                     s.notes.push((
                         "reformatted".into(),
                         format!("written {raw:?}, canonical {p}"),
@@ -206,11 +294,11 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
             Err(e) => Step::err(variant_code(&e), e.to_string()),
         },
         Clean::Date => match date::parse_date(raw) {
-            Ok(d) => Step::ok(json!(d.format("%Y-%m-%d").to_string())),
+            Ok(d) => Step::text(iso_date(d)),
             Err(e) => Step::err(variant_code(&e), e.to_string()),
         },
         Clean::YearMonth => match year_month(raw) {
-            Some(ym) => Step::ok(json!(ym)),
+            Some(ym) => Step::text(ym),
             None => Step::err(
                 "unrecognised".into(),
                 format!("{raw:?} is not a month (202109, 2021-09, 2021年9月)"),
@@ -223,9 +311,11 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
                     o.insert("text".into(), json!(address::format_address(&a)));
                     o.insert("building_key".into(), json!(address::building_key(&a)));
                     o.insert("room_key".into(), json!(address::room_key(&a)));
+                    // With serde_json's preserve_order this moves the last key (room_key) into
+                    // the place of `notes`; stored records have that order, so it is kept.
                     o.remove("notes");
                 }
-                let mut s = Step::ok(v);
+                let mut s = Step::ok(Out::Json(v.to_string().into()));
                 if address::building_key(&a).is_none() {
                     s.notes.push((
                         "no_building".into(),
@@ -250,7 +340,7 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
                 division::by_name(t).first().map(|d| d.code.clone())
             };
             match found {
-                Some(code) => Step::ok(json!(code)),
+                Some(code) => Step::text(code),
                 None => Step::err(
                     "unknown".into(),
                     format!("{t:?} is not a known division code or name"),
@@ -265,7 +355,7 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
                 .and_then(division::by_code)
                 .map(|d| d.code.clone());
             match found {
-                Some(code) => Step::ok(json!(code)),
+                Some(code) => Step::text(code),
                 None => Step::err(
                     "unknown".into(),
                     format!("{t:?} does not begin with a known 12-digit division code"),
@@ -273,43 +363,45 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
             }
         }
         Clean::Sex => match sex(raw) {
-            Some(code) => Step::ok(json!(code)),
+            Some(code) => Step::text(code),
             None => Step::err(
                 "unrecognised".into(),
                 format!("{raw:?} is not a sex (男/女, 1/2, M/F)"),
             ),
         },
         Clean::Ethnicity => match ethnicity::code_of(raw) {
-            Some(code) => Step::ok(json!(ethnicity::name_of(&code).unwrap_or(raw))),
+            Some(code) => Step::text(ethnicity::name_of(&code).unwrap_or(raw)),
             None => Step::err(
                 "unknown".into(),
                 format!("{raw:?} is not one of the 56 ethnic groups"),
             ),
         },
-        Clean::Text => Step::ok(json!(text::normalize(raw))),
+        Clean::Text => Step::text(text::normalize(raw)),
         Clean::Integer => match number(raw).parse::<i64>() {
-            Ok(n) => Step::ok(json!(n)),
+            Ok(n) => Step::ok(Out::Int(n)),
             Err(_) => Step::err(
                 "not_integer".into(),
                 format!("{raw:?} is not a whole number"),
             ),
         },
         Clean::Decimal => match number(raw).parse::<f64>() {
-            Ok(n) if n.is_finite() => Step::ok(json!(n)),
+            Ok(n) if n.is_finite() => Step::ok(Out::Float(n)),
             _ => Step::err("not_number".into(), format!("{raw:?} is not a number")),
         },
-        Clean::Raw => Step::ok(json!(raw)),
+        Clean::Raw => Step::text(raw),
     }
 }
 
 /// Members of one household follow one another in most exports and share an address, so the
 /// last few addresses parsed on a thread are remembered. Parsing an address is the most expensive
-/// cleaning step; a general cache of every step was tried and cost more than it saved.
+/// cleaning step; a general cache of every step was tried and cost more than it saved. A
+/// remembered step is cheap to hand out again: its JSON is shared, and notes are rare.
 fn recent_address(raw: &str, context: Option<&str>) -> Step {
     const KEEP: usize = 8;
+    type Recent = std::collections::VecDeque<(Option<String>, String, Step)>;
     thread_local! {
-        static RECENT: std::cell::RefCell<std::collections::VecDeque<(Option<String>, String, Step)>> =
-            std::cell::RefCell::new(std::collections::VecDeque::with_capacity(KEEP));
+        static RECENT: std::cell::RefCell<Recent> =
+            std::cell::RefCell::new(Recent::with_capacity(KEEP));
     }
     let hit = RECENT.with(|r| {
         r.borrow()
@@ -331,48 +423,137 @@ fn recent_address(raw: &str, context: Option<&str>) -> Step {
     step
 }
 
-fn step_name(c: Clean) -> String {
-    variant_code(&c)
+/// Where the mapped columns sit in one header, found once for every record that has it.
+struct Layout {
+    columns: Arc<[String]>,
+    keys: Vec<Option<usize>>,
+    fields: Vec<Option<usize>>,
 }
 
-/// Cleans one record.
-pub fn clean_record(mapping: &Mapping, raw: &RawRecord) -> Cleaned {
-    let mut issues = Vec::new();
-    let mut key_parts = Vec::with_capacity(mapping.source.record_key.len());
-    for k in &mapping.source.record_key {
-        let v = raw.get(k).map(str::trim).unwrap_or("");
-        if v.is_empty() {
-            issues.push(Issue {
-                code: "record_key.missing".into(),
-                field: "record".into(),
-                raw: String::new(),
-                message: format!("record key column {k:?} is empty"),
-                severity: Severity::Blocking,
-            });
+/// A mapping made ready to clean many records: the order the cleaned object lists its fields
+/// in, and (for files with one header) where each mapped column is.
+pub struct Cleaner<'m> {
+    mapping: &'m Mapping,
+    /// Field indices sorted by field name: the order of the keys in the cleaned JSON object.
+    by_name: Vec<usize>,
+    layout: Option<Layout>,
+}
+
+impl<'m> Cleaner<'m> {
+    pub fn new(mapping: &'m Mapping) -> Cleaner<'m> {
+        let mut by_name: Vec<usize> = (0..mapping.fields.len()).collect();
+        by_name.sort_by(|&a, &b| mapping.fields[a].field.cmp(&mapping.fields[b].field));
+        Cleaner {
+            mapping,
+            by_name,
+            layout: None,
         }
-        key_parts.push(v);
     }
-    let mut fields = BTreeMap::new();
-    let context = mapping.source.division.as_deref();
-    for f in &mapping.fields {
-        clean_field(f, raw, context, &mut fields, &mut issues);
+
+    /// Remembers where the mapped columns are in `columns`, so that records read with this
+    /// header find their values without searching it. Records with another header (JSON lines
+    /// list their own keys) are still cleaned correctly, by searching.
+    pub fn with_columns(mut self, columns: &Arc<[String]>) -> Cleaner<'m> {
+        let find = |name: &str| columns.iter().position(|c| c == name);
+        self.layout = Some(Layout {
+            columns: columns.clone(),
+            keys: self
+                .mapping
+                .source
+                .record_key
+                .iter()
+                .map(|k| find(k))
+                .collect(),
+            fields: self
+                .mapping
+                .fields
+                .iter()
+                .map(|f| find(&f.column))
+                .collect(),
+        });
+        self
     }
-    check_id_agreement(&fields, &mut issues);
-    Cleaned {
-        key: key_parts.join("|"),
-        fields,
-        issues,
+
+    /// The layout that fits `raw`'s header, if any.
+    fn layout_for(&self, raw: &RawRecord) -> Option<&Layout> {
+        self.layout
+            .as_ref()
+            .filter(|l| Arc::ptr_eq(&l.columns, &raw.columns))
+    }
+
+    /// Cleans one record.
+    pub fn clean(&self, raw: &RawRecord) -> Cleaned {
+        let layout = self.layout_for(raw);
+        let value_at = |i: Option<usize>| i.and_then(|i| raw.values.get(i)).map(String::as_str);
+        let mapping = self.mapping;
+        let mut issues = Vec::new();
+        let mut key = String::new();
+        for (n, k) in mapping.source.record_key.iter().enumerate() {
+            let v = match layout {
+                Some(l) => value_at(l.keys[n]),
+                None => raw.get(k),
+            };
+            let v = v.map(str::trim).unwrap_or("");
+            if v.is_empty() {
+                issues.push(Issue {
+                    code: "record_key.missing".into(),
+                    field: "record".into(),
+                    raw: String::new(),
+                    message: format!("record key column {k:?} is empty"),
+                    severity: Severity::Blocking,
+                });
+            }
+            if n > 0 {
+                key.push('|');
+            }
+            key.push_str(v);
+        }
+        let context = mapping.source.division.as_deref();
+        let mut values: Vec<Option<Out>> = Vec::with_capacity(mapping.fields.len());
+        for (n, f) in mapping.fields.iter().enumerate() {
+            let value = match layout {
+                Some(l) => value_at(l.fields[n]),
+                None => raw.get(&f.column),
+            };
+            values.push(clean_field(f, value.unwrap_or(""), context, &mut issues));
+        }
+        let sorted: Vec<(&str, &Out)> = self
+            .by_name
+            .iter()
+            .filter_map(|&i| Some((mapping.fields[i].field.as_str(), values[i].as_ref()?)))
+            .collect();
+        check_id_agreement(&sorted, &mut issues);
+        let mut fields_json = String::with_capacity(1024);
+        fields_json.push('{');
+        for (n, (name, value)) in sorted.iter().enumerate() {
+            if n > 0 {
+                fields_json.push(',');
+            }
+            push_serde_string(&mut fields_json, name);
+            fields_json.push(':');
+            value.write(&mut fields_json);
+        }
+        fields_json.push('}');
+        Cleaned {
+            key,
+            fields_json,
+            issues,
+        }
     }
 }
 
+/// Cleans one record (a [`Cleaner`] is cheaper for many).
+pub fn clean_record(mapping: &Mapping, raw: &RawRecord) -> Cleaned {
+    Cleaner::new(mapping).clean(raw)
+}
+
+/// Cleans one field's value, recording its issues; the cleaned value, if there is one.
 fn clean_field(
     f: &FieldMapping,
-    raw: &RawRecord,
+    value: &str,
     context: Option<&str>,
-    fields: &mut BTreeMap<String, Value>,
     issues: &mut Vec<Issue>,
-) {
-    let value = raw.get(&f.column).unwrap_or("");
+) -> Option<Out> {
     if value.trim().is_empty() {
         if f.required {
             issues.push(Issue {
@@ -383,14 +564,14 @@ fn clean_field(
                 severity: Severity::Blocking,
             });
         }
-        return;
+        return None;
     }
     let step = if f.clean == Clean::Address {
         recent_address(value, context)
     } else {
         run_step(f.clean, value, context)
     };
-    let prefix = step_name(f.clean);
+    let prefix = f.clean.name();
     for (code, message) in step.notes {
         issues.push(Issue {
             code: format!("{prefix}.{code}"),
@@ -412,45 +593,49 @@ fn clean_field(
             },
         });
     }
-    if let Some(v) = step.value {
-        fields.insert(f.field.clone(), v);
-    }
+    step.value
 }
 
 /// A valid id whose birth date or sex disagrees with the record's own birth date or sex is a sign
 /// that one of them was mistyped or that the id belongs to someone else; resolution will not link
-/// on it deterministically, and the department should know.
-fn check_id_agreement(fields: &BTreeMap<String, Value>, issues: &mut Vec<Issue>) {
+/// on it deterministically, and the department should know. `fields` are in name order.
+fn check_id_agreement(fields: &[(&str, &Out)], issues: &mut Vec<Issue>) {
+    let text_of = |role: &str, name: &str| {
+        fields
+            .iter()
+            .find(|(f, _)| {
+                f.len() == role.len() + name.len() && f.starts_with(role) && f.ends_with(name)
+            })
+            .and_then(|(_, v)| v.as_text())
+    };
     for (name, value) in fields {
         let Some(role) = name.strip_suffix("citizen_id") else {
             continue;
         };
         let Some(id) = value
-            .as_str()
+            .as_text()
             .and_then(|s| citizen_id::CitizenId::parse(s).ok())
         else {
             continue;
         };
-        let birth = id.birth_date().format("%Y-%m-%d").to_string();
-        if let Some(b) = fields
-            .get(&format!("{role}birth_date"))
-            .and_then(Value::as_str)
+        let birth = iso_date(id.birth_date());
+        if let Some(b) = text_of(role, "birth_date")
             && b != birth
         {
             issues.push(Issue {
                 code: "citizen_id.birth_date_disagrees".into(),
-                field: name.clone(),
+                field: name.to_string(),
                 raw: id.as_str().to_string(),
                 message: format!("the id says born {birth} but the record says {b}"),
                 severity: Severity::Warning,
             });
         }
-        if let Some(s) = fields.get(&format!("{role}sex")).and_then(Value::as_str)
+        if let Some(s) = text_of(role, "sex")
             && s != id.sex().code()
         {
             issues.push(Issue {
                 code: "citizen_id.sex_disagrees".into(),
-                field: name.clone(),
+                field: name.to_string(),
                 raw: id.as_str().to_string(),
                 message: format!(
                     "the id says {} but the record says {}",
@@ -553,16 +738,14 @@ clean = "citizen_id"
         );
         assert!(!c.blocked(), "{:?}", c.issues);
         assert_eq!(c.key, "7");
-        assert_eq!(c.fields["citizen_id"], "11010519491231002X");
-        assert_eq!(c.fields["name"], "张三");
-        assert_eq!(c.fields["sex"], "2");
-        assert_eq!(c.fields["birth_date"], "1949-12-31");
-        assert_eq!(c.fields["phone"], "13812345678");
-        assert_eq!(
-            c.fields["address"]["room_key"],
-            "320576|青剑湖花园|12|3|1001"
-        );
-        assert!(!c.fields.contains_key("mother.citizen_id"));
+        let fields = c.fields();
+        assert_eq!(fields["citizen_id"], "11010519491231002X");
+        assert_eq!(fields["name"], "张三");
+        assert_eq!(fields["sex"], "2");
+        assert_eq!(fields["birth_date"], "1949-12-31");
+        assert_eq!(fields["phone"], "13812345678");
+        assert_eq!(fields["address"]["room_key"], "320576|青剑湖花园|12|3|1001");
+        assert!(!fields.contains_key("mother.citizen_id"));
         let codes: Vec<&str> = c.issues.iter().map(|i| i.code.as_str()).collect();
         assert!(codes.contains(&"citizen_id.lowercase_x"), "{codes:?}");
         assert!(codes.contains(&"name.traditional"), "{codes:?}");
@@ -595,7 +778,7 @@ clean = "citizen_id"
             .find(|i| i.field == "mother.citizen_id")
             .unwrap();
         assert_eq!(mother.severity, Severity::Warning);
-        assert!(!c.fields.contains_key("citizen_id"));
+        assert!(!c.fields().contains_key("citizen_id"));
     }
 
     #[test]
@@ -641,6 +824,81 @@ clean = "citizen_id"
         assert_eq!(variant_code(&Some(1)), "some");
     }
 
+    #[test]
+    fn step_names_are_the_mapping_spelling() {
+        use Clean::*;
+        for c in [
+            CitizenId,
+            CreditCode,
+            Name,
+            Phone,
+            Date,
+            YearMonth,
+            Address,
+            Division,
+            DivisionPrefix,
+            Sex,
+            Ethnicity,
+            Text,
+            Integer,
+            Decimal,
+            Raw,
+        ] {
+            assert_eq!(c.name(), variant_code(&c));
+            assert_eq!(serde_json::to_value(c).unwrap(), c.name());
+        }
+    }
+
+    #[test]
+    fn cleaned_fields_are_written_in_name_order_as_serde_json_would() {
+        let c = clean_record(
+            &mapping(),
+            &rec(&[
+                "7",
+                "11010519491231002X",
+                "张三",
+                "女",
+                "19491231",
+                "13812345678",
+                "青剑湖花园12-3-1001",
+                "",
+            ]),
+        );
+        let sorted: std::collections::BTreeMap<String, Value> =
+            serde_json::from_str(&c.fields_json).unwrap();
+        assert_eq!(c.fields_json, serde_json::to_string(&sorted).unwrap());
+        assert!(
+            c.fields_json.starts_with(r#"{"address":{"#),
+            "{}",
+            c.fields_json
+        );
+        assert_eq!(
+            iso_date(chrono::NaiveDate::from_ymd_opt(7, 3, 9).unwrap()),
+            "0007-03-09"
+        );
+    }
+
+    #[test]
+    fn a_remembered_header_gives_what_searching_gives() {
+        let m = mapping();
+        let r = rec(&["7", "11010519491231002X", "张三", "女", "", "", "", ""]);
+        let with = Cleaner::new(&m).with_columns(&r.columns).clean(&r);
+        assert_eq!(with, clean_record(&m, &r));
+        // A record with another header (its own JSON keys) is searched, not misread.
+        let other = RawRecord {
+            location: Location::Line(3),
+            columns: ["姓名", "编号", "身份证"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            values: vec!["李四".into(), "8".into(), "".into()],
+        };
+        let c = Cleaner::new(&m).with_columns(&r.columns).clean(&other);
+        assert_eq!(c.key, "8");
+        assert_eq!(c.fields()["name"], "李四");
+        assert!(c.blocked());
+    }
+
     proptest::proptest! {
         #[test]
         fn cleaning_never_panics(values in proptest::collection::vec(".{0,40}", 8)) {
@@ -653,7 +911,7 @@ clean = "citizen_id"
             for i in &c.issues {
                 proptest::prop_assert!(i.field == "record" || mapped.contains(&i.field.as_str()), "{:?}", i);
             }
-            for k in c.fields.keys() {
+            for k in c.fields().keys() {
                 proptest::prop_assert!(mapped.contains(&k.as_str()));
             }
         }

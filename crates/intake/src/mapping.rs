@@ -145,6 +145,29 @@ pub enum OnInvalid {
     Warn,
 }
 
+impl Clean {
+    /// The step's name as mappings spell it (`citizen_id`); the prefix of its issue codes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Clean::CitizenId => "citizen_id",
+            Clean::CreditCode => "credit_code",
+            Clean::Name => "name",
+            Clean::Phone => "phone",
+            Clean::Date => "date",
+            Clean::YearMonth => "year_month",
+            Clean::Address => "address",
+            Clean::Division => "division",
+            Clean::DivisionPrefix => "division_prefix",
+            Clean::Sex => "sex",
+            Clean::Ethnicity => "ethnicity",
+            Clean::Text => "text",
+            Clean::Integer => "integer",
+            Clean::Decimal => "decimal",
+            Clean::Raw => "raw",
+        }
+    }
+}
+
 impl FieldMapping {
     /// The role (`subject` when the field has no prefix) and the bare field name.
     pub fn role_and_name(&self) -> (&str, &str) {

@@ -14,7 +14,7 @@
 //!
 //! This module decides nothing about values (`clean` does) and holds no SQL (`tongban-store` does).
 
-use crate::clean::{Cleaned, clean_record};
+use crate::clean::{Cleaned, Cleaner};
 use crate::mapping::Mapping;
 use crate::reader::{Item, ReadSummary, read_file_counting};
 use rayon::prelude::*;
@@ -71,16 +71,27 @@ pub fn source_row(mapping: &Mapping, mapping_text: &str) -> SourceRow {
 
 /// The JSON array of a record's issues, as stored.
 fn issues_json(c: &Cleaned) -> String {
+    if c.issues.is_empty() {
+        return "[]".to_string();
+    }
     serde_json::to_string(&c.issues).unwrap_or_else(|_| "[]".to_string())
 }
 
 /// Turns one read item into what the store takes: a record, or a quarantine entry.
 pub fn prepare(mapping: &Mapping, item: Item) -> Result<IncomingRecord, IncomingQuarantine> {
+    prepare_with(&Cleaner::new(mapping), item)
+}
+
+/// [`prepare`] with a cleaner made once for many records.
+pub fn prepare_with(
+    cleaner: &Cleaner<'_>,
+    item: Item,
+) -> Result<IncomingRecord, IncomingQuarantine> {
     match item {
         Item::Record(raw) => {
             let json = raw.to_json();
             let hash = blake3::hash(json.as_bytes()).as_bytes().to_vec();
-            let cleaned = clean_record(mapping, &raw);
+            let cleaned = cleaner.clean(&raw);
             let location = raw.location.to_string();
             if cleaned.blocked() {
                 Err(IncomingQuarantine {
@@ -91,13 +102,13 @@ pub fn prepare(mapping: &Mapping, item: Item) -> Result<IncomingRecord, Incoming
                     reasons: issues_json(&cleaned),
                 })
             } else {
+                let issues = issues_json(&cleaned);
                 Ok(IncomingRecord {
-                    key: cleaned.key.clone(),
+                    key: cleaned.key,
                     location,
                     raw: json,
-                    cleaned: serde_json::to_string(&cleaned.fields)
-                        .unwrap_or_else(|_| "{}".to_string()),
-                    issues: issues_json(&cleaned),
+                    issues,
+                    cleaned: cleaned.fields_json,
                     hash,
                 })
             }
@@ -137,7 +148,8 @@ fn problem_code(p: &crate::reader::RecordProblem) -> &'static str {
     }
 }
 
-type Prepared = (Vec<IncomingRecord>, Vec<IncomingQuarantine>);
+/// A cleaned chunk: the records to store and the entries to hold in quarantine.
+pub type Prepared = (Vec<IncomingRecord>, Vec<IncomingQuarantine>);
 
 /// The store side hung up (it failed and stopped receiving).
 #[derive(Debug)]
@@ -151,8 +163,20 @@ impl std::fmt::Display for StoreGone {
 
 impl std::error::Error for StoreGone {}
 
-fn prepare_chunk(mapping: &Mapping, items: Vec<Item>) -> Prepared {
-    let results: Vec<_> = items.into_par_iter().map(|i| prepare(mapping, i)).collect();
+/// Cleans a chunk of items on all cores; records go to the store, the rest to quarantine.
+pub fn prepare_chunk(mapping: &Mapping, items: Vec<Item>) -> Prepared {
+    let mut cleaner = Cleaner::new(mapping);
+    // A file has one header, so the first record's tells where every record's columns are.
+    if let Some(columns) = items.iter().find_map(|i| match i {
+        Item::Record(r) => Some(r.columns.clone()),
+        Item::Unreadable { .. } => None,
+    }) {
+        cleaner = cleaner.with_columns(&columns);
+    }
+    let results: Vec<_> = items
+        .into_par_iter()
+        .map(|i| prepare_with(&cleaner, i))
+        .collect();
     let mut records = Vec::with_capacity(results.len());
     let mut quarantine = Vec::new();
     for r in results {

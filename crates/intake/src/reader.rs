@@ -62,40 +62,25 @@ impl RawRecord {
     /// The record as a JSON object in file column order, the form kept as the raw record and
     /// hashed for change detection.
     pub fn to_json(&self) -> String {
-        let mut out = String::with_capacity(16 * self.values.len() + 2);
+        let len: usize = self
+            .columns
+            .iter()
+            .chain(&self.values)
+            .map(String::len)
+            .sum();
+        let mut out = String::with_capacity(len + 6 * self.values.len() + 2);
         out.push('{');
         for (i, (c, v)) in self.columns.iter().zip(&self.values).enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            push_json_string(&mut out, c);
+            crate::json_text::push_raw_string(&mut out, c);
             out.push(':');
-            push_json_string(&mut out, v);
+            crate::json_text::push_raw_string(&mut out, v);
         }
         out.push('}');
         out
     }
-}
-
-/// Writes a JSON string literal. Hand-written because it runs once per value on the ingest path,
-/// where going through serde_json's `Value` would cost an allocation per field.
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                use fmt::Write as _;
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// Why one record could not be read.
