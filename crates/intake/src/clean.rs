@@ -20,7 +20,7 @@ use crate::json_text::push_serde_string;
 use crate::mapping::{Clean, FieldMapping, Mapping, OnInvalid};
 use crate::reader::RawRecord;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::fmt::Debug;
 use std::sync::Arc;
 use tongban_standards::{
@@ -306,17 +306,9 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
         },
         Clean::Address => match address::parse_address_in(raw, context_division) {
             Ok(a) => {
-                let mut v = serde_json::to_value(&a).unwrap_or(Value::Null);
-                if let Value::Object(o) = &mut v {
-                    o.insert("text".into(), json!(address::format_address(&a)));
-                    o.insert("building_key".into(), json!(address::building_key(&a)));
-                    o.insert("room_key".into(), json!(address::room_key(&a)));
-                    // With serde_json's preserve_order this moves the last key (room_key) into
-                    // the place of `notes`; stored records have that order, so it is kept.
-                    o.remove("notes");
-                }
-                let mut s = Step::ok(Out::Json(v.to_string().into()));
-                if address::building_key(&a).is_none() {
+                let building_key = address::building_key(&a);
+                let mut s = Step::ok(Out::Json(address_json(&a, building_key.as_deref()).into()));
+                if building_key.is_none() {
                     s.notes.push((
                         "no_building".into(),
                         "the address does not name a building".into(),
@@ -390,6 +382,63 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
         },
         Clean::Raw => Step::text(raw),
     }
+}
+
+/// A parsed address as the cleaned record keeps it: the address's own fields without its
+/// parsing notes, then its room key, standard text and building key. The order is the one
+/// stored records have always had (it came from serde_json moving `room_key` into the place
+/// of the removed `notes`).
+fn address_json(a: &address::Address, building_key: Option<&str>) -> String {
+    fn text(out: &mut String, key: &str, v: Option<&str>) {
+        push_serde_string(out, key);
+        out.push(':');
+        match v {
+            Some(v) => push_serde_string(out, v),
+            None => out.push_str("null"),
+        }
+        out.push(',');
+    }
+    let mut out = String::with_capacity(512);
+    out.push('{');
+    for (key, d) in [
+        ("province", &a.province),
+        ("city", &a.city),
+        ("county", &a.county),
+        ("street", &a.street),
+        ("community", &a.community),
+    ] {
+        push_serde_string(&mut out, key);
+        out.push(':');
+        match d {
+            Some(d) => {
+                out.push_str("{\"code\":");
+                push_serde_string(&mut out, &d.code);
+                out.push_str(",\"name\":");
+                push_serde_string(&mut out, &d.name);
+                out.push('}');
+            }
+            None => out.push_str("null"),
+        }
+        out.push(',');
+    }
+    for (key, v) in [
+        ("road", &a.road),
+        ("road_number", &a.road_number),
+        ("compound", &a.compound),
+        ("building", &a.building),
+        ("unit", &a.unit),
+        ("floor", &a.floor),
+        ("room", &a.room),
+    ] {
+        text(&mut out, key, v.as_deref());
+    }
+    text(&mut out, "rest", Some(&a.rest));
+    text(&mut out, "room_key", address::room_key(a).as_deref());
+    text(&mut out, "text", Some(&address::format_address(a)));
+    text(&mut out, "building_key", building_key);
+    out.pop();
+    out.push('}');
+    out
 }
 
 /// Members of one household follow one another in most exports and share an address, so the
@@ -899,6 +948,45 @@ clean = "citizen_id"
         assert!(c.blocked());
     }
 
+    /// The address object as it was first written: serde_json's own serialisation, edited.
+    fn address_reference(a: &address::Address) -> String {
+        let mut v = serde_json::to_value(a).unwrap();
+        let o = v.as_object_mut().unwrap();
+        o.insert("text".into(), serde_json::json!(address::format_address(a)));
+        o.insert(
+            "building_key".into(),
+            serde_json::json!(address::building_key(a)),
+        );
+        o.insert("room_key".into(), serde_json::json!(address::room_key(a)));
+        o.remove("notes");
+        v.to_string()
+    }
+
+    fn assert_address_as_before(raw: &str) {
+        if let Ok(a) = address::parse_address_in(raw, Some("320576052")) {
+            let key = address::building_key(&a);
+            assert_eq!(
+                address_json(&a, key.as_deref()),
+                address_reference(&a),
+                "{raw}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_address_is_written_as_serde_json_wrote_it() {
+        for raw in [
+            "江苏省苏州市苏州工业园区唯亭街道青剑湖花园1幢1单元201室",
+            "青剑湖花园12-3-1001",
+            "苏州工业园区星华街88号",
+            "唯亭街道",
+            "园区唯亭青剑湖花园十二栋三单元一〇〇一（近地铁）",
+            "青剑湖社区 \"阳光\"花园\\A座\t5楼",
+        ] {
+            assert_address_as_before(raw);
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn cleaning_never_panics(values in proptest::collection::vec(".{0,40}", 8)) {
@@ -914,6 +1002,11 @@ clean = "citizen_id"
             for k in c.fields().keys() {
                 proptest::prop_assert!(mapped.contains(&k.as_str()));
             }
+        }
+
+        #[test]
+        fn addresses_are_written_as_before(raw in "[江苏省州市园区唯亭街道青剑湖花园社区幢栋单元室号楼路0-9一二三十A-C\\-\"\\\\ ]{0,30}") {
+            assert_address_as_before(&raw);
         }
     }
 }

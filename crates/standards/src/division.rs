@@ -11,8 +11,8 @@
 //! first issue, so a code missing here may be historical rather than wrong, and callers decide what
 //! a miss means. It does not parse addresses either; `address` uses `longest_name_prefix` for that.
 
+use foldhash::{HashMap, HashMapExt as _};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::sync::LazyLock;
 
 /// The level of a division in the tree, from the top.
@@ -366,15 +366,21 @@ impl Registry {
             .chars()
             .next()
             .and_then(|c| self.lengths_by_first.get(&c))?;
-        let ends: Vec<usize> = text
+        // The byte ends of the prefixes whose length some name has, kept on the stack: this runs
+        // several times for every address parsed.
+        let mut ends = [0usize; 64];
+        let mut found = 0;
+        for (n, (i, c)) in text
             .char_indices()
-            .map(|(i, c)| i + c.len_utf8())
-            .take(self.max_name_chars)
+            .take(self.max_name_chars.min(63))
             .enumerate()
-            .filter(|(n, _)| lengths & (1u64 << (n + 1).min(63)) != 0)
-            .map(|(_, end)| end)
-            .collect();
-        for &end in ends.iter().rev() {
+        {
+            if lengths & (1u64 << (n + 1)) != 0 {
+                ends[found] = i + c.len_utf8();
+                found += 1;
+            }
+        }
+        for &end in ends[..found].iter().rev() {
             let Some(candidates) = self.by_name.get(&text[..end]) else {
                 continue;
             };
