@@ -389,26 +389,23 @@ fn run_step(step: Clean, raw: &str, context_division: Option<&str>) -> Step {
 /// stored records have always had (it came from serde_json moving `room_key` into the place
 /// of the removed `notes`).
 fn address_json(a: &address::Address, building_key: Option<&str>) -> String {
+    // The keys are ASCII words that need no escaping, written as they are.
     fn text(out: &mut String, key: &str, v: Option<&str>) {
-        push_serde_string(out, key);
-        out.push(':');
+        out.push_str(key);
         match v {
             Some(v) => push_serde_string(out, v),
             None => out.push_str("null"),
         }
-        out.push(',');
     }
     let mut out = String::with_capacity(512);
-    out.push('{');
     for (key, d) in [
-        ("province", &a.province),
-        ("city", &a.city),
-        ("county", &a.county),
-        ("street", &a.street),
-        ("community", &a.community),
+        ("{\"province\":", &a.province),
+        (",\"city\":", &a.city),
+        (",\"county\":", &a.county),
+        (",\"street\":", &a.street),
+        (",\"community\":", &a.community),
     ] {
-        push_serde_string(&mut out, key);
-        out.push(':');
+        out.push_str(key);
         match d {
             Some(d) => {
                 out.push_str("{\"code\":");
@@ -419,24 +416,22 @@ fn address_json(a: &address::Address, building_key: Option<&str>) -> String {
             }
             None => out.push_str("null"),
         }
-        out.push(',');
     }
     for (key, v) in [
-        ("road", &a.road),
-        ("road_number", &a.road_number),
-        ("compound", &a.compound),
-        ("building", &a.building),
-        ("unit", &a.unit),
-        ("floor", &a.floor),
-        ("room", &a.room),
+        (",\"road\":", &a.road),
+        (",\"road_number\":", &a.road_number),
+        (",\"compound\":", &a.compound),
+        (",\"building\":", &a.building),
+        (",\"unit\":", &a.unit),
+        (",\"floor\":", &a.floor),
+        (",\"room\":", &a.room),
     ] {
         text(&mut out, key, v.as_deref());
     }
-    text(&mut out, "rest", Some(&a.rest));
-    text(&mut out, "room_key", address::room_key(a).as_deref());
-    text(&mut out, "text", Some(&address::format_address(a)));
-    text(&mut out, "building_key", building_key);
-    out.pop();
+    text(&mut out, ",\"rest\":", Some(&a.rest));
+    text(&mut out, ",\"room_key\":", address::room_key(a).as_deref());
+    text(&mut out, ",\"text\":", Some(&address::format_address(a)));
+    text(&mut out, ",\"building_key\":", building_key);
     out.push('}');
     out
 }
@@ -477,6 +472,8 @@ struct Layout {
     columns: Arc<[String]>,
     keys: Vec<Option<usize>>,
     fields: Vec<Option<usize>>,
+    /// Each column's name as the raw record's JSON key, escaped once: `"姓名":`.
+    raw_keys: Vec<String>,
 }
 
 /// A mapping made ready to clean many records: the order the cleaned object lists its fields
@@ -485,7 +482,17 @@ pub struct Cleaner<'m> {
     mapping: &'m Mapping,
     /// Field indices sorted by field name: the order of the keys in the cleaned JSON object.
     by_name: Vec<usize>,
+    /// Each field's name as a key of the cleaned object, escaped once: `"name":`.
+    field_keys: Vec<String>,
     layout: Option<Layout>,
+}
+
+/// `name` as a JSON object key followed by its colon, in the raw or the serde spelling.
+fn json_key(name: &str, push: fn(&mut String, &str)) -> String {
+    let mut key = String::with_capacity(name.len() + 3);
+    push(&mut key, name);
+    key.push(':');
+    key
 }
 
 impl<'m> Cleaner<'m> {
@@ -495,6 +502,11 @@ impl<'m> Cleaner<'m> {
         Cleaner {
             mapping,
             by_name,
+            field_keys: mapping
+                .fields
+                .iter()
+                .map(|f| json_key(&f.field, push_serde_string))
+                .collect(),
             layout: None,
         }
     }
@@ -519,6 +531,10 @@ impl<'m> Cleaner<'m> {
                 .iter()
                 .map(|f| find(&f.column))
                 .collect(),
+            raw_keys: columns
+                .iter()
+                .map(|c| json_key(c, crate::json_text::push_raw_string))
+                .collect(),
         });
         self
     }
@@ -528,6 +544,15 @@ impl<'m> Cleaner<'m> {
         self.layout
             .as_ref()
             .filter(|l| Arc::ptr_eq(&l.columns, &raw.columns))
+    }
+
+    /// The record as the JSON object kept as its raw form (see [`RawRecord::to_json`]), with
+    /// the header's keys escaped once when the header is the remembered one.
+    pub fn raw_json(&self, raw: &RawRecord) -> String {
+        match self.layout_for(raw) {
+            Some(l) => raw.to_json_with_keys(&l.raw_keys),
+            None => raw.to_json(),
+        }
     }
 
     /// Cleans one record.
@@ -566,20 +591,19 @@ impl<'m> Cleaner<'m> {
             };
             values.push(clean_field(f, value.unwrap_or(""), context, &mut issues));
         }
-        let sorted: Vec<(&str, &Out)> = self
+        let sorted: Vec<(usize, &Out)> = self
             .by_name
             .iter()
-            .filter_map(|&i| Some((mapping.fields[i].field.as_str(), values[i].as_ref()?)))
+            .filter_map(|&i| Some((i, values[i].as_ref()?)))
             .collect();
-        check_id_agreement(&sorted, &mut issues);
+        check_id_agreement(mapping, &sorted, &mut issues);
         let mut fields_json = String::with_capacity(1024);
         fields_json.push('{');
-        for (n, (name, value)) in sorted.iter().enumerate() {
+        for (n, (i, value)) in sorted.iter().enumerate() {
             if n > 0 {
                 fields_json.push(',');
             }
-            push_serde_string(&mut fields_json, name);
-            fields_json.push(':');
+            fields_json.push_str(&self.field_keys[*i]);
             value.write(&mut fields_json);
         }
         fields_json.push('}');
@@ -648,16 +672,19 @@ fn clean_field(
 /// A valid id whose birth date or sex disagrees with the record's own birth date or sex is a sign
 /// that one of them was mistyped or that the id belongs to someone else; resolution will not link
 /// on it deterministically, and the department should know. `fields` are in name order.
-fn check_id_agreement(fields: &[(&str, &Out)], issues: &mut Vec<Issue>) {
+fn check_id_agreement(mapping: &Mapping, fields: &[(usize, &Out)], issues: &mut Vec<Issue>) {
+    let name_of = |i: usize| mapping.fields[i].field.as_str();
     let text_of = |role: &str, name: &str| {
         fields
             .iter()
-            .find(|(f, _)| {
+            .find(|(i, _)| {
+                let f = name_of(*i);
                 f.len() == role.len() + name.len() && f.starts_with(role) && f.ends_with(name)
             })
             .and_then(|(_, v)| v.as_text())
     };
-    for (name, value) in fields {
+    for &(i, value) in fields {
+        let name = name_of(i);
         let Some(role) = name.strip_suffix("citizen_id") else {
             continue;
         };

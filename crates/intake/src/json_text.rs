@@ -20,33 +20,59 @@ enum Style {
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// The bytes a JSON string cannot hold as they are: control characters, `"` and `\`. All are
+/// ASCII, so a run of other bytes can be copied without looking at its characters.
+const fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any of the eight bytes in `w` needs escaping, tested on all eight at once (the
+/// classic "has a zero byte" and "has a byte less than n" word tricks, exact for n ≤ 128).
+/// Most text has nothing to escape, so eight bytes are skipped for about one comparison.
+fn word_needs_escape(w: u64) -> bool {
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
+    below_space || has_zero(w ^ (ONES * u64::from(b'"'))) || has_zero(w ^ (ONES * u64::from(b'\\')))
+}
+
 fn push_string(out: &mut String, s: &str, style: Style) {
     out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 if matches!(style, Style::Serde) => "\\b",
-            0x0C if matches!(style, Style::Serde) => "\\f",
-            0..=0x1F => "",
-            _ => continue,
-        };
-        // Every byte matched above is ASCII, so `i` is a character boundary of `s`.
-        out.push_str(&s[start..i]);
-        if escape.is_empty() {
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xF)]));
-        } else {
-            out.push_str(escape);
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(word) = bytes[i..].first_chunk::<8>()
+            && !word_needs_escape(u64::from_le_bytes(*word))
+        {
+            i += 8;
+            continue;
         }
-        start = i + 1;
+        let b = bytes[i];
+        i += 1;
+        if !needs_escape(b) {
+            continue;
+        }
+        // Every byte that needs escaping is ASCII, so `i - 1` and `i` are character boundaries.
+        out.push_str(&s[start..i - 1]);
+        start = i;
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 if matches!(style, Style::Serde) => out.push_str("\\b"),
+            0x0C if matches!(style, Style::Serde) => out.push_str("\\f"),
+            _ => {
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(b >> 4)]));
+                out.push(char::from(HEX[usize::from(b & 0xF)]));
+            }
+        }
     }
     out.push_str(&s[start..]);
     out.push('"');

@@ -89,7 +89,7 @@ pub fn prepare_with(
 ) -> Result<IncomingRecord, IncomingQuarantine> {
     match item {
         Item::Record(raw) => {
-            let json = raw.to_json();
+            let json = cleaner.raw_json(&raw);
             let hash = blake3::hash(json.as_bytes()).as_bytes().to_vec();
             let cleaned = cleaner.clean(&raw);
             let location = raw.location.to_string();
@@ -296,7 +296,7 @@ async fn ingest_items(
         quarantined += quarantine.len() as i64;
         keyless += quarantine.iter().filter(|q| q.key.is_none()).count() as i64;
         match store
-            .store_chunk(batch_id, &mapping.source.id, &records, &quarantine)
+            .store_chunk(batch_id, &mapping.source.id, records, quarantine)
             .await
         {
             Ok(o) => stored += o.records,
@@ -455,7 +455,7 @@ pub async fn release_quarantined(
             .await?;
         let records: Vec<IncomingRecord> = admitted.iter().map(|(_, r)| r.clone()).collect();
         store
-            .store_chunk(batch, &mapping.source.id, &records, &[])
+            .store_chunk(batch, &mapping.source.id, records, Vec::new())
             .await?;
         store.finish_batch(batch, false).await?;
         for (id, _) in &admitted {

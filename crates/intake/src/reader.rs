@@ -62,20 +62,30 @@ impl RawRecord {
     /// The record as a JSON object in file column order, the form kept as the raw record and
     /// hashed for change detection.
     pub fn to_json(&self) -> String {
-        let len: usize = self
+        let keys: Vec<String> = self
             .columns
             .iter()
-            .chain(&self.values)
-            .map(String::len)
-            .sum();
-        let mut out = String::with_capacity(len + 6 * self.values.len() + 2);
+            .map(|c| {
+                let mut k = String::new();
+                crate::json_text::push_raw_string(&mut k, c);
+                k.push(':');
+                k
+            })
+            .collect();
+        self.to_json_with_keys(&keys)
+    }
+
+    /// [`RawRecord::to_json`] with each column's key (`"姓名":`) already escaped, `keys[i]` for
+    /// column `i`: a file's header is escaped once, not once per record.
+    pub fn to_json_with_keys(&self, keys: &[String]) -> String {
+        let len: usize = keys.iter().chain(&self.values).map(String::len).sum();
+        let mut out = String::with_capacity(len + 3 * self.values.len() + 2);
         out.push('{');
-        for (i, (c, v)) in self.columns.iter().zip(&self.values).enumerate() {
+        for (i, (k, v)) in keys.iter().zip(&self.values).enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            crate::json_text::push_raw_string(&mut out, c);
-            out.push(':');
+            out.push_str(k);
             crate::json_text::push_raw_string(&mut out, v);
         }
         out.push('}');

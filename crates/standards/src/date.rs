@@ -197,6 +197,11 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, DateError> {
 /// A bare four-digit number from 1000 to 2999 is refused as [`DateError::YearOnly`] rather than
 /// read as a serial, which would put it in 1902-1908.
 pub fn parse_date_with(s: &str, opts: &DateOptions) -> Result<NaiveDate, DateError> {
+    parse_plain(s, opts).unwrap_or_else(|| parse_general(s, opts))
+}
+
+/// Every form [`parse_date_with`] reads.
+fn parse_general(s: &str, opts: &DateOptions) -> Result<NaiveDate, DateError> {
     let t = normalise(s);
     if t.is_empty() {
         return Err(DateError::Empty);
@@ -245,6 +250,23 @@ pub fn parse_date_with(s: &str, opts: &DateOptions) -> Result<NaiveDate, DateErr
         }
     }
     Err(unrecognised())
+}
+
+/// The two forms most exports use, `YYYYMMDD` and `YYYY-MM-DD` with nothing around them, read
+/// without normalising: ingest reads millions. The answer is the one the general path gives
+/// (a property test checks); anything else is `None` and takes that path.
+fn parse_plain(s: &str, opts: &DateOptions) -> Option<Result<NaiveDate, DateError>> {
+    let b = s.as_bytes();
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let n = |r: std::ops::Range<usize>| s.get(r).map_or(0, number);
+    match b.len() {
+        8 if digits(0..8) => Some(build(n(0..4), n(4..6) as u32, n(6..8) as u32, opts)),
+        10 if digits(0..4) && b[4] == b'-' && digits(5..7) && b[7] == b'-' && digits(8..10) => {
+            Some(build(n(0..4), n(5..7) as u32, n(8..10) as u32, opts))
+        }
+        _ => None,
+    }
 }
 
 /// Reads `2020 1 2`: exactly three space-separated groups of digits. Checked before a space is
@@ -851,6 +873,16 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn the_plain_shortcut_agrees_with_the_general_path(
+            s in "[0-9]{8}|[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9-]{8,10}",
+        ) {
+            let opts = DateOptions::default();
+            if let Some(fast) = parse_plain(&s, &opts) {
+                prop_assert_eq!(fast, parse_general(&s, &opts), "{}", s);
+            }
+        }
+
         #[test]
         fn every_form_round_trips(d in date_strategy(), form in 0usize..14) {
             let s = format_in(d, form);

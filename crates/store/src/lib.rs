@@ -475,8 +475,8 @@ pub trait Store: Send + Sync {
         &self,
         batch_id: i64,
         source_id: &str,
-        records: &[IncomingRecord],
-        quarantine: &[IncomingQuarantine],
+        records: Vec<IncomingRecord>,
+        quarantine: Vec<IncomingQuarantine>,
     ) -> Result<ChunkOutcome>;
 
     /// Completes a batch. For a snapshot source, every current record that neither this batch

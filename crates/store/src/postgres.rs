@@ -40,6 +40,179 @@ impl PgStore {
         None
     }
 
+    /// Stores an ingest chunk in one transaction of multi-row statements, the source's lock
+    /// held so that two batches of one source take turns (see the `Store` trait).
+    async fn backend_store_chunk(
+        &self,
+        batch_id: i64,
+        source_id: &str,
+        records: Vec<IncomingRecord>,
+        quarantine: Vec<IncomingQuarantine>,
+    ) -> Result<ChunkOutcome> {
+        let now = now_millis();
+        let mut tx = self.begin_write().await?;
+        // Two batches of one source storing at once (two pushes) would both see a new key as
+        // absent and both insert version 1; the source's lock makes them take turns.
+        sqlx::query(fix(SOURCE_LOCK))
+            .bind(source_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(CHUNK_SETUP).execute(&mut *tx).await?;
+        let mut latest: HashMap<String, Latest> = HashMap::with_capacity(records.len());
+        {
+            let mut q = lookup(source_id, &records);
+            for row in q.build().fetch_all(&mut *tx).await? {
+                latest.insert(
+                    row.try_get("record_key")?,
+                    Latest {
+                        id: row.try_get("id")?,
+                        version: row.try_get("version")?,
+                        status: RecordStatus::parse(row.try_get("status")?)?,
+                        seen_batch: row.try_get("seen_batch")?,
+                        hash: row.try_get("content_hash")?,
+                    },
+                );
+            }
+        }
+        let plan = plan_chunk(batch_id, &records, &latest);
+        let mut outcome = ChunkOutcome {
+            records: records.len() as i64,
+            ..Default::default()
+        };
+        let mut supersede = Vec::new();
+        let mut unchanged = Vec::new();
+        let mut inserts: Vec<(&IncomingRecord, i64)> = Vec::new();
+        let mut duplicates: Vec<IncomingQuarantine> = Vec::new();
+        for (r, action) in records.iter().zip(&plan) {
+            match action {
+                Action::Insert {
+                    version,
+                    supersede: s,
+                } => {
+                    if let Some(id) = s {
+                        supersede.push(*id);
+                        outcome.updated += 1;
+                    } else {
+                        outcome.inserted += 1;
+                    }
+                    inserts.push((r, *version));
+                }
+                Action::Unchanged(id) => {
+                    unchanged.push(*id);
+                    outcome.unchanged += 1;
+                }
+                Action::Duplicate { first } => duplicates.push(IncomingQuarantine {
+                    key: Some(r.key.clone()),
+                    location: r.location.clone(),
+                    raw: r.raw.clone(),
+                    raw_hash: r.hash.clone(),
+                    reasons: duplicate_reason(&r.key, first.as_deref()),
+                }),
+            }
+        }
+        for (ids, sql) in [
+            (
+                &supersede,
+                "UPDATE records SET status = 'superseded' WHERE id IN (",
+            ),
+            (&unchanged, "UPDATE records SET seen_batch = "),
+        ] {
+            for group in ids.chunks(ROWS_PER_INSERT) {
+                let mut q: QueryBuilder<Postgres> = QueryBuilder::new(sql);
+                if sql.contains("seen_batch") {
+                    // Never lower it: a batch that started later may already have seen the record,
+                    // and a snapshot withdraws what no batch from its own start on has seen.
+                    q.push_bind(batch_id)
+                        .push(" WHERE seen_batch < ")
+                        .push_bind(batch_id)
+                        .push(" AND id IN (");
+                }
+                let mut sep = q.separated(", ");
+                for id in group {
+                    sep.push_bind(*id);
+                }
+                q.push(")");
+                q.build().execute(&mut *tx).await?;
+            }
+        }
+        // A record the department delivered but that was held in quarantine this time is still
+        // in the delivery: its current version must not be withdrawn by a snapshot.
+        let held_keys: Vec<&str> = quarantine.iter().filter_map(|q| q.key.as_deref()).collect();
+        for group in held_keys.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<Postgres> =
+                QueryBuilder::new("UPDATE records SET seen_batch = ");
+            q.push_bind(batch_id)
+                .push(" WHERE status = 'current' AND seen_batch < ")
+                .push_bind(batch_id)
+                .push(" AND source_id = ")
+                .push_bind(source_id)
+                .push(" AND record_key IN (");
+            let mut sep = q.separated(", ");
+            for k in group {
+                sep.push_bind(*k);
+            }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        for group in inserts.chunks(ROWS_PER_INSERT / 2) {
+            let mut q: QueryBuilder<Postgres> =
+                QueryBuilder::new(format!("INSERT INTO records ({RECORD_COLUMNS}) "));
+            q.push_values(group, |mut b, (r, version)| {
+                b.push_bind(source_id)
+                    .push_bind(&r.key)
+                    .push_bind(*version)
+                    .push_bind("current")
+                    .push_bind(batch_id)
+                    .push_bind(batch_id)
+                    .push_bind(&r.location)
+                    .push_bind(&r.hash)
+                    .push_bind(&r.raw)
+                    .push_bind(&r.cleaned)
+                    .push_bind(&r.issues)
+                    .push_bind(now)
+                    .push_bind(None::<i64>);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for group in quarantine
+            .iter()
+            .chain(&duplicates)
+            .collect::<Vec<_>>()
+            .chunks(ROWS_PER_INSERT / 2)
+        {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO quarantine (source_id, batch_id, location, record_key, raw, raw_hash, reasons, status, created_at) ",
+            );
+            q.push_values(group, |mut b, e| {
+                b.push_bind(source_id)
+                    .push_bind(batch_id)
+                    .push_bind(&e.location)
+                    .push_bind(&e.key)
+                    .push_bind(&e.raw)
+                    .push_bind(&e.raw_hash)
+                    .push_bind(&e.reasons)
+                    .push_bind("held")
+                    .push_bind(now);
+            });
+            q.push(" ON CONFLICT (source_id, raw_hash, location) WHERE status = 'held' DO NOTHING");
+            let done = q.build().execute(&mut *tx).await?;
+            outcome.quarantined += done.rows_affected() as i64;
+        }
+        sqlx::query(fix("UPDATE batches SET records = records + ?, inserted = inserted + ?, updated = updated + ?,
+               unchanged = unchanged + ?, quarantined = quarantined + ? WHERE id = ?"),
+        )
+        .bind(outcome.records)
+        .bind(outcome.inserted)
+        .bind(outcome.updated)
+        .bind(outcome.unchanged)
+        .bind(outcome.quarantined)
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
     async fn backend_golden_record(
         &self,
         k: &str,
@@ -104,6 +277,10 @@ impl PgStore {
     }
 }
 
+/// Two batches of one source storing at once (two pushes) would both see a new key as absent and
+/// both insert version 1; this lock, held to the end of the transaction, makes them take turns.
+const SOURCE_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(?))";
+
 /// How a chunk's transaction begins. Its statements bind hundreds of keys in IN lists; after
 /// five executions PostgreSQL would switch to a generic plan that ignores the key index (300 ms
 /// a chunk instead of 2), so the chunk's statements are planned for their actual values. Only
@@ -149,10 +326,7 @@ crate::backend::sql_backend!(
     PgRow,
     "postgres",
     fix,
-    lookup,
-    usize::MAX,
-    Some("SELECT pg_advisory_xact_lock(hashtext(?))"),
+    Some(SOURCE_LOCK),
     json_text,
-    None::<&'static str>,
-    Some(CHUNK_SETUP)
+    None::<&'static str>
 );

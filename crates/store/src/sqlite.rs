@@ -13,18 +13,16 @@
 //! This module opens the file and runs the SQLite migrations; the statements are in `backend`.
 
 use crate::{
-    Action, AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord,
-    DepartmentRow, EntityLink, GoldenRecord, GrantRow, IncomingQuarantine, IncomingRecord, Latest,
-    LibraryChanges, QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Relation,
-    ResolutionRun, Result, SourceRow, Store, StoreError, TokenRow, UserRow, duplicate_reason,
-    now_millis, plan_chunk, resolution_kind,
+    AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord, DepartmentRow,
+    EntityLink, GoldenRecord, GrantRow, IncomingQuarantine, IncomingRecord, LibraryChanges,
+    QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Relation, ResolutionRun,
+    Result, SourceRow, Store, StoreError, TokenRow, UserRow, now_millis, resolution_kind,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
-use std::collections::HashMap;
 use std::str::FromStr;
 
 pub struct SqliteStore {
@@ -110,6 +108,18 @@ impl SqliteStore {
         self.direct.golden_record(k, entity_key)
     }
 
+    async fn backend_store_chunk(
+        &self,
+        batch_id: i64,
+        source_id: &str,
+        records: Vec<IncomingRecord>,
+        quarantine: Vec<IncomingQuarantine>,
+    ) -> Result<ChunkOutcome> {
+        self.direct
+            .store_chunk(batch_id, source_id, records, quarantine)
+            .await
+    }
+
     async fn backend_append_audit(
         &self,
         entries: &[AuditRow],
@@ -186,19 +196,8 @@ fn fix(sql: &str) -> AssertSqlSafe<String> {
     AssertSqlSafe(sql.to_string())
 }
 
-/// The latest versions of a group of keys, as an IN list (SQLite has no array parameters).
-fn lookup<'a>(source_id: &'a str, group: &'a [IncomingRecord]) -> QueryBuilder<Sqlite> {
-    let mut q = QueryBuilder::new(crate::LOOKUP_SQL);
-    q.push_bind(source_id).push(" AND record_key IN (");
-    let mut sep = q.separated(", ");
-    for r in group {
-        sep.push_bind(&r.key);
-    }
-    q.push(")");
-    q
-}
-
-// SQLite needs no source lock: its single connection already serialises transactions.
+// SQLite needs no source lock: its writers already take turns (the write turn, and IMMEDIATE
+// transactions against other processes).
 /// The text at a golden record's JSON `path` (already checked by [`crate::valid_json_path`]), in
 /// exactly the form migration 0009's indexes use, so that SQLite can use them.
 fn json_text(path: &str) -> String {
@@ -211,10 +210,7 @@ crate::backend::sql_backend!(
     SqliteRow,
     "sqlite",
     fix,
-    lookup,
-    500,
     None::<&str>,
     json_text,
-    BEGIN,
-    None::<&'static str>
+    BEGIN
 );

@@ -1,15 +1,20 @@
-//! The SQLite store's two hottest paths, driven through rusqlite rather than sqlx: reading one
-//! golden record, and appending a batch of audit entries.
+//! The SQLite store's hottest paths, driven through rusqlite rather than sqlx: reading one
+//! golden record, appending a batch of audit entries, and storing a chunk of ingested records.
 //!
-//! Every governed read does both. Through sqlx each statement is a message to the connection's
-//! own worker thread and an answer back, and an audit batch is three of them (begin, insert,
-//! commit); on two cores those thread hand-offs, not SQLite, were most of what a read cost
+//! Every governed read does the first two. Through sqlx each statement is a message to the
+//! connection's own worker thread and an answer back, and an audit batch is three of them (begin,
+//! insert, commit); on two cores those thread hand-offs, not SQLite, were most of what a read cost
 //! (`tongban bench api`: 11.7 k governed reads/s, 17.7 k without the golden-record read, 18.5 k
 //! without the audit append, 54 k without both). Here a golden record is read on the calling
 //! thread from a small pool of read-only connections (a primary-key lookup of a few
-//! microseconds, and in WAL mode a reader never waits for the writer), and an audit batch is
-//! handed once to a thread that owns a connection of its own and writes it as one transaction
-//! of cached prepared statements.
+//! microseconds, and in WAL mode a reader never waits for the writer), and writes are handed
+//! once to a thread that owns a connection of its own and runs each as one transaction of cached
+//! prepared statements.
+//!
+//! Ingest chunks go the same way. Through sqlx a chunk of 8,192 records was a few dozen
+//! multi-row statements of hundreds of parameters each, every one compiled anew by SQLite and
+//! its arguments copied twice on the way; here each record is one execution of a statement
+//! prepared once per connection (`tongban bench ingest`).
 //!
 //! That thread is a second writer beside the sqlx pool's single connection. The two take turns
 //! through the store's write turn (a fair lock, see `sqlite`), and every sqlx transaction on
@@ -17,15 +22,20 @@
 //! only SQLite's busy handler keeps apart, waits instead of failing on a stale snapshot. Both
 //! rusqlite and sqlx link the same bundled SQLite (libsqlite3-sys 0.37).
 //!
-//! This module does not decide what is written or read; `backend` and the `Store` trait do.
+//! This module does not decide what is written or read; `backend`, [`crate::plan_chunk`] and the
+//! `Store` trait do.
 
-use crate::{AuditRow, CheckpointRow, GoldenRecord, Result, StoreError};
+use crate::{
+    Action, AuditRow, CheckpointRow, ChunkOutcome, GoldenRecord, IncomingQuarantine,
+    IncomingRecord, Latest, RecordStatus, Result, StoreError, duplicate_reason, now_millis,
+    plan_chunk,
+};
 use rusqlite::{OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-/// How long an audit batch waits for a writer of another process (or a checkpoint) before
-/// failing.
+/// How long a write waits for a writer of another process (or a checkpoint) before failing.
 const BUSY: Duration = Duration::from_secs(30);
 /// How long a golden-record read may wait (it runs on the caller's thread, an async worker):
 /// a WAL reader waits only while the WAL is being recovered or started over.
@@ -33,17 +43,27 @@ const READ_BUSY: Duration = Duration::from_secs(1);
 /// Read-only connections kept for reuse; more are opened when more threads read at once.
 const KEPT_READERS: usize = 8;
 
-type AuditJob = (
-    Vec<AuditRow>,
-    Option<CheckpointRow>,
-    tokio::sync::oneshot::Sender<Result<()>>,
-);
+/// A write for the writer thread, with where its answer goes.
+enum Job {
+    Audit {
+        rows: Vec<AuditRow>,
+        checkpoint: Option<CheckpointRow>,
+        reply: tokio::sync::oneshot::Sender<Result<()>>,
+    },
+    Chunk {
+        batch_id: i64,
+        source_id: String,
+        records: Vec<IncomingRecord>,
+        quarantine: Vec<IncomingQuarantine>,
+        reply: tokio::sync::oneshot::Sender<Result<ChunkOutcome>>,
+    },
+}
 
 pub(crate) struct Direct {
     path: String,
     readers: Mutex<Vec<rusqlite::Connection>>,
-    /// To the audit thread; it stops when this is dropped.
-    audit: std::sync::mpsc::Sender<AuditJob>,
+    /// To the writer thread; it stops when this is dropped.
+    writer: std::sync::mpsc::Sender<Job>,
 }
 
 fn poisoned() -> StoreError {
@@ -51,7 +71,7 @@ fn poisoned() -> StoreError {
 }
 
 impl Direct {
-    /// Start the audit thread over the (already migrated) database at `path`, writing in
+    /// Start the writer thread over the (already migrated) database at `path`, writing in
     /// `turn` with the store's other writers.
     pub(crate) fn open(path: &str, turn: crate::WriteTurn) -> Result<Direct> {
         let conn = rusqlite::Connection::open_with_flags(
@@ -59,35 +79,55 @@ impl Direct {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(BUSY)?;
-        // The same settings as the sqlx writer: a commit survives a crash of the process, and
-        // this connection never checkpoints (the store's background task does).
+        // The same settings as the sqlx writer: a commit survives a crash of the process, this
+        // connection never checkpoints (the store's background task does), and ingest finds the
+        // key index of the records it stores in a 64 MiB page cache.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.pragma_update(None, "foreign_keys", true)?;
-        let (tx, rx) = std::sync::mpsc::channel::<AuditJob>();
+        conn.pragma_update(None, "cache_size", -65536)?;
+        conn.pragma_update(None, "temp_store", "memory")?;
+        // Room for every statement the thread runs, a chunk's two sizes of each included.
+        conn.set_prepared_statement_cache_capacity(32);
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
-            .name("sqlite-audit".into())
+            .name("sqlite-writer".into())
             .spawn(move || {
                 let mut conn = conn;
-                while let Ok((rows, checkpoint, reply)) = rx.recv() {
+                while let Ok(job) = rx.recv() {
                     let _turn = turn.blocking_lock();
-                    // A panic inside SQLite's wrapper must not stop the log for good: the
-                    // batch fails (its transaction rolled back as it unwinds) and the next one
-                    // is tried.
-                    let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        append(&mut conn, &rows, checkpoint.as_ref()).map_err(StoreError::from)
-                    }))
-                    .unwrap_or_else(|_| {
-                        Err(StoreError::Corrupt("the audit append panicked".into()))
-                    });
-                    let _ = reply.send(done);
+                    match job {
+                        Job::Audit {
+                            rows,
+                            checkpoint,
+                            reply,
+                        } => {
+                            let done = guarded("the audit append", || {
+                                append(&mut conn, &rows, checkpoint.as_ref())
+                                    .map_err(StoreError::from)
+                            });
+                            let _ = reply.send(done);
+                        }
+                        Job::Chunk {
+                            batch_id,
+                            source_id,
+                            records,
+                            quarantine,
+                            reply,
+                        } => {
+                            let done = guarded("storing a chunk", || {
+                                store_chunk(&mut conn, batch_id, &source_id, &records, quarantine)
+                            });
+                            let _ = reply.send(done);
+                        }
+                    }
                 }
             })
-            .map_err(|e| StoreError::Corrupt(format!("cannot start the audit thread: {e}")))?;
+            .map_err(|e| StoreError::Corrupt(format!("cannot start the writer thread: {e}")))?;
         Ok(Direct {
             path: path.to_string(),
             readers: Mutex::new(Vec::new()),
-            audit: tx,
+            writer: tx,
         })
     }
 
@@ -133,21 +173,228 @@ impl Direct {
         }))
     }
 
-    /// Append `rows` (and `checkpoint`) in one transaction on the audit thread.
+    /// Append `rows` (and `checkpoint`) in one transaction on the writer thread.
     pub(crate) async fn append_audit(
         &self,
         rows: &[AuditRow],
         checkpoint: Option<&CheckpointRow>,
     ) -> Result<()> {
         let (reply, answer) = tokio::sync::oneshot::channel();
-        self.audit
-            .send((rows.to_vec(), checkpoint.cloned(), reply))
-            .map_err(|_| StoreError::Corrupt("the audit thread has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::Corrupt("the audit thread has stopped".into()))??;
-        Ok(())
+        self.send(Job::Audit {
+            rows: rows.to_vec(),
+            checkpoint: checkpoint.cloned(),
+            reply,
+        })?;
+        answer.await.map_err(|_| stopped())?
     }
+
+    /// Store an ingest chunk in one transaction on the writer thread.
+    pub(crate) async fn store_chunk(
+        &self,
+        batch_id: i64,
+        source_id: &str,
+        records: Vec<IncomingRecord>,
+        quarantine: Vec<IncomingQuarantine>,
+    ) -> Result<ChunkOutcome> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.send(Job::Chunk {
+            batch_id,
+            source_id: source_id.to_string(),
+            records,
+            quarantine,
+            reply,
+        })?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    fn send(&self, job: Job) -> Result<()> {
+        self.writer.send(job).map_err(|_| stopped())
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Corrupt("the SQLite writer thread has stopped".into())
+}
+
+/// Runs one write. A panic inside SQLite's wrapper must not stop the writer for good: the write
+/// fails (its transaction rolled back as it unwinds) and the next one is tried.
+fn guarded<T>(what: &str, write: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(write))
+        .unwrap_or_else(|_| Err(StoreError::Corrupt(format!("{what} panicked"))))
+}
+
+/// Rows bound in one statement when a chunk looks up or inserts records. One statement for many
+/// rows keeps SQLite's index cursors where the last row left them, so keys that arrive in order
+/// (as a file's do) are found and inserted without a seek from the root each; with a statement
+/// per row, SQLite's part of storing a record doubled (callgrind, `tongban bench ingest`).
+/// 64 rows of 11 parameters stay far below SQLite's limit of 32,766.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// `head`, then `row` `n` times separated by commas, then `tail`: a statement for `n` rows,
+/// prepared once per size and cached by the connection.
+fn rows_sql(head: &str, row: &str, n: usize, tail: &str) -> String {
+    let mut sql = String::with_capacity(head.len() + (row.len() + 2) * n + tail.len());
+    sql.push_str(head);
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(row);
+    }
+    sql.push_str(tail);
+    sql
+}
+
+/// Stores one chunk as the `Store` trait describes, in one IMMEDIATE transaction: the latest
+/// version of each key looked up, the plan made by [`plan_chunk`] (shared with PostgreSQL),
+/// replaced versions superseded before their successors are inserted (one non-superseded
+/// version per key is a unique index), and the batch's counts updated.
+fn store_chunk(
+    conn: &mut rusqlite::Connection,
+    batch_id: i64,
+    source_id: &str,
+    records: &[IncomingRecord],
+    quarantine: Vec<IncomingQuarantine>,
+) -> Result<ChunkOutcome> {
+    let now = now_millis();
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut latest: HashMap<String, Latest> = HashMap::with_capacity(records.len());
+    for group in records.chunks(ROWS_PER_STATEMENT) {
+        let mut find = tx.prepare_cached(&rows_sql(
+            "SELECT id, record_key, version, status, seen_batch, content_hash FROM records \
+             WHERE status <> 'superseded' AND source_id = ? AND record_key IN (",
+            "?",
+            group.len(),
+            ")",
+        ))?;
+        find.raw_bind_parameter(1, source_id)?;
+        for (i, r) in group.iter().enumerate() {
+            find.raw_bind_parameter(i + 2, &r.key)?;
+        }
+        let mut rows = find.raw_query();
+        while let Some(row) = rows.next()? {
+            latest.insert(
+                row.get(1)?,
+                Latest {
+                    id: row.get(0)?,
+                    version: row.get(2)?,
+                    status: RecordStatus::parse(&row.get::<_, String>(3)?)?,
+                    seen_batch: row.get(4)?,
+                    hash: row.get(5)?,
+                },
+            );
+        }
+    }
+    let plan = plan_chunk(batch_id, records, &latest);
+    let mut outcome = ChunkOutcome {
+        records: records.len() as i64,
+        ..Default::default()
+    };
+    let mut duplicates = Vec::new();
+    {
+        let mut supersede =
+            tx.prepare_cached("UPDATE records SET status = 'superseded' WHERE id = ?1")?;
+        // Never lower `seen_batch`: a batch that started later may already have seen the
+        // record, and a snapshot withdraws what no batch from its own start on has seen.
+        let mut seen = tx.prepare_cached(
+            "UPDATE records SET seen_batch = ?1 WHERE seen_batch < ?1 AND id = ?2",
+        )?;
+        for action in &plan {
+            match action {
+                Action::Insert {
+                    supersede: Some(id),
+                    ..
+                } => {
+                    supersede.execute(params![id])?;
+                    outcome.updated += 1;
+                }
+                Action::Insert { .. } => outcome.inserted += 1,
+                Action::Unchanged(id) => {
+                    seen.execute(params![batch_id, id])?;
+                    outcome.unchanged += 1;
+                }
+                Action::Duplicate { .. } => {}
+            }
+        }
+        // A record the department delivered but that was held in quarantine this time is still
+        // in the delivery: its current version must not be withdrawn by a snapshot.
+        let mut held = tx.prepare_cached(
+            "UPDATE records SET seen_batch = ?1 WHERE status = 'current' AND seen_batch < ?1 \
+             AND source_id = ?2 AND record_key = ?3",
+        )?;
+        for key in quarantine.iter().filter_map(|q| q.key.as_deref()) {
+            held.execute(params![batch_id, source_id, key])?;
+        }
+        let mut inserts = Vec::with_capacity(records.len());
+        for (r, action) in records.iter().zip(&plan) {
+            match action {
+                Action::Insert { version, .. } => inserts.push((r, *version)),
+                Action::Duplicate { first } => duplicates.push(IncomingQuarantine {
+                    key: Some(r.key.clone()),
+                    location: r.location.clone(),
+                    raw: r.raw.clone(),
+                    raw_hash: r.hash.clone(),
+                    reasons: duplicate_reason(&r.key, first.as_deref()),
+                }),
+                Action::Unchanged(_) => {}
+            }
+        }
+        for group in inserts.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = tx.prepare_cached(&rows_sql(
+                "INSERT INTO records (source_id, record_key, version, status, batch_id, \
+                 seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, \
+                 withdrawn_at) VALUES ",
+                "(?, ?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
+                group.len(),
+                "",
+            ))?;
+            let mut at = 0;
+            let mut bind = |v: &dyn rusqlite::ToSql| {
+                at += 1;
+                insert.raw_bind_parameter(at, v)
+            };
+            for (r, version) in group {
+                bind(&source_id)?;
+                bind(&r.key)?;
+                bind(version)?;
+                bind(&batch_id)?;
+                bind(&batch_id)?;
+                bind(&r.location)?;
+                bind(&r.hash)?;
+                bind(&r.raw)?;
+                bind(&r.cleaned)?;
+                bind(&r.issues)?;
+                bind(&now)?;
+            }
+            insert.raw_execute()?;
+        }
+        let mut hold = tx.prepare_cached(
+            "INSERT INTO quarantine (source_id, batch_id, location, record_key, raw, raw_hash, \
+             reasons, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held', ?8) \
+             ON CONFLICT (source_id, raw_hash, location) WHERE status = 'held' DO NOTHING",
+        )?;
+        for e in quarantine.iter().chain(&duplicates) {
+            outcome.quarantined += hold.execute(params![
+                source_id, batch_id, e.location, e.key, e.raw, e.raw_hash, e.reasons, now
+            ])? as i64;
+        }
+        tx.prepare_cached(
+            "UPDATE batches SET records = records + ?1, inserted = inserted + ?2, \
+             updated = updated + ?3, unchanged = unchanged + ?4, quarantined = quarantined + ?5 \
+             WHERE id = ?6",
+        )?
+        .execute(params![
+            outcome.records,
+            outcome.inserted,
+            outcome.updated,
+            outcome.unchanged,
+            outcome.quarantined,
+            batch_id
+        ])?;
+    }
+    // Dropping an uncommitted transaction (on any error above) rolls it back.
+    tx.commit()?;
+    Ok(outcome)
 }
 
 fn append(

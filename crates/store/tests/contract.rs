@@ -85,7 +85,7 @@ async fn versions_are_kept_and_unchanged_records_are_not_rewritten() {
     for s in &stores {
         let b1 = s.begin_batch("s", "f.csv").await.unwrap();
         let o = s
-            .store_chunk(b1, "s", &[rec("a", "1"), rec("b", "1")], &[])
+            .store_chunk(b1, "s", vec![rec("a", "1"), rec("b", "1")], vec![])
             .await
             .unwrap();
         assert_eq!(
@@ -98,7 +98,7 @@ async fn versions_are_kept_and_unchanged_records_are_not_rewritten() {
 
         let b2 = s.begin_batch("s", "f.csv").await.unwrap();
         let o = s
-            .store_chunk(b2, "s", &[rec("a", "1"), rec("b", "2")], &[])
+            .store_chunk(b2, "s", vec![rec("a", "1"), rec("b", "2")], vec![])
             .await
             .unwrap();
         assert_eq!(
@@ -137,12 +137,15 @@ async fn duplicate_keys_within_a_batch_are_quarantined_once() {
     for s in &stores {
         let b = s.begin_batch("s", "f.csv").await.unwrap();
         let o = s
-            .store_chunk(b, "s", &[rec("a", "1"), rec("a", "2")], &[])
+            .store_chunk(b, "s", vec![rec("a", "1"), rec("a", "2")], vec![])
             .await
             .unwrap();
         assert_eq!((o.inserted, o.quarantined), (1, 1), "{}", s.backend());
         // The same key again in a later chunk of the same batch is a duplicate too.
-        let o = s.store_chunk(b, "s", &[rec("a", "3")], &[]).await.unwrap();
+        let o = s
+            .store_chunk(b, "s", vec![rec("a", "3")], vec![])
+            .await
+            .unwrap();
         assert_eq!(
             (o.inserted, o.updated, o.quarantined),
             (0, 0, 1),
@@ -168,12 +171,17 @@ async fn snapshots_withdraw_missing_records_and_never_delete() {
     let (stores, _dir) = stores("snapshots").await;
     for s in &stores {
         let b1 = s.begin_batch("s", "f.csv").await.unwrap();
-        s.store_chunk(b1, "s", &[rec("a", "1"), rec("b", "1"), rec("c", "1")], &[])
-            .await
-            .unwrap();
+        s.store_chunk(
+            b1,
+            "s",
+            vec![rec("a", "1"), rec("b", "1"), rec("c", "1")],
+            vec![],
+        )
+        .await
+        .unwrap();
         s.finish_batch(b1, true).await.unwrap();
         let b2 = s.begin_batch("s", "f.csv").await.unwrap();
-        s.store_chunk(b2, "s", &[rec("a", "1"), rec("b", "1")], &[])
+        s.store_chunk(b2, "s", vec![rec("a", "1"), rec("b", "1")], vec![])
             .await
             .unwrap();
         assert_eq!(
@@ -190,7 +198,12 @@ async fn snapshots_withdraw_missing_records_and_never_delete() {
         // the history.
         let b3 = s.begin_batch("s", "f.csv").await.unwrap();
         let o = s
-            .store_chunk(b3, "s", &[rec("a", "1"), rec("b", "1"), rec("c", "1")], &[])
+            .store_chunk(
+                b3,
+                "s",
+                vec![rec("a", "1"), rec("b", "1"), rec("c", "1")],
+                vec![],
+            )
             .await
             .unwrap();
         assert_eq!((o.updated, o.unchanged), (1, 2));
@@ -203,7 +216,9 @@ async fn snapshots_withdraw_missing_records_and_never_delete() {
         assert!(c[0].withdrawn_at.is_some());
         // A delta source (not a snapshot) withdraws nothing.
         let b4 = s.begin_batch("s", "delta.csv").await.unwrap();
-        s.store_chunk(b4, "s", &[rec("d", "1")], &[]).await.unwrap();
+        s.store_chunk(b4, "s", vec![rec("d", "1")], vec![])
+            .await
+            .unwrap();
         assert_eq!(s.finish_batch(b4, false).await.unwrap().withdrawn, 0);
         assert_eq!(s.record_counts("s").await.unwrap().0, 4);
     }
@@ -222,7 +237,7 @@ async fn quarantine_holds_once_and_releases() {
     for s in &stores {
         let b1 = s.begin_batch("s", "f.csv").await.unwrap();
         assert_eq!(
-            s.store_chunk(b1, "s", &[], std::slice::from_ref(&bad))
+            s.store_chunk(b1, "s", vec![], vec![bad.clone()])
                 .await
                 .unwrap()
                 .quarantined,
@@ -231,7 +246,7 @@ async fn quarantine_holds_once_and_releases() {
         // A re-run after a crash delivers it again: still held once.
         let b2 = s.begin_batch("s", "f.csv").await.unwrap();
         assert_eq!(
-            s.store_chunk(b2, "s", &[], std::slice::from_ref(&bad))
+            s.store_chunk(b2, "s", vec![], vec![bad.clone()])
                 .await
                 .unwrap()
                 .quarantined,
@@ -278,7 +293,7 @@ async fn current_records_page_in_key_order_and_sources_round_trip() {
     for s in &stores {
         let b = s.begin_batch("s", "f.csv").await.unwrap();
         let recs: Vec<_> = (0..25).map(|i| rec(&format!("k{i:02}"), "v")).collect();
-        s.store_chunk(b, "s", &recs, &[]).await.unwrap();
+        s.store_chunk(b, "s", recs.clone(), vec![]).await.unwrap();
         let first = s.current_records("s", None, 10).await.unwrap();
         let next = s
             .current_records("s", first.last().map(|r| r.key.as_str()), 10)
@@ -309,7 +324,7 @@ async fn concurrent_batches_of_one_source_do_not_collide() {
             let (s, recs) = (s.clone(), recs.clone());
             tasks.push(tokio::spawn(async move {
                 let b = s.begin_batch("s", "push").await?;
-                let o = s.store_chunk(b, "s", &recs, &[]).await?;
+                let o = s.store_chunk(b, "s", recs.clone(), vec![]).await?;
                 // Each is a full snapshot: none may withdraw what the others delivered.
                 let done = s.finish_batch(b, true).await?;
                 assert_eq!(done.withdrawn, 0);
@@ -697,7 +712,7 @@ async fn audit_appends_and_ingest_interleave_without_failing() {
                         .map(|i| rec(&format!("t{t}c{chunk}k{i}"), "v"))
                         .collect();
                     let b = s.begin_batch("s", "push").await?;
-                    s.store_chunk(b, "s", &recs, &[]).await?;
+                    s.store_chunk(b, "s", recs.clone(), vec![]).await?;
                     s.finish_batch(b, false).await?;
                 }
                 Ok::<_, StoreError>(())
