@@ -1,9 +1,9 @@
 //! The ingest pipeline: a file (or a pushed batch) through reading, cleaning and the store.
 //!
-//! A reader thread streams raw records, cleans them in chunks on all cores and hands each cleaned
-//! chunk to the async side, which stores it in one transaction. Reading and cleaning the next
-//! chunk overlaps with storing the last, and memory holds at most a few chunks whatever the size
-//! of the file.
+//! A reader thread streams raw records in chunks to a cleaning thread, which cleans each chunk on
+//! all cores and hands it to the async side, which stores it in one transaction. Reading,
+//! cleaning and storing overlap, and memory holds at most a few chunks whatever the size of the
+//! file.
 //!
 //! Crash safety comes from two properties rather than from one huge transaction: every chunk is
 //! stored atomically, and storing is idempotent (a record with the same content is recognised
@@ -41,7 +41,7 @@ pub enum IngestError {
         source_id: String,
         quarantined: i64,
     },
-    #[error("the reader thread stopped unexpectedly")]
+    #[error("the reader or cleaning thread stopped unexpectedly")]
     Reader,
 }
 
@@ -269,15 +269,26 @@ async fn ingest_items(
     allow_empty: bool,
 ) -> Result<IngestReport, IngestError> {
     let batch_id = store.begin_batch(&mapping.source.id, batch_name).await?;
-    // Two chunks in flight: one being stored while the next is read and cleaned.
+    // Three stages on their own threads, so that reading the next chunk, cleaning the one
+    // before it (on all cores) and storing the one before that overlap. Each hand-off holds at
+    // most two chunks, which keeps memory flat.
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Prepared>(2);
-    let reader_mapping = mapping.clone();
+    let (raw_tx, raw_rx) = std::sync::mpsc::sync_channel::<Vec<Item>>(1);
+    let cleaner_mapping = mapping.clone();
+    let cleaner = tokio::task::spawn_blocking(move || {
+        // When the store side hangs up, this stops and drops `raw_rx`, which stops the reader.
+        for chunk in raw_rx {
+            if tx
+                .blocking_send(prepare_chunk(&cleaner_mapping, chunk))
+                .is_err()
+            {
+                break;
+            }
+        }
+    });
     let reader = tokio::task::spawn_blocking(move || -> Result<ReadSummary, String> {
         let mut chunk = Vec::with_capacity(CHUNK);
-        let send = |chunk: Vec<Item>| {
-            tx.blocking_send(prepare_chunk(&reader_mapping, chunk))
-                .map_err(|_| StoreGone)
-        };
+        let send = |chunk: Vec<Item>| raw_tx.send(chunk).map_err(|_| StoreGone);
         let summary = producer(&mut |item| {
             chunk.push(item);
             if chunk.len() >= CHUNK {
@@ -308,6 +319,7 @@ async fn ingest_items(
     }
     drop(rx);
     let read = reader.await.map_err(|_| IngestError::Reader)?;
+    cleaner.await.map_err(|_| IngestError::Reader)?;
     if let Some(e) = store_error {
         let _ = store
             .fail_batch(
