@@ -105,7 +105,7 @@ fn thread_cpu() -> std::collections::HashMap<String, (String, f64)> {
 }
 
 /// The cores each kind of thread (by name) kept busy over `seconds` since `before`: where the
-/// server's time goes (tokio workers, the SQLite audit thread, sqlx's connection threads).
+/// server's time goes (tokio workers, the SQLite writer thread, sqlx's connection threads).
 fn cpu_since(before: &std::collections::HashMap<String, (String, f64)>, seconds: u64) -> String {
     let mut by_name: std::collections::BTreeMap<String, f64> = Default::default();
     for (id, (name, t)) in thread_cpu() {

@@ -3,10 +3,9 @@
 //! The database runs in WAL mode with `synchronous = NORMAL`: a committed transaction survives a
 //! crash of the process (the WAL is on disk), and only a power loss can cost the last
 //! transactions, never consistency. SQLite has one writer at a time. The sqlx pool keeps a single
-//! writing connection, where chunks are written as multi-row statements inside one transaction
-//! each; the audit log has a writing connection of its own on a thread of its own, and golden
-//! records are read through read-only connections beside them (see `sqlite_direct`). The two
-//! writers take turns through one fair lock, the store's write turn, rather than SQLite's busy
+//! writing connection for everything but the hottest writes; ingest chunks and audit batches
+//! have a writing connection of their own on a thread of their own, and golden records are read
+//! through read-only connections beside them (see `sqlite_direct`). The two writers take turns through one fair lock, the store's write turn, rather than SQLite's busy
 //! handler, which retries after sleeps of up to 100 ms and can miss the microsecond gaps between
 //! audit commits for as long as reads keep coming.
 //!
@@ -34,10 +33,12 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// The background checkpointer, stopped when the store is dropped.
     checkpointer: tokio::task::JoinHandle<()>,
-    /// The golden-record read and the audit append, through rusqlite (see `sqlite_direct`).
+    /// The golden-record read, the audit append and ingest chunks, through rusqlite (see
+    /// `sqlite_direct`).
     direct: crate::sqlite_direct::Direct,
     /// Held by a writer for as long as its transaction runs: the sqlx pool's transactions, the
-    /// audit thread's batches and the checkpointer's restarts queue here, first come first served.
+    /// writer thread's chunks and audit batches, and the checkpointer's restarts queue here,
+    /// first come first served.
     turn: crate::WriteTurn,
 }
 
@@ -130,7 +131,7 @@ impl SqliteStore {
 }
 
 /// How the writer pool's transactions begin. `IMMEDIATE` takes the write lock at once: the
-/// audit thread (`sqlite_direct`) is a second writer, and a deferred transaction that read
+/// writer thread (`sqlite_direct`) is a second writer, and a deferred transaction that read
 /// before it wrote would fail outright, rather than wait, if that writer had committed between.
 const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
 
