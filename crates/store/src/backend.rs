@@ -180,13 +180,21 @@ fn grant_row(r: &$row) -> Result<GrantRow> {
 const RECORD_COLUMNS: &str = "source_id, record_key, version, status, batch_id, seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at";
 
 impl $store {
+    /// The store's write turn (on a backend that has one) for a write outside a transaction:
+    /// on SQLite a statement on the sqlx pool would otherwise wait in SQLite's busy handler,
+    /// which polls every 100 ms and can miss every gap between the writer thread's chunks for
+    /// as long as an ingest runs, and then fail.
+    async fn hold_write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        match self.write_turn() {
+            Some(turn) => Some(turn.lock_owned().await),
+            None => None,
+        }
+    }
+
     /// A write transaction, begun with the backend's `$begin_sql` if it has one, after taking
     /// the store's write turn if it has one.
     async fn begin_write(&self) -> Result<WriteTx> {
-        let turn = match self.write_turn() {
-            Some(turn) => Some(turn.lock_owned().await),
-            None => None,
-        };
+        let turn = self.hold_write_turn().await;
         let tx = match $begin_sql {
             Some(sql) => self.pool.begin_with(sql).await?,
             None => self.pool.begin().await?,
@@ -202,6 +210,7 @@ impl Store for $store {
     }
 
     async fn put_source(&self, s: &SourceRow) -> Result<()> {
+        let _turn = self.hold_write_turn().await;
         sqlx::query($fix("INSERT INTO sources (id, department, name, subject, snapshot, update_frequency, mapping, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET department = excluded.department, name = excluded.name,
@@ -296,6 +305,7 @@ impl Store for $store {
     }
 
     async fn fail_batch(&self, batch_id: i64, message: &str) -> Result<()> {
+        let _turn = self.hold_write_turn().await;
         sqlx::query($fix("UPDATE batches SET status = 'failed', finished_at = ?, message = ? WHERE id = ?"))
             .bind(now_millis())
             .bind(message)
@@ -388,6 +398,7 @@ impl Store for $store {
     }
 
     async fn release_quarantined(&self, id: i64) -> Result<()> {
+        let _turn = self.hold_write_turn().await;
         let done = sqlx::query($fix("UPDATE quarantine SET status = 'released', resolved_at = ? WHERE id = ? AND status = 'held'"))
             .bind(now_millis())
             .bind(id)
@@ -655,6 +666,7 @@ impl Store for $store {
         mentions: i64,
         entities: i64,
     ) -> Result<i64> {
+        let _turn = self.hold_write_turn().await;
         resolution_kind(kind)?;
         let id: i64 = sqlx::query_scalar($fix("INSERT INTO resolution_runs (kind, started_at, finished_at, mentions, entities, summary) VALUES (?, ?, ?, ?, ?, ?) RETURNING id"))
             .bind(kind)
@@ -712,6 +724,7 @@ impl Store for $store {
     }
 
     async fn put_department(&self, d: &DepartmentRow) -> Result<()> {
+        let _turn = self.hold_write_turn().await;
         sqlx::query($fix("INSERT INTO departments (id, name, division, created_at) VALUES (?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, division = excluded.division"))
             .bind(&d.id)
@@ -729,6 +742,7 @@ impl Store for $store {
     }
 
     async fn put_user(&self, u: &UserRow) -> Result<()> {
+        let _turn = self.hold_write_turn().await;
         sqlx::query($fix("INSERT INTO users (id, name, department, role, jurisdiction, created_at) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, department = excluded.department,
                 role = excluded.role, jurisdiction = excluded.jurisdiction"))
@@ -754,6 +768,7 @@ impl Store for $store {
     }
 
     async fn set_password(&self, user_id: &str, hash: &str) -> Result<bool> {
+        let _turn = self.hold_write_turn().await;
         let done = sqlx::query($fix("UPDATE users SET password_hash = ? WHERE id = ?"))
             .bind(hash)
             .bind(user_id)
@@ -772,6 +787,7 @@ impl Store for $store {
     }
 
     async fn insert_token(&self, t: &TokenRow) -> Result<()> {
+        let _turn = self.hold_write_turn().await;
         sqlx::query($fix("INSERT INTO tokens (id, user_id, secret_hash, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)"))
             .bind(&t.id)
             .bind(&t.user_id)
@@ -798,6 +814,7 @@ impl Store for $store {
     }
 
     async fn revoke_token(&self, id: &str, at: i64) -> Result<bool> {
+        let _turn = self.hold_write_turn().await;
         let done = sqlx::query($fix("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL"))
             .bind(at)
             .bind(id)
@@ -807,6 +824,7 @@ impl Store for $store {
     }
 
     async fn put_grant(&self, g: &GrantRow) -> Result<()> {
+        let _turn = self.hold_write_turn().await;
         sqlx::query($fix("INSERT INTO grants (id, department, resource, fields, purpose, legal_basis, scope,
                 valid_from, valid_to, daily_quota, status, decided_by, reason, created_at, updated_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)

@@ -743,3 +743,53 @@ async fn audit_appends_and_ingest_interleave_without_failing() {
         assert_eq!(of.len(), (1..=1_000).filter(|n| n % 7 == 3).count());
     }
 }
+
+/// Single statements outside a transaction (registering a source, failing a batch) wait their
+/// turn behind large ingest chunks instead of failing on a locked database: on SQLite the chunks
+/// are written by a second connection, and SQLite's own busy handler polls too rarely to find
+/// the gaps between them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_writes_wait_their_turn_during_a_long_ingest() {
+    let (stores, _dir) = stores("single_writes").await;
+    for s in stores {
+        let s: std::sync::Arc<dyn Store> = std::sync::Arc::from(s);
+        let ingest = {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let b = s.begin_batch("s", "big").await?;
+                for chunk in 0..8 {
+                    let recs: Vec<_> = (0..4_000)
+                        .map(|i| rec(&format!("c{chunk}k{i:05}"), &"x".repeat(200)))
+                        .collect();
+                    s.store_chunk(b, "s", recs, vec![]).await?;
+                }
+                s.finish_batch(b, false).await?;
+                Ok::<_, StoreError>(())
+            })
+        };
+        for n in 0..40i64 {
+            s.put_source(&SourceRow {
+                id: format!("other{n}"),
+                department: "民政局".into(),
+                name: "婚姻".into(),
+                subject: "relation".into(),
+                snapshot: false,
+                update_frequency: None,
+                mapping: "[source]".into(),
+                updated_at: n,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{}: put_source {n}: {e:#?}", s.backend()));
+            let b = s.begin_batch(&format!("other{n}"), "push").await.unwrap();
+            s.fail_batch(b, "pushed by mistake")
+                .await
+                .unwrap_or_else(|e| panic!("{}: fail_batch {n}: {e:#?}", s.backend()));
+        }
+        ingest
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{}: ingest: {e:#?}", s.backend()));
+        assert_eq!(s.record_counts("s").await.unwrap(), (32_000, 0, 0));
+        assert_eq!(s.sources().await.unwrap().len(), 41);
+    }
+}
