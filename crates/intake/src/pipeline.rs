@@ -318,8 +318,14 @@ async fn ingest_items(
         }
     }
     drop(rx);
-    let read = reader.await.map_err(|_| IngestError::Reader)?;
-    cleaner.await.map_err(|_| IngestError::Reader)?;
+    // A stage that panicked leaves the batch failed, not running.
+    let (read, cleaned) = (reader.await, cleaner.await);
+    let Ok(read) = read.and_then(|r| cleaned.map(|()| r)) else {
+        let _ = store
+            .fail_batch(batch_id, &IngestError::Reader.to_string())
+            .await;
+        return Err(IngestError::Reader);
+    };
     if let Some(e) = store_error {
         let _ = store
             .fail_batch(
