@@ -745,6 +745,7 @@ pub async fn build_all(
     timed.stage("relations");
     let relations =
         crate::relations::derive(&person_links, &entity_links, &room_links, &building_links);
+    timed.stage("relations writing");
     store.replace_relations(&relations).await?;
     Ok((
         vec![

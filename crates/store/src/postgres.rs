@@ -40,6 +40,155 @@ impl PgStore {
         None
     }
 
+    /// Replaces a library's links and golden records in one transaction (see the `Store` trait).
+    async fn backend_replace_resolution(
+        &self,
+        k: &'static str,
+        started_at: i64,
+        summary: &str,
+        links: &[EntityLink],
+        golden: &[GoldenRecord],
+    ) -> Result<i64> {
+        let mut tx = self.begin_write().await?;
+        let mut entities: Vec<&str> = links.iter().map(|l| l.entity_key.as_str()).collect();
+        entities.sort_unstable();
+        entities.dedup();
+        let run_id: i64 = sqlx::query_scalar(fix("INSERT INTO resolution_runs (kind, started_at, finished_at, mentions, entities, summary) VALUES (?, ?, ?, ?, ?, ?) RETURNING id"))
+            .bind(k)
+            .bind(started_at)
+            .bind(now_millis())
+            .bind(links.len() as i64)
+            .bind(entities.len() as i64)
+            .bind(summary)
+            .fetch_one(&mut *tx)
+            .await?;
+        // `kind` was checked against the fixed list, so these names are ours, not input.
+        // Rows go in in primary-key order and the secondary indexes are rebuilt once at the end
+        // (dropped first, so that the old rows leave without touching them either): maintained
+        // row by row in random order, the links index made writing the slowest step, and the
+        // search indexes, each parsing every record's JSON, doubled it again.
+        sqlx::query(AssertSqlSafe(format!(
+            "DROP INDEX IF EXISTS links_{k}_by_entity"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        for (name, _) in crate::search_indexes(k) {
+            sqlx::query(AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}")))
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM links_{k}")))
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(AssertSqlSafe(format!("DELETE FROM golden_{k}")))
+            .execute(&mut *tx)
+            .await?;
+        let mut links: Vec<&EntityLink> = links.iter().collect();
+        links.sort_unstable_by(|a, b| {
+            (&a.source_id, &a.record_key, &a.role).cmp(&(&b.source_id, &b.record_key, &b.role))
+        });
+        let mut golden: Vec<&GoldenRecord> = golden.iter().collect();
+        golden.sort_unstable_by(|a, b| a.entity_key.cmp(&b.entity_key));
+        for group in links.chunks(LINKS_PER_INSERT) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+                "INSERT INTO links_{k} (source_id, record_key, role, entity_key, run_id) "
+            ));
+            q.push_values(group, |mut b, l| {
+                b.push_bind(&l.source_id)
+                    .push_bind(&l.record_key)
+                    .push_bind(&l.role)
+                    .push_bind(&l.entity_key)
+                    .push_bind(run_id);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        for group in golden.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+                "INSERT INTO golden_{k} (entity_key, record, run_id) "
+            ));
+            q.push_values(group, |mut b, g| {
+                b.push_bind(&g.entity_key)
+                    .push_bind(&g.record)
+                    .push_bind(run_id);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE INDEX links_{k}_by_entity ON links_{k} (entity_key)"
+        )))
+        .execute(&mut *tx)
+        .await?;
+        for (name, path) in crate::search_indexes(k) {
+            sqlx::query(AssertSqlSafe(format!(
+                "CREATE INDEX {name} ON golden_{k} (({}))",
+                json_text(path)
+            )))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(run_id)
+    }
+
+    /// Replaces every relation in one transaction (see the `Store` trait).
+    async fn backend_replace_relations(&self, relations: &[Relation]) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM relations")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DROP INDEX IF EXISTS relations_to")
+            .execute(&mut *tx)
+            .await?;
+        let mut sorted: Vec<&Relation> = relations.iter().collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        for group in sorted.chunks(LINKS_PER_INSERT) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO relations (from_key, relation, to_key, source_id, record_key) ",
+            );
+            q.push_values(group, |mut b, r| {
+                b.push_bind(&r.from_key)
+                    .push_bind(&r.relation)
+                    .push_bind(&r.to_key)
+                    .push_bind(&r.source_id)
+                    .push_bind(&r.record_key);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        sqlx::query("CREATE INDEX relations_to ON relations (to_key)")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Current records after row `after_id` in row order, at most `limit`.
+    async fn backend_all_current_cleaned(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CleanedRecord>> {
+        let rows = sqlx::query(fix(
+            "SELECT id, source_id, record_key, cleaned, issues FROM records WHERE id > ? AND status = 'current'
+             ORDER BY id LIMIT ?",
+        ))
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| -> Result<CleanedRecord> {
+                Ok(CleanedRecord {
+                    id: r.try_get("id")?,
+                    source_id: r.try_get("source_id")?,
+                    key: r.try_get("record_key")?,
+                    cleaned: r.try_get("cleaned")?,
+                    issues: r.try_get("issues")?,
+                })
+            })
+            .collect()
+    }
+
     /// Stores an ingest chunk in one transaction of multi-row statements, the source's lock
     /// held so that two batches of one source take turns (see the `Store` trait).
     async fn backend_store_chunk(

@@ -121,6 +121,50 @@ impl SqliteStore {
             .await
     }
 
+    async fn backend_all_current_cleaned(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CleanedRecord>> {
+        crate::sqlite_direct::blocking(|| self.direct.all_current_cleaned(after_id, limit))
+    }
+
+    async fn backend_replace_resolution(
+        &self,
+        k: &'static str,
+        started_at: i64,
+        summary: &str,
+        links: &[EntityLink],
+        golden: &[GoldenRecord],
+    ) -> Result<i64> {
+        let creates: Vec<(String, String)> = crate::search_indexes(k)
+            .into_iter()
+            .map(|(name, path)| {
+                let create = format!("CREATE INDEX {name} ON golden_{k} (({}))", json_text(path));
+                (name, create)
+            })
+            .collect();
+        let _turn = self.turn.clone().lock_owned().await;
+        crate::sqlite_direct::blocking(|| {
+            crate::sqlite_direct::replace_resolution(
+                self.direct.path(),
+                k,
+                started_at,
+                summary,
+                links,
+                golden,
+                &creates,
+            )
+        })
+    }
+
+    async fn backend_replace_relations(&self, relations: &[Relation]) -> Result<()> {
+        let _turn = self.turn.clone().lock_owned().await;
+        crate::sqlite_direct::blocking(|| {
+            crate::sqlite_direct::replace_relations(self.direct.path(), relations)
+        })
+    }
+
     async fn backend_append_audit(
         &self,
         entries: &[AuditRow],

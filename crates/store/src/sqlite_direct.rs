@@ -26,9 +26,9 @@
 //! `Store` trait do.
 
 use crate::{
-    Action, AuditRow, CheckpointRow, ChunkOutcome, GoldenRecord, IncomingQuarantine,
-    IncomingRecord, Latest, RecordStatus, Result, StoreError, duplicate_reason, now_millis,
-    plan_chunk,
+    Action, AuditRow, CheckpointRow, ChunkOutcome, CleanedRecord, EntityLink, GoldenRecord,
+    IncomingQuarantine, IncomingRecord, Latest, RecordStatus, Relation, Result, StoreError,
+    duplicate_reason, now_millis, plan_chunk,
 };
 use rusqlite::{OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
@@ -74,21 +74,7 @@ impl Direct {
     /// Start the writer thread over the (already migrated) database at `path`, writing in
     /// `turn` with the store's other writers.
     pub(crate) fn open(path: &str, turn: crate::WriteTurn) -> Result<Direct> {
-        let conn = rusqlite::Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
-        conn.busy_timeout(BUSY)?;
-        // The same settings as the sqlx writer: a commit survives a crash of the process, this
-        // connection never checkpoints (the store's background task does), and ingest finds the
-        // key index of the records it stores in a 64 MiB page cache.
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-        conn.pragma_update(None, "foreign_keys", true)?;
-        conn.pragma_update(None, "cache_size", -65536)?;
-        conn.pragma_update(None, "temp_store", "memory")?;
-        // Room for every statement the thread runs, a chunk's two sizes of each included.
-        conn.set_prepared_statement_cache_capacity(32);
+        let conn = open_writer(path)?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
@@ -129,6 +115,11 @@ impl Direct {
             readers: Mutex::new(Vec::new()),
             writer: tx,
         })
+    }
+
+    /// The database file.
+    pub(crate) fn path(&self) -> &str {
+        &self.path
     }
 
     fn reader(&self) -> Result<rusqlite::Connection> {
@@ -173,6 +164,40 @@ impl Direct {
         }))
     }
 
+    /// Current records after row `after_id` in row order, at most `limit`: the pages resolution
+    /// reads every record through. Runs on the calling thread from a pooled read-only
+    /// connection; through sqlx every row was handed over from its worker thread.
+    pub(crate) fn all_current_cleaned(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CleanedRecord>> {
+        let conn = self.reader()?;
+        let page = conn
+            .prepare_cached(
+                "SELECT id, source_id, record_key, cleaned, issues FROM records \
+                 WHERE id > ?1 AND status = 'current' ORDER BY id LIMIT ?2",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![after_id, limit], |r| {
+                    Ok(CleanedRecord {
+                        id: r.get(0)?,
+                        source_id: r.get(1)?,
+                        key: r.get(2)?,
+                        cleaned: r.get(3)?,
+                        issues: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            });
+        if let Ok(mut kept) = self.readers.lock()
+            && kept.len() < KEPT_READERS
+        {
+            kept.push(conn);
+        }
+        Ok(page?)
+    }
+
     /// Append `rows` (and `checkpoint`) in one transaction on the writer thread.
     pub(crate) async fn append_audit(
         &self,
@@ -210,6 +235,172 @@ impl Direct {
     fn send(&self, job: Job) -> Result<()> {
         self.writer.send(job).map_err(|_| stopped())
     }
+}
+
+/// A writing connection with the same settings as the sqlx writer: a commit survives a crash
+/// of the process, the connection never checkpoints (the store's background task does), and
+/// bulk writes find the indexes they extend in a 64 MiB page cache.
+fn open_writer(path: &str) -> Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY)?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    conn.pragma_update(None, "temp_store", "memory")?;
+    // Room for every statement a writer runs, the two sizes of a chunk's statements included.
+    conn.set_prepared_statement_cache_capacity(32);
+    Ok(conn)
+}
+
+/// Runs a long write on the calling thread, letting the runtime move its other tasks elsewhere
+/// meanwhile when it can (a multi-threaded runtime; a single-threaded one, as in tests, just
+/// waits). Whole-library writes borrow gigabytes of rows from the caller, which a hand-off to
+/// another thread would have to copy.
+pub(crate) fn blocking<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
+    }
+}
+
+/// Inserts `rows` into `table` (`columns` listed as in the statement), [`ROWS_PER_STATEMENT`]
+/// a statement, each row's values given by `bind`.
+fn insert_rows<T>(
+    tx: &rusqlite::Transaction<'_>,
+    table: &str,
+    columns: &[&str],
+    rows: &[T],
+    bind: impl Fn(
+        &T,
+        &mut dyn FnMut(&dyn rusqlite::ToSql) -> rusqlite::Result<()>,
+    ) -> rusqlite::Result<()>,
+) -> Result<()> {
+    let marks = format!("({})", vec!["?"; columns.len()].join(", "));
+    let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    for group in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = tx.prepare_cached(&rows_sql(&head, &marks, group.len(), ""))?;
+        let mut at = 0;
+        for row in group {
+            bind(row, &mut |v| {
+                at += 1;
+                insert.raw_bind_parameter(at, v)
+            })?;
+        }
+        insert.raw_execute()?;
+    }
+    Ok(())
+}
+
+/// Replaces a library's links and golden records in one transaction, as the `Store` trait
+/// describes; `k` is the checked kind and `search_indexes` the statements that create its
+/// search indexes. Rows go in in primary-key order and the secondary indexes are dropped first
+/// and built once at the end, as on PostgreSQL.
+pub(crate) fn replace_resolution(
+    path: &str,
+    k: &str,
+    started_at: i64,
+    summary: &str,
+    links: &[EntityLink],
+    golden: &[GoldenRecord],
+    search_indexes: &[(String, String)],
+) -> Result<i64> {
+    let mut conn = open_writer(path)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut entities: Vec<&str> = links.iter().map(|l| l.entity_key.as_str()).collect();
+    entities.sort_unstable();
+    entities.dedup();
+    let run_id: i64 = tx.query_row(
+        "INSERT INTO resolution_runs (kind, started_at, finished_at, mentions, entities, summary) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        params![
+            k,
+            started_at,
+            now_millis(),
+            links.len() as i64,
+            entities.len() as i64,
+            summary
+        ],
+        |r| r.get(0),
+    )?;
+    drop(entities);
+    // `k` was checked against the fixed list, so these names are ours, not input.
+    tx.execute_batch(&format!("DROP INDEX IF EXISTS links_{k}_by_entity"))?;
+    for (name, _) in search_indexes {
+        tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
+    }
+    tx.execute_batch(&format!("DELETE FROM links_{k}; DELETE FROM golden_{k};"))?;
+    let mut links: Vec<&EntityLink> = links.iter().collect();
+    links.sort_unstable_by(|a, b| {
+        (&a.source_id, &a.record_key, &a.role).cmp(&(&b.source_id, &b.record_key, &b.role))
+    });
+    insert_rows(
+        &tx,
+        &format!("links_{k}"),
+        &["source_id", "record_key", "role", "entity_key", "run_id"],
+        &links,
+        |l, bind| {
+            bind(&l.source_id)?;
+            bind(&l.record_key)?;
+            bind(&l.role)?;
+            bind(&l.entity_key)?;
+            bind(&run_id)
+        },
+    )?;
+    drop(links);
+    let mut golden: Vec<&GoldenRecord> = golden.iter().collect();
+    golden.sort_unstable_by(|a, b| a.entity_key.cmp(&b.entity_key));
+    insert_rows(
+        &tx,
+        &format!("golden_{k}"),
+        &["entity_key", "record", "run_id"],
+        &golden,
+        |g, bind| {
+            bind(&g.entity_key)?;
+            bind(&g.record)?;
+            bind(&run_id)
+        },
+    )?;
+    tx.execute_batch(&format!(
+        "CREATE INDEX links_{k}_by_entity ON links_{k} (entity_key)"
+    ))?;
+    for (_, create) in search_indexes {
+        tx.execute_batch(create)?;
+    }
+    tx.commit()?;
+    Ok(run_id)
+}
+
+/// Replaces every relation in one transaction: rows in primary-key order, duplicates dropped,
+/// the index by target built once at the end.
+pub(crate) fn replace_relations(path: &str, relations: &[Relation]) -> Result<()> {
+    let mut conn = open_writer(path)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    tx.execute_batch("DELETE FROM relations; DROP INDEX IF EXISTS relations_to;")?;
+    let mut sorted: Vec<&Relation> = relations.iter().collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    insert_rows(
+        &tx,
+        "relations",
+        &["from_key", "relation", "to_key", "source_id", "record_key"],
+        &sorted,
+        |r, bind| {
+            bind(&r.from_key)?;
+            bind(&r.relation)?;
+            bind(&r.to_key)?;
+            bind(&r.source_id)?;
+            bind(&r.record_key)
+        },
+    )?;
+    tx.execute_batch("CREATE INDEX relations_to ON relations (to_key)")?;
+    tx.commit()?;
+    Ok(())
 }
 
 fn stopped() -> StoreError {
