@@ -62,30 +62,30 @@ impl RawRecord {
     /// The record as a JSON object in file column order, the form kept as the raw record and
     /// hashed for change detection.
     pub fn to_json(&self) -> String {
-        let keys: Vec<String> = self
-            .columns
-            .iter()
-            .map(|c| {
-                let mut k = String::new();
-                crate::json_text::push_raw_string(&mut k, c);
-                k.push(':');
-                k
-            })
-            .collect();
-        self.to_json_with_keys(&keys)
+        self.json_object(self.columns.len(), |out, i| {
+            crate::json_text::push_raw_string(out, &self.columns[i]);
+            out.push(':');
+        })
     }
 
     /// [`RawRecord::to_json`] with each column's key (`"姓名":`) already escaped, `keys[i]` for
     /// column `i`: a file's header is escaped once, not once per record.
     pub fn to_json_with_keys(&self, keys: &[String]) -> String {
-        let len: usize = keys.iter().chain(&self.values).map(String::len).sum();
-        let mut out = String::with_capacity(len + 3 * self.values.len() + 2);
+        self.json_object(keys.len(), |out, i| out.push_str(&keys[i]))
+    }
+
+    /// The object of the first `keys` values (at most all of them), each after the key `key`
+    /// writes for its column.
+    fn json_object(&self, keys: usize, mut key: impl FnMut(&mut String, usize)) -> String {
+        let n = keys.min(self.values.len());
+        let len: usize = self.values.iter().map(String::len).sum();
+        let mut out = String::with_capacity(len + 24 * n + 2);
         out.push('{');
-        for (i, (k, v)) in keys.iter().zip(&self.values).enumerate() {
+        for (i, v) in self.values.iter().take(n).enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            out.push_str(k);
+            key(&mut out, i);
             crate::json_text::push_raw_string(&mut out, v);
         }
         out.push('}');

@@ -122,6 +122,15 @@ impl Direct {
         &self.path
     }
 
+    /// Returns a read-only connection to the pool, unless the pool is full.
+    fn keep(&self, conn: rusqlite::Connection) {
+        if let Ok(mut kept) = self.readers.lock()
+            && kept.len() < KEPT_READERS
+        {
+            kept.push(conn);
+        }
+    }
+
     fn reader(&self) -> Result<rusqlite::Connection> {
         if let Some(c) = self.readers.lock().map_err(|_| poisoned())?.pop() {
             return Ok(c);
@@ -153,11 +162,7 @@ impl Direct {
             st.query_row(params![entity_key], |r| r.get::<_, String>(0))
                 .optional()
         });
-        if let Ok(mut kept) = self.readers.lock()
-            && kept.len() < KEPT_READERS
-        {
-            kept.push(conn);
-        }
+        self.keep(conn);
         Ok(found?.map(|record| GoldenRecord {
             entity_key: entity_key.to_string(),
             record,
@@ -190,11 +195,7 @@ impl Direct {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
             });
-        if let Ok(mut kept) = self.readers.lock()
-            && kept.len() < KEPT_READERS
-        {
-            kept.push(conn);
-        }
+        self.keep(conn);
         Ok(page?)
     }
 
@@ -418,7 +419,7 @@ fn guarded<T>(what: &str, write: impl FnOnce() -> Result<T>) -> Result<T> {
 /// rows keeps SQLite's index cursors where the last row left them, so keys that arrive in order
 /// (as a file's do) are found and inserted without a seek from the root each; with a statement
 /// per row, SQLite's part of storing a record doubled (callgrind, `tongban bench ingest`).
-/// 64 rows of 11 parameters stay far below SQLite's limit of 32,766.
+/// 64 rows of 13 parameters stay far below SQLite's limit of 32,766.
 const ROWS_PER_STATEMENT: usize = 64;
 
 /// `head`, then `row` `n` times separated by commas, then `tail`: a statement for `n` rows,
@@ -530,24 +531,30 @@ fn store_chunk(
                 Action::Unchanged(_) => {}
             }
         }
-        for group in inserts.chunks(ROWS_PER_STATEMENT) {
-            let mut insert = tx.prepare_cached(&rows_sql(
-                "INSERT INTO records (source_id, record_key, version, status, batch_id, \
-                 seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, \
-                 withdrawn_at) VALUES ",
-                "(?, ?, ?, 'current', ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
-                group.len(),
-                "",
-            ))?;
-            let mut at = 0;
-            let mut bind = |v: &dyn rusqlite::ToSql| {
-                at += 1;
-                insert.raw_bind_parameter(at, v)
-            };
-            for (r, version) in group {
+        insert_rows(
+            &tx,
+            "records",
+            &[
+                "source_id",
+                "record_key",
+                "version",
+                "status",
+                "batch_id",
+                "seen_batch",
+                "location",
+                "content_hash",
+                "raw",
+                "cleaned",
+                "issues",
+                "ingested_at",
+                "withdrawn_at",
+            ],
+            &inserts,
+            |(r, version), bind| {
                 bind(&source_id)?;
                 bind(&r.key)?;
                 bind(version)?;
+                bind(&"current")?;
                 bind(&batch_id)?;
                 bind(&batch_id)?;
                 bind(&r.location)?;
@@ -556,9 +563,9 @@ fn store_chunk(
                 bind(&r.cleaned)?;
                 bind(&r.issues)?;
                 bind(&now)?;
-            }
-            insert.raw_execute()?;
-        }
+                bind(&None::<i64>)
+            },
+        )?;
         let mut hold = tx.prepare_cached(
             "INSERT INTO quarantine (source_id, batch_id, location, record_key, raw, raw_hash, \
              reasons, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held', ?8) \
