@@ -518,12 +518,21 @@ pub async fn look(
             }
             Decision::Mask => {
                 // The value to mask; a field whose JSON is not an object with a text value
-                // masks as empty.
-                let kept: Value = serde_json::from_str(kept.get()).unwrap_or(Value::Null);
-                let value = kept.get("value").and_then(Value::as_str).unwrap_or("");
+                // masks as empty. Only the value is read out, borrowed where it has no escapes:
+                // most fields of most reads are masked.
+                #[derive(serde::Deserialize)]
+                struct KeptValue<'a> {
+                    #[serde(borrow, default)]
+                    value: Option<std::borrow::Cow<'a, str>>,
+                }
+                let value = serde_json::from_str::<KeptValue>(kept.get())
+                    .ok()
+                    .and_then(|k| k.value);
                 view.masked.push(f.name.clone());
-                view.fields
-                    .push(&f.name, Shown::Masked(mask(&f.name, value)));
+                view.fields.push(
+                    &f.name,
+                    Shown::Masked(mask(&f.name, value.as_deref().unwrap_or(""))),
+                );
             }
             Decision::Omit => view.withheld.push(f.name.clone()),
         }

@@ -254,6 +254,12 @@ impl AuditLog {
         let (tx, mut rx) = mpsc::channel::<Request>(4 * MAX_BATCH);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
+                // Let the tasks already running on this worker send their events first: most
+                // reads arrive while the previous batch commits, and a batch that waits one turn
+                // of the scheduler takes about twelve entries instead of four or five, each
+                // commit writing its pages for more of them (`tongban bench api`: 28 k → 30–31 k
+                // governed reads/s).
+                tokio::task::yield_now().await;
                 let mut batch = vec![first];
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {

@@ -11,7 +11,9 @@
 //! storing an ingest chunk, replacing a library or the relations, reading every current record,
 //! reading a golden record and appending audit entries (`backend_store_chunk`,
 //! `backend_replace_resolution`, `backend_replace_relations`, `backend_all_current_cleaned`,
-//! `backend_golden_record`, `backend_append_audit` in `sqlite.rs` and `postgres.rs`).
+//! `backend_golden_record`, `backend_append_audit` in `sqlite.rs` and `postgres.rs`). The audit
+//! entries of a subject are found by each backend's own statement (`AUDIT_OF_SUBJECT`), because
+//! SQLite keeps that index in bulk (see its migration 0010).
 //!
 //! This module does not open connections or run migrations; each backend module does.
 
@@ -597,7 +599,7 @@ impl Store for $store {
     }
 
     async fn audit_of_subject(&self, subject: &str, limit: i64) -> Result<Vec<AuditRow>> {
-        let rows = sqlx::query($fix("SELECT * FROM audit_log WHERE subject = ? ORDER BY seq DESC LIMIT ?"))
+        let rows = sqlx::query(AUDIT_OF_SUBJECT)
             .bind(subject)
             .bind(limit)
             .fetch_all(&self.pool)

@@ -469,6 +469,10 @@ fn json_text(path: &str) -> String {
     format!("((record::jsonb) #>> '{{{}}}')", path.replace('.', ","))
 }
 
+/// A subject's audit entries, newest first (`$1` the subject, `$2` how many at most).
+const AUDIT_OF_SUBJECT: &str =
+    "SELECT * FROM audit_log WHERE subject = $1 ORDER BY seq DESC LIMIT $2";
+
 crate::backend::sql_backend!(
     PgStore,
     Postgres,

@@ -249,6 +249,28 @@ fn json_text(path: &str) -> String {
     format!("json_extract(record, '$.{path}')")
 }
 
+/// A subject's audit entries, newest first (`?1` the subject, `?2` how many at most): those
+/// after where the bulk index by subject stands are scanned, the others found era by era
+/// through it (see migration 0010). An index entry counts only while the entry it points to
+/// still names the subject.
+const AUDIT_OF_SUBJECT: &str = "\
+    WITH RECURSIVE \
+        bounds(upto, first_era) AS ( \
+            SELECT upto, COALESCE((SELECT MIN(seq) FROM audit_log), 0) >> 18 \
+            FROM audit_subjects_upto), \
+        eras(era) AS ( \
+            SELECT first_era FROM bounds \
+            UNION ALL \
+            SELECT eras.era + 1 FROM eras, bounds WHERE eras.era < bounds.upto >> 18) \
+    SELECT * FROM ( \
+        SELECT a.* FROM audit_log a \
+        WHERE a.seq > (SELECT upto FROM audit_subjects_upto) AND a.subject = ?1 \
+        UNION ALL \
+        SELECT a.* FROM bounds CROSS JOIN eras CROSS JOIN audit_subjects i CROSS JOIN audit_log a \
+        WHERE i.era = eras.era AND i.subject = ?1 AND i.seq <= bounds.upto \
+          AND a.seq = i.seq AND a.subject = ?1) \
+    ORDER BY seq DESC LIMIT ?2";
+
 crate::backend::sql_backend!(
     SqliteStore,
     Sqlite,

@@ -80,6 +80,7 @@ impl Direct {
             .name("sqlite-writer".into())
             .spawn(move || {
                 let mut conn = conn;
+                let mut subjects = SubjectIndexer::default();
                 while let Ok(job) = rx.recv() {
                     let _turn = turn.blocking_lock();
                     match job {
@@ -92,7 +93,13 @@ impl Direct {
                                 append(&mut conn, &rows, checkpoint.as_ref())
                                     .map_err(StoreError::from)
                             });
+                            let appended = done.is_ok();
                             let _ = reply.send(done);
+                            // After the callers have their answer: a step of the bulk index
+                            // holds the next batch back, never this one.
+                            if appended && let Some(last) = rows.last() {
+                                subjects.steps(&conn, last.seq, rows.len());
+                            }
                         }
                         Job::Chunk {
                             batch_id,
@@ -600,26 +607,182 @@ fn append(
     rows: &[AuditRow],
     checkpoint: Option<&CheckpointRow>,
 ) -> std::result::Result<(), rusqlite::Error> {
+    // Audit batches are small and come thousands of times a second, so BEGIN and COMMIT come
+    // from the statement cache: rusqlite's `Transaction` parses both anew every time. A
+    // transaction left open by a panic in an earlier batch is rolled back first.
+    if !conn.is_autocommit() {
+        conn.execute_batch("ROLLBACK")?;
+    }
     // IMMEDIATE: take the write lock now, waiting for the sqlx writer if it holds it.
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    {
-        let mut insert = tx.prepare_cached(
-            "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?;
-        for e in rows {
-            insert.execute(params![
-                e.seq, e.at, e.actor, e.action, e.subject, e.detail, e.prev, e.hash
-            ])?;
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    let written = append_rows(conn, rows, checkpoint)
+        .and_then(|()| conn.prepare_cached("COMMIT")?.execute([]).map(drop));
+    if written.is_err() && !conn.is_autocommit() {
+        // Nothing of a failed batch is kept; the rollback's own failure adds nothing to report.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    written
+}
+
+/// Audit entries appended after the bulk index by subject before a round adds them to it; a
+/// lookup by subject scans at most about this many entries (plus a round's) besides its probes.
+const SUBJECT_INDEX_EVERY: i64 = 16_384;
+/// Entries one step of a round reads from the log, or writes to the index in one transaction.
+/// A round in one transaction held the audit appends behind it for 15–37 ms every 16 k entries,
+/// which set the p99 of governed reads (`tongban bench api`); in steps of this size the
+/// entries still reach each index page together, sorted once for the whole round.
+const SUBJECT_INDEX_STEP: usize = 2_048;
+
+/// The bulk index by subject (see migration 0010), advanced one step after each audit batch on
+/// the writer thread. A round reads the entries after where the index stands, a step at a time,
+/// sorts them in index order, and writes them a step at a time; its last step moves
+/// `audit_subjects_upto` to the round's end. Entries a round has written but not yet covered by
+/// `upto` are ignored by lookups (which scan them), and a round cut short by an error or a crash
+/// is simply done again (`INSERT OR IGNORE`).
+#[derive(Default)]
+struct SubjectIndexer {
+    /// Where the index stands, read the first time it is needed.
+    upto: Option<i64>,
+    /// The round's entries as (era, subject, seq); sorted once all are read.
+    pending: Vec<(i64, String, i64)>,
+    /// The last sequence number read into `pending`.
+    read_to: i64,
+    /// How many of the sorted `pending` are written; `None` while the round still reads.
+    written: Option<usize>,
+}
+
+impl SubjectIndexer {
+    /// The steps due now that a batch of `appended` entries ending at `last_seq` is in the log:
+    /// one, and as many more as it takes to read and write twice what was appended (each entry
+    /// takes two steps, one reading and one writing), so that the index keeps up with batches of
+    /// any size. A failed step only delays the index, so its error is not the callers'; the
+    /// round starts over.
+    fn steps(&mut self, conn: &rusqlite::Connection, last_seq: i64, appended: usize) {
+        for _ in 0..1 + 4 * appended / SUBJECT_INDEX_STEP {
+            let done = guarded("indexing audit entries by subject", || {
+                self.step(conn, last_seq).map_err(StoreError::from)
+            });
+            match done {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(_) => {
+                    *self = SubjectIndexer::default();
+                    break;
+                }
+            }
         }
     }
+
+    /// One step if one is due; whether there was one.
+    fn step(
+        &mut self,
+        conn: &rusqlite::Connection,
+        last_seq: i64,
+    ) -> std::result::Result<bool, rusqlite::Error> {
+        let upto = match self.upto {
+            Some(u) => u,
+            None => {
+                let u = conn.query_row("SELECT upto FROM audit_subjects_upto", [], |r| r.get(0))?;
+                self.read_to = u;
+                *self.upto.insert(u)
+            }
+        };
+        match self.written {
+            None => {
+                if self.pending.is_empty() && last_seq - upto < SUBJECT_INDEX_EVERY {
+                    return Ok(false);
+                }
+                let before = self.pending.len();
+                let mut read = conn.prepare_cached(
+                    "SELECT subject, seq FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                )?;
+                let rows =
+                    read.query_map(params![self.read_to, SUBJECT_INDEX_STEP as i64], |r| {
+                        let seq: i64 = r.get(1)?;
+                        Ok((seq >> 18, r.get::<_, String>(0)?, seq))
+                    })?;
+                for row in rows {
+                    let row = row?;
+                    self.read_to = row.2;
+                    self.pending.push(row);
+                }
+                let exhausted = self.pending.len() - before < SUBJECT_INDEX_STEP;
+                if exhausted || self.read_to - upto >= SUBJECT_INDEX_EVERY {
+                    self.pending.sort_unstable();
+                    self.written = Some(0);
+                }
+                Ok(true)
+            }
+            Some(written) => {
+                let end = (written + SUBJECT_INDEX_STEP).min(self.pending.len());
+                let last = end == self.pending.len();
+                if !conn.is_autocommit() {
+                    conn.execute_batch("ROLLBACK")?;
+                }
+                conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+                let wrote: std::result::Result<(), rusqlite::Error> = (|| {
+                    let mut insert = conn.prepare_cached(
+                        "INSERT OR IGNORE INTO audit_subjects (era, subject, seq) \
+                         VALUES (?1, ?2, ?3)",
+                    )?;
+                    for (era, subject, seq) in &self.pending[written..end] {
+                        insert.execute(params![era, subject, seq])?;
+                    }
+                    if last {
+                        // Never backwards: another process may have indexed further.
+                        conn.prepare_cached("UPDATE audit_subjects_upto SET upto = MAX(upto, ?1)")?
+                            .execute(params![self.read_to])?;
+                    }
+                    conn.prepare_cached("COMMIT")?.execute([])?;
+                    Ok(())
+                })();
+                if wrote.is_err() && !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
+                }
+                wrote?;
+                if last {
+                    *self = SubjectIndexer {
+                        upto: Some(self.read_to),
+                        read_to: self.read_to,
+                        ..SubjectIndexer::default()
+                    };
+                } else {
+                    self.written = Some(end);
+                }
+                Ok(true)
+            }
+        }
+    }
+}
+
+/// The inserts of [`append`], inside its transaction.
+fn append_rows(
+    conn: &rusqlite::Connection,
+    rows: &[AuditRow],
+    checkpoint: Option<&CheckpointRow>,
+) -> std::result::Result<(), rusqlite::Error> {
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev, hash) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
+    for e in rows {
+        insert.execute(params![
+            e.seq, e.at, e.actor, e.action, e.subject, e.detail, e.prev, e.hash
+        ])?;
+    }
     if let Some(c) = checkpoint {
-        tx.execute(
+        conn.prepare_cached(
             "INSERT INTO audit_checkpoints (from_seq, to_seq, root, key, signature, at) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![c.from_seq, c.to_seq, c.root, c.key, c.signature, c.at],
-        )?;
+        )?
+        .execute(params![
+            c.from_seq,
+            c.to_seq,
+            c.root,
+            c.key,
+            c.signature,
+            c.at
+        ])?;
     }
-    // Dropping an uncommitted transaction (on any error above) rolls it back.
-    tx.commit()
+    Ok(())
 }

@@ -744,6 +744,78 @@ async fn audit_appends_and_ingest_interleave_without_failing() {
     }
 }
 
+/// A subject's entries are found whether or not the store has indexed them yet: on SQLite the
+/// index by subject is kept in bulk, in rounds after every sixteen thousand or so sequence
+/// numbers and ordered by era (see its migration 0010), so the entries here are spread over
+/// several eras (sparse numbers) and over rounds of several steps (dense numbers, in batches of
+/// a few and of many).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subjects_entries_are_found_indexed_or_not() {
+    let (stores, dir) = stores("by_subject").await;
+    let mut seqs: Vec<i64> = (1..=200).map(|i| i * 7_919).collect();
+    let dense_from = seqs[seqs.len() - 1] + 1;
+    seqs.extend(dense_from..dense_from + 40_000);
+    for s in stores {
+        let mut at = 0;
+        for size in [1usize, 3, 50, 5_000].into_iter().cycle() {
+            if at == seqs.len() {
+                break;
+            }
+            let end = (at + size).min(seqs.len());
+            let rows: Vec<_> = seqs[at..end].iter().map(|&q| audit_row(q)).collect();
+            s.append_audit(&rows, None).await.unwrap();
+            at = end;
+        }
+        for subject in 0..7 {
+            let key = format!("P{subject:016x}");
+            let mut expected: Vec<i64> =
+                seqs.iter().copied().filter(|q| q % 7 == subject).collect();
+            expected.reverse();
+            let found: Vec<i64> = s
+                .audit_of_subject(&key, 100_000)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect();
+            assert_eq!(found, expected, "{}: {key}", s.backend());
+            let newest: Vec<i64> = s
+                .audit_of_subject(&key, 5)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect();
+            assert_eq!(newest, expected[..5], "{}: {key}", s.backend());
+        }
+        assert!(s.audit_of_subject("P-nobody", 10).await.unwrap().is_empty());
+        if s.backend() == "sqlite" {
+            // Most of them were found through the index, not the scan of the newest.
+            let db = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+            let upto: i64 = db
+                .query_row("SELECT upto FROM audit_subjects_upto", [], |r| r.get(0))
+                .unwrap();
+            let indexed: i64 = db
+                .query_row(
+                    "SELECT COUNT(*) FROM audit_subjects WHERE seq <= ?1",
+                    [upto],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let eras: i64 = db
+                .query_row("SELECT COUNT(DISTINCT era) FROM audit_subjects", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert!(
+                indexed > 30_000,
+                "only {indexed} entries indexed (up to {upto})"
+            );
+            assert!(eras >= 6, "{eras} eras");
+        }
+    }
+}
+
 /// Single statements outside a transaction (registering a source, failing a batch) wait their
 /// turn behind large ingest chunks instead of failing on a locked database: on SQLite the chunks
 /// are written by a second connection, and SQLite's own busy handler polls too rarely to find
