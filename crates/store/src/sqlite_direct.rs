@@ -22,6 +22,10 @@
 //! only SQLite's busy handler keeps apart, waits instead of failing on a stale snapshot. Both
 //! rusqlite and sqlx link the same bundled SQLite (libsqlite3-sys 0.37).
 //!
+//! The writer thread also keeps the audit log's index by subject, in bulk between audit batches
+//! ([`SubjectIndexer`], migration 0010), since kept with every append it cost a page written per
+//! entry.
+//!
 //! This module does not decide what is written or read; `backend`, [`crate::plan_chunk`] and the
 //! `Store` trait do.
 
