@@ -517,13 +517,15 @@ pub async fn look(
                 }
             }
             Decision::Mask => {
-                // The value to mask; a field whose JSON is not an object with a text value
-                // masks as empty. Only the value is read out, borrowed where it has no escapes:
-                // most fields of most reads are masked.
+                // The value to mask; a field whose JSON has no text value masks as empty. Only
+                // the value is read out, borrowed where it has no escapes: most fields of most
+                // reads are masked.
+                #[derive(serde::Deserialize)]
+                struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
                 #[derive(serde::Deserialize)]
                 struct KeptValue<'a> {
                     #[serde(borrow, default)]
-                    value: Option<std::borrow::Cow<'a, str>>,
+                    value: Option<Text<'a>>,
                 }
                 let value = serde_json::from_str::<KeptValue>(kept.get())
                     .ok()
@@ -531,7 +533,7 @@ pub async fn look(
                 view.masked.push(f.name.clone());
                 view.fields.push(
                     &f.name,
-                    Shown::Masked(mask(&f.name, value.as_deref().unwrap_or(""))),
+                    Shown::Masked(mask(&f.name, value.as_ref().map_or("", |t| &t.0))),
                 );
             }
             Decision::Omit => view.withheld.push(f.name.clone()),

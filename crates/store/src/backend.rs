@@ -602,7 +602,7 @@ impl Store for $store {
         let rows = sqlx::query(AUDIT_OF_SUBJECT)
             .bind(subject)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.read)
             .await?;
         rows.iter().map(audit_row).collect()
     }

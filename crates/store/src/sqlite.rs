@@ -9,7 +9,8 @@
 //! handler, which retries after sleeps of up to 100 ms and can miss the microsecond gaps between
 //! audit commits for as long as reads keep coming.
 //!
-//! This module opens the file and runs the SQLite migrations; the statements are in `backend`.
+//! This module opens the file and runs the SQLite migrations; the statements are in `backend`,
+//! and in `sqlite_direct` for the paths driven through rusqlite.
 
 use crate::{
     AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord, DepartmentRow,
@@ -250,25 +251,27 @@ fn json_text(path: &str) -> String {
 }
 
 /// A subject's audit entries, newest first (`?1` the subject, `?2` how many at most): those
-/// after where the bulk index by subject stands are scanned, the others found era by era
-/// through it (see migration 0010). An index entry counts only while the entry it points to
-/// still names the subject.
+/// after where the bulk index by subject stands are scanned, the others found through it era by
+/// era, newest era first, visiting only eras the index holds (each found by one seek below the
+/// last), so that the cost follows the number of eras and not the span of sequence numbers (see
+/// migration 0010). An index entry counts only while the entry it points to still names the
+/// subject. All of the subject's entries are gathered before `LIMIT` applies: a person's list
+/// is short.
 const AUDIT_OF_SUBJECT: &str = "\
     WITH RECURSIVE \
-        bounds(upto, first_era) AS ( \
-            SELECT upto, COALESCE((SELECT MIN(seq) FROM audit_log), 0) >> 18 \
-            FROM audit_subjects_upto), \
+        bounds(upto) AS (SELECT upto FROM audit_subjects_upto), \
         eras(era) AS ( \
-            SELECT first_era FROM bounds \
+            SELECT (SELECT MAX(era) FROM audit_subjects, bounds WHERE era <= bounds.upto >> 18) \
             UNION ALL \
-            SELECT eras.era + 1 FROM eras, bounds WHERE eras.era < bounds.upto >> 18) \
+            SELECT (SELECT MAX(s.era) FROM audit_subjects s WHERE s.era < eras.era) \
+            FROM eras WHERE eras.era IS NOT NULL) \
     SELECT * FROM ( \
         SELECT a.* FROM audit_log a \
         WHERE a.seq > (SELECT upto FROM audit_subjects_upto) AND a.subject = ?1 \
         UNION ALL \
         SELECT a.* FROM bounds CROSS JOIN eras CROSS JOIN audit_subjects i CROSS JOIN audit_log a \
-        WHERE i.era = eras.era AND i.subject = ?1 AND i.seq <= bounds.upto \
-          AND a.seq = i.seq AND a.subject = ?1) \
+        WHERE eras.era IS NOT NULL AND i.era = eras.era AND i.subject = ?1 \
+          AND i.seq <= bounds.upto AND a.seq = i.seq AND a.subject = ?1) \
     ORDER BY seq DESC LIMIT ?2";
 
 crate::backend::sql_backend!(

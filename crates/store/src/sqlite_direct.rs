@@ -87,6 +87,10 @@ impl Direct {
                 let mut subjects = SubjectIndexer::default();
                 while let Ok(job) = rx.recv() {
                     let _turn = turn.blocking_lock();
+                    if !conn.is_autocommit() {
+                        // Left open by a panic (see `guarded`); nothing of it was committed.
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
                     match job {
                         Job::Audit {
                             rows,
@@ -101,8 +105,10 @@ impl Direct {
                             let _ = reply.send(done);
                             // After the callers have their answer: a step of the bulk index
                             // holds the next batch back, never this one.
-                            if appended && let Some(last) = rows.last() {
-                                subjects.steps(&conn, last.seq, rows.len());
+                            if appended
+                                && let (Some(first), Some(last)) = (rows.first(), rows.last())
+                            {
+                                subjects.steps(&conn, first.seq, last.seq, rows.len());
                             }
                         }
                         Job::Chunk {
@@ -420,7 +426,9 @@ fn stopped() -> StoreError {
 }
 
 /// Runs one write. A panic inside SQLite's wrapper must not stop the writer for good: the write
-/// fails (its transaction rolled back as it unwinds) and the next one is tried.
+/// fails and the next one is tried. A transaction the panic left open (the audit append and the
+/// index steps begin theirs from cached statements, which do not roll back as they unwind) is
+/// rolled back before the writer thread's next job.
 fn guarded<T>(what: &str, write: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(write))
         .unwrap_or_else(|_| Err(StoreError::Corrupt(format!("{what} panicked"))))
@@ -661,7 +669,37 @@ impl SubjectIndexer {
     /// takes two steps, one reading and one writing), so that the index keeps up with batches of
     /// any size. A failed step only delays the index, so its error is not the callers'; the
     /// round starts over.
-    fn steps(&mut self, conn: &rusqlite::Connection, last_seq: i64, appended: usize) {
+    fn steps(
+        &mut self,
+        conn: &rusqlite::Connection,
+        first_seq: i64,
+        last_seq: i64,
+        appended: usize,
+    ) {
+        // Entries appended at or below where the index stands (after a log was cut short and
+        // written again) would be neither scanned nor indexed: the index then stands just
+        // below them, and the round starts over.
+        if self.upto.is_none() {
+            match conn.query_row("SELECT upto FROM audit_subjects_upto", [], |r| r.get(0)) {
+                Ok(u) => {
+                    self.upto = Some(u);
+                    self.read_to = u;
+                }
+                Err(e) => {
+                    eprintln!("sqlite: indexing audit entries by subject: {e}");
+                    return;
+                }
+            }
+        }
+        if self.upto.is_some_and(|u| first_seq <= u) {
+            let lowered = conn
+                .prepare_cached("UPDATE audit_subjects_upto SET upto = MIN(upto, ?1)")
+                .and_then(|mut s| s.execute(params![first_seq.saturating_sub(1)]));
+            if let Err(e) = lowered {
+                eprintln!("sqlite: indexing audit entries by subject: {e}");
+            }
+            *self = SubjectIndexer::default();
+        }
         for _ in 0..1 + 4 * appended / SUBJECT_INDEX_STEP {
             let done = guarded("indexing audit entries by subject", || {
                 self.step(conn, last_seq).map_err(StoreError::from)
@@ -669,7 +707,10 @@ impl SubjectIndexer {
             match done {
                 Ok(true) => {}
                 Ok(false) => break,
-                Err(_) => {
+                Err(e) => {
+                    // Only the index is behind (lookups scan what it lacks); said where the
+                    // operator sees the store's other background failures.
+                    eprintln!("sqlite: indexing audit entries by subject: {e}");
                     *self = SubjectIndexer::default();
                     break;
                 }
@@ -693,7 +734,7 @@ impl SubjectIndexer {
         };
         match self.written {
             None => {
-                if self.pending.is_empty() && last_seq - upto < SUBJECT_INDEX_EVERY {
+                if self.pending.is_empty() && last_seq.saturating_sub(upto) < SUBJECT_INDEX_EVERY {
                     return Ok(false);
                 }
                 let before = self.pending.len();
@@ -711,7 +752,7 @@ impl SubjectIndexer {
                     self.pending.push(row);
                 }
                 let exhausted = self.pending.len() - before < SUBJECT_INDEX_STEP;
-                if exhausted || self.read_to - upto >= SUBJECT_INDEX_EVERY {
+                if exhausted || self.read_to.saturating_sub(upto) >= SUBJECT_INDEX_EVERY {
                     self.pending.sort_unstable();
                     self.written = Some(0);
                 }
@@ -720,6 +761,18 @@ impl SubjectIndexer {
             Some(written) => {
                 let end = (written + SUBJECT_INDEX_STEP).min(self.pending.len());
                 let last = end == self.pending.len();
+                if last {
+                    // A log cut below what the round read (entries deleted: tampering) may have
+                    // had entries appended since at numbers the round passed over; the round
+                    // starts again rather than leave them behind `upto`.
+                    let newest: Option<i64> = conn
+                        .prepare_cached("SELECT MAX(seq) FROM audit_log")?
+                        .query_row([], |r| r.get(0))?;
+                    if newest.is_some_and(|n| n < self.read_to) {
+                        *self = SubjectIndexer::default();
+                        return Ok(true);
+                    }
+                }
                 if !conn.is_autocommit() {
                     conn.execute_batch("ROLLBACK")?;
                 }

@@ -790,11 +790,19 @@ async fn a_subjects_entries_are_found_indexed_or_not() {
         }
         assert!(s.audit_of_subject("P-nobody", 10).await.unwrap().is_empty());
         if s.backend() == "sqlite" {
-            // Most of them were found through the index, not the scan of the newest.
+            // Most of them were found through the index, not the scan of the newest. The
+            // writer thread takes its index steps after answering, so wait for them a little.
             let db = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
-            let upto: i64 = db
-                .query_row("SELECT upto FROM audit_subjects_upto", [], |r| r.get(0))
-                .unwrap();
+            let mut upto: i64 = 0;
+            for _ in 0..200 {
+                upto = db
+                    .query_row("SELECT upto FROM audit_subjects_upto", [], |r| r.get(0))
+                    .unwrap();
+                if upto >= dense_from + 20_000 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
             let indexed: i64 = db
                 .query_row(
                     "SELECT COUNT(*) FROM audit_subjects WHERE seq <= ?1",
@@ -812,6 +820,37 @@ async fn a_subjects_entries_are_found_indexed_or_not() {
                 "only {indexed} entries indexed (up to {upto})"
             );
             assert!(eras >= 6, "{eras} eras");
+
+            // Tampering the index must not hide: an entry whose subject is changed in place is
+            // found under its new subject, and a log cut below where the index stands and
+            // written again shows the new entries.
+            let moved = seqs[10];
+            db.execute(
+                "UPDATE audit_log SET subject = 'P-moved' WHERE seq = ?1",
+                [moved],
+            )
+            .unwrap();
+            let found: Vec<i64> = s
+                .audit_of_subject("P-moved", 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.seq)
+                .collect();
+            assert_eq!(found, vec![moved]);
+            let cut = upto - 100;
+            db.execute("DELETE FROM audit_log WHERE seq > ?1", [cut])
+                .unwrap();
+            let again: Vec<_> = (cut + 1..=cut + 300)
+                .map(|q| tongban_store::AuditRow {
+                    subject: "P-again".into(),
+                    ..audit_row(q)
+                })
+                .collect();
+            s.append_audit(&again, None).await.unwrap();
+            let found = s.audit_of_subject("P-again", 1_000).await.unwrap();
+            assert_eq!(found.len(), 300);
+            assert_eq!(found[0].seq, cut + 300);
         }
     }
 }
