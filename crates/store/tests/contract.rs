@@ -744,6 +744,12 @@ async fn audit_appends_and_ingest_interleave_without_failing() {
     }
 }
 
+/// The sequence numbers of `subject`'s audit entries, newest first, at most `limit`.
+async fn subject_seqs(s: &dyn Store, subject: &str, limit: i64) -> Vec<i64> {
+    let rows = s.audit_of_subject(subject, limit).await.unwrap();
+    rows.iter().map(|r| r.seq).collect()
+}
+
 /// A subject's entries are found whether or not the store has indexed them yet: on SQLite the
 /// index by subject is kept in bulk, in rounds after every sixteen thousand or so sequence
 /// numbers and ordered by era (see its migration 0010), so the entries here are spread over
@@ -771,21 +777,9 @@ async fn a_subjects_entries_are_found_indexed_or_not() {
             let mut expected: Vec<i64> =
                 seqs.iter().copied().filter(|q| q % 7 == subject).collect();
             expected.reverse();
-            let found: Vec<i64> = s
-                .audit_of_subject(&key, 100_000)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.seq)
-                .collect();
+            let found = subject_seqs(s.as_ref(), &key, 100_000).await;
             assert_eq!(found, expected, "{}: {key}", s.backend());
-            let newest: Vec<i64> = s
-                .audit_of_subject(&key, 5)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.seq)
-                .collect();
+            let newest = subject_seqs(s.as_ref(), &key, 5).await;
             assert_eq!(newest, expected[..5], "{}: {key}", s.backend());
         }
         assert!(s.audit_of_subject("P-nobody", 10).await.unwrap().is_empty());
@@ -830,14 +824,7 @@ async fn a_subjects_entries_are_found_indexed_or_not() {
                 [moved],
             )
             .unwrap();
-            let found: Vec<i64> = s
-                .audit_of_subject("P-moved", 10)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.seq)
-                .collect();
-            assert_eq!(found, vec![moved]);
+            assert_eq!(subject_seqs(s.as_ref(), "P-moved", 10).await, vec![moved]);
             let cut = upto - 100;
             db.execute("DELETE FROM audit_log WHERE seq > ?1", [cut])
                 .unwrap();
