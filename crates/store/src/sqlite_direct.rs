@@ -97,6 +97,11 @@ impl Direct {
                             checkpoint,
                             reply,
                         } => {
+                            // Before the append, so that a lookup answered after it finds its
+                            // entries (see `SubjectIndexer::make_room`).
+                            if let Some(first) = rows.first() {
+                                subjects.make_room(&conn, first.seq);
+                            }
                             let done = guarded("the audit append", || {
                                 append(&mut conn, &rows, checkpoint.as_ref())
                                     .map_err(StoreError::from)
@@ -105,10 +110,8 @@ impl Direct {
                             let _ = reply.send(done);
                             // After the callers have their answer: a step of the bulk index
                             // holds the next batch back, never this one.
-                            if appended
-                                && let (Some(first), Some(last)) = (rows.first(), rows.last())
-                            {
-                                subjects.steps(&conn, first.seq, last.seq, rows.len());
+                            if appended && let Some(last) = rows.last() {
+                                subjects.steps(&conn, last.seq, rows.len());
                             }
                         }
                         Job::Chunk {
@@ -619,18 +622,24 @@ fn append(
     rows: &[AuditRow],
     checkpoint: Option<&CheckpointRow>,
 ) -> std::result::Result<(), rusqlite::Error> {
-    // Audit batches are small and come thousands of times a second, so BEGIN and COMMIT come
-    // from the statement cache: rusqlite's `Transaction` parses both anew every time. A
-    // transaction left open by a panic in an earlier batch is rolled back first.
-    if !conn.is_autocommit() {
-        conn.execute_batch("ROLLBACK")?;
-    }
-    // IMMEDIATE: take the write lock now, waiting for the sqlx writer if it holds it.
+    in_cached_transaction(conn, || append_rows(conn, rows, checkpoint))
+}
+
+/// Runs `write` in one IMMEDIATE transaction (taking the write lock at once, waiting for the
+/// sqlx writer if it holds it) whose BEGIN and COMMIT come from the statement cache: audit
+/// batches and index steps are small and come thousands of times a second, and rusqlite's
+/// `Transaction` parses both anew every time. On an error nothing is kept.
+fn in_cached_transaction<T>(
+    conn: &rusqlite::Connection,
+    write: impl FnOnce() -> std::result::Result<T, rusqlite::Error>,
+) -> std::result::Result<T, rusqlite::Error> {
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-    let written = append_rows(conn, rows, checkpoint)
-        .and_then(|()| conn.prepare_cached("COMMIT")?.execute([]).map(drop));
+    let written = write().and_then(|t| {
+        conn.prepare_cached("COMMIT")?.execute([])?;
+        Ok(t)
+    });
     if written.is_err() && !conn.is_autocommit() {
-        // Nothing of a failed batch is kept; the rollback's own failure adds nothing to report.
+        // The rollback's own failure adds nothing to report.
         let _ = conn.execute_batch("ROLLBACK");
     }
     written
@@ -664,42 +673,21 @@ struct SubjectIndexer {
 }
 
 impl SubjectIndexer {
+    /// No round under way, the index standing at `upto`.
+    fn standing_at(upto: i64) -> SubjectIndexer {
+        SubjectIndexer {
+            upto: Some(upto),
+            read_to: upto,
+            ..SubjectIndexer::default()
+        }
+    }
+
     /// The steps due now that a batch of `appended` entries ending at `last_seq` is in the log:
     /// one, and as many more as it takes to read and write twice what was appended (each entry
     /// takes two steps, one reading and one writing), so that the index keeps up with batches of
     /// any size. A failed step only delays the index, so its error is not the callers'; the
     /// round starts over.
-    fn steps(
-        &mut self,
-        conn: &rusqlite::Connection,
-        first_seq: i64,
-        last_seq: i64,
-        appended: usize,
-    ) {
-        // Entries appended at or below where the index stands (after a log was cut short and
-        // written again) would be neither scanned nor indexed: the index then stands just
-        // below them, and the round starts over.
-        if self.upto.is_none() {
-            match conn.query_row("SELECT upto FROM audit_subjects_upto", [], |r| r.get(0)) {
-                Ok(u) => {
-                    self.upto = Some(u);
-                    self.read_to = u;
-                }
-                Err(e) => {
-                    eprintln!("sqlite: indexing audit entries by subject: {e}");
-                    return;
-                }
-            }
-        }
-        if self.upto.is_some_and(|u| first_seq <= u) {
-            let lowered = conn
-                .prepare_cached("UPDATE audit_subjects_upto SET upto = MIN(upto, ?1)")
-                .and_then(|mut s| s.execute(params![first_seq.saturating_sub(1)]));
-            if let Err(e) = lowered {
-                eprintln!("sqlite: indexing audit entries by subject: {e}");
-            }
-            *self = SubjectIndexer::default();
-        }
+    fn steps(&mut self, conn: &rusqlite::Connection, last_seq: i64, appended: usize) {
         for _ in 0..1 + 4 * appended / SUBJECT_INDEX_STEP {
             let done = guarded("indexing audit entries by subject", || {
                 self.step(conn, last_seq).map_err(StoreError::from)
@@ -718,19 +706,50 @@ impl SubjectIndexer {
         }
     }
 
-    /// One step if one is due; whether there was one.
+    /// Before entries from `first_seq` on are appended: read where the index stands, if not
+    /// known yet, and move it below them if they would be at or below it (after a log was cut
+    /// short and written again they would be neither scanned nor indexed); the round then
+    /// starts over. A failure leaves the index as it stands and is only reported.
+    fn make_room(&mut self, conn: &rusqlite::Connection, first_seq: i64) {
+        let upto = match self.upto {
+            Some(u) => u,
+            None => {
+                match conn.query_row("SELECT upto FROM audit_subjects_upto", [], |r| r.get(0)) {
+                    Ok(u) => {
+                        *self = SubjectIndexer::standing_at(u);
+                        u
+                    }
+                    Err(e) => {
+                        eprintln!("sqlite: indexing audit entries by subject: {e}");
+                        return;
+                    }
+                }
+            }
+        };
+        if first_seq <= upto {
+            let below = first_seq.saturating_sub(1);
+            let lowered = conn
+                .prepare_cached("UPDATE audit_subjects_upto SET upto = MIN(upto, ?1)")
+                .and_then(|mut s| s.execute(params![below]));
+            match lowered {
+                Ok(_) => *self = SubjectIndexer::standing_at(below),
+                Err(e) => {
+                    eprintln!("sqlite: indexing audit entries by subject: {e}");
+                    *self = SubjectIndexer::default();
+                }
+            }
+        }
+    }
+
+    /// One step if one is due; whether there was one. `make_room` has read where the index
+    /// stands, unless a step before this one started the round over.
     fn step(
         &mut self,
         conn: &rusqlite::Connection,
         last_seq: i64,
     ) -> std::result::Result<bool, rusqlite::Error> {
-        let upto = match self.upto {
-            Some(u) => u,
-            None => {
-                let u = conn.query_row("SELECT upto FROM audit_subjects_upto", [], |r| r.get(0))?;
-                self.read_to = u;
-                *self.upto.insert(u)
-            }
+        let Some(upto) = self.upto else {
+            return Ok(false);
         };
         match self.written {
             None => {
@@ -773,11 +792,7 @@ impl SubjectIndexer {
                         return Ok(true);
                     }
                 }
-                if !conn.is_autocommit() {
-                    conn.execute_batch("ROLLBACK")?;
-                }
-                conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
-                let wrote: std::result::Result<(), rusqlite::Error> = (|| {
+                in_cached_transaction(conn, || {
                     let mut insert = conn.prepare_cached(
                         "INSERT OR IGNORE INTO audit_subjects (era, subject, seq) \
                          VALUES (?1, ?2, ?3)",
@@ -790,19 +805,10 @@ impl SubjectIndexer {
                         conn.prepare_cached("UPDATE audit_subjects_upto SET upto = MAX(upto, ?1)")?
                             .execute(params![self.read_to])?;
                     }
-                    conn.prepare_cached("COMMIT")?.execute([])?;
                     Ok(())
-                })();
-                if wrote.is_err() && !conn.is_autocommit() {
-                    let _ = conn.execute_batch("ROLLBACK");
-                }
-                wrote?;
+                })?;
                 if last {
-                    *self = SubjectIndexer {
-                        upto: Some(self.read_to),
-                        read_to: self.read_to,
-                        ..SubjectIndexer::default()
-                    };
+                    *self = SubjectIndexer::standing_at(self.read_to);
                 } else {
                     self.written = Some(end);
                 }
