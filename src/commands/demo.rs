@@ -124,6 +124,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "tongban.db",
             "tongban.db-wal",
             "tongban.db-shm",
+            "tongban.audit.db",
+            "tongban.audit.db-wal",
+            "tongban.audit.db-shm",
             READY,
         ] {
             let p = dir.join(f);

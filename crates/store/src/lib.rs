@@ -877,6 +877,10 @@ pub mod testing {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         if let Some(path) = url.strip_prefix("sqlite://") {
             let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}")).await?;
+            sqlx::query("ATTACH DATABASE ?1 AS audit")
+                .bind(crate::sqlite::audit_file(path))
+                .execute(&mut conn)
+                .await?;
             Ok(sqlx::query(sql).execute(&mut conn).await?.rows_affected())
         } else {
             let mut conn = sqlx::PgConnection::connect(url).await?;

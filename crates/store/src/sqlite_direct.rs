@@ -160,6 +160,7 @@ impl Direct {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         c.busy_timeout(READ_BUSY)?;
+        attach_audit(&c, &self.path, false)?;
         Ok(c)
     }
 
@@ -272,9 +273,24 @@ fn open_writer(path: &str) -> Result<rusqlite::Connection> {
     conn.pragma_update(None, "foreign_keys", true)?;
     conn.pragma_update(None, "cache_size", -65536)?;
     conn.pragma_update(None, "temp_store", "memory")?;
+    attach_audit(&conn, path, true)?;
     // Room for every statement a writer runs, the two sizes of a chunk's statements included.
     conn.set_prepared_statement_cache_capacity(32);
     Ok(conn)
+}
+
+/// Attaches the audit log's file to `conn`, opened on the database file `path`, as every
+/// connection of the store has it (see `sqlite::attach_statements`).
+fn attach_audit(conn: &rusqlite::Connection, path: &str, writing: bool) -> Result<()> {
+    for (n, sql) in crate::sqlite::attach_statements(writing).iter().enumerate() {
+        if n == 0 {
+            conn.execute(sql, [crate::sqlite::audit_file(path)])?;
+        } else {
+            // A PRAGMA that sets a value answers with a row or not, depending on the pragma.
+            conn.query_row(sql, [], |_| Ok(())).optional()?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs a long write on the calling thread, letting the runtime move its other tasks elsewhere

@@ -786,7 +786,11 @@ async fn a_subjects_entries_are_found_indexed_or_not() {
         if s.backend() == "sqlite" {
             // Most of them were found through the index, not the scan of the newest. The
             // writer thread takes its index steps after answering, so wait for them a little.
-            let db = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+            let main = dir.path().join("t.db");
+            let db = rusqlite::Connection::open(tongban_store::sqlite::audit_file(
+                main.to_str().unwrap(),
+            ))
+            .unwrap();
             let mut upto: i64 = 0;
             for _ in 0..200 {
                 upto = db
@@ -889,5 +893,85 @@ async fn single_writes_wait_their_turn_during_a_long_ingest() {
             .unwrap_or_else(|e| panic!("{}: ingest: {e:#?}", s.backend()));
         assert_eq!(s.record_counts("s").await.unwrap(), (32_000, 0, 0));
         assert_eq!(s.sources().await.unwrap().len(), 41);
+    }
+}
+
+/// A store from before the audit log had a file of its own keeps its log: opening it moves the
+/// entries, checkpoints and index out of the main file, once, also when an earlier move was cut
+/// short after the copy (both files holding the entries).
+#[tokio::test]
+async fn an_audit_log_in_the_main_file_is_moved_to_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("old.db");
+    let main = main.to_str().unwrap().to_string();
+    let audit = tongban_store::sqlite::audit_file(&main);
+    assert!(audit.ends_with("old.audit.db"), "{audit}");
+    let url = format!("sqlite://{main}");
+    let rows: Vec<_> = (1..=500).map(audit_row).collect();
+    {
+        let s = tongban_store::open(&url).await.unwrap();
+        s.append_audit(&rows, None).await.unwrap();
+    }
+    // Put the log back where migrations 0005–0010 left it, as an older store had it.
+    let put_back = |keep_audit_file: bool| {
+        let db = rusqlite::Connection::open(&main).unwrap();
+        db.execute("ATTACH DATABASE ?1 AS audit", [&audit]).unwrap();
+        db.execute_batch(
+            "CREATE TABLE main.audit_log (seq INTEGER PRIMARY KEY, at BIGINT NOT NULL, \
+               actor TEXT NOT NULL, action TEXT NOT NULL, subject TEXT NOT NULL, \
+               detail TEXT NOT NULL, prev TEXT NOT NULL, hash TEXT NOT NULL); \
+             CREATE TABLE main.audit_checkpoints (from_seq BIGINT NOT NULL, \
+               to_seq BIGINT NOT NULL, root TEXT NOT NULL, key TEXT NOT NULL, \
+               signature TEXT NOT NULL, at BIGINT NOT NULL, PRIMARY KEY (from_seq, to_seq)); \
+             CREATE TABLE main.audit_subjects (era INTEGER NOT NULL, subject TEXT NOT NULL, \
+               seq INTEGER NOT NULL, PRIMARY KEY (era, subject, seq)) WITHOUT ROWID; \
+             CREATE TABLE main.audit_subjects_upto (id INTEGER PRIMARY KEY CHECK (id = 0), \
+               upto INTEGER NOT NULL); \
+             INSERT INTO main.audit_log SELECT * FROM audit.audit_log; \
+             INSERT INTO main.audit_subjects_upto VALUES (0, 0);",
+        )
+        .unwrap();
+        db.execute("DETACH DATABASE audit", []).unwrap();
+        drop(db);
+        if !keep_audit_file {
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{audit}{suffix}"));
+            }
+        }
+    };
+    let tables_in_main = || {
+        let db = rusqlite::Connection::open(&main).unwrap();
+        db.query_row(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'audit%'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .unwrap()
+    };
+    for keep_audit_file in [false, true] {
+        put_back(keep_audit_file);
+        assert!(tables_in_main() >= 4);
+        let s = tongban_store::open(&url).await.unwrap();
+        assert_eq!(
+            tables_in_main(),
+            0,
+            "kept the audit file: {keep_audit_file}"
+        );
+        let seqs: Vec<i64> = s
+            .audit_entries(0, 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs, (1..=500).collect::<Vec<_>>());
+        assert_eq!(s.last_audit().await.unwrap().unwrap().seq, 500);
+        // Appends go on where the moved log ends.
+        s.append_audit(&[audit_row(501)], None).await.unwrap();
+        assert_eq!(s.last_audit().await.unwrap().unwrap().seq, 501);
+        drop(s);
+        let db = rusqlite::Connection::open(&audit).unwrap();
+        db.execute("DELETE FROM audit_log WHERE seq = 501", [])
+            .unwrap();
     }
 }
