@@ -199,6 +199,11 @@ fn clean_general_name(s: &str) -> Result<CleanName, NameError> {
 /// least one letter, at most [`MAX_NAME_CHARS`].
 fn checked(name: String, notes: Vec<NameNote>) -> Result<CleanName, NameError> {
     for c in name.chars() {
+        // The common block of Han characters holds no numeric character (its numerals, 一二三,
+        // are letters to Unicode), and `is_numeric` looks outside ASCII up in a table.
+        if ('\u{4E00}'..='\u{9FFF}').contains(&c) {
+            continue;
+        }
         if c.is_numeric() {
             return Err(NameError::Digit(c));
         }
