@@ -50,7 +50,22 @@ pub struct Sharing {
     pub suspend_on_alert: std::sync::atomic::AtomicBool,
     /// The console dashboard's figures, recomputed in the background.
     pub dashboard: std::sync::RwLock<Option<std::sync::Arc<crate::console::dashboard::Dashboard>>>,
+    /// Golden records read recently, split into their fields (see [`Sharing::golden`]).
+    golden: std::sync::Mutex<GoldenCache>,
 }
+
+/// Parsed golden records by entity key, all read under one generation of the store
+/// (`Store::data_generation`): reading one from SQLite and taking it apart was a third of a
+/// governed lookup's instructions (callgrind), and the same subjects are read again and again.
+#[derive(Default)]
+struct GoldenCache {
+    generation: u64,
+    entries: std::collections::HashMap<String, (&'static str, std::sync::Arc<ParsedGolden>)>,
+}
+
+/// The most golden records kept parsed; past it the cache starts again (a person's is a few
+/// kilobytes parsed, so about 100–200 MB at most).
+const GOLDEN_CACHE_ENTRIES: usize = 50_000;
 
 /// How long a community lookup is reused.
 const COMMUNITY_FRESH_MS: i64 = 60_000;
@@ -69,7 +84,54 @@ impl Sharing {
             grants: Default::default(),
             suspend_on_alert: Default::default(),
             dashboard: Default::default(),
+            golden: Default::default(),
         }
+    }
+
+    /// The golden record of `key`, parsed: from the cache while the store's generation says
+    /// nothing but the audit log changed since it was read, else read and parsed anew (and kept,
+    /// when the store can tell generations apart; PostgreSQL cannot, and is read every time).
+    pub async fn golden(
+        &self,
+        store: &dyn tongban_store::Store,
+        kind: &'static str,
+        key: &str,
+    ) -> Result<Option<std::sync::Arc<ParsedGolden>>, ApiError> {
+        let generation = store.data_generation().await.map_err(ApiError::internal)?;
+        if let Some(g) = generation
+            && let Ok(cache) = self.golden.lock()
+            && cache.generation == g
+            && let Some((k, parsed)) = cache.entries.get(key)
+            && *k == kind
+        {
+            return Ok(Some(parsed.clone()));
+        }
+        let Some(golden) = store
+            .golden_record(kind, key)
+            .await
+            .map_err(ApiError::internal)?
+        else {
+            return Ok(None);
+        };
+        let parsed = std::sync::Arc::new(ParsedGolden::parse(&golden.record)?);
+        if let Some(g) = generation
+            && let Ok(mut cache) = self.golden.lock()
+        {
+            // Generations only grow: an older one's read is not kept, a newer one starts over.
+            if g > cache.generation {
+                cache.entries.clear();
+                cache.generation = g;
+            }
+            if g == cache.generation {
+                if cache.entries.len() >= GOLDEN_CACHE_ENTRIES {
+                    cache.entries.clear();
+                }
+                cache
+                    .entries
+                    .insert(key.to_string(), (kind, parsed.clone()));
+            }
+        }
+        Ok(Some(parsed))
     }
 
     async fn community(
@@ -304,6 +366,47 @@ impl serde::Serialize for ViewFields {
     }
 }
 
+/// A golden record split into its fields, each kept as its JSON (the value with its provenance),
+/// not parsed further; owned, so that it can be cached.
+#[derive(Debug)]
+pub struct ParsedGolden {
+    fields: Vec<(String, Box<RawValue>)>,
+}
+
+impl ParsedGolden {
+    pub fn parse(record: &str) -> Result<ParsedGolden, ApiError> {
+        let doc: GoldenDoc = serde_json::from_str(record).map_err(ApiError::internal)?;
+        let fields = match doc.fields {
+            Some(fields) => fields
+                .into_iter()
+                .map(|(name, raw)| (name.into_owned(), raw.to_owned()))
+                .collect(),
+            // Rooms and buildings keep their few fields at the top of the record; give them
+            // the shape of the others.
+            None => [
+                ("address_key", &doc.address_key),
+                ("community", &doc.community),
+            ]
+            .into_iter()
+            .filter_map(|(f, v)| {
+                let raw =
+                    serde_json::value::to_raw_value(&json!({ "value": v.as_ref()?.as_str()? }));
+                Some((f.to_string(), raw.ok()?))
+            })
+            .collect(),
+        };
+        Ok(ParsedGolden { fields })
+    }
+
+    /// The JSON kept for field `name`.
+    fn kept(&self, name: &str) -> Option<&RawValue> {
+        self.fields
+            .iter()
+            .find(|(f, _)| f == name)
+            .map(|(_, raw)| &**raw)
+    }
+}
+
 /// A golden record read only as far as a view needs: each field's JSON is located, not parsed.
 /// Rooms and buildings keep their few fields (`address_key`, `community`) at the top.
 #[derive(serde::Deserialize)]
@@ -398,37 +501,15 @@ pub async fn look(
     caller: &Caller,
     kind: &'static str,
     key: &str,
-    golden: Option<tongban_store::GoldenRecord>,
+    golden: Option<&ParsedGolden>,
     required: &[&str],
 ) -> Result<Seen, ApiError> {
     let p = &caller.principal;
     let now = caller.now;
-    let Some(golden) = golden else {
+    let Some(doc) = golden else {
         return Ok(Seen::Nothing);
     };
-    let doc: GoldenDoc = serde_json::from_str(&golden.record).map_err(ApiError::internal)?;
-    // Rooms and buildings keep their few fields at the top of the record; give them the shape
-    // of the others.
-    let top: Vec<(&str, Box<RawValue>)> = if doc.fields.is_none() {
-        [
-            ("address_key", &doc.address_key),
-            ("community", &doc.community),
-        ]
-        .into_iter()
-        .filter_map(|(f, v)| {
-            let raw = serde_json::value::to_raw_value(&json!({ "value": v.as_ref()?.as_str()? }));
-            Some((f, raw.ok()?))
-        })
-        .collect()
-    } else {
-        Vec::new()
-    };
-    let kept_of = |name: &str| -> Option<&RawValue> {
-        match &doc.fields {
-            Some(fields) => fields.get(name).copied(),
-            None => top.iter().find(|(f, _)| *f == name).map(|(_, r)| &**r),
-        }
-    };
+    let kept_of = |name: &str| doc.kept(name);
     let community = sharing.community(store, kind, key, now).await?;
     // A citizen's user id is their person key: they may read their own record.
     let subject = Subject {
@@ -651,11 +732,8 @@ async fn read(
     }
     let store = state.store.as_ref();
     let caller = Caller::new(sharing, store, p).await?;
-    let golden = store
-        .golden_record(kind, &key)
-        .await
-        .map_err(ApiError::internal)?;
-    match look(sharing, store, &caller, kind, &key, golden, &[]).await? {
+    let golden = sharing.golden(store, kind, &key).await?;
+    match look(sharing, store, &caller, kind, &key, golden.as_deref(), &[]).await? {
         Seen::Shown(view) => {
             let seq = record_reads(
                 sharing,
@@ -730,13 +808,14 @@ pub async fn run_search(
             break;
         }
         let key = g.entity_key.clone();
+        let parsed = ParsedGolden::parse(&g.record)?;
         match look(
             sharing,
             store,
             caller,
             kind,
             &key,
-            Some(g),
+            Some(&parsed),
             &search.required,
         )
         .await?
@@ -902,11 +981,8 @@ async fn bulk(
     let mut events = Vec::new();
     let mut not_found = Vec::new();
     for key in keys {
-        let golden = store
-            .golden_record(kind, &key)
-            .await
-            .map_err(ApiError::internal)?;
-        match look(sharing, store, &caller, kind, &key, golden, &[]).await? {
+        let golden = sharing.golden(store, kind, &key).await?;
+        match look(sharing, store, &caller, kind, &key, golden.as_deref(), &[]).await? {
             Seen::Shown(v) => {
                 events.push(v.event(&caller, "bulk"));
                 views.push(v);

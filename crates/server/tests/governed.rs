@@ -996,3 +996,69 @@ async fn the_watch_suspends_a_grant_whose_reads_spike_when_told_to() {
         );
     }
 }
+
+/// Golden records are kept parsed between reads, but never served once changed: neither after
+/// a new resolution run through the store nor after a change made behind its back (another
+/// process on the same SQLite file).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_golden_record_is_read_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    for store in stores(dir.path(), "governed_fresh").await {
+        libraries(store.as_ref()).await;
+        let (addr, _ids, clerk, _far, _key, _catalogue) = start(store.clone()).await;
+        let path = format!("/api/persons/{PERSON}");
+        let phone = |body: &serde_json::Value| body["fields"]["phone"]["masked"].clone();
+        for _ in 0..3 {
+            let (status, body) = get(addr, &path, Some(&clerk)).await;
+            assert_eq!((status, phone(&body)), (200, "139******78".into()));
+        }
+        let golden = |phone: &str| {
+            serde_json::json!({"key": PERSON, "fields": {
+                "name": kept("王小明"), "phone": kept(phone), "residence": kept("320576|青剑湖花园|1|2|301"),
+            }})
+            .to_string()
+        };
+        store
+            .replace_resolution(
+                "person",
+                2,
+                "{}",
+                &[EntityLink {
+                    source_id: "police_household".into(),
+                    record_key: "1".into(),
+                    role: "subject".into(),
+                    entity_key: PERSON.into(),
+                }],
+                &[GoldenRecord {
+                    entity_key: PERSON.into(),
+                    record: golden("13800000000"),
+                }],
+            )
+            .await
+            .unwrap();
+        let (_, body) = get(addr, &path, Some(&clerk)).await;
+        assert_eq!(phone(&body), "138******00", "a new run: {body}");
+        if store.backend() == "sqlite" {
+            let url = format!(
+                "sqlite://{}",
+                dir.path().join("governed_fresh.db").display()
+            );
+            let changed = tongban_store::testing::execute_raw(
+                &url,
+                &format!(
+                    "UPDATE golden_person SET record = '{}' WHERE entity_key = '{PERSON}'",
+                    golden("13700000001")
+                ),
+            )
+            .await
+            .unwrap();
+            assert_eq!(changed, 1);
+            let (_, body) = get(addr, &path, Some(&clerk)).await;
+            assert_eq!(
+                phone(&body),
+                "137******01",
+                "behind the store's back: {body}"
+            );
+        }
+    }
+}

@@ -471,6 +471,10 @@ impl Store for $store {
         self.backend_golden_record(resolution_kind(kind)?, entity_key).await
     }
 
+    async fn data_generation(&self) -> Result<Option<u64>> {
+        self.backend_data_generation().await
+    }
+
     async fn append_audit(&self, entries: &[AuditRow], checkpoint: Option<&CheckpointRow>) -> Result<()> {
         self.backend_append_audit(entries, checkpoint).await
     }

@@ -556,6 +556,13 @@ pub trait Store: Send + Sync {
 
     async fn golden_record(&self, kind: &str, entity_key: &str) -> Result<Option<GoldenRecord>>;
 
+    /// For callers that cache what they read (the governed API's parsed golden records): a
+    /// number that stays the same for as long as nothing in the store changed but the audit log,
+    /// and changes once anything else may have changed, in this process or another. An entry
+    /// cached under one generation may be served while `data_generation` still answers it.
+    /// `None` when the backend cannot tell cheaply (PostgreSQL): then nothing may be cached.
+    async fn data_generation(&self) -> Result<Option<u64>>;
+
     /// Golden records of `kind` whose JSON text at each criterion's path equals its value (all
     /// must hold), in key order, at most `limit`. A path is dot-separated keys of lower-case
     /// letters and underscores (`fields.name.value`, `address_key`); the paths in

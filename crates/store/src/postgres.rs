@@ -362,6 +362,12 @@ impl PgStore {
         Ok(outcome)
     }
 
+    /// PostgreSQL has no cheap counterpart of SQLite's `data_version` that covers every table,
+    /// so nothing read from it is cached.
+    async fn backend_data_generation(&self) -> Result<Option<u64>> {
+        Ok(None)
+    }
+
     async fn backend_golden_record(
         &self,
         k: &str,

@@ -111,6 +111,10 @@ impl SqliteStore {
         Some(self.turn.clone())
     }
 
+    async fn backend_data_generation(&self) -> Result<Option<u64>> {
+        self.direct.data_generation().map(Some)
+    }
+
     async fn backend_golden_record(
         &self,
         k: &str,

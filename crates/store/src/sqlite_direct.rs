@@ -63,9 +63,17 @@ enum Job {
     },
 }
 
+/// A pooled read-only connection, with the main file's `data_version` it last answered.
+struct Reader {
+    conn: rusqlite::Connection,
+    seen_version: Option<i64>,
+}
+
 pub(crate) struct Direct {
     path: String,
-    readers: Mutex<Vec<rusqlite::Connection>>,
+    readers: Mutex<Vec<Reader>>,
+    /// See [`Direct::data_generation`].
+    generation: std::sync::atomic::AtomicU64,
     /// To the writer thread; it stops when this is dropped.
     writer: std::sync::mpsc::Sender<Job>,
 }
@@ -133,6 +141,7 @@ impl Direct {
         Ok(Direct {
             path: path.to_string(),
             readers: Mutex::new(Vec::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             writer: tx,
         })
     }
@@ -143,17 +152,17 @@ impl Direct {
     }
 
     /// Returns a read-only connection to the pool, unless the pool is full.
-    fn keep(&self, conn: rusqlite::Connection) {
+    fn keep(&self, reader: Reader) {
         if let Ok(mut kept) = self.readers.lock()
             && kept.len() < KEPT_READERS
         {
-            kept.push(conn);
+            kept.push(reader);
         }
     }
 
-    fn reader(&self) -> Result<rusqlite::Connection> {
-        if let Some(c) = self.readers.lock().map_err(|_| poisoned())?.pop() {
-            return Ok(c);
+    fn reader(&self) -> Result<Reader> {
+        if let Some(r) = self.readers.lock().map_err(|_| poisoned())?.pop() {
+            return Ok(r);
         }
         let c = rusqlite::Connection::open_with_flags(
             &self.path,
@@ -161,7 +170,42 @@ impl Direct {
         )?;
         c.busy_timeout(READ_BUSY)?;
         attach_audit(&c, &self.path, false)?;
-        Ok(c)
+        Ok(Reader {
+            conn: c,
+            seen_version: None,
+        })
+    }
+
+    /// A number that changes whenever the main file may have changed since it was last asked,
+    /// and stays the same while only the audit log (its own file) is written: what a cache of
+    /// golden records checks its entries against (see `Store::data_generation`).
+    ///
+    /// SQLite's `PRAGMA main.data_version` changes on a connection when another connection
+    /// committed to the file, but each connection counts on its own; so each pooled reader
+    /// remembers the version it last saw, and the first reader to see a new one moves the shared
+    /// generation on. A reader opened afresh has seen nothing and moves it too (a lost cache,
+    /// never a stale one). The generation is read before the check: an answer read after a
+    /// commit was seen is never older than that commit, and an entry made under an older
+    /// generation is never taken for a newer one.
+    pub(crate) fn data_generation(&self) -> Result<u64> {
+        use std::sync::atomic::Ordering;
+        let before = self.generation.load(Ordering::Acquire);
+        let mut r = self.reader()?;
+        let version = r
+            .conn
+            .prepare_cached("PRAGMA main.data_version")
+            .and_then(|mut st| st.query_row([], |row| row.get::<_, i64>(0)));
+        let changed = match &version {
+            Ok(v) => r.seen_version.replace(*v) != Some(*v),
+            Err(_) => true,
+        };
+        self.keep(r);
+        version?;
+        Ok(if changed {
+            self.generation.fetch_add(1, Ordering::AcqRel) + 1
+        } else {
+            before
+        })
     }
 
     /// The golden record of `entity_key` in table `golden_{kind}` (`kind` already checked by
@@ -171,7 +215,8 @@ impl Direct {
         kind: &str,
         entity_key: &str,
     ) -> Result<Option<GoldenRecord>> {
-        let conn = self.reader()?;
+        let reader = self.reader()?;
+        let conn = &reader.conn;
         let sql = match kind {
             "person" => "SELECT record FROM golden_person WHERE entity_key = ?1",
             "entity" => "SELECT record FROM golden_entity WHERE entity_key = ?1",
@@ -183,7 +228,7 @@ impl Direct {
             st.query_row(params![entity_key], |r| r.get::<_, String>(0))
                 .optional()
         });
-        self.keep(conn);
+        self.keep(reader);
         Ok(found?.map(|record| GoldenRecord {
             entity_key: entity_key.to_string(),
             record,
@@ -198,8 +243,9 @@ impl Direct {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<CleanedRecord>> {
-        let conn = self.reader()?;
-        let page = conn
+        let reader = self.reader()?;
+        let page = reader
+            .conn
             .prepare_cached(
                 "SELECT id, source_id, record_key, cleaned, issues FROM records \
                  WHERE id > ?1 AND status = 'current' ORDER BY id LIMIT ?2",
@@ -216,7 +262,7 @@ impl Direct {
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
             });
-        self.keep(conn);
+        self.keep(reader);
         Ok(page?)
     }
 

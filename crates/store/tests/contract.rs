@@ -975,3 +975,41 @@ async fn an_audit_log_in_the_main_file_is_moved_to_its_own() {
             .unwrap();
     }
 }
+
+/// A cache may keep what it read while the store's generation stands: it stands while only the
+/// audit log is written, and moves on with any other write, by this store or behind its back.
+#[tokio::test]
+async fn the_data_generation_moves_with_writes_but_not_with_audit_appends() {
+    let (stores, dir) = stores("generation").await;
+    for s in &stores {
+        let Some(first) = s.data_generation().await.unwrap() else {
+            assert_eq!(s.backend(), "postgres", "only PostgreSQL may not tell");
+            continue;
+        };
+        assert_eq!(s.data_generation().await.unwrap(), Some(first));
+        s.append_audit(&(1..=50).map(audit_row).collect::<Vec<_>>(), None)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.data_generation().await.unwrap(),
+            Some(first),
+            "an audit append moved it"
+        );
+        let batch = s.begin_batch("s", "f.csv").await.unwrap();
+        s.store_chunk(batch, "s", vec![rec("k2", "b")], vec![])
+            .await
+            .unwrap();
+        let after_ingest = s.data_generation().await.unwrap().unwrap();
+        assert_ne!(after_ingest, first, "a stored chunk did not move it");
+        assert_eq!(s.data_generation().await.unwrap(), Some(after_ingest));
+        // A write by another connection (another process, say) moves it too.
+        let db = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+        db.execute("UPDATE sources SET name = 'changed' WHERE id = 's'", [])
+            .unwrap();
+        let after_other = s.data_generation().await.unwrap().unwrap();
+        assert_ne!(
+            after_other, after_ingest,
+            "another connection's write did not"
+        );
+    }
+}

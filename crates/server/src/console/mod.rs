@@ -532,11 +532,8 @@ async fn subject_page(
     }
     let store = state.store.as_ref();
     let caller = Caller::new(sharing, store, p.clone()).await?;
-    let golden = store
-        .golden_record(kind, key)
-        .await
-        .map_err(ApiError::internal)?;
-    let view = match look(sharing, store, &caller, kind, key, golden, &[]).await? {
+    let golden = sharing.golden(store, kind, key).await?;
+    let view = match look(sharing, store, &caller, kind, key, golden.as_deref(), &[]).await? {
         Seen::Shown(v) => v,
         Seen::Denied(e) => {
             let _ = record(sharing, vec![e]).await;
