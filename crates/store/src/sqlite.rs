@@ -78,13 +78,17 @@ impl SqliteStore {
         // query string and escapes are sqlx's to read), and the audit log's file beside it.
         let file = options.get_filename().to_string_lossy().into_owned();
         let audit = audit_file(&file);
+        // Attaching creates the audit file; whether there was one decides below whether an
+        // empty log may be started.
+        let had_main = std::path::Path::new(&file).exists();
+        let had_audit = std::path::Path::new(&audit).exists();
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .after_connect(attach_audit(&audit, true))
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        move_audit_log(&pool).await?;
+        move_audit_log(&pool, had_main && !had_audit, &audit).await?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .after_connect(attach_audit(&audit, false))
@@ -275,24 +279,44 @@ fn attach_audit(
 /// that file alone (a copy already there is skipped), and only after that commits are the main
 /// file's tables dropped, in a transaction of the main file alone. Killed in between, the next
 /// start copies nothing new and drops them.
-async fn move_audit_log(pool: &SqlitePool) -> Result<()> {
+///
+/// `audit_missing`: the database file existed and the audit file did not. If the log has already
+/// been moved out of the main file, that file was lost (or only the database was copied or
+/// restored); starting an empty log would hide it, so opening fails instead.
+async fn move_audit_log(pool: &SqlitePool, audit_missing: bool, audit: &str) -> Result<()> {
     let mut conn = pool.acquire().await?;
-    sqlx::raw_sql(AUDIT_SCHEMA).execute(&mut *conn).await?;
     let in_main: Option<i64> = sqlx::query_scalar(
         "SELECT 1 FROM main.sqlite_master WHERE type = 'table' AND name = 'audit_log'",
     )
     .fetch_optional(&mut *conn)
     .await?;
+    if in_main.is_none() && audit_missing {
+        // Attaching made an empty file (and its WAL): do not leave it to pass for the log.
+        drop(conn);
+        pool.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{audit}{suffix}"));
+        }
+        return Err(StoreError::Corrupt(format!(
+            "the audit log's file {audit} is missing beside the database: restore it with the \
+             database (they are kept and copied together); no new log is started over a lost one"
+        )));
+    }
+    sqlx::raw_sql(AUDIT_SCHEMA).execute(&mut *conn).await?;
     if in_main.is_none() {
         return Ok(());
     }
+    // The copy must be on disk before the drop can be: with `synchronous = NORMAL` a WAL commit
+    // is not synced, and after a power loss the drop could survive without the copy.
     sqlx::raw_sql(
-        "BEGIN IMMEDIATE; \
+        "PRAGMA audit.synchronous = FULL; \
+         BEGIN IMMEDIATE; \
          INSERT OR IGNORE INTO audit.audit_log SELECT * FROM main.audit_log ORDER BY seq; \
          INSERT OR IGNORE INTO audit.audit_checkpoints SELECT * FROM main.audit_checkpoints; \
          INSERT OR IGNORE INTO audit.audit_subjects SELECT * FROM main.audit_subjects; \
          INSERT OR REPLACE INTO audit.audit_subjects_upto SELECT * FROM main.audit_subjects_upto; \
-         COMMIT;",
+         COMMIT; \
+         PRAGMA audit.synchronous = NORMAL;",
     )
     .execute(&mut *conn)
     .await?;

@@ -182,30 +182,28 @@ impl Direct {
     ///
     /// SQLite's `PRAGMA main.data_version` changes on a connection when another connection
     /// committed to the file, but each connection counts on its own; so each pooled reader
-    /// remembers the version it last saw, and the first reader to see a new one moves the shared
-    /// generation on. A reader opened afresh has seen nothing and moves it too (a lost cache,
-    /// never a stale one). The generation is read before the check: an answer read after a
-    /// commit was seen is never older than that commit, and an entry made under an older
-    /// generation is never taken for a newer one.
+    /// remembers the version it last saw, and a reader that sees a new one moves the shared
+    /// generation on before it goes back to the pool. A reader opened afresh has seen nothing
+    /// and moves it too (a lost cache, never a stale one). The answer is the generation read
+    /// after the check. Why nothing read before a commit is taken for newer: after a commit,
+    /// the first check on each reader sees it and moves the generation on, and a reader that
+    /// has seen the commit is back in the pool only after that move; so a check made after the
+    /// commit answers a generation newer than any answered before it, whichever reader it used.
     pub(crate) fn data_generation(&self) -> Result<u64> {
         use std::sync::atomic::Ordering;
-        let before = self.generation.load(Ordering::Acquire);
         let mut r = self.reader()?;
         let version = r
             .conn
             .prepare_cached("PRAGMA main.data_version")
             .and_then(|mut st| st.query_row([], |row| row.get::<_, i64>(0)));
-        let changed = match &version {
-            Ok(v) => r.seen_version.replace(*v) != Some(*v),
-            Err(_) => true,
-        };
+        let generation = version.map(|v| {
+            if r.seen_version.replace(v) != Some(v) {
+                self.generation.fetch_add(1, Ordering::AcqRel);
+            }
+            self.generation.load(Ordering::Acquire)
+        });
         self.keep(r);
-        version?;
-        Ok(if changed {
-            self.generation.fetch_add(1, Ordering::AcqRel) + 1
-        } else {
-            before
-        })
+        Ok(generation?)
     }
 
     /// The golden record of `entity_key` in table `golden_{kind}` (`kind` already checked by

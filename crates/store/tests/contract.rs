@@ -974,6 +974,19 @@ async fn an_audit_log_in_the_main_file_is_moved_to_its_own() {
         db.execute("DELETE FROM audit_log WHERE seq = 501", [])
             .unwrap();
     }
+    // Once moved, a lost audit file is not silently replaced by an empty log.
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{audit}{suffix}"));
+    }
+    let err = match tongban_store::open(&url).await {
+        Ok(_) => panic!("opened without its audit log"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("is missing"), "{err}");
+    assert!(
+        !std::path::Path::new(&audit).exists(),
+        "an empty log was left behind"
+    );
 }
 
 /// A cache may keep what it read while the store's generation stands: it stands while only the
