@@ -1026,3 +1026,86 @@ async fn the_data_generation_moves_with_writes_but_not_with_audit_appends() {
         );
     }
 }
+
+/// The generation's promise under concurrency, as a cache relies on it: a value read under
+/// generation `g` is served again only by a check answering `g`, and such a check, made after a
+/// commit, must find the value at least as new as that commit. Readers on several threads check,
+/// read and keep the newest value per generation, while another connection commits new versions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_generation_never_answers_for_a_value_read_before_a_newer_commit() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let s: Arc<dyn Store> = Arc::from(
+        tongban_store::open(&format!("sqlite://{}", path.display()))
+            .await
+            .unwrap(),
+    );
+    let record = |v: i64| tongban_store::GoldenRecord {
+        entity_key: "P0000000000000001".into(),
+        record: format!("{{\"v\":{v}}}"),
+    };
+    s.replace_resolution("person", 1, "{}", &[], &[record(0)])
+        .await
+        .unwrap();
+    let committed = Arc::new(AtomicI64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (committed, done, path) = (committed.clone(), done.clone(), path.clone());
+        std::thread::spawn(move || {
+            let db = rusqlite::Connection::open(&path).unwrap();
+            db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+            for v in 1..=300i64 {
+                db.execute(
+                    "UPDATE golden_person SET record = ?1 WHERE entity_key = 'P0000000000000001'",
+                    [format!("{{\"v\":{v}}}")],
+                )
+                .unwrap();
+                committed.store(v, Ordering::SeqCst);
+                std::thread::sleep(std::time::Duration::from_micros(300));
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let read_v = |g: &tongban_store::GoldenRecord| -> i64 {
+        let doc: serde_json::Value = serde_json::from_str(&g.record).unwrap();
+        doc["v"].as_i64().unwrap()
+    };
+    // What a cache shared by the readers would keep: the value read under each generation.
+    let kept: Arc<std::sync::Mutex<std::collections::HashMap<u64, i64>>> = Default::default();
+    let mut readers = Vec::new();
+    for _ in 0..6 {
+        let (s, committed, done, kept) = (s.clone(), committed.clone(), done.clone(), kept.clone());
+        readers.push(tokio::spawn(async move {
+            let mut checks = 0u64;
+            while !done.load(Ordering::SeqCst) {
+                let floor = committed.load(Ordering::SeqCst);
+                let g = s.data_generation().await.unwrap().unwrap();
+                let cached = kept.lock().unwrap().get(&g).copied();
+                if let Some(v) = cached {
+                    assert!(
+                        v >= floor,
+                        "generation {g} answered for version {v}, read before version {floor} was committed"
+                    );
+                    checks += 1;
+                } else {
+                    let golden = s
+                        .golden_record("person", "P0000000000000001")
+                        .await
+                        .unwrap()
+                        .unwrap();
+                    kept.lock().unwrap().insert(g, read_v(&golden));
+                }
+                tokio::task::yield_now().await;
+            }
+            checks
+        }));
+    }
+    let mut checks = 0;
+    for r in readers {
+        checks += r.await.unwrap();
+    }
+    writer.join().unwrap();
+    assert!(checks > 100, "only {checks} cached answers were checked");
+}
