@@ -884,7 +884,7 @@ pub mod testing {
         let sql = sqlx::AssertSqlSafe(sql.to_string());
         if let Some(path) = url.strip_prefix("sqlite://") {
             let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{path}")).await?;
-            sqlx::query("ATTACH DATABASE ?1 AS audit")
+            sqlx::query(crate::sqlite::ATTACH_AUDIT)
                 .bind(crate::sqlite::audit_file(path))
                 .execute(&mut conn)
                 .await?;

@@ -226,31 +226,27 @@ pub fn audit_file(path: &str) -> String {
 /// The audit file's tables, created if missing each time the store opens.
 const AUDIT_SCHEMA: &str = include_str!("../migrations/sqlite-audit/audit.sql");
 
-/// The statements that attach the audit file (`?1`) to a connection; a `writing` one also gives
-/// it the settings the main file has (they are per file): WAL, `synchronous = NORMAL` and a page
+/// Attaches the audit file (`?1`) to a connection as schema `audit`.
+pub(crate) const ATTACH_AUDIT: &str = "ATTACH DATABASE ?1 AS audit";
+
+/// What a writing connection sets on the attached audit file after [`ATTACH_AUDIT`], the
+/// settings the main file has (they are per file): WAL, `synchronous = NORMAL` and a page
 /// cache, and SQLite's small default page size when the file is new. Its commits are a dozen
 /// entries of a few hundred bytes and a WAL frame is a whole page: in the main file, with its
 /// 16 KiB pages, governed lookups fell from 26–27 k to 18–22 k req/s (`tongban bench api`).
-pub(crate) fn attach_statements(writing: bool) -> &'static [&'static str] {
-    if writing {
-        &[
-            "ATTACH DATABASE ?1 AS audit",
-            "PRAGMA audit.page_size = 4096",
-            "PRAGMA audit.journal_mode = WAL",
-            "PRAGMA audit.synchronous = NORMAL",
-            "PRAGMA audit.cache_size = -16384",
-        ]
-    } else {
-        &["ATTACH DATABASE ?1 AS audit"]
-    }
-}
+pub(crate) const AUDIT_SETTINGS: &[&str] = &[
+    "PRAGMA audit.page_size = 4096",
+    "PRAGMA audit.journal_mode = WAL",
+    "PRAGMA audit.synchronous = NORMAL",
+    "PRAGMA audit.cache_size = -16384",
+];
 
 /// What an sqlx `after_connect` hook returns.
 type Attaching<'c> = std::pin::Pin<
     Box<dyn std::future::Future<Output = std::result::Result<(), sqlx::Error>> + Send + 'c>,
 >;
 
-/// An sqlx `after_connect` hook running [`attach_statements`].
+/// An sqlx `after_connect` hook attaching the audit file, with [`AUDIT_SETTINGS`] when `writing`.
 fn attach_audit(
     audit: &str,
     writing: bool,
@@ -262,10 +258,14 @@ fn attach_audit(
     move |conn, _| {
         let audit = audit.clone();
         Box::pin(async move {
-            for (n, sql) in attach_statements(writing).iter().enumerate() {
-                let q = sqlx::query(*sql);
-                let q = if n == 0 { q.bind(audit.clone()) } else { q };
-                q.execute(&mut *conn).await?;
+            sqlx::query(ATTACH_AUDIT)
+                .bind(audit)
+                .execute(&mut *conn)
+                .await?;
+            if writing {
+                for sql in AUDIT_SETTINGS {
+                    sqlx::query(*sql).execute(&mut *conn).await?;
+                }
             }
             Ok(())
         })
@@ -346,7 +346,7 @@ const WAL_RESTART_BYTES: i64 = 1 << 30;
 /// balances and logs a quarter as many pages, and the WAL takes a quarter of the write calls:
 /// `tongban ingest` of the household register took 2.6–2.75 s instead of 3.4–3.7 s, system time
 /// halved. A database created with another size keeps it (WAL mode cannot change it in place).
-pub(crate) const NEW_PAGE_BYTES: u32 = 16384;
+const NEW_PAGE_BYTES: u32 = 16384;
 
 /// Checkpoint the WAL every half second from a connection of its own, for as long as the
 /// runtime runs. PASSIVE: it copies what no reader still needs and never waits for the writer

@@ -346,12 +346,14 @@ fn more_lookaside(conn: &rusqlite::Connection) {
 }
 
 /// Attaches the audit log's file to `conn`, opened on the database file `path`, as every
-/// connection of the store has it (see `sqlite::attach_statements`).
+/// connection of the store has it, with `sqlite::AUDIT_SETTINGS` when `writing`.
 fn attach_audit(conn: &rusqlite::Connection, path: &str, writing: bool) -> Result<()> {
-    for (n, sql) in crate::sqlite::attach_statements(writing).iter().enumerate() {
-        if n == 0 {
-            conn.execute(sql, [crate::sqlite::audit_file(path)])?;
-        } else {
+    conn.execute(
+        crate::sqlite::ATTACH_AUDIT,
+        [crate::sqlite::audit_file(path)],
+    )?;
+    if writing {
+        for sql in crate::sqlite::AUDIT_SETTINGS {
             // A PRAGMA that sets a value answers with a row or not, depending on the pragma.
             conn.query_row(sql, [], |_| Ok(())).optional()?;
         }
