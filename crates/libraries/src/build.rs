@@ -8,12 +8,12 @@
 
 use crate::{Result, entity_key};
 use rayon::prelude::*;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::entity::EntityMention;
-use tongban_resolution::golden::{Candidate, Survivorship};
+use tongban_resolution::golden::{Candidate, Kept, Survivorship};
 use tongban_resolution::linker::{self, Outcome, Settings, Stage};
 use tongban_resolution::person::{Mention, RecordView};
 use tongban_resolution::place::PlaceMention;
@@ -344,7 +344,7 @@ pub async fn write_kind<M: MentionOf>(
     mentions: &[M],
     labels: &[u32],
     anchor: impl Fn(&[&M]) -> String + Sync,
-    golden: impl Fn(&str, &str, &[&M]) -> Value + Sync,
+    golden: impl Fn(&str, &str, &[&M]) -> String + Sync,
     summary: &mut Summary,
     progress: &dyn Progress,
 ) -> Result<(i64, Vec<EntityLink>)> {
@@ -360,7 +360,7 @@ pub async fn write_kind<M: MentionOf>(
             let members: Vec<&M> = members.iter().map(|&i| &mentions[i as usize]).collect();
             let anchor = anchor(&members);
             let key = entity_key(prefix, &anchor);
-            let record = golden(&key, &anchor, &members).to_string();
+            let record = golden(&key, &anchor, &members);
             (*label, key, record)
         })
         .collect();
@@ -428,30 +428,60 @@ pub fn golden_record<M>(
     trust: &Survivorship,
     getters: &[(&str, &FieldOf<M>)],
     provenance: impl Fn(&M) -> Provenance<'_>,
-) -> Value {
-    let mut fields = Map::new();
+) -> String {
+    let provenances: Vec<Provenance> = members.iter().map(|m| provenance(m)).collect();
+    let mut candidates: Vec<Candidate> = Vec::with_capacity(members.len());
+    let mut fields: Vec<(&str, Kept)> = Vec::with_capacity(getters.len());
     for (name, get) in getters {
-        let candidates: Vec<Candidate> = members
-            .iter()
-            .map(|m| {
-                let p = provenance(m);
-                Candidate {
-                    value: get(m),
-                    source: p.source,
-                    record_key: p.record_key,
-                    role: p.role,
-                    date: p.date,
-                }
-            })
-            .collect();
+        candidates.clear();
+        candidates.extend(members.iter().zip(&provenances).map(|(m, p)| Candidate {
+            value: get(m),
+            source: p.source,
+            record_key: p.record_key,
+            role: p.role,
+            date: p.date,
+        }));
         if let Some(kept) = trust.survive(&candidates) {
-            fields.insert(name.to_string(), json!(kept));
+            fields.push((name, kept));
         }
     }
-    let mut sources: Vec<&str> = members.iter().map(|m| provenance(m).source).collect();
+    let mut sources: Vec<&str> = provenances.iter().map(|p| p.source).collect();
     sources.sort_unstable();
     sources.dedup();
-    json!({ "key": key, "mentions": members.len(), "sources": sources, "fields": fields })
+    golden_text(key, members.len(), &sources, &fields)
+}
+
+/// The text of a person's or legal entity's golden record: written straight from the kept
+/// values, because a `serde_json::Value` tree per record (a map per field, a string per value)
+/// cost more than choosing the values. The members are
+/// `{"key", "mentions", "sources", "fields": {name: kept, …}}`, in that order.
+pub fn golden_text(
+    key: &str,
+    mentions: usize,
+    sources: &[&str],
+    fields: &[(&str, Kept)],
+) -> String {
+    struct Fields<'f>(&'f [(&'f str, Kept<'f>)]);
+    impl serde::Serialize for Fields<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().map(|(name, kept)| (name, kept)))
+        }
+    }
+    #[derive(serde::Serialize)]
+    struct Record<'r> {
+        key: &'r str,
+        mentions: usize,
+        sources: &'r [&'r str],
+        fields: Fields<'r>,
+    }
+    // Serialising strings, numbers and maps with string keys into memory cannot fail.
+    serde_json::to_string(&Record {
+        key,
+        mentions,
+        sources,
+        fields: Fields(fields),
+    })
+    .unwrap_or_default()
 }
 
 /// The golden-record fields of a legal entity, in order.
@@ -479,7 +509,7 @@ pub(crate) fn entity_field(m: &EntityMention, i: usize) -> &str {
     }
 }
 
-pub(crate) fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survivorship) -> Value {
+pub(crate) fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survivorship) -> String {
     let getters: Vec<(&str, Box<FieldOf<EntityMention>>)> = ENTITY_FIELDS
         .iter()
         .enumerate()
@@ -588,11 +618,14 @@ pub(crate) fn place_anchor(members: &[&PlaceMention], key: fn(&PlaceMention) -> 
         })
 }
 
-pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str) -> Value {
-    let mut roles: Map<String, Value> = Map::new();
+pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str) -> String {
+    // Roles in the order they first appear, as the stored records have always listed them.
+    let mut roles: Vec<(&str, usize)> = Vec::new();
     for m in members {
-        let n = roles.entry(m.role.clone()).or_insert(json!(0));
-        *n = json!(n.as_u64().unwrap_or(0) + 1);
+        match roles.iter_mut().find(|(r, _)| *r == m.role) {
+            Some((_, n)) => *n += 1,
+            None => roles.push((&m.role, 1)),
+        }
     }
     let mut sources: Vec<&str> = members.iter().map(|m| m.source.as_str()).collect();
     sources.sort_unstable();
@@ -607,10 +640,31 @@ pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
         .map(|(c, _)| c)
         .unwrap_or("");
-    json!({
-        "key": key, "address_key": place_key, "community": community,
-        "mentions": members.len(), "by_role": roles, "sources": sources
+    struct Roles<'r>(Vec<(&'r str, usize)>);
+    impl serde::Serialize for Roles<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().map(|(role, n)| (role, n)))
+        }
+    }
+    #[derive(serde::Serialize)]
+    struct Record<'r> {
+        key: &'r str,
+        address_key: &'r str,
+        community: &'r str,
+        mentions: usize,
+        by_role: Roles<'r>,
+        sources: Vec<&'r str>,
+    }
+    // Serialising strings, numbers and maps with string keys into memory cannot fail.
+    serde_json::to_string(&Record {
+        key,
+        address_key: place_key,
+        community,
+        mentions: members.len(),
+        by_role: Roles(roles),
+        sources,
     })
+    .unwrap_or_default()
 }
 
 /// Group rooms and buildings by canonical key and replace both libraries.
@@ -756,4 +810,80 @@ pub async fn build_all(
         ],
         timed.seconds(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn person(source: &str, key: &str, role: &str, name: &str, date: &str) -> Mention {
+        Mention {
+            source: source.into(),
+            record_key: key.into(),
+            role: role.into(),
+            name: name.into(),
+            recorded_on: date.into(),
+            phone: if role == "subject" {
+                "13800000000".into()
+            } else {
+                String::new()
+            },
+            ..Mention::default()
+        }
+    }
+
+    /// Golden records are written straight to text; they must read exactly as the
+    /// `serde_json::Value` trees they were built as before, members in the same order, since
+    /// stored records are compared and searched by their text.
+    #[test]
+    fn golden_text_is_what_the_value_tree_gave() {
+        let members = [
+            person("grid_collection", "G1", "subject", "章伟", "2024-01-01"),
+            person("police_household", "H1", "subject", "张伟", ""),
+            person("health_births", "B1", "mother", "张伟", "2020-02-02"),
+        ];
+        let refs: Vec<&Mention> = members.iter().collect();
+        let trust = Survivorship::new(crate::person::DEFAULT_TRUST);
+        let text = crate::person::golden("P1", &refs, &trust);
+        let kept = |value: &str, source: &str, key: &str, date: &str, votes: (usize, usize)| {
+            let mut k =
+                json!({"value": value, "source": source, "record_key": key, "role": "subject"});
+            if !date.is_empty() {
+                k["date"] = json!(date);
+            }
+            k["agreeing"] = json!(votes.0);
+            k["disagreeing"] = json!(votes.1);
+            k
+        };
+        let expected = json!({
+            "key": "P1",
+            "mentions": 3,
+            "sources": ["grid_collection", "health_births", "police_household"],
+            "fields": {
+                "name": kept("张伟", "police_household", "H1", "", (2, 1)),
+                "phone": kept("13800000000", "police_household", "H1", "", (2, 0)),
+            }
+        });
+        assert_eq!(text, expected.to_string());
+
+        let place = |role: &str, source: &str, community: &str| PlaceMention {
+            source: source.into(),
+            role: role.into(),
+            community: community.into(),
+            ..PlaceMention::default()
+        };
+        let places = [
+            place("residence", "police_household", "320506001001"),
+            place("subject", "housing_rooms", ""),
+            place("residence", "grid_collection", "320506001001"),
+        ];
+        let refs: Vec<&PlaceMention> = places.iter().collect();
+        let expected = json!({
+            "key": "R1", "address_key": "k", "community": "320506001001", "mentions": 3,
+            "by_role": {"residence": 2, "subject": 1},
+            "sources": ["grid_collection", "housing_rooms", "police_household"]
+        });
+        assert_eq!(place_golden("R1", &refs, "k"), expected.to_string());
+    }
 }

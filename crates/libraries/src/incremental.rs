@@ -17,7 +17,7 @@
 //! members until the next batch run), or revisit a room whose most common key shifts.
 
 use crate::build::{
-    ENTITY_FIELDS, ENTITY_TRUST, MentionOf, Mentions, Progress, Summary, entity_field,
+    ENTITY_FIELDS, ENTITY_TRUST, MentionOf, Mentions, Progress, Summary, entity_field, golden_text,
     place_anchor, place_golden, read_up_to, record_mentions, subjects,
 };
 use crate::{LibraryError, Result, entity_key};
@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use tongban_resolution::cluster::{NO_TAG, UnionFind};
 use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::entity::{self, EntityMention};
-use tongban_resolution::golden::{Candidate, Survivorship, Tally};
+use tongban_resolution::golden::{Candidate, Kept, Survivorship, Tally};
 use tongban_resolution::incremental::Index;
 use tongban_resolution::model::Model;
 use tongban_resolution::person::{self, Mention};
@@ -351,16 +351,14 @@ impl EntityTally {
         self.sources.extend(other.sources);
     }
 
-    fn golden(&self, key: &str, trust: &Survivorship) -> serde_json::Value {
-        let mut fields = serde_json::Map::new();
-        for (name, tally) in ENTITY_FIELDS.iter().zip(&self.fields) {
-            if let Some(kept) = trust.kept(tally) {
-                fields.insert(name.to_string(), serde_json::json!(kept));
-            }
-        }
-        serde_json::json!({
-            "key": key, "mentions": self.mentions, "sources": self.sources, "fields": fields
-        })
+    fn golden(&self, key: &str, trust: &Survivorship) -> String {
+        let fields: Vec<(&str, Kept)> = ENTITY_FIELDS
+            .iter()
+            .zip(&self.fields)
+            .filter_map(|(name, tally)| Some((*name, trust.kept(tally)?)))
+            .collect();
+        let sources: Vec<&str> = self.sources.iter().map(String::as_str).collect();
+        golden_text(key, self.mentions, &sources, &fields)
     }
 }
 
@@ -796,7 +794,7 @@ impl Incremental {
 
     /// The golden record of the entity a mention was just added to, from the tallies of the
     /// clusters it joined (built from their members the first time).
-    fn entity_golden(&mut self, added: &Added) -> serde_json::Value {
+    fn entity_golden(&mut self, added: &Added) -> String {
         let trust = &self.entity_trust;
         let newest = self.entities.mentions.len() - 1;
         let mut tallies: Vec<EntityTally> = added
@@ -1076,7 +1074,7 @@ fn regroup(
     joined: &[u32],
     label: u32,
     row: Option<u32>,
-) -> (Added, serde_json::Value) {
+) -> (Added, String) {
     let prefix = grouped.prefix;
     let pick: fn(&PlaceMention) -> &str = if grouped.kind == "room" {
         |m| m.room_key.as_str()
@@ -1114,12 +1112,7 @@ fn count(report: &mut Report, kind: &str, added: &Added) {
     *report.renamed.entry(kind.to_string()).or_default() += added.renamed.len() as u64;
 }
 
-fn push_change(
-    changes: &mut LibraryChanges,
-    at: Option<At>,
-    added: Added,
-    golden: serde_json::Value,
-) {
+fn push_change(changes: &mut LibraryChanges, at: Option<At>, added: Added, golden: String) {
     if let Some(at) = at {
         changes.links.push(EntityLink {
             source_id: at.0,
@@ -1137,7 +1130,7 @@ fn push_change(
     changes.golden.retain(|g| g.entity_key != added.key);
     changes.golden.push(GoldenRecord {
         entity_key: added.key,
-        record: golden.to_string(),
+        record: golden,
     });
     for (old, new) in added.renamed {
         changes.golden.retain(|g| g.entity_key != old);

@@ -3,7 +3,6 @@
 use crate::Result;
 use crate::build::Provenance;
 pub use crate::build::{Progress, Summary, Timed};
-use serde_json::Value;
 use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::golden::Survivorship;
 use tongban_resolution::linker::{self, Stage};
@@ -26,7 +25,7 @@ pub const DEFAULT_TRUST: &[&str] = &[
 ];
 
 /// The golden record of one person from its mentions.
-pub fn golden(key: &str, members: &[&Mention], trust: &Survivorship) -> Value {
+pub fn golden(key: &str, members: &[&Mention], trust: &Survivorship) -> String {
     let getters: [(&str, &crate::build::FieldOf<Mention>); 11] = [
         ("citizen_id", &|m| m.valid_id.as_str()),
         ("name", &|m| m.name.as_str()),

@@ -10,17 +10,53 @@ use foldhash::{HashMap, HashMapExt as _};
 use rayon::prelude::*;
 use tongban_store::{EntityLink, Relation};
 
-/// (record, role) → entity key, per kind.
-type ByMention<'a> = HashMap<(&'a str, &'a str), Vec<(&'a str, &'a str)>>;
+/// The links of one record, as a slice of a kind's links: a resolution run writes a record's
+/// mentions one after another, so they are found by where they start and end rather than
+/// gathered into a list of their own (ten million small lists at a million people).
+type ByRecord<'a> = HashMap<(&'a str, &'a str), (u32, u32)>;
 
-fn index(links: &[EntityLink]) -> ByMention<'_> {
-    let mut into = ByMention::with_capacity(links.len());
-    for l in links {
-        into.entry((l.source_id.as_str(), l.record_key.as_str()))
-            .or_default()
-            .push((l.role.as_str(), l.entity_key.as_str()));
+/// Consecutive links of the same record, as (source, record key, the links).
+fn runs(links: &[EntityLink]) -> impl Iterator<Item = (&str, &str, &[EntityLink])> {
+    links
+        .chunk_by(|a, b| a.source_id == b.source_id && a.record_key == b.record_key)
+        .map(|run| (run[0].source_id.as_str(), run[0].record_key.as_str(), run))
+}
+
+/// Where each record's links lie. Should a record's links not be consecutive (they always are
+/// when they come from a run), its later links are kept in `scattered`, so nothing is lost.
+fn index(links: &[EntityLink]) -> (ByRecord<'_>, Vec<&EntityLink>) {
+    let mut into = ByRecord::with_capacity(links.len());
+    let mut scattered = Vec::new();
+    let mut at = 0u32;
+    for (source, key, run) in runs(links) {
+        let end = at + run.len() as u32;
+        if into.insert((source, key), (at, end)).is_some() {
+            scattered.extend(run);
+        }
+        at = end;
     }
-    into
+    (into, scattered)
+}
+
+/// The links of one record in a kind, wherever they lie.
+fn of_record<'a>(
+    links: &'a [EntityLink],
+    (by, scattered): &(ByRecord<'a>, Vec<&'a EntityLink>),
+    source: &str,
+    key: &str,
+) -> Vec<&'a EntityLink> {
+    let mut found: Vec<&EntityLink> = match by.get(&(source, key)) {
+        Some(&(a, b)) => links[a as usize..b as usize].iter().collect(),
+        None => Vec::new(),
+    };
+    if !scattered.is_empty() {
+        found.extend(
+            scattered
+                .iter()
+                .filter(|l| l.source_id == source && l.record_key == key),
+        );
+    }
+    found
 }
 
 /// Keeps a relation unless an end is missing or it relates an entity to itself.
@@ -42,6 +78,13 @@ fn push<'a>(
 /// sorted and deduplicated before any of them is copied into owned strings.
 type Borrowed<'a> = (&'a str, &'static str, &'a str, &'a str, &'a str);
 
+/// The entities of one role among a record's links.
+fn of<'l, 'a: 'l>(list: &'l [&'a EntityLink], role: &'l str) -> impl Iterator<Item = &'a str> + 'l {
+    list.iter()
+        .filter(move |l| l.role == role)
+        .map(|l| l.entity_key.as_str())
+}
+
 /// Every relation the records state between the linked entities, sorted, without duplicates.
 pub fn derive<'a>(
     persons: &'a [EntityLink],
@@ -49,96 +92,128 @@ pub fn derive<'a>(
     rooms: &'a [EntityLink],
     buildings: &'a [EntityLink],
 ) -> Vec<Relation> {
-    let (p, e, r, b) = (
-        index(persons),
-        index(entities),
-        index(rooms),
-        index(buildings),
-    );
-    let none: Vec<(&str, &str)> = Vec::new();
+    let (e, r, b) = (index(entities), index(rooms), index(buildings));
     let mut out: Vec<Borrowed<'a>> = Vec::new();
     let sink = &mut out;
-    /// The entities of one role among a record's mentions.
-    fn of<'l, 'a>(
-        list: &'l [(&'a str, &'a str)],
-        role: &'l str,
-    ) -> impl Iterator<Item = &'a str> + 'l {
-        list.iter()
-            .filter(move |(r, _)| *r == role)
-            .map(|(_, k)| *k)
-    }
-    for (&(source, key), people) in &p {
-        let ents = e.get(&(source, key)).unwrap_or(&none);
-        let places = r.get(&(source, key)).unwrap_or(&none);
-        for s in of(people, "subject") {
+    // Records are taken one at a time from the people's links; a record that names nobody
+    // relates no person, so it is never needed.
+    let mut people: Vec<&EntityLink> = Vec::new();
+    let (_, scattered_people) = index(persons);
+    for (source, key, run) in runs(persons) {
+        people.clear();
+        people.extend(run);
+        if !scattered_people.is_empty() {
+            // A record whose links are not consecutive is taken whole at its first run, its
+            // later links added from `scattered`; its later runs repeat a part of it, which
+            // deduplication removes.
+            people.extend(
+                scattered_people
+                    .iter()
+                    .filter(|l| l.source_id == source && l.record_key == key),
+            );
+        }
+        let ents = of_record(entities, &e, source, key);
+        let places = of_record(rooms, &r, source, key);
+        for s in of(&people, "subject") {
             for (role, relation) in [
                 ("spouse", "spouse"),
                 ("mother", "mother"),
                 ("father", "father"),
                 ("guardian", "guardian"),
             ] {
-                for other in of(people, role) {
+                for other in of(&people, role) {
                     push(sink, s, relation, other, source, key);
                 }
             }
-            for employer in of(ents, "employer") {
+            for employer in of(&ents, "employer") {
                 push(sink, s, "employee_of", employer, source, key);
             }
-            for room in of(places, "residence") {
+            for room in of(&places, "residence") {
                 push(sink, s, "lives_in", room, source, key);
             }
-            for room in of(places, "registered") {
+            for room in of(&places, "registered") {
                 push(sink, s, "registered_in", room, source, key);
             }
         }
-        for room in of(places, "room") {
-            for t in of(people, "tenant") {
+        for room in of(&places, "room") {
+            for t in of(&people, "tenant") {
                 push(sink, t, "rents", room, source, key);
             }
-            for l in of(people, "landlord") {
+            for l in of(&people, "landlord") {
                 push(sink, l, "lets", room, source, key);
             }
         }
-        for room in of(places, "subject") {
-            for o in of(people, "owner") {
+        for room in of(&places, "subject") {
+            for o in of(&people, "owner") {
                 push(sink, o, "owns", room, source, key);
             }
         }
-        for company in of(ents, "subject") {
-            for rep in of(people, "legal_rep") {
+        for company in of(&ents, "subject") {
+            for rep in of(&people, "legal_rep") {
                 push(sink, rep, "legal_rep_of", company, source, key);
             }
         }
     }
     // A company lies at the premises its own register entry gives.
-    for (&(source, key), ents) in &e {
-        let places = b.get(&(source, key)).unwrap_or(&none);
-        for company in of(ents, "subject") {
-            for building in of(places, "premises") {
+    for (source, key, run) in runs(entities) {
+        let ents: Vec<&EntityLink> = run.iter().collect();
+        let places = of_record(buildings, &b, source, key);
+        for company in of(&ents, "subject") {
+            for building in of(&places, "premises") {
                 push(sink, company, "located_at", building, source, key);
             }
         }
     }
-    // A room lies in the building its mentions name.
-    let mut building_of: HashMap<(&str, &str, &str), &str> =
-        HashMap::with_capacity(buildings.len());
-    for b in buildings {
-        building_of.insert((&b.source_id, &b.record_key, &b.role), &b.entity_key);
+    // A room lies in the building its mentions name. Both come from the same place mentions in
+    // the same order (rooms leave out premises, which name only a building), so the two lists
+    // are walked side by side; a building link with no room link beside it is looked up.
+    let mut rest = rooms.iter().peekable();
+    let mut by_mention: Option<HashMap<(&str, &str, &str), &str>> = None;
+    let mut unmatched: Vec<&EntityLink> = Vec::new();
+    for building in buildings {
+        match rest.peek() {
+            Some(room) if same_mention(room, building) => {
+                push(
+                    sink,
+                    &room.entity_key,
+                    "in_building",
+                    &building.entity_key,
+                    &room.source_id,
+                    &room.record_key,
+                );
+                rest.next();
+            }
+            _ => {}
+        }
     }
-    for room in rooms {
-        if let Some(b) = building_of.get(&(
-            room.source_id.as_str(),
-            room.record_key.as_str(),
-            room.role.as_str(),
-        )) {
-            push(
-                sink,
-                &room.entity_key,
-                "in_building",
-                b,
-                &room.source_id,
-                &room.record_key,
-            );
+    unmatched.extend(rest);
+    if !unmatched.is_empty() {
+        let map = by_mention.get_or_insert_with(|| {
+            buildings
+                .iter()
+                .map(|b| {
+                    (
+                        (b.source_id.as_str(), b.record_key.as_str(), b.role.as_str()),
+                        b.entity_key.as_str(),
+                    )
+                })
+                .collect()
+        });
+        for room in unmatched {
+            if let Some(b) = map.get(&(
+                room.source_id.as_str(),
+                room.record_key.as_str(),
+                room.role.as_str(),
+            )) {
+                push(
+                    sink,
+                    &room.entity_key,
+                    "in_building",
+                    b,
+                    &room.source_id,
+                    &room.record_key,
+                );
+            }
         }
     }
     out.par_sort_unstable();
@@ -152,6 +227,11 @@ pub fn derive<'a>(
             record_key: key.to_string(),
         })
         .collect()
+}
+
+/// Whether two links are of the same mention: same record and role.
+fn same_mention(a: &EntityLink, b: &EntityLink) -> bool {
+    a.source_id == b.source_id && a.record_key == b.record_key && a.role == b.role
 }
 
 #[cfg(test)]
@@ -194,5 +274,19 @@ mod tests {
         assert!(has("R1", "in_building", "B1"));
         assert!(has("E1", "located_at", "B7"));
         assert_eq!(rel.len(), 6);
+
+        // Links need not come record by record: scattered, they relate the same entities.
+        let scatter = |links: &[EntityLink]| -> Vec<EntityLink> {
+            let (even, odd): (Vec<_>, Vec<_>) =
+                links.iter().cloned().enumerate().partition(|(i, _)| i % 2 == 0);
+            odd.into_iter().chain(even).rev().map(|(_, l)| l).collect()
+        };
+        let scattered = derive(
+            &scatter(&persons),
+            &scatter(&entities),
+            &scatter(&rooms),
+            &scatter(&buildings),
+        );
+        assert_eq!(scattered, rel);
     }
 }

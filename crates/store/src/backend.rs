@@ -830,6 +830,7 @@ impl Store for $store {
         if criteria.is_empty() {
             return Ok(Vec::new());
         }
+        let columns = crate::search_columns(k);
         let mut sql = format!("SELECT entity_key, record FROM golden_{k} WHERE ");
         for (i, (path, _)) in criteria.iter().enumerate() {
             if !crate::valid_json_path(path) {
@@ -838,7 +839,12 @@ impl Store for $store {
             if i > 0 {
                 sql.push_str(" AND ");
             }
-            sql.push_str(&$json_text(path));
+            // A search path has a column holding the same text, indexed; any other path is
+            // read out of the JSON row by row.
+            match columns.iter().find(|c| c.path == *path) {
+                Some(c) => sql.push_str(&c.column),
+                None => sql.push_str(&$json_text(path)),
+            }
             sql.push_str(" = ?");
         }
         sql.push_str(" ORDER BY entity_key LIMIT ?");

@@ -286,8 +286,9 @@ pub struct EntityLink {
     pub entity_key: String,
 }
 
-/// The golden-record paths searches use, per kind, each with an index on both backends
-/// (migration 0009): a search on another path is correct but scans.
+/// The golden-record paths searches use, per kind. Each has a stored generated column holding
+/// the text at the path, indexed, on both backends (migrations 0011 on SQLite, 0010 on
+/// PostgreSQL): a search on another path is correct but scans.
 pub const SEARCH_PATHS: &[(&str, &str)] = &[
     ("person", "fields.name.value"),
     ("person", "fields.phone.value"),
@@ -299,10 +300,19 @@ pub const SEARCH_PATHS: &[(&str, &str)] = &[
     ("building", "address_key"),
 ];
 
-/// The search indexes of one kind's golden records: (index name, path), the name as migration
-/// 0009 gives it (`golden_person_by_name` for `fields.name.value`). `replace_resolution` drops
-/// them before a bulk write and builds them again after it.
-pub fn search_indexes(kind: &str) -> Vec<(String, &'static str)> {
+/// One search path of a kind's golden records: the generated column that holds its text and
+/// the index on that column, named as the migrations name them (`search_name` and
+/// `golden_person_by_name` for `fields.name.value`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchColumn {
+    pub path: &'static str,
+    pub column: String,
+    pub index: String,
+}
+
+/// The search columns of one kind's golden records. `replace_resolution` drops their indexes
+/// before a bulk write and builds them again after it.
+pub fn search_columns(kind: &str) -> Vec<SearchColumn> {
     SEARCH_PATHS
         .iter()
         .filter(|(k, _)| *k == kind)
@@ -311,7 +321,11 @@ pub fn search_indexes(kind: &str) -> Vec<(String, &'static str)> {
                 .strip_prefix("fields.")
                 .and_then(|p| p.strip_suffix(".value"))
                 .unwrap_or(path);
-            (format!("golden_{k}_by_{field}"), *path)
+            SearchColumn {
+                path,
+                column: format!("search_{field}"),
+                index: format!("golden_{k}_by_{field}"),
+            }
         })
         .collect()
 }

@@ -72,8 +72,8 @@ impl PgStore {
         )))
         .execute(&mut *tx)
         .await?;
-        for (name, _) in crate::search_indexes(k) {
-            sqlx::query(AssertSqlSafe(format!("DROP INDEX IF EXISTS {name}")))
+        for c in crate::search_columns(k) {
+            sqlx::query(AssertSqlSafe(format!("DROP INDEX IF EXISTS {}", c.index)))
                 .execute(&mut *tx)
                 .await?;
         }
@@ -118,10 +118,10 @@ impl PgStore {
         )))
         .execute(&mut *tx)
         .await?;
-        for (name, path) in crate::search_indexes(k) {
+        for c in crate::search_columns(k) {
             sqlx::query(AssertSqlSafe(format!(
-                "CREATE INDEX {name} ON golden_{k} (({}))",
-                json_text(path)
+                "CREATE INDEX {} ON golden_{k} ({})",
+                c.index, c.column
             )))
             .execute(&mut *tx)
             .await?;
@@ -469,8 +469,8 @@ fn lookup<'a>(source_id: &'a str, group: &'a [IncomingRecord]) -> QueryBuilder<P
     q
 }
 
-/// The text at a golden record's JSON `path` (already checked by [`crate::valid_json_path`]), in
-/// exactly the form migration 0009's indexes use, so that PostgreSQL can use them.
+/// The text at a golden record's JSON `path` (already checked by [`crate::valid_json_path`]), for
+/// searches on paths that have no search column; the columns hold this same expression.
 fn json_text(path: &str) -> String {
     format!("((record::jsonb) #>> '{{{}}}')", path.replace('.', ","))
 }

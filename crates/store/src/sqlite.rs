@@ -155,11 +155,11 @@ impl SqliteStore {
         links: &[EntityLink],
         golden: &[GoldenRecord],
     ) -> Result<i64> {
-        let creates: Vec<(String, String)> = crate::search_indexes(k)
+        let creates: Vec<(String, String)> = crate::search_columns(k)
             .into_iter()
-            .map(|(name, path)| {
-                let create = format!("CREATE INDEX {name} ON golden_{k} (({}))", json_text(path));
-                (name, create)
+            .map(|c| {
+                let create = format!("CREATE INDEX {} ON golden_{k} ({})", c.index, c.column);
+                (c.index, create)
             })
             .collect();
         let _turn = self.turn.clone().lock_owned().await;
@@ -424,8 +424,8 @@ fn fix(sql: &str) -> AssertSqlSafe<String> {
 
 // SQLite needs no source lock: its writers already take turns (the write turn, and IMMEDIATE
 // transactions against other processes).
-/// The text at a golden record's JSON `path` (already checked by [`crate::valid_json_path`]), in
-/// exactly the form migration 0009's indexes use, so that SQLite can use them.
+/// The text at a golden record's JSON `path` (already checked by [`crate::valid_json_path`]), for
+/// searches on paths that have no search column; the columns hold this same expression.
 fn json_text(path: &str) -> String {
     format!("json_extract(record, '$.{path}')")
 }

@@ -583,8 +583,12 @@ async fn golden_records_are_found_by_fields_and_paths_are_checked() {
             .await
             .unwrap();
         assert_eq!(
-            tongban_store::search_indexes("person")[0],
-            ("golden_person_by_name".to_string(), "fields.name.value")
+            tongban_store::search_columns("person")[0],
+            tongban_store::SearchColumn {
+                path: "fields.name.value",
+                column: "search_name".into(),
+                index: "golden_person_by_name".into(),
+            }
         );
         // A second replace drops and rebuilds the search indexes (the statements must stay
         // valid on both backends).
@@ -644,6 +648,31 @@ async fn golden_records_are_found_by_fields_and_paths_are_checked() {
                 .unwrap()
                 .is_empty()
         );
+        // Records changed one at a time (incremental resolution) are found by their new
+        // values only, and a record that went with a renamed entity is found no more.
+        let changes = vec![tongban_store::LibraryChanges {
+            kind: "person".into(),
+            run_id: 1,
+            golden: vec![person("P1", "王五", "1990-01-02", "13800000009")],
+            renamed: vec![("P3".into(), "P2".into())],
+            ..Default::default()
+        }];
+        store.apply_library_changes(&changes, &[]).await.unwrap();
+        let search = |path: &'static str, value: &'static str| {
+            let store = &store;
+            async move {
+                keys(
+                    store
+                        .search_golden("person", &[(path, value)], 10)
+                        .await
+                        .unwrap(),
+                )
+            }
+        };
+        assert_eq!(search("fields.name.value", "王五").await, ["P1"]);
+        assert_eq!(search("fields.name.value", "张三").await, ["P2"]);
+        assert!(search("fields.name.value", "李四").await.is_empty());
+        assert_eq!(search("fields.phone.value", "13800000009").await, ["P1"]);
     }
 }
 
