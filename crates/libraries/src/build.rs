@@ -8,13 +8,14 @@
 
 use crate::{Result, entity_key};
 use rayon::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::entity::EntityMention;
 use tongban_resolution::golden::{Candidate, Kept, Survivorship};
 use tongban_resolution::linker::{self, Outcome, Settings, Stage};
+use tongban_resolution::fields::Fields;
 use tongban_resolution::person::{Mention, RecordView};
 use tongban_resolution::place::PlaceMention;
 use tongban_resolution::{entity, person, place};
@@ -216,7 +217,7 @@ pub fn record_mentions(
     subjects: &HashMap<String, String>,
     r: &CleanedRecord,
 ) -> (Vec<Mention>, Vec<EntityMention>, Vec<PlaceMention>) {
-    let cleaned: Map<String, Value> = serde_json::from_str(&r.cleaned).unwrap_or_default();
+    let cleaned = Fields::parse(&r.cleaned);
     let invalid = if r.issues.len() > 2 {
         invalid_values(&r.issues)
     } else {

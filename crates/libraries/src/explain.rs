@@ -8,10 +8,11 @@
 
 use crate::build::Summary;
 use crate::{LibraryError, Result};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tongban_resolution::entity::EntityMention;
 use tongban_resolution::linker::{Features, Settings, pattern};
 use tongban_resolution::model::level_of;
+use tongban_resolution::fields::Fields;
 use tongban_resolution::person::{Mention, RecordView, mentions, settings, table};
 use tongban_resolution::table::Table;
 use tongban_store::{RecordStatus, Store};
@@ -72,7 +73,7 @@ pub struct PairExplanation {
 async fn record_of(
     store: &dyn Store,
     r: &MentionRef,
-) -> Result<(String, Map<String, Value>, Vec<(String, String)>)> {
+) -> Result<(String, String, Vec<(String, String)>)> {
     let missing = |what: &str| LibraryError::Truth {
         file: format!("{}:{}", r.source, r.record_key),
         message: what.to_string(),
@@ -88,7 +89,6 @@ async fn record_of(
         .rev()
         .find(|v| v.status == RecordStatus::Current)
         .ok_or_else(|| missing("no current record with that key"))?;
-    let cleaned: Map<String, Value> = serde_json::from_str(&version.cleaned).unwrap_or_default();
     let invalid: Vec<(String, String)> = serde_json::from_str::<Vec<Value>>(&version.issues)
         .unwrap_or_default()
         .iter()
@@ -100,7 +100,7 @@ async fn record_of(
         })
         .filter(|(f, _)| f.ends_with("citizen_id") || f.ends_with("credit_code"))
         .collect();
-    Ok((source.subject, cleaned, invalid))
+    Ok((source.subject, version.cleaned, invalid))
 }
 
 fn not_named(r: &MentionRef, what: &str) -> LibraryError {
@@ -118,6 +118,7 @@ async fn mention_at<M: crate::build::MentionOf>(
     what: &str,
 ) -> Result<M> {
     let (subject, cleaned, invalid) = record_of(store, r).await?;
+    let cleaned = Fields::parse(&cleaned);
     let view = RecordView {
         source: &r.source,
         subject: &subject,

@@ -13,7 +13,6 @@ use crate::compare::Kind;
 use crate::linker::{Comparison, Settings};
 use crate::person::RecordView;
 use crate::table::Table;
-use serde_json::Value;
 use std::collections::HashMap;
 use tongban_standards::division::{Level, longest_name_prefix};
 
@@ -77,23 +76,20 @@ pub fn normalise_name(name: &str) -> String {
     s
 }
 
-fn text<'a>(r: &'a RecordView, field: &str) -> &'a str {
-    r.cleaned.get(field).and_then(Value::as_str).unwrap_or("")
+fn text<'a>(r: &RecordView<'a>, field: &str) -> std::borrow::Cow<'a, str> {
+    r.cleaned.text(field)
 }
 
 fn address_key(r: &RecordView, field: &str) -> String {
-    let Some(obj) = r.cleaned.get(field).and_then(Value::as_object) else {
+    let Some(obj) = r.cleaned.object(field) else {
         return String::new();
     };
     ["building_key", "room_key"]
         .iter()
-        .find_map(|k| {
-            obj.get(*k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or("")
-        .to_string()
+        .map(|k| obj.text(k))
+        .find(|s| !s.is_empty())
+        .unwrap_or_default()
+        .into_owned()
 }
 
 /// The entity mentions of one record.
@@ -103,10 +99,11 @@ pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
         roles.push("");
     }
     for role in ENTITY_ROLES {
-        let present = [format!("{role}.name"), format!("{role}.credit_code")]
-            .iter()
-            .any(|f| r.cleaned.contains_key(f) || r.invalid.iter().any(|(x, _)| x == f));
-        if present {
+        let present = |field: &str| {
+            let f = |x: &str| x.strip_prefix(role).and_then(|x| x.strip_prefix('.')) == Some(field);
+            r.cleaned.contains_prefixed(role, field) || r.invalid.iter().any(|(x, _)| f(x))
+        };
+        if present("name") || present("credit_code") {
             roles.push(role);
         }
     }
@@ -119,11 +116,12 @@ pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
                 format!("{role}.")
             };
             let field = |f: &str| format!("{p}{f}");
-            let valid_code = text(r, &field("credit_code")).to_string();
+            let code_field = field("credit_code");
+            let valid_code = text(r, &code_field).into_owned();
             let raw_code = r
                 .invalid
                 .iter()
-                .find(|(f, _)| *f == field("credit_code"))
+                .find(|(f, _)| *f == code_field)
                 .map(|(_, raw)| {
                     let (folded, _) = tongban_standards::text::fold_form(raw);
                     folded
@@ -133,7 +131,7 @@ pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
                         .collect()
                 })
                 .unwrap_or_default();
-            let name = text(r, &field("name")).to_string();
+            let name = text(r, &field("name")).into_owned();
             let own = role.is_empty();
             EntityMention {
                 source: r.source.to_string(),
@@ -153,22 +151,22 @@ pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
                     String::new()
                 },
                 legal_rep: if own {
-                    text(r, "legal_rep.name").to_string()
+                    text(r, "legal_rep.name").into_owned()
                 } else {
                     String::new()
                 },
                 entity_type: if own {
-                    text(r, "entity_type").to_string()
+                    text(r, "entity_type").into_owned()
                 } else {
                     String::new()
                 },
                 industry: if own {
-                    text(r, "industry").to_string()
+                    text(r, "industry").into_owned()
                 } else {
                     String::new()
                 },
                 founded: if own {
-                    text(r, "founded").to_string()
+                    text(r, "founded").into_owned()
                 } else {
                     String::new()
                 },
@@ -290,11 +288,12 @@ mod tests {
 
     #[test]
     fn register_and_employer_mentions() {
-        let cleaned = serde_json::json!({
+        let text = serde_json::json!({
             "credit_code": "91440101MA5CJQ4N59", "name": "苏州恒瑞信息科技有限公司",
             "legal_rep.name": "张三", "address": {"building_key": "320576|国际大厦|"},
-        });
-        let cleaned = cleaned.as_object().unwrap().clone();
+        })
+        .to_string();
+        let cleaned = crate::fields::Fields::parse(&text);
         let r = RecordView {
             source: "market_entities",
             subject: "entity",
@@ -308,9 +307,9 @@ mod tests {
             (m[0].role.as_str(), m[0].legal_rep.as_str()),
             ("subject", "张三")
         );
-        let cleaned =
-            serde_json::json!({"name": "李四", "employer.name": "恒瑞信息科技(苏州)有限公司"});
-        let cleaned = cleaned.as_object().unwrap().clone();
+        let text = serde_json::json!({"name": "李四", "employer.name": "恒瑞信息科技(苏州)有限公司"})
+            .to_string();
+        let cleaned = crate::fields::Fields::parse(&text);
         let invalid = vec![(
             "employer.credit_code".to_string(),
             "91440101MA5CJQ4N5８".to_string(),

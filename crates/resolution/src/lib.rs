@@ -13,6 +13,7 @@ pub mod compare;
 pub mod config;
 pub mod entity;
 pub mod eval;
+pub mod fields;
 pub mod golden;
 pub mod incremental;
 pub mod link;

@@ -8,7 +8,6 @@
 
 use crate::cluster::{NO_TAG, UnionFind};
 use crate::person::RecordView;
-use serde_json::Value;
 use std::collections::HashMap;
 
 /// One mention of a room (or, for the building register, of a building).
@@ -172,10 +171,10 @@ pub fn resolve_compound_aliases(mentions: &mut [PlaceMention]) {
 }
 
 fn keys(r: &RecordView, field: &str) -> (String, String) {
-    let Some(obj) = r.cleaned.get(field).and_then(Value::as_object) else {
+    let Some(obj) = r.cleaned.object(field) else {
         return (String::new(), String::new());
     };
-    let get = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    let get = |k: &str| obj.text(k).into_owned();
     (get("room_key"), get("building_key"))
 }
 
@@ -184,16 +183,14 @@ fn keys(r: &RecordView, field: &str) -> (String, String) {
 /// takes the compound's place in the building key (county|road+number|), so it never collides
 /// with a compound's building.
 fn door_key(r: &RecordView, field: &str) -> String {
-    let Some(obj) = r.cleaned.get(field).and_then(Value::as_object) else {
+    let Some(obj) = r.cleaned.object(field) else {
         return String::new();
     };
-    let get = |k: &str| obj.get(k).and_then(Value::as_str).unwrap_or("");
     let county = obj
-        .get("county")
-        .and_then(|c| c.get("code"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let (road, number) = (get("road"), get("road_number"));
+        .object("county")
+        .map(|c| c.text("code").into_owned())
+        .unwrap_or_default();
+    let (road, number) = (obj.text("road"), obj.text("road_number"));
     if county.is_empty() || road.is_empty() || number.is_empty() {
         return String::new();
     }
@@ -202,18 +199,12 @@ fn door_key(r: &RecordView, field: &str) -> String {
 
 /// The place mentions of one record.
 pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
-    let text = |f: &str| {
-        r.cleaned
-            .get(f)
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string()
-    };
+    let text = |f: &str| r.cleaned.text(f).into_owned();
     let mut out = Vec::new();
     let community = text("community");
     let mut push = |role: &str, field: &str, room_code: String| {
         let (room_key, building_key) = keys(r, field);
-        if r.cleaned.contains_key(field) || !room_code.is_empty() {
+        if r.cleaned.contains(field) || !room_code.is_empty() {
             out.push(PlaceMention {
                 source: r.source.to_string(),
                 record_key: r.key.to_string(),
@@ -230,7 +221,7 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
         "building" => push("subject", "address", String::new()),
         // A company's premises: the building its address names, else its door number. They
         // place the company in the building library, not in a room.
-        "entity" if r.cleaned.contains_key("address") => {
+        "entity" if r.cleaned.contains("address") => {
             let (_, building_key) = keys(r, "address");
             let building_key = if building_key.is_empty() {
                 door_key(r, "address")
@@ -248,7 +239,7 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
                 });
             }
         }
-        "relation" if r.cleaned.contains_key("room_code") => {
+        "relation" if r.cleaned.contains("room_code") => {
             push("room", "address", text("room_code"))
         }
         "person" => {
@@ -337,7 +328,7 @@ mod tests {
         source: &'a str,
         subject: &'a str,
         key: &'a str,
-        cleaned: &'a serde_json::Map<String, Value>,
+        cleaned: &'a crate::fields::Fields<'a>,
     ) -> RecordView<'a> {
         RecordView {
             source,
@@ -355,16 +346,12 @@ mod tests {
             json!({"room_code": "H1", "address": {"building_key": "320576|青剑湖花园|12"}});
         let resident = json!({"residence_address": {"room_key": "320576|青剑湖花园|12|3|1001", "building_key": "320576|青剑湖花园|12"}});
         let other = json!({"residence_address": {"room_key": "320576|青剑湖花园|12|3|502", "building_key": "320576|青剑湖花园|12"}});
-        let (a, b, c, d) = (
-            room.as_object().unwrap(),
-            rental.as_object().unwrap(),
-            resident.as_object().unwrap(),
-            other.as_object().unwrap(),
-        );
-        let mut m = mentions(&view("housing_rooms", "room", "H1", a));
-        m.extend(mentions(&view("housing_rentals", "relation", "Z1", b)));
-        m.extend(mentions(&view("grid_collection", "person", "G1", c)));
-        m.extend(mentions(&view("grid_collection", "person", "G2", d)));
+        let texts = [room, rental, resident, other].map(|v| v.to_string());
+        let [a, b, c, d] = [0, 1, 2, 3].map(|i| crate::fields::Fields::parse(&texts[i]));
+        let mut m = mentions(&view("housing_rooms", "room", "H1", &a));
+        m.extend(mentions(&view("housing_rentals", "relation", "Z1", &b)));
+        m.extend(mentions(&view("grid_collection", "person", "G1", &c)));
+        m.extend(mentions(&view("grid_collection", "person", "G2", &d)));
         assert_eq!(m.len(), 4);
         let rooms = cluster_rooms(&m);
         assert_eq!(rooms, vec![0, 0, 0, 3]);
