@@ -538,6 +538,44 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
             "the two mother relations became one, the new relation is there once"
         );
         assert_eq!(store.library_counts("person").await.unwrap(), (3, 1));
+        // The lookups by entity and by target follow every kind of change: a link re-pointed by
+        // an upsert, and an entity renamed that relations point to.
+        let changes = vec![tongban_store::LibraryChanges {
+            kind: "person".into(),
+            run_id: run,
+            links: vec![link("a", "1", "subject", "P5")],
+            renamed: vec![("P3".into(), "P4".into())],
+            ..Default::default()
+        }];
+        store.apply_library_changes(&changes, &[]).await.unwrap();
+        let keys_of = |links: Vec<tongban_store::EntityLink>| -> Vec<String> {
+            links
+                .into_iter()
+                .map(|l| format!("{}:{}", l.source_id, l.record_key))
+                .collect()
+        };
+        assert_eq!(
+            keys_of(store.links_of_entity("person", "P1").await.unwrap()),
+            ["a:2", "b:7"]
+        );
+        assert_eq!(
+            keys_of(store.links_of_entity("person", "P5").await.unwrap()),
+            ["a:1"]
+        );
+        assert!(store.links_of_entity("person", "P2").await.unwrap().is_empty());
+        assert!(store.relations_of("P3").await.unwrap().is_empty());
+        assert_eq!(
+            store.relations_of("P4").await.unwrap(),
+            vec![rel("P1", "mother", "P4", "1")]
+        );
+        let changes = vec![tongban_store::LibraryChanges {
+            kind: "person".into(),
+            run_id: run,
+            links: vec![link("a", "1", "subject", "P1")],
+            renamed: vec![("P4".into(), "P3".into())],
+            ..Default::default()
+        }];
+        store.apply_library_changes(&changes, &[]).await.unwrap();
         let added = store
             .add_resolution_run("person", 5, r#"{"mode":"incremental"}"#, 3, 1)
             .await
