@@ -277,8 +277,11 @@ mod tests {
 
         // Links need not come record by record: scattered, they relate the same entities.
         let scatter = |links: &[EntityLink]| -> Vec<EntityLink> {
-            let (even, odd): (Vec<_>, Vec<_>) =
-                links.iter().cloned().enumerate().partition(|(i, _)| i % 2 == 0);
+            let (even, odd): (Vec<_>, Vec<_>) = links
+                .iter()
+                .cloned()
+                .enumerate()
+                .partition(|(i, _)| i % 2 == 0);
             odd.into_iter().chain(even).rev().map(|(_, l)| l).collect()
         };
         let scattered = derive(

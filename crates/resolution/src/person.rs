@@ -17,9 +17,9 @@
 
 use crate::blocking::{KeyPart, Rule, Transform};
 use crate::compare::Kind;
+use crate::fields::Fields;
 use crate::linker::{Comparison, Settings};
 use crate::table::Table;
-use crate::fields::Fields;
 use tongban_standards::citizen_id::CitizenId;
 
 /// Field prefixes that name a person in a role.
@@ -167,6 +167,27 @@ const ROLE_FIELDS: [RoleFields; 8] = [
     role_fields!("legal_rep"),
 ];
 
+/// `YYYY-MM-DD`, written digit by digit: chrono's `format` reads its format string anew at every
+/// call, a twentieth of the time reading three million records took.
+fn iso_date(d: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    let mut out = String::with_capacity(10);
+    let year = d.year();
+    if !(0..=9999).contains(&year) {
+        return d.format("%Y-%m-%d").to_string();
+    }
+    for (n, width) in [(year as u32, 4), (d.month(), 2), (d.day(), 2)] {
+        if !out.is_empty() {
+            out.push('-');
+        }
+        for place in (0..width).rev() {
+            let digit = n / 10u32.pow(place) % 10;
+            out.push(char::from(b'0' + digit as u8));
+        }
+    }
+    out
+}
+
 /// The person mentions of one record.
 pub fn mentions(r: &RecordView) -> Vec<Mention> {
     let mut roles: Vec<&RoleFields> = Vec::new();
@@ -176,8 +197,7 @@ pub fn mentions(r: &RecordView) -> Vec<Mention> {
     for fields in &ROLE_FIELDS {
         let present = r.cleaned.contains(fields.name)
             || r.cleaned.contains(fields.citizen_id)
-            || r
-                .invalid
+            || r.invalid
                 .iter()
                 .any(|(f, _)| f == fields.citizen_id || f == fields.name);
         if present {
@@ -199,9 +219,7 @@ pub fn mentions(r: &RecordView) -> Vec<Mention> {
             let parsed = CitizenId::parse(&valid_id).ok();
             let stated_birth = text(fields.birth_date);
             let stated_sex = text(fields.sex);
-            let id_birth = parsed
-                .as_ref()
-                .map(|id| id.birth_date().format("%Y-%m-%d").to_string());
+            let id_birth = parsed.as_ref().map(|id| iso_date(id.birth_date()));
             let id_sex = parsed.as_ref().map(|id| id.sex().code().to_string());
             let id_agrees = parsed.is_some()
                 && (stated_birth.is_empty() || Some(&*stated_birth) == id_birth.as_deref())
@@ -401,6 +419,20 @@ pub fn settings() -> Settings {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn iso_dates_are_written_as_chrono_writes_them() {
+        for (y, m, d) in [
+            (1949, 12, 31),
+            (2020, 3, 4),
+            (1, 1, 1),
+            (9999, 12, 31),
+            (-5, 6, 7),
+        ] {
+            let date = chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(iso_date(date), date.format("%Y-%m-%d").to_string());
+        }
+    }
 
     #[test]
     fn every_role_has_its_fields_spelled_out() {

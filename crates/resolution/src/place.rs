@@ -239,9 +239,7 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
                 });
             }
         }
-        "relation" if r.cleaned.contains("room_code") => {
-            push("room", "address", text("room_code"))
-        }
+        "relation" if r.cleaned.contains("room_code") => push("room", "address", text("room_code")),
         "person" => {
             push("residence", "residence_address", String::new());
             if r.source == "police_household" {

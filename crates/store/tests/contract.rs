@@ -562,7 +562,13 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
             keys_of(store.links_of_entity("person", "P5").await.unwrap()),
             ["a:1"]
         );
-        assert!(store.links_of_entity("person", "P2").await.unwrap().is_empty());
+        assert!(
+            store
+                .links_of_entity("person", "P2")
+                .await
+                .unwrap()
+                .is_empty()
+        );
         assert!(store.relations_of("P3").await.unwrap().is_empty());
         assert_eq!(
             store.relations_of("P4").await.unwrap(),
