@@ -294,7 +294,7 @@ mod tests {
         #[test]
         fn damaged_objects_never_panic(value in any_json(), cut in 0usize..400, byte in 0u8..128) {
             let text = json!({ "a": value, "b": "x" }).to_string();
-            let cut = text.char_indices().map(|(i, _)| i).filter(|&i| i <= cut).next_back().unwrap_or(0);
+            let cut = text.char_indices().map(|(i, _)| i).rfind(|&i| i <= cut).unwrap_or(0);
             let damaged = format!("{}{}{}", &text[..cut], byte as char, &text[cut..]);
             for t in [&text[..cut], damaged.as_str()] {
                 let f = Fields::parse(t);
