@@ -30,8 +30,11 @@ fn index(links: &[EntityLink]) -> (ByRecord<'_>, Vec<&EntityLink>) {
     let mut at = 0u32;
     for (source, key, run) in runs(links) {
         let end = at + run.len() as u32;
-        if into.insert((source, key), (at, end)).is_some() {
-            scattered.extend(run);
+        match into.entry((source, key)) {
+            std::collections::hash_map::Entry::Occupied(_) => scattered.extend(run),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert((at, end));
+            }
         }
         at = end;
     }
@@ -291,5 +294,33 @@ mod tests {
             &scatter(&buildings),
         );
         assert_eq!(scattered, rel);
+
+        // A record's rooms, entities and buildings split by another record's are all found.
+        let persons = vec![l("police_household", "K", "subject", "P")];
+        let rooms = vec![
+            l("police_household", "K", "residence", "R1"),
+            l("police_household", "K2", "residence", "R2"),
+            l("police_household", "K", "registered", "R3"),
+        ];
+        let rel = derive(&persons, &[], &rooms, &[]);
+        assert!(
+            rel.iter()
+                .any(|x| x.relation == "lives_in" && x.to_key == "R1")
+        );
+        assert!(
+            rel.iter()
+                .any(|x| x.relation == "registered_in" && x.to_key == "R3")
+        );
+        let entities = vec![l("market_entities", "C", "subject", "E1")];
+        let buildings = vec![
+            l("market_entities", "C", "premises", "B7"),
+            l("market_entities", "D", "premises", "B8"),
+            l("market_entities", "C", "other", "B9"),
+        ];
+        let rel = derive(&[], &entities, &[], &buildings);
+        assert!(
+            rel.iter()
+                .any(|x| x.relation == "located_at" && x.to_key == "B7")
+        );
     }
 }
