@@ -15,11 +15,20 @@ use tongban_store::{EntityLink, Relation};
 /// gathered into a list of their own (ten million small lists at a million people).
 type ByRecord<'a> = HashMap<(&'a str, &'a str), (u32, u32)>;
 
-/// Consecutive links of the same record, as (source, record key, the links).
-fn runs(links: &[EntityLink]) -> impl Iterator<Item = (&str, &str, &[EntityLink])> {
+/// Consecutive links of the same record, as (where they start, source, record key, the links).
+fn runs(links: &[EntityLink]) -> impl Iterator<Item = (u32, &str, &str, &[EntityLink])> {
     links
         .chunk_by(|a, b| a.source_id == b.source_id && a.record_key == b.record_key)
-        .map(|run| (run[0].source_id.as_str(), run[0].record_key.as_str(), run))
+        .scan(0u32, |at, run| {
+            let start = *at;
+            *at += run.len() as u32;
+            Some((
+                start,
+                run[0].source_id.as_str(),
+                run[0].record_key.as_str(),
+                run,
+            ))
+        })
 }
 
 /// Where each record's links lie. Should a record's links not be consecutive (they always are
@@ -27,16 +36,13 @@ fn runs(links: &[EntityLink]) -> impl Iterator<Item = (&str, &str, &[EntityLink]
 fn index(links: &[EntityLink]) -> (ByRecord<'_>, Vec<&EntityLink>) {
     let mut into = ByRecord::with_capacity(links.len());
     let mut scattered = Vec::new();
-    let mut at = 0u32;
-    for (source, key, run) in runs(links) {
-        let end = at + run.len() as u32;
+    for (start, source, key, run) in runs(links) {
         match into.entry((source, key)) {
             std::collections::hash_map::Entry::Occupied(_) => scattered.extend(run),
             std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert((at, end));
+                v.insert((start, start + run.len() as u32));
             }
         }
-        at = end;
     }
     (into, scattered)
 }
@@ -60,6 +66,19 @@ fn of_record<'a>(
         );
     }
     found
+}
+
+/// Every record of a kind once, in the order its links come, with all its links: a record whose
+/// links are split is taken whole at its first run.
+fn records<'a: 'i, 'i>(
+    links: &'a [EntityLink],
+    index: &'i (ByRecord<'a>, Vec<&'a EntityLink>),
+) -> impl Iterator<Item = (&'a str, &'a str, Vec<&'a EntityLink>)> + 'i {
+    runs(links)
+        .filter(|(start, source, key, _)| {
+            index.0.get(&(*source, *key)).map(|r| r.0) == Some(*start)
+        })
+        .map(|(_, source, key, _)| (source, key, of_record(links, index, source, key)))
 }
 
 /// Keeps a relation unless an end is missing or it relates an entity to itself.
@@ -95,26 +114,17 @@ pub fn derive<'a>(
     rooms: &'a [EntityLink],
     buildings: &'a [EntityLink],
 ) -> Vec<Relation> {
-    let (e, r, b) = (index(entities), index(rooms), index(buildings));
+    let (p, e, r, b) = (
+        index(persons),
+        index(entities),
+        index(rooms),
+        index(buildings),
+    );
     let mut out: Vec<Borrowed<'a>> = Vec::new();
     let sink = &mut out;
     // Records are taken one at a time from the people's links; a record that names nobody
     // relates no person, so it is never needed.
-    let mut people: Vec<&EntityLink> = Vec::new();
-    let (_, scattered_people) = index(persons);
-    for (source, key, run) in runs(persons) {
-        people.clear();
-        people.extend(run);
-        if !scattered_people.is_empty() {
-            // A record whose links are not consecutive is taken whole at its first run, its
-            // later links added from `scattered`; its later runs repeat a part of it, which
-            // deduplication removes.
-            people.extend(
-                scattered_people
-                    .iter()
-                    .filter(|l| l.source_id == source && l.record_key == key),
-            );
-        }
+    for (source, key, people) in records(persons, &p) {
         let ents = of_record(entities, &e, source, key);
         let places = of_record(rooms, &r, source, key);
         for s in of(&people, "subject") {
@@ -158,8 +168,7 @@ pub fn derive<'a>(
         }
     }
     // A company lies at the premises its own register entry gives.
-    for (source, key, run) in runs(entities) {
-        let ents: Vec<&EntityLink> = run.iter().collect();
+    for (source, key, ents) in records(entities, &e) {
         let places = of_record(buildings, &b, source, key);
         for company in of(&ents, "subject") {
             for building in of(&places, "premises") {
@@ -171,8 +180,6 @@ pub fn derive<'a>(
     // the same order (rooms leave out premises, which name only a building), so the two lists
     // are walked side by side; a building link with no room link beside it is looked up.
     let mut rest = rooms.iter().peekable();
-    let mut by_mention: Option<HashMap<(&str, &str, &str), &str>> = None;
-    let mut unmatched: Vec<&EntityLink> = Vec::new();
     for building in buildings {
         match rest.peek() {
             Some(room) if same_mention(room, building) => {
@@ -189,19 +196,17 @@ pub fn derive<'a>(
             _ => {}
         }
     }
-    unmatched.extend(rest);
+    let unmatched: Vec<&EntityLink> = rest.collect();
     if !unmatched.is_empty() {
-        let map = by_mention.get_or_insert_with(|| {
-            buildings
-                .iter()
-                .map(|b| {
-                    (
-                        (b.source_id.as_str(), b.record_key.as_str(), b.role.as_str()),
-                        b.entity_key.as_str(),
-                    )
-                })
-                .collect()
-        });
+        let map: HashMap<(&str, &str, &str), &str> = buildings
+            .iter()
+            .map(|b| {
+                (
+                    (b.source_id.as_str(), b.record_key.as_str(), b.role.as_str()),
+                    b.entity_key.as_str(),
+                )
+            })
+            .collect();
         for room in unmatched {
             if let Some(b) = map.get(&(
                 room.source_id.as_str(),

@@ -10,6 +10,7 @@
 
 use crate::blocking::{KeyPart, Rule, Transform};
 use crate::compare::Kind;
+use crate::fields::is_prefixed;
 use crate::linker::{Comparison, Settings};
 use crate::person::RecordView;
 use crate::table::Table;
@@ -122,8 +123,8 @@ pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
     }
     for role in ENTITY_ROLES {
         let present = |field: &str| {
-            let f = |x: &str| x.strip_prefix(role).and_then(|x| x.strip_prefix('.')) == Some(field);
-            r.cleaned.contains_prefixed(role, field) || r.invalid.iter().any(|(x, _)| f(x))
+            r.cleaned.contains_prefixed(role, field)
+                || r.invalid.iter().any(|(x, _)| is_prefixed(x, role, field))
         };
         if present("name") || present("credit_code") {
             roles.push(role);

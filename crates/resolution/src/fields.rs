@@ -53,7 +53,7 @@ impl<'a> Fields<'a> {
     pub fn contains_prefixed(&self, prefix: &str, field: &str) -> bool {
         self.entries
             .iter()
-            .any(|(k, _)| k.strip_prefix(prefix).and_then(|k| k.strip_prefix('.')) == Some(field))
+            .any(|(k, _)| is_prefixed(k, prefix, field))
     }
 
     /// The field's text; "" when it is missing or not a string.
@@ -71,6 +71,11 @@ impl<'a> Fields<'a> {
             })
             .as_ref()
     }
+}
+
+/// Whether `key` is `{prefix}.{field}`.
+pub fn is_prefixed(key: &str, prefix: &str, field: &str) -> bool {
+    key.strip_prefix(prefix).and_then(|k| k.strip_prefix('.')) == Some(field)
 }
 
 /// The string a raw JSON value holds: borrowed when written without escapes (a JSON string has
