@@ -50,7 +50,7 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
     for store in common::backends(d, "resolve").await {
         let store = store.as_ref();
         ingest_all(store, &d.join("s")).await;
-        let (summaries, _) = tongban_libraries::build::build_all(
+        let built = tongban_libraries::build::build_all(
             store,
             &trust,
             &tongban_resolution::config::LibraryConfig::default(),
@@ -58,8 +58,35 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         )
         .await
         .unwrap();
+        let summaries = &built.summaries;
         let kinds: Vec<&str> = summaries.iter().map(|s| s.kind.as_str()).collect();
         assert_eq!(kinds, ["person", "entity", "room", "building"]);
+        // Written beside the building, one after another in the order built: each kind's run
+        // has its id, in that order, and the relations come last.
+        assert!(
+            summaries
+                .windows(2)
+                .all(|w| 0 < w[0].run_id && w[0].run_id < w[1].run_id),
+            "{summaries:?}"
+        );
+        for s in summaries {
+            let latest = store.latest_resolution(&s.kind).await.unwrap().unwrap();
+            assert_eq!(latest.id, s.run_id);
+            assert_eq!(latest.entities, s.entities as i64);
+        }
+        let writes: Vec<&str> = built.writes.iter().map(|(w, _)| w.as_str()).collect();
+        assert_eq!(
+            writes,
+            [
+                "person writing",
+                "entity writing",
+                "room writing",
+                "building writing",
+                "relations writing"
+            ]
+        );
+        assert_eq!(built.stages.first().map(|s| s.0.as_str()), Some("reading"));
+        assert_eq!(built.stages.last().map(|s| s.0.as_str()), Some("writing"));
         assert!(
             summaries
                 .iter()

@@ -189,7 +189,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         println!("  ingested {first} records in {:.1} s", t.elapsed().as_secs_f64());
         let t = Instant::now();
         let pb = spinner("records read");
-        let (summaries, _) = build_all(store, &trust, &LibraryConfig::default(), &Bar(pb.clone())).await?;
+        let summaries = build_all(store, &trust, &LibraryConfig::default(), &Bar(pb.clone())).await?.summaries;
         pb.finish_and_clear();
         let entities: Vec<String> = summaries
             .iter()

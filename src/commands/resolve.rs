@@ -81,7 +81,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(path) => LibraryConfig::load(path)?,
             None => LibraryConfig::default(),
         };
-        let (summaries, stages) = build_all(store.as_ref(), &trust, &config, &Bar(pb.clone())).await?;
+        let built = build_all(store.as_ref(), &trust, &config, &Bar(pb.clone())).await?;
+        let (summaries, stages, writes) = (built.summaries, built.stages, built.writes);
         let runs: Vec<serde_json::Value> = summaries
             .iter()
             .map(|s| serde_json::json!({"kind": s.kind, "run": s.run_id, "entities": s.entities}))
@@ -91,7 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         pb.finish_and_clear();
         let secs = started.elapsed().as_secs_f64();
         if args.json {
-            let v = serde_json::json!({ "libraries": summaries, "stage_seconds": stages, "seconds": secs });
+            let v = serde_json::json!({ "libraries": summaries, "stage_seconds": stages, "write_seconds": writes, "seconds": secs });
             println!("{}", serde_json::to_string_pretty(&v)?);
         } else {
             let records = summaries.first().map_or(0, |s| s.records);
@@ -109,6 +110,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             let stages: Vec<String> = stages.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
             println!("  stages: {}", stages.join(", "));
+            // The writes run beside the stages after the persons' golden records, one after
+            // another; "writing" above is only the wait for the last of them.
+            let writes: Vec<String> = writes.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
+            println!("  written beside them: {}", writes.join(", "));
             for s in summaries.iter().filter(|s| !s.weights.is_empty()) {
                 println!("  {} weights (log2 m/u), learned without labels; prior {:+.2}:", s.kind, s.prior);
                 for (name, levels) in &s.weights {

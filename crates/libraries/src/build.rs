@@ -3,10 +3,11 @@
 //!
 //! Reading is shared: every current record is read once (in storage order, the next page fetched
 //! while the last is parsed) and turned into person, entity and place mentions together.
-//! [`write_kind`] names each cluster with a stable key, builds golden records on all cores and
-//! replaces the kind's library in one transaction.
+//! [`key_kind`] names each cluster with a stable key and builds golden records on all cores: a
+//! [`Library`] to be written. [`build_all`] builds every library on one thread and writes each,
+//! in one transaction of its own, on another while the next is built.
 
-use crate::{Result, entity_key};
+use crate::{LibraryError, Result, entity_key};
 use rayon::prelude::*;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -19,7 +20,7 @@ use tongban_resolution::linker::{self, Outcome, Settings, Stage};
 use tongban_resolution::person::{Mention, RecordView};
 use tongban_resolution::place::PlaceMention;
 use tongban_resolution::{entity, person, place};
-use tongban_store::{CleanedRecord, EntityLink, GoldenRecord, Store};
+use tongban_store::{CleanedRecord, EntityLink, GoldenRecord, Relation, Store};
 
 /// Progress reports: a stage name and, while reading, records read so far.
 pub trait Progress: Sync {
@@ -143,7 +144,7 @@ impl Summary {
         }
     }
 
-    /// A summary for kinds grouped by key rather than linked; `write_kind` counts the entities.
+    /// A summary for kinds grouped by key rather than linked; `key_kind` counts the entities.
     pub(crate) fn grouped(kind: &str, records: u64, mentions: usize) -> Summary {
         Summary {
             kind: kind.to_string(),
@@ -333,22 +334,48 @@ impl MentionOf for PlaceMention {
     }
 }
 
-/// Key the clusters given by `labels`, build their golden records, and replace the library of
-/// `kind`. `anchor` names what a cluster's key is derived from; `golden` builds its record from
-/// the key, the anchor and the members.
-#[allow(clippy::too_many_arguments)]
-pub async fn write_kind<M: MentionOf>(
-    store: &dyn Store,
-    kind: &str,
+/// One kind's library built in memory and not yet written: the run's summary, a link for every
+/// mention and a golden record for every entity. Links are shared, since relations are derived
+/// from them while the library is being written.
+pub struct Library {
+    pub summary: Summary,
+    /// When the run began, as the store records it.
+    pub started: i64,
+    pub links: Arc<Vec<EntityLink>>,
+    pub golden: Vec<GoldenRecord>,
+}
+
+impl Library {
+    /// Replaces the kind's library in the store with this one, in one transaction, and notes the
+    /// run's id in the summary.
+    pub async fn write(&mut self, store: &dyn Store) -> Result<i64> {
+        let text = serde_json::to_string(&self.summary).unwrap_or_default();
+        let run = store
+            .replace_resolution(
+                &self.summary.kind,
+                self.started,
+                &text,
+                &self.links,
+                &self.golden,
+            )
+            .await?;
+        self.summary.run_id = run;
+        Ok(run)
+    }
+}
+
+/// Key the clusters given by `labels` and build their golden records: the library of the
+/// summary's kind, ready to be written. `anchor` names what a cluster's key is derived from;
+/// `golden` builds its record from the key, the anchor and the members.
+pub fn key_kind<M: MentionOf>(
+    mut summary: Summary,
     prefix: &str,
     started: i64,
     mentions: &[M],
     labels: &[u32],
     anchor: impl Fn(&[&M]) -> String + Sync,
     golden: impl Fn(&str, &str, &[&M]) -> String + Sync,
-    summary: &mut Summary,
-    progress: &dyn Progress,
-) -> Result<(i64, Vec<EntityLink>)> {
+) -> Library {
     let mut clusters: HashMap<u32, Vec<u32>> = HashMap::new();
     for (i, &label) in labels.iter().enumerate() {
         clusters.entry(label).or_default().push(i as u32);
@@ -381,7 +408,7 @@ pub async fn write_kind<M: MentionOf>(
         })
         .collect();
     let key_of: HashMap<u32, &str> = keyed.iter().map(|(l, k, _)| (*l, k.as_str())).collect();
-    let links: Vec<EntityLink> = mentions
+    let mut links: Vec<EntityLink> = mentions
         .iter()
         .zip(labels)
         .map(|(m, label)| {
@@ -394,17 +421,23 @@ pub async fn write_kind<M: MentionOf>(
             }
         })
         .collect();
-    let golden_records: Vec<GoldenRecord> = keyed
+    let mut golden: Vec<GoldenRecord> = keyed
         .into_iter()
         .map(|(_, entity_key, record)| GoldenRecord { entity_key, record })
         .collect();
-    summary.entities = golden_records.len() as u64;
-    progress.stage(&format!("{kind} writing"));
-    let text = serde_json::to_string(&summary).unwrap_or_default();
-    let run = store
-        .replace_resolution(kind, started, &text, &links, &golden_records)
-        .await?;
-    Ok((run, links))
+    summary.entities = golden.len() as u64;
+    // In the store's key order, sorted here on all cores rather than by the store on its one
+    // writing thread, the longest part of a build.
+    links.par_sort_unstable_by(|a, b| {
+        (&a.source_id, &a.record_key, &a.role).cmp(&(&b.source_id, &b.record_key, &b.role))
+    });
+    golden.par_sort_unstable_by(|a, b| a.entity_key.cmp(&b.entity_key));
+    Library {
+        summary,
+        started,
+        links: Arc::new(links),
+        golden,
+    }
 }
 
 /// The default trust order for entity fields: the market register first.
@@ -581,14 +614,13 @@ pub(crate) fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survi
     })
 }
 
-/// Resolve legal entities and replace the entity library.
-pub async fn resolve_entities(
-    store: &dyn Store,
+/// Resolve legal entities: the entity library, to be written.
+pub fn link_entities(
     all: &[EntityMention],
     read: Read,
     config: &LibraryConfig,
     progress: &dyn Progress,
-) -> Result<(Summary, Vec<EntityLink>)> {
+) -> Result<Library> {
     let started = tongban_store::now_millis();
     // Thousands of employees name their employer identically; each distinct way of naming an
     // entity is linked once and every mention follows its representative. Linking every copy
@@ -622,9 +654,9 @@ pub async fn resolve_entities(
     summary.last_record_id = read.last_record_id;
     summary.config = config.text.clone();
     let trust = Survivorship::new(ENTITY_TRUST);
-    let (run_id, links) = write_kind(
-        store,
-        "entity",
+    progress.stage("entity golden records");
+    Ok(key_kind(
+        summary,
         "E",
         started,
         all,
@@ -642,12 +674,7 @@ pub async fn resolve_entities(
                 })
         },
         |key, _, members| entity_golden(key, members, &trust),
-        &mut summary,
-        progress,
-    )
-    .await?;
-    summary.run_id = run_id;
-    Ok((summary, links))
+    ))
 }
 
 pub(crate) fn place_anchor(members: &[&PlaceMention], key: fn(&PlaceMention) -> &str) -> String {
@@ -720,14 +747,14 @@ pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str
     .unwrap_or_default()
 }
 
-/// Group rooms and buildings by canonical key and replace both libraries.
-pub async fn resolve_places(
-    store: &dyn Store,
+/// Group rooms and buildings by canonical key: the room library and the building library, in
+/// that order, to be written.
+pub fn group_places(
     all: &[PlaceMention],
     hints: &[Vec<String>],
     read: Read,
     progress: &dyn Progress,
-) -> Result<Vec<(Summary, Vec<EntityLink>)>> {
+) -> Vec<Library> {
     let mut out = Vec::new();
     for kind in ["room", "building"] {
         let started = tongban_store::now_millis();
@@ -759,9 +786,8 @@ pub async fn resolve_places(
         };
         let mut summary = Summary::grouped(kind, read.records, all.len());
         summary.last_record_id = read.last_record_id;
-        let (run_id, links) = write_kind(
-            store,
-            kind,
+        out.push(key_kind(
+            summary,
             prefix,
             started,
             all,
@@ -770,14 +796,9 @@ pub async fn resolve_places(
             |key, anchor, members| {
                 place_golden(key, members, anchor.strip_prefix("key:").unwrap_or(""))
             },
-            &mut summary,
-            progress,
-        )
-        .await?;
-        summary.run_id = run_id;
-        out.push((summary, links));
+        ));
     }
-    Ok(out)
+    out
 }
 
 /// Household context for rooms: for each place mention made by a person's record (a residence),
@@ -823,46 +844,157 @@ fn household_hints(
         .collect()
 }
 
-/// Build every library: one read of the store, then persons, entities, rooms and buildings.
+/// What a whole build did: each kind's summary (persons, entities, rooms, buildings), how long
+/// each stage of building them in memory took, in order, and how long each write took. The
+/// writes run beside the later stages, so their seconds overlap the stages' rather than add to
+/// them; the stage "writing" is the time the build waited for the last writes after everything
+/// else was done.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Built {
+    pub summaries: Vec<Summary>,
+    pub stages: Vec<(String, f64)>,
+    pub writes: Vec<(String, f64)>,
+}
+
+/// What the building side hands to the writing side, in the order it is to be written.
+enum Write {
+    Library(Box<Library>),
+    Relations(Vec<Relation>),
+}
+
+/// Build every library: one read of the store, then persons, entities, rooms, buildings and the
+/// relations between them.
+///
+/// Writing a library is the store's work on one thread, and at a million people it takes about
+/// as long as building all of them, so the two overlap: each library is written while the next
+/// is built, in the same order as before and each in its own transaction. With a single-threaded
+/// runtime (tests) the libraries are built first and written after.
 pub async fn build_all(
     store: &dyn Store,
     trust: &Survivorship,
     config: &LibraryConfig,
     progress: &dyn Progress,
-) -> Result<(Vec<Summary>, Vec<(String, f64)>)> {
+) -> Result<Built> {
     let timed = Timed::new(progress);
     timed.stage("reading");
     let all = read_all(store, &timed).await?;
-    let (person_summary, person_labels, person_links) =
-        crate::person::resolve_mentions(store, trust, &all.persons, all.read(), config, &timed)
-            .await?;
-    let (entity_summary, entity_links) =
-        resolve_entities(store, &all.entities, all.read(), config, &timed).await?;
+    let (to_writer, from_builder) = tokio::sync::mpsc::unbounded_channel();
+    let build = || {
+        let built = build_in_memory(all, trust, config, &timed, &|write| {
+            to_writer
+                .send(write)
+                .map_err(|_| LibraryError::WriterStopped)
+        });
+        // Dropping the sender tells the writer that nothing more will come.
+        drop(to_writer);
+        timed.stage("writing");
+        built
+    };
+    let (built, written) = side_by_side(build, write_in_order(store, from_builder, progress)).await;
+    // The writer's error explains a build stopped for want of a writer.
+    let (summaries, writes) = written?;
+    built?;
+    Ok(Built {
+        summaries,
+        stages: timed.seconds(),
+        writes,
+    })
+}
+
+/// The building side of [`build_all`]: every library and the relations, each handed to `write`
+/// as soon as it is complete.
+fn build_in_memory(
+    all: Mentions,
+    trust: &Survivorship,
+    config: &LibraryConfig,
+    progress: &dyn Progress,
+    write: &dyn Fn(Write) -> Result<()>,
+) -> Result<()> {
+    let (persons, person_labels) =
+        crate::person::link_persons(trust, &all.persons, all.read(), config, progress)?;
+    let person_links = persons.links.clone();
+    write(Write::Library(Box::new(persons)))?;
+    let entities = link_entities(&all.entities, all.read(), config, progress)?;
+    let entity_links = entities.links.clone();
+    write(Write::Library(Box::new(entities)))?;
     let read = all.read();
     let mut places = all.places;
     place::resolve_compound_aliases(&mut places);
     let hints = household_hints(&all.persons, &person_labels, &places);
-    let mut place_results = resolve_places(store, &places, &hints, read, &timed).await?;
-    let (building_summary, building_links) = place_results
-        .pop()
-        .unwrap_or_else(|| (Summary::grouped("building", 0, 0), Vec::new()));
-    let (room_summary, room_links) = place_results
-        .pop()
-        .unwrap_or_else(|| (Summary::grouped("room", 0, 0), Vec::new()));
-    timed.stage("relations");
-    let relations =
-        crate::relations::derive(&person_links, &entity_links, &room_links, &building_links);
-    timed.stage("relations writing");
-    store.replace_relations(&relations).await?;
-    Ok((
-        vec![
-            person_summary,
-            entity_summary,
-            room_summary,
-            building_summary,
-        ],
-        timed.seconds(),
-    ))
+    drop(person_labels);
+    let mut place_links = Vec::new();
+    for library in group_places(&places, &hints, read, progress) {
+        place_links.push(library.links.clone());
+        write(Write::Library(Box::new(library)))?;
+    }
+    drop((hints, places));
+    progress.stage("relations");
+    let none = Arc::new(Vec::new());
+    let (rooms, buildings) = (
+        place_links.first().unwrap_or(&none),
+        place_links.get(1).unwrap_or(&none),
+    );
+    let relations = crate::relations::derive(&person_links, &entity_links, rooms, buildings);
+    write(Write::Relations(relations))
+}
+
+/// The writing side of [`build_all`]: each library and then the relations, in the order they
+/// come, one at a time. Stops at the first failure. Returns the libraries' summaries with their
+/// run ids, and the seconds each write took.
+async fn write_in_order(
+    store: &dyn Store,
+    mut from_builder: tokio::sync::mpsc::UnboundedReceiver<Write>,
+    progress: &dyn Progress,
+) -> Result<(Vec<Summary>, Vec<(String, f64)>)> {
+    let mut summaries = Vec::new();
+    let mut seconds = Vec::new();
+    while let Some(write) = from_builder.recv().await {
+        let started = std::time::Instant::now();
+        let name = match write {
+            Write::Library(mut library) => {
+                progress.stage(&format!("{} writing", library.summary.kind));
+                library.write(store).await?;
+                let name = format!("{} writing", library.summary.kind);
+                summaries.push(library.summary);
+                name
+            }
+            Write::Relations(relations) => {
+                progress.stage("relations writing");
+                store.replace_relations(&relations).await?;
+                "relations writing".to_string()
+            }
+        };
+        seconds.push((name, started.elapsed().as_secs_f64()));
+    }
+    Ok((summaries, seconds))
+}
+
+/// Runs `build` on a thread of its own while `write` runs on this one, when the runtime lets
+/// this thread block (a multi-threaded runtime, whose other tasks move to another thread
+/// meanwhile); otherwise runs `build` to its end and then `write`. A panic while building is
+/// passed on once the writer has finished what it was given.
+async fn side_by_side<A: Send, B>(
+    build: impl FnOnce() -> A + Send,
+    write: impl std::future::Future<Output = B>,
+) -> (A, B) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| {
+                std::thread::scope(|scope| {
+                    let builder = scope.spawn(build);
+                    let written = handle.block_on(write);
+                    match builder.join() {
+                        Ok(built) => (built, written),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    }
+                })
+            })
+        }
+        _ => {
+            let built = build();
+            (built, write.await)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,10 @@ pub enum LibraryError {
     Link(#[from] tongban_resolution::linker::LinkError),
     #[error("{file}: {message}")]
     Truth { file: String, message: String },
+    /// The writing side of a build stopped (its own error says why) before the building side
+    /// was done.
+    #[error("the libraries' writer stopped before they were all built")]
+    WriterStopped,
 }
 
 pub type Result<T> = std::result::Result<T, LibraryError>;

@@ -56,28 +56,27 @@ pub async fn resolve(
     let timed = Timed::new(progress);
     timed.stage("reading");
     let all = crate::build::read_all(store, &timed).await?;
-    Ok(resolve_mentions(
-        store,
+    let (mut library, _) = link_persons(
         trust,
         &all.persons,
         all.read(),
         &LibraryConfig::default(),
         &timed,
-    )
-    .await?
-    .0)
+    )?;
+    timed.stage("person writing");
+    library.write(store).await?;
+    Ok(library.summary)
 }
 
-/// Resolve the given person mentions and replace the person library. Returns the run's summary,
-/// every mention's cluster label and the links written.
-pub async fn resolve_mentions(
-    store: &dyn Store,
+/// Resolve the given person mentions: the person library, to be written, and every mention's
+/// cluster label.
+pub fn link_persons(
     trust: &Survivorship,
     all: &[Mention],
     read: crate::build::Read,
     config: &LibraryConfig,
     progress: &dyn Progress,
-) -> Result<(Summary, Vec<u32>, Vec<tongban_store::EntityLink>)> {
+) -> Result<(crate::build::Library, Vec<u32>)> {
     let started = tongban_store::now_millis();
     let t = table(all);
     let s = config.person_settings();
@@ -87,9 +86,8 @@ pub async fn resolve_mentions(
     let mut summary = Summary::from_outcome("person", read.records, all.len(), &s, &outcome);
     summary.last_record_id = read.last_record_id;
     summary.config = config.text.clone();
-    let (run_id, links) = crate::build::write_kind(
-        store,
-        "person",
+    let library = crate::build::key_kind(
+        summary,
         "P",
         started,
         all,
@@ -109,10 +107,6 @@ pub async fn resolve_mentions(
                 })
         },
         |key, _, members| golden(key, members, trust),
-        &mut summary,
-        progress,
-    )
-    .await?;
-    summary.run_id = run_id;
-    Ok((summary, outcome.labels, links))
+    );
+    Ok((library, outcome.labels))
 }

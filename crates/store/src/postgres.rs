@@ -50,15 +50,12 @@ impl PgStore {
         golden: &[GoldenRecord],
     ) -> Result<i64> {
         let mut tx = self.begin_write().await?;
-        let mut entities: Vec<&str> = links.iter().map(|l| l.entity_key.as_str()).collect();
-        entities.sort_unstable();
-        entities.dedup();
         let run_id: i64 = sqlx::query_scalar(fix("INSERT INTO resolution_runs (kind, started_at, finished_at, mentions, entities, summary) VALUES (?, ?, ?, ?, ?, ?) RETURNING id"))
             .bind(k)
             .bind(started_at)
             .bind(now_millis())
             .bind(links.len() as i64)
-            .bind(entities.len() as i64)
+            .bind(crate::distinct_entities(links) as i64)
             .bind(summary)
             .fetch_one(&mut *tx)
             .await?;
@@ -83,12 +80,8 @@ impl PgStore {
         sqlx::query(AssertSqlSafe(format!("DELETE FROM golden_{k}")))
             .execute(&mut *tx)
             .await?;
-        let mut links: Vec<&EntityLink> = links.iter().collect();
-        links.sort_unstable_by(|a, b| {
-            (&a.source_id, &a.record_key, &a.role).cmp(&(&b.source_id, &b.record_key, &b.role))
-        });
-        let mut golden: Vec<&GoldenRecord> = golden.iter().collect();
-        golden.sort_unstable_by(|a, b| a.entity_key.cmp(&b.entity_key));
+        let links = crate::in_key_order(links, crate::link_order);
+        let golden = crate::in_key_order(golden, crate::golden_order);
         for group in links.chunks(LINKS_PER_INSERT) {
             let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
                 "INSERT INTO links_{k} (source_id, record_key, role, entity_key, run_id) "
@@ -139,8 +132,7 @@ impl PgStore {
         sqlx::query("DROP INDEX IF EXISTS relations_to")
             .execute(&mut *tx)
             .await?;
-        let mut sorted: Vec<&Relation> = relations.iter().collect();
-        sorted.sort_unstable();
+        let mut sorted = crate::in_key_order(relations, Relation::cmp);
         sorted.dedup();
         for group in sorted.chunks(LINKS_PER_INSERT) {
             let mut q: QueryBuilder<Postgres> = QueryBuilder::new(

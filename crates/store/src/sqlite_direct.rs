@@ -417,9 +417,6 @@ pub(crate) fn replace_resolution(
 ) -> Result<i64> {
     let mut conn = open_writer(path)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let mut entities: Vec<&str> = links.iter().map(|l| l.entity_key.as_str()).collect();
-    entities.sort_unstable();
-    entities.dedup();
     let run_id: i64 = tx.query_row(
         "INSERT INTO resolution_runs (kind, started_at, finished_at, mentions, entities, summary) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
@@ -428,22 +425,18 @@ pub(crate) fn replace_resolution(
             started_at,
             now_millis(),
             links.len() as i64,
-            entities.len() as i64,
+            crate::distinct_entities(links) as i64,
             summary
         ],
         |r| r.get(0),
     )?;
-    drop(entities);
     // `k` was checked against the fixed list, so these names are ours, not input.
     tx.execute_batch(&format!("DROP INDEX IF EXISTS links_{k}_by_entity"))?;
     for (name, _) in search_indexes {
         tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
     }
     tx.execute_batch(&format!("DELETE FROM links_{k}; DELETE FROM golden_{k};"))?;
-    let mut links: Vec<&EntityLink> = links.iter().collect();
-    links.sort_unstable_by(|a, b| {
-        (&a.source_id, &a.record_key, &a.role).cmp(&(&b.source_id, &b.record_key, &b.role))
-    });
+    let links = crate::in_key_order(links, crate::link_order);
     insert_rows(
         &tx,
         &format!("links_{k}"),
@@ -458,8 +451,7 @@ pub(crate) fn replace_resolution(
         },
     )?;
     drop(links);
-    let mut golden: Vec<&GoldenRecord> = golden.iter().collect();
-    golden.sort_unstable_by(|a, b| a.entity_key.cmp(&b.entity_key));
+    let golden = crate::in_key_order(golden, crate::golden_order);
     insert_rows(
         &tx,
         &format!("golden_{k}"),
@@ -487,8 +479,7 @@ pub(crate) fn replace_relations(path: &str, relations: &[Relation]) -> Result<()
     let mut conn = open_writer(path)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch("DELETE FROM relations; DROP INDEX IF EXISTS relations_to;")?;
-    let mut sorted: Vec<&Relation> = relations.iter().collect();
-    sorted.sort_unstable();
+    let mut sorted = crate::in_key_order(relations, Relation::cmp);
     sorted.dedup();
     insert_rows(
         &tx,
