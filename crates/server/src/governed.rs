@@ -32,6 +32,10 @@ pub struct Sharing {
     /// Reads served under each grant today: (grant, day) → count, counted from the audit log
     /// the first time a grant serves a read on a day, then kept here.
     pub quota_used: std::sync::Mutex<std::collections::HashMap<(String, i64), u64>>,
+    /// Held while a grant's reads of a day are counted from the audit log, so that the many
+    /// requests a busy grant receives at once do not each read the whole log (on a log of 100 k
+    /// entries, 32 such readers at once took the server from 22 k lookups a second to none).
+    quota_counting: tokio::sync::Mutex<()>,
     /// The community of each entity read recently, and when it was looked up: it changes when
     /// the libraries do (a run, or new records resolved incrementally), and a minute-old answer
     /// is accepted.
@@ -79,6 +83,7 @@ impl Sharing {
             audit,
             catalogue,
             quota_used: Default::default(),
+            quota_counting: Default::default(),
             communities: Default::default(),
             places: Default::default(),
             grants: Default::default(),
@@ -212,9 +217,19 @@ async fn used_today(
     grant: &str,
     day: i64,
 ) -> Result<u64, ApiError> {
-    if let Ok(map) = sharing.quota_used.lock()
-        && let Some(&n) = map.get(&(grant.to_string(), day))
-    {
+    let known = || {
+        sharing
+            .quota_used
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&(grant.to_string(), day)).copied())
+    };
+    if let Some(n) = known() {
+        return Ok(n);
+    }
+    // One count at a time; whoever waited finds the count made meanwhile.
+    let _counting = sharing.quota_counting.lock().await;
+    if let Some(n) = known() {
         return Ok(n);
     }
     let mut entries = Vec::new();

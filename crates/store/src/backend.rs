@@ -26,7 +26,7 @@ macro_rules! sql_backend {
 /// has one) until it commits or is dropped. It reads as the connection, like sqlx's own.
 struct WriteTx {
     tx: sqlx::Transaction<'static, $db>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    _turn: crate::Writing,
 }
 
 impl std::ops::Deref for WriteTx {
@@ -187,10 +187,18 @@ impl $store {
     /// on SQLite a statement on the sqlx pool would otherwise wait in SQLite's busy handler,
     /// which polls every 100 ms and can miss every gap between the writer thread's chunks for
     /// as long as an ingest runs, and then fail.
-    async fn hold_write_turn(&self) -> Option<tokio::sync::OwnedMutexGuard<()>> {
-        match self.write_turn() {
+    ///
+    /// Every write but an audit append holds it (or a transaction that does) to its end, when
+    /// it moves on the store's own generation count if the store keeps one (PostgreSQL's, whose
+    /// generation would otherwise move only once the commit's announcement is heard).
+    async fn hold_write_turn(&self) -> crate::Writing {
+        let turn = match self.write_turn() {
             Some(turn) => Some(turn.lock_owned().await),
             None => None,
+        };
+        crate::Writing {
+            _turn: turn,
+            moves: self.own_generation(),
         }
     }
 

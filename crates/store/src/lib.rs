@@ -93,6 +93,23 @@ pub(crate) fn distinct_entities(links: &[EntityLink]) -> usize {
 /// `sqlite`).
 pub(crate) type WriteTurn = std::sync::Arc<tokio::sync::Mutex<()>>;
 
+/// Held for the length of one write: the store's write turn where it has one, and, where the
+/// store counts its own data generation, a move of that count when the write is over (committed
+/// or not), so that a check made after the write returned never answers for what was read
+/// before it.
+pub(crate) struct Writing {
+    pub(crate) _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+    pub(crate) moves: Option<std::sync::Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if let Some(count) = &self.moves {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
 /// A declared source, as registered from its mapping file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SourceRow {
@@ -605,7 +622,12 @@ pub trait Store: Send + Sync {
     /// number that stays the same for as long as nothing in the store changed but the audit log,
     /// and changes once anything else may have changed, in this process or another. An entry
     /// cached under one generation may be served while `data_generation` still answers it.
-    /// `None` when the backend cannot tell cheaply (PostgreSQL): then nothing may be cached.
+    /// `None` when the backend cannot tell at the moment: then nothing may be cached.
+    ///
+    /// SQLite answers from the file's `data_version`: a check made after a commit sees it. On
+    /// PostgreSQL the generation moves when the store hears the commit announced (LISTEN/NOTIFY,
+    /// normally within a millisecond of it), and it is `None` while the listening connection is
+    /// lost or has not heard the store's own heartbeat for two seconds.
     async fn data_generation(&self) -> Result<Option<u64>>;
 
     /// Golden records of `kind` whose JSON text at each criterion's path equals its value (all

@@ -12,24 +12,158 @@ use crate::{
     now_millis, plan_chunk, resolution_kind,
 };
 use async_trait::async_trait;
-use sqlx::postgres::{PgPoolOptions, PgRow};
+use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Row};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 pub struct PgStore {
     pool: PgPool,
     /// The same pool: PostgreSQL's connections already read while others write.
     read: PgPool,
+    /// What the store has heard of changes (see [`Generation`]).
+    generation: Arc<Generation>,
+    /// The tasks that listen for changes and keep the heartbeat going, stopped with the store.
+    watchers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        for w in &self.watchers {
+            w.abort();
+        }
+    }
+}
+
+/// The channel on which every committed change to a table other than the audit log's is
+/// announced (migration 0011), and the one on which the store's heartbeat is.
+const CHANGES: &str = "tongban_data";
+const HEARTBEAT: &str = "tongban_heartbeat";
+/// How often the heartbeat is sent, and how long without hearing it before the listening
+/// connection is no longer trusted.
+const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+const DEAF_AFTER_MS: u64 = 2_000;
+
+/// The store's data generation on PostgreSQL, which has no cheap counterpart of SQLite's
+/// `data_version`: a connection of its own LISTENs for the announcements that triggers make at
+/// every commit, and each one moves the count on. The count is only given out while that
+/// connection is known to hear: it must have heard the store's own heartbeat lately (a
+/// connection lost without an error would otherwise go unnoticed), and after a reconnection the
+/// count moves on, since whatever was committed in between was not heard.
+#[derive(Default)]
+struct Generation {
+    count: Arc<AtomicU64>,
+    listening: AtomicBool,
+    /// When a notification was last heard, in milliseconds since the store opened.
+    heard_ms: AtomicU64,
+    opened: std::sync::OnceLock<std::time::Instant>,
+}
+
+impl Generation {
+    fn now_ms(&self) -> u64 {
+        let opened = self.opened.get_or_init(std::time::Instant::now);
+        opened.elapsed().as_millis() as u64
+    }
+
+    fn heard(&self) {
+        self.heard_ms.store(self.now_ms(), Ordering::SeqCst);
+    }
+
+    /// Whatever was cached before now may be stale.
+    fn moved(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn current(&self) -> Option<u64> {
+        let hears = self.listening.load(Ordering::SeqCst)
+            && self
+                .now_ms()
+                .saturating_sub(self.heard_ms.load(Ordering::SeqCst))
+                < DEAF_AFTER_MS;
+        hears.then(|| self.count.load(Ordering::SeqCst))
+    }
+}
+
+/// Listens for announced changes until the store is dropped, reconnecting whenever the
+/// connection is lost; see [`Generation`].
+async fn listen(url: String, generation: Arc<Generation>, mut first: Option<PgListener>) {
+    loop {
+        let mut listener = match first.take() {
+            // Opening the store subscribed and started hearing.
+            Some(l) => l,
+            None => match subscribe(&url).await {
+                Ok(l) => {
+                    // Anything committed while nobody listened was missed.
+                    generation.moved();
+                    generation.heard();
+                    generation.listening.store(true, Ordering::SeqCst);
+                    l
+                }
+                Err(_) => {
+                    tokio::time::sleep(HEARTBEAT_EVERY).await;
+                    continue;
+                }
+            },
+        };
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => {
+                    if n.channel() == CHANGES {
+                        generation.moved();
+                    }
+                    generation.heard();
+                }
+                // Reconnected (and listening again) after losing the connection: whatever
+                // was committed in between was missed.
+                Ok(None) => generation.moved(),
+                Err(_) => break,
+            }
+        }
+        generation.listening.store(false, Ordering::SeqCst);
+        generation.moved();
+    }
+}
+
+/// A connection of its own that listens on both channels.
+async fn subscribe(url: &str) -> std::result::Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen_all([CHANGES, HEARTBEAT]).await?;
+    Ok(listener)
+}
+
+/// Sends the heartbeat that tells the listener its connection still hears, until the store is
+/// dropped. A failed send is simply not heard, which is what it should mean.
+async fn beat(pool: PgPool) {
+    loop {
+        let _ = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(HEARTBEAT)
+            .execute(&pool)
+            .await;
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
+    }
 }
 
 impl PgStore {
-    /// Connects to `url` and brings the schema up to date.
+    /// Connects to `url`, brings the schema up to date, and starts listening for changes.
     pub async fn open(url: &str) -> Result<PgStore> {
         let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
+        let generation = Arc::new(Generation::default());
+        generation.now_ms();
+        // The first subscription is made here, so that a store is listening once it is open.
+        let first = subscribe(url).await?;
+        generation.heard();
+        generation.listening.store(true, Ordering::SeqCst);
+        let watchers = vec![
+            tokio::spawn(listen(url.to_string(), generation.clone(), Some(first))),
+            tokio::spawn(beat(pool.clone())),
+        ];
         Ok(PgStore {
             read: pool.clone(),
             pool,
+            generation,
+            watchers,
         })
     }
 }
@@ -38,6 +172,12 @@ impl PgStore {
     /// PostgreSQL's writers need no turn of ours: its own locks queue them.
     fn write_turn(&self) -> Option<crate::WriteTurn> {
         None
+    }
+
+    /// The count the listener moves on hearing a commit, moved at once by the store's own
+    /// writes (see [`Generation`]).
+    fn own_generation(&self) -> Option<Arc<AtomicU64>> {
+        Some(self.generation.count.clone())
     }
 
     /// Replaces a library's links and golden records in one transaction (see the `Store` trait).
@@ -354,10 +494,9 @@ impl PgStore {
         Ok(outcome)
     }
 
-    /// PostgreSQL has no cheap counterpart of SQLite's `data_version` that covers every table,
-    /// so nothing read from it is cached.
+    /// What the listening connection has heard (see [`Generation`]): no round trip.
     async fn backend_data_generation(&self) -> Result<Option<u64>> {
-        Ok(None)
+        Ok(self.generation.current())
     }
 
     async fn backend_golden_record(

@@ -115,6 +115,11 @@ impl SqliteStore {
         Some(self.turn.clone())
     }
 
+    /// SQLite's generation is the file's own `data_version`, which every commit moves.
+    fn own_generation(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
+        None
+    }
+
     async fn backend_data_generation(&self) -> Result<Option<u64>> {
         self.direct.data_generation().map(Some)
     }
