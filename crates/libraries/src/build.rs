@@ -428,10 +428,8 @@ pub fn key_kind<M: MentionOf>(
     summary.entities = golden.len() as u64;
     // In the store's key order, sorted here on all cores rather than by the store on its one
     // writing thread, the longest part of a build.
-    links.par_sort_unstable_by(|a, b| {
-        (&a.source_id, &a.record_key, &a.role).cmp(&(&b.source_id, &b.record_key, &b.role))
-    });
-    golden.par_sort_unstable_by(|a, b| a.entity_key.cmp(&b.entity_key));
+    links.par_sort_unstable_by(tongban_store::link_order);
+    golden.par_sort_unstable_by(tongban_store::golden_order);
     Library {
         summary,
         started,

@@ -32,9 +32,10 @@ pub struct Sharing {
     /// Reads served under each grant today: (grant, day) → count, counted from the audit log
     /// the first time a grant serves a read on a day, then kept here.
     pub quota_used: std::sync::Mutex<std::collections::HashMap<(String, i64), u64>>,
-    /// Held while a grant's reads of a day are counted from the audit log, so that the many
-    /// requests a busy grant receives at once do not each read the whole log (on a log of 100 k
-    /// entries, 32 such readers at once took the server from 22 k lookups a second to none).
+    /// Held while a day's reads are counted from the audit log (for every grant at once), so
+    /// that the many requests a busy grant receives at once do not each read the whole log (on
+    /// a log of 100 k entries, 32 such readers at once took the server from 22 k lookups a
+    /// second to none).
     quota_counting: tokio::sync::Mutex<()>,
     /// The community of each entity read recently, and when it was looked up: it changes when
     /// the libraries do (a run, or new records resolved incrementally), and a minute-old answer
@@ -93,9 +94,10 @@ impl Sharing {
         }
     }
 
-    /// The golden record of `key`, parsed: from the cache while the store's generation says
-    /// nothing but the audit log changed since it was read, else read and parsed anew (and kept,
-    /// when the store can tell generations apart; PostgreSQL cannot, and is read every time).
+    /// The golden record of `key`, parsed: from the cache while the store's generation says the
+    /// golden records did not change since it was read, else read and parsed anew (and kept,
+    /// while the store can tell generations apart: a PostgreSQL store whose listening
+    /// connection is lost cannot, and reads every time until it listens again).
     pub async fn golden(
         &self,
         store: &dyn tongban_store::Store,
@@ -243,9 +245,16 @@ async fn used_today(
         after = last.seq;
         entries.extend(page.into_iter().map(tongban_sharing::writer::from_row));
     }
-    let n = tongban_sharing::watch::reads_under_grant(&entries, grant, day);
+    // Every grant's count of the day is kept from this one reading of the log, so that the
+    // day's first reads under the other grants find theirs (counts already kept, and moved on
+    // since by reads, stay as they are).
+    let counts = tongban_sharing::watch::reads_per_grant(&entries, day);
+    let n = counts.get(grant).copied().unwrap_or(0);
     if let Ok(mut map) = sharing.quota_used.lock() {
         map.entry((grant.to_string(), day)).or_insert(n);
+        for (g, c) in counts {
+            map.entry((g, day)).or_insert(c);
+        }
     }
     Ok(n)
 }

@@ -69,13 +69,13 @@ pub(crate) fn in_key_order<T>(rows: &[T], cmp: impl Fn(&T, &T) -> std::cmp::Orde
     refs
 }
 
-/// Links in primary-key order: source, record key, role.
-pub(crate) fn link_order(a: &EntityLink, b: &EntityLink) -> std::cmp::Ordering {
+/// Links in primary-key order: source, record key, role. A resolution run sorts them so.
+pub fn link_order(a: &EntityLink, b: &EntityLink) -> std::cmp::Ordering {
     (&a.source_id, &a.record_key, &a.role).cmp(&(&b.source_id, &b.record_key, &b.role))
 }
 
-/// Golden records in primary-key order.
-pub(crate) fn golden_order(a: &GoldenRecord, b: &GoldenRecord) -> std::cmp::Ordering {
+/// Golden records in primary-key order. A resolution run sorts them so.
+pub fn golden_order(a: &GoldenRecord, b: &GoldenRecord) -> std::cmp::Ordering {
     a.entity_key.cmp(&b.entity_key)
 }
 
@@ -619,15 +619,17 @@ pub trait Store: Send + Sync {
     async fn golden_record(&self, kind: &str, entity_key: &str) -> Result<Option<GoldenRecord>>;
 
     /// For callers that cache what they read (the governed API's parsed golden records): a
-    /// number that stays the same for as long as nothing in the store changed but the audit log,
-    /// and changes once anything else may have changed, in this process or another. An entry
-    /// cached under one generation may be served while `data_generation` still answers it.
-    /// `None` when the backend cannot tell at the moment: then nothing may be cached.
+    /// number that stays the same for as long as the golden records did not change, and changes
+    /// once they may have, by this store or another process. An entry cached under one
+    /// generation may be served while `data_generation` still answers it. `None` when the
+    /// backend cannot tell at the moment: then nothing may be cached.
     ///
-    /// SQLite answers from the file's `data_version`: a check made after a commit sees it. On
-    /// PostgreSQL the generation moves when the store hears the commit announced (LISTEN/NOTIFY,
-    /// normally within a millisecond of it), and it is `None` while the listening connection is
-    /// lost or has not heard the store's own heartbeat for two seconds.
+    /// SQLite answers from the file's `data_version`, which any commit but the audit log's
+    /// moves: a check made after a commit sees it. On PostgreSQL the store's own writes move it
+    /// before they return; another process's commit to the golden records moves it once the
+    /// store hears it announced (LISTEN/NOTIFY, normally within a millisecond of the commit);
+    /// and it is `None` while the listening connection is lost or has not heard the store's own
+    /// heartbeat for two seconds. Commits by others to other tables do not move it there.
     async fn data_generation(&self) -> Result<Option<u64>>;
 
     /// Golden records of `kind` whose JSON text at each criterion's path equals its value (all

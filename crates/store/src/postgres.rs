@@ -36,8 +36,8 @@ impl Drop for PgStore {
     }
 }
 
-/// The channel on which every committed change to a table other than the audit log's is
-/// announced (migration 0011), and the one on which the store's heartbeat is.
+/// The channel on which every committed change to the golden records is announced (migration
+/// 0011), and the one on which the store's heartbeat is.
 const CHANGES: &str = "tongban_data";
 const HEARTBEAT: &str = "tongban_heartbeat";
 /// How often the heartbeat is sent, and how long without hearing it before the listening
@@ -47,10 +47,10 @@ const DEAF_AFTER_MS: u64 = 2_000;
 
 /// The store's data generation on PostgreSQL, which has no cheap counterpart of SQLite's
 /// `data_version`: a connection of its own LISTENs for the announcements that triggers make at
-/// every commit, and each one moves the count on. The count is only given out while that
-/// connection is known to hear: it must have heard the store's own heartbeat lately (a
-/// connection lost without an error would otherwise go unnoticed), and after a reconnection the
-/// count moves on, since whatever was committed in between was not heard.
+/// every commit to the golden records, each one moving the count on, and the store's own
+/// writes (of any table) move it as they finish. The count is only given out while that
+/// connection is known to hear: it must have heard the store's own heartbeat lately, and after
+/// a reconnection the count moves on, since whatever was committed in between was not heard.
 #[derive(Default)]
 struct Generation {
     count: Arc<AtomicU64>,
@@ -85,9 +85,13 @@ impl Generation {
     }
 }
 
-/// Listens for announced changes until the store is dropped, reconnecting whenever the
-/// connection is lost; see [`Generation`].
+/// Listens for announced changes until the store is dropped; see [`Generation`]. A connection
+/// that fails, is lost, or hears nothing (not even the heartbeat) for [`DEAF_AFTER_MS`] is
+/// dropped, whatever state it was left in, and replaced through [`subscribe`]: sqlx's own
+/// reconnection is off, so that every new connection moves the count on. A connection lost
+/// without an error (a silent network) would otherwise keep the wait going for ever.
 async fn listen(url: String, generation: Arc<Generation>, mut first: Option<PgListener>) {
+    let deaf_after = std::time::Duration::from_millis(DEAF_AFTER_MS);
     loop {
         let mut listener = match first.take() {
             // Opening the store subscribed and started hearing.
@@ -106,28 +110,23 @@ async fn listen(url: String, generation: Arc<Generation>, mut first: Option<PgLi
                 }
             },
         };
-        loop {
-            match listener.try_recv().await {
-                Ok(Some(n)) => {
-                    if n.channel() == CHANGES {
-                        generation.moved();
-                    }
-                    generation.heard();
-                }
-                // Reconnected (and listening again) after losing the connection: whatever
-                // was committed in between was missed.
-                Ok(None) => generation.moved(),
-                Err(_) => break,
+        while let Ok(Ok(Some(n))) = tokio::time::timeout(deaf_after, listener.try_recv()).await {
+            if n.channel() == CHANGES {
+                generation.moved();
             }
+            generation.heard();
         }
         generation.listening.store(false, Ordering::SeqCst);
         generation.moved();
+        drop(listener);
+        tokio::time::sleep(HEARTBEAT_EVERY).await;
     }
 }
 
-/// A connection of its own that listens on both channels.
+/// A connection of its own that listens on both channels and leaves reconnecting to [`listen`].
 async fn subscribe(url: &str) -> std::result::Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect(url).await?;
+    listener.eager_reconnect(false);
     listener.listen_all([CHANGES, HEARTBEAT]).await?;
     Ok(listener)
 }

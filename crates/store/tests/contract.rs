@@ -1099,46 +1099,60 @@ async fn the_data_generation_moves_with_writes_but_not_with_audit_appends() {
     }
 }
 
-/// On PostgreSQL every commit to a table other than the audit log's is announced, and the
-/// store's generation moves once it hears of it: after its own writes and after another
-/// connection's, never after an audit append. Every table but the audit log's announces (a table
-/// added later without the trigger would let a cache serve stale rows).
+/// On PostgreSQL the generation moves with the store's own writes before they return (whatever
+/// table they write), with another connection's commits to the golden records once heard, and
+/// not with audit appends or others' commits to other tables; a listening connection cut off
+/// is noticed and replaced, and the generation moves on, since what was committed meanwhile went
+/// unheard. The golden tables carry the trigger that announces their commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_hears_every_change_but_the_audit_logs() {
+async fn postgres_hears_every_change_to_the_golden_records() {
     let Some(url) = pg_url() else { return };
     let url = tongban_store::testing::fresh_postgres(&url, "announce")
         .await
         .unwrap();
     let s = tongban_store::open(&url).await.unwrap();
-    let first = s
-        .data_generation()
-        .await
-        .unwrap()
-        .expect("an open store listens");
-    // Waits up to five seconds for the generation to move past `from`.
-    let moved_from = |from: u64| {
-        let s = &s;
-        async move {
-            for _ in 0..500 {
-                if let Some(g) = s.data_generation().await.unwrap()
-                    && g != from
-                {
-                    return Some(g);
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let generation = || async { s.data_generation().await.unwrap() };
+    // The generation once it has stayed put for a while (heartbeats heard meanwhile): nothing
+    // announced or reconnected is still on its way.
+    let settled = || async {
+        for _ in 0..50 {
+            let before = generation().await;
+            tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+            if let Some(g) = before
+                && generation().await == Some(g)
+            {
+                return g;
             }
-            None
+        }
+        panic!("the generation never settled");
+    };
+    // Waits up to five seconds for the generation to move past `from`.
+    let moved_from = |from: u64| async move {
+        for _ in 0..500 {
+            if let Some(g) = generation().await
+                && g != from
+            {
+                return Some(g);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        None
+    };
+    let raw = |sql: &'static str| {
+        let url = url.clone();
+        async move {
+            tongban_store::testing::execute_raw(&url, sql)
+                .await
+                .unwrap()
         }
     };
+    let first = settled().await;
     s.append_audit(&(1..=50).map(audit_row).collect::<Vec<_>>(), None)
         .await
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(
-        s.data_generation().await.unwrap(),
-        Some(first),
-        "an audit append moved it"
-    );
+    assert_eq!(generation().await, Some(first), "an audit append moved it");
+    // `sources` announces nothing: only the store's own account of its write can move it.
     s.put_source(&SourceRow {
         id: "s".into(),
         department: "公安局".into(),
@@ -1151,49 +1165,53 @@ async fn postgres_hears_every_change_but_the_audit_logs() {
     })
     .await
     .unwrap();
-    // The store's own write moves it before the write returns.
-    let after_own = s.data_generation().await.unwrap().unwrap();
-    assert_ne!(after_own, first, "its own write did not move it at once");
-    // Its announcement, heard a moment later, moves it again.
+    assert_ne!(
+        generation().await,
+        Some(first),
+        "its own write did not move it at once"
+    );
+    let own = settled().await;
+    raw("UPDATE sources SET name = 'changed' WHERE id = 's'").await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let after_own = s.data_generation().await.unwrap().unwrap();
-    tongban_store::testing::execute_raw(&url, "UPDATE sources SET name = 'changed' WHERE id = 's'")
+    assert_eq!(
+        generation().await,
+        Some(own),
+        "another connection's write to a table no cache reads moved it"
+    );
+    raw("DELETE FROM golden_person WHERE entity_key = 'P0'").await;
+    moved_from(own)
         .await
-        .unwrap();
-    let after_other = moved_from(after_own)
-        .await
-        .expect("another connection's write was not heard");
-    // A listening connection cut off misses what is committed until it listens again, so the
-    // generation moves on when it does, and the store listens again.
-    let cut = tongban_store::testing::execute_raw(
-        &url,
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = current_database() AND query LIKE 'LISTEN%'",
-    )
-    .await
-    .unwrap();
+        .expect("another connection's commit to the golden records was not heard");
+    let heard = settled().await;
+    let cut = raw("SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN%'")
+    .await;
     assert_eq!(cut, 1, "one listening connection");
-    let again = moved_from(after_other)
-        .await
-        .expect("the lost connection went unnoticed");
-    tongban_store::testing::execute_raw(&url, "UPDATE sources SET name = 'again' WHERE id = 's'")
-        .await
-        .unwrap();
+    let again = settled().await;
+    assert_ne!(again, heard, "the lost connection went unnoticed");
+    raw("DELETE FROM golden_room WHERE entity_key = 'R0'").await;
     moved_from(again)
         .await
         .expect("nothing heard after listening again");
-    let silent: Vec<String> = sqlx::query_scalar(
-        "SELECT tablename::text FROM pg_tables t WHERE schemaname = current_schema()
-           AND tablename NOT IN ('audit_log', 'audit_checkpoints', '_sqlx_migrations')
-           AND NOT EXISTS (SELECT 1 FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
-                           WHERE c.relname = t.tablename AND g.tgname = t.tablename || '_announces')",
-    )
-    .fetch_all(&mut <sqlx::PgConnection as sqlx::Connection>::connect(&url).await.unwrap())
-    .await
-    .unwrap();
+    let mut missing = Vec::new();
+    for kind in tongban_store::RESOLUTION_KINDS {
+        let trigger = format!("golden_{kind}_announces");
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_trigger WHERE tgname = $1")
+            .bind(&trigger)
+            .fetch_one(
+                &mut <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+                    .await
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        if n != 1 {
+            missing.push(trigger);
+        }
+    }
     assert!(
-        silent.is_empty(),
-        "tables that announce nothing: {silent:?}"
+        missing.is_empty(),
+        "golden tables that announce nothing: {missing:?}"
     );
 }
 

@@ -1,8 +1,11 @@
--- Every committed change to any table but the audit log's announces itself on the channel
--- `tongban_data`, so that a store can tell when what it cached may be stale (see
--- `Store::data_generation`). Statement-level triggers: one notification per statement at most,
--- and PostgreSQL delivers one per transaction (identical notifications are folded), at commit.
--- A table added by a later migration needs the same trigger; a contract test checks every table.
+-- Every committed change to the libraries' golden records announces itself on the channel
+-- `tongban_data`, so that a store can tell when the golden records it keeps parsed may be stale
+-- (see `Store::data_generation`). Statement-level triggers: one notification per statement at
+-- most, and PostgreSQL delivers one per transaction (identical notifications are folded), at
+-- commit. Only these tables announce: a transaction that notifies takes a lock that serialises
+-- commits across the server, which ingest chunks and the other writes need not pay, and a
+-- commit to another table does not make a kept golden record stale. A table whose rows a store
+-- starts to cache needs the same trigger (a contract test lists the tables that must have it).
 CREATE FUNCTION tongban_data_changed() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('tongban_data', '');
@@ -10,19 +13,11 @@ BEGIN
 END
 $$;
 
-DO $$
-DECLARE
-    t text;
-BEGIN
-    FOR t IN
-        SELECT tablename FROM pg_tables
-        WHERE schemaname = current_schema()
-          AND tablename NOT IN ('audit_log', 'audit_checkpoints', '_sqlx_migrations')
-    LOOP
-        EXECUTE format(
-            'CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I '
-            'FOR EACH STATEMENT EXECUTE FUNCTION tongban_data_changed()',
-            t || '_announces', t);
-    END LOOP;
-END
-$$;
+CREATE TRIGGER golden_person_announces AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON golden_person FOR EACH STATEMENT EXECUTE FUNCTION tongban_data_changed();
+CREATE TRIGGER golden_entity_announces AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON golden_entity FOR EACH STATEMENT EXECUTE FUNCTION tongban_data_changed();
+CREATE TRIGGER golden_room_announces AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON golden_room FOR EACH STATEMENT EXECUTE FUNCTION tongban_data_changed();
+CREATE TRIGGER golden_building_announces AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+    ON golden_building FOR EACH STATEMENT EXECUTE FUNCTION tongban_data_changed();
