@@ -300,3 +300,113 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         assert_eq!(before, after, "{}", store.backend());
     }
 }
+
+/// Every golden record and link of every kind, and every relation, as text: what two builds
+/// must agree on.
+async fn libraries_text(store: &dyn Store) -> Vec<String> {
+    let mut out = Vec::new();
+    for kind in tongban_store::RESOLUTION_KINDS {
+        let mut after: Option<String> = None;
+        loop {
+            let page = store
+                .golden_page(kind, after.as_deref(), 1_000)
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.entity_key.clone());
+            out.extend(
+                page.iter()
+                    .map(|g| format!("{kind} {} {}", g.entity_key, g.record)),
+            );
+        }
+        let mut after: Option<(String, String, String)> = None;
+        loop {
+            let page = store
+                .entity_links(
+                    kind,
+                    after
+                        .as_ref()
+                        .map(|(s, k, r)| (s.as_str(), k.as_str(), r.as_str())),
+                    5_000,
+                )
+                .await
+                .unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some((
+                last.source_id.clone(),
+                last.record_key.clone(),
+                last.role.clone(),
+            ));
+            out.extend(page.iter().map(|l| {
+                format!(
+                    "{kind} link {} {} {} {}",
+                    l.source_id, l.record_key, l.role, l.entity_key
+                )
+            }));
+        }
+    }
+    let mut after: Option<tongban_store::Relation> = None;
+    loop {
+        let page = store.relations_page(after.as_ref(), 5_000).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.clone());
+        out.extend(page.iter().map(|r| format!("{r:?}")));
+    }
+    out
+}
+
+/// With a single-threaded runtime there is no thread to write beside the building, so
+/// `build_all` builds every library first and writes them after; the libraries it writes are
+/// exactly those the two threads write.
+#[test]
+fn a_build_on_one_thread_writes_what_two_threads_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(
+        SynthConfig {
+            seed: 5,
+            people: 3_000,
+            ..SynthConfig::default()
+        },
+        &d.join("s"),
+        &|_, _| {},
+    )
+    .unwrap();
+    let build = |runtime: tokio::runtime::Runtime, name: &str| {
+        let path = d.join(name);
+        runtime.block_on(async {
+            let store = tongban_store::open(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            ingest_all(store.as_ref(), &d.join("s")).await;
+            let built = tongban_libraries::build::build_all(
+                store.as_ref(),
+                &Survivorship::new(DEFAULT_TRUST),
+                &tongban_resolution::config::LibraryConfig::default(),
+                &Quiet,
+            )
+            .await
+            .unwrap();
+            let writes: Vec<String> = built.writes.iter().map(|(w, _)| w.clone()).collect();
+            (writes, libraries_text(store.as_ref()).await)
+        })
+    };
+    let one = build(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap(),
+        "one.db",
+    );
+    let two = build(
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap(),
+        "two.db",
+    );
+    assert_eq!(one.0, two.0, "the same writes, in the same order");
+    assert!(one.1.len() > 10_000, "{} rows", one.1.len());
+    assert!(one.1 == two.1, "the libraries differ");
+}
