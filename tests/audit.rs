@@ -8,12 +8,16 @@ use tongban_sharing::audit::{Event, Finding};
 use tongban_sharing::writer::{AuditLog, Settings, verify_store};
 use tongban_store::Store;
 
-/// (url, store) for SQLite in `dir` and, when the test script provides one, PostgreSQL.
-async fn stores(dir: &std::path::Path) -> Vec<(String, Arc<dyn Store>)> {
-    let mut urls = vec![format!("sqlite://{}", dir.join("audit.db").display())];
+/// (url, store) for SQLite in `dir` and, when the test script provides one, PostgreSQL (a
+/// database of its own per `name`, since tests run at once).
+async fn stores(dir: &std::path::Path, name: &str) -> Vec<(String, Arc<dyn Store>)> {
+    let mut urls = vec![format!(
+        "sqlite://{}",
+        dir.join(format!("{name}.db")).display()
+    )];
     if let Ok(url) = std::env::var("TONGBAN_TEST_PG_URL") {
         urls.push(
-            tongban_store::testing::fresh_postgres(&url, "audit")
+            tongban_store::testing::fresh_postgres(&url, name)
                 .await
                 .unwrap(),
         );
@@ -55,7 +59,7 @@ async fn findings(store: &dyn Store, key: &ed25519_dalek::SigningKey) -> Vec<Fin
 async fn the_log_chains_batches_and_shows_every_tampering() {
     let dir = tempfile::tempdir().unwrap();
     let key = ed25519_dalek::SigningKey::from_bytes(&[42; 32]);
-    for (url, store) in stores(dir.path()).await {
+    for (url, store) in stores(dir.path(), "audit").await {
         let settings = Settings {
             checkpoint_every: 50,
         };
@@ -188,5 +192,72 @@ async fn the_log_chains_batches_and_shows_every_tampering() {
         // The append-only store refuses a number already taken.
         let taken = store.audit_entries(0, 1).await.unwrap();
         assert!(store.append_audit(&taken, None).await.is_err());
+    }
+}
+
+/// A day's reads are counted from the log since the day began, found by bisection: reading
+/// after the sequence number it gives misses no entry stamped at or after the time asked for
+/// (entries a little out of order included), and skips everything stamped more than the slack
+/// before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_read_from_a_time_without_reading_what_came_long_before() {
+    use tongban_sharing::writer::{STAMP_SLACK_MS, append_now, read_after_for};
+    let dir = tempfile::tempdir().unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let settings = Settings {
+        checkpoint_every: 1_000,
+    };
+    let hour = 3_600_000;
+    let start = 1_700_000_000_000;
+    for (_, store) in stores(dir.path(), "audit_from").await {
+        let store = store.as_ref();
+        assert_eq!(read_after_for(store, start).await.unwrap(), i64::MIN);
+        // Three days, an entry every 30 s, each stamped up to 40 s early or late (so that
+        // neighbours are often out of order).
+        let events: Vec<Event> = (0..8_640)
+            .map(|i| Event {
+                at: start + i * 30_000 + (i * 7_919 % 80_000) - 40_000,
+                ..event(i)
+            })
+            .collect();
+        let stamps: Vec<i64> = events.iter().map(|e| e.at).collect();
+        append_now(store, &key, &settings, events).await.unwrap();
+        let seqs: Vec<i64> = store
+            .audit_entries(i64::MIN, 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect();
+        assert_eq!(seqs.len(), stamps.len());
+        for at in [
+            start - hour,
+            start + 5 * hour,
+            start + 30 * hour,
+            start + 71 * hour,
+            start + 80 * hour,
+        ] {
+            let after = read_after_for(store, at).await.unwrap();
+            for (seq, stamp) in seqs.iter().zip(&stamps) {
+                if *stamp >= at {
+                    assert!(
+                        *seq > after,
+                        "entry {seq} stamped at or after {at} would be missed"
+                    );
+                }
+                if *stamp < at - STAMP_SLACK_MS - 60_000 {
+                    assert!(
+                        *seq <= after,
+                        "entry {seq}, long before {at}, would be read again"
+                    );
+                }
+            }
+        }
+        // Nothing stamped since: nothing to read.
+        let last = store.last_audit().await.unwrap().unwrap();
+        assert_eq!(
+            read_after_for(store, start + 100 * hour).await.unwrap(),
+            last.seq
+        );
     }
 }

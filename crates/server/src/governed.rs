@@ -234,8 +234,12 @@ async fn used_today(
     if let Some(n) = known() {
         return Ok(n);
     }
+    // Only the log since the day began (China Standard Time) is read, however long it is.
+    let day_start = day * 86_400_000 - 8 * 3_600_000;
+    let mut after = tongban_sharing::writer::read_after_for(store, day_start)
+        .await
+        .map_err(ApiError::internal)?;
     let mut entries = Vec::new();
-    let mut after = 0;
     loop {
         let page = store
             .audit_entries(after, 10_000)

@@ -350,6 +350,46 @@ impl AuditLog {
     }
 }
 
+/// How far an entry's time may run behind an earlier entry's in the log. Entries are stamped when
+/// their event happens and appended moments later in the order they reach the writer (a read
+/// waits for its entry before it is answered), so times in the log are in order only to within
+/// a request's time; an hour is far beyond any.
+pub const STAMP_SLACK_MS: i64 = 3_600_000;
+
+/// The sequence number to read the log after (see `Store::audit_entries`) so as to see every
+/// entry stamped at `at` or later, without reading what came long before: found by bisection
+/// over the sequence numbers, a few lookups however long the log, and set back by
+/// [`STAMP_SLACK_MS`] so that entries stamped slightly out of order are not missed. `i64::MIN`
+/// when the log must be read from its start.
+pub async fn read_after_for(store: &dyn Store, at: i64) -> Result<i64, AuditError> {
+    let target = at.saturating_sub(STAMP_SLACK_MS);
+    let Some(first) = store.audit_entries(i64::MIN, 1).await?.into_iter().next() else {
+        return Ok(i64::MIN);
+    };
+    if first.at >= target {
+        return Ok(i64::MIN);
+    }
+    let Some(last) = store.last_audit().await? else {
+        return Ok(i64::MIN);
+    };
+    if last.at < target {
+        return Ok(last.seq);
+    }
+    // `lo` is an entry stamped before the target; the first entry at or after `hi` is stamped
+    // at or after it. Sequence numbers have no gaps in a chained log, but a gap would only
+    // make a probe land further on.
+    let (mut lo, mut hi) = (first.seq, last.seq);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        match store.audit_entries(mid - 1, 1).await?.into_iter().next() {
+            Some(e) if e.seq < hi && e.at < target => lo = e.seq,
+            Some(e) if e.seq < hi => hi = e.seq,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
 /// Verify the whole stored log against the node's key, streaming the entries.
 pub async fn verify_store(
     store: &dyn Store,
