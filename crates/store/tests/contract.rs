@@ -43,20 +43,23 @@ async fn stores(name: &str) -> (Vec<Box<dyn Store>>, tempfile::TempDir) {
         );
     }
     for s in &out {
-        s.put_source(&SourceRow {
-            id: "s".into(),
-            department: "公安局".into(),
-            name: "户籍".into(),
-            subject: "person".into(),
-            snapshot: true,
-            update_frequency: Some("daily".into()),
-            mapping: "[source]".into(),
-            updated_at: 1,
-        })
-        .await
-        .unwrap();
+        s.put_source(&source_s()).await.unwrap();
     }
     (out, dir)
+}
+
+/// The source `s` every test's stores have.
+fn source_s() -> SourceRow {
+    SourceRow {
+        id: "s".into(),
+        department: "公安局".into(),
+        name: "户籍".into(),
+        subject: "person".into(),
+        snapshot: true,
+        update_frequency: Some("daily".into()),
+        mapping: "[source]".into(),
+        updated_at: 1,
+    }
 }
 
 fn rec(key: &str, content: &str) -> IncomingRecord {
@@ -1153,18 +1156,7 @@ async fn postgres_hears_every_change_to_the_golden_records() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(generation().await, Some(first), "an audit append moved it");
     // `sources` announces nothing: only the store's own account of its write can move it.
-    s.put_source(&SourceRow {
-        id: "s".into(),
-        department: "公安局".into(),
-        name: "户籍".into(),
-        subject: "person".into(),
-        snapshot: true,
-        update_frequency: None,
-        mapping: "[source]".into(),
-        updated_at: 1,
-    })
-    .await
-    .unwrap();
+    s.put_source(&source_s()).await.unwrap();
     assert_ne!(
         generation().await,
         Some(first),
