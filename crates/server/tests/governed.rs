@@ -947,7 +947,9 @@ async fn the_watch_suspends_a_grant_whose_reads_spike_when_told_to() {
                 serde_json::json!({"department": "minzheng", "served_under": [{"grant": g.id}]})
                     .to_string(),
         };
-        let mut events = Vec::new();
+        // Two months ago, a busy day that the dashboard, which reads the last five weeks of the
+        // log, must not show.
+        let mut events: Vec<_> = (0..40).map(|i| read(now - 60 * 86_400_000, i)).collect();
         for day in (1..=7).rev() {
             events.extend((0..10).map(|i| read(now - day * 86_400_000, i)));
         }
@@ -969,6 +971,20 @@ async fn the_watch_suspends_a_grant_whose_reads_spike_when_told_to() {
             figures.alerts.iter().any(|a| a.kind == "grant_spike"),
             "{:?}",
             figures.alerts
+        );
+        let long_ago = tongban_server::console::dashboard::date_of_day(
+            tongban_sharing::watch::day_of(now - 60 * 86_400_000),
+        );
+        assert!(
+            !figures.calls.iter().any(|(date, _, _)| *date == long_ago),
+            "{:?}",
+            figures.calls
+        );
+        assert_eq!(
+            figures.calls.len(),
+            8,
+            "a week and today: {:?}",
+            figures.calls
         );
         assert_eq!(
             store.grant(&g.id).await.unwrap().unwrap().status,
