@@ -151,11 +151,15 @@ impl PgStore {
         let generation = Arc::new(Generation::default());
         generation.now_ms();
         // The first subscription is made here, so that a store is listening once it is open.
-        let first = subscribe(url).await?;
-        generation.heard();
-        generation.listening.store(true, Ordering::SeqCst);
+        // A store that cannot listen yet (no connection to spare, say) still opens: nothing is
+        // cached until the listener has subscribed.
+        let first = subscribe(url).await.ok();
+        if first.is_some() {
+            generation.heard();
+            generation.listening.store(true, Ordering::SeqCst);
+        }
         let watchers = vec![
-            tokio::spawn(listen(url.to_string(), generation.clone(), Some(first))),
+            tokio::spawn(listen(url.to_string(), generation.clone(), first)),
             tokio::spawn(beat(pool.clone())),
         ];
         Ok(PgStore {
