@@ -235,7 +235,7 @@ async fn used_today(
         return Ok(n);
     }
     // Only the log since the day began (China Standard Time) is read, however long it is.
-    let day_start = day * 86_400_000 - 8 * 3_600_000;
+    let day_start = tongban_sharing::watch::start_of_day(day);
     let mut after = tongban_sharing::writer::read_after_for(store, day_start)
         .await
         .map_err(ApiError::internal)?;

@@ -16,6 +16,11 @@ pub fn day_of(at: i64) -> i64 {
     (at + 8 * 3_600_000).div_euclid(86_400_000)
 }
 
+/// When day `day` (as [`day_of`] numbers them) begins, in milliseconds since the epoch.
+pub fn start_of_day(day: i64) -> i64 {
+    day * 86_400_000 - 8 * 3_600_000
+}
+
 /// The hour of the day (0–23), China Standard Time.
 pub fn hour_of(at: i64) -> i64 {
     (at + 8 * 3_600_000).rem_euclid(86_400_000) / 3_600_000
@@ -309,6 +314,9 @@ mod tests {
         }
         let quiet = chain(0, GENESIS, events.clone());
         assert_eq!(hour_of(at(0, 0)), 10);
+        let d = day_of(at(3, 5));
+        assert_eq!(day_of(start_of_day(d)), d);
+        assert_eq!(day_of(start_of_day(d) - 1), d - 1);
         assert!(alerts(&quiet, &Thresholds::default()).is_empty());
         let stats = reads_per_day(&quiet);
         assert_eq!(stats.len(), 7);

@@ -51,19 +51,26 @@ const DEAF_AFTER_MS: u64 = 2_000;
 /// writes (of any table) move it as they finish. The count is only given out while that
 /// connection is known to hear: it must have heard the store's own heartbeat lately, and after
 /// a reconnection the count moves on, since whatever was committed in between was not heard.
-#[derive(Default)]
 struct Generation {
     count: Arc<AtomicU64>,
     listening: AtomicBool,
     /// When a notification was last heard, in milliseconds since the store opened.
     heard_ms: AtomicU64,
-    opened: std::sync::OnceLock<std::time::Instant>,
+    opened: std::time::Instant,
 }
 
 impl Generation {
+    fn new() -> Generation {
+        Generation {
+            count: Arc::default(),
+            listening: AtomicBool::new(false),
+            heard_ms: AtomicU64::new(0),
+            opened: std::time::Instant::now(),
+        }
+    }
+
     fn now_ms(&self) -> u64 {
-        let opened = self.opened.get_or_init(std::time::Instant::now);
-        opened.elapsed().as_millis() as u64
+        self.opened.elapsed().as_millis() as u64
     }
 
     fn heard(&self) {
@@ -148,8 +155,7 @@ impl PgStore {
     pub async fn open(url: &str) -> Result<PgStore> {
         let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        let generation = Arc::new(Generation::default());
-        generation.now_ms();
+        let generation = Arc::new(Generation::new());
         // The first subscription is made here, so that a store is listening once it is open.
         // A store that cannot listen yet (no connection to spare, say) still opens: nothing is
         // cached until the listener has subscribed.
