@@ -189,8 +189,8 @@ impl $store {
     /// as long as an ingest runs, and then fail.
     ///
     /// Every write but an audit append holds it (or a transaction that does) to its end, when
-    /// it moves on the store's own generation count if the store keeps one (PostgreSQL's, whose
-    /// generation would otherwise move only once the commit's announcement is heard).
+    /// it moves on the store's own generation count, which would otherwise move only once the
+    /// commit's announcement is heard (PostgreSQL) or the file is next checked (SQLite).
     async fn hold_write_turn(&self) -> crate::Writing {
         let turn = match self.write_turn() {
             Some(turn) => Some(turn.lock_owned().await),

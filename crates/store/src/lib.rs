@@ -624,12 +624,14 @@ pub trait Store: Send + Sync {
     /// generation may be served while `data_generation` still answers it. `None` when the
     /// backend cannot tell at the moment: then nothing may be cached.
     ///
-    /// SQLite answers from the file's `data_version`, which any commit but the audit log's
-    /// moves: a check made after a commit sees it. On PostgreSQL the store's own writes move it
-    /// before they return; another process's commit to the golden records moves it once the
-    /// store hears it announced (LISTEN/NOTIFY, normally within a millisecond of the commit);
-    /// and it is `None` while the listening connection is lost or has not heard the store's own
-    /// heartbeat for two seconds. Commits by others to other tables do not move it there.
+    /// On both backends the store's own writes move it before they return. On SQLite another
+    /// process's commit (to any table but the audit log's) moves it once the store checks the
+    /// file's `data_version`, which it does at most once a millisecond: such a commit is served
+    /// at most a millisecond after it. On PostgreSQL another process's commit to the golden
+    /// records moves it once the store hears it announced (LISTEN/NOTIFY, normally within a
+    /// millisecond of the commit), and it is `None` while the listening connection is lost or
+    /// has not heard the store's own heartbeat for two seconds; commits by others to other
+    /// tables do not move it there.
     async fn data_generation(&self) -> Result<Option<u64>>;
 
     /// Golden records of `kind` whose JSON text at each criterion's path equals its value (all

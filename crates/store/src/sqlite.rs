@@ -115,9 +115,10 @@ impl SqliteStore {
         Some(self.turn.clone())
     }
 
-    /// SQLite's generation is the file's own `data_version`, which every commit moves.
+    /// The generation this store's own writes move at once; other processes' commits move it
+    /// when a check of the file's `data_version` finds them (see `Direct::data_generation`).
     fn own_generation(&self) -> Option<std::sync::Arc<std::sync::atomic::AtomicU64>> {
-        None
+        Some(self.direct.generation())
     }
 
     async fn backend_data_generation(&self) -> Result<Option<u64>> {
@@ -167,7 +168,7 @@ impl SqliteStore {
                 (c.index, create)
             })
             .collect();
-        let _turn = self.turn.clone().lock_owned().await;
+        let _writing = self.hold_write_turn().await;
         crate::sqlite_direct::blocking(|| {
             crate::sqlite_direct::replace_resolution(
                 self.direct.path(),
@@ -182,7 +183,7 @@ impl SqliteStore {
     }
 
     async fn backend_replace_relations(&self, relations: &[Relation]) -> Result<()> {
-        let _turn = self.turn.clone().lock_owned().await;
+        let _writing = self.hold_write_turn().await;
         crate::sqlite_direct::blocking(|| {
             crate::sqlite_direct::replace_relations(self.direct.path(), relations)
         })

@@ -72,8 +72,11 @@ struct Reader {
 pub(crate) struct Direct {
     path: String,
     readers: Mutex<Vec<Reader>>,
-    /// See [`Direct::data_generation`].
-    generation: std::sync::atomic::AtomicU64,
+    /// See [`Direct::data_generation`]. Shared with the store, whose own writes move it.
+    generation: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// When a check of `data_version` last began, in nanoseconds since `opened` (0: never).
+    checked_at: std::sync::atomic::AtomicU64,
+    opened: std::time::Instant,
     /// To the writer thread; it stops when this is dropped.
     writer: std::sync::mpsc::Sender<Job>,
 }
@@ -88,6 +91,8 @@ impl Direct {
     pub(crate) fn open(path: &str, turn: crate::WriteTurn) -> Result<Direct> {
         let conn = open_writer(path)?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let generation = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let moved = generation.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || {
@@ -132,6 +137,8 @@ impl Direct {
                             let done = guarded("storing a chunk", || {
                                 store_chunk(&mut conn, batch_id, &source_id, &records, quarantine)
                             });
+                            // Before the caller has its answer, as the store's other writes do.
+                            moved.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             let _ = reply.send(done);
                         }
                     }
@@ -141,9 +148,16 @@ impl Direct {
         Ok(Direct {
             path: path.to_string(),
             readers: Mutex::new(Vec::new()),
-            generation: std::sync::atomic::AtomicU64::new(0),
+            generation,
+            checked_at: std::sync::atomic::AtomicU64::new(0),
+            opened: std::time::Instant::now(),
             writer: tx,
         })
+    }
+
+    /// The generation count (see [`Direct::data_generation`]), for the store's own writes to move.
+    pub(crate) fn generation(&self) -> std::sync::Arc<std::sync::atomic::AtomicU64> {
+        self.generation.clone()
     }
 
     /// The database file.
@@ -180,17 +194,29 @@ impl Direct {
     /// and stays the same while only the audit log (its own file) is written: what a cache of
     /// golden records checks its entries against (see `Store::data_generation`).
     ///
-    /// SQLite's `PRAGMA main.data_version` changes on a connection when another connection
-    /// committed to the file, but each connection counts on its own; so each pooled reader
-    /// remembers the version it last saw, and a reader that sees a new one moves the shared
-    /// generation on before it goes back to the pool. A reader opened afresh has seen nothing
-    /// and moves it too (a lost cache, never a stale one). The answer is the generation read
-    /// after the check. Why nothing read before a commit is taken for newer: after a commit,
-    /// the first check on each reader sees it and moves the generation on, and a reader that
-    /// has seen the commit is back in the pool only after that move; so a check made after the
-    /// commit answers a generation newer than any answered before it, whichever reader it used.
+    /// This store's own writes move it before they return (the `Writing` guard, and the writer
+    /// thread after each chunk). Another process's commit is found by a check of the file, made
+    /// at most once every [`RECHECK_AFTER`]: a check opens a read transaction, whose locks on
+    /// the shared-memory index were a third of a governed lookup's time when every lookup made
+    /// one. So a commit by another process is served at most that long after it.
+    ///
+    /// The check: SQLite's `PRAGMA main.data_version` changes on a connection when another
+    /// connection committed to the file, but each connection counts on its own; so each pooled
+    /// reader remembers the version it last saw, and a reader that sees a new one moves the
+    /// shared generation on before it goes back to the pool. A reader opened afresh has seen
+    /// nothing and moves it too (a lost cache, never a stale one). Why nothing read before a
+    /// commit is taken for newer: after a commit, the first check on each reader sees it and
+    /// moves the generation on before the time it began is recorded; a call that skips the check
+    /// does so only on a check begun less than `RECHECK_AFTER` before it, and reads the
+    /// generation after that check's time, so after its move.
     pub(crate) fn data_generation(&self) -> Result<u64> {
         use std::sync::atomic::Ordering;
+        // Nanoseconds since `opened`, never 0 (0 stands for "never checked").
+        let now = (self.opened.elapsed().as_nanos() as u64).max(1);
+        let last = self.checked_at.load(Ordering::Acquire);
+        if last != 0 && now.saturating_sub(last) < RECHECK_AFTER.as_nanos() as u64 {
+            return Ok(self.generation.load(Ordering::Acquire));
+        }
         let mut r = self.reader()?;
         let version = r
             .conn
@@ -200,6 +226,9 @@ impl Direct {
             if r.seen_version.replace(v) != Some(v) {
                 self.generation.fetch_add(1, Ordering::AcqRel);
             }
+            // The time this check began: a commit made before it is seen by it, and the
+            // generation has moved for it by now.
+            self.checked_at.fetch_max(now, Ordering::AcqRel);
             self.generation.load(Ordering::Acquire)
         });
         self.keep(r);
@@ -518,6 +547,9 @@ fn guarded<T>(what: &str, write: impl FnOnce() -> Result<T>) -> Result<T> {
 /// per row, SQLite's part of storing a record doubled (callgrind, `tongban bench ingest`).
 /// 64 rows of 13 parameters stay far below SQLite's limit of 32,766.
 const ROWS_PER_STATEMENT: usize = 64;
+
+/// How long a check of the file's `data_version` stands for (see [`Direct::data_generation`]).
+pub(crate) const RECHECK_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// `head`, then `row` `n` times separated by commas, then `tail`: a statement for `n` rows,
 /// prepared once per size and cached by the connection.

@@ -1090,10 +1090,12 @@ async fn the_data_generation_moves_with_writes_but_not_with_audit_appends() {
         let after_ingest = s.data_generation().await.unwrap().unwrap();
         assert_ne!(after_ingest, first, "a stored chunk did not move it");
         assert_eq!(s.data_generation().await.unwrap(), Some(after_ingest));
-        // A write by another connection (another process, say) moves it too.
+        // A write by another connection (another process, say) moves it too, once the file is
+        // checked again: at most a millisecond later.
         let db = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
         db.execute("UPDATE sources SET name = 'changed' WHERE id = 's'", [])
             .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         let after_other = s.data_generation().await.unwrap().unwrap();
         assert_ne!(
             after_other, after_ingest,
@@ -1208,13 +1210,14 @@ async fn postgres_hears_every_change_to_the_golden_records() {
 }
 
 /// The generation's promise under concurrency, as a cache relies on it: a value read under
-/// generation `g` is served again only by a check answering `g`, and such a check, made after a
-/// commit, must find the value at least as new as that commit. Readers on several threads check,
-/// read and keep the newest value per generation, while another connection commits new versions.
+/// generation `g` is served again only by a check answering `g`, and such a check, made more than
+/// a millisecond (SQLite's promise for another process's commits) after a commit, must find the
+/// value at least as new as that commit. Readers on several threads check, read and keep the
+/// newest value per generation, while another connection commits new versions.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_generation_never_answers_for_a_value_read_before_a_newer_commit() {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::atomic::{AtomicBool, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.db");
     let s: Arc<dyn Store> = Arc::from(
@@ -1229,7 +1232,9 @@ async fn a_generation_never_answers_for_a_value_read_before_a_newer_commit() {
     s.replace_resolution("person", 1, "{}", &[], &[record(0)])
         .await
         .unwrap();
-    let committed = Arc::new(AtomicI64::new(0));
+    // When each version was known committed (taken after the commit returned, so no earlier
+    // than the commit itself): `committed[v - 1]`.
+    let committed: Arc<std::sync::Mutex<Vec<std::time::Instant>>> = Default::default();
     let done = Arc::new(AtomicBool::new(false));
     let writer = {
         let (committed, done, path) = (committed.clone(), done.clone(), path.clone());
@@ -1242,7 +1247,7 @@ async fn a_generation_never_answers_for_a_value_read_before_a_newer_commit() {
                     [format!("{{\"v\":{v}}}")],
                 )
                 .unwrap();
-                committed.store(v, Ordering::SeqCst);
+                committed.lock().unwrap().push(std::time::Instant::now());
                 std::thread::sleep(std::time::Duration::from_micros(300));
             }
             done.store(true, Ordering::SeqCst);
@@ -1260,7 +1265,15 @@ async fn a_generation_never_answers_for_a_value_read_before_a_newer_commit() {
         readers.push(tokio::spawn(async move {
             let mut checks = 0u64;
             while !done.load(Ordering::SeqCst) {
-                let floor = committed.load(Ordering::SeqCst);
+                // The newest version committed more than a millisecond before this check began
+                // (taken before it, so no later than the check itself).
+                let started = std::time::Instant::now();
+                let floor = committed
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|&&at| at + std::time::Duration::from_millis(1) < started)
+                    .count() as i64;
                 let g = s.data_generation().await.unwrap().unwrap();
                 let cached = kept.lock().unwrap().get(&g).copied();
                 if let Some(v) = cached {
