@@ -395,10 +395,41 @@ impl serde::Serialize for ViewFields {
 }
 
 /// A golden record split into its fields, each kept as its JSON (the value with its provenance),
-/// not parsed further; owned, so that it can be cached.
+/// not parsed further, beside the text of its value; owned, so that it can be cached.
 #[derive(Debug)]
 pub struct ParsedGolden {
-    fields: Vec<(String, Box<RawValue>)>,
+    fields: Vec<KeptField>,
+}
+
+/// One field of a [`ParsedGolden`].
+#[derive(Debug)]
+struct KeptField {
+    name: String,
+    /// The field's JSON, answered as it is when the field is shown.
+    raw: Box<RawValue>,
+    /// The text of its value, which a masked field shows part of; empty when the value is not
+    /// text. Read out once when the record is parsed, since most fields of most reads are
+    /// masked and the record is cached (taking it out at each read was a tenth of a read's
+    /// own work).
+    text: String,
+}
+
+impl KeptField {
+    fn new(name: String, raw: Box<RawValue>) -> KeptField {
+        #[derive(serde::Deserialize)]
+        struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+        #[derive(serde::Deserialize)]
+        struct KeptValue<'a> {
+            #[serde(borrow, default)]
+            value: Option<Text<'a>>,
+        }
+        let text = serde_json::from_str::<KeptValue>(raw.get())
+            .ok()
+            .and_then(|k| k.value)
+            .map(|t| t.0.into_owned())
+            .unwrap_or_default();
+        KeptField { name, raw, text }
+    }
 }
 
 impl ParsedGolden {
@@ -407,7 +438,7 @@ impl ParsedGolden {
         let fields = match doc.fields {
             Some(fields) => fields
                 .into_iter()
-                .map(|(name, raw)| (name.into_owned(), raw.to_owned()))
+                .map(|(name, raw)| KeptField::new(name.into_owned(), raw.to_owned()))
                 .collect(),
             // Rooms and buildings keep their few fields at the top of the record; give them
             // the shape of the others.
@@ -419,19 +450,16 @@ impl ParsedGolden {
             .filter_map(|(f, v)| {
                 let raw =
                     serde_json::value::to_raw_value(&json!({ "value": v.as_ref()?.as_str()? }));
-                Some((f.to_string(), raw.ok()?))
+                Some(KeptField::new(f.to_string(), raw.ok()?))
             })
             .collect(),
         };
         Ok(ParsedGolden { fields })
     }
 
-    /// The JSON kept for field `name`.
-    fn kept(&self, name: &str) -> Option<&RawValue> {
-        self.fields
-            .iter()
-            .find(|(f, _)| f == name)
-            .map(|(_, raw)| &**raw)
+    /// What is kept of field `name`.
+    fn kept(&self, name: &str) -> Option<&KeptField> {
+        self.fields.iter().find(|f| f.name == name)
     }
 }
 
@@ -615,7 +643,7 @@ pub async fn look(
         match decision(p, resource, &f.name, &subject, now, &usable) {
             Decision::Show { grant } => {
                 view.shown.push(f.name.clone());
-                view.fields.push(&f.name, Shown::Kept(kept.to_owned()));
+                view.fields.push(&f.name, Shown::Kept(kept.raw.clone()));
                 if let Some(id) = grant
                     && !view.served.iter().any(|s| s["grant"] == id.as_str())
                     && let Some(g) = usable.iter().find(|g| g.id == id)
@@ -626,24 +654,10 @@ pub async fn look(
                 }
             }
             Decision::Mask => {
-                // The value to mask; a field whose JSON has no text value masks as empty. Only
-                // the value is read out, borrowed where it has no escapes: most fields of most
-                // reads are masked.
-                #[derive(serde::Deserialize)]
-                struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
-                #[derive(serde::Deserialize)]
-                struct KeptValue<'a> {
-                    #[serde(borrow, default)]
-                    value: Option<Text<'a>>,
-                }
-                let value = serde_json::from_str::<KeptValue>(kept.get())
-                    .ok()
-                    .and_then(|k| k.value);
+                // A field whose JSON has no text value masks as empty.
                 view.masked.push(f.name.clone());
-                view.fields.push(
-                    &f.name,
-                    Shown::Masked(mask(&f.name, value.as_ref().map_or("", |t| &t.0))),
-                );
+                view.fields
+                    .push(&f.name, Shown::Masked(mask(&f.name, &kept.text)));
             }
             Decision::Omit => view.withheld.push(f.name.clone()),
         }
