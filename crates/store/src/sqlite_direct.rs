@@ -296,7 +296,9 @@ impl Direct {
     /// Append `rows` (and `checkpoint`) in one transaction, on the calling thread, in the
     /// store's write turn. The append blocks the caller's thread for the length of a commit (a
     /// batch of a dozen entries: tens of microseconds), which costs a runtime less than the two
-    /// thread hand-offs it replaces. A step of the index by subject, when one is due, runs
+    /// thread hand-offs it replaces; while another process holds the audit file's write lock it
+    /// blocks until that lets go, at most the busy timeout. The server appends from one task, so
+    /// that holds up one async worker at most. A step of the index by subject, when one is due, runs
     /// afterwards on a blocking thread, still holding the turn and the connection, so that it
     /// holds the next batch back rather than this one.
     pub(crate) async fn append_audit(
