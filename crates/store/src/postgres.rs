@@ -99,6 +99,9 @@ impl Generation {
 /// without an error (a silent network) would otherwise keep the wait going for ever.
 async fn listen(url: String, generation: Arc<Generation>, mut first: Option<PgListener>) {
     let deaf_after = std::time::Duration::from_millis(DEAF_AFTER_MS);
+    // Whether the failure to listen again was already said: once an outage, not every half
+    // second of it.
+    let mut unable_said = false;
     loop {
         let mut listener = match first.take() {
             // Opening the store subscribed and started hearing.
@@ -109,22 +112,47 @@ async fn listen(url: String, generation: Arc<Generation>, mut first: Option<PgLi
                     generation.moved();
                     generation.heard();
                     generation.listening.store(true, Ordering::SeqCst);
+                    if std::mem::take(&mut unable_said) {
+                        eprintln!("postgres: listening for changes to the golden records again");
+                    }
                     l
                 }
-                Err(_) => {
+                Err(e) => {
+                    if !std::mem::replace(&mut unable_said, true) {
+                        eprintln!(
+                            "postgres: cannot listen for changes to the golden records ({e}); \
+                             trying again every {} ms, and nothing is cached meanwhile",
+                            HEARTBEAT_EVERY.as_millis()
+                        );
+                    }
                     tokio::time::sleep(HEARTBEAT_EVERY).await;
                     continue;
                 }
             },
         };
-        while let Ok(Ok(Some(n))) = tokio::time::timeout(deaf_after, listener.try_recv()).await {
-            if n.channel() == CHANGES {
-                generation.moved();
+        // Where the operator sees the store's other background failures: a replaced connection
+        // means the governed API reads every golden record from the database until it hears.
+        let why = loop {
+            match tokio::time::timeout(deaf_after, listener.try_recv()).await {
+                Ok(Ok(Some(n))) => {
+                    if n.channel() == CHANGES {
+                        generation.moved();
+                    }
+                    generation.heard();
+                }
+                Ok(Ok(None)) => break "the connection was closed".to_string(),
+                Ok(Err(e)) => break e.to_string(),
+                Err(_) => {
+                    break format!("nothing heard, not even the heartbeat, for {DEAF_AFTER_MS} ms");
+                }
             }
-            generation.heard();
-        }
+        };
         generation.listening.store(false, Ordering::SeqCst);
         generation.moved();
+        eprintln!(
+            "postgres: replacing the connection that listens for changes to the golden records \
+             ({why}); nothing is cached until the new one listens"
+        );
         drop(listener);
         tokio::time::sleep(HEARTBEAT_EVERY).await;
     }
