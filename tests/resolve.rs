@@ -319,24 +319,8 @@ async fn libraries_text(store: &dyn Store) -> Vec<String> {
                     .map(|g| format!("{kind} {} {}", g.entity_key, g.record)),
             );
         }
-        let mut after: Option<(String, String, String)> = None;
-        loop {
-            let page = store
-                .entity_links(
-                    kind,
-                    after
-                        .as_ref()
-                        .map(|(s, k, r)| (s.as_str(), k.as_str(), r.as_str())),
-                    5_000,
-                )
-                .await
-                .unwrap();
-            let Some(last) = page.last() else { break };
-            after = Some((
-                last.source_id.clone(),
-                last.record_key.clone(),
-                last.role.clone(),
-            ));
+        let mut pages = tongban_store::LinkPages::new(kind, 5_000);
+        while let Some(page) = pages.next(store).await.unwrap() {
             out.extend(page.iter().map(|l| {
                 format!(
                     "{kind} link {} {} {} {}",

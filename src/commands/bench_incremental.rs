@@ -72,23 +72,8 @@ async fn partitions(
     let mut out = HashMap::new();
     for kind in tongban_store::RESOLUTION_KINDS {
         let mut groups: HashMap<String, Vec<u64>> = HashMap::new();
-        let mut after: Option<(String, String, String)> = None;
-        loop {
-            let page = store
-                .entity_links(
-                    kind,
-                    after
-                        .as_ref()
-                        .map(|(s, k, r)| (s.as_str(), k.as_str(), r.as_str())),
-                    100_000,
-                )
-                .await?;
-            let Some(last) = page.last() else { break };
-            after = Some((
-                last.source_id.clone(),
-                last.record_key.clone(),
-                last.role.clone(),
-            ));
+        let mut pages = tongban_store::LinkPages::new(kind, 100_000);
+        while let Some(page) = pages.next(store).await? {
             for l in page {
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 (&l.source_id, &l.record_key, &l.role).hash(&mut h);

@@ -95,17 +95,8 @@ pub async fn evaluate(
     let mut source_names: Vec<String> = Vec::new();
     let mut mentions: Vec<(String, String, String)> = Vec::new();
     let mut unknown = 0u64;
-    let mut after: Option<(String, String, String)> = None;
-    loop {
-        let page = store
-            .entity_links(
-                kind,
-                after
-                    .as_ref()
-                    .map(|(s, k, r)| (s.as_str(), k.as_str(), r.as_str())),
-                50_000,
-            )
-            .await?;
+    let mut pages = tongban_store::LinkPages::new(kind, 50_000);
+    while let Some(page) = pages.next(store).await? {
         for l in &page {
             let id = (l.source_id.clone(), l.record_key.clone(), l.role.clone());
             let Some(t) = truth.get(&id) else {
@@ -125,16 +116,6 @@ pub async fn evaluate(
             };
             sources.push(s as u16);
             mentions.push(id);
-        }
-        match page.last() {
-            Some(last) if page.len() == 50_000 => {
-                after = Some((
-                    last.source_id.clone(),
-                    last.record_key.clone(),
-                    last.role.clone(),
-                ))
-            }
-            _ => break,
         }
     }
     let scores = score(&predicted, &labels, 10);

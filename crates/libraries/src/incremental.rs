@@ -444,34 +444,14 @@ fn model_of(summary: &Summary, kind: &str) -> Result<Model> {
 }
 
 async fn all_links(store: &dyn Store, kind: &str) -> Result<HashMap<At, String>> {
-    const PAGE: i64 = 50_000;
     let mut out = HashMap::new();
-    let mut after: Option<At> = None;
-    loop {
-        let page = store
-            .entity_links(
-                kind,
-                after
-                    .as_ref()
-                    .map(|(s, k, r)| (s.as_str(), k.as_str(), r.as_str())),
-                PAGE,
-            )
-            .await?;
-        let full = page.len() as i64 == PAGE;
-        if let Some(last) = page.last() {
-            after = Some((
-                last.source_id.clone(),
-                last.record_key.clone(),
-                last.role.clone(),
-            ));
-        }
+    let mut pages = tongban_store::LinkPages::new(kind, 50_000);
+    while let Some(page) = pages.next(store).await? {
         for l in page {
             out.insert((l.source_id, l.record_key, l.role), l.entity_key);
         }
-        if !full {
-            return Ok(out);
-        }
     }
+    Ok(out)
 }
 
 /// The identity under which identical entity mentions share a row (as in the batch run).

@@ -334,6 +334,51 @@ pub struct EntityLink {
     pub entity_key: String,
 }
 
+/// Every link of a kind, a page at a time in (source, record key, role) order: the paging of
+/// [`Store::entity_links`] that readers of a whole library share.
+pub struct LinkPages {
+    kind: String,
+    limit: i64,
+    after: Option<(String, String, String)>,
+    done: bool,
+}
+
+impl LinkPages {
+    /// Pages of at most `limit` links of `kind`.
+    pub fn new(kind: &str, limit: i64) -> LinkPages {
+        LinkPages {
+            kind: kind.to_string(),
+            limit,
+            after: None,
+            done: false,
+        }
+    }
+
+    /// The next page, or `None` once every link was given. A page shorter than the limit is
+    /// the last, without asking again.
+    pub async fn next(&mut self, store: &dyn Store) -> Result<Option<Vec<EntityLink>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let after = self
+            .after
+            .as_ref()
+            .map(|(s, k, r)| (s.as_str(), k.as_str(), r.as_str()));
+        let page = store.entity_links(&self.kind, after, self.limit).await?;
+        self.done = (page.len() as i64) < self.limit;
+        let Some(last) = page.last() else {
+            self.done = true;
+            return Ok(None);
+        };
+        self.after = Some((
+            last.source_id.clone(),
+            last.record_key.clone(),
+            last.role.clone(),
+        ));
+        Ok(Some(page))
+    }
+}
+
 /// The golden-record paths searches use, per kind. Each has a stored generated column holding
 /// the text at the path, indexed, on both backends (migrations 0011 on SQLite, 0010 on
 /// PostgreSQL): a search on another path is correct but scans.
