@@ -142,11 +142,11 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         let mut ids: HashMap<String, HashSet<String>> = HashMap::new();
         for m in mentions.iter().filter(|m| !m.valid_id.is_empty()) {
             let key = store
-                .entity_of("person", &m.source, &m.record_key, &m.role)
+                .entity_of("person", m.source, m.record_key, m.role)
                 .await
                 .unwrap()
                 .unwrap();
-            ids.entry(key).or_default().insert(m.valid_id.clone());
+            ids.entry(key).or_default().insert(m.valid_id.to_string());
         }
         assert!(ids.values().all(|v| v.len() == 1));
 
@@ -169,9 +169,9 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
             .find(|m| m.valid_id != same.0.valid_id)
             .unwrap();
         let at = |m: &tongban_resolution::person::Mention| tongban_libraries::explain::MentionRef {
-            source: m.source.clone(),
-            record_key: m.record_key.clone(),
-            role: m.role.clone(),
+            source: m.source.to_string(),
+            record_key: m.record_key.to_string(),
+            role: m.role.to_string(),
         };
         let e = tongban_libraries::explain::explain_persons(store, &at(same.0), &at(same.1))
             .await

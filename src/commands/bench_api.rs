@@ -182,7 +182,13 @@ async fn fill(store: &dyn Store, persons: usize) -> anyhow::Result<()> {
         })
         .collect();
     store
-        .replace_resolution("person", 0, "{}", &links, &golden)
+        .replace_resolution(
+            "person",
+            0,
+            "{}",
+            &EntityLink::all_borrowed(&links),
+            &golden,
+        )
         .await?;
     store
         .replace_resolution("building", 0, "{}", &[], &buildings)

@@ -16,11 +16,12 @@ use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::entity::EntityMention;
 use tongban_resolution::fields::Fields;
 use tongban_resolution::golden::{Candidate, Kept, Survivorship};
+use tongban_resolution::interned::intern;
 use tongban_resolution::linker::{self, Outcome, Settings, Stage};
 use tongban_resolution::person::{Mention, RecordView};
 use tongban_resolution::place::PlaceMention;
 use tongban_resolution::{entity, person, place};
-use tongban_store::{CleanedRecord, EntityLink, GoldenRecord, Relation, Store};
+use tongban_store::{CleanedRecord, GoldenRecord, LinkRef, Relation, Store};
 
 /// Progress reports: a stage name and, while reading, records read so far.
 pub trait Progress: Sync {
@@ -315,22 +316,22 @@ pub async fn read_up_to(store: &dyn Store, last: i64, progress: &dyn Progress) -
 
 /// Where a mention sits: (source, record key, role).
 pub trait MentionOf: Sync {
-    fn at(&self) -> (&str, &str, &str);
+    fn at(&self) -> (&'static str, &'static str, &'static str);
 }
 
 impl MentionOf for Mention {
-    fn at(&self) -> (&str, &str, &str) {
-        (&self.source, &self.record_key, &self.role)
+    fn at(&self) -> (&'static str, &'static str, &'static str) {
+        (self.source, self.record_key, self.role)
     }
 }
 impl MentionOf for EntityMention {
-    fn at(&self) -> (&str, &str, &str) {
-        (&self.source, &self.record_key, &self.role)
+    fn at(&self) -> (&'static str, &'static str, &'static str) {
+        (self.source, self.record_key, self.role)
     }
 }
 impl MentionOf for PlaceMention {
-    fn at(&self) -> (&str, &str, &str) {
-        (&self.source, &self.record_key, &self.role)
+    fn at(&self) -> (&'static str, &'static str, &'static str) {
+        (self.source, self.record_key, self.role)
     }
 }
 
@@ -341,7 +342,7 @@ pub struct Library {
     pub summary: Summary,
     /// When the run began, as the store records it.
     pub started: i64,
-    pub links: Arc<Vec<EntityLink>>,
+    pub links: Arc<Vec<LinkRef<'static>>>,
     pub golden: Vec<GoldenRecord>,
 }
 
@@ -407,17 +408,19 @@ pub fn key_kind<M: MentionOf>(
             }
         })
         .collect();
-    let key_of: HashMap<u32, &str> = keyed.iter().map(|(l, k, _)| (*l, k.as_str())).collect();
-    let mut links: Vec<EntityLink> = mentions
+    // Interned, so that every link of a cluster borrows its one copy.
+    let key_of: HashMap<u32, &'static str> =
+        keyed.iter().map(|(l, k, _)| (*l, intern(k))).collect();
+    let mut links: Vec<LinkRef<'static>> = mentions
         .iter()
         .zip(labels)
         .map(|(m, label)| {
-            let (source, key, role) = m.at();
-            EntityLink {
-                source_id: source.to_string(),
-                record_key: key.to_string(),
-                role: role.to_string(),
-                entity_key: key_of.get(label).copied().unwrap_or_default().to_string(),
+            let (source_id, record_key, role) = m.at();
+            LinkRef {
+                source_id,
+                record_key,
+                role,
+                entity_key: key_of.get(label).copied().unwrap_or_default(),
             }
         })
         .collect();
@@ -582,13 +585,13 @@ pub(crate) const ENTITY_FIELDS: [&str; 7] = [
 /// Field `i` of [`ENTITY_FIELDS`] as a mention states it.
 pub(crate) fn entity_field(m: &EntityMention, i: usize) -> &str {
     match i {
-        0 => &m.valid_code,
-        1 => &m.name,
-        2 => &m.entity_type,
-        3 => &m.industry,
-        4 => &m.founded,
-        5 => &m.legal_rep,
-        6 => &m.address,
+        0 => m.valid_code,
+        1 => m.name,
+        2 => m.entity_type,
+        3 => m.industry,
+        4 => m.founded,
+        5 => m.legal_rep,
+        6 => m.address,
         _ => "",
     }
 }
@@ -605,10 +608,10 @@ pub(crate) fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survi
     let getters: Vec<(&str, &FieldOf<EntityMention>)> =
         getters.iter().map(|(n, g)| (*n, g.as_ref())).collect();
     golden_record(key, members, trust, &getters, |m| Provenance {
-        source: &m.source,
-        record_key: &m.record_key,
-        role: &m.role,
-        date: &m.founded,
+        source: m.source,
+        record_key: m.record_key,
+        role: m.role,
+        date: m.founded,
     })
 }
 
@@ -630,12 +633,7 @@ pub fn link_entities(
         .map(|m| {
             let next = representatives.len() as u32;
             let id = *distinct
-                .entry((
-                    m.valid_code.as_str(),
-                    m.code.as_str(),
-                    m.name_key.as_str(),
-                    m.address.as_str(),
-                ))
+                .entry((m.valid_code, m.code, m.name_key, m.address))
                 .or_insert(next);
             if id == next {
                 representatives.push(m.clone());
@@ -702,16 +700,16 @@ pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str
     for m in members {
         match roles.iter_mut().find(|(r, _)| *r == m.role) {
             Some((_, n)) => *n += 1,
-            None => roles.push((&m.role, 1)),
+            None => roles.push((m.role, 1)),
         }
     }
-    let mut sources: Vec<&str> = members.iter().map(|m| m.source.as_str()).collect();
+    let mut sources: Vec<&str> = members.iter().map(|m| m.source).collect();
     sources.sort_unstable();
     sources.dedup();
     // The community the registers place it in: the most common one stated (ties: the smallest).
     let mut communities: HashMap<&str, usize> = HashMap::new();
     for m in members.iter().filter(|m| !m.community.is_empty()) {
-        *communities.entry(m.community.as_str()).or_default() += 1;
+        *communities.entry(m.community).or_default() += 1;
     }
     let community = communities
         .into_iter()
@@ -778,9 +776,9 @@ pub fn group_places(
             (place::cluster_buildings(all), "B", all)
         };
         let pick: fn(&PlaceMention) -> &str = if kind == "room" {
-            |m| m.room_key.as_str()
+            |m| m.room_key
         } else {
-            |m| m.building_key.as_str()
+            |m| m.building_key
         };
         let mut summary = Summary::grouped(kind, read.records, all.len());
         summary.last_record_id = read.last_record_id;
@@ -811,7 +809,7 @@ fn household_hints(
     let mut person_of: HashMap<(&str, &str), u32> = HashMap::new();
     for (m, &l) in persons.iter().zip(labels) {
         if m.role == "subject" {
-            person_of.insert((m.source.as_str(), m.record_key.as_str()), l);
+            person_of.insert((m.source, m.record_key), l);
         }
     }
     let mut full_keys: HashMap<u32, Vec<&str>> = HashMap::new();
@@ -820,13 +818,10 @@ fn household_hints(
         .filter(|p| p.role == "residence" || p.role == "registered")
     {
         let complete = p.room_key.split('|').nth(3).is_some_and(|u| !u.is_empty());
-        if let (true, Some(&person)) = (
-            complete,
-            person_of.get(&(p.source.as_str(), p.record_key.as_str())),
-        ) {
+        if let (true, Some(&person)) = (complete, person_of.get(&(p.source, p.record_key))) {
             let keys = full_keys.entry(person).or_default();
-            if !keys.contains(&p.room_key.as_str()) {
-                keys.push(&p.room_key);
+            if !keys.contains(&p.room_key) {
+                keys.push(p.room_key);
             }
         }
     }
@@ -834,7 +829,7 @@ fn household_hints(
         .iter()
         .map(|p| {
             person_of
-                .get(&(p.source.as_str(), p.record_key.as_str()))
+                .get(&(p.source, p.record_key))
                 .and_then(|person| full_keys.get(person))
                 .map(|keys| keys.iter().map(|k| k.to_string()).collect())
                 .unwrap_or_default()
@@ -1002,16 +997,12 @@ mod tests {
 
     fn person(source: &str, key: &str, role: &str, name: &str, date: &str) -> Mention {
         Mention {
-            source: source.into(),
-            record_key: key.into(),
-            role: role.into(),
-            name: name.into(),
-            recorded_on: date.into(),
-            phone: if role == "subject" {
-                "13800000000".into()
-            } else {
-                String::new()
-            },
+            source: intern(source),
+            record_key: intern(key),
+            role: intern(role),
+            name: intern(name),
+            recorded_on: intern(date),
+            phone: if role == "subject" { "13800000000" } else { "" },
             ..Mention::default()
         }
     }
@@ -1097,12 +1088,13 @@ mod tests {
         });
         assert_eq!(text, expected.to_string());
 
-        let place = |role: &str, source: &str, community: &str| PlaceMention {
-            source: source.into(),
-            role: role.into(),
-            community: community.into(),
-            ..PlaceMention::default()
-        };
+        let place =
+            |role: &'static str, source: &'static str, community: &'static str| PlaceMention {
+                source,
+                role,
+                community,
+                ..PlaceMention::default()
+            };
         let places = [
             place("residence", "police_household", "320506001001"),
             place("subject", "housing_rooms", ""),

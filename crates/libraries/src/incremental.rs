@@ -318,7 +318,7 @@ fn without_unit(key: &str) -> Option<String> {
 struct EntityTally {
     fields: Vec<Tally>,
     mentions: usize,
-    sources: std::collections::BTreeSet<String>,
+    sources: std::collections::BTreeSet<&'static str>,
 }
 
 impl EntityTally {
@@ -329,17 +329,15 @@ impl EntityTally {
                 tally,
                 &Candidate {
                     value: entity_field(m, i),
-                    source: &m.source,
-                    record_key: &m.record_key,
-                    role: &m.role,
-                    date: &m.founded,
+                    source: m.source,
+                    record_key: m.record_key,
+                    role: m.role,
+                    date: m.founded,
                 },
             );
         }
         self.mentions += 1;
-        if !self.sources.contains(&m.source) {
-            self.sources.insert(m.source.clone());
-        }
+        self.sources.insert(m.source);
     }
 
     fn merge(&mut self, trust: &Survivorship, other: EntityTally) {
@@ -357,7 +355,7 @@ impl EntityTally {
             .zip(&self.fields)
             .filter_map(|(name, tally)| Some((*name, trust.kept(tally)?)))
             .collect();
-        let sources: Vec<&str> = self.sources.iter().map(String::as_str).collect();
+        let sources: Vec<&str> = self.sources.iter().copied().collect();
         golden_text(key, self.mentions, &sources, &fields)
     }
 }
@@ -408,13 +406,13 @@ pub struct Incremental {
     /// Golden-record tallies of the entities new records have named so far, by cluster label.
     entity_tallies: HashMap<u32, EntityTally>,
     /// Normalised entity name → the valid credit codes that go by it.
-    codes_by_name: HashMap<String, Vec<String>>,
+    codes_by_name: HashMap<&'static str, Vec<&'static str>>,
     /// Every place mention; `room_key` holds the room key it stands for ("" when ambiguous).
     places: Vec<PlaceMention>,
     /// Place mentions whose room is still ambiguous (an address without its unit in a building
     /// with several rooms of that number), with the key as written: household context arriving
     /// later may still settle them, as it would in a run from scratch.
-    unsettled: HashMap<u32, String>,
+    unsettled: HashMap<u32, &'static str>,
     /// The person subject (a mention index) of each place mention's record, if any, and the
     /// place mentions of each person subject's record.
     person_of_place: Vec<u32>,
@@ -554,14 +552,14 @@ impl Incremental {
                 row
             })
             .collect();
-        let mut codes_by_name: HashMap<String, Vec<String>> = HashMap::new();
+        let mut codes_by_name: HashMap<&'static str, Vec<&'static str>> = HashMap::new();
         for m in entities
             .iter()
             .filter(|m| !m.valid_code.is_empty() && !m.name_key.is_empty())
         {
-            let codes = codes_by_name.entry(m.name_key.clone()).or_default();
+            let codes = codes_by_name.entry(m.name_key).or_default();
             if !codes.contains(&m.valid_code) {
-                codes.push(m.valid_code.clone());
+                codes.push(m.valid_code);
             }
         }
         let entity_table = entity::table(&representatives);
@@ -585,14 +583,14 @@ impl Incremental {
         let mut buildings = Grouped::new("building", "B");
         let room_links = all_links(store, "room").await?;
         let building_links = all_links(store, "building").await?;
-        let mut unsettled: HashMap<u32, String> = HashMap::new();
-        let effective: Vec<Option<String>> = place_mentions
+        let mut unsettled: HashMap<u32, &'static str> = HashMap::new();
+        let effective: Vec<Option<&'static str>> = place_mentions
             .iter()
             .map(|m| context.effective_room_key(m))
             .collect();
         for (i, m) in place_mentions.iter().enumerate() {
             if effective[i].is_none() && !m.room_key.is_empty() {
-                unsettled.insert(i as u32, m.room_key.clone());
+                unsettled.insert(i as u32, m.room_key);
             }
         }
         for (i, (m, room_key)) in place_mentions.iter_mut().zip(effective).enumerate() {
@@ -612,9 +610,9 @@ impl Incremental {
                     .map(|k| format!("entity:{k}"))
                     .unwrap_or_default()
             };
-            rooms.group(row, &[linked(&room_links), room_key.clone(), code]);
+            rooms.group(row, &[linked(&room_links), room_key.to_string(), code]);
             m.room_key = room_key;
-            buildings.group(row, &[linked(&building_links), m.building_key.clone()]);
+            buildings.group(row, &[linked(&building_links), m.building_key.to_string()]);
         }
         for (grouped, links) in [(&mut rooms, &room_links), (&mut buildings, &building_links)] {
             grouped.book.members.clear();
@@ -668,7 +666,7 @@ impl Incremental {
                 .label(libraries.persons.row_of[person as usize]);
             let hints = libraries.full_room_keys(label);
             let mut m = libraries.places[row as usize].clone();
-            m.room_key = libraries.unsettled[&row].clone();
+            m.room_key = libraries.unsettled[&row];
             if let Some(key) = place::room_key_from_hints(&m, &hints) {
                 libraries.places[row as usize].room_key = key;
                 libraries.unsettled.remove(&row);
@@ -721,10 +719,10 @@ impl Incremental {
             for &row in self.places_of_person.get(person).into_iter().flatten() {
                 let p = &self.places[row as usize];
                 if (p.role == "residence" || p.role == "registered")
-                    && has_unit(&p.room_key)
-                    && !keys.contains(&p.room_key)
+                    && has_unit(p.room_key)
+                    && !keys.iter().any(|k| k == p.room_key)
                 {
-                    keys.push(p.room_key.clone());
+                    keys.push(p.room_key.to_string());
                 }
             }
         }
@@ -757,13 +755,13 @@ impl Incremental {
         let hints = self.full_room_keys(label);
         for row in rows {
             let mut m = self.places[row as usize].clone();
-            m.room_key = self.unsettled[&row].clone();
+            m.room_key = self.unsettled[&row];
             let Some(key) = place::room_key_from_hints(&m, &hints) else {
                 continue;
             };
             self.unsettled.remove(&row);
-            self.places[row as usize].room_key = key.clone();
-            if let Some((a, b)) = self.rooms.attach(row, &key) {
+            self.places[row as usize].room_key = key;
+            if let Some((a, b)) = self.rooms.attach(row, key) {
                 let label = self.rooms.clusters.smallest(row);
                 let (added, golden) = regroup(&mut self.rooms, &self.places, &[a, b], label, None);
                 *report.renamed.entry("room".into()).or_default() += added.renamed.len() as u64;
@@ -848,22 +846,16 @@ impl Incremental {
 
         for m in entities {
             if !m.valid_code.is_empty() && !m.name_key.is_empty() {
-                let codes = self.codes_by_name.entry(m.name_key.clone()).or_default();
+                let codes = self.codes_by_name.entry(m.name_key).or_default();
                 if !codes.contains(&m.valid_code) {
-                    codes.push(m.valid_code.clone());
+                    codes.push(m.valid_code);
                 }
             }
             let registered = match self.codes_by_name.get(&m.name_key) {
-                Some(codes) if codes.len() == 1 => m.name_key.as_str(),
+                Some(codes) if codes.len() == 1 => m.name_key,
                 _ => "",
             };
-            let values = [
-                m.valid_code.as_str(),
-                m.code.as_str(),
-                m.name_key.as_str(),
-                m.address.as_str(),
-                registered,
-            ];
+            let values = [m.valid_code, m.code, m.name_key, m.address, registered];
             let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
             let values: Vec<&str> = values.iter().map(String::as_str).collect();
             let at = at_of(&m);
@@ -892,9 +884,9 @@ impl Incremental {
                 Some(k) => k,
                 None => {
                     if !m.room_key.is_empty() {
-                        self.unsettled.insert(row, m.room_key.clone());
+                        self.unsettled.insert(row, m.room_key);
                     }
-                    String::new()
+                    ""
                 }
             };
             let code = if m.room_code.is_empty() {
@@ -905,12 +897,12 @@ impl Incremental {
             // The first unit known for a building's room number settles every mention of that
             // room written without its unit: they are one room now.
             let unitless = first_unit
-                .then(|| without_unit(&room_key))
+                .then(|| without_unit(room_key))
                 .flatten()
                 .unwrap_or_default();
-            m.room_key = room_key.clone();
+            m.room_key = room_key;
             let at = at_of(&m);
-            let building_key = m.building_key.clone();
+            let building_key = m.building_key;
             let is_premises = m.role == "premises";
             self.places.push(m);
             self.person_of_place.push(subject);
@@ -923,12 +915,12 @@ impl Incremental {
             } else {
                 let (joined, label) = self
                     .rooms
-                    .group(row, &[room_key.clone(), code, unitless.clone()]);
+                    .group(row, &[room_key.to_string(), code, unitless.clone()]);
                 if !unitless.is_empty() {
                     let members = self.rooms.book.members_of(&joined);
                     for i in members {
                         if self.places[i as usize].room_key == unitless {
-                            self.places[i as usize].room_key = room_key.clone();
+                            self.places[i as usize].room_key = room_key;
                         }
                     }
                 }
@@ -936,7 +928,7 @@ impl Incremental {
                 count(report, "room", &added.0);
                 push_change(&mut room_changes, Some(at.clone()), added.0, added.1);
             }
-            let (joined, label) = self.buildings.group(row, &[building_key]);
+            let (joined, label) = self.buildings.group(row, &[building_key.to_string()]);
             let added = regroup(&mut self.buildings, &self.places, &joined, label, Some(row));
             count(report, "building", &added.0);
             push_change(&mut building_changes, Some(at), added.0, added.1);
@@ -944,11 +936,12 @@ impl Incremental {
         if subject != NO_PERSON {
             self.settle_from_household(subject, &mut room_changes, report);
         }
+        let borrowed = EntityLink::all_borrowed;
         let relations = crate::relations::derive(
-            &person_changes.links,
-            &entity_changes.links,
-            &room_changes.links,
-            &building_changes.links,
+            &borrowed(&person_changes.links),
+            &borrowed(&entity_changes.links),
+            &borrowed(&room_changes.links),
+            &borrowed(&building_changes.links),
         );
         report.records += 1;
         report.relations += relations.len() as u64;
@@ -1026,22 +1019,20 @@ fn household(
     let mut subject: HashMap<(&str, &str), u32> = HashMap::new();
     for (i, m) in persons.iter().enumerate() {
         if m.role == "subject" {
-            subject.insert((&m.source, &m.record_key), base + i as u32);
+            subject.insert((m.source, m.record_key), base + i as u32);
         }
     }
     let mut of_person: HashMap<u32, Vec<u32>> = HashMap::new();
     let person_of_place = places
         .iter()
         .enumerate()
-        .map(
-            |(row, p)| match subject.get(&(p.source.as_str(), p.record_key.as_str())) {
-                Some(&person) => {
-                    of_person.entry(person).or_default().push(row as u32);
-                    person
-                }
-                None => NO_PERSON,
-            },
-        )
+        .map(|(row, p)| match subject.get(&(p.source, p.record_key)) {
+            Some(&person) => {
+                of_person.entry(person).or_default().push(row as u32);
+                person
+            }
+            None => NO_PERSON,
+        })
         .collect();
     (person_of_place, of_person)
 }
@@ -1057,9 +1048,9 @@ fn regroup(
 ) -> (Added, String) {
     let prefix = grouped.prefix;
     let pick: fn(&PlaceMention) -> &str = if grouped.kind == "room" {
-        |m| m.room_key.as_str()
+        |m| m.room_key
     } else {
-        |m| m.building_key.as_str()
+        |m| m.building_key
     };
     let mut anchor = String::new();
     let (renamed, key) = grouped.book.merge(joined, label, row, |members| {

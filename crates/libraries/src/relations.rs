@@ -8,7 +8,7 @@
 
 use foldhash::{HashMap, HashMapExt as _};
 use rayon::prelude::*;
-use tongban_store::{EntityLink, Relation};
+use tongban_store::{LinkRef, Relation};
 
 /// The links of one record, as a slice of a kind's links: a resolution run writes a record's
 /// mentions one after another, so they are found by where they start and end rather than
@@ -16,24 +16,21 @@ use tongban_store::{EntityLink, Relation};
 type ByRecord<'a> = HashMap<(&'a str, &'a str), (u32, u32)>;
 
 /// Consecutive links of the same record, as (where they start, source, record key, the links).
-fn runs(links: &[EntityLink]) -> impl Iterator<Item = (u32, &str, &str, &[EntityLink])> {
+fn runs<'a>(
+    links: &'a [LinkRef<'a>],
+) -> impl Iterator<Item = (u32, &'a str, &'a str, &'a [LinkRef<'a>])> {
     links
         .chunk_by(|a, b| a.source_id == b.source_id && a.record_key == b.record_key)
         .scan(0u32, |at, run| {
             let start = *at;
             *at += run.len() as u32;
-            Some((
-                start,
-                run[0].source_id.as_str(),
-                run[0].record_key.as_str(),
-                run,
-            ))
+            Some((start, run[0].source_id, run[0].record_key, run))
         })
 }
 
 /// Where each record's links lie. Should a record's links not be consecutive (they always are
 /// when they come from a run), its later links are kept in `scattered`, so nothing is lost.
-fn index(links: &[EntityLink]) -> (ByRecord<'_>, Vec<&EntityLink>) {
+fn index<'a>(links: &'a [LinkRef<'a>]) -> (ByRecord<'a>, Vec<&'a LinkRef<'a>>) {
     let mut into = ByRecord::with_capacity(links.len());
     let mut scattered = Vec::new();
     for (start, source, key, run) in runs(links) {
@@ -49,12 +46,12 @@ fn index(links: &[EntityLink]) -> (ByRecord<'_>, Vec<&EntityLink>) {
 
 /// The links of one record in a kind, wherever they lie.
 fn of_record<'a>(
-    links: &'a [EntityLink],
-    (by, scattered): &(ByRecord<'a>, Vec<&'a EntityLink>),
+    links: &'a [LinkRef<'a>],
+    (by, scattered): &(ByRecord<'a>, Vec<&'a LinkRef<'a>>),
     source: &str,
     key: &str,
-) -> Vec<&'a EntityLink> {
-    let mut found: Vec<&EntityLink> = match by.get(&(source, key)) {
+) -> Vec<&'a LinkRef<'a>> {
+    let mut found: Vec<&LinkRef> = match by.get(&(source, key)) {
         Some(&(a, b)) => links[a as usize..b as usize].iter().collect(),
         None => Vec::new(),
     };
@@ -71,9 +68,9 @@ fn of_record<'a>(
 /// Every record of a kind once, in the order its links come, with all its links: a record whose
 /// links are split is taken whole at its first run.
 fn records<'a: 'i, 'i>(
-    links: &'a [EntityLink],
-    index: &'i (ByRecord<'a>, Vec<&'a EntityLink>),
-) -> impl Iterator<Item = (&'a str, &'a str, Vec<&'a EntityLink>)> + 'i {
+    links: &'a [LinkRef<'a>],
+    index: &'i (ByRecord<'a>, Vec<&'a LinkRef<'a>>),
+) -> impl Iterator<Item = (&'a str, &'a str, Vec<&'a LinkRef<'a>>)> + 'i {
     runs(links)
         .filter(|(start, source, key, _)| {
             index.0.get(&(*source, *key)).map(|r| r.0) == Some(*start)
@@ -101,18 +98,21 @@ fn push<'a>(
 type Borrowed<'a> = (&'a str, &'static str, &'a str, &'a str, &'a str);
 
 /// The entities of one role among a record's links.
-fn of<'l, 'a: 'l>(list: &'l [&'a EntityLink], role: &'l str) -> impl Iterator<Item = &'a str> + 'l {
+fn of<'l, 'a: 'l>(
+    list: &'l [&'a LinkRef<'a>],
+    role: &'l str,
+) -> impl Iterator<Item = &'a str> + 'l {
     list.iter()
         .filter(move |l| l.role == role)
-        .map(|l| l.entity_key.as_str())
+        .map(|l| l.entity_key)
 }
 
 /// Every relation the records state between the linked entities, sorted, without duplicates.
 pub fn derive<'a>(
-    persons: &'a [EntityLink],
-    entities: &'a [EntityLink],
-    rooms: &'a [EntityLink],
-    buildings: &'a [EntityLink],
+    persons: &'a [LinkRef<'a>],
+    entities: &'a [LinkRef<'a>],
+    rooms: &'a [LinkRef<'a>],
+    buildings: &'a [LinkRef<'a>],
 ) -> Vec<Relation> {
     let (p, e, r, b) = (
         index(persons),
@@ -185,41 +185,32 @@ pub fn derive<'a>(
             Some(room) if same_mention(room, building) => {
                 push(
                     sink,
-                    &room.entity_key,
+                    room.entity_key,
                     "in_building",
-                    &building.entity_key,
-                    &room.source_id,
-                    &room.record_key,
+                    building.entity_key,
+                    room.source_id,
+                    room.record_key,
                 );
                 rest.next();
             }
             _ => {}
         }
     }
-    let unmatched: Vec<&EntityLink> = rest.collect();
+    let unmatched: Vec<&LinkRef> = rest.collect();
     if !unmatched.is_empty() {
         let map: HashMap<(&str, &str, &str), &str> = buildings
             .iter()
-            .map(|b| {
-                (
-                    (b.source_id.as_str(), b.record_key.as_str(), b.role.as_str()),
-                    b.entity_key.as_str(),
-                )
-            })
+            .map(|b| ((b.source_id, b.record_key, b.role), b.entity_key))
             .collect();
         for room in unmatched {
-            if let Some(b) = map.get(&(
-                room.source_id.as_str(),
-                room.record_key.as_str(),
-                room.role.as_str(),
-            )) {
+            if let Some(b) = map.get(&(room.source_id, room.record_key, room.role)) {
                 push(
                     sink,
-                    &room.entity_key,
+                    room.entity_key,
                     "in_building",
                     b,
-                    &room.source_id,
-                    &room.record_key,
+                    room.source_id,
+                    room.record_key,
                 );
             }
         }
@@ -238,7 +229,7 @@ pub fn derive<'a>(
 }
 
 /// Whether two links are of the same mention: same record and role.
-fn same_mention(a: &EntityLink, b: &EntityLink) -> bool {
+fn same_mention(a: &LinkRef, b: &LinkRef) -> bool {
     a.source_id == b.source_id && a.record_key == b.record_key && a.role == b.role
 }
 
@@ -246,12 +237,17 @@ fn same_mention(a: &EntityLink, b: &EntityLink) -> bool {
 mod tests {
     use super::*;
 
-    fn l(source: &str, key: &str, role: &str, entity: &str) -> EntityLink {
-        EntityLink {
-            source_id: source.into(),
-            record_key: key.into(),
-            role: role.into(),
-            entity_key: entity.into(),
+    fn l(
+        source: &'static str,
+        key: &'static str,
+        role: &'static str,
+        entity: &'static str,
+    ) -> LinkRef<'static> {
+        LinkRef {
+            source_id: source,
+            record_key: key,
+            role,
+            entity_key: entity,
         }
     }
 
@@ -284,10 +280,10 @@ mod tests {
         assert_eq!(rel.len(), 6);
 
         // Links need not come record by record: scattered, they relate the same entities.
-        let scatter = |links: &[EntityLink]| -> Vec<EntityLink> {
+        let scatter = |links: &[LinkRef<'static>]| -> Vec<LinkRef<'static>> {
             let (even, odd): (Vec<_>, Vec<_>) = links
                 .iter()
-                .cloned()
+                .copied()
                 .enumerate()
                 .partition(|(i, _)| i % 2 == 0);
             odd.into_iter().chain(even).rev().map(|(_, l)| l).collect()

@@ -11,6 +11,7 @@
 use crate::blocking::{KeyPart, Rule, Transform};
 use crate::compare::Kind;
 use crate::fields::is_prefixed;
+use crate::interned::intern;
 use crate::linker::{Comparison, Settings};
 use crate::person::RecordView;
 use crate::table::Table;
@@ -23,22 +24,22 @@ pub const ENTITY_ROLES: &[&str] = &["employer"];
 /// One mention of a legal entity.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EntityMention {
-    pub source: String,
-    pub record_key: String,
-    pub role: String,
+    pub source: &'static str,
+    pub record_key: &'static str,
+    pub role: &'static str,
     /// A valid credit code, or "".
-    pub valid_code: String,
+    pub valid_code: &'static str,
     /// The code as compared: the valid code or the raw text of an invalid one.
-    pub code: String,
-    pub name: String,
+    pub code: &'static str,
+    pub name: &'static str,
     /// [`normalise_name`] of `name`.
-    pub name_key: String,
+    pub name_key: &'static str,
     /// Building key (or room key) of the registered address.
-    pub address: String,
-    pub legal_rep: String,
-    pub entity_type: String,
-    pub industry: String,
-    pub founded: String,
+    pub address: &'static str,
+    pub legal_rep: &'static str,
+    pub entity_type: &'static str,
+    pub industry: &'static str,
+    pub founded: &'static str,
 }
 
 /// [`normalise_name`], remembered per thread: an employer is named by thousands of its
@@ -117,7 +118,7 @@ fn address_key(r: &RecordView, field: &str) -> String {
 
 /// The entity mentions of one record.
 pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
-    let mut roles: Vec<&str> = Vec::new();
+    let mut roles: Vec<&'static str> = Vec::new();
     if r.subject == "entity" {
         roles.push("");
     }
@@ -151,48 +152,33 @@ pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
                         .chars()
                         .filter(char::is_ascii_alphanumeric)
                         .map(|c| c.to_ascii_uppercase())
-                        .collect()
+                        .collect::<String>()
                 })
                 .unwrap_or_default();
             let name = text(r, &field("name")).into_owned();
             let own = role.is_empty();
+            let own_text = |f: &str| if own { intern(&text(r, f)) } else { "" };
             EntityMention {
-                source: r.source.to_string(),
-                record_key: r.key.to_string(),
-                role: if own { "subject".into() } else { role.into() },
+                source: intern(r.source),
+                record_key: intern(r.key),
+                role: if own { "subject" } else { role },
                 code: if valid_code.is_empty() {
-                    raw_code
+                    intern(&raw_code)
                 } else {
-                    valid_code.clone()
+                    intern(&valid_code)
                 },
-                valid_code,
-                name_key: normalised_name(&name),
-                name,
+                valid_code: intern(&valid_code),
+                name_key: intern(&normalised_name(&name)),
+                name: intern(&name),
                 address: if own {
-                    address_key(r, "address")
+                    intern(&address_key(r, "address"))
                 } else {
-                    String::new()
+                    ""
                 },
-                legal_rep: if own {
-                    text(r, "legal_rep.name").into_owned()
-                } else {
-                    String::new()
-                },
-                entity_type: if own {
-                    text(r, "entity_type").into_owned()
-                } else {
-                    String::new()
-                },
-                industry: if own {
-                    text(r, "industry").into_owned()
-                } else {
-                    String::new()
-                },
-                founded: if own {
-                    text(r, "founded").into_owned()
-                } else {
-                    String::new()
-                },
+                legal_rep: own_text("legal_rep.name"),
+                entity_type: own_text("entity_type"),
+                industry: own_text("industry"),
+                founded: own_text("founded"),
             }
         })
         .filter(|m| !(m.name.is_empty() && m.code.is_empty()))
@@ -219,20 +205,20 @@ pub fn table(mentions: &[EntityMention]) -> Table {
         .iter()
         .filter(|m| !m.valid_code.is_empty() && !m.name_key.is_empty())
     {
-        let codes = codes_by_name.entry(m.name_key.as_str()).or_default();
-        if !codes.contains(&m.valid_code.as_str()) {
-            codes.push(&m.valid_code);
+        let codes = codes_by_name.entry(m.name_key).or_default();
+        if !codes.contains(&m.valid_code) {
+            codes.push(m.valid_code);
         }
     }
     let mut t = Table::new(COLUMNS.iter().map(|c| c.to_string()).collect());
     for (i, m) in mentions.iter().enumerate() {
-        let registered = match codes_by_name.get(m.name_key.as_str()) {
-            Some(codes) if codes.len() == 1 => m.name_key.as_str(),
+        let registered = match codes_by_name.get(m.name_key) {
+            Some(codes) if codes.len() == 1 => m.name_key,
             _ => "",
         };
         t.push(
             &i.to_string(),
-            &[&m.valid_code, &m.code, &m.name_key, &m.address, registered],
+            &[m.valid_code, m.code, m.name_key, m.address, registered],
         );
     }
     t
@@ -326,10 +312,7 @@ mod tests {
         };
         let m = mentions(&r);
         assert_eq!(m.len(), 1);
-        assert_eq!(
-            (m[0].role.as_str(), m[0].legal_rep.as_str()),
-            ("subject", "张三")
-        );
+        assert_eq!((m[0].role, m[0].legal_rep), ("subject", "张三"));
         let text =
             serde_json::json!({"name": "李四", "employer.name": "恒瑞信息科技(苏州)有限公司"})
                 .to_string();
@@ -354,11 +337,11 @@ mod tests {
 
     #[test]
     fn a_registered_name_links_a_mention_without_a_code() {
-        let m = |code: &str, name: &str| EntityMention {
-            valid_code: code.into(),
-            code: code.into(),
-            name_key: normalise_name(name),
-            name: name.into(),
+        let m = |code: &'static str, name: &'static str| EntityMention {
+            valid_code: code,
+            code,
+            name_key: intern(&normalise_name(name)),
+            name,
             ..EntityMention::default()
         };
         let mentions = vec![

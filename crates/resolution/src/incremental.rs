@@ -291,22 +291,23 @@ impl Index {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interned::intern;
     use crate::linker;
     use crate::person::{Mention, settings, table};
 
     fn person(id: &str, name: &str, birth: &str, phone: &str) -> Mention {
         let valid = id.len() == 18;
         Mention {
-            source: "s".into(),
-            record_key: format!("{name}{birth}{phone}"),
-            role: "subject".into(),
-            valid_id: if valid { id.into() } else { String::new() },
+            source: "s",
+            record_key: intern(&format!("{name}{birth}{phone}")),
+            role: "subject",
+            valid_id: if valid { intern(id) } else { "" },
             id_agrees: valid,
-            id: id.into(),
-            name: name.into(),
-            birth_date: birth.into(),
-            sex: "1".into(),
-            phone: phone.into(),
+            id: intern(id),
+            name: intern(name),
+            birth_date: intern(birth),
+            sex: "1",
+            phone: intern(phone),
             ..Mention::default()
         }
     }
@@ -394,8 +395,8 @@ mod tests {
         // A record with the name, birth date and phone of person 0 but the valid id of
         // person 1 may join one of them, never both.
         let mut bridge = all[0].clone();
-        bridge.valid_id = all[2].valid_id.clone();
-        bridge.id = all[2].id.clone();
+        bridge.valid_id = all[2].valid_id;
+        bridge.id = all[2].id;
         bridge.id_agrees = false;
         let row = table(std::slice::from_ref(&bridge));
         let values: Vec<&str> = row.columns.iter().map(|c| c.get(0)).collect();

@@ -16,6 +16,7 @@ pub mod eval;
 pub mod fields;
 pub mod golden;
 pub mod incremental;
+pub mod interned;
 pub mod link;
 pub mod linker;
 pub mod model;

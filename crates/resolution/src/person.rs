@@ -18,6 +18,7 @@
 use crate::blocking::{KeyPart, Rule, Transform};
 use crate::compare::Kind;
 use crate::fields::Fields;
+use crate::interned::intern;
 use crate::linker::{Comparison, Settings};
 use crate::table::Table;
 use tongban_standards::citizen_id::CitizenId;
@@ -37,35 +38,35 @@ pub const PERSON_ROLES: &[&str] = &[
 /// One mention of a person.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Mention {
-    pub source: String,
-    pub record_key: String,
+    pub source: &'static str,
+    pub record_key: &'static str,
     /// "subject" or one of [`PERSON_ROLES`].
-    pub role: String,
+    pub role: &'static str,
     /// A valid citizen id (18 characters), or "".
-    pub valid_id: String,
+    pub valid_id: &'static str,
     /// Whether the valid id's birth date and sex agree with the record's own.
     pub id_agrees: bool,
     /// The id as compared: the valid id, or the raw text of an invalid one (normalised).
-    pub id: String,
-    pub name: String,
+    pub id: &'static str,
+    pub name: &'static str,
     /// `YYYY-MM-DD`, from the record or else read from the id.
-    pub birth_date: String,
+    pub birth_date: &'static str,
     /// "1" male, "2" female.
-    pub sex: String,
-    pub phone: String,
+    pub sex: &'static str,
+    pub phone: &'static str,
     /// The canonical room key of where the person lives, or the building key if no room.
-    pub address: String,
+    pub address: &'static str,
     /// Golden-record fields that are not compared.
-    pub ethnicity: String,
-    pub household_no: String,
+    pub ethnicity: &'static str,
+    pub household_no: &'static str,
     /// Room or building key of the registered (hukou) address, when the record gives one.
-    pub registered_address: String,
+    pub registered_address: &'static str,
     /// When the source recorded this (registration, collection or event date), `YYYY-MM-DD`.
-    pub recorded_on: String,
+    pub recorded_on: &'static str,
     /// The household register's status of the entry (正常, 死亡注销, 迁出…), for its subject.
-    pub household_status: String,
+    pub household_status: &'static str,
     /// The date of death a death registration states, for its subject.
-    pub deceased_on: String,
+    pub deceased_on: &'static str,
 }
 
 /// A cleaned record as resolution sees it.
@@ -263,44 +264,40 @@ pub fn mentions(r: &RecordView) -> Vec<Mention> {
             .into_owned();
             let own = |f: &str| {
                 if role.is_empty() {
-                    text(f).into_owned()
+                    intern(&text(f))
                 } else {
-                    String::new()
+                    ""
                 }
             };
-            let deceased_on = if own("business_type").contains("死亡") {
+            let deceased_on = if role.is_empty() && text("business_type").contains("死亡") {
                 own("event_date")
             } else {
-                String::new()
+                ""
             };
             Mention {
-                source: r.source.to_string(),
-                record_key: r.key.to_string(),
-                role: if role.is_empty() {
-                    "subject".into()
-                } else {
-                    role.into()
-                },
+                source: intern(r.source),
+                record_key: intern(r.key),
+                role: if role.is_empty() { "subject" } else { role },
                 id: if valid_id.is_empty() {
-                    raw_id
+                    intern(&raw_id)
                 } else {
-                    valid_id.clone()
+                    intern(&valid_id)
                 },
-                valid_id,
+                valid_id: intern(&valid_id),
                 id_agrees,
-                name: text(fields.name).into_owned(),
-                birth_date,
-                sex,
-                phone: text(fields.phone).into_owned(),
-                address,
-                ethnicity: text(fields.ethnicity).into_owned(),
+                name: intern(&text(fields.name)),
+                birth_date: intern(&birth_date),
+                sex: intern(&sex),
+                phone: intern(&text(fields.phone)),
+                address: intern(&address),
+                ethnicity: intern(&text(fields.ethnicity)),
                 household_no: own("household_no"),
                 registered_address: if role.is_empty() {
-                    address_key(r.cleaned, "registered_address")
+                    intern(&address_key(r.cleaned, "registered_address"))
                 } else {
-                    String::new()
+                    ""
                 },
-                recorded_on,
+                recorded_on: intern(&recorded_on),
                 household_status: own("status"),
                 deceased_on,
             }
@@ -325,18 +322,18 @@ pub const COLUMNS: &[&str] = &[
 pub fn table(mentions: &[Mention]) -> Table {
     let mut t = Table::new(COLUMNS.iter().map(|c| c.to_string()).collect());
     for (i, m) in mentions.iter().enumerate() {
-        let agreed = if m.id_agrees { m.valid_id.as_str() } else { "" };
+        let agreed = if m.id_agrees { m.valid_id } else { "" };
         t.push(
             &i.to_string(),
             &[
                 agreed,
-                &m.valid_id,
-                &m.id,
-                &m.name,
-                &m.birth_date,
-                &m.sex,
-                &m.phone,
-                &m.address,
+                m.valid_id,
+                m.id,
+                m.name,
+                m.birth_date,
+                m.sex,
+                m.phone,
+                m.address,
             ],
         );
     }

@@ -7,23 +7,24 @@
 //! the same place, one that does not parse to a room stays a place of its own. Pure functions.
 
 use crate::cluster::{NO_TAG, UnionFind};
+use crate::interned::intern;
 use crate::person::RecordView;
 use std::collections::HashMap;
 
 /// One mention of a room (or, for the building register, of a building).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PlaceMention {
-    pub source: String,
-    pub record_key: String,
+    pub source: &'static str,
+    pub record_key: &'static str,
     /// "subject" (the housing registers), "room" (a rental), "residence" or "registered" (where
     /// a person lives or is registered).
-    pub role: String,
-    pub room_key: String,
-    pub building_key: String,
+    pub role: &'static str,
+    pub room_key: &'static str,
+    pub building_key: &'static str,
     /// A code naming the housing register's room: that record's own key, or a rental's room code.
-    pub room_code: String,
+    pub room_code: &'static str,
     /// The community (division code) the record places it in, when it says.
-    pub community: String,
+    pub community: &'static str,
 }
 
 /// Generic endings of compound names that clerks often leave out (华庭花园 written 华庭).
@@ -98,7 +99,7 @@ impl PlaceContext {
     }
 
     /// A key with its compound written in full, when exactly one known name fits.
-    pub fn rewrite_key(&self, key: &mut String) {
+    pub fn rewrite_key(&self, key: &mut &'static str) {
         let parts: Vec<&str> = key.split('|').collect();
         if parts.len() < 3 {
             return;
@@ -106,18 +107,18 @@ impl PlaceContext {
         if let Some(full) = self.full_name(parts[0], parts[1]) {
             let mut parts: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
             parts[1] = full;
-            *key = parts.join("|");
+            *key = intern(&parts.join("|"));
         }
     }
 
     /// The room key a mention stands for (see [`effective_room_keys`]).
-    pub fn effective_room_key(&self, m: &PlaceMention) -> Option<String> {
+    pub fn effective_room_key(&self, m: &PlaceMention) -> Option<&'static str> {
         let parts: Vec<&str> = m.room_key.split('|').collect();
         if m.room_key.is_empty() {
             return None;
         }
         if parts.len() != 5 || !parts[3].is_empty() {
-            return Some(m.room_key.clone());
+            return Some(m.room_key);
         }
         let building = &m.room_key[..m.room_key.len() - parts[4].len() - 2];
         match self
@@ -125,8 +126,8 @@ impl PlaceContext {
             .get(&(building.to_string(), parts[4].to_string()))
             .map(Vec::as_slice)
         {
-            None | Some([]) => Some(m.room_key.clone()),
-            Some([unit]) => Some(format!("{building}|{unit}|{}", parts[4])),
+            None | Some([]) => Some(m.room_key),
+            Some([unit]) => Some(intern(&format!("{building}|{unit}|{}", parts[4]))),
             Some(_) => None,
         }
     }
@@ -135,7 +136,7 @@ impl PlaceContext {
 /// The room key an address without its unit takes from household context: the one hint (a
 /// full room key where the person lives by their other records) in the same building with the
 /// same room number, if exactly one fits.
-pub fn room_key_from_hints(m: &PlaceMention, hints: &[String]) -> Option<String> {
+pub fn room_key_from_hints(m: &PlaceMention, hints: &[String]) -> Option<&'static str> {
     let parts: Vec<&str> = m.room_key.split('|').collect();
     if parts.len() != 5 {
         return None;
@@ -150,7 +151,7 @@ pub fn room_key_from_hints(m: &PlaceMention, hints: &[String]) -> Option<String>
         })
         .collect();
     match matching.as_slice() {
-        [only] => Some((*only).clone()),
+        [only] => Some(intern(only)),
         _ => None,
     }
 }
@@ -170,11 +171,11 @@ pub fn resolve_compound_aliases(mentions: &mut [PlaceMention]) {
     }
 }
 
-fn keys(r: &RecordView, field: &str) -> (String, String) {
+fn keys(r: &RecordView, field: &str) -> (&'static str, &'static str) {
     let Some(obj) = r.cleaned.object(field) else {
-        return (String::new(), String::new());
+        return ("", "");
     };
-    let get = |k: &str| obj.text(k).into_owned();
+    let get = |k: &str| intern(&obj.text(k));
     (get("room_key"), get("building_key"))
 }
 
@@ -199,51 +200,51 @@ fn door_key(r: &RecordView, field: &str) -> String {
 
 /// The place mentions of one record.
 pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
-    let text = |f: &str| r.cleaned.text(f).into_owned();
+    let text = |f: &str| intern(&r.cleaned.text(f));
     let mut out = Vec::new();
     let community = text("community");
-    let mut push = |role: &str, field: &str, room_code: String| {
+    let mut push = |role: &'static str, field: &str, room_code: &'static str| {
         let (room_key, building_key) = keys(r, field);
         if r.cleaned.contains(field) || !room_code.is_empty() {
             out.push(PlaceMention {
-                source: r.source.to_string(),
-                record_key: r.key.to_string(),
-                role: role.to_string(),
+                source: intern(r.source),
+                record_key: intern(r.key),
+                role,
                 room_key,
                 building_key,
                 room_code,
-                community: community.clone(),
+                community,
             });
         }
     };
     match r.subject {
-        "room" => push("subject", "address", r.key.to_string()),
-        "building" => push("subject", "address", String::new()),
+        "room" => push("subject", "address", intern(r.key)),
+        "building" => push("subject", "address", ""),
         // A company's premises: the building its address names, else its door number. They
         // place the company in the building library, not in a room.
         "entity" if r.cleaned.contains("address") => {
             let (_, building_key) = keys(r, "address");
             let building_key = if building_key.is_empty() {
-                door_key(r, "address")
+                intern(&door_key(r, "address"))
             } else {
                 building_key
             };
             if !building_key.is_empty() {
                 out.push(PlaceMention {
-                    source: r.source.to_string(),
-                    record_key: r.key.to_string(),
-                    role: "premises".into(),
+                    source: intern(r.source),
+                    record_key: intern(r.key),
+                    role: "premises",
                     building_key,
-                    community: community.clone(),
+                    community,
                     ..PlaceMention::default()
                 });
             }
         }
         "relation" if r.cleaned.contains("room_code") => push("room", "address", text("room_code")),
         "person" => {
-            push("residence", "residence_address", String::new());
+            push("residence", "residence_address", "");
             if r.source == "police_household" {
-                push("registered", "registered_address", String::new());
+                push("registered", "registered_address", "");
             }
         }
         _ => {}
@@ -256,7 +257,7 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
 /// among the keys that do give a unit; with several it is ambiguous and stands for no key, so it
 /// neither merges rooms of different units nor joins the wrong one. In a building without units
 /// the key without a unit is the room's own.
-pub fn effective_room_keys(mentions: &[PlaceMention]) -> Vec<Option<String>> {
+pub fn effective_room_keys(mentions: &[PlaceMention]) -> Vec<Option<&'static str>> {
     let mut ctx = PlaceContext::default();
     for m in mentions {
         ctx.add_units(m);
@@ -272,7 +273,7 @@ pub fn effective_room_keys(mentions: &[PlaceMention]) -> Vec<Option<String>> {
 pub fn cluster_rooms_with(
     mentions: &[PlaceMention],
     hints: &[Vec<String>],
-) -> (Vec<u32>, Vec<Option<String>>) {
+) -> (Vec<u32>, Vec<Option<&'static str>>) {
     let mut keys = effective_room_keys(mentions);
     for (i, m) in mentions.iter().enumerate() {
         if keys[i].is_some() || m.room_key.is_empty() {
@@ -292,7 +293,7 @@ pub fn cluster_rooms_with(
             uf.union(first, i);
         }
         if !m.room_code.is_empty() {
-            let first = *by_code.entry(&m.room_code).or_insert(i);
+            let first = *by_code.entry(m.room_code).or_insert(i);
             uf.union(first, i);
         }
     }
@@ -310,7 +311,7 @@ pub fn cluster_buildings(mentions: &[PlaceMention]) -> Vec<u32> {
     let mut by_key: HashMap<&str, u32> = HashMap::new();
     for (i, m) in mentions.iter().enumerate() {
         if !m.building_key.is_empty() {
-            let first = *by_key.entry(&m.building_key).or_insert(i as u32);
+            let first = *by_key.entry(m.building_key).or_insert(i as u32);
             uf.union(first, i as u32);
         }
     }
@@ -359,8 +360,8 @@ mod tests {
 
     #[test]
     fn an_address_without_its_unit_joins_the_only_room_of_that_number_or_none() {
-        let m = |key: &str| PlaceMention {
-            room_key: key.into(),
+        let m = |key: &'static str| PlaceMention {
+            room_key: key,
             ..PlaceMention::default()
         };
         let mentions = vec![
@@ -398,8 +399,8 @@ mod tests {
 
     #[test]
     fn a_generic_compound_ending_left_out_is_the_same_place_unless_ambiguous() {
-        let m = |key: &str| PlaceMention {
-            room_key: key.into(),
+        let m = |key: &'static str| PlaceMention {
+            room_key: key,
             ..PlaceMention::default()
         };
         let mut mentions = vec![

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tongban_sharing::identity::Role;
-use tongban_store::{EntityLink, GoldenRecord, Relation, Store};
+use tongban_store::{EntityLink, GoldenRecord, LinkRef, Relation, Store};
 
 async fn get(
     addr: std::net::SocketAddr,
@@ -101,7 +101,7 @@ async fn libraries(store: &dyn Store) {
             "person",
             1,
             "{}",
-            &[link("1", PERSON)],
+            &[link("1", PERSON).borrowed()],
             &[GoldenRecord {
                 entity_key: PERSON.into(),
                 record: golden.to_string(),
@@ -114,7 +114,7 @@ async fn libraries(store: &dyn Store) {
             "building",
             1,
             "{}",
-            &[link("1", BUILDING)],
+            &[link("1", BUILDING).borrowed()],
             &[GoldenRecord {
                 entity_key: BUILDING.into(),
                 record: r#"{"key":"B0123456789abcdef","address_key":"320576|青剑湖花园|1","community":"320576052001"}"#.into(),
@@ -1039,11 +1039,11 @@ async fn a_changed_golden_record_is_read_anew() {
                 "person",
                 2,
                 "{}",
-                &[EntityLink {
-                    source_id: "police_household".into(),
-                    record_key: "1".into(),
-                    role: "subject".into(),
-                    entity_key: PERSON.into(),
+                &[LinkRef {
+                    source_id: "police_household",
+                    record_key: "1",
+                    role: "subject",
+                    entity_key: PERSON,
                 }],
                 &[GoldenRecord {
                     entity_key: PERSON.into(),

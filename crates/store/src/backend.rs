@@ -408,7 +408,7 @@ impl Store for $store {
         kind: &str,
         started_at: i64,
         summary: &str,
-        links: &[EntityLink],
+        links: &[LinkRef<'_>],
         golden: &[GoldenRecord],
     ) -> Result<i64> {
         self.backend_replace_resolution(resolution_kind(kind)?, started_at, summary, links, golden)

@@ -70,8 +70,8 @@ pub(crate) fn in_key_order<T>(rows: &[T], cmp: impl Fn(&T, &T) -> std::cmp::Orde
 }
 
 /// Links in primary-key order: source, record key, role. A resolution run sorts them so.
-pub fn link_order(a: &EntityLink, b: &EntityLink) -> std::cmp::Ordering {
-    (&a.source_id, &a.record_key, &a.role).cmp(&(&b.source_id, &b.record_key, &b.role))
+pub fn link_order(a: &LinkRef, b: &LinkRef) -> std::cmp::Ordering {
+    (a.source_id, a.record_key, a.role).cmp(&(b.source_id, b.record_key, b.role))
 }
 
 /// Golden records in primary-key order. A resolution run sorts them so.
@@ -80,10 +80,10 @@ pub fn golden_order(a: &GoldenRecord, b: &GoldenRecord) -> std::cmp::Ordering {
 }
 
 /// How many distinct entities the links name (a run's entity count).
-pub(crate) fn distinct_entities(links: &[EntityLink]) -> usize {
+pub(crate) fn distinct_entities(links: &[LinkRef]) -> usize {
     let mut seen = std::collections::HashSet::with_capacity(links.len() / 2);
     for l in links {
-        seen.insert(l.entity_key.as_str());
+        seen.insert(l.entity_key);
     }
     seen.len()
 }
@@ -332,6 +332,36 @@ pub struct EntityLink {
     /// "subject" or the role the record gives the entity ("mother", "tenant", "employer", …).
     pub role: String,
     pub entity_key: String,
+}
+
+/// A link as a resolution run hands it to the store: [`EntityLink`]'s fields, borrowed. A run
+/// holds every link of a kind at once (ten million at a million people) while it is written,
+/// and most of their text is shared (a source, a role, an entity's key, a record's key among
+/// its mentions), so the links borrow it rather than each own a copy: 64 bytes a link instead
+/// of 96 and four allocations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkRef<'a> {
+    pub source_id: &'a str,
+    pub record_key: &'a str,
+    pub role: &'a str,
+    pub entity_key: &'a str,
+}
+
+impl EntityLink {
+    /// This link, borrowed.
+    pub fn borrowed(&self) -> LinkRef<'_> {
+        LinkRef {
+            source_id: &self.source_id,
+            record_key: &self.record_key,
+            role: &self.role,
+            entity_key: &self.entity_key,
+        }
+    }
+
+    /// These links, borrowed.
+    pub fn all_borrowed(links: &[EntityLink]) -> Vec<LinkRef<'_>> {
+        links.iter().map(EntityLink::borrowed).collect()
+    }
 }
 
 /// Every link of a kind, a page at a time in (source, record key, role) order: the paging of
@@ -634,7 +664,7 @@ pub trait Store: Send + Sync {
         kind: &str,
         started_at: i64,
         summary: &str,
-        links: &[EntityLink],
+        links: &[LinkRef<'_>],
         golden: &[GoldenRecord],
     ) -> Result<i64>;
 
@@ -885,11 +915,11 @@ mod tests {
     /// so a caller's order can never decide what the store writes.
     #[test]
     fn bulk_rows_come_out_in_key_order_whatever_order_they_came_in() {
-        let link = |s: &str, k: &str, r: &str, e: &str| EntityLink {
-            source_id: s.into(),
-            record_key: k.into(),
-            role: r.into(),
-            entity_key: e.into(),
+        let link = |s: &'static str, k: &'static str, r: &'static str, e: &'static str| LinkRef {
+            source_id: s,
+            record_key: k,
+            role: r,
+            entity_key: e,
         };
         let sorted = vec![
             link("a", "1", "mother", "P2"),
@@ -906,9 +936,9 @@ mod tests {
         let mut shuffled = sorted.clone();
         shuffled.reverse();
         shuffled.swap(0, 1);
-        let ordered: Vec<EntityLink> = in_key_order(&shuffled, link_order)
+        let ordered: Vec<LinkRef> = in_key_order(&shuffled, link_order)
             .into_iter()
-            .cloned()
+            .copied()
             .collect();
         assert_eq!(ordered, sorted);
         assert_eq!(distinct_entities(&shuffled), 2);

@@ -7,9 +7,9 @@
 use crate::{
     Action, AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord,
     DepartmentRow, EntityLink, GoldenRecord, GrantRow, IncomingQuarantine, IncomingRecord, Latest,
-    LibraryChanges, QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Relation,
-    ResolutionRun, Result, SourceRow, Store, StoreError, TokenRow, UserRow, duplicate_reason,
-    now_millis, plan_chunk, resolution_kind,
+    LibraryChanges, LinkRef, QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion,
+    Relation, ResolutionRun, Result, SourceRow, Store, StoreError, TokenRow, UserRow,
+    duplicate_reason, now_millis, plan_chunk, resolution_kind,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
@@ -223,7 +223,7 @@ impl PgStore {
         k: &'static str,
         started_at: i64,
         summary: &str,
-        links: &[EntityLink],
+        links: &[LinkRef<'_>],
         golden: &[GoldenRecord],
     ) -> Result<i64> {
         let mut tx = self.begin_write().await?;
@@ -264,10 +264,10 @@ impl PgStore {
                 "INSERT INTO links_{k} (source_id, record_key, role, entity_key, run_id) "
             ));
             q.push_values(group, |mut b, l| {
-                b.push_bind(&l.source_id)
-                    .push_bind(&l.record_key)
-                    .push_bind(&l.role)
-                    .push_bind(&l.entity_key)
+                b.push_bind(l.source_id)
+                    .push_bind(l.record_key)
+                    .push_bind(l.role)
+                    .push_bind(l.entity_key)
                     .push_bind(run_id);
             });
             q.build().execute(&mut *tx).await?;

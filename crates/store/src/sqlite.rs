@@ -18,8 +18,9 @@
 use crate::{
     AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord, DepartmentRow,
     EntityLink, GoldenRecord, GrantRow, IncomingQuarantine, IncomingRecord, LibraryChanges,
-    QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Relation, ResolutionRun,
-    Result, SourceRow, Store, StoreError, TokenRow, UserRow, now_millis, resolution_kind,
+    LinkRef, QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Relation,
+    ResolutionRun, Result, SourceRow, Store, StoreError, TokenRow, UserRow, now_millis,
+    resolution_kind,
 };
 use async_trait::async_trait;
 use sqlx::sqlite::{
@@ -158,7 +159,7 @@ impl SqliteStore {
         k: &'static str,
         started_at: i64,
         summary: &str,
-        links: &[EntityLink],
+        links: &[LinkRef<'_>],
         golden: &[GoldenRecord],
     ) -> Result<i64> {
         let creates: Vec<(String, String)> = crate::search_columns(k)

@@ -36,9 +36,9 @@
 //! `Store` trait do.
 
 use crate::{
-    Action, AuditRow, CheckpointRow, ChunkOutcome, CleanedRecord, EntityLink, GoldenRecord,
-    IncomingQuarantine, IncomingRecord, Latest, RecordStatus, Relation, Result, StoreError,
-    duplicate_reason, now_millis, plan_chunk,
+    Action, AuditRow, CheckpointRow, ChunkOutcome, CleanedRecord, GoldenRecord, IncomingQuarantine,
+    IncomingRecord, Latest, LinkRef, RecordStatus, Relation, Result, StoreError, duplicate_reason,
+    now_millis, plan_chunk,
 };
 use rusqlite::{OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
@@ -490,7 +490,7 @@ pub(crate) fn replace_resolution(
     k: &str,
     started_at: i64,
     summary: &str,
-    links: &[EntityLink],
+    links: &[LinkRef<'_>],
     golden: &[GoldenRecord],
     search_indexes: &[(String, String)],
 ) -> Result<i64> {

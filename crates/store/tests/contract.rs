@@ -368,7 +368,13 @@ async fn resolution_results_replace_as_a_whole_and_page_in_order() {
             record: r#"{"name":"张三"}"#.into(),
         }];
         let run = store
-            .replace_resolution("person", 1, "{}", &first, &golden)
+            .replace_resolution(
+                "person",
+                1,
+                "{}",
+                &tongban_store::EntityLink::all_borrowed(&first),
+                &golden,
+            )
             .await
             .unwrap();
         let latest = store.latest_resolution("person").await.unwrap().unwrap();
@@ -403,11 +409,23 @@ async fn resolution_results_replace_as_a_whole_and_page_in_order() {
         );
         // A new run replaces the kind's links and golden records entirely; other kinds stay.
         store
-            .replace_resolution("room", 1, "{}", &[link("h", "7", "subject", "R1")], &[])
+            .replace_resolution(
+                "room",
+                1,
+                "{}",
+                &tongban_store::EntityLink::all_borrowed(&[link("h", "7", "subject", "R1")]),
+                &[],
+            )
             .await
             .unwrap();
         store
-            .replace_resolution("person", 2, "{}", &[link("a", "1", "subject", "P9")], &[])
+            .replace_resolution(
+                "person",
+                2,
+                "{}",
+                &tongban_store::EntityLink::all_borrowed(&[link("a", "1", "subject", "P9")]),
+                &[],
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -482,10 +500,10 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
                 "person",
                 1,
                 "{}",
-                &[
+                &tongban_store::EntityLink::all_borrowed(&[
                     link("a", "1", "subject", "P1"),
                     link("a", "2", "subject", "P2"),
-                ],
+                ]),
                 &[golden("P1", r#""one""#), golden("P2", r#""two""#)],
             )
             .await
