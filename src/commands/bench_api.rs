@@ -193,7 +193,9 @@ async fn fill(store: &dyn Store, persons: usize) -> anyhow::Result<()> {
     store
         .replace_resolution("building", 0, "{}", &[], &buildings)
         .await?;
-    store.replace_relations(&relations).await?;
+    store
+        .replace_relations(&Relation::all_borrowed(&relations))
+        .await?;
     Ok(())
 }
 

@@ -21,7 +21,7 @@ use tongban_resolution::linker::{self, Outcome, Settings, Stage};
 use tongban_resolution::person::{Mention, RecordView};
 use tongban_resolution::place::PlaceMention;
 use tongban_resolution::{entity, person, place};
-use tongban_store::{CleanedRecord, GoldenRecord, LinkRef, Relation, Store};
+use tongban_store::{CleanedRecord, GoldenRecord, LinkRef, RelationRef, Store};
 
 /// Progress reports: a stage name and, while reading, records read so far.
 pub trait Progress: Sync {
@@ -852,7 +852,8 @@ pub struct Built {
 /// What the building side hands to the writing side, in the order it is to be written.
 enum Write {
     Library(Box<Library>),
-    Relations(Vec<Relation>),
+    /// Relations borrow the interned text of the links they were read off.
+    Relations(Vec<RelationRef<'static>>),
 }
 
 /// Build every library: one read of the store, then persons, entities, rooms, buildings and the

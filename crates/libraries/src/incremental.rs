@@ -31,7 +31,9 @@ use tongban_resolution::incremental::Index;
 use tongban_resolution::model::Model;
 use tongban_resolution::person::{self, Mention};
 use tongban_resolution::place::{self, PlaceContext, PlaceMention};
-use tongban_store::{CleanedRecord, EntityLink, GoldenRecord, LibraryChanges, Relation, Store};
+use tongban_store::{
+    CleanedRecord, EntityLink, GoldenRecord, LibraryChanges, Relation, RelationRef, Store,
+};
 
 /// A mention's place in the store: (source, record key, role).
 type At = (String, String, String);
@@ -942,7 +944,10 @@ impl Incremental {
             &borrowed(&entity_changes.links),
             &borrowed(&room_changes.links),
             &borrowed(&building_changes.links),
-        );
+        )
+        .iter()
+        .map(RelationRef::to_relation)
+        .collect::<Vec<Relation>>();
         report.records += 1;
         report.relations += relations.len() as u64;
         report.last_record_id = record.id;

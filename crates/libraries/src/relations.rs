@@ -8,17 +8,21 @@
 
 use foldhash::{HashMap, HashMapExt as _};
 use rayon::prelude::*;
-use tongban_store::{LinkRef, Relation};
+use tongban_store::{LinkRef, RelationRef};
 
 /// The links of one record, as a slice of a kind's links: a resolution run writes a record's
 /// mentions one after another, so they are found by where they start and end rather than
 /// gathered into a list of their own (ten million small lists at a million people).
-type ByRecord<'a> = HashMap<(&'a str, &'a str), (u32, u32)>;
+type ByRecord<'s> = HashMap<(&'s str, &'s str), (u32, u32)>;
+
+/// A kind's links indexed by record, and the links found out of place (see [`index`]). `'l` is
+/// how long the links are borrowed, `'s` how long their text is.
+type Indexed<'l, 's> = (ByRecord<'s>, Vec<&'l LinkRef<'s>>);
 
 /// Consecutive links of the same record, as (where they start, source, record key, the links).
-fn runs<'a>(
-    links: &'a [LinkRef<'a>],
-) -> impl Iterator<Item = (u32, &'a str, &'a str, &'a [LinkRef<'a>])> {
+fn runs<'l, 's>(
+    links: &'l [LinkRef<'s>],
+) -> impl Iterator<Item = (u32, &'s str, &'s str, &'l [LinkRef<'s>])> {
     links
         .chunk_by(|a, b| a.source_id == b.source_id && a.record_key == b.record_key)
         .scan(0u32, |at, run| {
@@ -30,7 +34,7 @@ fn runs<'a>(
 
 /// Where each record's links lie. Should a record's links not be consecutive (they always are
 /// when they come from a run), its later links are kept in `scattered`, so nothing is lost.
-fn index<'a>(links: &'a [LinkRef<'a>]) -> (ByRecord<'a>, Vec<&'a LinkRef<'a>>) {
+fn index<'l, 's>(links: &'l [LinkRef<'s>]) -> Indexed<'l, 's> {
     let mut into = ByRecord::with_capacity(links.len());
     let mut scattered = Vec::new();
     for (start, source, key, run) in runs(links) {
@@ -45,12 +49,12 @@ fn index<'a>(links: &'a [LinkRef<'a>]) -> (ByRecord<'a>, Vec<&'a LinkRef<'a>>) {
 }
 
 /// The links of one record in a kind, wherever they lie.
-fn of_record<'a>(
-    links: &'a [LinkRef<'a>],
-    (by, scattered): &(ByRecord<'a>, Vec<&'a LinkRef<'a>>),
+fn of_record<'l, 's>(
+    links: &'l [LinkRef<'s>],
+    (by, scattered): &Indexed<'l, 's>,
     source: &str,
     key: &str,
-) -> Vec<&'a LinkRef<'a>> {
+) -> Vec<&'l LinkRef<'s>> {
     let mut found: Vec<&LinkRef> = match by.get(&(source, key)) {
         Some(&(a, b)) => links[a as usize..b as usize].iter().collect(),
         None => Vec::new(),
@@ -67,10 +71,10 @@ fn of_record<'a>(
 
 /// Every record of a kind once, in the order its links come, with all its links: a record whose
 /// links are split is taken whole at its first run.
-fn records<'a: 'i, 'i>(
-    links: &'a [LinkRef<'a>],
-    index: &'i (ByRecord<'a>, Vec<&'a LinkRef<'a>>),
-) -> impl Iterator<Item = (&'a str, &'a str, Vec<&'a LinkRef<'a>>)> + 'i {
+fn records<'l, 's>(
+    links: &'l [LinkRef<'s>],
+    index: &Indexed<'l, 's>,
+) -> impl Iterator<Item = (&'s str, &'s str, Vec<&'l LinkRef<'s>>)> {
     runs(links)
         .filter(|(start, source, key, _)| {
             index.0.get(&(*source, *key)).map(|r| r.0) == Some(*start)
@@ -79,48 +83,47 @@ fn records<'a: 'i, 'i>(
 }
 
 /// Keeps a relation unless an end is missing or it relates an entity to itself.
-fn push<'a>(
-    out: &mut Vec<Borrowed<'a>>,
-    from: &'a str,
+fn push<'s>(
+    out: &mut Vec<RelationRef<'s>>,
+    from: &'s str,
     relation: &'static str,
-    to: &'a str,
-    source: &'a str,
-    key: &'a str,
+    to: &'s str,
+    source: &'s str,
+    key: &'s str,
 ) {
     if !from.is_empty() && !to.is_empty() && from != to {
-        out.push((from, relation, to, source, key));
+        out.push(RelationRef {
+            from_key: from,
+            relation,
+            to_key: to,
+            source_id: source,
+            record_key: key,
+        });
     }
 }
 
-/// A relation with borrowed parts, in [`Relation`]'s field order so that both sort alike:
-/// (from, relation, to, source, record key). Millions are made at a million people, so they are
-/// sorted and deduplicated before any of them is copied into owned strings.
-type Borrowed<'a> = (&'a str, &'static str, &'a str, &'a str, &'a str);
-
 /// The entities of one role among a record's links.
-fn of<'l, 'a: 'l>(
-    list: &'l [&'a LinkRef<'a>],
-    role: &'l str,
-) -> impl Iterator<Item = &'a str> + 'l {
+fn of<'x, 's>(list: &'x [&LinkRef<'s>], role: &'x str) -> impl Iterator<Item = &'s str> {
     list.iter()
         .filter(move |l| l.role == role)
         .map(|l| l.entity_key)
 }
 
 /// Every relation the records state between the linked entities, sorted, without duplicates.
-pub fn derive<'a>(
-    persons: &'a [LinkRef<'a>],
-    entities: &'a [LinkRef<'a>],
-    rooms: &'a [LinkRef<'a>],
-    buildings: &'a [LinkRef<'a>],
-) -> Vec<Relation> {
+/// They borrow the links' text: millions are made at a million people.
+pub fn derive<'s>(
+    persons: &[LinkRef<'s>],
+    entities: &[LinkRef<'s>],
+    rooms: &[LinkRef<'s>],
+    buildings: &[LinkRef<'s>],
+) -> Vec<RelationRef<'s>> {
     let (p, e, r, b) = (
         index(persons),
         index(entities),
         index(rooms),
         index(buildings),
     );
-    let mut out: Vec<Borrowed<'a>> = Vec::new();
+    let mut out: Vec<RelationRef<'s>> = Vec::new();
     let sink = &mut out;
     // Records are taken one at a time from the people's links; a record that names nobody
     // relates no person, so it is never needed.
@@ -217,15 +220,7 @@ pub fn derive<'a>(
     }
     out.par_sort_unstable();
     out.dedup();
-    out.into_par_iter()
-        .map(|(from, relation, to, source, key)| Relation {
-            from_key: from.to_string(),
-            relation: relation.to_string(),
-            to_key: to.to_string(),
-            source_id: source.to_string(),
-            record_key: key.to_string(),
-        })
-        .collect()
+    out
 }
 
 /// Whether two links are of the same mention: same record and role.

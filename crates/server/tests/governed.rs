@@ -130,10 +130,10 @@ async fn libraries(store: &dyn Store) {
         record_key: "1".into(),
     };
     store
-        .replace_relations(&[
+        .replace_relations(&Relation::all_borrowed(&[
             rel(PERSON, "lives_in", ROOM),
             rel(ROOM, "in_building", BUILDING),
-        ])
+        ]))
         .await
         .unwrap();
 }

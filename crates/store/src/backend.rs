@@ -487,7 +487,7 @@ impl Store for $store {
         self.backend_append_audit(entries, checkpoint).await
     }
 
-    async fn replace_relations(&self, relations: &[Relation]) -> Result<()> {
+    async fn replace_relations(&self, relations: &[RelationRef<'_>]) -> Result<()> {
         self.backend_replace_relations(relations).await
     }
 

@@ -8,7 +8,7 @@ use crate::{
     Action, AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord,
     DepartmentRow, EntityLink, GoldenRecord, GrantRow, IncomingQuarantine, IncomingRecord, Latest,
     LibraryChanges, LinkRef, QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion,
-    Relation, ResolutionRun, Result, SourceRow, Store, StoreError, TokenRow, UserRow,
+    Relation, RelationRef, ResolutionRun, Result, SourceRow, Store, StoreError, TokenRow, UserRow,
     duplicate_reason, now_millis, plan_chunk, resolution_kind,
 };
 use async_trait::async_trait;
@@ -301,7 +301,7 @@ impl PgStore {
     }
 
     /// Replaces every relation in one transaction (see the `Store` trait).
-    async fn backend_replace_relations(&self, relations: &[Relation]) -> Result<()> {
+    async fn backend_replace_relations(&self, relations: &[RelationRef<'_>]) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM relations")
             .execute(&mut *tx)
@@ -309,18 +309,18 @@ impl PgStore {
         sqlx::query("DROP INDEX IF EXISTS relations_to")
             .execute(&mut *tx)
             .await?;
-        let mut sorted = crate::in_key_order(relations, Relation::cmp);
+        let mut sorted = crate::in_key_order(relations, RelationRef::cmp);
         sorted.dedup();
         for group in sorted.chunks(LINKS_PER_INSERT) {
             let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
                 "INSERT INTO relations (from_key, relation, to_key, source_id, record_key) ",
             );
             q.push_values(group, |mut b, r| {
-                b.push_bind(&r.from_key)
-                    .push_bind(&r.relation)
-                    .push_bind(&r.to_key)
-                    .push_bind(&r.source_id)
-                    .push_bind(&r.record_key);
+                b.push_bind(r.from_key)
+                    .push_bind(r.relation)
+                    .push_bind(r.to_key)
+                    .push_bind(r.source_id)
+                    .push_bind(r.record_key);
             });
             q.build().execute(&mut *tx).await?;
         }

@@ -18,7 +18,7 @@
 use crate::{
     AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord, DepartmentRow,
     EntityLink, GoldenRecord, GrantRow, IncomingQuarantine, IncomingRecord, LibraryChanges,
-    LinkRef, QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Relation,
+    LinkRef, QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion, Relation, RelationRef,
     ResolutionRun, Result, SourceRow, Store, StoreError, TokenRow, UserRow, now_millis,
     resolution_kind,
 };
@@ -183,7 +183,7 @@ impl SqliteStore {
         })
     }
 
-    async fn backend_replace_relations(&self, relations: &[Relation]) -> Result<()> {
+    async fn backend_replace_relations(&self, relations: &[RelationRef<'_>]) -> Result<()> {
         let _writing = self.hold_write_turn().await;
         crate::sqlite_direct::blocking(|| {
             crate::sqlite_direct::replace_relations(self.direct.path(), relations)

@@ -37,8 +37,8 @@
 
 use crate::{
     Action, AuditRow, CheckpointRow, ChunkOutcome, CleanedRecord, GoldenRecord, IncomingQuarantine,
-    IncomingRecord, Latest, LinkRef, RecordStatus, Relation, Result, StoreError, duplicate_reason,
-    now_millis, plan_chunk,
+    IncomingRecord, Latest, LinkRef, RecordStatus, RelationRef, Result, StoreError,
+    duplicate_reason, now_millis, plan_chunk,
 };
 use rusqlite::{OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
@@ -554,11 +554,11 @@ pub(crate) fn replace_resolution(
 
 /// Replaces every relation in one transaction: rows in primary-key order, duplicates dropped,
 /// the index by target built once at the end.
-pub(crate) fn replace_relations(path: &str, relations: &[Relation]) -> Result<()> {
+pub(crate) fn replace_relations(path: &str, relations: &[RelationRef<'_>]) -> Result<()> {
     let mut conn = open_writer(path)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch("DELETE FROM relations; DROP INDEX IF EXISTS relations_to;")?;
-    let mut sorted = crate::in_key_order(relations, Relation::cmp);
+    let mut sorted = crate::in_key_order(relations, RelationRef::cmp);
     sorted.dedup();
     insert_rows(
         &tx,

@@ -449,11 +449,11 @@ async fn relations_replace_as_a_whole_and_are_found_from_either_end() {
             record_key: "1".into(),
         };
         store
-            .replace_relations(&[
+            .replace_relations(&tongban_store::Relation::all_borrowed(&[
                 rel("P1", "mother", "P2"),
                 rel("P1", "lives_in", "R1"),
                 rel("P1", "mother", "P2"),
-            ])
+            ]))
             .await
             .unwrap();
         assert_eq!(
@@ -466,7 +466,9 @@ async fn relations_replace_as_a_whole_and_are_found_from_either_end() {
             vec![rel("P1", "lives_in", "R1")]
         );
         store
-            .replace_relations(&[rel("P3", "father", "P2")])
+            .replace_relations(&tongban_store::Relation::all_borrowed(&[rel(
+                "P3", "father", "P2",
+            )]))
             .await
             .unwrap();
         assert!(store.relations_of("P1").await.unwrap().is_empty());
@@ -509,10 +511,10 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
             .await
             .unwrap();
         store
-            .replace_relations(&[
+            .replace_relations(&tongban_store::Relation::all_borrowed(&[
                 rel("P1", "mother", "P3", "1"),
                 rel("P2", "mother", "P3", "1"),
-            ])
+            ]))
             .await
             .unwrap();
         // A new record shows P2 to be P1: P2's links and relations follow, its golden record goes.
