@@ -747,7 +747,7 @@ pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str
 /// that order, to be written.
 pub fn group_places(
     all: &[PlaceMention],
-    hints: &[Vec<String>],
+    hints: &[Vec<&'static str>],
     read: Read,
     progress: &dyn Progress,
 ) -> Vec<Library> {
@@ -760,7 +760,7 @@ pub fn group_places(
         // A company's premises name a building, never a room, and stay out of the room library.
         let rooms: Vec<PlaceMention>;
         let (labels, prefix, all): (Vec<u32>, &str, &[PlaceMention]) = if kind == "room" {
-            let (mut mentions, room_hints): (Vec<PlaceMention>, Vec<Vec<String>>) = all
+            let (mut mentions, room_hints): (Vec<PlaceMention>, Vec<Vec<&'static str>>) = all
                 .iter()
                 .zip(hints.iter().chain(std::iter::repeat(&Vec::new())))
                 .filter(|(m, _)| m.role != "premises")
@@ -805,14 +805,14 @@ fn household_hints(
     persons: &[Mention],
     labels: &[u32],
     places: &[PlaceMention],
-) -> Vec<Vec<String>> {
+) -> Vec<Vec<&'static str>> {
     let mut person_of: HashMap<(&str, &str), u32> = HashMap::new();
     for (m, &l) in persons.iter().zip(labels) {
         if m.role == "subject" {
             person_of.insert((m.source, m.record_key), l);
         }
     }
-    let mut full_keys: HashMap<u32, Vec<&str>> = HashMap::new();
+    let mut full_keys: HashMap<u32, Vec<&'static str>> = HashMap::new();
     for p in places
         .iter()
         .filter(|p| p.role == "residence" || p.role == "registered")
@@ -831,7 +831,7 @@ fn household_hints(
             person_of
                 .get(&(p.source, p.record_key))
                 .and_then(|person| full_keys.get(person))
-                .map(|keys| keys.iter().map(|k| k.to_string()).collect())
+                .cloned()
                 .unwrap_or_default()
         })
         .collect()

@@ -715,16 +715,16 @@ impl Incremental {
 
     /// The full room keys (with a unit) where the person of cluster `label` lives or is
     /// registered according to their records: the household context of the batch run.
-    fn full_room_keys(&self, label: u32) -> Vec<String> {
-        let mut keys: Vec<String> = Vec::new();
+    fn full_room_keys(&self, label: u32) -> Vec<&'static str> {
+        let mut keys: Vec<&'static str> = Vec::new();
         for person in self.persons.book.members.get(&label).into_iter().flatten() {
             for &row in self.places_of_person.get(person).into_iter().flatten() {
                 let p = &self.places[row as usize];
                 if (p.role == "residence" || p.role == "registered")
                     && has_unit(p.room_key)
-                    && !keys.iter().any(|k| k == p.room_key)
+                    && !keys.contains(&p.room_key)
                 {
-                    keys.push(p.room_key.to_string());
+                    keys.push(p.room_key);
                 }
             }
         }

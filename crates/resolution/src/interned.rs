@@ -10,9 +10,10 @@
 //! blocks.
 //!
 //! What it deliberately does not do is forget: interned text stays until the process exits. A
-//! resolution reads each distinct value of the store once, so a process holds at most the
-//! store's distinct values however often it resolves; that suits the commands that resolve or
-//! explain and exit, which are the only ones that make mentions (the server makes none).
+//! process holds each distinct value once however often it resolves: the store's values and
+//! what resolution derives from them (entity keys, normalised names, address and room keys), so
+//! it is bounded by the data. That suits the commands that resolve or explain and exit, which
+//! are the only ones that make mentions (the server makes none).
 //!
 //! Written here rather than taken from a crate: `internment` keeps all values of a type behind
 //! one lock, which the parsing threads would queue on, and `lasso` hands out keys that every
@@ -68,7 +69,7 @@ const RECENT: usize = 1024;
 thread_local! {
     /// Values this thread interned lately, by hash: most fields repeat a few values (a source, a
     /// role, a sex, dates, the building a household lives in), and finding them here spares
-    /// the shard's lock, a third of what interning a value took.
+    /// taking the shard's lock, which the other parsing threads want too.
     static RECENTLY: std::cell::RefCell<Vec<(u64, &'static str)>> =
         std::cell::RefCell::new(vec![(0, ""); RECENT]);
 }
@@ -90,10 +91,12 @@ pub fn intern(s: &str) -> &'static str {
 }
 
 fn intern_hashed(s: &str, hash: u64) -> &'static str {
-    // The top bits pick the shard; the table uses the low ones.
-    let shard = &shards()[(hash >> 58) as usize % SHARDS];
-    // A panic while a shard is held can only be an allocation failure, after which the table
-    // and block are still consistent.
+    // Middle bits pick the shard: hashbrown takes the low bits for the slot and the top seven
+    // for the tag it filters a probe with, and a shard chosen by the top bits would leave its
+    // table two tags, every probe then comparing strings.
+    let shard = &shards()[(hash >> 32) as usize % SHARDS];
+    // A panic while a shard is held (a table grown past its capacity limit) leaves the table and
+    // block consistent, so a poisoned lock is taken as it is.
     let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(found) = shard.table.find(hash, |t| *t == s) {
         return found;
@@ -103,11 +106,6 @@ fn intern_hashed(s: &str, hash: u64) -> &'static str {
         .table
         .insert_unique(hash, kept, |t| hasher().hash_one(*t));
     kept
-}
-
-/// [`intern`] of a string about to be dropped.
-pub fn intern_owned(s: String) -> &'static str {
-    intern(&s)
 }
 
 #[cfg(test)]

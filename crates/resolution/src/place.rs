@@ -136,14 +136,15 @@ impl PlaceContext {
 /// The room key an address without its unit takes from household context: the one hint (a
 /// full room key where the person lives by their other records) in the same building with the
 /// same room number, if exactly one fits.
-pub fn room_key_from_hints(m: &PlaceMention, hints: &[String]) -> Option<&'static str> {
+pub fn room_key_from_hints(m: &PlaceMention, hints: &[&'static str]) -> Option<&'static str> {
     let parts: Vec<&str> = m.room_key.split('|').collect();
     if parts.len() != 5 {
         return None;
     }
     let building = &m.room_key[..m.room_key.len() - parts[4].len() - 2];
-    let matching: Vec<&String> = hints
+    let matching: Vec<&'static str> = hints
         .iter()
+        .copied()
         .filter(|h| {
             h.starts_with(building)
                 && h.ends_with(&format!("|{}", parts[4]))
@@ -151,7 +152,7 @@ pub fn room_key_from_hints(m: &PlaceMention, hints: &[String]) -> Option<&'stati
         })
         .collect();
     match matching.as_slice() {
-        [only] => Some(intern(only)),
+        [only] => Some(*only),
         _ => None,
     }
 }
@@ -272,7 +273,7 @@ pub fn effective_room_keys(mentions: &[PlaceMention]) -> Vec<Option<&'static str
 /// hint's unit. Returns a label per mention; mentions that name no room get labels of their own.
 pub fn cluster_rooms_with(
     mentions: &[PlaceMention],
-    hints: &[Vec<String>],
+    hints: &[Vec<&'static str>],
 ) -> (Vec<u32>, Vec<Option<&'static str>>) {
     let mut keys = effective_room_keys(mentions);
     for (i, m) in mentions.iter().enumerate() {
@@ -391,7 +392,7 @@ mod tests {
         );
         // Household context: the person behind mention 4 is registered in unit 2.
         let mut hints = vec![Vec::new(); mentions.len()];
-        hints[4] = vec!["320576|花园|7|2|502".to_string()];
+        hints[4] = vec!["320576|花园|7|2|502"];
         let (rooms, _) = cluster_rooms_with(&mentions, &hints);
         assert_eq!(rooms[4], rooms[3]);
         assert_ne!(rooms[5], rooms[3]);
