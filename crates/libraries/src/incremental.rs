@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tongban_resolution::cluster::{NO_TAG, UnionFind};
 use tongban_resolution::config::LibraryConfig;
-use tongban_resolution::entity::{self, EntityMention};
+use tongban_resolution::entity::{self, EntityMention, RegisteredNames};
 use tongban_resolution::golden::{Candidate, Kept, Survivorship, Tally};
 use tongban_resolution::incremental::Index;
 use tongban_resolution::model::Model;
@@ -407,8 +407,8 @@ pub struct Incremental {
     entities: Linked<EntityMention>,
     /// Golden-record tallies of the entities new records have named so far, by cluster label.
     entity_tallies: HashMap<u32, EntityTally>,
-    /// Normalised entity name → the valid credit codes that go by it.
-    codes_by_name: HashMap<&'static str, Vec<&'static str>>,
+    /// Normalised entity names and the valid credit codes that go by them.
+    registered_names: RegisteredNames,
     /// Every place mention; `room_key` holds the room key it stands for ("" when ambiguous).
     places: Vec<PlaceMention>,
     /// Place mentions whose room is still ambiguous (an address without its unit in a building
@@ -554,15 +554,9 @@ impl Incremental {
                 row
             })
             .collect();
-        let mut codes_by_name: HashMap<&'static str, Vec<&'static str>> = HashMap::new();
-        for m in entities
-            .iter()
-            .filter(|m| !m.valid_code.is_empty() && !m.name_key.is_empty())
-        {
-            let codes = codes_by_name.entry(m.name_key).or_default();
-            if !codes.contains(&m.valid_code) {
-                codes.push(m.valid_code);
-            }
+        let mut registered_names = RegisteredNames::default();
+        for m in &entities {
+            registered_names.add(m);
         }
         let entity_table = entity::table(&representatives);
         let entities = Linked::build(
@@ -642,7 +636,7 @@ impl Incremental {
             persons,
             entities,
             entity_tallies: HashMap::new(),
-            codes_by_name,
+            registered_names,
             places: place_mentions,
             unsettled,
             person_of_place,
@@ -710,7 +704,7 @@ impl Incremental {
         self.rooms.first.reserve(places);
         self.buildings.first.reserve(places);
         self.places_of_person.reserve(persons);
-        self.codes_by_name.reserve(entities);
+        self.registered_names.reserve(entities);
     }
 
     /// The full room keys (with a unit) where the person of cluster `label` lives or is
@@ -847,19 +841,8 @@ impl Incremental {
         };
 
         for m in entities {
-            if !m.valid_code.is_empty() && !m.name_key.is_empty() {
-                let codes = self.codes_by_name.entry(m.name_key).or_default();
-                if !codes.contains(&m.valid_code) {
-                    codes.push(m.valid_code);
-                }
-            }
-            let registered = match self.codes_by_name.get(&m.name_key) {
-                Some(codes) if codes.len() == 1 => m.name_key,
-                _ => "",
-            };
-            let values = [m.valid_code, m.code, m.name_key, m.address, registered];
-            let values: Vec<String> = values.iter().map(|v| v.to_string()).collect();
-            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            self.registered_names.add(&m);
+            let values = self.registered_names.row(&m);
             let at = at_of(&m);
             let identity = entity_identity(&m);
             let added = self.entities.add(m, &values, Some(identity));

@@ -200,28 +200,48 @@ pub const COLUMNS: &[&str] = &[
 /// mention links deterministically even without a code. A name shared by several codes decides
 /// nothing.
 pub fn table(mentions: &[EntityMention]) -> Table {
-    let mut codes_by_name: HashMap<&str, Vec<&str>> = HashMap::new();
-    for m in mentions
-        .iter()
-        .filter(|m| !m.valid_code.is_empty() && !m.name_key.is_empty())
-    {
-        let codes = codes_by_name.entry(m.name_key).or_default();
+    let mut names = RegisteredNames::default();
+    for m in mentions {
+        names.add(m);
+    }
+    let mut t = Table::new(COLUMNS.iter().map(|c| c.to_string()).collect());
+    for (i, m) in mentions.iter().enumerate() {
+        t.push(&i.to_string(), &names.row(m));
+    }
+    t
+}
+
+/// Normalised entity names and the valid credit codes that go by each: what decides a
+/// mention's `registered_name` (see [`table`]). Incremental resolution keeps one and adds each
+/// new mention to it.
+#[derive(Debug, Default, Clone)]
+pub struct RegisteredNames(HashMap<&'static str, Vec<&'static str>>);
+
+impl RegisteredNames {
+    /// Note the mention's name and valid code, when it has both.
+    pub fn add(&mut self, m: &EntityMention) {
+        if m.valid_code.is_empty() || m.name_key.is_empty() {
+            return;
+        }
+        let codes = self.0.entry(m.name_key).or_default();
         if !codes.contains(&m.valid_code) {
             codes.push(m.valid_code);
         }
     }
-    let mut t = Table::new(COLUMNS.iter().map(|c| c.to_string()).collect());
-    for (i, m) in mentions.iter().enumerate() {
-        let registered = match codes_by_name.get(m.name_key) {
+
+    /// Room for `more` names.
+    pub fn reserve(&mut self, more: usize) {
+        self.0.reserve(more);
+    }
+
+    /// The mention's row of the entity table ([`COLUMNS`]) as things stand.
+    pub fn row(&self, m: &EntityMention) -> [&'static str; 5] {
+        let registered = match self.0.get(m.name_key) {
             Some(codes) if codes.len() == 1 => m.name_key,
             _ => "",
         };
-        t.push(
-            &i.to_string(),
-            &[m.valid_code, m.code, m.name_key, m.address, registered],
-        );
+        [m.valid_code, m.code, m.name_key, m.address, registered]
     }
-    t
 }
 
 /// How entities are compared and blocked.
