@@ -141,7 +141,7 @@ pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
             };
             let field = |f: &str| format!("{p}{f}");
             let code_field = field("credit_code");
-            let valid_code = text(r, &code_field).into_owned();
+            let valid_code = intern(&text(r, &code_field));
             let raw_code = r
                 .invalid
                 .iter()
@@ -165,9 +165,9 @@ pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
                 code: if valid_code.is_empty() {
                     intern(&raw_code)
                 } else {
-                    intern(&valid_code)
+                    valid_code
                 },
-                valid_code: intern(&valid_code),
+                valid_code,
                 name_key: intern(&normalised_name(&name)),
                 name: intern(&name),
                 address: if own {

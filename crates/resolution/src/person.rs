@@ -210,14 +210,14 @@ pub fn mentions(r: &RecordView) -> Vec<Mention> {
         .into_iter()
         .map(|fields| {
             let role = fields.role;
-            let valid_id = text(fields.citizen_id).into_owned();
+            let valid_id = intern(&text(fields.citizen_id));
             let raw_id = r
                 .invalid
                 .iter()
                 .find(|(f, _)| f == fields.citizen_id)
                 .map(|(_, raw)| normalise_raw_id(raw))
                 .unwrap_or_default();
-            let parsed = CitizenId::parse(&valid_id).ok();
+            let parsed = CitizenId::parse(valid_id).ok();
             let stated_birth = text(fields.birth_date);
             let stated_sex = text(fields.sex);
             let id_birth = parsed.as_ref().map(|id| iso_date(id.birth_date()));
@@ -281,9 +281,9 @@ pub fn mentions(r: &RecordView) -> Vec<Mention> {
                 id: if valid_id.is_empty() {
                     intern(&raw_id)
                 } else {
-                    intern(&valid_id)
+                    valid_id
                 },
-                valid_id: intern(&valid_id),
+                valid_id,
                 id_agrees,
                 name: intern(&text(fields.name)),
                 birth_date: intern(&birth_date),

@@ -363,12 +363,7 @@ impl Direct {
 /// of the process, the connection never checkpoints (the store's background task does), and
 /// bulk writes find the indexes they extend in a 64 MiB page cache.
 fn open_writer(path: &str) -> Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    more_lookaside(&conn);
-    conn.busy_timeout(BUSY)?;
+    let conn = open_for_writing(path)?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "wal_autocheckpoint", 0)?;
     conn.pragma_update(None, "foreign_keys", true)?;
@@ -384,12 +379,7 @@ fn open_writer(path: &str) -> Result<rusqlite::Connection> {
 /// alone, with the settings the store's writers give it (`sqlite::AUDIT_SETTINGS`), never
 /// checkpointing (the store's background task does).
 fn open_audit_writer(audit_path: &str) -> Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open_with_flags(
-        audit_path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    more_lookaside(&conn);
-    conn.busy_timeout(BUSY)?;
+    let conn = open_for_writing(audit_path)?;
     for sql in crate::sqlite::AUDIT_SETTINGS {
         // The same settings, on this connection's main database.
         let sql = sql.replace("PRAGMA audit.", "PRAGMA main.");
@@ -400,6 +390,18 @@ fn open_audit_writer(audit_path: &str) -> Result<rusqlite::Connection> {
     // A statement per size of a batch's insert, besides BEGIN, COMMIT, the checkpoint's insert
     // and the index's statements.
     conn.set_prepared_statement_cache_capacity(AUDIT_ROWS_PER_STATEMENT + 16);
+    Ok(conn)
+}
+
+/// A connection for writing to the file at `path`, with room for bound values
+/// ([`more_lookaside`]), waiting up to [`BUSY`] for another writer.
+fn open_for_writing(path: &str) -> Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    more_lookaside(&conn);
+    conn.busy_timeout(BUSY)?;
     Ok(conn)
 }
 
