@@ -310,9 +310,55 @@ async fn move_audit_log(pool: &SqlitePool, audit_missing: bool, audit: &str) -> 
         )));
     }
     sqlx::raw_sql(AUDIT_SCHEMA).execute(&mut *conn).await?;
-    if in_main.is_none() {
-        return Ok(());
+    if in_main.is_some() {
+        copy_audit_log_out_of_main(&mut conn).await?;
     }
+    let version: i64 = sqlx::query_scalar("PRAGMA audit.user_version")
+        .fetch_one(&mut *conn)
+        .await?;
+    if version < AUDIT_FILE_VERSION {
+        sqlx::raw_sql(AUDIT_UPGRADE_ERAS)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The audit file's layout version (`PRAGMA audit.user_version`): 1 since the index by subject
+/// has eras of 2^14 entries.
+const AUDIT_FILE_VERSION: i64 = 1;
+
+/// Version 0 → 1: the index by subject re-keyed from eras of 2^18 entries to eras of 2^14, the
+/// width of a round of the index (see `sqlite_direct::SubjectIndexer`), so that a round writes a
+/// fresh era in order instead of among the many pages of an era a sixteenth full. One
+/// transaction of the audit file: killed before its commit, the next start does it again. The
+/// trigger goes first, since renaming a table re-reads every trigger of the schema and this one
+/// names the table being replaced.
+const AUDIT_UPGRADE_ERAS: &str = "\
+    BEGIN IMMEDIATE; \
+    DROP TRIGGER IF EXISTS audit.audit_subjects_changed; \
+    CREATE TABLE audit.audit_subjects_by_era ( \
+        era     INTEGER NOT NULL, \
+        subject TEXT NOT NULL, \
+        seq     INTEGER NOT NULL, \
+        PRIMARY KEY (era, subject, seq) \
+    ) WITHOUT ROWID; \
+    INSERT OR IGNORE INTO audit.audit_subjects_by_era (era, subject, seq) \
+        SELECT seq >> 14, subject, seq FROM audit.audit_subjects ORDER BY seq >> 14, subject, seq; \
+    DROP TABLE audit.audit_subjects; \
+    ALTER TABLE audit.audit_subjects_by_era RENAME TO audit_subjects; \
+    CREATE TRIGGER audit.audit_subjects_changed AFTER UPDATE OF seq, subject ON audit_log \
+    BEGIN \
+        INSERT OR IGNORE INTO audit_subjects (era, subject, seq) \
+            VALUES (NEW.seq >> 14, NEW.subject, NEW.seq); \
+    END; \
+    PRAGMA audit.user_version = 1; \
+    COMMIT;";
+
+/// The copy of [`move_audit_log`]: entries into the audit file, then the main file's tables
+/// dropped. The index by subject is copied with eras of the current width (a copy made again
+/// after an interrupted move may land in an upgraded file).
+async fn copy_audit_log_out_of_main(conn: &mut sqlx::SqliteConnection) -> Result<()> {
     // The copy must be on disk before the drop can be: with `synchronous = NORMAL` a WAL commit
     // is not synced, and after a power loss the drop could survive without the copy.
     sqlx::raw_sql(
@@ -320,7 +366,8 @@ async fn move_audit_log(pool: &SqlitePool, audit_missing: bool, audit: &str) -> 
          BEGIN IMMEDIATE; \
          INSERT OR IGNORE INTO audit.audit_log SELECT * FROM main.audit_log ORDER BY seq; \
          INSERT OR IGNORE INTO audit.audit_checkpoints SELECT * FROM main.audit_checkpoints; \
-         INSERT OR IGNORE INTO audit.audit_subjects SELECT * FROM main.audit_subjects; \
+         INSERT OR IGNORE INTO audit.audit_subjects \
+             SELECT seq >> 14, subject, seq FROM main.audit_subjects; \
          INSERT OR REPLACE INTO audit.audit_subjects_upto SELECT * FROM main.audit_subjects_upto; \
          COMMIT; \
          PRAGMA audit.synchronous = NORMAL;",
@@ -448,7 +495,7 @@ const AUDIT_OF_SUBJECT: &str = "\
     WITH RECURSIVE \
         bounds(upto) AS (SELECT upto FROM audit_subjects_upto), \
         eras(era) AS ( \
-            SELECT (SELECT MAX(era) FROM audit_subjects, bounds WHERE era <= bounds.upto >> 18) \
+            SELECT (SELECT MAX(era) FROM audit_subjects, bounds WHERE era <= bounds.upto >> 14) \
             UNION ALL \
             SELECT (SELECT MAX(s.era) FROM audit_subjects s WHERE s.era < eras.era) \
             FROM eras WHERE eras.era IS NOT NULL) \

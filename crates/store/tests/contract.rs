@@ -847,8 +847,8 @@ async fn subject_seqs(s: &dyn Store, subject: &str, limit: i64) -> Vec<i64> {
 }
 
 /// A subject's entries are found whether or not the store has indexed them yet: on SQLite the
-/// index by subject is kept in bulk, in rounds after every sixteen thousand or so sequence
-/// numbers and ordered by era (see its migration 0010), so the entries here are spread over
+/// index by subject is kept in bulk, a round for each era of 16,384 sequence numbers once it is
+/// complete (see its migration 0010 and `sqlite_direct`), so the entries here are spread over
 /// several eras (sparse numbers) and over rounds of several steps (dense numbers, in batches of
 /// a few and of many).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -909,8 +909,10 @@ async fn a_subjects_entries_are_found_indexed_or_not() {
                     r.get(0)
                 })
                 .unwrap();
+            // Rounds end where eras do, so the index stands at an era's end: past the first
+            // half of the dense numbers, short of the era the last append left incomplete.
             assert!(
-                indexed > 30_000,
+                indexed > 20_000,
                 "only {indexed} entries indexed (up to {upto})"
             );
             assert!(eras >= 6, "{eras} eras");
@@ -1083,6 +1085,83 @@ async fn an_audit_log_in_the_main_file_is_moved_to_its_own() {
         !std::path::Path::new(&audit).exists(),
         "an empty log was left behind"
     );
+}
+
+/// An audit file from before version 1 has its index by subject in eras of 2^18 entries; opening
+/// it re-keys them to eras of 2^14, once, and replaces the trigger that indexes entries changed
+/// in place, and every subject's entries are still found.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_file_of_version_0_has_its_eras_rekeyed() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("v0.db");
+    let main = main.to_str().unwrap().to_string();
+    let audit = tongban_store::sqlite::audit_file(&main);
+    let url = format!("sqlite://{main}");
+    let seqs: Vec<i64> = (1..=120_000).step_by(3).collect();
+    {
+        let s = tongban_store::open(&url).await.unwrap();
+        for chunk in seqs.chunks(1_000) {
+            let rows: Vec<_> = chunk.iter().map(|&q| audit_row(q)).collect();
+            s.append_audit(&rows, None).await.unwrap();
+        }
+    }
+    let db = rusqlite::Connection::open(&audit).unwrap();
+    let version = |db: &rusqlite::Connection| -> i64 {
+        db.query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(version(&db), 1, "a new audit file is made at version 1");
+    // Make it what an older binary left: the index (of everything) in eras of 2^18, its
+    // trigger, version 0.
+    db.execute_batch(
+        "DROP TRIGGER audit_subjects_changed; \
+         DELETE FROM audit_subjects; \
+         INSERT INTO audit_subjects SELECT seq >> 18, subject, seq FROM audit_log; \
+         UPDATE audit_subjects_upto SET upto = (SELECT MAX(seq) FROM audit_log); \
+         CREATE TRIGGER audit_subjects_changed AFTER UPDATE OF seq, subject ON audit_log \
+         BEGIN INSERT OR IGNORE INTO audit_subjects (era, subject, seq) \
+           VALUES (NEW.seq >> 18, NEW.subject, NEW.seq); END; \
+         PRAGMA user_version = 0;",
+    )
+    .unwrap();
+    drop(db);
+    let s = tongban_store::open(&url).await.unwrap();
+    let db = rusqlite::Connection::open(&audit).unwrap();
+    assert_eq!(version(&db), 1);
+    let (rows, wrong): (i64, i64) = db
+        .query_row(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE era != seq >> 14) FROM audit_subjects",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((rows, wrong), (seqs.len() as i64, 0));
+    for subject in 0..7 {
+        let key = format!("P{subject:016x}");
+        let mut expected: Vec<i64> = seqs.iter().copied().filter(|q| q % 7 == subject).collect();
+        expected.reverse();
+        assert_eq!(
+            subject_seqs(s.as_ref(), &key, 100_000).await,
+            expected,
+            "{key}"
+        );
+    }
+    // The trigger is the new one: an entry changed in place is indexed in its new era.
+    let moved = seqs[5_000];
+    db.execute(
+        "UPDATE audit_log SET subject = 'P-moved' WHERE seq = ?1",
+        [moved],
+    )
+    .unwrap();
+    let era: i64 = db
+        .query_row(
+            "SELECT era FROM audit_subjects WHERE subject = 'P-moved'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(era, moved >> 14);
+    assert_eq!(subject_seqs(s.as_ref(), "P-moved", 10).await, vec![moved]);
 }
 
 /// A cache may keep what it read while the store's generation stands: it stands while only the

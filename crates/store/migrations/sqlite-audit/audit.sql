@@ -42,9 +42,10 @@ CREATE TABLE IF NOT EXISTS audit.audit_subjects_upto (
 );
 INSERT OR IGNORE INTO audit.audit_subjects_upto (id, upto) VALUES (0, 0);
 
--- A trigger's body names tables of its own schema.
+-- A trigger's body names tables of its own schema. Its era is `seq >> 14` (see
+-- `AUDIT_UPGRADE_ERAS` in `sqlite.rs`, which replaces the trigger of files made before).
 CREATE TRIGGER IF NOT EXISTS audit.audit_subjects_changed AFTER UPDATE OF seq, subject ON audit_log
 BEGIN
     INSERT OR IGNORE INTO audit_subjects (era, subject, seq)
-        VALUES (NEW.seq >> 18, NEW.subject, NEW.seq);
+        VALUES (NEW.seq >> 14, NEW.subject, NEW.seq);
 END;
