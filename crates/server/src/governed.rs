@@ -31,7 +31,7 @@ pub struct Sharing {
     pub catalogue: Vec<Resource>,
     /// Reads served under each grant today: (grant, day) → count, counted from the audit log
     /// the first time a grant serves a read on a day, then kept here.
-    pub quota_used: std::sync::Mutex<std::collections::HashMap<(String, i64), u64>>,
+    quota_used: std::sync::Mutex<QuotaCounts>,
     /// Held while a day's reads are counted from the audit log (for every grant at once), so
     /// that the many requests a busy grant receives at once do not each read the whole log (on
     /// a log of 100 k entries, 32 such readers at once took the server from 22 k lookups a
@@ -49,7 +49,7 @@ pub struct Sharing {
     )>,
     /// Each department's grants as of a moment ago: an approval or revocation takes effect
     /// within [`GRANTS_FRESH_MS`].
-    grants: std::sync::Mutex<std::collections::HashMap<String, (Vec<Grant>, i64)>>,
+    grants: std::sync::Mutex<std::collections::HashMap<String, (std::sync::Arc<[Grant]>, i64)>>,
     /// Whether the background watch suspends the grants that alerting reads were served under
     /// (see `tongban_sharing::watch::grants_to_suspend`); off unless the server is told.
     pub suspend_on_alert: std::sync::atomic::AtomicBool,
@@ -57,6 +57,28 @@ pub struct Sharing {
     pub dashboard: std::sync::RwLock<Option<std::sync::Arc<crate::console::dashboard::Dashboard>>>,
     /// Golden records read recently, split into their fields (see [`Sharing::golden`]).
     golden: std::sync::Mutex<GoldenCache>,
+}
+
+/// Reads served under each grant, by grant and day; found by the grant's id as it is, since
+/// every governed read looks up and moves each of the caller's grants.
+#[derive(Default)]
+struct QuotaCounts(std::collections::HashMap<String, std::collections::HashMap<i64, u64>>);
+
+impl QuotaCounts {
+    fn get(&self, grant: &str, day: i64) -> Option<u64> {
+        self.0.get(grant)?.get(&day).copied()
+    }
+
+    /// The count of `grant` on `day`, made `or` if there is none.
+    fn slot(&mut self, grant: &str, day: i64, or: u64) -> &mut u64 {
+        if !self.0.contains_key(grant) {
+            self.0.insert(grant.to_string(), Default::default());
+        }
+        // Invariant: the grant has its map, inserted just above if it had none. (Returning
+        // from a first `get_mut` instead is what the borrow checker cannot yet accept.)
+        let days = self.0.get_mut(grant).map(|d| d.entry(day).or_insert(or));
+        days.expect("the grant's map was inserted above")
+    }
 }
 
 /// Parsed golden records by entity key, all read under one generation of the store
@@ -179,7 +201,7 @@ impl Sharing {
     fn give_back<'a>(&self, grants: impl Iterator<Item = &'a str>, day: i64) {
         if let Ok(mut map) = self.quota_used.lock() {
             for id in grants {
-                if let Some(n) = map.get_mut(&(id.to_string(), day)) {
+                if let Some(n) = map.0.get_mut(id).and_then(|d| d.get_mut(&day)) {
                     *n = n.saturating_sub(1);
                 }
             }
@@ -191,14 +213,14 @@ impl Sharing {
         store: &dyn tongban_store::Store,
         department: &str,
         now: i64,
-    ) -> Result<Vec<Grant>, ApiError> {
+    ) -> Result<std::sync::Arc<[Grant]>, ApiError> {
         if let Ok(map) = self.grants.lock()
             && let Some((g, at)) = map.get(department)
             && now - at < GRANTS_FRESH_MS
         {
             return Ok(g.clone());
         }
-        let g: Vec<Grant> = store
+        let g: std::sync::Arc<[Grant]> = store
             .grants(Some(department))
             .await
             .map_err(ApiError::internal)?
@@ -224,7 +246,7 @@ async fn used_today(
             .quota_used
             .lock()
             .ok()
-            .and_then(|map| map.get(&(grant.to_string(), day)).copied())
+            .and_then(|map| map.get(grant, day))
     };
     if let Some(n) = known() {
         return Ok(n);
@@ -255,9 +277,9 @@ async fn used_today(
     let counts = tongban_sharing::watch::reads_per_grant(&entries, day);
     let n = counts.get(grant).copied().unwrap_or(0);
     if let Ok(mut map) = sharing.quota_used.lock() {
-        map.entry((grant.to_string(), day)).or_insert(n);
+        map.slot(grant, day, n);
         for (g, c) in counts {
-            map.entry((g, day)).or_insert(c);
+            map.slot(&g, day, c);
         }
     }
     Ok(n)
@@ -322,7 +344,8 @@ fn sharing_of(state: &AppState) -> Result<&Sharing, ApiError> {
 /// A caller with their department's grants as of now.
 pub struct Caller {
     pub principal: Principal,
-    pub grants: Vec<Grant>,
+    /// Shared with the cache of the department's grants: a read does not copy them.
+    pub grants: std::sync::Arc<[Grant]>,
     pub now: i64,
 }
 
@@ -335,7 +358,7 @@ impl Caller {
         let now = tongban_store::now_millis();
         let grants = match &principal.department {
             Some(d) => sharing.grants_of(store, d, now).await?,
-            None => Vec::new(),
+            None => std::sync::Arc::from(Vec::new()),
         };
         Ok(Caller {
             principal,
@@ -596,19 +619,19 @@ pub async fn look(
     // Each active grant's read is reserved under one lock before the fields are decided, so
     // concurrent reads cannot together exceed the quota; unused reservations are given back.
     let mut exhausted: Vec<String> = Vec::new();
-    let mut reserved: Vec<String> = Vec::new();
+    let mut reserved: Vec<&str> = Vec::new();
     for g in caller.grants.iter().filter(|g| g.active(now)) {
         used_today(sharing, store, &g.id, day).await?;
         let mut map = sharing
             .quota_used
             .lock()
             .map_err(|_| ApiError::internal("the quota counter is poisoned"))?;
-        let n = map.entry((g.id.clone(), day)).or_insert(0);
+        let n = map.slot(&g.id, day, 0);
         if *n >= u64::from(g.daily_quota) {
             exhausted.push(g.id.clone());
         } else {
             *n += 1;
-            reserved.push(g.id.clone());
+            reserved.push(&g.id);
         }
     }
     // Usually no grant is spent, and the caller's grants are used as they are.
@@ -666,7 +689,7 @@ pub async fn look(
     sharing.give_back(
         reserved
             .iter()
-            .map(String::as_str)
+            .copied()
             .filter(|id| !returned || !view.served.iter().any(|s| s["grant"] == *id)),
         day,
     );
