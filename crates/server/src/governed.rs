@@ -49,7 +49,7 @@ pub struct Sharing {
     )>,
     /// Each department's grants as of a moment ago: an approval or revocation takes effect
     /// within [`GRANTS_FRESH_MS`].
-    grants: std::sync::Mutex<std::collections::HashMap<String, (std::sync::Arc<[Grant]>, i64)>>,
+    grants: std::sync::Mutex<std::collections::HashMap<String, (DepartmentGrants, i64)>>,
     /// Whether the background watch suspends the grants that alerting reads were served under
     /// (see `tongban_sharing::watch::grants_to_suspend`); off unless the server is told.
     pub suspend_on_alert: std::sync::atomic::AtomicBool,
@@ -58,6 +58,9 @@ pub struct Sharing {
     /// Golden records read recently, split into their fields (see [`Sharing::golden`]).
     golden: std::sync::Mutex<GoldenCache>,
 }
+
+/// A department's grants as read at one moment, shared by the reads that use them.
+type DepartmentGrants = std::sync::Arc<[Grant]>;
 
 /// Reads served under each grant, by grant and day; found by the grant's id as it is, since
 /// every governed read looks up and moves each of the caller's grants.
