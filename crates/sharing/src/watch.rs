@@ -67,12 +67,8 @@ pub fn reads_per_grant(entries: &[Entry], day: i64) -> HashMap<String, u64> {
             && !e.event.action.ends_with(".denied")
             && day_of(e.event.at) == day
     }) {
-        let d = detail(e);
-        let Some(served) = d.get("served_under").and_then(|v| v.as_array()) else {
-            continue;
-        };
         // A read counts once under a grant however often the grant is listed.
-        let mut grants: Vec<&str> = served.iter().filter_map(|g| g["grant"].as_str()).collect();
+        let mut grants = grants_served(&e.event.detail);
         grants.sort_unstable();
         grants.dedup();
         for g in grants {
@@ -80,6 +76,44 @@ pub fn reads_per_grant(entries: &[Entry], day: i64) -> HashMap<String, u64> {
         }
     }
     out
+}
+
+/// The grants an entry's detail says its read was served under. Read without a JSON tree, since
+/// a server counts every read of the day this way when it first serves a grant (230 k entries
+/// took over ten seconds on PostgreSQL with a tree each, most of it building the trees); a
+/// detail of another shape than the API writes is read as a tree, with the same answer.
+fn grants_served(detail: &str) -> Vec<std::borrow::Cow<'_, str>> {
+    #[derive(serde::Deserialize)]
+    struct Detail<'a> {
+        #[serde(borrow, default)]
+        served_under: Option<Vec<Served<'a>>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Served<'a> {
+        #[serde(borrow, default)]
+        grant: Option<std::borrow::Cow<'a, str>>,
+    }
+    match serde_json::from_str::<Detail>(detail) {
+        Ok(d) => d
+            .served_under
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|g| g.grant)
+            .collect(),
+        Err(_) => {
+            let d: serde_json::Value = serde_json::from_str(detail).unwrap_or_default();
+            d.get("served_under")
+                .and_then(|v| v.as_array())
+                .map(|served| {
+                    served
+                        .iter()
+                        .filter_map(|g| g["grant"].as_str())
+                        .map(|g| std::borrow::Cow::Owned(g.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+    }
 }
 
 /// What makes an alert.
@@ -281,6 +315,39 @@ pub fn grants_to_suspend(alerts: &[Alert], today: i64, all: bool) -> Vec<(String
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_grants_served_are_read_as_a_json_tree_would_read_them() {
+        let tree = |detail: &str| -> Vec<String> {
+            let d: serde_json::Value = serde_json::from_str(detail).unwrap_or_default();
+            d.get("served_under")
+                .and_then(|v| v.as_array())
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|g| g["grant"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for detail in [
+            r#"{"department":"民政局","served_under":[{"grant":"G1","purpose":"p"},{"grant":"G2"}]}"#,
+            r#"{"served_under":[{"grant":"G\u0031"},{"purpose":"no grant"}]}"#,
+            r#"{"served_under":[{"grant":7},{"grant":"G3"}]}"#,
+            r#"{"served_under":[3,{"grant":"G4"}]}"#,
+            r#"{"served_under":null}"#,
+            r#"{"served_under":{"grant":"G5"}}"#,
+            r#"{"shown":["phone"]}"#,
+            r#"[1,2]"#,
+            "not json",
+            "",
+        ] {
+            let fast: Vec<String> = super::grants_served(detail)
+                .into_iter()
+                .map(|g| g.into_owned())
+                .collect();
+            assert_eq!(fast, tree(detail), "{detail}");
+        }
+    }
+
     use super::*;
     use crate::audit::{Event, GENESIS, chain};
 
