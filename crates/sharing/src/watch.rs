@@ -80,8 +80,11 @@ pub fn reads_per_grant(entries: &[Entry], day: i64) -> HashMap<String, u64> {
 
 /// The grants an entry's detail says its read was served under. Read without a JSON tree, since
 /// a server counts every read of the day this way when it first serves a grant (230 k entries
-/// took over ten seconds on PostgreSQL with a tree each, most of it building the trees); a
-/// detail of another shape than the API writes is read as a tree, with the same answer.
+/// took over ten seconds on PostgreSQL with a tree each, most of it building the trees). A
+/// detail the typed reading refuses is read as a tree, with the tree's answer. Only a detail
+/// the API never writes (changed by hand, which `tongban audit verify` reports) can be read
+/// differently: serde takes an array for a struct, and skips other fields' values unchecked
+/// where a tree refuses the whole detail (a number out of range, a lone surrogate).
 fn grants_served(detail: &str) -> Vec<std::borrow::Cow<'_, str>> {
     #[derive(serde::Deserialize)]
     struct Detail<'a> {

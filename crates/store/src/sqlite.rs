@@ -316,10 +316,12 @@ async fn move_audit_log(pool: &SqlitePool, audit_missing: bool, audit: &str) -> 
     let version: i64 = sqlx::query_scalar("PRAGMA audit.user_version")
         .fetch_one(&mut *conn)
         .await?;
-    if version < AUDIT_FILE_VERSION {
-        sqlx::raw_sql(AUDIT_UPGRADE_ERAS)
-            .execute(&mut *conn)
-            .await?;
+    if version < AUDIT_FILE_VERSION
+        && let Err(e) = sqlx::raw_sql(AUDIT_UPGRADE_ERAS).execute(&mut *conn).await
+    {
+        // Nothing of it is kept; the connection goes back to the pool without it open.
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+        return Err(e.into());
     }
     Ok(())
 }

@@ -818,25 +818,31 @@ fn in_cached_transaction<T>(
 /// subject scans at most about an era and a half of entries besides one probe per era.
 const SUBJECT_ERA_BITS: u32 = 14;
 
-/// The last sequence number of `seq`'s era.
+/// The last sequence number of `seq`'s era: its low bits all set (never overflows, whatever a
+/// tampered log holds).
 fn era_last(seq: i64) -> i64 {
-    (((seq >> SUBJECT_ERA_BITS) + 1) << SUBJECT_ERA_BITS) - 1
+    seq | ((1 << SUBJECT_ERA_BITS) - 1)
 }
 
-/// The most eras one round indexes: a log whose numbers jump (or an index far behind) catches
-/// up this many eras a round, while a round's entries held in memory stay bounded.
+/// The most eras one round indexes: an index far behind catches up this many eras a round,
+/// while a round's entries held in memory stay bounded.
 const SUBJECT_ROUND_ERAS: i64 = 8;
 
-/// Where a round that starts with the index at `upto` and the log at `last_seq` ends: at the
-/// end of the last complete era, at most [`SUBJECT_ROUND_ERAS`] eras on; `None` while the era
-/// after `upto` is not complete.
-fn round_end(upto: i64, last_seq: i64) -> Option<i64> {
-    let first = era_last(upto.saturating_add(1));
+/// Where a round that starts with the index at `upto`, the first entry after it at `next` and
+/// the log at `last_seq` ends: at the end of the last complete era, at most
+/// [`SUBJECT_ROUND_ERAS`] eras from `next`'s (numbers skipped by the log cost nothing); `None`
+/// while `next`'s era is not complete.
+fn round_end(upto: i64, next: i64, last_seq: i64) -> Option<i64> {
+    let first = era_last(upto.saturating_add(1).max(next));
     if last_seq < first {
         return None;
     }
-    let complete = (((last_seq + 1) >> SUBJECT_ERA_BITS) << SUBJECT_ERA_BITS) - 1;
-    Some(complete.min(first + ((SUBJECT_ROUND_ERAS - 1) << SUBJECT_ERA_BITS)))
+    let complete = if era_last(last_seq) == last_seq {
+        last_seq
+    } else {
+        (last_seq & !((1 << SUBJECT_ERA_BITS) - 1)).saturating_sub(1)
+    };
+    Some(complete.min(first.saturating_add((SUBJECT_ROUND_ERAS - 1) << SUBJECT_ERA_BITS)))
 }
 
 /// Entries one step of a round reads from the log, or writes to the index in one transaction.
@@ -905,8 +911,9 @@ impl SubjectIndexer {
     /// Whether [`SubjectIndexer::steps`] after a batch ending at `last_seq` would do anything:
     /// a round under way, or one due.
     fn due(&self, last_seq: i64) -> bool {
-        self.upto
-            .is_some_and(|upto| self.end.is_some() || round_end(upto, last_seq).is_some())
+        self.upto.is_some_and(|upto| {
+            self.end.is_some() || round_end(upto, upto.saturating_add(1), last_seq).is_some()
+        })
     }
 
     /// Before entries from `first_seq` on are appended: read where the index stands, if not
@@ -956,9 +963,20 @@ impl SubjectIndexer {
         };
         match self.written {
             None => {
-                let end = match self.end.or_else(|| round_end(upto, last_seq)) {
+                let end = match self.end {
                     Some(end) => end,
-                    None => return Ok(false),
+                    None => {
+                        // The round starts at the era of the first entry after the index, so
+                        // that a jump in the numbers is passed over at once.
+                        let next: Option<i64> = conn
+                            .prepare_cached("SELECT MIN(seq) FROM audit_log WHERE seq > ?1")?
+                            .query_row(params![upto], |r| r.get(0))?;
+                        let next = next.unwrap_or(upto.saturating_add(1));
+                        match round_end(upto, next, last_seq) {
+                            Some(end) => end,
+                            None => return Ok(false),
+                        }
+                    }
                 };
                 self.end = Some(end);
                 let before = self.pending.len();
@@ -1024,6 +1042,36 @@ impl SubjectIndexer {
                 Ok(true)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod era_tests {
+    use super::{era_last, round_end};
+
+    #[test]
+    fn rounds_end_where_complete_eras_do() {
+        assert_eq!(era_last(0), 16_383);
+        assert_eq!(era_last(16_383), 16_383);
+        assert_eq!(era_last(16_384), 32_767);
+        assert_eq!(era_last(-1), -1);
+        // The era after the index is not complete yet.
+        assert_eq!(round_end(0, 1, 16_382), None);
+        assert_eq!(round_end(0, 1, 16_383), Some(16_383));
+        assert_eq!(round_end(16_383, 16_384, 40_000), Some(32_767));
+        // An index lowered into the middle of an era finishes that era.
+        assert_eq!(round_end(100, 101, 20_000), Some(16_383));
+        // At most eight eras from the first entry, however far the log has gone.
+        assert_eq!(round_end(0, 1, 10_000_000), Some(8 * 16_384 - 1));
+        // Numbers the log skipped cost nothing: the round starts at the next entry's era.
+        assert_eq!(round_end(0, 5_000_000, 5_100_000), Some(5_095_423));
+        assert_eq!(round_end(0, 5_000_000, 5_001_000), None);
+        // A tampered log at the end of the range neither overflows nor goes backwards.
+        assert_eq!(
+            round_end(i64::MAX - 10, i64::MAX - 9, i64::MAX),
+            Some(i64::MAX)
+        );
+        assert_eq!(round_end(i64::MIN, i64::MIN, i64::MIN + 5), None);
     }
 }
 
