@@ -1045,36 +1045,6 @@ impl SubjectIndexer {
     }
 }
 
-#[cfg(test)]
-mod era_tests {
-    use super::{era_last, round_end};
-
-    #[test]
-    fn rounds_end_where_complete_eras_do() {
-        assert_eq!(era_last(0), 16_383);
-        assert_eq!(era_last(16_383), 16_383);
-        assert_eq!(era_last(16_384), 32_767);
-        assert_eq!(era_last(-1), -1);
-        // The era after the index is not complete yet.
-        assert_eq!(round_end(0, 1, 16_382), None);
-        assert_eq!(round_end(0, 1, 16_383), Some(16_383));
-        assert_eq!(round_end(16_383, 16_384, 40_000), Some(32_767));
-        // An index lowered into the middle of an era finishes that era.
-        assert_eq!(round_end(100, 101, 20_000), Some(16_383));
-        // At most eight eras from the first entry, however far the log has gone.
-        assert_eq!(round_end(0, 1, 10_000_000), Some(8 * 16_384 - 1));
-        // Numbers the log skipped cost nothing: the round starts at the next entry's era.
-        assert_eq!(round_end(0, 5_000_000, 5_100_000), Some(5_095_423));
-        assert_eq!(round_end(0, 5_000_000, 5_001_000), None);
-        // A tampered log at the end of the range neither overflows nor goes backwards.
-        assert_eq!(
-            round_end(i64::MAX - 10, i64::MAX - 9, i64::MAX),
-            Some(i64::MAX)
-        );
-        assert_eq!(round_end(i64::MIN, i64::MIN, i64::MIN + 5), None);
-    }
-}
-
 /// The inserts of [`append`], inside its transaction.
 fn append_rows(
     conn: &rusqlite::Connection,
@@ -1123,4 +1093,34 @@ fn append_rows(
         ])?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod era_tests {
+    use super::{era_last, round_end};
+
+    #[test]
+    fn rounds_end_where_complete_eras_do() {
+        assert_eq!(era_last(0), 16_383);
+        assert_eq!(era_last(16_383), 16_383);
+        assert_eq!(era_last(16_384), 32_767);
+        assert_eq!(era_last(-1), -1);
+        // The era after the index is not complete yet.
+        assert_eq!(round_end(0, 1, 16_382), None);
+        assert_eq!(round_end(0, 1, 16_383), Some(16_383));
+        assert_eq!(round_end(16_383, 16_384, 40_000), Some(32_767));
+        // An index lowered into the middle of an era finishes that era.
+        assert_eq!(round_end(100, 101, 20_000), Some(16_383));
+        // At most eight eras from the first entry, however far the log has gone.
+        assert_eq!(round_end(0, 1, 10_000_000), Some(8 * 16_384 - 1));
+        // Numbers the log skipped cost nothing: the round starts at the next entry's era.
+        assert_eq!(round_end(0, 5_000_000, 5_100_000), Some(5_095_423));
+        assert_eq!(round_end(0, 5_000_000, 5_001_000), None);
+        // A tampered log at the end of the range neither overflows nor goes backwards.
+        assert_eq!(
+            round_end(i64::MAX - 10, i64::MAX - 9, i64::MAX),
+            Some(i64::MAX)
+        );
+        assert_eq!(round_end(i64::MIN, i64::MIN, i64::MIN + 5), None);
+    }
 }
