@@ -60,7 +60,7 @@ pub struct Sharing {
 }
 
 /// A department's grants as read at one moment, shared by the reads that use them.
-type DepartmentGrants = std::sync::Arc<[Grant]>;
+pub type DepartmentGrants = std::sync::Arc<[Grant]>;
 
 /// Reads served under each grant, by grant and day; found by the grant's id as it is, since
 /// every governed read looks up and moves each of the caller's grants.
@@ -70,6 +70,11 @@ struct QuotaCounts(std::collections::HashMap<String, std::collections::HashMap<i
 impl QuotaCounts {
     fn get(&self, grant: &str, day: i64) -> Option<u64> {
         self.0.get(grant)?.get(&day).copied()
+    }
+
+    /// The count of `grant` on `day`, if there is one.
+    fn existing(&mut self, grant: &str, day: i64) -> Option<&mut u64> {
+        self.0.get_mut(grant)?.get_mut(&day)
     }
 
     /// The count of `grant` on `day`, made `or` if there is none.
@@ -204,7 +209,7 @@ impl Sharing {
     fn give_back<'a>(&self, grants: impl Iterator<Item = &'a str>, day: i64) {
         if let Ok(mut map) = self.quota_used.lock() {
             for id in grants {
-                if let Some(n) = map.0.get_mut(id).and_then(|d| d.get_mut(&day)) {
+                if let Some(n) = map.existing(id, day) {
                     *n = n.saturating_sub(1);
                 }
             }
@@ -216,14 +221,14 @@ impl Sharing {
         store: &dyn tongban_store::Store,
         department: &str,
         now: i64,
-    ) -> Result<std::sync::Arc<[Grant]>, ApiError> {
+    ) -> Result<DepartmentGrants, ApiError> {
         if let Ok(map) = self.grants.lock()
             && let Some((g, at)) = map.get(department)
             && now - at < GRANTS_FRESH_MS
         {
             return Ok(g.clone());
         }
-        let g: std::sync::Arc<[Grant]> = store
+        let g: DepartmentGrants = store
             .grants(Some(department))
             .await
             .map_err(ApiError::internal)?
@@ -348,7 +353,7 @@ fn sharing_of(state: &AppState) -> Result<&Sharing, ApiError> {
 pub struct Caller {
     pub principal: Principal,
     /// Shared with the cache of the department's grants: a read does not copy them.
-    pub grants: std::sync::Arc<[Grant]>,
+    pub grants: DepartmentGrants,
     pub now: i64,
 }
 
