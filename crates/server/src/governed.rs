@@ -31,12 +31,12 @@ pub struct Sharing {
     pub catalogue: Vec<Resource>,
     /// Reads served under each grant today: (grant, day) → count, counted from the audit log
     /// the first time a grant serves a read on a day, then kept here.
-    quota_used: std::sync::Mutex<QuotaCounts>,
+    quota_used: std::sync::Arc<std::sync::Mutex<QuotaCounts>>,
     /// Held while a day's reads are counted from the audit log (for every grant at once), so
     /// that the many requests a busy grant receives at once do not each read the whole log (on
     /// a log of 100 k entries, 32 such readers at once took the server from 22 k lookups a
-    /// second to none).
-    quota_counting: tokio::sync::Mutex<()>,
+    /// second to none). Held by the counting task, not the request (see [`used_today`]).
+    quota_counting: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The community of each entity read recently, and when it was looked up: it changes when
     /// the libraries do (a run, or new records resolved incrementally), and a minute-old answer
     /// is accepted.
@@ -65,27 +65,50 @@ pub type DepartmentGrants = std::sync::Arc<[Grant]>;
 /// Reads served under each grant, by grant and day; found by the grant's id as it is, since
 /// every governed read looks up and moves each of the caller's grants.
 #[derive(Default)]
-struct QuotaCounts(std::collections::HashMap<String, std::collections::HashMap<i64, u64>>);
+struct QuotaCounts {
+    served: std::collections::HashMap<String, std::collections::HashMap<i64, u64>>,
+    /// The days whose reads were counted from the audit log, for every grant at once: a grant
+    /// without a count on such a day had served nothing. (Without this, each of a department's
+    /// grants that had served nothing that day counted the log again at its first read: with
+    /// ten such grants on a log of 240 k entries, PostgreSQL, that was half a minute in which
+    /// no read was answered.)
+    counted_days: std::collections::BTreeSet<i64>,
+}
 
 impl QuotaCounts {
     fn get(&self, grant: &str, day: i64) -> Option<u64> {
-        self.0.get(grant)?.get(&day).copied()
+        match self.served.get(grant).and_then(|days| days.get(&day)) {
+            Some(&n) => Some(n),
+            None => self.counted_days.contains(&day).then_some(0),
+        }
     }
 
     /// The count of `grant` on `day`, if there is one.
     fn existing(&mut self, grant: &str, day: i64) -> Option<&mut u64> {
-        self.0.get_mut(grant)?.get_mut(&day)
+        self.served.get_mut(grant)?.get_mut(&day)
     }
 
     /// The count of `grant` on `day`, made `or` if there is none.
     fn slot(&mut self, grant: &str, day: i64, or: u64) -> &mut u64 {
-        if !self.0.contains_key(grant) {
-            self.0.insert(grant.to_string(), Default::default());
+        if !self.served.contains_key(grant) {
+            self.served.insert(grant.to_string(), Default::default());
         }
         // Invariant: the grant has its map, inserted just above if it had none. (Returning
         // from a first `get_mut` instead is what the borrow checker cannot yet accept.)
-        let days = self.0.get_mut(grant).map(|d| d.entry(day).or_insert(or));
+        let days = self
+            .served
+            .get_mut(grant)
+            .map(|d| d.entry(day).or_insert(or));
         days.expect("the grant's map was inserted above")
+    }
+
+    /// Keep a day's counts as read from the audit log, for every grant, and remember that the
+    /// day was counted. Counts already kept (moved on since by reads) stay as they are.
+    fn counted(&mut self, day: i64, counts: std::collections::HashMap<String, u64>) {
+        for (g, c) in counts {
+            self.slot(&g, day, c);
+        }
+        self.counted_days.insert(day);
     }
 }
 
@@ -243,54 +266,65 @@ impl Sharing {
 }
 
 /// Reads already served under `grant` on `day`, from memory or, the first time, the audit log.
-async fn used_today(
-    sharing: &Sharing,
+async fn used_today(sharing: &Sharing, grant: &str, day: i64) -> Result<u64, ApiError> {
+    if let Some(n) = known_use(&sharing.quota_used, grant, day) {
+        return Ok(n);
+    }
+    // The count runs as a task of its own, so that it finishes and is kept even when the
+    // request that started it is dropped. A client that stops waiting drops its request; when
+    // a busy day's log took longer to count than clients waited (2 s, wrk's default), each
+    // waiter in turn started the count and was dropped before it ended, and the server
+    // answered nothing for as long as the load lasted (PostgreSQL, 240 k entries of the day).
+    let counting = sharing.quota_counting.clone();
+    let counts = sharing.quota_used.clone();
+    let store = sharing.audit.store().clone();
+    let task_grant = grant.to_string();
+    tokio::spawn(async move {
+        // One count at a time; whoever waited finds the count made meanwhile.
+        let _counting = counting.lock_owned().await;
+        if let Some(n) = known_use(&counts, &task_grant, day) {
+            return Ok(n);
+        }
+        count_day(store.as_ref(), &counts, &task_grant, day).await
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("counting the day's reads: {e}")))?
+}
+
+fn known_use(counts: &std::sync::Mutex<QuotaCounts>, grant: &str, day: i64) -> Option<u64> {
+    counts.lock().ok().and_then(|map| map.get(grant, day))
+}
+
+/// Count the reads of `day` under every grant from the audit log, keep the counts, and return
+/// `grant`'s.
+async fn count_day(
     store: &dyn tongban_store::Store,
+    counts: &std::sync::Mutex<QuotaCounts>,
     grant: &str,
     day: i64,
 ) -> Result<u64, ApiError> {
-    let known = || {
-        sharing
-            .quota_used
-            .lock()
-            .ok()
-            .and_then(|map| map.get(grant, day))
-    };
-    if let Some(n) = known() {
-        return Ok(n);
-    }
-    // One count at a time; whoever waited finds the count made meanwhile.
-    let _counting = sharing.quota_counting.lock().await;
-    if let Some(n) = known() {
-        return Ok(n);
-    }
-    // Only the log since the day began (China Standard Time) is read, however long it is.
+    // Only the log since the day began (China Standard Time) is counted, however long it is,
+    // and the database counts it: reading a busy day's entries out to count them here took
+    // seconds on PostgreSQL, and every read waited for it.
     let day_start = tongban_sharing::watch::start_of_day(day);
-    let mut after = tongban_sharing::writer::read_after_for(store, day_start)
+    let after = tongban_sharing::writer::read_after_for(store, day_start)
         .await
         .map_err(ApiError::internal)?;
-    let mut entries = Vec::new();
-    loop {
-        let page = store
-            .audit_entries(after, 10_000)
-            .await
-            .map_err(ApiError::internal)?;
-        let Some(last) = page.last() else { break };
-        after = last.seq;
-        entries.extend(page.into_iter().map(tongban_sharing::writer::from_row));
-    }
-    // Every grant's count of the day is kept from this one reading of the log, so that the
-    // day's first reads under the other grants find theirs (counts already kept, and moved on
-    // since by reads, stay as they are).
-    let counts = tongban_sharing::watch::reads_per_grant(&entries, day);
-    let n = counts.get(grant).copied().unwrap_or(0);
-    if let Ok(mut map) = sharing.quota_used.lock() {
-        map.slot(grant, day, n);
-        for (g, c) in counts {
-            map.slot(&g, day, c);
-        }
-    }
-    Ok(n)
+    // Every grant's count of the day is kept from this one count, so that the day's first
+    // reads under the other grants find theirs.
+    let day_counts = store
+        .audit_reads_per_grant(
+            after,
+            day_start,
+            tongban_sharing::watch::start_of_day(day + 1),
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    let mut map = counts
+        .lock()
+        .map_err(|_| ApiError::internal("the quota counter is poisoned"))?;
+    map.counted(day, day_counts);
+    Ok(map.get(grant, day).unwrap_or(0))
 }
 
 fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
@@ -629,7 +663,7 @@ pub async fn look(
     let mut exhausted: Vec<String> = Vec::new();
     let mut reserved: Vec<&str> = Vec::new();
     for g in caller.grants.iter().filter(|g| g.active(now)) {
-        used_today(sharing, store, &g.id, day).await?;
+        used_today(sharing, &g.id, day).await?;
         let mut map = sharing
             .quota_used
             .lock()
@@ -1255,5 +1289,21 @@ mod tests {
         assert!(room.fields.is_none());
         assert_eq!(room.address_key.unwrap(), "苏州|1幢|101");
         assert!(room.community.unwrap().as_str().is_none());
+    }
+
+    #[test]
+    fn a_counted_day_knows_every_grant_and_other_days_none() {
+        let mut q = super::QuotaCounts::default();
+        assert_eq!(q.get("G1", 7), None);
+        *q.slot("G1", 7, 0) += 1;
+        q.counted(7, [("G1".to_string(), 5), ("G2".to_string(), 3)].into());
+        // G1's count made by a read stays; G2's comes from the log; G3 served nothing.
+        assert_eq!(q.get("G1", 7), Some(1));
+        assert_eq!(q.get("G2", 7), Some(3));
+        assert_eq!(q.get("G3", 7), Some(0));
+        assert_eq!(q.get("G3", 8), None);
+        assert!(q.existing("G3", 7).is_none());
+        *q.slot("G3", 7, 0) += 2;
+        assert_eq!(q.get("G3", 7), Some(2));
     }
 }

@@ -191,15 +191,26 @@ async fn start(
     let catalogue = tongban_sharing::catalogue::catalogue(store.as_ref())
         .await
         .unwrap();
+    let addr = serve(store, &key, &catalogue).await;
+    (addr, ids, clerk, far, key, catalogue)
+}
+
+/// A server over `store` as it stands, with an audit log that goes on from the stored one: a
+/// second one over the same store is the first restarted (once the first is left idle).
+async fn serve(
+    store: Arc<dyn Store>,
+    key: &ed25519_dalek::SigningKey,
+    catalogue: &[tongban_sharing::catalogue::Resource],
+) -> std::net::SocketAddr {
     let sharing = tongban_server::governed::Sharing::new(
         tongban_sharing::identity::Identities::new(store.clone()),
         tongban_sharing::writer::AuditLog::start(store.clone(), key.clone(), Default::default())
             .await
             .unwrap(),
-        catalogue.clone(),
+        catalogue.to_vec(),
     );
     let state = tongban_server::AppState {
-        store: store.clone(),
+        store,
         intake_key: None,
         max_body: 4096,
         sharing: Some(Arc::new(sharing)),
@@ -207,7 +218,7 @@ async fn start(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(tongban_server::serve_on(listener, state));
-    (addr, ids, clerk, far, key, catalogue)
+    addr
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -334,6 +345,13 @@ async fn reads_are_decided_field_by_field_and_audited() {
         assert_eq!(status, 200);
         assert!(body["fields"]["phone"]["masked"].is_string(), "{body}");
         assert_eq!(body["quota_exhausted"][0], g.id.as_str());
+        // Restarted, the server counts the day's reads under the grant from the audit log, and
+        // finds the quota spent (the first server is left idle from here on).
+        let addr = serve(store.clone(), &key, &catalogue).await;
+        let (status, body) = get(addr, &path, Some(&clerk)).await;
+        assert_eq!(status, 200);
+        assert!(body["fields"]["phone"]["masked"].is_string(), "{body}");
+        assert_eq!(body["quota_exhausted"][0], g.id.as_str());
 
         // The citizen sees who read their record, for what; and reads it whole (but for the
         // closed field); another citizen's record stays out of reach, and so does the access
@@ -345,7 +363,7 @@ async fn reads_are_decided_field_by_field_and_audited() {
         let (status, body) = get(addr, "/api/me/accesses", Some(&me)).await;
         assert_eq!(status, 200, "{body}");
         let accesses = body["accesses"].as_array().unwrap();
-        assert_eq!(accesses.len(), 4);
+        assert_eq!(accesses.len(), 5);
         assert_eq!(accesses[0]["user"], "clerk01");
         assert_eq!(accesses[0]["department"], "minzheng");
         let granted = accesses
@@ -377,7 +395,7 @@ async fn reads_are_decided_field_by_field_and_audited() {
             .iter()
             .filter(|e| e.action == "read.person" && e.actor == "clerk01")
             .count();
-        assert_eq!(reads, 4);
+        assert_eq!(reads, 5);
         assert_eq!(
             entries
                 .iter()

@@ -50,75 +50,6 @@ pub fn reads_per_day(entries: &[Entry]) -> BTreeMap<(String, String, i64), u64> 
     out
 }
 
-/// Answered reads made under each grant on one day.
-pub fn reads_under_grant(entries: &[Entry], grant: &str, day: i64) -> u64 {
-    reads_per_grant(entries, day)
-        .get(grant)
-        .copied()
-        .unwrap_or(0)
-}
-
-/// Answered reads on `day` under each grant that served any: one pass over the log for every
-/// grant at once, so that a day's first reads under many grants need not each read it.
-pub fn reads_per_grant(entries: &[Entry], day: i64) -> HashMap<String, u64> {
-    let mut out: HashMap<String, u64> = HashMap::new();
-    for e in entries.iter().filter(|e| {
-        e.event.action.starts_with("read.")
-            && !e.event.action.ends_with(".denied")
-            && day_of(e.event.at) == day
-    }) {
-        // A read counts once under a grant however often the grant is listed.
-        let mut grants = grants_served(&e.event.detail);
-        grants.sort_unstable();
-        grants.dedup();
-        for g in grants {
-            *out.entry(g.to_string()).or_default() += 1;
-        }
-    }
-    out
-}
-
-/// The grants an entry's detail says its read was served under. Read without a JSON tree, since
-/// a server counts every read of the day this way when it first serves a grant (230 k entries
-/// took over ten seconds on PostgreSQL with a tree each, most of it building the trees). A
-/// detail the typed reading refuses is read as a tree, with the tree's answer. Only a detail
-/// the API never writes (changed by hand, which `tongban audit verify` reports) can be read
-/// differently: serde takes an array for a struct, and skips other fields' values unchecked
-/// where a tree refuses the whole detail (a number out of range, a lone surrogate).
-fn grants_served(detail: &str) -> Vec<std::borrow::Cow<'_, str>> {
-    #[derive(serde::Deserialize)]
-    struct Detail<'a> {
-        #[serde(borrow, default)]
-        served_under: Option<Vec<Served<'a>>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Served<'a> {
-        #[serde(borrow, default)]
-        grant: Option<std::borrow::Cow<'a, str>>,
-    }
-    match serde_json::from_str::<Detail>(detail) {
-        Ok(d) => d
-            .served_under
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|g| g.grant)
-            .collect(),
-        Err(_) => {
-            let d: serde_json::Value = serde_json::from_str(detail).unwrap_or_default();
-            d.get("served_under")
-                .and_then(|v| v.as_array())
-                .map(|served| {
-                    served
-                        .iter()
-                        .filter_map(|g| g["grant"].as_str())
-                        .map(|g| std::borrow::Cow::Owned(g.to_string()))
-                        .collect()
-                })
-                .unwrap_or_default()
-        }
-    }
-}
-
 /// What makes an alert.
 #[derive(Debug, Clone)]
 pub struct Thresholds {
@@ -318,39 +249,6 @@ pub fn grants_to_suspend(alerts: &[Alert], today: i64, all: bool) -> Vec<(String
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn the_grants_served_are_read_as_a_json_tree_would_read_them() {
-        let tree = |detail: &str| -> Vec<String> {
-            let d: serde_json::Value = serde_json::from_str(detail).unwrap_or_default();
-            d.get("served_under")
-                .and_then(|v| v.as_array())
-                .map(|s| {
-                    s.iter()
-                        .filter_map(|g| g["grant"].as_str().map(String::from))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
-        for detail in [
-            r#"{"department":"民政局","served_under":[{"grant":"G1","purpose":"p"},{"grant":"G2"}]}"#,
-            r#"{"served_under":[{"grant":"G\u0031"},{"purpose":"no grant"}]}"#,
-            r#"{"served_under":[{"grant":7},{"grant":"G3"}]}"#,
-            r#"{"served_under":[3,{"grant":"G4"}]}"#,
-            r#"{"served_under":null}"#,
-            r#"{"served_under":{"grant":"G5"}}"#,
-            r#"{"shown":["phone"]}"#,
-            r#"[1,2]"#,
-            "not json",
-            "",
-        ] {
-            let fast: Vec<String> = super::grants_served(detail)
-                .into_iter()
-                .map(|g| g.into_owned())
-                .collect();
-            assert_eq!(fast, tree(detail), "{detail}");
-        }
-    }
-
     use super::*;
     use crate::audit::{Event, GENESIS, chain};
 
@@ -391,14 +289,6 @@ mod tests {
         let stats = reads_per_day(&quiet);
         assert_eq!(stats.len(), 7);
         assert!(stats.values().all(|&n| n == 10));
-        assert_eq!(reads_under_grant(&quiet, "G1", day_of(at(3, 0))), 10);
-        assert_eq!(reads_under_grant(&quiet, "G2", day_of(at(3, 0))), 0);
-        let mut two = events.clone();
-        two.push(read("clerk02", "P1", at(3, 1), Some("G2")));
-        assert_eq!(
-            reads_per_grant(&chain(0, GENESIS, two), day_of(at(3, 0))),
-            HashMap::from([("G1".to_string(), 10), ("G2".to_string(), 1)])
-        );
 
         // Day 7: three hundred different people, at night, and refused attempts.
         for i in 0..300 {

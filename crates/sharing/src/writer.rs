@@ -52,6 +52,8 @@ pub struct AuditLog {
     tx: mpsc::Sender<Request>,
     /// The public half of the node key the checkpoints are signed with.
     node: ed25519_dalek::VerifyingKey,
+    /// The store the log is kept in, for those who read it back.
+    store: Arc<dyn Store>,
 }
 
 fn into_row(e: Entry) -> AuditRow {
@@ -252,6 +254,7 @@ impl AuditLog {
         let node = key.verifying_key();
         let mut position = Position::load(store.as_ref()).await?;
         let (tx, mut rx) = mpsc::channel::<Request>(4 * MAX_BATCH);
+        let kept_in = store.clone();
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 // Let the tasks already running on this worker send their events first: most
@@ -302,7 +305,16 @@ impl AuditLog {
                 }
             }
         });
-        Ok(AuditLog { tx, node })
+        Ok(AuditLog {
+            tx,
+            node,
+            store: kept_in,
+        })
+    }
+
+    /// The store the log is kept in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
     }
 
     /// The key that verifies this log's checkpoints.

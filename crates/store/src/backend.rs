@@ -619,6 +619,40 @@ impl Store for $store {
         rows.iter().map(audit_row).collect()
     }
 
+    async fn audit_reads_per_grant(
+        &self,
+        after: i64,
+        from_at: i64,
+        until_at: i64,
+    ) -> Result<std::collections::HashMap<String, u64>> {
+        let counted = sqlx::query(AUDIT_READS_PER_GRANT)
+            .bind(after)
+            .bind(from_at)
+            .bind(until_at)
+            .fetch_all(&self.pool)
+            .await;
+        match counted {
+            Ok(rows) => rows
+                .iter()
+                .map(|r| -> Result<(String, u64)> {
+                    let n: i64 = r.try_get("reads")?;
+                    Ok((r.try_get("grant_id")?, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect(),
+            // The database refused a detail as JSON: the details are read and counted here.
+            Err(sqlx::Error::Database(_)) => {
+                let details: Vec<String> = sqlx::query_scalar(AUDIT_READ_DETAILS)
+                    .bind(after)
+                    .bind(from_at)
+                    .bind(until_at)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(crate::count_reads_per_grant(details.iter().map(String::as_str)))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn audit_checkpoints(&self) -> Result<Vec<CheckpointRow>> {
         let rows = sqlx::query("SELECT * FROM audit_checkpoints ORDER BY from_seq, to_seq")
             .fetch_all(&self.pool)

@@ -647,6 +647,26 @@ fn json_text(path: &str) -> String {
 const AUDIT_OF_SUBJECT: &str =
     "SELECT * FROM audit_log WHERE subject = $1 ORDER BY seq DESC LIMIT $2";
 
+/// Answered reads per grant (`$1` after which entry, `$2`..`$3` the stamps), as
+/// [`crate::Store::audit_reads_per_grant`] defines them. A detail `jsonb` refuses fails the
+/// statement (PostgreSQL 15 has no test for valid JSON that does not raise), and the store then
+/// counts the details itself.
+const AUDIT_READS_PER_GRANT: &str = "\
+    SELECT g.value ->> 'grant' AS grant_id, COUNT(DISTINCT a.seq) AS reads \
+    FROM (SELECT seq, detail::jsonb -> 'served_under' AS served FROM audit_log \
+          WHERE seq > $1 AND at >= $2 AND at < $3 \
+            AND action LIKE 'read.%' AND action NOT LIKE '%.denied' \
+          OFFSET 0) a \
+    CROSS JOIN LATERAL jsonb_array_elements( \
+        CASE WHEN jsonb_typeof(a.served) = 'array' THEN a.served ELSE '[]'::jsonb END) g \
+    WHERE jsonb_typeof(g.value -> 'grant') = 'string' \
+    GROUP BY 1";
+
+/// The details of the same entries, for counting them outside the database.
+const AUDIT_READ_DETAILS: &str = "\
+    SELECT detail FROM audit_log WHERE seq > $1 AND at >= $2 AND at < $3 \
+      AND action LIKE 'read.%' AND action NOT LIKE '%.denied'";
+
 crate::backend::sql_backend!(
     PgStore,
     Postgres,

@@ -510,6 +510,26 @@ const AUDIT_OF_SUBJECT: &str = "\
           AND i.seq <= bounds.upto AND a.seq = i.seq AND a.subject = ?1) \
     ORDER BY seq DESC LIMIT ?2";
 
+/// Answered reads per grant (`?1` after which entry, `?2`..`?3` the stamps), as
+/// [`crate::Store::audit_reads_per_grant`] defines them. A detail that is not JSON (or whose
+/// `served_under` is not an array) is read as listing nothing, rather than failing the count.
+/// `GLOB` because SQLite's `LIKE` ignores case.
+const AUDIT_READS_PER_GRANT: &str = "\
+    SELECT g AS grant_id, COUNT(DISTINCT seq) AS reads FROM ( \
+        SELECT a.seq AS seq, json_extract(j.value, '$.grant') AS g \
+        FROM audit_log a, json_each( \
+            CASE WHEN json_valid(a.detail) AND json_type(a.detail, '$.served_under') = 'array' \
+                 THEN a.detail ELSE '{\"served_under\":[]}' END, '$.served_under') j \
+        WHERE a.seq > ?1 AND a.at >= ?2 AND a.at < ?3 \
+          AND a.action GLOB 'read.*' AND NOT a.action GLOB '*.denied' \
+          AND j.type = 'object' AND json_type(j.value, '$.grant') = 'text') \
+    GROUP BY g";
+
+/// The details of the same entries, for counting them outside the database.
+const AUDIT_READ_DETAILS: &str = "\
+    SELECT detail FROM audit_log WHERE seq > ?1 AND at >= ?2 AND at < ?3 \
+      AND action GLOB 'read.*' AND NOT action GLOB '*.denied'";
+
 crate::backend::sql_backend!(
     SqliteStore,
     Sqlite,

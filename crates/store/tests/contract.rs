@@ -840,6 +840,116 @@ async fn audit_appends_and_ingest_interleave_without_failing() {
     }
 }
 
+/// The store counts a day's answered reads per grant itself (for the quota), reading each
+/// entry's `served_under`: a read counts once under each grant it lists; refused reads, other
+/// actions, other stamps and odd shapes count under none; and a detail the database cannot
+/// read as JSON (PostgreSQL's `jsonb` refuses an escaped NUL) is still counted, the slower way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_counted_per_grant() {
+    let (stores, _dir) = stores("reads_per_grant").await;
+    let entry = |seq: i64, at: i64, action: &str, detail: &str| tongban_store::AuditRow {
+        at,
+        action: action.into(),
+        detail: detail.into(),
+        ..audit_row(seq)
+    };
+    let well_formed = [
+        entry(
+            1,
+            100,
+            "read.person",
+            r#"{"served_under":[{"grant":"G1"}]}"#,
+        ),
+        entry(
+            2,
+            120,
+            "read.person",
+            r#"{"served_under":[{"grant":"G1"},{"grant":"G1"},{"grant":"G2"}]}"#,
+        ),
+        entry(
+            3,
+            130,
+            "read.person.denied",
+            r#"{"served_under":[{"grant":"G1"}]}"#,
+        ),
+        entry(
+            4,
+            130,
+            "grant.approve",
+            r#"{"served_under":[{"grant":"G1"}]}"#,
+        ),
+        entry(5, 99, "read.person", r#"{"served_under":[{"grant":"G1"}]}"#),
+        entry(
+            6,
+            200,
+            "read.person",
+            r#"{"served_under":[{"grant":"G1"}]}"#,
+        ),
+        entry(7, 150, "read.person", r#"{"served_under":{"grant":"G1"}}"#),
+        entry(
+            8,
+            150,
+            "read.entity",
+            r#"{"served_under":[{"grant":5},"G1",[{"grant":"G1"}],{"grant":"G3"}]}"#,
+        ),
+        entry(
+            9,
+            150,
+            "READ.person",
+            r#"{"served_under":[{"grant":"G1"}]}"#,
+        ),
+        entry(
+            10,
+            150,
+            "read.person",
+            r#"[{"served_under":[{"grant":"G1"}]}]"#,
+        ),
+        entry(
+            11,
+            199,
+            "read.room",
+            r#"{"department":"d","served_under":[{"grant":"G2","purpose":"p"}]}"#,
+        ),
+    ];
+    let odd = [
+        entry(12, 150, "read.person", "not json {"),
+        entry(
+            13,
+            150,
+            "read.person",
+            r#"{"query":"a\u0000b","served_under":[{"grant":"G2"}]}"#,
+        ),
+    ];
+    let counts = |pairs: &[(&str, u64)]| -> std::collections::HashMap<String, u64> {
+        pairs.iter().map(|&(g, n)| (g.to_string(), n)).collect()
+    };
+    for s in stores {
+        s.append_audit(&well_formed, None).await.unwrap();
+        let b = s.backend();
+        assert_eq!(
+            s.audit_reads_per_grant(0, 100, 200).await.unwrap(),
+            counts(&[("G1", 2), ("G2", 2), ("G3", 1)]),
+            "{b}"
+        );
+        assert_eq!(
+            s.audit_reads_per_grant(1, 100, 200).await.unwrap(),
+            counts(&[("G1", 1), ("G2", 2), ("G3", 1)]),
+            "{b}: only entries after the one given"
+        );
+        assert_eq!(
+            s.audit_reads_per_grant(0, 200, 300).await.unwrap(),
+            counts(&[("G1", 1)]),
+            "{b}"
+        );
+        s.append_audit(&odd, None).await.unwrap();
+        assert_eq!(
+            s.audit_reads_per_grant(0, 100, 200).await.unwrap(),
+            counts(&[("G1", 2), ("G2", 3), ("G3", 1)]),
+            "{b}: with details the database may refuse"
+        );
+    }
+}
+
 /// The sequence numbers of `subject`'s audit entries, newest first, at most `limit`.
 async fn subject_seqs(s: &dyn Store, subject: &str, limit: i64) -> Vec<i64> {
     let rows = s.audit_of_subject(subject, limit).await.unwrap();
