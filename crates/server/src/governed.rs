@@ -303,21 +303,18 @@ async fn count_day(
     grant: &str,
     day: i64,
 ) -> Result<u64, ApiError> {
-    // Only the log since the day began (China Standard Time) is counted, however long it is,
-    // and the database counts it: reading a busy day's entries out to count them here took
-    // seconds on PostgreSQL, and every read waited for it.
+    // The store keeps the counts per hour and grant; only entries from before it did are
+    // counted from the log, and of those only the ones since the day began (China Standard
+    // Time), found by a search by stamp.
     let day_start = tongban_sharing::watch::start_of_day(day);
     let after = tongban_sharing::writer::read_after_for(store, day_start)
         .await
         .map_err(ApiError::internal)?;
+    let (first_hour, end_hour) = tongban_sharing::watch::hours_of_day(day);
     // Every grant's count of the day is kept from this one count, so that the day's first
     // reads under the other grants find theirs.
     let day_counts = store
-        .audit_reads_per_grant(
-            after,
-            day_start,
-            tongban_sharing::watch::start_of_day(day + 1),
-        )
+        .audit_reads_per_grant(after, first_hour, end_hour)
         .await
         .map_err(ApiError::internal)?;
     let mut map = counts

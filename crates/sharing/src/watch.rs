@@ -21,6 +21,13 @@ pub fn start_of_day(day: i64) -> i64 {
     day * 86_400_000 - 8 * 3_600_000
 }
 
+/// The hours (since the epoch, UTC) day `day` spans, as `[first, end)`: China Standard Time is
+/// a whole number of hours from UTC, so a day is exactly 24 of them.
+pub fn hours_of_day(day: i64) -> (i64, i64) {
+    let first = start_of_day(day).div_euclid(3_600_000);
+    (first, first + 24)
+}
+
 /// The hour of the day (0–23), China Standard Time.
 pub fn hour_of(at: i64) -> i64 {
     (at + 8 * 3_600_000).rem_euclid(86_400_000) / 3_600_000
@@ -285,6 +292,9 @@ mod tests {
         let d = day_of(at(3, 5));
         assert_eq!(day_of(start_of_day(d)), d);
         assert_eq!(day_of(start_of_day(d) - 1), d - 1);
+        let (first, end) = hours_of_day(d);
+        assert_eq!(first * 3_600_000, start_of_day(d));
+        assert_eq!(end * 3_600_000, start_of_day(d + 1));
         assert!(alerts(&quiet, &Thresholds::default()).is_empty());
         let stats = reads_per_day(&quiet);
         assert_eq!(stats.len(), 7);

@@ -622,23 +622,41 @@ impl Store for $store {
     async fn audit_reads_per_grant(
         &self,
         after: i64,
-        from_at: i64,
-        until_at: i64,
+        from_hour: i64,
+        until_hour: i64,
     ) -> Result<std::collections::HashMap<String, u64>> {
+        let kept = sqlx::query($fix(
+            "SELECT grant_id, CAST(SUM(reads) AS BIGINT) AS reads FROM audit_grant_reads \
+             WHERE hour >= ? AND hour < ? GROUP BY grant_id",
+        ))
+        .bind(from_hour)
+        .bind(until_hour)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut counts = std::collections::HashMap::new();
+        for r in &kept {
+            let n: i64 = r.try_get("reads")?;
+            counts.insert(r.try_get("grant_id")?, u64::try_from(n).unwrap_or(0));
+        }
+        // Entries from before the counts were kept (none, once the range begins after that).
+        let (from_at, until_at) = (
+            from_hour.saturating_mul(crate::grant_reads::HOUR_MS),
+            until_hour.saturating_mul(crate::grant_reads::HOUR_MS),
+        );
         let counted = sqlx::query(AUDIT_READS_PER_GRANT)
             .bind(after)
             .bind(from_at)
             .bind(until_at)
             .fetch_all(&self.pool)
             .await;
-        match counted {
+        let older = match counted {
             Ok(rows) => rows
                 .iter()
                 .map(|r| -> Result<(String, u64)> {
                     let n: i64 = r.try_get("reads")?;
                     Ok((r.try_get("grant_id")?, u64::try_from(n).unwrap_or(0)))
                 })
-                .collect(),
+                .collect::<Result<Vec<_>>>()?,
             // The database refused a detail as JSON: the details are read and counted here.
             Err(sqlx::Error::Database(_)) => {
                 let details: Vec<String> = sqlx::query_scalar(AUDIT_READ_DETAILS)
@@ -647,10 +665,16 @@ impl Store for $store {
                     .bind(until_at)
                     .fetch_all(&self.pool)
                     .await?;
-                Ok(crate::count_reads_per_grant(details.iter().map(String::as_str)))
+                crate::grant_reads::count_details(details.iter().map(String::as_str))
+                    .into_iter()
+                    .collect()
             }
-            Err(e) => Err(e.into()),
+            Err(e) => return Err(e.into()),
+        };
+        for (g, n) in older {
+            *counts.entry(g).or_insert(0) += n;
         }
+        Ok(counts)
     }
 
     async fn audit_checkpoints(&self) -> Result<Vec<CheckpointRow>> {

@@ -564,10 +564,19 @@ impl PgStore {
         checkpoint: Option<&CheckpointRow>,
     ) -> Result<()> {
         let column = |f: fn(&AuditRow) -> &str| -> Vec<&str> { entries.iter().map(f).collect() };
+        // The answered reads per hour and grant go in the same statement as the entries (a
+        // data-modifying WITH runs to completion whether or not its rows are read), so that an
+        // append stays one round trip and the counts one with the log.
+        let reads = crate::grant_reads::by_hour(entries);
         let insert = sqlx::query(
-            "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev, hash) \
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
-                                  $5::text[], $6::text[], $7::text[], $8::text[])",
+            "WITH logged AS ( \
+                 INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev, hash) \
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], \
+                                      $5::text[], $6::text[], $7::text[], $8::text[])) \
+             INSERT INTO audit_grant_reads (hour, grant_id, reads) \
+             SELECT * FROM unnest($9::bigint[], $10::text[], $11::bigint[]) \
+             ON CONFLICT (hour, grant_id) DO UPDATE \
+                 SET reads = audit_grant_reads.reads + excluded.reads",
         )
         .bind(entries.iter().map(|e| e.seq).collect::<Vec<i64>>())
         .bind(entries.iter().map(|e| e.at).collect::<Vec<i64>>())
@@ -576,7 +585,10 @@ impl PgStore {
         .bind(column(|e| &e.subject))
         .bind(column(|e| &e.detail))
         .bind(column(|e| &e.prev))
-        .bind(column(|e| &e.hash));
+        .bind(column(|e| &e.hash))
+        .bind(reads.keys().map(|(hour, _)| *hour).collect::<Vec<i64>>())
+        .bind(reads.keys().map(|(_, g)| g.as_str()).collect::<Vec<&str>>())
+        .bind(reads.values().copied().collect::<Vec<i64>>());
         let Some(c) = checkpoint else {
             insert.execute(&self.pool).await?;
             return Ok(());
@@ -647,7 +659,8 @@ fn json_text(path: &str) -> String {
 const AUDIT_OF_SUBJECT: &str =
     "SELECT * FROM audit_log WHERE subject = $1 ORDER BY seq DESC LIMIT $2";
 
-/// Answered reads per grant (`$1` after which entry, `$2`..`$3` the stamps), as
+/// Answered reads per grant (`$1` after which entry, `$2`..`$3` the stamps) among the entries
+/// from before the store kept the counts per hour (up to `audit_grant_reads_from`), as
 /// [`crate::Store::audit_reads_per_grant`] defines them. A detail `jsonb` refuses fails the
 /// statement (PostgreSQL 15 has no test for valid JSON that does not raise), and the store then
 /// counts the details itself.
@@ -655,6 +668,7 @@ const AUDIT_READS_PER_GRANT: &str = "\
     SELECT g.value ->> 'grant' AS grant_id, COUNT(DISTINCT a.seq) AS reads \
     FROM (SELECT seq, detail::jsonb -> 'served_under' AS served FROM audit_log \
           WHERE seq > $1 AND at >= $2 AND at < $3 \
+            AND seq <= (SELECT COALESCE(MAX(seq), -9223372036854775808) FROM audit_grant_reads_from) \
             AND action LIKE 'read.%' AND action NOT LIKE '%.denied' \
           OFFSET 0) a \
     CROSS JOIN LATERAL jsonb_array_elements( \
@@ -665,6 +679,7 @@ const AUDIT_READS_PER_GRANT: &str = "\
 /// The details of the same entries, for counting them outside the database.
 const AUDIT_READ_DETAILS: &str = "\
     SELECT detail FROM audit_log WHERE seq > $1 AND at >= $2 AND at < $3 \
+      AND seq <= (SELECT COALESCE(MAX(seq), -9223372036854775808) FROM audit_grant_reads_from) \
       AND action LIKE 'read.%' AND action NOT LIKE '%.denied'";
 
 crate::backend::sql_backend!(

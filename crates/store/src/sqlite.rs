@@ -316,19 +316,29 @@ async fn move_audit_log(pool: &SqlitePool, audit_missing: bool, audit: &str) -> 
     let version: i64 = sqlx::query_scalar("PRAGMA audit.user_version")
         .fetch_one(&mut *conn)
         .await?;
-    if version < AUDIT_FILE_VERSION
-        && let Err(e) = sqlx::raw_sql(AUDIT_UPGRADE_ERAS).execute(&mut *conn).await
-    {
-        // Nothing of it is kept; the connection goes back to the pool without it open.
-        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
-        return Err(e.into());
+    // The audit file's layout version (`PRAGMA audit.user_version`): 1 since the index by
+    // subject has eras of 2^14 entries, 2 since answered reads are counted per hour and grant.
+    for (to, upgrade) in [(1, AUDIT_UPGRADE_ERAS), (2, AUDIT_UPGRADE_GRANT_READS)] {
+        if version < to
+            && let Err(e) = sqlx::raw_sql(upgrade).execute(&mut *conn).await
+        {
+            // Nothing of it is kept; the connection goes back to the pool without it open.
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *conn).await;
+            return Err(e.into());
+        }
     }
     Ok(())
 }
 
-/// The audit file's layout version (`PRAGMA audit.user_version`): 1 since the index by subject
-/// has eras of 2^14 entries.
-const AUDIT_FILE_VERSION: i64 = 1;
+/// Version 1 → 2: the counts of answered reads per hour and grant (tables in the audit file's
+/// schema) start after the last entry the file holds; the entries up to it are counted from
+/// the log when asked for. (A new file passes here too, its log empty or just copied in.)
+const AUDIT_UPGRADE_GRANT_READS: &str = "\
+    BEGIN IMMEDIATE; \
+    INSERT OR IGNORE INTO audit.audit_grant_reads_from (id, seq) \
+        SELECT 0, COALESCE(MAX(seq), -9223372036854775808) FROM audit.audit_log; \
+    PRAGMA audit.user_version = 2; \
+    COMMIT;";
 
 /// Version 0 → 1: the index by subject re-keyed from eras of 2^18 entries to eras of 2^14, the
 /// width of a round of the index (see `sqlite_direct::SubjectIndexer`), so that a round writes a
@@ -510,7 +520,8 @@ const AUDIT_OF_SUBJECT: &str = "\
           AND i.seq <= bounds.upto AND a.seq = i.seq AND a.subject = ?1) \
     ORDER BY seq DESC LIMIT ?2";
 
-/// Answered reads per grant (`?1` after which entry, `?2`..`?3` the stamps), as
+/// Answered reads per grant (`?1` after which entry, `?2`..`?3` the stamps) among the entries
+/// from before the store kept the counts per hour (up to `audit_grant_reads_from`), as
 /// [`crate::Store::audit_reads_per_grant`] defines them. A detail that is not JSON (or whose
 /// `served_under` is not an array) is read as listing nothing, rather than failing the count.
 /// `GLOB` because SQLite's `LIKE` ignores case.
@@ -521,6 +532,7 @@ const AUDIT_READS_PER_GRANT: &str = "\
             CASE WHEN json_valid(a.detail) AND json_type(a.detail, '$.served_under') = 'array' \
                  THEN a.detail ELSE '{\"served_under\":[]}' END, '$.served_under') j \
         WHERE a.seq > ?1 AND a.at >= ?2 AND a.at < ?3 \
+          AND a.seq <= (SELECT COALESCE(MAX(seq), -9223372036854775808) FROM audit_grant_reads_from) \
           AND a.action GLOB 'read.*' AND NOT a.action GLOB '*.denied' \
           AND j.type = 'object' AND json_type(j.value, '$.grant') = 'text') \
     GROUP BY g";
@@ -528,6 +540,7 @@ const AUDIT_READS_PER_GRANT: &str = "\
 /// The details of the same entries, for counting them outside the database.
 const AUDIT_READ_DETAILS: &str = "\
     SELECT detail FROM audit_log WHERE seq > ?1 AND at >= ?2 AND at < ?3 \
+      AND seq <= (SELECT COALESCE(MAX(seq), -9223372036854775808) FROM audit_grant_reads_from) \
       AND action GLOB 'read.*' AND NOT action GLOB '*.denied'";
 
 crate::backend::sql_backend!(

@@ -1092,6 +1092,14 @@ fn append_rows(
             c.at
         ])?;
     }
+    // The answered reads per hour and grant, in the same transaction as the entries.
+    for ((hour, grant), reads) in crate::grant_reads::by_hour(rows) {
+        conn.prepare_cached(
+            "INSERT INTO audit_grant_reads (hour, grant_id, reads) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (hour, grant_id) DO UPDATE SET reads = reads + excluded.reads",
+        )?
+        .execute(params![hour, grant, reads])?;
+    }
     Ok(())
 }
 

@@ -840,112 +840,153 @@ async fn audit_appends_and_ingest_interleave_without_failing() {
     }
 }
 
-/// The store counts a day's answered reads per grant itself (for the quota), reading each
+/// Every backend the run can reach, each empty, with the URL it was opened at.
+async fn stores_with_urls(name: &str) -> (Vec<(String, Box<dyn Store>)>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}", dir.path().join("t.db").display())];
+    if let Some(url) = pg_url() {
+        urls.push(
+            tongban_store::testing::fresh_postgres(&url, name)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut out = Vec::new();
+    for url in urls {
+        let s = tongban_store::open(&url).await.unwrap();
+        out.push((url, s));
+    }
+    (out, dir)
+}
+
+/// Runs `sql` on the store at `url` behind its back (on SQLite, in the audit log's file).
+async fn behind_the_back(url: &str, sql: &str) {
+    match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let db = rusqlite::Connection::open(tongban_store::sqlite::audit_file(path)).unwrap();
+            db.execute_batch(sql).unwrap();
+        }
+        None => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// The store counts answered reads per grant and hour itself (for the quota), reading each
 /// entry's `served_under`: a read counts once under each grant it lists; refused reads, other
-/// actions, other stamps and odd shapes count under none; and a detail the database cannot
-/// read as JSON (PostgreSQL's `jsonb` refuses an escaped NUL) is still counted, the slower way.
+/// actions, other hours and odd shapes count under none. Entries from before the store kept
+/// these counts are counted from the log with the same answers, even when the database cannot
+/// read a detail as JSON (PostgreSQL's `jsonb` refuses an escaped NUL).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_counted_per_grant() {
-    let (stores, _dir) = stores("reads_per_grant").await;
+    const H: i64 = 3_600_000;
+    let (stores, _dir) = stores_with_urls("reads_per_grant").await;
     let entry = |seq: i64, at: i64, action: &str, detail: &str| tongban_store::AuditRow {
         at,
         action: action.into(),
         detail: detail.into(),
         ..audit_row(seq)
     };
-    let well_formed = [
-        entry(
-            1,
-            100,
-            "read.person",
-            r#"{"served_under":[{"grant":"G1"}]}"#,
-        ),
+    let g1 = r#"{"served_under":[{"grant":"G1"}]}"#;
+    let entries = [
+        entry(1, 10 * H, "read.person", g1),
         entry(
             2,
-            120,
+            10 * H + 5,
             "read.person",
             r#"{"served_under":[{"grant":"G1"},{"grant":"G1"},{"grant":"G2"}]}"#,
         ),
+        entry(3, 10 * H, "read.person.denied", g1),
+        entry(4, 10 * H, "grant.approve", g1),
+        entry(5, 10 * H - 1, "read.person", g1),
+        entry(6, 12 * H, "read.person", g1),
         entry(
-            3,
-            130,
-            "read.person.denied",
-            r#"{"served_under":[{"grant":"G1"}]}"#,
-        ),
-        entry(
-            4,
-            130,
-            "grant.approve",
-            r#"{"served_under":[{"grant":"G1"}]}"#,
-        ),
-        entry(5, 99, "read.person", r#"{"served_under":[{"grant":"G1"}]}"#),
-        entry(
-            6,
-            200,
+            7,
+            11 * H,
             "read.person",
-            r#"{"served_under":[{"grant":"G1"}]}"#,
+            r#"{"served_under":{"grant":"G1"}}"#,
         ),
-        entry(7, 150, "read.person", r#"{"served_under":{"grant":"G1"}}"#),
         entry(
             8,
-            150,
+            11 * H,
             "read.entity",
             r#"{"served_under":[{"grant":5},"G1",[{"grant":"G1"}],{"grant":"G3"}]}"#,
         ),
-        entry(
-            9,
-            150,
-            "READ.person",
-            r#"{"served_under":[{"grant":"G1"}]}"#,
-        ),
+        entry(9, 11 * H, "READ.person", g1),
         entry(
             10,
-            150,
+            11 * H,
             "read.person",
             r#"[{"served_under":[{"grant":"G1"}]}]"#,
         ),
         entry(
             11,
-            199,
+            12 * H - 1,
             "read.room",
             r#"{"department":"d","served_under":[{"grant":"G2","purpose":"p"}]}"#,
         ),
-    ];
-    let odd = [
-        entry(12, 150, "read.person", "not json {"),
+        entry(12, 11 * H, "read.person", "not json {"),
         entry(
             13,
-            150,
+            11 * H,
             "read.person",
             r#"{"query":"a\u0000b","served_under":[{"grant":"G2"}]}"#,
         ),
     ];
-    let counts = |pairs: &[(&str, u64)]| -> std::collections::HashMap<String, u64> {
-        pairs.iter().map(|&(g, n)| (g.to_string(), n)).collect()
-    };
-    for s in stores {
-        s.append_audit(&well_formed, None).await.unwrap();
+    async fn expect_counts(s: &dyn Store, why: &str) {
         let b = s.backend();
+        let by_hours = |from, until| s.audit_reads_per_grant(0, from, until);
         assert_eq!(
-            s.audit_reads_per_grant(0, 100, 200).await.unwrap(),
-            counts(&[("G1", 2), ("G2", 2), ("G3", 1)]),
+            by_hours(10, 12).await.unwrap(),
+            counts(&[("G1", 2), ("G2", 3), ("G3", 1)]),
+            "{b}: {why}"
+        );
+        assert_eq!(
+            by_hours(12, 13).await.unwrap(),
+            counts(&[("G1", 1)]),
+            "{b}: {why}"
+        );
+        assert_eq!(
+            by_hours(9, 10).await.unwrap(),
+            counts(&[("G1", 1)]),
+            "{b}: {why}"
+        );
+        assert!(by_hours(13, 20).await.unwrap().is_empty(), "{b}: {why}");
+    }
+    fn counts(pairs: &[(&str, u64)]) -> std::collections::HashMap<String, u64> {
+        pairs.iter().map(|&(g, n)| (g.to_string(), n)).collect()
+    }
+    for (url, s) in stores {
+        let b = s.backend();
+        s.append_audit(&entries[..6], None).await.unwrap();
+        s.append_audit(&entries[6..], None).await.unwrap();
+        expect_counts(s.as_ref(), "kept as appended").await;
+        // As if the entries had been appended before the store kept the counts.
+        behind_the_back(
+            &url,
+            "DELETE FROM audit_grant_reads; UPDATE audit_grant_reads_from SET seq = 13;",
+        )
+        .await;
+        expect_counts(s.as_ref(), "counted from the log").await;
+        // What comes after is kept, and adds to what is counted from the log.
+        s.append_audit(&[entry(14, 10 * H + 9, "read.person", g1)], None)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.audit_reads_per_grant(0, 10, 12).await.unwrap(),
+            counts(&[("G1", 3), ("G2", 3), ("G3", 1)]),
             "{b}"
         );
+        // Entries at or before `after` are not read from the log.
         assert_eq!(
-            s.audit_reads_per_grant(1, 100, 200).await.unwrap(),
-            counts(&[("G1", 1), ("G2", 2), ("G3", 1)]),
-            "{b}: only entries after the one given"
-        );
-        assert_eq!(
-            s.audit_reads_per_grant(0, 200, 300).await.unwrap(),
+            s.audit_reads_per_grant(13, 10, 12).await.unwrap(),
             counts(&[("G1", 1)]),
             "{b}"
-        );
-        s.append_audit(&odd, None).await.unwrap();
-        assert_eq!(
-            s.audit_reads_per_grant(0, 100, 200).await.unwrap(),
-            counts(&[("G1", 2), ("G2", 3), ("G3", 1)]),
-            "{b}: with details the database may refuse"
         );
     }
 }
@@ -1220,7 +1261,7 @@ async fn an_audit_file_of_version_0_has_its_eras_rekeyed() {
         db.query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap()
     };
-    assert_eq!(version(&db), 1, "a new audit file is made at version 1");
+    assert_eq!(version(&db), 2, "a new audit file is made at version 2");
     // Make it what an older binary left: the index (of everything) in eras of 2^18, its
     // trigger, version 0.
     db.execute_batch(
@@ -1237,7 +1278,7 @@ async fn an_audit_file_of_version_0_has_its_eras_rekeyed() {
     drop(db);
     let s = tongban_store::open(&url).await.unwrap();
     let db = rusqlite::Connection::open(&audit).unwrap();
-    assert_eq!(version(&db), 1);
+    assert_eq!(version(&db), 2);
     let (rows, wrong): (i64, i64) = db
         .query_row(
             "SELECT COUNT(*), COUNT(*) FILTER (WHERE era != seq >> 14) FROM audit_subjects",

@@ -42,6 +42,22 @@ CREATE TABLE IF NOT EXISTS audit.audit_subjects_upto (
 );
 INSERT OR IGNORE INTO audit.audit_subjects_upto (id, upto) VALUES (0, 0);
 
+-- Answered reads per hour and grant, kept as entries are appended (in the same transaction), so
+-- that a day's reads under a grant (for its daily quota) are a sum of a few rows. The counts
+-- cover the entries after `audit_grant_reads_from.seq`, set when the file reached version 2
+-- (see `AUDIT_UPGRADE_GRANT_READS` in `sqlite.rs`); those before are counted from the log.
+CREATE TABLE IF NOT EXISTS audit.audit_grant_reads (
+    hour     INTEGER NOT NULL,
+    grant_id TEXT NOT NULL,
+    reads    INTEGER NOT NULL,
+    PRIMARY KEY (hour, grant_id)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS audit.audit_grant_reads_from (
+    id  INTEGER PRIMARY KEY CHECK (id = 0),
+    seq INTEGER NOT NULL
+);
+
 -- A trigger's body names tables of its own schema. Its era is `seq >> 14` (see
 -- `AUDIT_UPGRADE_ERAS` in `sqlite.rs`, which replaces the trigger of files made before).
 CREATE TRIGGER IF NOT EXISTS audit.audit_subjects_changed AFTER UPDATE OF seq, subject ON audit_log
