@@ -306,6 +306,8 @@ impl Direct {
         rows: &[AuditRow],
         checkpoint: Option<&CheckpointRow>,
     ) -> Result<()> {
+        // Read off the entries before taking the writer, which the next batch waits for.
+        let reads = crate::grant_reads::by_hour(rows);
         let turn = self.turn.clone().lock_owned().await;
         let mut writer = self.audit.clone().lock_owned().await;
         let w = &mut *writer;
@@ -319,7 +321,7 @@ impl Direct {
             w.subjects.make_room(&w.conn, first.seq);
         }
         let done = guarded("the audit append", || {
-            append(&mut w.conn, rows, checkpoint).map_err(StoreError::from)
+            append(&mut w.conn, rows, checkpoint, &reads).map_err(StoreError::from)
         });
         if done.is_ok()
             && let Some(last) = rows.last()
@@ -783,8 +785,9 @@ fn append(
     conn: &mut rusqlite::Connection,
     rows: &[AuditRow],
     checkpoint: Option<&CheckpointRow>,
+    reads: &GrantReads,
 ) -> std::result::Result<(), rusqlite::Error> {
-    in_cached_transaction(conn, || append_rows(conn, rows, checkpoint))
+    in_cached_transaction(conn, || append_rows(conn, rows, checkpoint, reads))
 }
 
 /// Runs `write` in one IMMEDIATE transaction (taking the write lock at once, waiting for the
@@ -1046,10 +1049,14 @@ impl SubjectIndexer {
 }
 
 /// The inserts of [`append`], inside its transaction.
+/// Answered reads per (hour, grant), as [`crate::grant_reads::by_hour`] reads them off a batch.
+type GrantReads = std::collections::BTreeMap<(i64, String), i64>;
+
 fn append_rows(
     conn: &rusqlite::Connection,
     rows: &[AuditRow],
     checkpoint: Option<&CheckpointRow>,
+    reads: &GrantReads,
 ) -> std::result::Result<(), rusqlite::Error> {
     // A statement of up to AUDIT_ROWS_PER_STATEMENT rows: a batch is a dozen entries or so, and
     // one execution for them all steps the b-tree cursor once per row instead of starting over.
@@ -1093,12 +1100,12 @@ fn append_rows(
         ])?;
     }
     // The answered reads per hour and grant, in the same transaction as the entries.
-    for ((hour, grant), reads) in crate::grant_reads::by_hour(rows) {
+    for ((hour, grant), n) in reads {
         conn.prepare_cached(
             "INSERT INTO audit_grant_reads (hour, grant_id, reads) VALUES (?1, ?2, ?3) \
              ON CONFLICT (hour, grant_id) DO UPDATE SET reads = reads + excluded.reads",
         )?
-        .execute(params![hour, grant, reads])?;
+        .execute(params![hour, grant, n])?;
     }
     Ok(())
 }
