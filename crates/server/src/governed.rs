@@ -29,14 +29,14 @@ pub struct Sharing {
     pub identities: Identities,
     pub audit: AuditLog,
     pub catalogue: Vec<Resource>,
-    /// Reads served under each grant today: (grant, day) → count, counted from the audit log
-    /// the first time a grant serves a read on a day, then kept here.
+    /// Reads served under each grant: (grant, day) → count, taken from the store for every
+    /// grant at once at the first read of a day (see [`used_today`]), then kept here.
     quota_used: std::sync::Arc<std::sync::Mutex<QuotaCounts>>,
-    /// Held while a day's reads are counted from the audit log (for every grant at once), so
-    /// that the many requests a busy grant receives at once do not each read the whole log (on
-    /// a log of 100 k entries, 32 such readers at once took the server from 22 k lookups a
-    /// second to none). Held by the counting task, not the request (see [`used_today`]).
-    quota_counting: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Held while a day's reads are counted (for every grant at once), so that the many
+    /// requests that find the day uncounted do not each count it. Held by the counting task,
+    /// not the request (see [`used_today`]). Also when the last count failed, so that the
+    /// tasks queued behind a failed count do not each try again at once.
+    quota_counting: std::sync::Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
     /// The community of each entity read recently, and when it was looked up: it changes when
     /// the libraries do (a run, or new records resolved incrementally), and a minute-old answer
     /// is accepted.
@@ -281,22 +281,37 @@ async fn used_today(sharing: &Sharing, grant: &str, day: i64) -> Result<u64, Api
     let task_grant = grant.to_string();
     tokio::spawn(async move {
         // One count at a time; whoever waited finds the count made meanwhile.
-        let _counting = counting.lock_owned().await;
+        let mut failed_at = counting.lock_owned().await;
         if let Some(n) = known_use(&counts, &task_grant, day) {
             return Ok(n);
         }
-        count_day(store.as_ref(), &counts, &task_grant, day).await
+        // A count that failed a moment ago (the database away, say) is not tried again by
+        // every request queued behind it, each of whom may long have gone.
+        if failed_at.is_some_and(|t| t.elapsed() < COUNT_RETRY_AFTER) {
+            return Err(ApiError::internal(
+                "the day's reads could not be counted just now",
+            ));
+        }
+        let counted = count_day(store.as_ref(), &counts, &task_grant, day).await;
+        *failed_at = counted.is_err().then(std::time::Instant::now);
+        counted
     })
     .await
     .map_err(|e| ApiError::internal(format!("counting the day's reads: {e}")))?
 }
 
+/// How long after a failed count of the day's reads the next is tried.
+const COUNT_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
 fn known_use(counts: &std::sync::Mutex<QuotaCounts>, grant: &str, day: i64) -> Option<u64> {
     counts.lock().ok().and_then(|map| map.get(grant, day))
 }
 
-/// Count the reads of `day` under every grant from the audit log, keep the counts, and return
-/// `grant`'s.
+/// Take the reads of `day` under every grant from the store (its counts per hour and grant,
+/// and the log for entries older than those), keep them, and return `grant`'s. Counted once a
+/// day per process: reads other servers make on the same store afterwards are not seen here,
+/// so with several servers each enforces a grant's quota on its own reads after its first of
+/// the day.
 async fn count_day(
     store: &dyn tongban_store::Store,
     counts: &std::sync::Mutex<QuotaCounts>,

@@ -657,8 +657,11 @@ impl Store for $store {
                     Ok((r.try_get("grant_id")?, u64::try_from(n).unwrap_or(0)))
                 })
                 .collect::<Result<Vec<_>>>()?,
-            // The database refused a detail as JSON: the details are read and counted here.
-            Err(sqlx::Error::Database(_)) => {
+            // The database refused a detail as JSON (PostgreSQL: a data exception, SQLSTATE
+            // class 22, such as `jsonb` refusing an escaped NUL): the details are read and
+            // counted here. SQLite's statement reads a detail it cannot parse as listing
+            // nothing, and any other failure is reported.
+            Err(sqlx::Error::Database(e)) if e.code().is_some_and(|c| c.starts_with("22")) => {
                 let details: Vec<String> = sqlx::query_scalar(AUDIT_READ_DETAILS)
                     .bind(after)
                     .bind(from_at)

@@ -816,8 +816,10 @@ pub trait Store: Send + Sync {
     /// range of them): an entry whose action is `read.…` and does not end in `.denied` counts
     /// once under every grant its detail lists in `served_under[].grant` (a string). A detail
     /// that is not JSON, or lists no grant, counts under none. `after`: an entry at or before
-    /// which none is stamped in the range (a hint, from a search by stamp; entries up to it
-    /// need not be read).
+    /// which none is stamped in the range (from a search by stamp): of the entries counted from
+    /// the log (below), those up to it are not read. Details the API never writes (changed by
+    /// hand: a key given twice, nesting hundreds deep) may be read differently by the kept
+    /// counts and by the database's JSON functions.
     ///
     /// Kept per hour and grant as entries are appended (in the same transaction), so that a
     /// server's first read under a grant on a busy day, which needs the day's count for the

@@ -318,6 +318,13 @@ async fn move_audit_log(pool: &SqlitePool, audit_missing: bool, audit: &str) -> 
         .await?;
     // The audit file's layout version (`PRAGMA audit.user_version`): 1 since the index by
     // subject has eras of 2^14 entries, 2 since answered reads are counted per hour and grant.
+    // A newer file's appends may keep more than this binary would: it is not written to.
+    if version > AUDIT_FILE_VERSION {
+        return Err(StoreError::Corrupt(format!(
+            "the audit log's file {audit} has layout version {version}, made by a newer Tongban \
+             (this one knows up to {AUDIT_FILE_VERSION}); downgrades are not supported"
+        )));
+    }
     for (to, upgrade) in [(1, AUDIT_UPGRADE_ERAS), (2, AUDIT_UPGRADE_GRANT_READS)] {
         if version < to
             && let Err(e) = sqlx::raw_sql(upgrade).execute(&mut *conn).await
@@ -329,6 +336,9 @@ async fn move_audit_log(pool: &SqlitePool, audit_missing: bool, audit: &str) -> 
     }
     Ok(())
 }
+
+/// The newest layout of the audit file this binary knows (see [`move_audit_log`]).
+const AUDIT_FILE_VERSION: i64 = 2;
 
 /// Version 1 → 2: the counts of answered reads per hour and grant (tables in the audit file's
 /// schema) start after the last entry the file holds; the entries up to it are counted from

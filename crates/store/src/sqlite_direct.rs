@@ -1048,10 +1048,10 @@ impl SubjectIndexer {
     }
 }
 
-/// The inserts of [`append`], inside its transaction.
 /// Answered reads per (hour, grant), as [`crate::grant_reads::by_hour`] reads them off a batch.
 type GrantReads = std::collections::BTreeMap<(i64, String), i64>;
 
+/// The inserts of [`append`], inside its transaction.
 fn append_rows(
     conn: &rusqlite::Connection,
     rows: &[AuditRow],

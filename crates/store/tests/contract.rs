@@ -1313,6 +1313,17 @@ async fn an_audit_file_of_version_0_has_its_eras_rekeyed() {
         .unwrap();
     assert_eq!(era, moved >> 14);
     assert_eq!(subject_seqs(s.as_ref(), "P-moved", 10).await, vec![moved]);
+    // A file of a newer layout than this binary knows is not opened.
+    db.execute_batch("PRAGMA user_version = 3").unwrap();
+    drop(db);
+    let refused = tongban_store::open(&url)
+        .await
+        .err()
+        .expect("a newer audit file");
+    assert!(
+        refused.to_string().contains("layout version 3"),
+        "{refused}"
+    );
 }
 
 /// A cache may keep what it read while the store's generation stands: it stands while only the
