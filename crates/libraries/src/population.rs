@@ -288,7 +288,7 @@ pub async fn community_of_entity(
 ) -> Result<Option<String>> {
     match kind {
         "person" => {
-            let relations = store.relations_of(key).await?;
+            let relations = store.relations_from(key).await?;
             for relation in ["lives_in", "rents", "registered_in"] {
                 for r in relations
                     .iter()
@@ -303,10 +303,10 @@ pub async fn community_of_entity(
         }
         "entity" => {
             for r in store
-                .relations_of(key)
+                .relations_from(key)
                 .await?
                 .iter()
-                .filter(|r| r.relation == "located_at" && r.from_key == key)
+                .filter(|r| r.relation == "located_at")
             {
                 if let Some(c) = building_community(store, &r.to_key, places).await? {
                     return Ok(Some(c));

@@ -959,18 +959,32 @@ impl Store for $store {
             .bind(entity_key)
             .fetch_all(&self.read)
             .await?;
-        rows.iter()
-            .map(|r| -> Result<Relation> {
-                Ok(Relation {
-                    from_key: r.try_get("from_key")?,
-                    relation: r.try_get("relation")?,
-                    to_key: r.try_get("to_key")?,
-                    source_id: r.try_get("source_id")?,
-                    record_key: r.try_get("record_key")?,
-                })
-            })
-            .collect()
+        relations(&rows)
     }
+
+    async fn relations_from(&self, entity_key: &str) -> Result<Vec<Relation>> {
+        let rows = sqlx::query($fix("SELECT * FROM relations WHERE from_key = ?
+                ORDER BY relation, to_key, source_id, record_key"))
+            .bind(entity_key)
+            .fetch_all(&self.read)
+            .await?;
+        relations(&rows)
+    }
+}
+
+/// Relations as rows of the `relations` table read them.
+fn relations(rows: &[$row]) -> Result<Vec<Relation>> {
+    rows.iter()
+        .map(|r| -> Result<Relation> {
+            Ok(Relation {
+                from_key: r.try_get("from_key")?,
+                relation: r.try_get("relation")?,
+                to_key: r.try_get("to_key")?,
+                source_id: r.try_get("source_id")?,
+                record_key: r.try_get("record_key")?,
+            })
+        })
+        .collect()
 }
 
 fn source_row(r: &$row) -> Result<SourceRow> {

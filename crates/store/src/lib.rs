@@ -862,6 +862,11 @@ pub trait Store: Send + Sync {
     /// Relations from or to an entity.
     async fn relations_of(&self, entity_key: &str) -> Result<Vec<Relation>>;
 
+    /// Relations from an entity only, in the order of [`Store::relations_of`]: what a
+    /// subject's community is found from at its first governed read, one index range instead
+    /// of two merged without duplicates (PostgreSQL executed it in a third of the time).
+    async fn relations_from(&self, entity_key: &str) -> Result<Vec<Relation>>;
+
     /// Every relation in key order after `after`, at most `limit`.
     async fn relations_page(&self, after: Option<&Relation>, limit: i64) -> Result<Vec<Relation>>;
 

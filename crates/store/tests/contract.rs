@@ -465,6 +465,13 @@ async fn relations_replace_as_a_whole_and_are_found_from_either_end() {
             store.relations_of("R1").await.unwrap(),
             vec![rel("P1", "lives_in", "R1")]
         );
+        // From one end only, in the same order.
+        assert_eq!(
+            store.relations_from("P1").await.unwrap(),
+            store.relations_of("P1").await.unwrap()
+        );
+        assert!(store.relations_from("R1").await.unwrap().is_empty());
+        assert!(store.relations_from("P2").await.unwrap().is_empty());
         store
             .replace_relations(&tongban_store::Relation::all_borrowed(&[rel(
                 "P3", "father", "P2",
