@@ -876,17 +876,7 @@ impl Store for $store {
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| -> Result<Relation> {
-                Ok(Relation {
-                    from_key: r.try_get("from_key")?,
-                    relation: r.try_get("relation")?,
-                    to_key: r.try_get("to_key")?,
-                    source_id: r.try_get("source_id")?,
-                    record_key: r.try_get("record_key")?,
-                })
-            })
-            .collect()
+        relations(&rows)
     }
 
     async fn search_golden(
