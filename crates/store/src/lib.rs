@@ -14,6 +14,7 @@
 
 mod backend;
 mod grant_reads;
+mod pg_copy;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_direct;
@@ -889,10 +890,6 @@ pub async fn open(url: &str) -> Result<Box<dyn Store>> {
         Err(StoreError::Url(url.to_string()))
     }
 }
-
-/// The start of the lookup of the latest versions of a chunk's keys; each backend adds the keys
-/// its own way.
-pub(crate) const LOOKUP_SQL: &str = "SELECT id, record_key, version, status, seen_batch, content_hash FROM records WHERE status <> 'superseded' AND source_id = ";
 
 /// The latest (non-superseded) version of a key as a backend reads it.
 #[derive(Clone, Debug)]

@@ -4,6 +4,7 @@
 //! Connections come from a pool shared by all requests; every `Store` method is one transaction.
 //! This module opens the pool and runs the PostgreSQL migrations; the statements are in `backend`.
 
+use crate::pg_copy::CopyRows;
 use crate::{
     Action, AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord,
     DepartmentRow, EntityLink, GoldenRecord, GrantRow, IncomingQuarantine, IncomingRecord, Latest,
@@ -370,12 +371,19 @@ impl PgStore {
         let now = now_millis();
         let mut tx = self.begin_write().await?;
         // Two batches of one source storing at once (two pushes) would both see a new key as
-        // absent and both insert version 1; the source's lock makes them take turns.
-        sqlx::query(fix(SOURCE_LOCK))
+        // absent and both insert version 1; the source's lock makes them take turns. The same
+        // statement holds the source's row, which stands in for a foreign key on every record.
+        if sqlx::query(CHUNK_SOURCE)
             .bind(source_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(CHUNK_SETUP).execute(&mut *tx).await?;
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::NotFound {
+                what: "source",
+                id: source_id.to_string(),
+            });
+        }
         let mut latest: HashMap<String, Latest> = HashMap::with_capacity(records.len());
         {
             let mut q = lookup(source_id, &records);
@@ -428,6 +436,10 @@ impl PgStore {
                 }),
             }
         }
+        let updates = !supersede.is_empty() || !unchanged.is_empty() || !quarantine.is_empty();
+        if updates {
+            sqlx::query(CHUNK_UPDATES).execute(&mut *tx).await?;
+        }
         for (ids, sql) in [
             (
                 &supersede,
@@ -472,25 +484,28 @@ impl PgStore {
             q.push(")");
             q.build().execute(&mut *tx).await?;
         }
-        for group in inserts.chunks(ROWS_PER_INSERT / 2) {
-            let mut q: QueryBuilder<Postgres> =
-                QueryBuilder::new(format!("INSERT INTO records ({RECORD_COLUMNS}) "));
-            q.push_values(group, |mut b, (r, version)| {
-                b.push_bind(source_id)
-                    .push_bind(&r.key)
-                    .push_bind(*version)
-                    .push_bind("current")
-                    .push_bind(batch_id)
-                    .push_bind(batch_id)
-                    .push_bind(&r.location)
-                    .push_bind(&r.hash)
-                    .push_bind(&r.raw)
-                    .push_bind(&r.cleaned)
-                    .push_bind(&r.issues)
-                    .push_bind(now)
-                    .push_bind(None::<i64>);
-            });
-            q.build().execute(&mut *tx).await?;
+        if updates {
+            // The rest needs no plan of its own, and under a forced custom plan PostgreSQL
+            // would also plan anew the foreign-key check of every quarantined row.
+            sqlx::query(CHUNK_INSERTS).execute(&mut *tx).await?;
+        }
+        // The new versions go in by `COPY`: PostgreSQL takes the values as they are, where a
+        // multi-row `INSERT` had it parse every bound value and set up every row's expressions.
+        if !inserts.is_empty() {
+            let mut copy = tx.copy_in_raw(COPY_RECORDS).await?;
+            let mut rows = CopyRows::new();
+            for (r, version) in &inserts {
+                rows.row(13).text(source_id)?.text(&r.key)?;
+                rows.int8(*version).text("current")?;
+                rows.int8(batch_id).int8(batch_id).text(&r.location)?;
+                rows.bytes(&r.hash)?.text(&r.raw)?.text(&r.cleaned)?;
+                rows.text(&r.issues)?.int8(now).null();
+                if rows.len() >= COPY_SEND_BYTES {
+                    copy.send(rows.take()).await?;
+                }
+            }
+            copy.send(rows.finish()).await?;
+            copy.finish().await?;
         }
         for group in quarantine
             .iter()
@@ -616,12 +631,30 @@ impl PgStore {
 /// both insert version 1; this lock, held to the end of the transaction, makes them take turns.
 const SOURCE_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(?))";
 
-/// How a chunk's transaction begins. Its statements bind hundreds of keys in IN lists; after
-/// five executions PostgreSQL would switch to a generic plan that ignores the key index (300 ms
-/// a chunk instead of 2), so the chunk's statements are planned for their actual values. Only
-/// there: planning every statement anew cost each governed read its plan (one connection-wide
-/// setting held the API to 5.5 k reads/s).
-const CHUNK_SETUP: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
+/// How a chunk's transaction begins: the source's lock (see [`SOURCE_LOCK`]), taken only if the
+/// source exists, whose row is then held against deletion to the end of the transaction. The
+/// `records` table has no foreign key to `sources` (migration 0014): checking it on every row
+/// cost PostgreSQL a tenth of an ingest, where this costs one statement a chunk.
+const CHUNK_SOURCE: &str =
+    "SELECT pg_advisory_xact_lock(hashtext($1)) FROM sources WHERE id = $1 FOR KEY SHARE";
+
+/// How a chunk's updates begin. They bind hundreds of ids in IN lists; after five executions
+/// PostgreSQL could switch to a generic plan that ignores the index, so they are planned for
+/// their actual values. Only there: planning every statement anew cost each governed read its
+/// plan (one connection-wide setting held the API to 5.5 k reads/s).
+const CHUNK_UPDATES: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
+
+/// Where a chunk's inserts begin: plans cached again.
+const CHUNK_INSERTS: &str = "SET LOCAL plan_cache_mode = auto";
+
+/// How a chunk's new record versions are loaded ([`crate::pg_copy`] encodes the rows), in the
+/// order of `RECORD_COLUMNS`.
+const COPY_RECORDS: &str = "COPY records (source_id, record_key, version, status, batch_id, seen_batch, \
+    location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at) FROM STDIN (FORMAT binary)";
+
+/// How much of a `COPY` is encoded before it is sent: PostgreSQL stores the first rows while
+/// the next are encoded, and a chunk's stream is never held whole.
+const COPY_SEND_BYTES: usize = 1 << 20;
 
 /// Rewrites `?` markers as `$1`, `$2`, …; the statements contain no `?` inside string literals.
 fn fix(sql: &str) -> AssertSqlSafe<String> {
@@ -639,13 +672,21 @@ fn fix(sql: &str) -> AssertSqlSafe<String> {
     AssertSqlSafe(out)
 }
 
-/// The latest versions of a whole chunk's keys, as one array parameter: planning an IN list of
-/// hundreds of parameters cost PostgreSQL 25 ms a query, an array costs nothing.
+/// The latest versions of a whole chunk's keys, as one array parameter (planning an IN list of
+/// hundreds of parameters cost PostgreSQL 25 ms a query), each key looked up in the key index.
+/// `= ANY($2)` let the planner pick its own way: while a first load has no statistics yet it
+/// scanned every record of the source for each chunk (up to 0.5 s a chunk by 150 k records).
+/// The subquery's `LIMIT` keeps it from being merged into a join, so each key is one probe of
+/// the unique index of latest versions, whatever the statistics say.
 fn lookup<'a>(source_id: &'a str, group: &'a [IncomingRecord]) -> QueryBuilder<Postgres> {
-    let mut q = QueryBuilder::new(crate::LOOKUP_SQL);
-    q.push_bind(source_id).push(" AND record_key = ANY(");
+    let mut q = QueryBuilder::new("SELECT r.* FROM unnest(");
     q.push_bind(group.iter().map(|r| r.key.as_str()).collect::<Vec<&str>>());
-    q.push(")");
+    q.push(
+        "::text[]) AS k(key) CROSS JOIN LATERAL (SELECT id, record_key, version, status, \
+         seen_batch, content_hash FROM records WHERE status <> 'superseded' AND source_id = ",
+    );
+    q.push_bind(source_id)
+        .push(" AND record_key = k.key LIMIT 1) r");
     q
 }
 

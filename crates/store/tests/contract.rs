@@ -131,6 +131,47 @@ async fn versions_are_kept_and_unchanged_records_are_not_rewritten() {
             s.backend()
         );
         assert_eq!(s.record_counts("s").await.unwrap(), (2, 1, 0));
+
+        // Every byte of a record comes back as it went in (PostgreSQL loads records by binary
+        // COPY), and a chunk of a source that was never registered stores nothing.
+        let b3 = s.begin_batch("s", "f.csv").await.unwrap();
+        let odd = IncomingRecord {
+            key: "c\t\n\\ 张".into(),
+            location: "line 3\r\n".into(),
+            raw: "{\"v\":\"tab\tnewline\nbackslash\\\\ \\\\N 🀄\"}".into(),
+            cleaned: String::new(),
+            issues: "[]".into(),
+            hash: vec![0, 0xff, b'\\', b'\n'],
+        };
+        s.store_chunk(b3, "s", vec![odd.clone()], vec![])
+            .await
+            .unwrap();
+        let back = &s.record_history("s", &odd.key).await.unwrap()[0];
+        assert_eq!(
+            (
+                &back.key,
+                &back.location,
+                &back.raw,
+                &back.cleaned,
+                &back.content_hash
+            ),
+            (&odd.key, &odd.location, &odd.raw, &odd.cleaned, &odd.hash),
+            "{}",
+            s.backend()
+        );
+        assert_eq!((back.version, back.withdrawn_at), (1, None));
+        let unknown = s
+            .store_chunk(b3, "unregistered", vec![rec("z", "1")], vec![])
+            .await;
+        assert!(unknown.is_err(), "{}", s.backend());
+        assert!(
+            s.record_history("unregistered", "z")
+                .await
+                .unwrap()
+                .is_empty(),
+            "{}",
+            s.backend()
+        );
     }
 }
 
