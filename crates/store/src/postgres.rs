@@ -13,7 +13,7 @@ use crate::{
     duplicate_reason, now_millis, plan_chunk, resolution_kind,
 };
 use async_trait::async_trait;
-use sqlx::postgres::{PgListener, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnection, PgListener, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, PgPool, Postgres, QueryBuilder, Row};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -260,30 +260,37 @@ impl PgStore {
             .await?;
         let links = crate::in_key_order(links, crate::link_order);
         let golden = crate::in_key_order(golden, crate::golden_order);
-        for group in links.chunks(LINKS_PER_INSERT) {
-            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-                "INSERT INTO links_{k} (source_id, record_key, role, entity_key, run_id) "
-            ));
-            q.push_values(group, |mut b, l| {
-                b.push_bind(l.source_id)
-                    .push_bind(l.record_key)
-                    .push_bind(l.role)
-                    .push_bind(l.entity_key)
-                    .push_bind(run_id);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        for group in golden.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-                "INSERT INTO golden_{k} (entity_key, record, run_id) "
-            ));
-            q.push_values(group, |mut b, g| {
-                b.push_bind(&g.entity_key)
-                    .push_bind(&g.record)
-                    .push_bind(run_id);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
+        // By `COPY`, as the records are (see `backend_store_chunk`).
+        let copy_links = format!(
+            "COPY links_{k} (source_id, record_key, role, entity_key, run_id) FROM STDIN (FORMAT binary)"
+        );
+        copy_in(&mut tx, &copy_links, &links, |rows, l| {
+            rows.row(5).text(l.source_id)?.text(l.record_key)?;
+            rows.text(l.role)?.text(l.entity_key)?.int8(run_id);
+            Ok(())
+        })
+        .await?;
+        // The search columns are written with the record (see `search_values`).
+        let search = crate::search_columns(k);
+        let search_names: String = search.iter().map(|c| format!(", {}", c.column)).collect();
+        let copy_golden = format!(
+            "COPY golden_{k} (entity_key, record, run_id{search_names}) FROM STDIN (FORMAT binary)"
+        );
+        let fields = 3 + search.len() as i16;
+        copy_in(&mut tx, &copy_golden, &golden, |rows, g| {
+            rows.row(fields)
+                .text(&g.entity_key)?
+                .text(&g.record)?
+                .int8(run_id);
+            for value in crate::search_values(&search, &g.record) {
+                match value {
+                    Some(text) => rows.text(&text)?,
+                    None => rows.null(),
+                };
+            }
+            Ok(())
+        })
+        .await?;
         sqlx::query(AssertSqlSafe(format!(
             "CREATE INDEX links_{k}_by_entity ON links_{k} (entity_key)"
         )))
@@ -312,19 +319,15 @@ impl PgStore {
             .await?;
         let mut sorted = crate::in_key_order(relations, RelationRef::cmp);
         sorted.dedup();
-        for group in sorted.chunks(LINKS_PER_INSERT) {
-            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO relations (from_key, relation, to_key, source_id, record_key) ",
-            );
-            q.push_values(group, |mut b, r| {
-                b.push_bind(r.from_key)
-                    .push_bind(r.relation)
-                    .push_bind(r.to_key)
-                    .push_bind(r.source_id)
-                    .push_bind(r.record_key);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
+        copy_in(&mut tx, COPY_RELATIONS, &sorted, |rows, r| {
+            rows.row(5)
+                .text(r.from_key)?
+                .text(r.relation)?
+                .text(r.to_key)?;
+            rows.text(r.source_id)?.text(r.record_key)?;
+            Ok(())
+        })
+        .await?;
         sqlx::query("CREATE INDEX relations_to ON relations (to_key)")
             .execute(&mut *tx)
             .await?;
@@ -491,22 +494,15 @@ impl PgStore {
         }
         // The new versions go in by `COPY`: PostgreSQL takes the values as they are, where a
         // multi-row `INSERT` had it parse every bound value and set up every row's expressions.
-        if !inserts.is_empty() {
-            let mut copy = tx.copy_in_raw(COPY_RECORDS).await?;
-            let mut rows = CopyRows::new();
-            for (r, version) in &inserts {
-                rows.row(13).text(source_id)?.text(&r.key)?;
-                rows.int8(*version).text("current")?;
-                rows.int8(batch_id).int8(batch_id).text(&r.location)?;
-                rows.bytes(&r.hash)?.text(&r.raw)?.text(&r.cleaned)?;
-                rows.text(&r.issues)?.int8(now).null();
-                if rows.len() >= COPY_SEND_BYTES {
-                    copy.send(rows.take()).await?;
-                }
-            }
-            copy.send(rows.finish()).await?;
-            copy.finish().await?;
-        }
+        copy_in(&mut tx, COPY_RECORDS, &inserts, |rows, (r, version)| {
+            rows.row(13).text(source_id)?.text(&r.key)?;
+            rows.int8(*version).text("current")?;
+            rows.int8(batch_id).int8(batch_id).text(&r.location)?;
+            rows.bytes(&r.hash)?.text(&r.raw)?.text(&r.cleaned)?;
+            rows.text(&r.issues)?.int8(now).null();
+            Ok(())
+        })
+        .await?;
         for group in quarantine
             .iter()
             .chain(&duplicates)
@@ -652,6 +648,38 @@ const CHUNK_INSERTS: &str = "SET LOCAL plan_cache_mode = auto";
 const COPY_RECORDS: &str = "COPY records (source_id, record_key, version, status, batch_id, seen_batch, \
     location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at) FROM STDIN (FORMAT binary)";
 
+/// How the relations are loaded.
+const COPY_RELATIONS: &str = "COPY relations (from_key, relation, to_key, source_id, record_key) \
+    FROM STDIN (FORMAT binary)";
+
+/// Loads `rows` by binary `COPY` (`statement`, `… FROM STDIN (FORMAT binary)`), each encoded by
+/// `encode` with as many fields as the statement names, within the caller's transaction.
+async fn copy_in<T>(
+    conn: &mut PgConnection,
+    statement: &str,
+    rows: &[T],
+    encode: impl Fn(&mut CopyRows, &T) -> Result<()>,
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut copy = conn.copy_in_raw(statement).await?;
+    let mut encoded = CopyRows::new();
+    for row in rows {
+        if let Err(e) = encode(&mut encoded, row) {
+            // Ended explicitly, so that the connection is left ready for the rollback.
+            copy.abort(e.to_string()).await?;
+            return Err(e);
+        }
+        if encoded.len() >= COPY_SEND_BYTES {
+            copy.send(encoded.take()).await?;
+        }
+    }
+    copy.send(encoded.finish()).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
 /// How much of a `COPY` is encoded before it is sent: PostgreSQL stores the first rows while
 /// the next are encoded, and a chunk's stream is never held whole.
 const COPY_SEND_BYTES: usize = 1 << 20;
@@ -731,5 +759,6 @@ crate::backend::sql_backend!(
     fix,
     Some(SOURCE_LOCK),
     json_text,
-    None::<&'static str>
+    None::<&'static str>,
+    true
 );

@@ -561,5 +561,6 @@ crate::backend::sql_backend!(
     fix,
     None::<&str>,
     json_text,
-    BEGIN
+    BEGIN,
+    false
 );

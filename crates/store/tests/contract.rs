@@ -692,6 +692,7 @@ async fn golden_records_are_found_by_fields_and_paths_are_checked() {
             person("P1", "张三", "1990-01-02", "13800000001"),
             person("P2", "张三", "1985-05-06", "13800000002"),
             person("P3", "李四", "1990-01-02", "13800000001"),
+            person("P4", "O'Brien \"张\" \\ é\t🀄", "1970-01-01", "13800000004"),
         ];
         store
             .replace_resolution("person", 1, "{}", &[], &golden)
@@ -736,6 +737,17 @@ async fn golden_records_are_found_by_fields_and_paths_are_checked() {
             .await
             .unwrap();
         assert_eq!(keys(phone), ["P1"], "the limit holds");
+        // A value with quotes, a backslash, a tab and characters outside the BMP is searched
+        // as the record holds it (PostgreSQL's search columns are written by the store).
+        let escaped = store
+            .search_golden(
+                "person",
+                &[("fields.name.value", "O'Brien \"张\" \\ é\t🀄")],
+                10,
+            )
+            .await
+            .unwrap();
+        assert_eq!(keys(escaped), ["P4"], "{}", store.backend());
         // A value that looks like SQL is only a value.
         let hostile = store
             .search_golden("person", &[("fields.name.value", "' OR 1=1 --")], 10)
