@@ -265,7 +265,8 @@ impl Sharing {
     }
 }
 
-/// Reads already served under `grant` on `day`, from memory or, the first time, the audit log.
+/// Reads already served under `grant` on `day`, from memory or, the first time, from the counts
+/// the store keeps per hour and grant beside the audit log (`Store::audit_reads_per_grant`).
 async fn used_today(sharing: &Sharing, grant: &str, day: i64) -> Result<u64, ApiError> {
     if let Some(n) = known_use(&sharing.quota_used, grant, day) {
         return Ok(n);
