@@ -262,8 +262,10 @@ async fn room_community(
         return Ok(c);
     }
     let mut c = None;
+    // A room's own relations go from it (to its building); those to it (its residents) are
+    // many and not needed here.
     for b in store
-        .relations_of(room)
+        .relations_from(room)
         .await?
         .iter()
         .filter(|b| b.relation == "in_building" && b.from_key == room)
@@ -287,8 +289,28 @@ pub async fn community_of_entity(
     places: &PlaceCommunities,
 ) -> Result<Option<String>> {
     match kind {
-        "person" => {
+        "person" | "entity" => {
             let relations = store.relations_from(key).await?;
+            community_from_relations(store, kind, key, &relations, places).await
+        }
+        "room" => room_community(store, key, places).await,
+        "building" => building_community(store, key, places).await,
+        _ => Ok(None),
+    }
+}
+
+/// [`community_of_entity`] for a person or company whose relations from it (as
+/// [`Store::relations_from`] gives them) were read already, e.g. together with its golden
+/// record; a room or building is looked up as there.
+pub async fn community_from_relations(
+    store: &dyn Store,
+    kind: &str,
+    key: &str,
+    relations: &[Relation],
+    places: &PlaceCommunities,
+) -> Result<Option<String>> {
+    match kind {
+        "person" => {
             for relation in ["lives_in", "rents", "registered_in"] {
                 for r in relations
                     .iter()
@@ -302,11 +324,9 @@ pub async fn community_of_entity(
             Ok(None)
         }
         "entity" => {
-            for r in store
-                .relations_from(key)
-                .await?
+            for r in relations
                 .iter()
-                .filter(|r| r.relation == "located_at")
+                .filter(|r| r.relation == "located_at" && r.from_key == key)
             {
                 if let Some(c) = building_community(store, &r.to_key, places).await? {
                     return Ok(Some(c));

@@ -158,13 +158,8 @@ impl Sharing {
         key: &str,
     ) -> Result<Option<std::sync::Arc<ParsedGolden>>, ApiError> {
         let generation = store.data_generation().await.map_err(ApiError::internal)?;
-        if let Some(g) = generation
-            && let Ok(cache) = self.golden.lock()
-            && cache.generation == g
-            && let Some((k, parsed)) = cache.entries.get(key)
-            && *k == kind
-        {
-            return Ok(Some(parsed.clone()));
+        if let Some(parsed) = self.kept_golden(generation, kind, key) {
+            return Ok(Some(parsed));
         }
         let Some(golden) = store
             .golden_record(kind, key)
@@ -173,7 +168,80 @@ impl Sharing {
         else {
             return Ok(None);
         };
-        let parsed = std::sync::Arc::new(ParsedGolden::parse(&golden.record)?);
+        Ok(Some(self.keep_golden(
+            generation,
+            kind,
+            key,
+            &golden.record,
+        )?))
+    }
+
+    /// [`Sharing::golden`] for a subject about to be looked at ([`look`]): when neither its
+    /// golden record nor its community is kept, a person's or company's record and the
+    /// relations its community is found from are read together
+    /// ([`tongban_store::Store::golden_with_relations_from`], one round trip on PostgreSQL
+    /// instead of two), and the community is kept for `look`, which asks for it next.
+    pub async fn golden_for_look(
+        &self,
+        store: &dyn tongban_store::Store,
+        kind: &'static str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<std::sync::Arc<ParsedGolden>>, ApiError> {
+        if !matches!(kind, "person" | "entity") || self.kept_community(key, now).is_some() {
+            return self.golden(store, kind, key).await;
+        }
+        let generation = store.data_generation().await.map_err(ApiError::internal)?;
+        if let Some(parsed) = self.kept_golden(generation, kind, key) {
+            return Ok(Some(parsed));
+        }
+        let (golden, relations) = store
+            .golden_with_relations_from(kind, key)
+            .await
+            .map_err(ApiError::internal)?;
+        // Only a subject that exists has its community kept, so that asking for keys that
+        // are not there fills no cache.
+        let Some(golden) = golden else {
+            return Ok(None);
+        };
+        let parsed = self.keep_golden(generation, kind, key, &golden.record)?;
+        let places = self.places_now(now)?;
+        let c = tongban_libraries::population::community_from_relations(
+            store, kind, key, &relations, &places,
+        )
+        .await
+        .map_err(ApiError::internal)?
+        .unwrap_or_default();
+        self.keep_community(key, c, now);
+        Ok(Some(parsed))
+    }
+
+    /// The parsed golden record of `key` if it is kept and still of the store's `generation`.
+    fn kept_golden(
+        &self,
+        generation: Option<u64>,
+        kind: &'static str,
+        key: &str,
+    ) -> Option<std::sync::Arc<ParsedGolden>> {
+        let g = generation?;
+        let cache = self.golden.lock().ok()?;
+        if cache.generation != g {
+            return None;
+        }
+        let (k, parsed) = cache.entries.get(key)?;
+        (*k == kind).then(|| parsed.clone())
+    }
+
+    /// Parses a golden record read under `generation` and keeps it if the store can tell
+    /// generations apart.
+    fn keep_golden(
+        &self,
+        generation: Option<u64>,
+        kind: &'static str,
+        key: &str,
+        record: &str,
+    ) -> Result<std::sync::Arc<ParsedGolden>, ApiError> {
+        let parsed = std::sync::Arc::new(ParsedGolden::parse(record)?);
         if let Some(g) = generation
             && let Ok(mut cache) = self.golden.lock()
         {
@@ -191,7 +259,7 @@ impl Sharing {
                     .insert(key.to_string(), (kind, parsed.clone()));
             }
         }
-        Ok(Some(parsed))
+        Ok(parsed)
     }
 
     async fn community(
@@ -201,31 +269,45 @@ impl Sharing {
         key: &str,
         now: i64,
     ) -> Result<String, ApiError> {
-        if let Ok(map) = self.communities.lock()
-            && let Some((c, at)) = map.get(key)
-            && now - at < COMMUNITY_FRESH_MS
-        {
-            return Ok(c.clone());
+        if let Some(c) = self.kept_community(key, now) {
+            return Ok(c);
         }
-        // The rooms' and buildings' communities are kept for as long as the subjects' are.
+        let places = self.places_now(now)?;
+        let c = tongban_libraries::population::community_of_entity(store, kind, key, &places)
+            .await
+            .map_err(ApiError::internal)?
+            .unwrap_or_default();
+        self.keep_community(key, c.clone(), now);
+        Ok(c)
+    }
+
+    /// A subject's community if it was found less than [`COMMUNITY_FRESH_MS`] ago.
+    fn kept_community(&self, key: &str, now: i64) -> Option<String> {
+        let map = self.communities.lock().ok()?;
+        let (c, at) = map.get(key)?;
+        (now - at < COMMUNITY_FRESH_MS).then(|| c.clone())
+    }
+
+    fn keep_community(&self, key: &str, community: String, now: i64) {
+        if let Ok(mut map) = self.communities.lock() {
+            map.insert(key.to_string(), (community, now));
+        }
+    }
+
+    /// The rooms' and buildings' communities, kept for as long as the subjects' are.
+    fn places_now(
+        &self,
+        now: i64,
+    ) -> Result<std::sync::Arc<tongban_libraries::population::PlaceCommunities>, ApiError> {
         if let Ok(mut places) = self.places.lock()
             && now - places.1 > COMMUNITY_FRESH_MS
         {
             *places = (Default::default(), now);
         }
-        let places = self
-            .places
+        self.places
             .lock()
             .map(|p| std::sync::Arc::clone(&p.0))
-            .map_err(|_| ApiError::internal("the place cache is poisoned"))?;
-        let c = tongban_libraries::population::community_of_entity(store, kind, key, &places)
-            .await
-            .map_err(ApiError::internal)?
-            .unwrap_or_default();
-        if let Ok(mut map) = self.communities.lock() {
-            map.insert(key.to_string(), (c.clone(), now));
-        }
-        Ok(c)
+            .map_err(|_| ApiError::internal("the place cache is poisoned"))
     }
 
     /// Give back one read of each grant's quota reserved on `day` for a read not answered.
@@ -852,7 +934,9 @@ async fn read(
     }
     let store = state.store.as_ref();
     let caller = Caller::new(sharing, store, p).await?;
-    let golden = sharing.golden(store, kind, &key).await?;
+    let golden = sharing
+        .golden_for_look(store, kind, &key, caller.now)
+        .await?;
     match look(sharing, store, &caller, kind, &key, golden.as_deref(), &[]).await? {
         Seen::Shown(view) => {
             let seq = record_reads(
@@ -1101,7 +1185,9 @@ async fn bulk(
     let mut events = Vec::new();
     let mut not_found = Vec::new();
     for key in keys {
-        let golden = sharing.golden(store, kind, &key).await?;
+        let golden = sharing
+            .golden_for_look(store, kind, &key, caller.now)
+            .await?;
         match look(sharing, store, &caller, kind, &key, golden.as_deref(), &[]).await? {
             Seen::Shown(v) => {
                 events.push(v.event(&caller, "bulk"));

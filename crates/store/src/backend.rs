@@ -480,6 +480,14 @@ impl Store for $store {
         self.backend_golden_record(resolution_kind(kind)?, entity_key).await
     }
 
+    async fn golden_with_relations_from(
+        &self,
+        kind: &str,
+        entity_key: &str,
+    ) -> Result<(Option<GoldenRecord>, Vec<Relation>)> {
+        self.backend_golden_with_relations_from(resolution_kind(kind)?, entity_key).await
+    }
+
     async fn data_generation(&self) -> Result<Option<u64>> {
         self.backend_data_generation().await
     }
@@ -549,7 +557,7 @@ impl Store for $store {
             // Where the backend's search columns are plain columns, they are written with the
             // record (see `search_values`); generated ones follow it by themselves.
             let search = if $writes_search_columns { crate::search_columns(k) } else { Vec::new() };
-            let names: String = search.iter().map(|c| format!(", {}", c.column)).collect();
+            let names = crate::search_column_names(&search);
             let updates: String =
                 search.iter().map(|c| format!(", {0} = excluded.{0}", c.column)).collect();
             for group in change.golden.chunks(ROWS_PER_INSERT) {

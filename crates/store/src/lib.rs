@@ -457,16 +457,19 @@ pub fn search_columns(kind: &str) -> Vec<SearchColumn> {
 }
 
 /// The text at each of `columns`' paths in a golden record, as PostgreSQL's `#>>` gives it for
-/// the values golden records hold there: a string unescaped, `None` where the path is missing,
-/// leads through something that is not an object, or ends at `null`. Another value (a number,
-/// an object) is given as compact JSON, which for a number written other than serde_json writes
-/// it (`1.50`, `1e2`) differs from PostgreSQL's text. A record that is not JSON has no text at
-/// any path.
+/// the values golden records hold there (the libraries put only strings at search paths): a
+/// string unescaped, `None` where the path is missing, leads through something that is not an
+/// object, or ends at `null`. Any other value is given as serde_json writes it, which is not
+/// PostgreSQL's text for it (`jsonb` writes `{"a": 1}` with spaces and its own key order, and
+/// `1.50` may come out as `1.5`). A record that is not JSON has no text at any path.
 ///
 /// PostgreSQL parsed a person's golden record as `jsonb` once per search column as the row was
 /// written, about 40 µs a parse on this machine class; the writer extracts all of them from one
 /// parse here instead.
 pub fn search_values(columns: &[SearchColumn], record: &str) -> Vec<Option<String>> {
+    if columns.is_empty() {
+        return Vec::new();
+    }
     let Ok(json) = serde_json::from_str::<serde_json::Value>(record) else {
         return vec![None; columns.len()];
     };
@@ -484,6 +487,12 @@ pub fn search_values(columns: &[SearchColumn], record: &str) -> Vec<Option<Strin
             }
         })
         .collect()
+}
+
+/// `, search_name, search_phone, …`: the names of `columns` for a statement's column list, after
+/// the columns it names first.
+pub(crate) fn search_column_names(columns: &[SearchColumn]) -> String {
+    columns.iter().map(|c| format!(", {}", c.column)).collect()
 }
 
 /// Whether `path` may name a place in a golden record: dot-separated keys of lower-case ASCII
@@ -898,6 +907,16 @@ pub trait Store: Send + Sync {
     /// subject's community is found from at its first governed read, one index range instead
     /// of two merged without duplicates (PostgreSQL executed it in a third of the time).
     async fn relations_from(&self, entity_key: &str) -> Result<Vec<Relation>>;
+
+    /// A golden record and the relations from its entity, as [`Store::golden_record`] and
+    /// [`Store::relations_from`] give them, read together: a subject's first governed read needs
+    /// both (the record, and its community from the relations), and on PostgreSQL this is one
+    /// statement and one round trip instead of two.
+    async fn golden_with_relations_from(
+        &self,
+        kind: &str,
+        entity_key: &str,
+    ) -> Result<(Option<GoldenRecord>, Vec<Relation>)>;
 
     /// Every relation in key order after `after`, at most `limit`.
     async fn relations_page(&self, after: Option<&Relation>, limit: i64) -> Result<Vec<Relation>>;

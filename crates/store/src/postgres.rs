@@ -1,5 +1,4 @@
-//! The PostgreSQL store, for a city that outgrows one machine (and, through it, Citus,
-//! YugabyteDB or CockroachDB).
+//! The PostgreSQL store (PostgreSQL 13 or later), for a city that outgrows one machine.
 //!
 //! Connections come from a pool shared by all requests; every `Store` method is one transaction.
 //! This module opens the pool and runs the PostgreSQL migrations; the statements are in `backend`.
@@ -272,7 +271,7 @@ impl PgStore {
         .await?;
         // The search columns are written with the record (see `search_values`).
         let search = crate::search_columns(k);
-        let search_names: String = search.iter().map(|c| format!(", {}", c.column)).collect();
+        let search_names = crate::search_column_names(&search);
         let copy_golden = format!(
             "COPY golden_{k} (entity_key, record, run_id{search_names}) FROM STDIN (FORMAT binary)"
         );
@@ -376,7 +375,7 @@ impl PgStore {
         // Two batches of one source storing at once (two pushes) would both see a new key as
         // absent and both insert version 1; the source's lock makes them take turns. The same
         // statement holds the source's row, which stands in for a foreign key on every record.
-        if sqlx::query(CHUNK_SOURCE)
+        if sqlx::query(AssertSqlSafe(chunk_source()))
             .bind(source_id)
             .fetch_optional(&mut *tx)
             .await?
@@ -494,7 +493,8 @@ impl PgStore {
         }
         // The new versions go in by `COPY`: PostgreSQL takes the values as they are, where a
         // multi-row `INSERT` had it parse every bound value and set up every row's expressions.
-        copy_in(&mut tx, COPY_RECORDS, &inserts, |rows, (r, version)| {
+        let copy_records = format!("COPY records ({RECORD_COLUMNS}) FROM STDIN (FORMAT binary)");
+        copy_in(&mut tx, &copy_records, &inserts, |rows, (r, version)| {
             rows.row(13).text(source_id)?.text(&r.key)?;
             rows.int8(*version).text("current")?;
             rows.int8(batch_id).int8(batch_id).text(&r.location)?;
@@ -566,6 +566,47 @@ impl PgStore {
         .transpose()
     }
 
+    /// One statement: the record's row (part 0), then one row per relation (part 1) in the
+    /// order of `relations_from`, so the record travels once.
+    async fn backend_golden_with_relations_from(
+        &self,
+        k: &str,
+        entity_key: &str,
+    ) -> Result<(Option<GoldenRecord>, Vec<Relation>)> {
+        let sql = format!(
+            "SELECT 0 AS part, record, NULL::text AS relation, NULL::text AS to_key, \
+                    NULL::text AS source_id, NULL::text AS record_key \
+             FROM golden_{k} WHERE entity_key = $1 \
+             UNION ALL \
+             SELECT 1, NULL, relation, to_key, source_id, record_key \
+             FROM relations WHERE from_key = $1 \
+             ORDER BY part, relation, to_key, source_id, record_key"
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(entity_key)
+            .fetch_all(&self.read)
+            .await?;
+        let mut golden = None;
+        let mut relations = Vec::with_capacity(rows.len());
+        for r in &rows {
+            if r.try_get::<i32, _>("part")? == 0 {
+                golden = Some(GoldenRecord {
+                    entity_key: entity_key.to_string(),
+                    record: r.try_get("record")?,
+                });
+            } else {
+                relations.push(Relation {
+                    from_key: entity_key.to_string(),
+                    relation: r.try_get("relation")?,
+                    to_key: r.try_get("to_key")?,
+                    source_id: r.try_get("source_id")?,
+                    record_key: r.try_get("record_key")?,
+                });
+            }
+        }
+        Ok((golden, relations))
+    }
+
     /// The entries go as one statement, each column as one array that `unnest` turns back into
     /// rows: a batch without a checkpoint (all but one in a thousand) is one round trip and its
     /// own transaction, instead of three (begin, insert, commit).
@@ -630,9 +671,16 @@ const SOURCE_LOCK: &str = "SELECT pg_advisory_xact_lock(hashtext(?))";
 /// How a chunk's transaction begins: the source's lock (see [`SOURCE_LOCK`]), taken only if the
 /// source exists, whose row is then held against deletion to the end of the transaction. The
 /// `records` table has no foreign key to `sources` (migration 0014): checking it on every row
-/// cost PostgreSQL a tenth of an ingest, where this costs one statement a chunk.
-const CHUNK_SOURCE: &str =
-    "SELECT pg_advisory_xact_lock(hashtext($1)) FROM sources WHERE id = $1 FOR KEY SHARE";
+/// cost PostgreSQL a tenth to a fifth of an ingest, where this costs one statement a chunk.
+///
+/// It is built from [`SOURCE_LOCK`], so that chunks and the batch's other steps take the same
+/// lock.
+fn chunk_source() -> String {
+    format!(
+        "{} FROM sources WHERE id = $1 FOR KEY SHARE",
+        SOURCE_LOCK.replace('?', "$1")
+    )
+}
 
 /// How a chunk's updates begin. They bind hundreds of ids in IN lists; after five executions
 /// PostgreSQL could switch to a generic plan that ignores the index, so they are planned for
@@ -640,13 +688,8 @@ const CHUNK_SOURCE: &str =
 /// plan (one connection-wide setting held the API to 5.5 k reads/s).
 const CHUNK_UPDATES: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
 
-/// Where a chunk's inserts begin: plans cached again.
-const CHUNK_INSERTS: &str = "SET LOCAL plan_cache_mode = auto";
-
-/// How a chunk's new record versions are loaded ([`crate::pg_copy`] encodes the rows), in the
-/// order of `RECORD_COLUMNS`.
-const COPY_RECORDS: &str = "COPY records (source_id, record_key, version, status, batch_id, seen_batch, \
-    location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at) FROM STDIN (FORMAT binary)";
+/// Where a chunk's inserts begin: plans cached as the database is configured to.
+const CHUNK_INSERTS: &str = "SET LOCAL plan_cache_mode TO DEFAULT";
 
 /// How the relations are loaded.
 const COPY_RELATIONS: &str = "COPY relations (from_key, relation, to_key, source_id, record_key) \
@@ -666,11 +709,11 @@ async fn copy_in<T>(
     let mut copy = conn.copy_in_raw(statement).await?;
     let mut encoded = CopyRows::new();
     for row in rows {
-        if let Err(e) = encode(&mut encoded, row) {
-            // Ended explicitly, so that the connection is left ready for the rollback.
-            copy.abort(e.to_string()).await?;
-            return Err(e);
-        }
+        // A row that cannot be encoded (a value over 2 GiB) ends the load: the dropped `COPY`
+        // fails it, the caller's transaction rolls back, and sqlx closes the connection when
+        // its check on return to the pool fails. An explicit abort could leave the connection
+        // a reply out of step if PostgreSQL had already refused an earlier row.
+        encode(&mut encoded, row)?;
         if encoded.len() >= COPY_SEND_BYTES {
             copy.send(encoded.take()).await?;
         }

@@ -134,6 +134,16 @@ impl SqliteStore {
         self.direct.golden_record(k, entity_key)
     }
 
+    /// Two reads: in the process, there is no round trip to save.
+    async fn backend_golden_with_relations_from(
+        &self,
+        k: &str,
+        entity_key: &str,
+    ) -> Result<(Option<GoldenRecord>, Vec<Relation>)> {
+        let golden = self.backend_golden_record(k, entity_key).await?;
+        Ok((golden, Store::relations_from(self, entity_key).await?))
+    }
+
     async fn backend_store_chunk(
         &self,
         batch_id: i64,

@@ -513,6 +513,46 @@ async fn relations_replace_as_a_whole_and_are_found_from_either_end() {
         );
         assert!(store.relations_from("R1").await.unwrap().is_empty());
         assert!(store.relations_from("P2").await.unwrap().is_empty());
+        // Read with the golden record, the same answers: a record with relations, a record
+        // without, relations without a record, and neither.
+        let golden = |key: &str| tongban_store::GoldenRecord {
+            entity_key: key.into(),
+            record: format!("{{\"key\":\"{key}\",\"fields\":{{}}}}"),
+        };
+        store
+            .replace_resolution("person", 1, "{}", &[], &[golden("P1"), golden("P2")])
+            .await
+            .unwrap();
+        for key in ["P1", "P2", "R1", "P9"] {
+            let kind = if key.starts_with('R') {
+                "room"
+            } else {
+                "person"
+            };
+            assert_eq!(
+                store.golden_with_relations_from(kind, key).await.unwrap(),
+                (
+                    store.golden_record(kind, key).await.unwrap(),
+                    store.relations_from(key).await.unwrap()
+                ),
+                "{key} on {}",
+                store.backend()
+            );
+        }
+        assert_eq!(
+            store
+                .golden_with_relations_from("person", "P1")
+                .await
+                .unwrap(),
+            (
+                Some(golden("P1")),
+                vec![rel("P1", "lives_in", "R1"), rel("P1", "mother", "P2")]
+            )
+        );
+        assert!(matches!(
+            store.golden_with_relations_from("citizen", "P1").await,
+            Err(tongban_store::StoreError::UnknownKind(_))
+        ));
         store
             .replace_relations(&tongban_store::Relation::all_borrowed(&[rel(
                 "P3", "father", "P2",
@@ -780,7 +820,10 @@ async fn golden_records_are_found_by_fields_and_paths_are_checked() {
         let changes = vec![tongban_store::LibraryChanges {
             kind: "person".into(),
             run_id: 1,
-            golden: vec![person("P1", "王五", "1990-01-02", "13800000009")],
+            golden: vec![
+                person("P1", "王五", "1990-01-02", "13800000009"),
+                person("P5", "新 \"五\" \\ \n🀄", "2001-01-01", "13800000005"),
+            ],
             renamed: vec![("P3".into(), "P2".into())],
             ..Default::default()
         }];
@@ -800,6 +843,12 @@ async fn golden_records_are_found_by_fields_and_paths_are_checked() {
         assert_eq!(search("fields.name.value", "张三").await, ["P2"]);
         assert!(search("fields.name.value", "李四").await.is_empty());
         assert_eq!(search("fields.phone.value", "13800000009").await, ["P1"]);
+        assert_eq!(
+            search("fields.name.value", "新 \"五\" \\ \n🀄").await,
+            ["P5"],
+            "{}",
+            store.backend()
+        );
     }
 }
 

@@ -2,6 +2,8 @@
 -- it writes each record (`tongban_store::search_values`). As generated columns PostgreSQL parsed
 -- the record as `jsonb` once per column: for a person, four parses of about 1.6 KB of JSON,
 -- most of the time it took to write the person library. The values already stored are kept.
+-- Whatever writes a golden record from outside the store must now fill its search columns
+-- too (tongban_store::search_values), or searches will not find it by its new values.
 ALTER TABLE golden_person ALTER COLUMN search_name DROP EXPRESSION;
 ALTER TABLE golden_person ALTER COLUMN search_phone DROP EXPRESSION;
 ALTER TABLE golden_person ALTER COLUMN search_citizen_id DROP EXPRESSION;
