@@ -288,15 +288,12 @@ pub async fn community_of_entity(
     key: &str,
     places: &PlaceCommunities,
 ) -> Result<Option<String>> {
-    match kind {
-        "person" | "entity" => {
-            let relations = store.relations_from(key).await?;
-            community_from_relations(store, kind, key, &relations, places).await
-        }
-        "room" => room_community(store, key, places).await,
-        "building" => building_community(store, key, places).await,
-        _ => Ok(None),
-    }
+    // Only people and companies are placed by their own relations.
+    let relations = match kind {
+        "person" | "entity" => store.relations_from(key).await?,
+        _ => Vec::new(),
+    };
+    community_from_relations(store, kind, key, &relations, places).await
 }
 
 /// [`community_of_entity`] for a person or company whose relations from it (as
