@@ -15,6 +15,7 @@
 mod backend;
 mod grant_reads;
 mod pg_copy;
+mod pg_held;
 pub mod postgres;
 pub mod sqlite;
 mod sqlite_direct;

@@ -22,6 +22,8 @@ pub struct PgStore {
     pool: PgPool,
     /// The same pool: PostgreSQL's connections already read while others write.
     read: PgPool,
+    /// Connections for the governed API's statements, used before the pool (see `pg_held`).
+    held: crate::pg_held::Held,
     /// What the store has heard of changes (see [`Generation`]).
     generation: Arc<Generation>,
     /// The tasks that listen for changes and keep the heartbeat going, stopped with the store.
@@ -181,6 +183,10 @@ async fn beat(pool: PgPool) {
 impl PgStore {
     /// Connects to `url`, brings the schema up to date, and starts listening for changes.
     pub async fn open(url: &str) -> Result<PgStore> {
+        // sqlx checks a pooled connection with a round trip (a `Sync` and its `ReadyForQuery`)
+        // before handing it out, and again when it comes back. The governed API's statements
+        // avoid both on connections of their own (`held`); everything else keeps the checks, so
+        // that a connection the server has ended is replaced before a statement fails on it.
         let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         let generation = Arc::new(Generation::new());
@@ -198,6 +204,7 @@ impl PgStore {
         ];
         Ok(PgStore {
             read: pool.clone(),
+            held: crate::pg_held::Held::new(url),
             pool,
             generation,
             watchers,
@@ -553,10 +560,8 @@ impl PgStore {
         entity_key: &str,
     ) -> Result<Option<GoldenRecord>> {
         let sql = format!("SELECT entity_key, record FROM golden_{k} WHERE entity_key = $1");
-        let row = sqlx::query(AssertSqlSafe(sql))
-            .bind(entity_key)
-            .fetch_optional(&self.read)
-            .await?;
+        let query = || sqlx::query(AssertSqlSafe(sql.as_str())).bind(entity_key);
+        let row = self.held.fetch_optional(&self.read, query).await?;
         row.map(|r| -> Result<GoldenRecord> {
             Ok(GoldenRecord {
                 entity_key: r.try_get("entity_key")?,
@@ -564,6 +569,12 @@ impl PgStore {
             })
         })
         .transpose()
+    }
+
+    async fn backend_relations_from(&self, entity_key: &str) -> Result<Vec<Relation>> {
+        let AssertSqlSafe(sql) = fix(RELATIONS_FROM);
+        let query = || sqlx::query(AssertSqlSafe(sql.as_str())).bind(entity_key);
+        relations(&self.held.fetch_all(&self.read, query).await?)
     }
 
     /// One statement: the record's row (part 0), then one row per relation (part 1) in the
@@ -582,10 +593,8 @@ impl PgStore {
              FROM relations WHERE from_key = $1 \
              ORDER BY part, relation, to_key, source_id, record_key"
         );
-        let rows = sqlx::query(AssertSqlSafe(sql))
-            .bind(entity_key)
-            .fetch_all(&self.read)
-            .await?;
+        let query = || sqlx::query(AssertSqlSafe(sql.as_str())).bind(entity_key);
+        let rows = self.held.fetch_all(&self.read, query).await?;
         let mut golden = None;
         let mut relations = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -642,7 +651,7 @@ impl PgStore {
         .bind(reads.keys().map(|(_, g)| g.as_str()).collect::<Vec<&str>>())
         .bind(reads.values().copied().collect::<Vec<i64>>());
         let Some(c) = checkpoint else {
-            insert.execute(&self.pool).await?;
+            self.held.execute(&self.pool, insert).await?;
             return Ok(());
         };
         let mut tx = self.pool.begin().await?;

@@ -144,6 +144,14 @@ impl SqliteStore {
         Ok((golden, Store::relations_from(self, entity_key).await?))
     }
 
+    async fn backend_relations_from(&self, entity_key: &str) -> Result<Vec<Relation>> {
+        let rows = sqlx::query(fix(RELATIONS_FROM))
+            .bind(entity_key)
+            .fetch_all(&self.read)
+            .await?;
+        relations(&rows)
+    }
+
     async fn backend_store_chunk(
         &self,
         batch_id: i64,

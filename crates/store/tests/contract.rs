@@ -1579,6 +1579,62 @@ async fn postgres_hears_every_change_to_the_golden_records() {
     );
 }
 
+/// On PostgreSQL the governed API's reads and audit appends run first on connections the store
+/// holds itself (`pg_held`). When the server ends every connection of the database, the next read
+/// still answers (a read whose connection was lost runs again on the pool), later reads and
+/// appends work on connections opened anew, and the store opens as many of those as it lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_reads_outlive_the_servers_ending_their_connections() {
+    let Some(url) = pg_url() else { return };
+    let url = tongban_store::testing::fresh_postgres(&url, "held")
+        .await
+        .unwrap();
+    let s = tongban_store::open(&url).await.unwrap();
+    let golden = tongban_store::GoldenRecord {
+        entity_key: "P1".into(),
+        record: r#"{"key":"P1","fields":{}}"#.into(),
+    };
+    s.replace_resolution("person", 1, "{}", &[], std::slice::from_ref(&golden))
+        .await
+        .unwrap();
+    let read = || async {
+        (
+            s.golden_record("person", "P1").await.unwrap(),
+            s.golden_with_relations_from("person", "P1").await.unwrap(),
+        )
+    };
+    let expected = (Some(golden.clone()), (Some(golden.clone()), Vec::new()));
+    assert_eq!(read().await, expected);
+    let ended = tongban_store::testing::execute_raw(
+        &url,
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await
+    .unwrap();
+    assert!(ended >= 2, "only {ended} connections ended");
+    for round in 0..3 {
+        assert_eq!(
+            read().await,
+            expected,
+            "read {round} after the connections ended"
+        );
+    }
+    // An append on a lost connection may fail once (it is not run again, since it may have been
+    // committed); the next one is stored.
+    let mut stored = false;
+    for seq in 1..=2 {
+        if s.append_audit(&[audit_row(seq)], None).await.is_ok() {
+            stored = true;
+            break;
+        }
+    }
+    assert!(
+        stored,
+        "no audit append succeeded after the connections ended"
+    );
+}
+
 /// The generation's promise under concurrency, as a cache relies on it: a value read under
 /// generation `g` is served again only by a check answering `g`, and such a check, made more than
 /// a millisecond (SQLite's promise for another process's commits) after a commit, must find the
