@@ -980,10 +980,6 @@ impl Store for $store {
     }
 }
 
-/// The relations from one entity, in the order `Store::relations_from` promises.
-const RELATIONS_FROM: &str = "SELECT * FROM relations WHERE from_key = ?
-    ORDER BY relation, to_key, source_id, record_key";
-
 /// Relations as rows of the `relations` table read them.
 fn relations(rows: &[$row]) -> Result<Vec<Relation>> {
     rows.iter()

@@ -572,8 +572,13 @@ impl PgStore {
     }
 
     async fn backend_relations_from(&self, entity_key: &str) -> Result<Vec<Relation>> {
-        let AssertSqlSafe(sql) = fix(RELATIONS_FROM);
-        let query = || sqlx::query(AssertSqlSafe(sql.as_str())).bind(entity_key);
+        let query = || {
+            sqlx::query(
+                "SELECT * FROM relations WHERE from_key = $1 \
+                 ORDER BY relation, to_key, source_id, record_key",
+            )
+            .bind(entity_key)
+        };
         relations(&self.held.fetch_all(&self.read, query).await?)
     }
 

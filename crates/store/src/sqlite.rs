@@ -134,7 +134,7 @@ impl SqliteStore {
         self.direct.golden_record(k, entity_key)
     }
 
-    /// Two reads: in the process, there is no round trip to save.
+    /// Two reads on the calling thread: in the process, there is no round trip to save.
     async fn backend_golden_with_relations_from(
         &self,
         k: &str,
@@ -145,11 +145,7 @@ impl SqliteStore {
     }
 
     async fn backend_relations_from(&self, entity_key: &str) -> Result<Vec<Relation>> {
-        let rows = sqlx::query(fix(RELATIONS_FROM))
-            .bind(entity_key)
-            .fetch_all(&self.read)
-            .await?;
-        relations(&rows)
+        self.direct.relations_from(entity_key)
     }
 
     async fn backend_store_chunk(

@@ -262,6 +262,33 @@ impl Direct {
         }))
     }
 
+    /// The relations from `entity_key`, ordered as `Store::relations_from` promises. Runs on the
+    /// calling thread like [`Direct::golden_record`], which a governed read pairs it with: one
+    /// index range, where sqlx handed the statement and each row across its worker thread.
+    pub(crate) fn relations_from(&self, entity_key: &str) -> Result<Vec<crate::Relation>> {
+        let reader = self.reader()?;
+        let found = reader
+            .conn
+            .prepare_cached(
+                "SELECT from_key, relation, to_key, source_id, record_key FROM relations \
+                 WHERE from_key = ?1 ORDER BY relation, to_key, source_id, record_key",
+            )
+            .and_then(|mut st| {
+                st.query_map(params![entity_key], |r| {
+                    Ok(crate::Relation {
+                        from_key: r.get(0)?,
+                        relation: r.get(1)?,
+                        to_key: r.get(2)?,
+                        source_id: r.get(3)?,
+                        record_key: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            });
+        self.keep(reader);
+        Ok(found?)
+    }
+
     /// Current records after row `after_id` in row order, at most `limit`: the pages resolution
     /// reads every record through. Runs on the calling thread from a pooled read-only
     /// connection; through sqlx every row was handed over from its worker thread.
