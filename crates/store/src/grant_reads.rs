@@ -18,13 +18,31 @@ fn answered_read(action: &str) -> bool {
     action.starts_with("read.") && !action.ends_with(".denied")
 }
 
+/// How many distinct details of a batch [`by_hour`] keeps read.
+const DETAILS_KEPT: usize = 8;
+
 /// Answered reads among `rows` per (hour, grant), in that order.
+///
+/// The reads of one user under one grant have the same detail whatever the subject, so a batch
+/// holds few distinct details: each is read once (comparing it with the few kept costs far less
+/// than reading it, which was a fortieth of a governed lookup's time on SQLite).
 pub(crate) fn by_hour(rows: &[AuditRow]) -> BTreeMap<(i64, String), i64> {
     let mut out: BTreeMap<(i64, String), i64> = BTreeMap::new();
+    let mut kept: Vec<(&str, Vec<std::borrow::Cow<'_, str>>)> = Vec::new();
     for r in rows.iter().filter(|r| answered_read(&r.action)) {
         let hour = r.at.div_euclid(HOUR_MS);
-        for g in grants_served(&r.detail) {
-            *out.entry((hour, g.into_owned())).or_default() += 1;
+        let at = match kept.iter().position(|(d, _)| *d == r.detail) {
+            Some(at) => at,
+            None => {
+                if kept.len() == DETAILS_KEPT {
+                    kept.remove(0);
+                }
+                kept.push((&r.detail, grants_served(&r.detail)));
+                kept.len() - 1
+            }
+        };
+        for g in &kept[at].1 {
+            *out.entry((hour, g.to_string())).or_default() += 1;
         }
     }
     out
@@ -160,5 +178,30 @@ mod tests {
                 ((1, "G1".to_string()), 1)
             ]
         );
+        // Details read once and kept give what reading each row's gives: more distinct details
+        // than are kept, interleaved and repeated, some without a grant or not JSON.
+        let details: Vec<String> = (0..11)
+            .map(|i| match i {
+                9 => "not json".to_string(),
+                10 => r#"{"shown":["phone"]}"#.to_string(),
+                _ => format!(r#"{{"served_under":[{{"grant":"G{}"}},{{"grant":"G{i}"}}]}}"#, i % 3),
+            })
+            .collect();
+        let rows: Vec<crate::AuditRow> = (0..400)
+            .map(|n: i64| {
+                let detail = &details[((n * 7) % 11 + n / 50) as usize % 11];
+                row(n * 40_000, "read.person", detail)
+            })
+            .collect();
+        let mut each: std::collections::BTreeMap<(i64, String), i64> = Default::default();
+        for r in &rows {
+            for g in super::grants_served(&r.detail) {
+                *each
+                    .entry((r.at.div_euclid(super::HOUR_MS), g.into_owned()))
+                    .or_default() += 1;
+            }
+        }
+        assert!(each.len() > 20);
+        assert_eq!(super::by_hour(&rows), each);
     }
 }
