@@ -23,9 +23,10 @@ const DETAILS_KEPT: usize = 8;
 
 /// Answered reads among `rows` per (hour, grant), in that order.
 ///
-/// The reads of one user under one grant have the same detail whatever the subject, so a batch
-/// holds few distinct details: each is read once (comparing it with the few kept costs far less
-/// than reading it, which was a fortieth of a governed lookup's time on SQLite).
+/// A detail names the grants, the fields shown and masked and how the subject was found, not
+/// the subject, so the reads of one user under one grant mostly share a few details and a batch
+/// holds few distinct ones: each is read once (comparing it with the few kept costs far less than
+/// reading it, which was a fortieth of a governed lookup's time on SQLite).
 pub(crate) fn by_hour(rows: &[AuditRow]) -> BTreeMap<(i64, String), i64> {
     let mut out: BTreeMap<(i64, String), i64> = BTreeMap::new();
     let mut kept: Vec<(&str, Vec<std::borrow::Cow<'_, str>>)> = Vec::new();
@@ -184,7 +185,10 @@ mod tests {
             .map(|i| match i {
                 9 => "not json".to_string(),
                 10 => r#"{"shown":["phone"]}"#.to_string(),
-                _ => format!(r#"{{"served_under":[{{"grant":"G{}"}},{{"grant":"G{i}"}}]}}"#, i % 3),
+                _ => format!(
+                    r#"{{"served_under":[{{"grant":"G{}"}},{{"grant":"G{i}"}}]}}"#,
+                    i % 3
+                ),
             })
             .collect();
         let rows: Vec<crate::AuditRow> = (0..400)
