@@ -98,11 +98,11 @@ impl Held {
 
     /// A new connection, unless one failed to open within the last [`RETRY_CONNECT_AFTER`].
     async fn connect(&self) -> Option<PgConnection> {
-        let refused = |until: &mut Option<Instant>| until.is_some_and(|t| Instant::now() < t);
+        let now = Instant::now();
         if self
             .no_connect_until
             .lock()
-            .map_or(true, |mut u| refused(&mut u))
+            .map_or(true, |until| until.is_some_and(|t| now < t))
         {
             return None;
         }
@@ -195,22 +195,19 @@ impl HeldConnection<'_> {
         Some(self)
     }
 
-    pub(crate) async fn fetch_all(mut self, q: PgQuery<'_>) -> Result<Vec<PgRow>, sqlx::Error> {
+    async fn fetch_all(mut self, q: PgQuery<'_>) -> Result<Vec<PgRow>, sqlx::Error> {
         let rows = q.fetch_all(&mut self.conn).await?;
         self.put_back();
         Ok(rows)
     }
 
-    pub(crate) async fn fetch_optional(
-        mut self,
-        q: PgQuery<'_>,
-    ) -> Result<Option<PgRow>, sqlx::Error> {
+    async fn fetch_optional(mut self, q: PgQuery<'_>) -> Result<Option<PgRow>, sqlx::Error> {
         let row = q.fetch_optional(&mut self.conn).await?;
         self.put_back();
         Ok(row)
     }
 
-    pub(crate) async fn execute(mut self, q: PgQuery<'_>) -> Result<PgQueryResult, sqlx::Error> {
+    async fn execute(mut self, q: PgQuery<'_>) -> Result<PgQueryResult, sqlx::Error> {
         let done = q.execute(&mut self.conn).await?;
         self.put_back();
         Ok(done)

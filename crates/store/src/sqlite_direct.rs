@@ -174,6 +174,18 @@ impl Direct {
         }
     }
 
+    /// `read`'s answer on a pooled read-only connection, which goes back to the pool whatever
+    /// the answer.
+    fn read<T>(
+        &self,
+        read: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let reader = self.reader()?;
+        let answer = read(&reader.conn);
+        self.keep(reader);
+        Ok(answer?)
+    }
+
     fn reader(&self) -> Result<Reader> {
         if let Some(r) = self.readers.lock().map_err(|_| poisoned())?.pop() {
             return Ok(r);
@@ -242,8 +254,6 @@ impl Direct {
         kind: &str,
         entity_key: &str,
     ) -> Result<Option<GoldenRecord>> {
-        let reader = self.reader()?;
-        let conn = &reader.conn;
         let sql = match kind {
             "person" => "SELECT record FROM golden_person WHERE entity_key = ?1",
             "entity" => "SELECT record FROM golden_entity WHERE entity_key = ?1",
@@ -251,12 +261,12 @@ impl Direct {
             "room" => "SELECT record FROM golden_room WHERE entity_key = ?1",
             other => return Err(StoreError::UnknownKind(other.to_string())),
         };
-        let found = conn.prepare_cached(sql).and_then(|mut st| {
-            st.query_row(params![entity_key], |r| r.get::<_, String>(0))
+        let found = self.read(|conn| {
+            conn.prepare_cached(sql)?
+                .query_row(params![entity_key], |r| r.get::<_, String>(0))
                 .optional()
-        });
-        self.keep(reader);
-        Ok(found?.map(|record| GoldenRecord {
+        })?;
+        Ok(found.map(|record| GoldenRecord {
             entity_key: entity_key.to_string(),
             record,
         }))
@@ -266,27 +276,22 @@ impl Direct {
     /// calling thread like [`Direct::golden_record`], which a governed read pairs it with: one
     /// index range, where sqlx handed the statement and each row across its worker thread.
     pub(crate) fn relations_from(&self, entity_key: &str) -> Result<Vec<crate::Relation>> {
-        let reader = self.reader()?;
-        let found = reader
-            .conn
-            .prepare_cached(
+        self.read(|conn| {
+            conn.prepare_cached(
                 "SELECT from_key, relation, to_key, source_id, record_key FROM relations \
                  WHERE from_key = ?1 ORDER BY relation, to_key, source_id, record_key",
-            )
-            .and_then(|mut st| {
-                st.query_map(params![entity_key], |r| {
-                    Ok(crate::Relation {
-                        from_key: r.get(0)?,
-                        relation: r.get(1)?,
-                        to_key: r.get(2)?,
-                        source_id: r.get(3)?,
-                        record_key: r.get(4)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            });
-        self.keep(reader);
-        Ok(found?)
+            )?
+            .query_map(params![entity_key], |r| {
+                Ok(crate::Relation {
+                    from_key: r.get(0)?,
+                    relation: r.get(1)?,
+                    to_key: r.get(2)?,
+                    source_id: r.get(3)?,
+                    record_key: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
     }
 
     /// Current records after row `after_id` in row order, at most `limit`: the pages resolution
@@ -297,27 +302,22 @@ impl Direct {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<CleanedRecord>> {
-        let reader = self.reader()?;
-        let page = reader
-            .conn
-            .prepare_cached(
+        self.read(|conn| {
+            conn.prepare_cached(
                 "SELECT id, source_id, record_key, cleaned, issues FROM records \
                  WHERE id > ?1 AND status = 'current' ORDER BY id LIMIT ?2",
-            )
-            .and_then(|mut st| {
-                st.query_map(params![after_id, limit], |r| {
-                    Ok(CleanedRecord {
-                        id: r.get(0)?,
-                        source_id: r.get(1)?,
-                        key: r.get(2)?,
-                        cleaned: r.get(3)?,
-                        issues: r.get(4)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            });
-        self.keep(reader);
-        Ok(page?)
+            )?
+            .query_map(params![after_id, limit], |r| {
+                Ok(CleanedRecord {
+                    id: r.get(0)?,
+                    source_id: r.get(1)?,
+                    key: r.get(2)?,
+                    cleaned: r.get(3)?,
+                    issues: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
     }
 
     /// Append `rows` (and `checkpoint`) in one transaction, on the calling thread, in the
