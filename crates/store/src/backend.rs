@@ -8,10 +8,11 @@
 //! SQL they guard.
 //!
 //! Some operations are each backend's own, because each has a faster way than the shared one:
-//! storing an ingest chunk, replacing a library or the relations, reading every current record,
-//! reading a golden record (alone or with its relations), reading an entity's relations and
-//! appending audit entries (`backend_store_chunk`, `backend_replace_resolution`,
-//! `backend_replace_relations`, `backend_all_current_cleaned`, `backend_golden_record`,
+//! storing an ingest chunk, replacing a library or the relations, applying an incremental
+//! resolution's changes, reading every current record, reading a golden record (alone or with
+//! its relations), reading an entity's relations and appending audit entries
+//! (`backend_store_chunk`, `backend_replace_resolution`, `backend_replace_relations`,
+//! `backend_apply_library_changes`, `backend_all_current_cleaned`, `backend_golden_record`,
 //! `backend_golden_with_relations_from`, `backend_relations_from`, `backend_append_audit` in
 //! `sqlite.rs` and `postgres.rs`). The audit
 //! entries of a subject are found by each backend's own statement (`AUDIT_OF_SUBJECT`), because
@@ -51,11 +52,6 @@ impl WriteTx {
         Ok(())
     }
 }
-
-const ROWS_PER_INSERT: usize = 500;
-/// Links have six short columns; more rows per statement means fewer round trips (SQLite allows
-/// 32 766 parameters, PostgreSQL 65 535).
-const LINKS_PER_INSERT: usize = 2_000;
 
 fn batch_row(r: &$row) -> Result<BatchRow> {
     Ok(BatchRow {
@@ -507,92 +503,7 @@ impl Store for $store {
         changes: &[LibraryChanges],
         relations: &[Relation],
     ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        for change in changes {
-            let k = resolution_kind(&change.kind)?;
-            let run_id = change.run_id;
-            for (old, new) in &change.renamed {
-                sqlx::query($fix(&format!("UPDATE links_{k} SET entity_key = ? WHERE entity_key = ?")))
-                    .bind(new)
-                    .bind(old)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query($fix(&format!("DELETE FROM golden_{k} WHERE entity_key = ?")))
-                    .bind(old)
-                    .execute(&mut *tx)
-                    .await?;
-                // A relation may already exist under the new key, so it is copied without
-                // duplicates and the old one removed, rather than updated in place.
-                for (set, select) in [
-                    ("from_key", "?, relation, to_key"),
-                    ("to_key", "from_key, relation, ?"),
-                ] {
-                    sqlx::query($fix(&format!(
-                        "INSERT INTO relations (from_key, relation, to_key, source_id, record_key)
-                         SELECT {select}, source_id, record_key FROM relations WHERE {set} = ?
-                         ON CONFLICT DO NOTHING"
-                    )))
-                    .bind(new)
-                    .bind(old)
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query($fix(&format!("DELETE FROM relations WHERE {set} = ?")))
-                        .bind(old)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-            for group in change.links.chunks(LINKS_PER_INSERT) {
-                let mut q: QueryBuilder<$db> = QueryBuilder::new(format!(
-                    "INSERT INTO links_{k} (source_id, record_key, role, entity_key, run_id) "
-                ));
-                q.push_values(group, |mut b, l| {
-                    b.push_bind(&l.source_id)
-                        .push_bind(&l.record_key)
-                        .push_bind(&l.role)
-                        .push_bind(&l.entity_key)
-                        .push_bind(run_id);
-                });
-                q.push(" ON CONFLICT (source_id, record_key, role) DO UPDATE SET entity_key = excluded.entity_key, run_id = excluded.run_id");
-                q.build().execute(&mut *tx).await?;
-            }
-            // Where the backend's search columns are plain columns, they are written with the
-            // record (see `search_values`); generated ones follow it by themselves.
-            let search = if $writes_search_columns { crate::search_columns(k) } else { Vec::new() };
-            let names = crate::search_column_names(&search);
-            let updates: String =
-                search.iter().map(|c| format!(", {0} = excluded.{0}", c.column)).collect();
-            for group in change.golden.chunks(ROWS_PER_INSERT) {
-                let mut q: QueryBuilder<$db> = QueryBuilder::new(format!(
-                    "INSERT INTO golden_{k} (entity_key, record, run_id{names}) "
-                ));
-                q.push_values(group, |mut b, g| {
-                    b.push_bind(&g.entity_key).push_bind(&g.record).push_bind(run_id);
-                    for value in crate::search_values(&search, &g.record) {
-                        b.push_bind(value);
-                    }
-                });
-                q.push(format!(
-                    " ON CONFLICT (entity_key) DO UPDATE SET record = excluded.record, run_id = excluded.run_id{updates}"
-                ));
-                q.build().execute(&mut *tx).await?;
-            }
-        }
-        for group in relations.chunks(LINKS_PER_INSERT) {
-            let mut q: QueryBuilder<$db> =
-                QueryBuilder::new("INSERT INTO relations (from_key, relation, to_key, source_id, record_key) ");
-            q.push_values(group, |mut b, r| {
-                b.push_bind(&r.from_key)
-                    .push_bind(&r.relation)
-                    .push_bind(&r.to_key)
-                    .push_bind(&r.source_id)
-                    .push_bind(&r.record_key);
-            });
-            q.push(" ON CONFLICT DO NOTHING");
-            q.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.backend_apply_library_changes(changes, relations).await
     }
 
     async fn add_resolution_run(

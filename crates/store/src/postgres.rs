@@ -621,6 +621,107 @@ impl PgStore {
         Ok((golden, relations))
     }
 
+    /// Through sqlx: a handful of multi-row statements in one transaction, each a round trip.
+    async fn backend_apply_library_changes(
+        &self,
+        changes: &[LibraryChanges],
+        relations: &[Relation],
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for change in changes {
+            let k = resolution_kind(&change.kind)?;
+            let run_id = change.run_id;
+            for (old, new) in &change.renamed {
+                sqlx::query(fix(&format!(
+                    "UPDATE links_{k} SET entity_key = ? WHERE entity_key = ?"
+                )))
+                .bind(new)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(fix(&format!("DELETE FROM golden_{k} WHERE entity_key = ?")))
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+                // A relation may already exist under the new key, so it is copied without
+                // duplicates and the old one removed, rather than updated in place.
+                for (set, select) in [
+                    ("from_key", "?, relation, to_key"),
+                    ("to_key", "from_key, relation, ?"),
+                ] {
+                    sqlx::query(fix(&format!(
+                        "INSERT INTO relations (from_key, relation, to_key, source_id, record_key)
+                         SELECT {select}, source_id, record_key FROM relations WHERE {set} = ?
+                         ON CONFLICT DO NOTHING"
+                    )))
+                    .bind(new)
+                    .bind(old)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(fix(&format!("DELETE FROM relations WHERE {set} = ?")))
+                        .bind(old)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            for group in change.links.chunks(LINKS_PER_INSERT) {
+                let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+                    "INSERT INTO links_{k} (source_id, record_key, role, entity_key, run_id) "
+                ));
+                q.push_values(group, |mut b, l| {
+                    b.push_bind(&l.source_id)
+                        .push_bind(&l.record_key)
+                        .push_bind(&l.role)
+                        .push_bind(&l.entity_key)
+                        .push_bind(run_id);
+                });
+                q.push(" ON CONFLICT (source_id, record_key, role) DO UPDATE SET entity_key = excluded.entity_key, run_id = excluded.run_id");
+                q.build().execute(&mut *tx).await?;
+            }
+            // PostgreSQL's search columns are plain columns, written with the record (see
+            // `search_values`).
+            let search = crate::search_columns(k);
+            let names = crate::search_column_names(&search);
+            let updates: String = search
+                .iter()
+                .map(|c| format!(", {0} = excluded.{0}", c.column))
+                .collect();
+            for group in change.golden.chunks(ROWS_PER_INSERT) {
+                let mut q: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+                    "INSERT INTO golden_{k} (entity_key, record, run_id{names}) "
+                ));
+                q.push_values(group, |mut b, g| {
+                    b.push_bind(&g.entity_key)
+                        .push_bind(&g.record)
+                        .push_bind(run_id);
+                    for value in crate::search_values(&search, &g.record) {
+                        b.push_bind(value);
+                    }
+                });
+                q.push(format!(
+                    " ON CONFLICT (entity_key) DO UPDATE SET record = excluded.record, run_id = excluded.run_id{updates}"
+                ));
+                q.build().execute(&mut *tx).await?;
+            }
+        }
+        for group in relations.chunks(LINKS_PER_INSERT) {
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO relations (from_key, relation, to_key, source_id, record_key) ",
+            );
+            q.push_values(group, |mut b, r| {
+                b.push_bind(&r.from_key)
+                    .push_bind(&r.relation)
+                    .push_bind(&r.to_key)
+                    .push_bind(&r.source_id)
+                    .push_bind(&r.record_key);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The entries go as one statement, each column as one array that `unnest` turns back into
     /// rows: a batch without a checkpoint (all but one in a thousand) is one round trip and its
     /// own transaction, instead of three (begin, insert, commit).
@@ -677,6 +778,12 @@ impl PgStore {
         Ok(())
     }
 }
+
+/// Rows per multi-row statement (or ids per `IN` list) where rows are wider than links.
+const ROWS_PER_INSERT: usize = 500;
+/// Links have six short columns; more rows per statement means fewer round trips (PostgreSQL
+/// allows 65 535 parameters).
+const LINKS_PER_INSERT: usize = 2_000;
 
 /// Two batches of one source storing at once (two pushes) would both see a new key as absent and
 /// both insert version 1; this lock, held to the end of the transaction, makes them take turns.

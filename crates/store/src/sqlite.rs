@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, Sqlite, SqlitePool};
+use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool};
 use std::str::FromStr;
 
 pub struct SqliteStore {
@@ -157,6 +157,16 @@ impl SqliteStore {
     ) -> Result<ChunkOutcome> {
         self.direct
             .store_chunk(batch_id, source_id, records, quarantine)
+            .await
+    }
+
+    async fn backend_apply_library_changes(
+        &self,
+        changes: &[LibraryChanges],
+        relations: &[Relation],
+    ) -> Result<()> {
+        self.direct
+            .apply_library_changes(changes.to_vec(), relations.to_vec())
             .await
     }
 

@@ -707,6 +707,31 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
             ..Default::default()
         }];
         assert!(store.apply_library_changes(&bad, &[]).await.is_err());
+        // All or nothing: a good change before a bad one is not kept either.
+        let half = vec![
+            tongban_store::LibraryChanges {
+                kind: "person".into(),
+                run_id: run,
+                links: vec![link("c", "9", "subject", "P9")],
+                golden: vec![golden("P9", r#""nine""#)],
+                ..Default::default()
+            },
+            tongban_store::LibraryChanges {
+                kind: "planet".into(),
+                ..Default::default()
+            },
+        ];
+        let also = vec![rel("P9", "lives_in", "R9", "9")];
+        assert!(store.apply_library_changes(&half, &also).await.is_err());
+        assert!(store.golden_record("person", "P9").await.unwrap().is_none());
+        assert!(
+            store
+                .links_of_entity("person", "P9")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(store.relations_of("P9").await.unwrap().is_empty());
     }
 }
 
