@@ -7,7 +7,8 @@
 //! client after that, so a read that was answered is never missing from the log after a crash;
 //! if the store fails (after one retry from where the stored chain stands, in case another
 //! writer took the next number), every caller whose entry was not stored gets the error and
-//! answers nothing. Every
+//! answers nothing. A transaction reported as failed whose entries the store holds after all
+//! (its answer was lost with the connection) counts as stored and is not appended again. Every
 //! [`Settings::checkpoint_every`] entries the writer signs a checkpoint over the entries since
 //! the last one, in the same transaction as the entry that completes it.
 
@@ -120,6 +121,11 @@ struct Position {
 struct Unstored {
     error: String,
     events: Vec<Event>,
+    /// The sequence number and hash of each entry of the transaction that failed (the first
+    /// of `events`). A failure can be reported for a transaction that did commit: the
+    /// connection was lost while the answer was on its way. [`Position::recover`] finds them
+    /// in the store then, so that they are not appended a second time.
+    attempted: Vec<(i64, String)>,
 }
 
 impl Position {
@@ -186,6 +192,7 @@ impl Position {
                 .append_audit(&rows, checkpoint.map(to_checkpoint_row).as_ref())
                 .await
             {
+                let attempted = rows.iter().map(|r| (r.seq, r.hash.clone())).collect();
                 let mut unstored: Vec<Event> =
                     rows.into_iter().map(|r| from_row(r).event).collect();
                 unstored.extend(events);
@@ -194,6 +201,7 @@ impl Position {
                     Some(Unstored {
                         error: e.to_string(),
                         events: unstored,
+                        attempted,
                     }),
                 );
             }
@@ -209,6 +217,41 @@ impl Position {
             seqs.extend(rows.iter().map(|r| r.seq));
         }
         (seqs, None)
+    }
+}
+
+impl Position {
+    /// Where the stored chain stands after a write failed with `u`, and which of `u`'s events
+    /// are stored after all: the failed transaction's entries, when the store holds each of
+    /// them at its sequence number with its hash (a hash covers the event and the entry before
+    /// it, so an equal hash is this very entry, and the transaction stored all or none of
+    /// them). Returns the position, their sequence numbers, and what is still to store.
+    async fn recover(
+        store: &dyn Store,
+        u: Unstored,
+    ) -> Result<(Position, Vec<i64>, Unstored), AuditError> {
+        let position = Position::load(store).await?;
+        let Some(&(first, _)) = u.attempted.first() else {
+            return Ok((position, Vec::new(), u));
+        };
+        let stored = store
+            .audit_entries(first - 1, u.attempted.len() as i64)
+            .await?;
+        let committed = stored.len() == u.attempted.len()
+            && stored
+                .iter()
+                .zip(&u.attempted)
+                .all(|(row, (seq, hash))| row.seq == *seq && &row.hash == hash);
+        if !committed {
+            return Ok((position, Vec::new(), u));
+        }
+        let seqs = u.attempted.iter().map(|(seq, _)| *seq).collect();
+        let rest = Unstored {
+            events: u.events.into_iter().skip(u.attempted.len()).collect(),
+            attempted: Vec::new(),
+            error: u.error,
+        };
+        Ok((position, seqs, rest))
     }
 }
 
@@ -240,7 +283,22 @@ pub async fn append_now(
     let mut position = Position::load(store).await?;
     match position.write(store, key, settings, events).await {
         (seqs, None) => Ok(seqs),
-        (_, Some(u)) => Err(AuditError::NotRecorded(u.error)),
+        (mut seqs, Some(u)) => {
+            // A transaction reported as failed may have committed; then only the events after
+            // it are missing, and those are tried once from where the chain now stands.
+            let (mut position, stored, rest) = Position::recover(store, u).await?;
+            if stored.is_empty() {
+                return Err(AuditError::NotRecorded(rest.error));
+            }
+            seqs.extend(stored);
+            match position.write(store, key, settings, rest.events).await {
+                (more, None) => {
+                    seqs.extend(more);
+                    Ok(seqs)
+                }
+                (_, Some(u)) => Err(AuditError::NotRecorded(u.error)),
+            }
+        }
     }
 }
 
@@ -275,19 +333,34 @@ impl AuditLog {
                     .write(store.as_ref(), &key, &settings, events)
                     .await;
                 // Another writer (an administrative command, say) may have taken the next
-                // number: continue from where the stored chain now stands and try the rest once
-                // more before giving up on them.
+                // number, or the transaction committed but its answer was lost: continue from
+                // where the stored chain now stands, count what it holds of this batch as
+                // stored, and try the rest once more before giving up on them.
                 if let Some(u) = failure.take() {
-                    match Position::load(store.as_ref()).await {
-                        Ok(p) => {
+                    let error = u.error.clone();
+                    match Position::recover(store.as_ref(), u).await {
+                        Ok((p, stored, rest)) => {
                             position = p;
-                            let (more, again) = position
-                                .write(store.as_ref(), &key, &settings, u.events)
-                                .await;
-                            seqs.extend(more);
-                            failure = again;
+                            seqs.extend(stored);
+                            if rest.events.is_empty() {
+                                failure = None;
+                            } else {
+                                let (more, again) = position
+                                    .write(store.as_ref(), &key, &settings, rest.events)
+                                    .await;
+                                seqs.extend(more);
+                                failure = again;
+                            }
                         }
-                        Err(_) => failure = Some(u),
+                        Err(_) => {
+                            // Nothing is known of what the store holds: no caller of this
+                            // batch not yet answered is told its entry is stored.
+                            failure = Some(Unstored {
+                                error,
+                                events: Vec::new(),
+                                attempted: Vec::new(),
+                            });
+                        }
                     }
                 }
                 let mut replies = replies.into_iter();
@@ -295,7 +368,10 @@ impl AuditLog {
                     let _ = reply.send(Ok(seq));
                 }
                 if let Some(u) = failure {
-                    // What failed was not kept; continue from where the stored chain stands.
+                    // Continue from where the stored chain stands; what it holds of the second
+                    // try's failed transaction was stored, but the callers it belongs to are
+                    // told it was not (the entry stays in the log: a read refused after all
+                    // leaves one entry too many, never one too few).
                     if let Ok(p) = Position::load(store.as_ref()).await {
                         position = p;
                     }
@@ -425,4 +501,81 @@ pub async fn verify_store(
         .collect();
     check.checkpoints(&checkpoints, node);
     Ok(check)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(i: i64) -> Event {
+        Event {
+            at: 1_700_000_000_000 + i,
+            actor: "clerk".into(),
+            action: "read.person".into(),
+            subject: format!("P{i:05}"),
+            detail: "{}".into(),
+        }
+    }
+
+    /// The failed transaction's entries as `Position::write` would have made them.
+    fn rows_at(position: &Position, events: Vec<Event>) -> Vec<AuditRow> {
+        audit::chain(position.last_seq, &position.last_hash, events)
+            .into_iter()
+            .map(into_row)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_transaction_stored_despite_its_error_is_not_appended_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("audit.db").display());
+        let store = tongban_store::open(&url).await.unwrap();
+        let store = store.as_ref();
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let settings = Settings::default();
+        let mut position = Position::load(store).await.unwrap();
+        let (seqs, failure) = position
+            .write(store, &key, &settings, (1..=3).map(event).collect())
+            .await;
+        assert_eq!(seqs, vec![1, 2, 3]);
+        assert!(failure.is_none());
+
+        // Entries 4 and 5 committed, but the writer heard an error (the answer was lost).
+        let rows = rows_at(&position, vec![event(4), event(5)]);
+        store.append_audit(&rows, None).await.unwrap();
+        let lost = Unstored {
+            error: "connection lost".into(),
+            events: (4..=6).map(event).collect(),
+            attempted: rows.iter().map(|r| (r.seq, r.hash.clone())).collect(),
+        };
+        let (mut position, stored, rest) = Position::recover(store, lost).await.unwrap();
+        assert_eq!(stored, vec![4, 5]);
+        assert_eq!(rest.events, vec![event(6)]);
+        assert_eq!(position.last_seq, 5);
+        let (seqs, failure) = position.write(store, &key, &settings, rest.events).await;
+        assert_eq!(seqs, vec![6]);
+        assert!(failure.is_none());
+        let check = verify_store(store, &key.verifying_key()).await.unwrap();
+        assert!(check.findings.is_empty(), "{:?}", check.findings);
+        assert_eq!(check.entries, 6, "each event once");
+
+        // A transaction that did not commit: its number is free, or another writer's entry
+        // holds it. Nothing of it counts as stored, and every event is still to store.
+        let mine = rows_at(&position, vec![event(7)]);
+        let other = rows_at(&position, vec![event(70)]);
+        for stored_first in [None, Some(&other)] {
+            if let Some(rows) = stored_first {
+                store.append_audit(rows, None).await.unwrap();
+            }
+            let failed = Unstored {
+                error: "refused".into(),
+                events: vec![event(7), event(8)],
+                attempted: mine.iter().map(|r| (r.seq, r.hash.clone())).collect(),
+            };
+            let (position, stored, rest) = Position::recover(store, failed).await.unwrap();
+            assert!(stored.is_empty());
+            assert_eq!(rest.events, vec![event(7), event(8)]);
+            assert_eq!(position.last_seq, 6 + i64::from(stored_first.is_some()));
+        }
+    }
 }
