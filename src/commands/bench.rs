@@ -120,6 +120,19 @@ pub fn peak_rss_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Bytes this process has passed to write calls and read calls so far (`wchar` and `rchar` of
+/// /proc/self/io: files, the WAL and the database included, whether or not they reached the
+/// disk yet); `None` where /proc is not there.
+pub fn io_bytes() -> Option<(u64, u64)> {
+    let io = std::fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        io.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    Some((field("wchar:")?, field("rchar:")?))
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.what {
         What::Ingest {

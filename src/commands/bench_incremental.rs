@@ -200,7 +200,9 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         let mut libraries = Incremental::load(store, trust.clone(), &Bar(pb.clone())).await?;
         let loaded = t.elapsed().as_secs_f64();
         let t = Instant::now();
+        let io_before = super::bench::io_bytes();
         let report = libraries.run(store, &Bar(pb.clone())).await?;
+        let io_after = super::bench::io_bytes();
         pb.finish_and_clear();
         let secs = t.elapsed().as_secs_f64();
         let l = &report.latencies;
@@ -231,6 +233,18 @@ pub fn run(o: Options) -> anyhow::Result<()> {
                 quantile_ms(v, 0.9),
                 quantile_ms(v, 0.99),
                 quantile_ms(v, 1.0)
+            );
+        }
+        // What the durable writes cost in I/O: a record's few rows dirty whole pages, each
+        // written to the WAL and again to the database by the checkpoint.
+        if let (Some((w0, r0)), Some((w1, r1))) = (io_before, io_after) {
+            let per = |bytes: u64| bytes as f64 / 1024.0 / (report.records.max(1) as f64);
+            println!(
+                "  while resolving: {:.0} MiB written ({:.0} KiB a record), {:.0} MiB read ({:.0} KiB a record), by this process",
+                w1.saturating_sub(w0) as f64 / 1048576.0,
+                per(w1.saturating_sub(w0)),
+                r1.saturating_sub(r0) as f64 / 1048576.0,
+                per(r1.saturating_sub(r0))
             );
         }
         if let Some(b) = peak_rss_bytes() {
