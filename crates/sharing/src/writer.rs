@@ -230,20 +230,32 @@ impl Position {
         store: &dyn Store,
         u: Unstored,
     ) -> Result<(Position, Vec<i64>, Unstored), AuditError> {
-        let position = Position::load(store).await?;
-        let Some(&(first, _)) = u.attempted.first() else {
-            return Ok((position, Vec::new(), u));
+        // A commit whose answer was lost may still be finishing while this runs. The position
+        // is read first: if the entries turn up only afterwards, the position is read again so
+        // that it includes them; if they land after the look, they are taken as not stored,
+        // and writing them again from this position fails on their taken numbers: they may
+        // then be reported as not recorded, but are never logged twice.
+        let mut position = Position::load(store).await?;
+        let committed = match u.attempted.first() {
+            None => false,
+            Some(&(first, _)) => {
+                let stored = store
+                    .audit_entries(first - 1, u.attempted.len() as i64)
+                    .await?;
+                stored.len() == u.attempted.len()
+                    && stored
+                        .iter()
+                        .zip(&u.attempted)
+                        .all(|(row, (seq, hash))| row.seq == *seq && &row.hash == hash)
+            }
         };
-        let stored = store
-            .audit_entries(first - 1, u.attempted.len() as i64)
-            .await?;
-        let committed = stored.len() == u.attempted.len()
-            && stored
-                .iter()
-                .zip(&u.attempted)
-                .all(|(row, (seq, hash))| row.seq == *seq && &row.hash == hash);
         if !committed {
             return Ok((position, Vec::new(), u));
+        }
+        if let Some(&(last, _)) = u.attempted.last()
+            && position.last_seq < last
+        {
+            position = Position::load(store).await?;
         }
         let seqs = u.attempted.iter().map(|(seq, _)| *seq).collect();
         let rest = Unstored {
@@ -286,7 +298,10 @@ pub async fn append_now(
         (mut seqs, Some(u)) => {
             // A transaction reported as failed may have committed; then only the events after
             // it are missing, and those are tried once from where the chain now stands.
-            let (mut position, stored, rest) = Position::recover(store, u).await?;
+            let error = u.error.clone();
+            let (mut position, stored, rest) = Position::recover(store, u)
+                .await
+                .map_err(|_| AuditError::NotRecorded(error))?;
             if stored.is_empty() {
                 return Err(AuditError::NotRecorded(rest.error));
             }

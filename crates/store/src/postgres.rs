@@ -923,6 +923,5 @@ crate::backend::sql_backend!(
     fix,
     Some(SOURCE_LOCK),
     json_text,
-    None::<&'static str>,
-    true
+    None::<&'static str>
 );

@@ -6,8 +6,9 @@
 //! The database runs in WAL mode with `synchronous = NORMAL`: a committed transaction survives a
 //! crash of the process (the WAL is on disk), and only a power loss can cost the last
 //! transactions, never consistency. SQLite has one writer at a time. The sqlx pool keeps a single
-//! writing connection for everything but the hottest writes; ingest chunks and audit batches
-//! have a writing connection of their own on a thread of their own, and golden records are read
+//! writing connection for everything but the hottest writes; ingest chunks, incremental
+//! resolution's changes and audit batches have writing connections of their own (see
+//! `sqlite_direct`), and golden records are read
 //! through read-only connections beside them (see `sqlite_direct`). The two writers take turns through one fair lock, the store's write turn, rather than SQLite's busy
 //! handler, which retries after sleeps of up to 100 ms and can miss the microsecond gaps between
 //! audit commits for as long as reads keep coming.
@@ -38,11 +39,11 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// The background checkpointer, stopped when the store is dropped.
     checkpointer: tokio::task::JoinHandle<()>,
-    /// The golden-record read, the audit append and ingest chunks, through rusqlite (see
-    /// `sqlite_direct`).
+    /// The golden-record read, the audit append, ingest chunks and incremental resolution's
+    /// changes, through rusqlite (see `sqlite_direct`).
     direct: crate::sqlite_direct::Direct,
     /// Held by a writer for as long as its transaction runs: the sqlx pool's transactions, the
-    /// writer thread's chunks and audit batches, and the checkpointer's restarts queue here,
+    /// writer thread's jobs, audit batches, and the checkpointer's restarts queue here,
     /// first come first served.
     turn: crate::WriteTurn,
 }
@@ -585,6 +586,5 @@ crate::backend::sql_backend!(
     fix,
     None::<&str>,
     json_text,
-    BEGIN,
-    false
+    BEGIN
 );

@@ -433,7 +433,7 @@ fn open_writer(path: &str) -> Result<rusqlite::Connection> {
     conn.pragma_update(None, "temp_store", "memory")?;
     attach_audit(&conn, path, true)?;
     // Room for every statement a writer runs: a chunk's (two sizes each) and an incremental
-    // resolution's (eight a kind, four kinds, and the relations').
+    // resolution's (four a kind and five shared, 21 in all).
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

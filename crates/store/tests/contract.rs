@@ -721,8 +721,7 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
                 ..Default::default()
             },
         ];
-        let also = vec![rel("P9", "lives_in", "R9", "9")];
-        assert!(store.apply_library_changes(&half, &also).await.is_err());
+        assert!(store.apply_library_changes(&half, &[]).await.is_err());
         assert!(store.golden_record("person", "P9").await.unwrap().is_none());
         assert!(
             store
@@ -731,7 +730,6 @@ async fn incremental_changes_upsert_rename_and_are_idempotent() {
                 .unwrap()
                 .is_empty()
         );
-        assert!(store.relations_of("P9").await.unwrap().is_empty());
     }
 }
 
