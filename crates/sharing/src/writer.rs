@@ -357,15 +357,12 @@ impl AuditLog {
                         Ok((p, stored, rest)) => {
                             position = p;
                             seqs.extend(stored);
-                            if rest.events.is_empty() {
-                                failure = None;
-                            } else {
-                                let (more, again) = position
-                                    .write(store.as_ref(), &key, &settings, rest.events)
-                                    .await;
-                                seqs.extend(more);
-                                failure = again;
-                            }
+                            // Nothing left (the whole failed part was stored) writes nothing.
+                            let (more, again) = position
+                                .write(store.as_ref(), &key, &settings, rest.events)
+                                .await;
+                            seqs.extend(more);
+                            failure = again;
                         }
                         Err(_) => {
                             // Nothing is known of what the store holds: no caller of this
