@@ -413,8 +413,8 @@ impl LinkPages {
 }
 
 /// The golden-record paths searches use, per kind. Each has a column holding the text at the
-/// path, indexed, on both backends: on SQLite a stored generated column (migration 0011), on
-/// PostgreSQL a plain column the store fills from [`search_values`] as it writes the record
+/// path, indexed, on both backends: a plain column the store fills as it writes the record, on
+/// SQLite with `json_extract` (migrations 0011 and 0013), on PostgreSQL from [`search_values`]
 /// (migrations 0010 and 0015). A search on another path is correct but scans.
 pub const SEARCH_PATHS: &[(&str, &str)] = &[
     ("person", "fields.name.value"),

@@ -528,7 +528,13 @@ fn fix(sql: &str) -> AssertSqlSafe<String> {
 /// The text at a golden record's JSON `path` (already checked by [`crate::valid_json_path`]), for
 /// searches on paths that have no search column; the columns hold this same expression.
 fn json_text(path: &str) -> String {
-    format!("json_extract(record, '$.{path}')")
+    json_text_of("record", path)
+}
+
+/// The text at `path` in the JSON that the SQL expression `json` gives: the same expression
+/// searches use (`json_text`) and the store fills the golden records' search columns with.
+pub(crate) fn json_text_of(json: &str, path: &str) -> String {
+    format!("json_extract({json}, '$.{path}')")
 }
 
 /// A subject's audit entries, newest first (`?1` the subject, `?2` how many at most): those

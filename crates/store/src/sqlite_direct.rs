@@ -433,7 +433,7 @@ fn open_writer(path: &str) -> Result<rusqlite::Connection> {
     conn.pragma_update(None, "temp_store", "memory")?;
     attach_audit(&conn, path, true)?;
     // Room for every statement a writer runs: a chunk's (two sizes each) and an incremental
-    // resolution's (four a kind and five shared, 21 in all).
+    // resolution's (four a kind, one a search column and five shared, 29 in all).
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
@@ -596,17 +596,18 @@ pub(crate) fn replace_resolution(
     )?;
     drop(links);
     let golden = crate::in_key_order(golden, crate::golden_order);
-    insert_rows(
-        &tx,
-        &format!("golden_{k}"),
-        &["entity_key", "record", "run_id"],
-        &golden,
-        |g, bind| {
-            bind(&g.entity_key)?;
-            bind(&g.record)?;
-            bind(&run_id)
-        },
-    )?;
+    let search = crate::search_columns(k);
+    for group in golden.chunks(ROWS_PER_STATEMENT) {
+        let mut insert = tx.prepare_cached(&golden_insert_sql(k, &search, group.len()))?;
+        let mut at = 0;
+        for g in group {
+            insert.raw_bind_parameter(at + 1, &g.entity_key)?;
+            insert.raw_bind_parameter(at + 2, &g.record)?;
+            insert.raw_bind_parameter(at + 3, run_id)?;
+            at += 3;
+        }
+        insert.raw_execute()?;
+    }
     tx.execute_batch(&format!(
         "CREATE INDEX links_{k}_by_entity ON links_{k} (entity_key)"
     ))?;
@@ -698,14 +699,29 @@ fn apply_library_changes(
                 change.run_id
             ])?;
         }
-        // The search columns are generated from the record by SQLite itself.
+        // A record already stored keeps its search columns in the upsert: assigning one would
+        // rewrite its index entry even with the same text (migration 0013). Each is then
+        // assigned on its own, and only where the new record changed it.
+        let search = crate::search_columns(k);
         let mut golden = tx.prepare_cached(&format!(
-            "INSERT INTO golden_{k} (entity_key, record, run_id) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (entity_key) \
-             DO UPDATE SET record = excluded.record, run_id = excluded.run_id"
+            "{} ON CONFLICT (entity_key) \
+             DO UPDATE SET record = excluded.record, run_id = excluded.run_id",
+            golden_insert_sql(k, &search, 1)
         ))?;
         for g in &change.golden {
             golden.execute(params![g.entity_key, g.record, change.run_id])?;
+        }
+        drop(golden);
+        for c in &search {
+            let value = crate::sqlite::json_text_of("record", c.path);
+            let mut update = tx.prepare_cached(&format!(
+                "UPDATE golden_{k} SET {column} = {value} \
+                 WHERE entity_key = ?1 AND {column} IS NOT {value}",
+                column = c.column
+            ))?;
+            for g in &change.golden {
+                update.execute(params![g.entity_key])?;
+            }
         }
     }
     let mut relation = tx.prepare_cached(
@@ -724,6 +740,30 @@ fn apply_library_changes(
     drop(relation);
     tx.commit()?;
     Ok(())
+}
+
+/// An insert of `rows` golden records of kind `k` (checked) with their search columns filled as
+/// searches read them, by the same `json_extract` of the record: `?1`, `?2`, `?3` the first
+/// row's key, record and run, `?4`… the next row's.
+fn golden_insert_sql(k: &str, search: &[crate::SearchColumn], rows: usize) -> String {
+    let names = crate::search_column_names(search);
+    let mut sql = format!("INSERT INTO golden_{k} (entity_key, record, run_id{names}) VALUES ");
+    for row in 0..rows {
+        let at = row * 3;
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(?{}, ?{}, ?{}", at + 1, at + 2, at + 3));
+        for c in search {
+            sql.push_str(", ");
+            sql.push_str(&crate::sqlite::json_text_of(
+                &format!("?{}", at + 2),
+                c.path,
+            ));
+        }
+        sql.push(')');
+    }
+    sql
 }
 
 fn stopped() -> StoreError {

@@ -872,6 +872,29 @@ async fn golden_records_are_found_by_fields_and_paths_are_checked() {
             "{}",
             store.backend()
         );
+        // A second change leaves some searched fields as they were and changes or drops
+        // others: each column follows its own field (SQLite assigns only the changed ones).
+        let mut without_phone = person("P1", "王五", "1990-01-02", "");
+        without_phone.record = serde_json::json!({
+            "key": "P1",
+            "fields": {"name": {"value": "王五"}, "birth_date": {"value": "1990-01-02"}},
+        })
+        .to_string();
+        let changes = vec![tongban_store::LibraryChanges {
+            kind: "person".into(),
+            run_id: 2,
+            golden: vec![
+                without_phone,
+                person("P2", "张三", "1985-05-06", "13800000222"),
+            ],
+            ..Default::default()
+        }];
+        store.apply_library_changes(&changes, &[]).await.unwrap();
+        assert_eq!(search("fields.name.value", "王五").await, ["P1"]);
+        assert!(search("fields.phone.value", "13800000009").await.is_empty());
+        assert_eq!(search("fields.name.value", "张三").await, ["P2"]);
+        assert!(search("fields.phone.value", "13800000002").await.is_empty());
+        assert_eq!(search("fields.phone.value", "13800000222").await, ["P2"]);
     }
 }
 
