@@ -442,12 +442,16 @@ const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
 
 /// The WAL size past which the background task restarts it (see [`checkpoint_in_background`]).
 const WAL_RESTART_BYTES: i64 = 1 << 30;
-/// The page size of databases the store creates. SQLite's default of 4 KiB holds three stored
-/// records a page (about 1.3 KB each, raw and cleaned); with 16 KiB pages a bulk load allocates,
-/// balances and logs a quarter as many pages, and the WAL takes a quarter of the write calls:
-/// `tongban ingest` of the household register took 2.6–2.75 s instead of 3.4–3.7 s, system time
-/// halved. A database created with another size keeps it (WAL mode cannot change it in place).
-const NEW_PAGE_BYTES: u32 = 16384;
+/// The page size of databases the store creates: SQLite's default of 4 KiB. From session 8 to
+/// 17 it was 16 KiB, which made bulk loads allocate, balance and log a quarter as many pages
+/// (then 2.6–2.75 s instead of 3.4–3.7 s to ingest the household register; by session 18 the
+/// difference had shrunk to 6–8 %). But every row that incremental resolution changes lies on a
+/// page of its own, which goes to the WAL and again to the file at the checkpoint, so 16 KiB
+/// pages wrote four times the bytes: at a million people 543 KiB a resolved record instead of
+/// 186 KiB, and the disk's queue put a p99 of 11–17 ms on storing one instead of 4.9 ms
+/// (`tongban bench incremental --people 1000000`). A database created with another size keeps
+/// it (WAL mode cannot change it in place).
+const NEW_PAGE_BYTES: u32 = 4096;
 
 /// Checkpoint the WAL every half second from a connection of its own, for as long as the
 /// runtime runs. PASSIVE: it copies what no reader still needs and never waits for the writer
