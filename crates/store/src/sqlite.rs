@@ -264,8 +264,10 @@ pub(crate) const ATTACH_AUDIT: &str = "ATTACH DATABASE ?1 AS audit";
 /// What a writing connection sets on the attached audit file after [`ATTACH_AUDIT`], the
 /// settings the main file has (they are per file): WAL, `synchronous = NORMAL` and a page
 /// cache, and SQLite's small default page size when the file is new. Its commits are a dozen
-/// entries of a few hundred bytes and a WAL frame is a whole page: in the main file, with its
-/// 16 KiB pages, governed lookups fell from 26–27 k to 18–22 k req/s (`tongban bench api`).
+/// entries of a few hundred bytes and a WAL frame is a whole page: in the main file, which then
+/// had 16 KiB pages, governed lookups fell from 26–27 k to 18–22 k req/s (`tongban bench api`).
+/// A file of its own also keeps audit commits from emptying the golden records' readers' page
+/// caches, whatever the page size.
 pub(crate) const AUDIT_SETTINGS: &[&str] = &[
     "PRAGMA audit.page_size = 4096",
     "PRAGMA audit.journal_mode = WAL",

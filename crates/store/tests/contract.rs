@@ -874,12 +874,14 @@ async fn golden_records_are_found_by_fields_and_paths_are_checked() {
         );
         // A second change leaves some searched fields as they were and changes or drops
         // others: each column follows its own field (SQLite assigns only the changed ones).
-        let mut without_phone = person("P1", "王五", "1990-01-02", "");
-        without_phone.record = serde_json::json!({
-            "key": "P1",
-            "fields": {"name": {"value": "王五"}, "birth_date": {"value": "1990-01-02"}},
-        })
-        .to_string();
+        let without_phone = tongban_store::GoldenRecord {
+            entity_key: "P1".into(),
+            record: serde_json::json!({
+                "key": "P1",
+                "fields": {"name": {"value": "王五"}, "birth_date": {"value": "1990-01-02"}},
+            })
+            .to_string(),
+        };
         let changes = vec![tongban_store::LibraryChanges {
             kind: "person".into(),
             run_id: 2,
@@ -895,6 +897,31 @@ async fn golden_records_are_found_by_fields_and_paths_are_checked() {
         assert_eq!(search("fields.name.value", "张三").await, ["P2"]);
         assert!(search("fields.phone.value", "13800000002").await.is_empty());
         assert_eq!(search("fields.phone.value", "13800000222").await, ["P2"]);
+        // A field that was missing comes back.
+        let changes = vec![tongban_store::LibraryChanges {
+            kind: "person".into(),
+            run_id: 3,
+            golden: vec![person("P1", "王五", "1990-01-02", "13800000111")],
+            ..Default::default()
+        }];
+        store.apply_library_changes(&changes, &[]).await.unwrap();
+        assert_eq!(search("fields.phone.value", "13800000111").await, ["P1"]);
+        // A run of more rows than one statement inserts fills the columns of every row.
+        let many: Vec<_> = (0..150)
+            .map(|i| person(&format!("Q{i:03}"), &format!("名{i}"), "2000-01-01", "1"))
+            .collect();
+        store
+            .replace_resolution("person", 4, "{}", &[], &many)
+            .await
+            .unwrap();
+        for i in [0, 63, 64, 127, 128, 149] {
+            let name = format!("名{i}");
+            let found = store
+                .search_golden("person", &[("fields.name.value", name.as_str())], 10)
+                .await
+                .unwrap();
+            assert_eq!(keys(found), [format!("Q{i:03}")], "{}", store.backend());
+        }
     }
 }
 
