@@ -451,8 +451,9 @@ const WAL_RESTART_BYTES: i64 = 1 << 30;
 /// page of its own, which goes to the WAL and again to the file at the checkpoint, so 16 KiB
 /// pages wrote four times the bytes: at a million people 543 KiB a resolved record instead of
 /// 186 KiB, and the disk's queue put a p99 of 11–17 ms on storing one instead of 4.9 ms
-/// (`tongban bench incremental --people 1000000`). A database created with another size keeps
-/// it (WAL mode cannot change it in place).
+/// (`tongban bench incremental --people 1000000`). The price is paid by bulk writes of the
+/// libraries: a full resolve of a million people took 17–22 % longer (README, "Session 18").
+/// A database created with another size keeps it (WAL mode cannot change it in place).
 const NEW_PAGE_BYTES: u32 = 4096;
 
 /// Checkpoint the WAL every half second from a connection of its own, for as long as the
