@@ -1,6 +1,6 @@
 //! `tongban audit`: verify the audit log, export it, or append an event by hand.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -150,105 +150,108 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .unwrap_or_else(|| key_path_for(&args.store.database));
     rt.block_on(async {
         let store: std::sync::Arc<dyn tongban_store::Store> = args.store.open().await?.into();
-        match args.what {
-            What::Verify { json, public_key } => {
-                let node = match public_key {
-                    Some(hex) => audit::verifying_key_from_hex(&hex).with_context(|| {
-                        format!("--public-key {hex:?}: not an Ed25519 public key (64 hexadecimal digits)")
-                    })?,
-                    None => {
-                        if !key_path.exists() {
-                            anyhow::bail!(
-                                "no node key at {}: give --key or --public-key (verify never creates a key)",
-                                key_path.display()
-                            );
+        closing(store.as_ref(), async {
+            match args.what {
+                What::Verify { json, public_key } => {
+                    let node = match public_key {
+                        Some(hex) => audit::verifying_key_from_hex(&hex).with_context(|| {
+                            format!("--public-key {hex:?}: not an Ed25519 public key (64 hexadecimal digits)")
+                        })?,
+                        None => {
+                            if !key_path.exists() {
+                                anyhow::bail!(
+                                    "no node key at {}: give --key or --public-key (verify never creates a key)",
+                                    key_path.display()
+                                );
+                            }
+                            node_key(&key_path)?.verifying_key()
                         }
-                        node_key(&key_path)?.verifying_key()
+                    };
+                    let check = verify_store(store.as_ref(), &node).await?;
+                    let checkpoints = store.audit_checkpoints().await?.len();
+                    if json {
+                        let v = serde_json::json!({
+                            "entries": check.entries,
+                            "unsealed": check.unsealed,
+                            "checkpoints": checkpoints,
+                            "findings": check.findings,
+                            "intact": check.findings.is_empty(),
+                        });
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    } else if check.findings.is_empty() {
+                        println!(
+                            "audit log intact: {} entries, {checkpoints} signed checkpoints verified; {} entries after the last checkpoint are protected by the chain alone",
+                            check.entries, check.unsealed
+                        );
+                    } else {
+                        println!(
+                            "audit log TAMPERED: {} findings in {} entries",
+                            check.findings.len(),
+                            check.entries
+                        );
+                        for f in &check.findings {
+                            println!("  {f}");
+                        }
                     }
-                };
-                let check = verify_store(store.as_ref(), &node).await?;
-                let checkpoints = store.audit_checkpoints().await?.len();
-                if json {
-                    let v = serde_json::json!({
-                        "entries": check.entries,
-                        "unsealed": check.unsealed,
-                        "checkpoints": checkpoints,
-                        "findings": check.findings,
-                        "intact": check.findings.is_empty(),
-                    });
-                    println!("{}", serde_json::to_string_pretty(&v)?);
-                } else if check.findings.is_empty() {
-                    println!(
-                        "audit log intact: {} entries, {checkpoints} signed checkpoints verified; {} entries after the last checkpoint are protected by the chain alone",
-                        check.entries, check.unsealed
-                    );
-                } else {
-                    println!(
-                        "audit log TAMPERED: {} findings in {} entries",
-                        check.findings.len(),
-                        check.entries
-                    );
-                    for f in &check.findings {
-                        println!("  {f}");
-                    }
-                }
-                Ok(if check.findings.is_empty() {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                })
-            }
-            What::Export { after } => {
-                use std::io::Write;
-                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-                let mut after = after;
-                loop {
-                    let page = store.audit_entries(after, 10_000).await?;
-                    let Some(last) = page.last() else { break };
-                    after = last.seq;
-                    for row in page {
-                        writeln!(out, "{}", serde_json::to_string(&from_row(row))?)?;
-                    }
-                }
-                out.flush()?;
-                Ok(ExitCode::SUCCESS)
-            }
-            What::PublicKey => {
-                let key = node_key(&key_path)?;
-                println!("{}", audit::verifying_key_to_hex(&key.verifying_key()));
-                Ok(ExitCode::SUCCESS)
-            }
-            What::Checkpoint => {
-                let key = node_key(&key_path)?;
-                match tongban_sharing::writer::checkpoint_now(store.as_ref(), &key).await? {
-                    Some(c) => println!(
-                        "checkpoint over entries {}–{} signed: root {}",
-                        c.from_seq, c.to_seq, c.root
-                    ),
-                    None => println!("nothing to checkpoint: every entry is already covered"),
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            What::Record {
-                action,
-                subject,
-                detail,
-            } => {
-                let key = node_key(&key_path)?;
-                let log = AuditLog::start(store.clone(), key, Settings::default()).await?;
-                let seq = log
-                    .append(Event {
-                        at: tongban_store::now_millis(),
-                        actor: cli_actor(),
-                        action,
-                        subject,
-                        detail: serde_json::json!({ "note": detail.unwrap_or_default() })
-                            .to_string(),
+                    Ok(if check.findings.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::from(1)
                     })
-                    .await?;
-                println!("recorded as entry {seq}");
-                Ok(ExitCode::SUCCESS)
+                }
+                What::Export { after } => {
+                    use std::io::Write;
+                    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                    let mut after = after;
+                    loop {
+                        let page = store.audit_entries(after, 10_000).await?;
+                        let Some(last) = page.last() else { break };
+                        after = last.seq;
+                        for row in page {
+                            writeln!(out, "{}", serde_json::to_string(&from_row(row))?)?;
+                        }
+                    }
+                    out.flush()?;
+                    Ok(ExitCode::SUCCESS)
+                }
+                What::PublicKey => {
+                    let key = node_key(&key_path)?;
+                    println!("{}", audit::verifying_key_to_hex(&key.verifying_key()));
+                    Ok(ExitCode::SUCCESS)
+                }
+                What::Checkpoint => {
+                    let key = node_key(&key_path)?;
+                    match tongban_sharing::writer::checkpoint_now(store.as_ref(), &key).await? {
+                        Some(c) => println!(
+                            "checkpoint over entries {}–{} signed: root {}",
+                            c.from_seq, c.to_seq, c.root
+                        ),
+                        None => println!("nothing to checkpoint: every entry is already covered"),
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                What::Record {
+                    action,
+                    subject,
+                    detail,
+                } => {
+                    let key = node_key(&key_path)?;
+                    let log = AuditLog::start(store.clone(), key, Settings::default()).await?;
+                    let seq = log
+                        .append(Event {
+                            at: tongban_store::now_millis(),
+                            actor: cli_actor(),
+                            action,
+                            subject,
+                            detail: serde_json::json!({ "note": detail.unwrap_or_default() })
+                                .to_string(),
+                        })
+                        .await?;
+                    println!("recorded as entry {seq}");
+                    Ok(ExitCode::SUCCESS)
+                }
             }
-        }
-    })
+            })
+        .await
+})
 }

@@ -1,7 +1,7 @@
 //! `tongban catalogue`: the shareable resources, their fields' sharing classes and who provides
 //! them.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use tongban_sharing::catalogue::{catalogue, ckan};
@@ -45,62 +45,65 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         let store = args.store.open().await?;
-        let all = catalogue(store.as_ref()).await?;
-        match args.what {
-            What::List { json } => {
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&all)?);
-                } else {
-                    println!(
-                        "{:<32} {:<22} {:<12} {:>6} last update",
-                        "resource", "provider", "updated", "shared"
-                    );
-                    for r in &all {
-                        let last = r.last_update.map_or("never".to_string(), |t| {
-                            chrono::DateTime::from_timestamp_millis(t)
-                                .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
-                                .unwrap_or_default()
-                        });
+        closing(store.as_ref(), async {
+            let all = catalogue(store.as_ref()).await?;
+            match args.what {
+                What::List { json } => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&all)?);
+                    } else {
                         println!(
-                            "{:<32} {:<22} {:<12} {:>5.0}% {last}",
-                            r.id,
-                            r.provider,
-                            r.update_frequency,
-                            100.0 * r.shared_share()
+                            "{:<32} {:<22} {:<12} {:>6} last update",
+                            "resource", "provider", "updated", "shared"
                         );
+                        for r in &all {
+                            let last = r.last_update.map_or("never".to_string(), |t| {
+                                chrono::DateTime::from_timestamp_millis(t)
+                                    .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+                                    .unwrap_or_default()
+                            });
+                            println!(
+                                "{:<32} {:<22} {:<12} {:>5.0}% {last}",
+                                r.id,
+                                r.provider,
+                                r.update_frequency,
+                                100.0 * r.shared_share()
+                            );
+                        }
+                    }
+                }
+                What::Show {
+                    id,
+                    json,
+                    ckan: as_ckan,
+                } => {
+                    let Some(r) = all.iter().find(|r| r.id == id) else {
+                        let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+                        anyhow::bail!("no resource {id:?}; the resources are {}", ids.join(", "));
+                    };
+                    if as_ckan {
+                        println!("{}", serde_json::to_string_pretty(&ckan(r))?);
+                    } else if json {
+                        println!("{}", serde_json::to_string_pretty(r)?);
+                    } else {
+                        println!(
+                            "{} — {} (provider {}, {})",
+                            r.id, r.title, r.provider, r.update_frequency
+                        );
+                        for f in &r.fields {
+                            println!(
+                                "  {:<28} {:<12} {:<10} {:?}",
+                                f.name,
+                                format!("{:?}", f.class).to_lowercase(),
+                                f.class.zh(),
+                                f.sensitivity
+                            );
+                        }
                     }
                 }
             }
-            What::Show {
-                id,
-                json,
-                ckan: as_ckan,
-            } => {
-                let Some(r) = all.iter().find(|r| r.id == id) else {
-                    let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
-                    anyhow::bail!("no resource {id:?}; the resources are {}", ids.join(", "));
-                };
-                if as_ckan {
-                    println!("{}", serde_json::to_string_pretty(&ckan(r))?);
-                } else if json {
-                    println!("{}", serde_json::to_string_pretty(r)?);
-                } else {
-                    println!(
-                        "{} — {} (provider {}, {})",
-                        r.id, r.title, r.provider, r.update_frequency
-                    );
-                    for f in &r.fields {
-                        println!(
-                            "  {:<28} {:<12} {:<10} {:?}",
-                            f.name,
-                            format!("{:?}", f.class).to_lowercase(),
-                            f.class.zh(),
-                            f.sensitivity
-                        );
-                    }
-                }
-            }
-        }
-        Ok(ExitCode::SUCCESS)
+            Ok(ExitCode::SUCCESS)
+        })
+        .await
     })
 }

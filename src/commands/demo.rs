@@ -11,7 +11,7 @@
 //! This module only strings the commands together; each step is the same code the separate
 //! commands (`synth`, `ingest`, `resolve`, `identity`, `grant`, `serve`) run.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use anyhow::Context;
 use clap::Parser;
 use std::path::{Path, PathBuf};
@@ -203,28 +203,31 @@ fn set_up(args: &Args, store_args: &StoreArgs) -> anyhow::Result<Vec<Login>> {
     step(2, "Ingesting every export under its mapping");
     runtime()?.block_on(async {
         let store = store_args.open().await?;
-        for (stem, mapping) in MAPPINGS {
-            let file = export_file(&dir, stem)?;
-            let t = Instant::now();
-            let r = super::ingest::ingest_with_bar(
-                store.as_ref(),
-                &store_args.database,
-                mapping,
-                &format!("mappings/synth/{stem}.toml"),
-                &file,
-                false,
-            )
-            .await?;
-            let b = &r.batch;
-            println!(
-                "  {stem:<20} {:>8} records: {:>8} new, {:>6} quarantined ({:.1} s)",
-                b.counts.records,
-                b.counts.inserted,
-                b.counts.quarantined,
-                t.elapsed().as_secs_f64()
-            );
-        }
-        anyhow::Ok(())
+        closing(store.as_ref(), async {
+            for (stem, mapping) in MAPPINGS {
+                let file = export_file(&dir, stem)?;
+                let t = Instant::now();
+                let r = super::ingest::ingest_with_bar(
+                    store.as_ref(),
+                    &store_args.database,
+                    mapping,
+                    &format!("mappings/synth/{stem}.toml"),
+                    &file,
+                    false,
+                )
+                .await?;
+                let b = &r.batch;
+                println!(
+                    "  {stem:<20} {:>8} records: {:>8} new, {:>6} quarantined ({:.1} s)",
+                    b.counts.records,
+                    b.counts.inserted,
+                    b.counts.quarantined,
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            anyhow::Ok(())
+        })
+        .await
     })?;
     step(3, "Resolving them into the base libraries");
     super::resolve::run(super::resolve::Args {
@@ -237,8 +240,11 @@ fn set_up(args: &Args, store_args: &StoreArgs) -> anyhow::Result<Vec<Login>> {
     step(4, "Setting up departments, users and grants");
     runtime()?.block_on(async {
         let store: std::sync::Arc<dyn Store> = std::sync::Arc::from(store_args.open().await?);
-        let logins = identities(store, &store_args.database, &args.password).await?;
-        anyhow::Ok(logins)
+        closing(store.as_ref(), async {
+            let logins = identities(store.clone(), &store_args.database, &args.password).await?;
+            anyhow::Ok(logins)
+        })
+        .await
     })
 }
 

@@ -1,6 +1,6 @@
 //! `tongban grant`: data requests and grants, from request to approval, rejection or revocation.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use tongban_sharing::identity::{Principal, Role};
@@ -101,99 +101,102 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let database = args.store.database.clone();
     rt.block_on(async {
         let store = args.store.open().await?;
-        let store = store.as_ref();
-        let catalogue = tongban_sharing::catalogue::catalogue(store).await?;
-        let (action, grant) = match args.what {
-            What::Request {
-                user,
-                resource,
-                fields,
-                purpose,
-                legal_basis,
-                scope,
-                days,
-                quota,
-            } => {
-                let by = acting(store, &user).await?;
-                let r = Request {
+        closing(store.as_ref(), async {
+            let store = store.as_ref();
+            let catalogue = tongban_sharing::catalogue::catalogue(store).await?;
+            let (action, grant) = match args.what {
+                What::Request {
+                    user,
                     resource,
                     fields,
                     purpose,
                     legal_basis,
                     scope,
                     days,
-                    daily_quota: quota,
-                };
-                (
-                    "grant.request",
-                    policy::request(store, &catalogue, &by, r).await?,
-                )
-            }
-            What::Approve { id, user, reason } => {
-                let by = acting(store, &user).await?;
-                (
-                    "grant.approve",
-                    policy::decide_stored(store, &catalogue, &by, &id, true, &reason).await?,
-                )
-            }
-            What::Reject { id, user, reason } => {
-                let by = acting(store, &user).await?;
-                (
-                    "grant.reject",
-                    policy::decide_stored(store, &catalogue, &by, &id, false, &reason).await?,
-                )
-            }
-            What::Revoke { id, user, reason } => {
-                let by = acting(store, &user).await?;
-                (
-                    "grant.revoke",
-                    policy::revoke_stored(store, &catalogue, &by, &id, &reason).await?,
-                )
-            }
-            What::List { json } => {
-                let grants: Vec<policy::Grant> = store
-                    .grants(None)
-                    .await?
-                    .iter()
-                    .map(policy::from_row)
-                    .collect();
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&grants)?);
-                } else {
-                    for g in &grants {
-                        println!(
-                            "{} {:<10} {:<12} {:<22} {:<24} scope {} {}",
-                            g.id,
-                            format!("{:?}", g.status).to_lowercase(),
-                            g.department,
-                            g.resource,
-                            g.fields.join(","),
-                            g.scope,
-                            g.reason.as_deref().unwrap_or("")
-                        );
-                    }
+                    quota,
+                } => {
+                    let by = acting(store, &user).await?;
+                    let r = Request {
+                        resource,
+                        fields,
+                        purpose,
+                        legal_basis,
+                        scope,
+                        days,
+                        daily_quota: quota,
+                    };
+                    (
+                        "grant.request",
+                        policy::request(store, &catalogue, &by, r).await?,
+                    )
                 }
-                return Ok(ExitCode::SUCCESS);
-            }
-        };
-        super::audit::record_admin(
-            store,
-            &database,
-            action,
-            &grant.id,
-            serde_json::json!(grant),
-        )
-        .await?;
-        println!(
-            "{} {}: {} asks {} of {} for {} (scope {})",
-            grant.id,
-            format!("{:?}", grant.status).to_lowercase(),
-            grant.department,
-            grant.fields.join(", "),
-            grant.resource,
-            grant.purpose,
-            grant.scope
-        );
-        Ok(ExitCode::SUCCESS)
+                What::Approve { id, user, reason } => {
+                    let by = acting(store, &user).await?;
+                    (
+                        "grant.approve",
+                        policy::decide_stored(store, &catalogue, &by, &id, true, &reason).await?,
+                    )
+                }
+                What::Reject { id, user, reason } => {
+                    let by = acting(store, &user).await?;
+                    (
+                        "grant.reject",
+                        policy::decide_stored(store, &catalogue, &by, &id, false, &reason).await?,
+                    )
+                }
+                What::Revoke { id, user, reason } => {
+                    let by = acting(store, &user).await?;
+                    (
+                        "grant.revoke",
+                        policy::revoke_stored(store, &catalogue, &by, &id, &reason).await?,
+                    )
+                }
+                What::List { json } => {
+                    let grants: Vec<policy::Grant> = store
+                        .grants(None)
+                        .await?
+                        .iter()
+                        .map(policy::from_row)
+                        .collect();
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&grants)?);
+                    } else {
+                        for g in &grants {
+                            println!(
+                                "{} {:<10} {:<12} {:<22} {:<24} scope {} {}",
+                                g.id,
+                                format!("{:?}", g.status).to_lowercase(),
+                                g.department,
+                                g.resource,
+                                g.fields.join(","),
+                                g.scope,
+                                g.reason.as_deref().unwrap_or("")
+                            );
+                        }
+                    }
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
+            super::audit::record_admin(
+                store,
+                &database,
+                action,
+                &grant.id,
+                serde_json::json!(grant),
+            )
+            .await?;
+            println!(
+                "{} {}: {} asks {} of {} for {} (scope {})",
+                grant.id,
+                format!("{:?}", grant.status).to_lowercase(),
+                grant.department,
+                grant.fields.join(", "),
+                grant.resource,
+                grant.purpose,
+                grant.scope
+            );
+            Ok(ExitCode::SUCCESS)
+        })
+        .await
     })
 }

@@ -1,6 +1,6 @@
 //! `tongban identity`: departments, users and their API tokens.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use tongban_sharing::identity::{Identities, Role};
@@ -100,133 +100,136 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let database = args.store.database.clone();
     rt.block_on(async {
         let store: std::sync::Arc<dyn tongban_store::Store> = args.store.open().await?.into();
-        let ids = Identities::new(store.clone());
-        let audit = |action: &'static str, subject: String, detail: serde_json::Value| {
-            let store = store.clone();
-            let database = database.clone();
-            async move {
-                super::audit::record_admin(store.as_ref(), &database, action, &subject, detail)
-                    .await
-            }
-        };
-        match args.what {
-            What::Department {
-                what: DepartmentCmd::Add { id, name, division },
-            } => {
-                let d = ids.add_department(&id, &name, &division).await?;
-                audit("identity.department.put", d.id.clone(), serde_json::json!(d)).await?;
-                println!("department {} ({}) serves {}", d.id, d.name, d.division);
-            }
-            What::User {
-                what:
-                    UserCmd::Add {
-                        id,
-                        name,
-                        role,
-                        department,
-                        jurisdiction,
-                    },
-            } => {
-                let role = Role::parse(&role)?;
-                let u = ids
-                    .add_user(&id, &name, department.as_deref(), role, &jurisdiction)
+        closing(store.as_ref(), async {
+            let ids = Identities::new(store.clone());
+            let audit = |action: &'static str, subject: String, detail: serde_json::Value| {
+                let store = store.clone();
+                let database = database.clone();
+                async move {
+                    super::audit::record_admin(store.as_ref(), &database, action, &subject, detail)
+                        .await
+                }
+            };
+            match args.what {
+                What::Department {
+                    what: DepartmentCmd::Add { id, name, division },
+                } => {
+                    let d = ids.add_department(&id, &name, &division).await?;
+                    audit("identity.department.put", d.id.clone(), serde_json::json!(d)).await?;
+                    println!("department {} ({}) serves {}", d.id, d.name, d.division);
+                }
+                What::User {
+                    what:
+                        UserCmd::Add {
+                            id,
+                            name,
+                            role,
+                            department,
+                            jurisdiction,
+                        },
+                } => {
+                    let role = Role::parse(&role)?;
+                    let u = ids
+                        .add_user(&id, &name, department.as_deref(), role, &jurisdiction)
+                        .await?;
+                    audit("identity.user.put", u.id.clone(), serde_json::json!(u)).await?;
+                    println!(
+                        "user {} ({}), {} of {}, jurisdiction {}",
+                        u.id,
+                        u.name,
+                        role.zh(),
+                        u.department.as_deref().unwrap_or("no department"),
+                        u.jurisdiction
+                    );
+                }
+                What::User {
+                    what: UserCmd::Password { id },
+                } => {
+                    let password = match std::env::var("TONGBAN_PASSWORD") {
+                        Ok(p) => p,
+                        Err(_) => {
+                            let mut line = String::new();
+                            std::io::stdin().read_line(&mut line)?;
+                            line.trim_end_matches(['\r', '\n']).to_string()
+                        }
+                    };
+                    ids.set_password(&id, &password).await?;
+                    audit("identity.user.password", id.clone(), serde_json::json!({})).await?;
+                    println!("user {id} can sign in to the console with the new password");
+                }
+                What::Token {
+                    what: TokenCmd::Issue { user, days },
+                } => {
+                    let expires =
+                        days.map(|d| tongban_store::now_millis() + i64::from(d) * 86_400_000);
+                    let (row, token) = ids.issue_token(&user, expires).await?;
+                    audit(
+                        "identity.token.issue",
+                        row.user_id.clone(),
+                        serde_json::json!({ "token": row.id, "expires_at": row.expires_at }),
+                    )
                     .await?;
-                audit("identity.user.put", u.id.clone(), serde_json::json!(u)).await?;
-                println!(
-                    "user {} ({}), {} of {}, jurisdiction {}",
-                    u.id,
-                    u.name,
-                    role.zh(),
-                    u.department.as_deref().unwrap_or("no department"),
-                    u.jurisdiction
-                );
-            }
-            What::User {
-                what: UserCmd::Password { id },
-            } => {
-                let password = match std::env::var("TONGBAN_PASSWORD") {
-                    Ok(p) => p,
-                    Err(_) => {
-                        let mut line = String::new();
-                        std::io::stdin().read_line(&mut line)?;
-                        line.trim_end_matches(['\r', '\n']).to_string()
-                    }
-                };
-                ids.set_password(&id, &password).await?;
-                audit("identity.user.password", id.clone(), serde_json::json!({})).await?;
-                println!("user {id} can sign in to the console with the new password");
-            }
-            What::Token {
-                what: TokenCmd::Issue { user, days },
-            } => {
-                let expires =
-                    days.map(|d| tongban_store::now_millis() + i64::from(d) * 86_400_000);
-                let (row, token) = ids.issue_token(&user, expires).await?;
-                audit(
-                    "identity.token.issue",
-                    row.user_id.clone(),
-                    serde_json::json!({ "token": row.id, "expires_at": row.expires_at }),
-                )
-                .await?;
-                println!("{token}");
-                eprintln!(
-                    "token {} for {}: shown once, keep it safe; only its Argon2 hash is stored",
-                    row.id, row.user_id
-                );
-            }
-            What::Token {
-                what: TokenCmd::Revoke { id },
-            } => {
-                if ids.revoke(&id).await? {
-                    audit("identity.token.revoke", id.clone(), serde_json::json!({})).await?;
-                    println!("token {id} revoked");
-                } else {
-                    anyhow::bail!("token {id:?}: no such token, or already revoked");
+                    println!("{token}");
+                    eprintln!(
+                        "token {} for {}: shown once, keep it safe; only its Argon2 hash is stored",
+                        row.id, row.user_id
+                    );
                 }
-            }
-            What::List { json } => {
-                let departments = store.departments().await?;
-                let users = store.users().await?;
-                let mut tokens = Vec::new();
-                for u in &users {
-                    for t in store.tokens_of(&u.id).await? {
-                        tokens.push(serde_json::json!({
-                            "id": t.id, "user": t.user_id, "created_at": t.created_at,
-                            "expires_at": t.expires_at, "revoked_at": t.revoked_at,
-                        }));
+                What::Token {
+                    what: TokenCmd::Revoke { id },
+                } => {
+                    if ids.revoke(&id).await? {
+                        audit("identity.token.revoke", id.clone(), serde_json::json!({})).await?;
+                        println!("token {id} revoked");
+                    } else {
+                        anyhow::bail!("token {id:?}: no such token, or already revoked");
                     }
                 }
-                if json {
-                    let v = serde_json::json!({"departments": departments, "users": users, "tokens": tokens});
-                    println!("{}", serde_json::to_string_pretty(&v)?);
-                } else {
-                    println!("departments:");
-                    for d in &departments {
-                        println!("  {:<16} {:<20} {}", d.id, d.name, d.division);
-                    }
-                    println!("users:");
+                What::List { json } => {
+                    let departments = store.departments().await?;
+                    let users = store.users().await?;
+                    let mut tokens = Vec::new();
                     for u in &users {
-                        println!(
-                            "  {:<16} {:<10} {:<20} {:<16} {}",
-                            u.id,
-                            u.name,
-                            u.role,
-                            u.department.as_deref().unwrap_or("-"),
-                            u.jurisdiction
-                        );
+                        for t in store.tokens_of(&u.id).await? {
+                            tokens.push(serde_json::json!({
+                                "id": t.id, "user": t.user_id, "created_at": t.created_at,
+                                "expires_at": t.expires_at, "revoked_at": t.revoked_at,
+                            }));
+                        }
                     }
-                    println!("tokens:");
-                    for t in &tokens {
-                        let state = if !t["revoked_at"].is_null() {
-                            "revoked"
-                        } else {
-                            "active"
-                        };
-                        println!("  {} {} {state}", t["id"].as_str().unwrap_or(""), t["user"].as_str().unwrap_or(""));
+                    if json {
+                        let v = serde_json::json!({"departments": departments, "users": users, "tokens": tokens});
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    } else {
+                        println!("departments:");
+                        for d in &departments {
+                            println!("  {:<16} {:<20} {}", d.id, d.name, d.division);
+                        }
+                        println!("users:");
+                        for u in &users {
+                            println!(
+                                "  {:<16} {:<10} {:<20} {:<16} {}",
+                                u.id,
+                                u.name,
+                                u.role,
+                                u.department.as_deref().unwrap_or("-"),
+                                u.jurisdiction
+                            );
+                        }
+                        println!("tokens:");
+                        for t in &tokens {
+                            let state = if !t["revoked_at"].is_null() {
+                                "revoked"
+                            } else {
+                                "active"
+                            };
+                            println!("  {} {} {state}", t["id"].as_str().unwrap_or(""), t["user"].as_str().unwrap_or(""));
+                        }
                     }
                 }
             }
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+            Ok(ExitCode::SUCCESS)
+            })
+        .await
+})
 }

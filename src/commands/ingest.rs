@@ -1,6 +1,6 @@
 //! `tongban ingest`: one department file, declared by its mapping, into the store.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use anyhow::Context;
 use clap::Parser;
 use std::path::PathBuf;
@@ -36,14 +36,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let report = rt.block_on(async {
         let store = args.store.open().await?;
-        ingest_with_bar(
-            store.as_ref(),
-            &args.store.database,
-            &mapping_text,
-            &args.source.display().to_string(),
-            &args.file,
-            args.allow_empty,
-        )
+        closing(store.as_ref(), async {
+            ingest_with_bar(
+                store.as_ref(),
+                &args.store.database,
+                &mapping_text,
+                &args.source.display().to_string(),
+                &args.file,
+                args.allow_empty,
+            )
+            .await
+        })
         .await
     })?;
     let b = &report.batch;

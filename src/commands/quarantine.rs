@@ -1,6 +1,6 @@
 //! `tongban quarantine`: inspect held records and re-admit them after the mapping is fixed.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -60,76 +60,79 @@ pub enum What {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let store = args.store.open().await?;
-        match args.what {
-            What::List {
-                source,
-                all,
-                limit,
-                json,
-            } => {
-                let status = if all {
-                    None
-                } else {
-                    Some(QuarantineStatus::Held)
-                };
-                let entries = store
-                    .quarantine_list(source.as_deref(), status, limit)
-                    .await?;
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&entries)?);
-                } else if entries.is_empty() {
-                    println!("no quarantined records");
-                } else {
-                    println!(
-                        "{:>6}  {:<22} {:<12} {:<9} reason",
-                        "id", "source", "where", "status"
-                    );
-                    for e in &entries {
+        closing(store.as_ref(), async {
+            match args.what {
+                What::List {
+                    source,
+                    all,
+                    limit,
+                    json,
+                } => {
+                    let status = if all {
+                        None
+                    } else {
+                        Some(QuarantineStatus::Held)
+                    };
+                    let entries = store
+                        .quarantine_list(source.as_deref(), status, limit)
+                        .await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&entries)?);
+                    } else if entries.is_empty() {
+                        println!("no quarantined records");
+                    } else {
                         println!(
-                            "{:>6}  {:<22} {:<12} {:<9} {}",
-                            e.id,
-                            e.source_id,
-                            e.location,
-                            e.status.as_str(),
-                            tongban_intake::pipeline::first_message(&e.reasons)
+                            "{:>6}  {:<22} {:<12} {:<9} reason",
+                            "id", "source", "where", "status"
                         );
+                        for e in &entries {
+                            println!(
+                                "{:>6}  {:<22} {:<12} {:<9} {}",
+                                e.id,
+                                e.source_id,
+                                e.location,
+                                e.status.as_str(),
+                                tongban_intake::pipeline::first_message(&e.reasons)
+                            );
+                        }
                     }
+                    Ok(ExitCode::SUCCESS)
                 }
-                Ok(ExitCode::SUCCESS)
-            }
-            What::Show { id } => {
-                let Some(e) = store.quarantine_entry(id).await? else {
-                    bail!("no quarantine entry {id}");
-                };
-                println!(
-                    "entry {} of source {}, batch {}, {} ({})",
-                    e.id,
-                    e.source_id,
-                    e.batch_id,
-                    e.location,
-                    e.status.as_str()
-                );
-                if let Some(k) = &e.key {
-                    println!("record key {k}");
+                What::Show { id } => {
+                    let Some(e) = store.quarantine_entry(id).await? else {
+                        bail!("no quarantine entry {id}");
+                    };
+                    println!(
+                        "entry {} of source {}, batch {}, {} ({})",
+                        e.id,
+                        e.source_id,
+                        e.batch_id,
+                        e.location,
+                        e.status.as_str()
+                    );
+                    if let Some(k) = &e.key {
+                        println!("record key {k}");
+                    }
+                    println!("raw: {}", e.raw);
+                    let issues: Vec<Issue> = serde_json::from_str(&e.reasons).unwrap_or_default();
+                    for i in issues {
+                        println!("  {:?} {} [{}] {}", i.severity, i.code, i.field, i.message);
+                    }
+                    Ok(ExitCode::SUCCESS)
                 }
-                println!("raw: {}", e.raw);
-                let issues: Vec<Issue> = serde_json::from_str(&e.reasons).unwrap_or_default();
-                for i in issues {
-                    println!("  {:?} {} [{}] {}", i.severity, i.code, i.field, i.message);
+                What::Release {
+                    id,
+                    all,
+                    source,
+                    mapping,
+                    replace,
+                } => {
+                    let database = args.store.database.clone();
+                    release(store.as_ref(), &database, id, all, source, mapping, replace).await
                 }
-                Ok(ExitCode::SUCCESS)
             }
-            What::Release {
-                id,
-                all,
-                source,
-                mapping,
-                replace,
-            } => {
-                let database = args.store.database.clone();
-                release(store.as_ref(), &database, id, all, source, mapping, replace).await
-            }
-        }
+        })
+        .await
     })
 }
 

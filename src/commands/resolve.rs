@@ -1,6 +1,6 @@
 //! `tongban resolve`: build the base libraries from the store's records.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::process::ExitCode;
@@ -62,68 +62,71 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         let store = args.store.open().await?;
-        let trust_list: Vec<String> = args
-            .trust
-            .unwrap_or_else(|| DEFAULT_TRUST.iter().map(|s| s.to_string()).collect());
-        let trust_refs: Vec<&str> = trust_list.iter().map(String::as_str).collect();
-        let trust = Survivorship::new(&trust_refs);
-        let pb = ProgressBar::new_spinner();
-        pb.set_style(
-            ProgressStyle::with_template("{spinner} {msg:>16} {pos} records read ({elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        pb.enable_steady_tick(std::time::Duration::from_millis(200));
-        let started = Instant::now();
-        if args.incremental {
-            return incremental(store.as_ref(), &args.store.database, trust, &pb, args.json).await;
-        }
-        let config = match &args.config {
-            Some(path) => LibraryConfig::load(path)?,
-            None => LibraryConfig::default(),
-        };
-        let built = build_all(store.as_ref(), &trust, &config, &Bar(pb.clone())).await?;
-        let (summaries, stages, writes) = (built.summaries, built.stages, built.writes);
-        let runs: Vec<serde_json::Value> = summaries
-            .iter()
-            .map(|s| serde_json::json!({"kind": s.kind, "run": s.run_id, "entities": s.entities}))
-            .collect();
-        super::audit::record_admin(store.as_ref(), &args.store.database, "libraries.resolve", "all", serde_json::json!({ "runs": runs }))
-            .await?;
-        pb.finish_and_clear();
-        let secs = started.elapsed().as_secs_f64();
-        if args.json {
-            let v = serde_json::json!({ "libraries": summaries, "stage_seconds": stages, "write_seconds": writes, "seconds": secs });
-            println!("{}", serde_json::to_string_pretty(&v)?);
-        } else {
-            let records = summaries.first().map_or(0, |s| s.records);
-            println!("base libraries built from {records} records in {secs:.1} s:");
-            for s in &summaries {
-                let plural = if s.kind == "entity" { "entities".to_string() } else { format!("{}s", s.kind) };
-                print!("  {:<8} {:>9} mentions → {:>9} {plural} (run {})", s.kind, s.mentions, s.entities, s.run_id);
-                if s.candidate_pairs > 0 {
-                    print!(
-                        "; {} candidate pairs, {} linked, {} refused by two different valid ids",
-                        s.candidate_pairs, s.linked_pairs, s.refused_by_constraint
-                    );
-                }
-                println!();
+        closing(store.as_ref(), async {
+            let trust_list: Vec<String> = args
+                .trust
+                .unwrap_or_else(|| DEFAULT_TRUST.iter().map(|s| s.to_string()).collect());
+            let trust_refs: Vec<&str> = trust_list.iter().map(String::as_str).collect();
+            let trust = Survivorship::new(&trust_refs);
+            let pb = ProgressBar::new_spinner();
+            pb.set_style(
+                ProgressStyle::with_template("{spinner} {msg:>16} {pos} records read ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            pb.enable_steady_tick(std::time::Duration::from_millis(200));
+            let started = Instant::now();
+            if args.incremental {
+                return incremental(store.as_ref(), &args.store.database, trust, &pb, args.json).await;
             }
-            let stages: Vec<String> = stages.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
-            println!("  stages: {}", stages.join(", "));
-            // The writes run beside the stages after the persons' golden records, one after
-            // another; "writing" above is only the wait for the last of them.
-            let writes: Vec<String> = writes.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
-            println!("  written beside them: {}", writes.join(", "));
-            for s in summaries.iter().filter(|s| !s.weights.is_empty()) {
-                println!("  {} weights (log2 m/u), learned without labels; prior {:+.2}:", s.kind, s.prior);
-                for (name, levels) in &s.weights {
-                    let l: Vec<String> = levels.iter().map(|(n, w)| format!("{n} {w:+.2}")).collect();
-                    println!("    {name:<12} {}", l.join(" · "));
+            let config = match &args.config {
+                Some(path) => LibraryConfig::load(path)?,
+                None => LibraryConfig::default(),
+            };
+            let built = build_all(store.as_ref(), &trust, &config, &Bar(pb.clone())).await?;
+            let (summaries, stages, writes) = (built.summaries, built.stages, built.writes);
+            let runs: Vec<serde_json::Value> = summaries
+                .iter()
+                .map(|s| serde_json::json!({"kind": s.kind, "run": s.run_id, "entities": s.entities}))
+                .collect();
+            super::audit::record_admin(store.as_ref(), &args.store.database, "libraries.resolve", "all", serde_json::json!({ "runs": runs }))
+                .await?;
+            pb.finish_and_clear();
+            let secs = started.elapsed().as_secs_f64();
+            if args.json {
+                let v = serde_json::json!({ "libraries": summaries, "stage_seconds": stages, "write_seconds": writes, "seconds": secs });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let records = summaries.first().map_or(0, |s| s.records);
+                println!("base libraries built from {records} records in {secs:.1} s:");
+                for s in &summaries {
+                    let plural = if s.kind == "entity" { "entities".to_string() } else { format!("{}s", s.kind) };
+                    print!("  {:<8} {:>9} mentions → {:>9} {plural} (run {})", s.kind, s.mentions, s.entities, s.run_id);
+                    if s.candidate_pairs > 0 {
+                        print!(
+                            "; {} candidate pairs, {} linked, {} refused by two different valid ids",
+                            s.candidate_pairs, s.linked_pairs, s.refused_by_constraint
+                        );
+                    }
+                    println!();
+                }
+                let stages: Vec<String> = stages.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
+                println!("  stages: {}", stages.join(", "));
+                // The writes run beside the stages after the persons' golden records, one after
+                // another; "writing" above is only the wait for the last of them.
+                let writes: Vec<String> = writes.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
+                println!("  written beside them: {}", writes.join(", "));
+                for s in summaries.iter().filter(|s| !s.weights.is_empty()) {
+                    println!("  {} weights (log2 m/u), learned without labels; prior {:+.2}:", s.kind, s.prior);
+                    for (name, levels) in &s.weights {
+                        let l: Vec<String> = levels.iter().map(|(n, w)| format!("{n} {w:+.2}")).collect();
+                        println!("    {name:<12} {}", l.join(" · "));
+                    }
                 }
             }
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+            Ok(ExitCode::SUCCESS)
+            })
+        .await
+})
 }
 
 async fn incremental(

@@ -1,6 +1,6 @@
 //! `tongban source`: register and list sources without ingesting a file (for systems that push).
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -29,24 +29,27 @@ pub enum What {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let store = args.store.open().await?;
-        match args.what {
-            What::Add { mapping } => {
-                let text = std::fs::read_to_string(&mapping).with_context(|| format!("reading {}", mapping.display()))?;
-                let m = Mapping::parse(&text, &mapping.display().to_string())?;
-                store.put_source(&tongban_intake::pipeline::source_row(&m, &text)).await?;
-                println!("registered source {} ({} {})", m.source.id, m.source.department, m.source.name);
-            }
-            What::List => {
-                for s in store.sources().await? {
-                    let batches = store.batches(Some(&s.id)).await?;
-                    let (current, superseded, withdrawn) = store.record_counts(&s.id).await?;
-                    println!(
-                        "{:<22} {:<14} {:>8} current {:>6} old versions {:>6} withdrawn {:>4} batches",
-                        s.id, s.department, current, superseded, withdrawn, batches.len()
-                    );
+        closing(store.as_ref(), async {
+            match args.what {
+                What::Add { mapping } => {
+                    let text = std::fs::read_to_string(&mapping).with_context(|| format!("reading {}", mapping.display()))?;
+                    let m = Mapping::parse(&text, &mapping.display().to_string())?;
+                    store.put_source(&tongban_intake::pipeline::source_row(&m, &text)).await?;
+                    println!("registered source {} ({} {})", m.source.id, m.source.department, m.source.name);
+                }
+                What::List => {
+                    for s in store.sources().await? {
+                        let batches = store.batches(Some(&s.id)).await?;
+                        let (current, superseded, withdrawn) = store.record_counts(&s.id).await?;
+                        println!(
+                            "{:<22} {:<14} {:>8} current {:>6} old versions {:>6} withdrawn {:>4} batches",
+                            s.id, s.department, current, superseded, withdrawn, batches.len()
+                        );
+                    }
                 }
             }
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+            Ok(ExitCode::SUCCESS)
+            })
+        .await
+})
 }

@@ -52,3 +52,17 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()?)
 }
+
+/// Runs `work` on `store`, then closes the store (see `Store::close`) whether or not the work
+/// succeeded, so that a command leaves no write-ahead log behind it. The work's error comes
+/// first; a failure to close is reported only after work that succeeded.
+pub async fn closing<T>(
+    store: &dyn Store,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let result = work.await;
+    let closed = store.close().await;
+    let value = result?;
+    closed.context("closing the store")?;
+    Ok(value)
+}

@@ -1,6 +1,6 @@
 //! `tongban watch`: sharing statistics and anomaly alerts, read off the audit log.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use tongban_sharing::watch::{Thresholds, alerts, reads_per_day};
@@ -56,75 +56,78 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let database = args.store.database.clone();
     rt.block_on(async {
         let store = args.store.open().await?;
-        let store = store.as_ref();
-        let mut entries = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = store.audit_entries(after, 10_000).await?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            entries.extend(page.into_iter().map(from_row));
-        }
-        match args.what {
-            What::Stats { json } => {
-                let per_day = reads_per_day(&entries);
-                let catalogue = tongban_sharing::catalogue::catalogue(store).await?;
-                if json {
-                    let rows: Vec<serde_json::Value> = per_day
-                        .iter()
-                        .map(|((d, r, day), n)| serde_json::json!({"department": d, "resource": r, "day": date(*day), "reads": n}))
-                        .collect();
-                    let shares: Vec<serde_json::Value> = catalogue
-                        .iter()
-                        .map(|r| serde_json::json!({"resource": r.id, "shared_field_share": r.shared_share()}))
-                        .collect();
-                    println!("{}", serde_json::to_string_pretty(&serde_json::json!({"reads": rows, "fields_shared": shares}))?);
-                } else {
-                    println!("reads per department, resource and day:");
-                    for ((d, r, day), n) in &per_day {
-                        println!("  {} {:<20} {:<18} {n:>8}", date(*day), d, r);
-                    }
-                    let total: usize = catalogue.iter().map(|r| r.fields.len()).sum();
-                    let shared: f64 = catalogue.iter().map(|r| r.shared_share() * r.fields.len() as f64).sum();
-                    println!(
-                        "fields shared (open or conditional): {:.0}% of {total} across {} resources",
-                        100.0 * shared / total.max(1) as f64,
-                        catalogue.len()
-                    );
-                }
+        closing(store.as_ref(), async {
+            let store = store.as_ref();
+            let mut entries = Vec::new();
+            let mut after = 0;
+            loop {
+                let page = store.audit_entries(after, 10_000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                entries.extend(page.into_iter().map(from_row));
             }
-            What::Alerts {
-                json,
-                all,
-                suspend,
-                user,
-            } => {
-                let found = alerts(&entries, &Thresholds::default());
-                if json {
-                    println!("{}", serde_json::to_string_pretty(&found)?);
-                } else if found.is_empty() {
-                    println!("no alerts in {} audit entries", entries.len());
-                } else {
-                    for a in &found {
-                        println!("  {} {:<12} {:<17} {}", date(a.day), a.user, a.kind, a.message);
+            match args.what {
+                What::Stats { json } => {
+                    let per_day = reads_per_day(&entries);
+                    let catalogue = tongban_sharing::catalogue::catalogue(store).await?;
+                    if json {
+                        let rows: Vec<serde_json::Value> = per_day
+                            .iter()
+                            .map(|((d, r, day), n)| serde_json::json!({"department": d, "resource": r, "day": date(*day), "reads": n}))
+                            .collect();
+                        let shares: Vec<serde_json::Value> = catalogue
+                            .iter()
+                            .map(|r| serde_json::json!({"resource": r.id, "shared_field_share": r.shared_share()}))
+                            .collect();
+                        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"reads": rows, "fields_shared": shares}))?);
+                    } else {
+                        println!("reads per department, resource and day:");
+                        for ((d, r, day), n) in &per_day {
+                            println!("  {} {:<20} {:<18} {n:>8}", date(*day), d, r);
+                        }
+                        let total: usize = catalogue.iter().map(|r| r.fields.len()).sum();
+                        let shared: f64 = catalogue.iter().map(|r| r.shared_share() * r.fields.len() as f64).sum();
+                        println!(
+                            "fields shared (open or conditional): {:.0}% of {total} across {} resources",
+                            100.0 * shared / total.max(1) as f64,
+                            catalogue.len()
+                        );
                     }
                 }
-                if suspend && let Some(user) = user {
-                    let by = super::grant::acting(store, &user).await?;
-                    let catalogue = tongban_sharing::catalogue::catalogue(store).await?;
-                    let today = tongban_sharing::watch::day_of(tongban_store::now_millis());
-                    for (g, reason) in tongban_sharing::watch::grants_to_suspend(&found, today, all) {
-                        match tongban_sharing::policy::revoke_stored(store, &catalogue, &by, &g, &reason).await {
-                            Ok(grant) => {
-                                super::audit::record_admin(store, &database, "grant.suspend", &grant.id, serde_json::json!(grant)).await?;
-                                println!("  grant {g} suspended");
+                What::Alerts {
+                    json,
+                    all,
+                    suspend,
+                    user,
+                } => {
+                    let found = alerts(&entries, &Thresholds::default());
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&found)?);
+                    } else if found.is_empty() {
+                        println!("no alerts in {} audit entries", entries.len());
+                    } else {
+                        for a in &found {
+                            println!("  {} {:<12} {:<17} {}", date(a.day), a.user, a.kind, a.message);
+                        }
+                    }
+                    if suspend && let Some(user) = user {
+                        let by = super::grant::acting(store, &user).await?;
+                        let catalogue = tongban_sharing::catalogue::catalogue(store).await?;
+                        let today = tongban_sharing::watch::day_of(tongban_store::now_millis());
+                        for (g, reason) in tongban_sharing::watch::grants_to_suspend(&found, today, all) {
+                            match tongban_sharing::policy::revoke_stored(store, &catalogue, &by, &g, &reason).await {
+                                Ok(grant) => {
+                                    super::audit::record_admin(store, &database, "grant.suspend", &grant.id, serde_json::json!(grant)).await?;
+                                    println!("  grant {g} suspended");
+                                }
+                                Err(e) => println!("  grant {g} not suspended: {e}"),
                             }
-                            Err(e) => println!("  grant {g} not suspended: {e}"),
                         }
                     }
                 }
             }
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+            Ok(ExitCode::SUCCESS)
+            })
+        .await
+})
 }

@@ -220,6 +220,10 @@ impl Store for $store {
         $name
     }
 
+    async fn close(&self) -> Result<()> {
+        self.backend_close().await
+    }
+
     async fn put_source(&self, s: &SourceRow) -> Result<()> {
         let _turn = self.hold_write_turn().await;
         sqlx::query($fix("INSERT INTO sources (id, department, name, subject, snapshot, update_frequency, mapping, updated_at)

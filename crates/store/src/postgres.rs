@@ -554,6 +554,16 @@ impl PgStore {
         Ok(self.generation.current())
     }
 
+    /// Stops the listeners and closes the pool's connections, each with a goodbye to the server
+    /// (the held connections end when the store is dropped).
+    async fn backend_close(&self) -> Result<()> {
+        for w in &self.watchers {
+            w.abort();
+        }
+        self.pool.close().await;
+        Ok(())
+    }
+
     async fn backend_golden_record(
         &self,
         k: &str,

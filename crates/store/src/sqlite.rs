@@ -127,6 +127,27 @@ impl SqliteStore {
         self.direct.data_generation().map(Some)
     }
 
+    /// Stops the checkpointer, then, in the write turn so that no transaction of this store is
+    /// open, copies each file's WAL into the file and truncates it (`TRUNCATE` waits out
+    /// readers for the connection's busy timeout and reports rather than fails when one stays),
+    /// and closes the pools.
+    async fn backend_close(&self) -> Result<()> {
+        self.checkpointer.abort();
+        {
+            let _turn = self.turn.lock().await;
+            for schema in ["main", "audit"] {
+                sqlx::query(AssertSqlSafe(format!(
+                    "PRAGMA {schema}.wal_checkpoint(TRUNCATE)"
+                )))
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        self.read.close().await;
+        self.pool.close().await;
+        Ok(())
+    }
+
     async fn backend_golden_record(
         &self,
         k: &str,

@@ -1041,6 +1041,31 @@ async fn stores_with_urls(name: &str) -> (Vec<(String, Box<dyn Store>)>, tempfil
     (out, dir)
 }
 
+/// Closing a store leaves what it wrote where the next process finds it (on SQLite the
+/// write-ahead logs emptied into the files), and a closed store answers with an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_store_leaves_its_writes_for_the_next_one() {
+    let (stores, dir) = stores_with_urls("closing").await;
+    for (url, s) in stores {
+        s.put_source(&source_s()).await.unwrap();
+        let b = s.begin_batch("s", "f.csv").await.unwrap();
+        let recs: Vec<_> = (0..25).map(|i| rec(&format!("k{i:02}"), "v")).collect();
+        s.store_chunk(b, "s", recs, vec![]).await.unwrap();
+        s.close().await.unwrap();
+        if s.backend() == "sqlite" {
+            for log in ["t.db-wal", "t.audit.db-wal"] {
+                let len = std::fs::metadata(dir.path().join(log)).map_or(0, |m| m.len());
+                assert_eq!(len, 0, "{log} left with {len} bytes");
+            }
+        }
+        assert!(s.sources().await.is_err(), "{url}: closed, yet answering");
+        drop(s);
+        let again = tongban_store::open(&url).await.unwrap();
+        let current = again.current_records("s", None, 100).await.unwrap();
+        assert_eq!(current.len(), 25, "{url}");
+    }
+}
+
 /// Runs `sql` on the store at `url` behind its back (on SQLite, in the audit log's file).
 async fn behind_the_back(url: &str, sql: &str) {
     match url.strip_prefix("sqlite://") {
