@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(
-    after_help = "Examples:\n  tongban serve --intake-key s3cret\n  curl -H 'Authorization: Bearer s3cret' --data-binary @grid.jsonl http://127.0.0.1:8080/api/intake/grid_collection/batches\n  curl -H 'Authorization: Bearer tb_…' http://127.0.0.1:8080/api/persons/P60bc6d885412762a   (a token from `tongban identity token issue`)\n\nEvery read through the governed API is decided field by field under the caller's grants and jurisdiction and recorded in the audit log (signed with the node key beside the SQLite file, or $TONGBAN_NODE_KEY) before it is answered."
+    after_help = "Examples:\n  tongban serve --intake-key s3cret\n  curl -H 'Authorization: Bearer s3cret' --data-binary @grid.jsonl http://127.0.0.1:8080/api/intake/grid_collection/batches\n  curl -H 'Authorization: Bearer tb_…' http://127.0.0.1:8080/api/persons/P60bc6d885412762a   (a token from `tongban identity token issue`)\n\nEvery read through the governed API is decided field by field under the caller's grants and jurisdiction and recorded in the audit log (signed with the node key beside the SQLite file, or $TONGBAN_NODE_KEY) before it is answered.\n\nCtrl-C or SIGTERM stops it: it takes no more connections, answers the requests in flight and closes the store (on SQLite, its write-ahead logs copied into the database files)."
 )]
 pub struct Args {
     /// Address to listen on.
@@ -43,7 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .suspend_on_alert
             .store(args.suspend_on_alert, std::sync::atomic::Ordering::Relaxed);
         let state = tongban_server::AppState {
-            store,
+            store: store.clone(),
             intake_key: args.intake_key.clone(),
             max_body: tongban_server::MAX_BODY,
             sharing: Some(Arc::new(sharing)),
@@ -59,7 +59,35 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.intake_key.is_none() {
             println!("  the intake push endpoint is off (no --intake-key)");
         }
-        tongban_server::serve_on(listener, state).await?;
+        tongban_server::serve_until(listener, state, stop_requested()).await?;
+        // The requests in flight have been answered, so their audit entries are stored.
+        store.close().await?;
+        println!("Tongban stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Completes at the first Ctrl-C (SIGINT) or SIGTERM, how a terminal or a service manager asks
+/// the server to stop.
+async fn stop_requested() {
+    let interrupt = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate => {}
+    }
 }

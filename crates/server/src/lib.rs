@@ -227,6 +227,19 @@ pub async fn serve_on(listener: tokio::net::TcpListener, state: AppState) -> std
     axum::serve(listener, router(state)).await
 }
 
+/// Serves on `listener` until `stop` completes, then takes no more connections, closes the idle
+/// ones and lets the requests in flight finish before returning: a governed read is audited
+/// before it is answered, so none is left recorded but unanswered by a stop.
+pub async fn serve_until(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(stop)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

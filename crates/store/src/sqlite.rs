@@ -39,6 +39,9 @@ pub struct SqliteStore {
     read: SqlitePool,
     /// The background checkpointer, stopped when the store is dropped.
     checkpointer: tokio::task::JoinHandle<()>,
+    /// The checkpointer's connection: closing it waits for a checkpoint in flight, which
+    /// stopping the task does not end.
+    checkpoints: SqlitePool,
     /// The golden-record read, the audit append, ingest chunks and incremental resolution's
     /// changes, through rusqlite (see `sqlite_direct`).
     direct: crate::sqlite_direct::Direct,
@@ -102,12 +105,14 @@ impl SqliteStore {
             )
             .await?;
         let turn = crate::WriteTurn::default();
-        let checkpointer = checkpoint_in_background(&file, &audit, turn.clone()).await?;
+        let (checkpointer, checkpoints) =
+            checkpoint_in_background(&file, &audit, turn.clone()).await?;
         let direct = crate::sqlite_direct::Direct::open(&file, turn.clone())?;
         Ok(SqliteStore {
             pool,
             read,
             checkpointer,
+            checkpoints,
             direct,
             turn,
         })
@@ -127,20 +132,31 @@ impl SqliteStore {
         self.direct.data_generation().map(Some)
     }
 
-    /// Stops the checkpointer, then, in the write turn so that no transaction of this store is
-    /// open, copies each file's WAL into the file and truncates it (`TRUNCATE` waits out
-    /// readers for the connection's busy timeout and reports rather than fails when one stays),
-    /// and closes the pools.
+    /// Stops the checkpointer and waits for a checkpoint it has in flight (SQLite runs one at a
+    /// time and refuses a second at once), then, in the write turn so that no transaction of
+    /// this store is open, copies each file's WAL into the file and truncates it, and closes the
+    /// pools. `TRUNCATE` waits out readers for the connection's busy timeout; a reader of
+    /// another process that stays longer leaves that log as it is, for whoever closes last.
     async fn backend_close(&self) -> Result<()> {
         self.checkpointer.abort();
+        self.checkpoints.close().await;
         {
             let _turn = self.turn.lock().await;
             for schema in ["main", "audit"] {
-                sqlx::query(AssertSqlSafe(format!(
-                    "PRAGMA {schema}.wal_checkpoint(TRUNCATE)"
-                )))
-                .execute(&self.pool)
-                .await?;
+                // The answer's first column is 1 when the checkpoint could not finish; a reader
+                // just leaving gets a few more tries.
+                for _ in 0..10 {
+                    let busy: i64 = sqlx::query(AssertSqlSafe(format!(
+                        "PRAGMA {schema}.wal_checkpoint(TRUNCATE)"
+                    )))
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?;
+                    if busy == 0 {
+                        break;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
             }
         }
         self.read.close().await;
@@ -494,7 +510,7 @@ async fn checkpoint_in_background(
     path: &str,
     audit: &str,
     turn: crate::WriteTurn,
-) -> Result<tokio::task::JoinHandle<()>> {
+) -> Result<(tokio::task::JoinHandle<()>, SqlitePool)> {
     let pool = SqlitePoolOptions::new()
         .max_connections(1)
         .after_connect(attach_audit(audit, false))
@@ -512,7 +528,8 @@ async fn checkpoint_in_background(
                 .await?;
         files.push((schema, page_bytes));
     }
-    Ok(tokio::spawn(async move {
+    let checkpoints = pool.clone();
+    let task = tokio::spawn(async move {
         loop {
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             for &(schema, page_bytes) in &files {
@@ -543,7 +560,8 @@ async fn checkpoint_in_background(
                 }
             }
         }
-    }))
+    });
+    Ok((task, checkpoints))
 }
 
 /// SQLite takes `?` markers as written.
