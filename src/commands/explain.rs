@@ -1,6 +1,6 @@
 //! `tongban explain`: why two person (or legal-entity) mentions are, or are not, one.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use clap::Parser;
 use std::process::ExitCode;
 use tongban_libraries::explain::{MentionRef, explain_entities, explain_persons};
@@ -33,38 +33,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         let store = args.store.open().await?;
-        let e = if args.kind == "entity" {
-            explain_entities(store.as_ref(), &args.a, &args.b).await?
-        } else {
-            explain_persons(store.as_ref(), &args.a, &args.b).await?
-        };
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&e)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        for f in &e.fields {
-            println!("  {:<12} {:>24} | {:<24} {:<32} {:+.2}", f.field, f.left, f.right, f.level, f.weight);
-        }
-        println!(
-            "  total {:+.2}, prior {:+.2} → match probability {:.6} (term-frequency adjustment of names left out)",
-            e.total, e.prior, e.probability
-        );
-        if !e.rule.is_empty() {
-            println!("  rule: {}", e.rule);
-        }
-        let show = |p: &Option<String>| p.clone().unwrap_or_else(|| "not linked".into());
-        let same = e.persons.0.is_some() && e.persons.0 == e.persons.1;
-        println!(
-            "  latest run: {} and {} ({})",
-            show(&e.persons.0),
-            show(&e.persons.1),
-            match (same, args.kind.as_str()) {
-                (true, "entity") => "the same legal entity",
-                (false, "entity") => "different legal entities",
-                (true, _) => "the same person",
-                (false, _) => "different persons",
+        closing(store.as_ref(), async {
+            let e = if args.kind == "entity" {
+                explain_entities(store.as_ref(), &args.a, &args.b).await?
+            } else {
+                explain_persons(store.as_ref(), &args.a, &args.b).await?
+            };
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&e)?);
+                return Ok(ExitCode::SUCCESS);
             }
-        );
-        Ok(ExitCode::SUCCESS)
-    })
+            for f in &e.fields {
+                println!("  {:<12} {:>24} | {:<24} {:<32} {:+.2}", f.field, f.left, f.right, f.level, f.weight);
+            }
+            println!(
+                "  total {:+.2}, prior {:+.2} → match probability {:.6} (term-frequency adjustment of names left out)",
+                e.total, e.prior, e.probability
+            );
+            if !e.rule.is_empty() {
+                println!("  rule: {}", e.rule);
+            }
+            let show = |p: &Option<String>| p.clone().unwrap_or_else(|| "not linked".into());
+            let same = e.persons.0.is_some() && e.persons.0 == e.persons.1;
+            println!(
+                "  latest run: {} and {} ({})",
+                show(&e.persons.0),
+                show(&e.persons.1),
+                match (same, args.kind.as_str()) {
+                    (true, "entity") => "the same legal entity",
+                    (false, "entity") => "different legal entities",
+                    (true, _) => "the same person",
+                    (false, _) => "different persons",
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+            })
+        .await
+})
 }

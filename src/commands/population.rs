@@ -1,6 +1,6 @@
 //! `tongban population`: residents and floating population per community, from the libraries.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,68 +31,71 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         let store = args.store.open().await?;
-        if store.latest_resolution("person").await?.is_none() {
-            anyhow::bail!("no library has been built yet: run `tongban resolve` first");
-        }
-        let p = population(store.as_ref()).await?;
-        let truth = match &args.truth {
-            Some(dir) => Some(truth_by_community(dir)?),
-            None => None,
-        };
-        if args.json {
-            let v = serde_json::json!({ "population": p, "truth": truth });
-            println!("{}", serde_json::to_string_pretty(&v)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        let with_truth = truth.is_some();
-        print!("{:<13} {:<16} {:>10} {:>10} {:>10}", "community", "name", "registered", "floating", "total");
-        if with_truth {
-            print!("   {:>10} {:>10}", "truth reg.", "truth flt.");
-        }
-        println!();
-        let (mut error, mut total) = (0u64, 0u64);
-        for c in &p.communities {
-            print!(
-                "{:<13} {:<16} {:>10} {:>10} {:>10}",
-                c.code,
-                c.name,
-                c.registered,
-                c.floating,
-                c.registered + c.floating
-            );
-            if let Some(t) = &truth {
-                let (r, f) = t.get(&c.code).copied().unwrap_or((0, 0));
-                print!("   {r:>10} {f:>10}");
-                error += c.registered.abs_diff(r) + c.floating.abs_diff(f);
-                total += r + f;
+        closing(store.as_ref(), async {
+            if store.latest_resolution("person").await?.is_none() {
+                anyhow::bail!("no library has been built yet: run `tongban resolve` first");
+            }
+            let p = population(store.as_ref()).await?;
+            let truth = match &args.truth {
+                Some(dir) => Some(truth_by_community(dir)?),
+                None => None,
+            };
+            if args.json {
+                let v = serde_json::json!({ "population": p, "truth": truth });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            let with_truth = truth.is_some();
+            print!("{:<13} {:<16} {:>10} {:>10} {:>10}", "community", "name", "registered", "floating", "total");
+            if with_truth {
+                print!("   {:>10} {:>10}", "truth reg.", "truth flt.");
             }
             println!();
-        }
-        println!(
-            "{:<13} {:<16} {:>10} {:>10} {:>10}",
-            "all",
-            "",
-            p.registered(),
-            p.floating(),
-            p.registered() + p.floating()
-        );
-        println!(
-            "{} deceased not counted; {} living persons placed in no known community",
-            p.deceased, p.unplaced
-        );
-        if let Some(t) = &truth {
-            let missing: u64 = t
-                .iter()
-                .filter(|(code, _)| !p.communities.iter().any(|c| &c.code == *code))
-                .map(|(_, (r, f))| r + f)
-                .sum();
-            let (tr, tf): (u64, u64) = t.values().fold((0, 0), |a, (r, f)| (a.0 + r, a.1 + f));
+            let (mut error, mut total) = (0u64, 0u64);
+            for c in &p.communities {
+                print!(
+                    "{:<13} {:<16} {:>10} {:>10} {:>10}",
+                    c.code,
+                    c.name,
+                    c.registered,
+                    c.floating,
+                    c.registered + c.floating
+                );
+                if let Some(t) = &truth {
+                    let (r, f) = t.get(&c.code).copied().unwrap_or((0, 0));
+                    print!("   {r:>10} {f:>10}");
+                    error += c.registered.abs_diff(r) + c.floating.abs_diff(f);
+                    total += r + f;
+                }
+                println!();
+            }
             println!(
-                "truth: {tr} registered, {tf} floating; per-community absolute error {} ({:.2}% of the truth)",
-                error + missing,
-                100.0 * (error + missing) as f64 / (total + missing).max(1) as f64
+                "{:<13} {:<16} {:>10} {:>10} {:>10}",
+                "all",
+                "",
+                p.registered(),
+                p.floating(),
+                p.registered() + p.floating()
             );
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+            println!(
+                "{} deceased not counted; {} living persons placed in no known community",
+                p.deceased, p.unplaced
+            );
+            if let Some(t) = &truth {
+                let missing: u64 = t
+                    .iter()
+                    .filter(|(code, _)| !p.communities.iter().any(|c| &c.code == *code))
+                    .map(|(_, (r, f))| r + f)
+                    .sum();
+                let (tr, tf): (u64, u64) = t.values().fold((0, 0), |a, (r, f)| (a.0 + r, a.1 + f));
+                println!(
+                    "truth: {tr} registered, {tf} floating; per-community absolute error {} ({:.2}% of the truth)",
+                    error + missing,
+                    100.0 * (error + missing) as f64 / (total + missing).max(1) as f64
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+            })
+        .await
+})
 }

@@ -1,6 +1,6 @@
 //! `tongban quality`: the scorecard per source and field, as a table or JSON.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use clap::Parser;
 use std::process::ExitCode;
 use tongban_intake::pipeline::scorecard;
@@ -72,26 +72,29 @@ pub fn print(s: &Scorecard) {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let store = args.store.open().await?;
-        let ids: Vec<String> = match &args.source {
-            Some(s) => vec![s.clone()],
-            None => store.sources().await?.into_iter().map(|s| s.id).collect(),
-        };
-        if ids.is_empty() {
-            println!("no sources registered yet: ingest one with `tongban ingest`");
-            return Ok(ExitCode::SUCCESS);
-        }
-        let mut cards = Vec::new();
-        for id in &ids {
-            cards.push(scorecard(store.as_ref(), id).await?);
-        }
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&cards)?);
-        } else {
-            for c in &cards {
-                print(c);
-                println!();
+        closing(store.as_ref(), async {
+            let ids: Vec<String> = match &args.source {
+                Some(s) => vec![s.clone()],
+                None => store.sources().await?.into_iter().map(|s| s.id).collect(),
+            };
+            if ids.is_empty() {
+                println!("no sources registered yet: ingest one with `tongban ingest`");
+                return Ok(ExitCode::SUCCESS);
             }
-        }
-        Ok(ExitCode::SUCCESS)
+            let mut cards = Vec::new();
+            for id in &ids {
+                cards.push(scorecard(store.as_ref(), id).await?);
+            }
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&cards)?);
+            } else {
+                for c in &cards {
+                    print(c);
+                    println!();
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        })
+        .await
     })
 }

@@ -50,7 +50,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         // The console's dashboard figures are computed in the background, so the server answers
         // at once and the dashboard fills in when they are ready.
-        tokio::spawn(tongban_server::console::keep_dashboard_fresh(state.clone()));
+        let dashboard = tokio::spawn(tongban_server::console::keep_dashboard_fresh(state.clone()));
+        let stop = stop_requested()?;
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
         println!(
             "Tongban listening on http://{0}/ (console), http://{0}/api/docs (API)",
@@ -59,35 +60,37 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.intake_key.is_none() {
             println!("  the intake push endpoint is off (no --intake-key)");
         }
-        tongban_server::serve_until(listener, state, stop_requested()).await?;
-        // The requests in flight have been answered, so their audit entries are stored.
+        tongban_server::serve_until(listener, state, stop).await?;
+        // The requests in flight have been answered, so their audit entries are stored; the
+        // dashboard's figures would only be read into a closing store.
+        dashboard.abort();
         store.close().await?;
         println!("Tongban stopped");
         Ok(ExitCode::SUCCESS)
     })
 }
 
-/// Completes at the first Ctrl-C (SIGINT) or SIGTERM, how a terminal or a service manager asks
-/// the server to stop.
-async fn stop_requested() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Listens from now on for Ctrl-C (SIGINT) and SIGTERM, how a terminal or a service manager asks
+/// the server to stop, and completes at the first. Listening starts before the server says it
+/// is listening, so that a stop sent as soon as it does is not the signal's default (ending the
+/// process on the spot).
+fn stop_requested() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = interrupt => {}
-        _ = terminate => {}
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! `tongban show`: one base-library entity — its golden record with provenance, and every
 //! record linked to it.
 
-use super::store_args::{StoreArgs, runtime};
+use super::store_args::{StoreArgs, closing, runtime};
 use clap::{Parser, ValueEnum};
 use std::process::ExitCode;
 
@@ -53,90 +53,93 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
         let store = args.store.open().await?;
-        let key = match (&args.key, &args.source, &args.record) {
-            (Some(k), _, _) => k.clone(),
-            (None, Some(s), Some(r)) => match store.entity_of(kind, s, r, &args.role).await? {
-                Some(k) => k,
-                None => anyhow::bail!("no {kind} is linked to {s} record {r} as {}; has `tongban resolve` run?", args.role),
-            },
-            _ => anyhow::bail!("give an entity key, or --source and --record"),
-        };
-        let Some(golden) = store.golden_record(kind, &key).await? else {
-            anyhow::bail!("no {kind} {key} in the library; keys change only when the records behind them do, so run `tongban resolve` and look again");
-        };
-        let golden: serde_json::Value = serde_json::from_str(&golden.record)?;
-        let links = store.links_of_entity(kind, &key).await?;
-        let mut linked = Vec::new();
-        for l in &links {
-            let cleaned = if args.records || args.json {
-                store
-                    .record_history(&l.source_id, &l.record_key)
-                    .await?
-                    .into_iter()
-                    .rev()
-                    .find(|v| v.status == tongban_store::RecordStatus::Current)
-                    .and_then(|v| serde_json::from_str::<serde_json::Value>(&v.cleaned).ok())
-            } else {
-                None
+        closing(store.as_ref(), async {
+            let key = match (&args.key, &args.source, &args.record) {
+                (Some(k), _, _) => k.clone(),
+                (None, Some(s), Some(r)) => match store.entity_of(kind, s, r, &args.role).await? {
+                    Some(k) => k,
+                    None => anyhow::bail!("no {kind} is linked to {s} record {r} as {}; has `tongban resolve` run?", args.role),
+                },
+                _ => anyhow::bail!("give an entity key, or --source and --record"),
             };
-            linked.push((l, cleaned));
-        }
-        let relations = store.relations_of(&key).await?;
-        if args.json {
-            let v = serde_json::json!({
-                "kind": kind,
-                "golden": golden,
-                "relations": relations,
-                "linked": linked.iter().map(|(l, c)| serde_json::json!({"source": l.source_id, "record_key": l.record_key, "role": l.role, "cleaned": c})).collect::<Vec<_>>(),
-            });
-            println!("{}", serde_json::to_string_pretty(&v)?);
-            return Ok(ExitCode::SUCCESS);
-        }
-        println!(
-            "{kind} {key}: {} linked mentions from {}",
-            links.len(),
-            golden["sources"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
-        );
-        println!(
-            "  {:<20} {:<28} from (source, record, role, date; agreeing/other values)",
-            "field", "value"
-        );
-        if let Some(k) = golden["address_key"].as_str() {
-            println!("  address key          {k}");
-            println!("  mentions by role     {}", golden["by_role"]);
-        }
-        if let Some(fields) = golden["fields"].as_object() {
-            for (name, f) in fields {
-                let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
-                println!(
-                    "  {:<20} {:<28} {} {} {}{} ({}/{})",
-                    name,
-                    s("value"),
-                    s("source"),
-                    s("record_key"),
-                    s("role"),
-                    if s("date").is_empty() { String::new() } else { format!(" {}", s("date")) },
-                    f["agreeing"],
-                    f["disagreeing"]
-                );
+            let Some(golden) = store.golden_record(kind, &key).await? else {
+                anyhow::bail!("no {kind} {key} in the library; keys change only when the records behind them do, so run `tongban resolve` and look again");
+            };
+            let golden: serde_json::Value = serde_json::from_str(&golden.record)?;
+            let links = store.links_of_entity(kind, &key).await?;
+            let mut linked = Vec::new();
+            for l in &links {
+                let cleaned = if args.records || args.json {
+                    store
+                        .record_history(&l.source_id, &l.record_key)
+                        .await?
+                        .into_iter()
+                        .rev()
+                        .find(|v| v.status == tongban_store::RecordStatus::Current)
+                        .and_then(|v| serde_json::from_str::<serde_json::Value>(&v.cleaned).ok())
+                } else {
+                    None
+                };
+                linked.push((l, cleaned));
             }
-        }
-        if !relations.is_empty() {
-            println!("  relations:");
-            for r in &relations {
-                println!(
-                    "    {} {} {}   ({} {})",
-                    r.from_key, r.relation, r.to_key, r.source_id, r.record_key
-                );
+            let relations = store.relations_of(&key).await?;
+            if args.json {
+                let v = serde_json::json!({
+                    "kind": kind,
+                    "golden": golden,
+                    "relations": relations,
+                    "linked": linked.iter().map(|(l, c)| serde_json::json!({"source": l.source_id, "record_key": l.record_key, "role": l.role, "cleaned": c})).collect::<Vec<_>>(),
+                });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+                return Ok(ExitCode::SUCCESS);
             }
-        }
-        println!("  linked records:");
-        for (l, cleaned) in &linked {
-            println!("    {:<22} {:<24} {}", l.source_id, l.record_key, l.role);
-            if let Some(c) = cleaned {
-                println!("        {c}");
+            println!(
+                "{kind} {key}: {} linked mentions from {}",
+                links.len(),
+                golden["sources"].as_array().map(|a| a.iter().filter_map(|s| s.as_str()).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+            );
+            println!(
+                "  {:<20} {:<28} from (source, record, role, date; agreeing/other values)",
+                "field", "value"
+            );
+            if let Some(k) = golden["address_key"].as_str() {
+                println!("  address key          {k}");
+                println!("  mentions by role     {}", golden["by_role"]);
             }
-        }
-        Ok(ExitCode::SUCCESS)
-    })
+            if let Some(fields) = golden["fields"].as_object() {
+                for (name, f) in fields {
+                    let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
+                    println!(
+                        "  {:<20} {:<28} {} {} {}{} ({}/{})",
+                        name,
+                        s("value"),
+                        s("source"),
+                        s("record_key"),
+                        s("role"),
+                        if s("date").is_empty() { String::new() } else { format!(" {}", s("date")) },
+                        f["agreeing"],
+                        f["disagreeing"]
+                    );
+                }
+            }
+            if !relations.is_empty() {
+                println!("  relations:");
+                for r in &relations {
+                    println!(
+                        "    {} {} {}   ({} {})",
+                        r.from_key, r.relation, r.to_key, r.source_id, r.record_key
+                    );
+                }
+            }
+            println!("  linked records:");
+            for (l, cleaned) in &linked {
+                println!("    {:<22} {:<24} {}", l.source_id, l.record_key, l.role);
+                if let Some(c) = cleaned {
+                    println!("        {c}");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+            })
+        .await
+})
 }

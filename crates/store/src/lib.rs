@@ -687,8 +687,10 @@ pub trait Store: Send + Sync {
     /// last connection closes, which a command's exit does not wait for, so an ingest or a
     /// resolve left a log as large as what it wrote (355 MB beside a 478 MB file after resolving
     /// 112 k records), kept on disk and read through again by the next process to open the file.
-    /// On PostgreSQL the connections are closed. Nothing may be asked of the store afterwards.
-    /// A log another process is still reading is left for whoever closes last.
+    /// On PostgreSQL the pool's connections are closed. Nothing may be asked of the store
+    /// afterwards (the connections of its hottest paths close only when it is dropped). A log
+    /// another process is reading or writing is left, after a short wait, for whoever closes
+    /// last.
     async fn close(&self) -> Result<()>;
 
     /// Registers or updates a source from its mapping.

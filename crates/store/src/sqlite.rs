@@ -37,7 +37,7 @@ pub struct SqliteStore {
     /// mode they read the last committed state while a writer works, instead of queueing behind
     /// its transactions.
     read: SqlitePool,
-    /// The background checkpointer, stopped when the store is dropped.
+    /// The background checkpointer, stopped when the store is closed or dropped.
     checkpointer: tokio::task::JoinHandle<()>,
     /// The checkpointer's connection: closing it waits for a checkpoint in flight, which
     /// stopping the task does not end.
@@ -133,35 +133,42 @@ impl SqliteStore {
     }
 
     /// Stops the checkpointer and waits for a checkpoint it has in flight (SQLite runs one at a
-    /// time and refuses a second at once), then, in the write turn so that no transaction of
-    /// this store is open, copies each file's WAL into the file and truncates it, and closes the
-    /// pools. `TRUNCATE` waits out readers for the connection's busy timeout; a reader of
-    /// another process that stays longer leaves that log as it is, for whoever closes last.
+    /// time and refuses a second at once), copies each file's WAL into the file beside any other
+    /// process's work (`PASSIVE`), then truncates it (`TRUNCATE`, which needs the file's write
+    /// lock and no reader in the log), and closes the pools whatever came of that.
+    ///
+    /// The truncation waits at most [`CLOSE_BUSY`] a file: beside a running server or a long
+    /// ingest of another process it would otherwise hold this command for the writer
+    /// connection's 30 s busy timeout and the other process's writes behind it; there the log is
+    /// left to whoever closes last.
     async fn backend_close(&self) -> Result<()> {
         self.checkpointer.abort();
         self.checkpoints.close().await;
-        {
+        let checkpointed = async {
             let _turn = self.turn.lock().await;
+            let mut conn = self.pool.acquire().await?;
+            sqlx::query(AssertSqlSafe(format!(
+                "PRAGMA busy_timeout = {}",
+                CLOSE_BUSY.as_millis()
+            )))
+            .execute(&mut *conn)
+            .await?;
             for schema in ["main", "audit"] {
-                // The answer's first column is 1 when the checkpoint could not finish; a reader
-                // just leaving gets a few more tries.
-                for _ in 0..10 {
-                    let busy: i64 = sqlx::query(AssertSqlSafe(format!(
-                        "PRAGMA {schema}.wal_checkpoint(TRUNCATE)"
+                for mode in ["PASSIVE", "TRUNCATE"] {
+                    sqlx::query(AssertSqlSafe(format!(
+                        "PRAGMA {schema}.wal_checkpoint({mode})"
                     )))
-                    .fetch_one(&self.pool)
-                    .await?
-                    .try_get(0)?;
-                    if busy == 0 {
-                        break;
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    .fetch_one(&mut *conn)
+                    .await?;
                 }
             }
+            // The connection closes with the pool below, so its busy timeout is not restored.
+            Ok::<(), StoreError>(())
         }
+        .await;
         self.read.close().await;
         self.pool.close().await;
-        Ok(())
+        checkpointed
     }
 
     async fn backend_golden_record(
@@ -478,6 +485,10 @@ async fn copy_audit_log_out_of_main(conn: &mut sqlx::SqliteConnection) -> Result
 /// writer thread (`sqlite_direct`) is a second writer, and a deferred transaction that read
 /// before it wrote would fail outright, rather than wait, if that writer had committed between.
 const BEGIN: Option<&'static str> = Some("BEGIN IMMEDIATE");
+
+/// How long closing the store waits for another process's readers or writer before it leaves
+/// a WAL as it is (see `backend_close`).
+const CLOSE_BUSY: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The WAL size past which the background task restarts it (see [`checkpoint_in_background`]).
 const WAL_RESTART_BYTES: i64 = 1 << 30;
