@@ -3,6 +3,7 @@
 //! Peak memory is the process's high-water mark of resident memory (VmHWM in /proc/self/status),
 //! so a benchmark run should be the only work of its process.
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -30,7 +31,9 @@ pub enum What {
         out: Option<std::path::PathBuf>,
     },
     /// Ingest the household-register export: plain CSV parsing, then read → clean → store, in
-    /// one run, with records per second, the ratio between the two and peak memory.
+    /// one run, with records per second, the ratio between the two and peak memory; then the
+    /// same file again (every record unchanged, as in a quiet day's snapshot), with the bytes
+    /// each load wrote.
     Ingest {
         /// People in the synthetic street whose household register is ingested (about 0.37
         /// register rows a person).
@@ -344,22 +347,36 @@ fn bench_ingest(
         database: database.clone(),
     };
     let rt = super::store_args::runtime()?;
-    let started = Instant::now();
-    let report = rt.block_on(async {
-        let store = store_args.open().await?;
-        let bytes = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let r = tongban_intake::pipeline::ingest_file(
-            store.as_ref(),
-            mapping,
-            mapping_text,
-            &file,
-            bytes,
-            false,
-        )
-        .await?;
-        anyhow::Ok(r)
-    })?;
-    let ingest = started.elapsed().as_secs_f64();
+    // The same file twice, each as `tongban ingest` runs it (the store opened, the file stored,
+    // the store closed): a first load, then what a department's next daily snapshot costs when
+    // nothing in it changed. Seconds until stored, and bytes written until closed (this
+    // process's write calls: the SQLite files and their logs, the logs' copy into the files
+    // included; on PostgreSQL only what went to the server).
+    let mut runs = Vec::new();
+    for _ in 0..2 {
+        let wrote = io_bytes().map(|(w, _)| w);
+        let (report, secs) = rt.block_on(async {
+            let store = store_args.open().await?;
+            let work = async {
+                let started = Instant::now();
+                let r = tongban_intake::pipeline::ingest_file(
+                    store.as_ref(),
+                    mapping.clone(),
+                    mapping_text,
+                    &file,
+                    Arc::new(std::sync::atomic::AtomicU64::new(0)),
+                    false,
+                )
+                .await?;
+                anyhow::Ok((r, started.elapsed().as_secs_f64()))
+            };
+            super::store_args::closing(store.as_ref(), work).await
+        })?;
+        let written = wrote.zip(io_bytes()).map(|(w, (now, _))| now - w);
+        runs.push((report, secs, written));
+    }
+    let (again, again_secs, again_written) = runs.pop().context("two runs")?;
+    let (report, ingest, written) = runs.pop().context("two runs")?;
     let n = report.batch.counts.records;
     println!(
         "bench ingest: {} ({:.1} MiB, {rows} rows) into {}",
@@ -381,6 +398,25 @@ fn bench_ingest(
         report.batch.counts.quarantined
     );
     println!("  ingest / parse    {:.1}×", ingest / parse);
+    let mib =
+        |b: Option<u64>| b.map_or("?".to_string(), |b| format!("{:.1}", b as f64 / 1048576.0));
+    if database.starts_with("sqlite:") {
+        println!(
+            "  written           {} MiB by the first load; {} MiB by the same file again",
+            mib(written),
+            mib(again_written)
+        );
+    } else {
+        println!(
+            "  written           not counted here: the database server writes, not this process"
+        );
+    }
+    println!(
+        "  same file again   {again_secs:.2} s  {:>10.0} records/s  ({} unchanged, {} withdrawn)",
+        again.batch.counts.records as f64 / again_secs,
+        again.batch.counts.unchanged,
+        again.batch.withdrawn
+    );
     if let (Some(before), Some(after)) = (rss_before, peak_rss_bytes()) {
         println!(
             "  peak memory       {:.1} MiB (VmHWM; {:.1} MiB before ingesting)",

@@ -180,7 +180,11 @@ fn grant_row(r: &$row) -> Result<GrantRow> {
     })
 }
 
-const RECORD_COLUMNS: &str = "source_id, record_key, version, status, batch_id, seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at";
+/// A record's columns as read back: `seen_batch` is the last batch that delivered the record,
+/// its sighting included.
+fn record_select() -> String {
+    format!("source_id, record_key, version, status, batch_id, {} AS seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at", crate::LAST_SEEN)
+}
 
 impl $store {
     /// The store's write turn (on a backend that has one) for a write outside a transaction:
@@ -296,11 +300,16 @@ impl Store for $store {
             sqlx::query($fix(lock)).bind(&source_id).execute(&mut *tx).await?;
         }
         let withdrawn = if withdraw_missing {
+            // A record this batch found unchanged has a sighting of it (or of a later batch),
+            // not a newer `seen_batch`: the index walk still visits it, the sighting spares it.
             sqlx::query($fix("UPDATE records SET status = 'withdrawn', withdrawn_at = ?
-                 WHERE source_id = ? AND status = 'current' AND seen_batch < ?"),
+                 WHERE source_id = ? AND status = 'current' AND seen_batch < ?
+                 AND NOT EXISTS (SELECT 1 FROM record_sightings s
+                                 WHERE s.record_id = records.id AND s.seen_batch >= ?)"),
             )
             .bind(now)
             .bind(&source_id)
+            .bind(batch_id)
             .bind(batch_id)
             .execute(&mut *tx)
             .await?
@@ -340,7 +349,7 @@ impl Store for $store {
 
     async fn record_history(&self, source_id: &str, key: &str) -> Result<Vec<RecordVersion>> {
         let rows = sqlx::query($fix(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE source_id = ? AND record_key = ? ORDER BY version"
+            "SELECT {} FROM records WHERE source_id = ? AND record_key = ? ORDER BY version", record_select()
         )))
         .bind(source_id)
         .bind(key)
@@ -351,8 +360,8 @@ impl Store for $store {
 
     async fn current_records(&self, source_id: &str, after_key: Option<&str>, limit: i64) -> Result<Vec<RecordVersion>> {
         let rows = sqlx::query($fix(&format!(
-            "SELECT {RECORD_COLUMNS} FROM records WHERE source_id = ? AND status = 'current' AND record_key > ?
-             ORDER BY record_key LIMIT ?"
+            "SELECT {} FROM records WHERE source_id = ? AND status = 'current' AND record_key > ?
+             ORDER BY record_key LIMIT ?", record_select()
         )))
         .bind(source_id)
         .bind(after_key.unwrap_or(""))

@@ -953,6 +953,14 @@ pub async fn open(url: &str) -> Result<Box<dyn Store>> {
     }
 }
 
+/// SQL, on a row of `records` named `records`, for the last batch that delivered the record: the
+/// larger of the batch that stored it (`records.seen_batch`) and the batch of its sighting, where
+/// a batch that found it unchanged recorded one (see migration `record_sightings`). Both
+/// backends read it the same way, so it is written once.
+pub(crate) const LAST_SEEN: &str = "COALESCE((SELECT CASE WHEN s.seen_batch > records.seen_batch \
+     THEN s.seen_batch ELSE records.seen_batch END FROM record_sightings s \
+     WHERE s.record_id = records.id), records.seen_batch)";
+
 /// The latest (non-superseded) version of a key as a backend reads it.
 #[derive(Clone, Debug)]
 pub struct Latest {
@@ -971,7 +979,8 @@ pub enum Action {
         version: i64,
         supersede: Option<i64>,
     },
-    /// Same content as the current version (row id): mark it seen by this batch.
+    /// Same content as the current version (row id): record that this batch saw it (a sighting;
+    /// the record's own row is not written).
     Unchanged(i64),
     /// The key was already delivered in this batch (at the given location, when known).
     Duplicate { first: Option<String> },

@@ -449,30 +449,32 @@ impl PgStore {
         if updates {
             sqlx::query(CHUNK_UPDATES).execute(&mut *tx).await?;
         }
-        for (ids, sql) in [
-            (
-                &supersede,
-                "UPDATE records SET status = 'superseded' WHERE id IN (",
-            ),
-            (&unchanged, "UPDATE records SET seen_batch = "),
-        ] {
-            for group in ids.chunks(ROWS_PER_INSERT) {
-                let mut q: QueryBuilder<Postgres> = QueryBuilder::new(sql);
-                if sql.contains("seen_batch") {
-                    // Never lower it: a batch that started later may already have seen the record,
-                    // and a snapshot withdraws what no batch from its own start on has seen.
-                    q.push_bind(batch_id)
-                        .push(" WHERE seen_batch < ")
-                        .push_bind(batch_id)
-                        .push(" AND id IN (");
-                }
-                let mut sep = q.separated(", ");
-                for id in group {
-                    sep.push_bind(*id);
-                }
-                q.push(")");
-                q.build().execute(&mut *tx).await?;
+        for group in supersede.chunks(ROWS_PER_INSERT) {
+            let mut q: QueryBuilder<Postgres> =
+                QueryBuilder::new("UPDATE records SET status = 'superseded' WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in group {
+                sep.push_bind(*id);
             }
+            q.push(")");
+            q.build().execute(&mut *tx).await?;
+        }
+        if !unchanged.is_empty() {
+            // A sighting per record, not a new version of its row (see migration
+            // `record_sightings`); the ids as one array. Never lower it: a batch that started
+            // later may already have seen the record, and a snapshot withdraws what no batch
+            // from its own start on has seen. `plan_chunk` lists each record once per chunk, so
+            // no row is updated twice by the one statement.
+            sqlx::query(
+                "INSERT INTO record_sightings (record_id, seen_batch) \
+                 SELECT id, $2 FROM unnest($1::bigint[]) AS u(id) \
+                 ON CONFLICT (record_id) DO UPDATE SET seen_batch = EXCLUDED.seen_batch \
+                 WHERE record_sightings.seen_batch < EXCLUDED.seen_batch",
+            )
+            .bind(&unchanged)
+            .bind(batch_id)
+            .execute(&mut *tx)
+            .await?;
         }
         // A record the department delivered but that was held in quarantine this time is still
         // in the delivery: its current version must not be withdrawn by a snapshot.
@@ -500,6 +502,8 @@ impl PgStore {
         }
         // The new versions go in by `COPY`: PostgreSQL takes the values as they are, where a
         // multi-row `INSERT` had it parse every bound value and set up every row's expressions.
+        const RECORD_COLUMNS: &str = "source_id, record_key, version, status, batch_id, \
+             seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at";
         let copy_records = format!("COPY records ({RECORD_COLUMNS}) FROM STDIN (FORMAT binary)");
         copy_in(&mut tx, &copy_records, &inserts, |rows, (r, version)| {
             rows.row(13).text(source_id)?.text(&r.key)?;
@@ -883,10 +887,11 @@ fn fix(sql: &str) -> AssertSqlSafe<String> {
 fn lookup<'a>(source_id: &'a str, group: &'a [IncomingRecord]) -> QueryBuilder<Postgres> {
     let mut q = QueryBuilder::new("SELECT r.* FROM unnest(");
     q.push_bind(group.iter().map(|r| r.key.as_str()).collect::<Vec<&str>>());
-    q.push(
+    q.push(format!(
         "::text[]) AS k(key) CROSS JOIN LATERAL (SELECT id, record_key, version, status, \
-         seen_batch, content_hash FROM records WHERE status <> 'superseded' AND source_id = ",
-    );
+         {} AS seen_batch, content_hash FROM records WHERE status <> 'superseded' AND source_id = ",
+        crate::LAST_SEEN
+    ));
     q.push_bind(source_id)
         .push(" AND record_key = k.key LIMIT 1) r");
     q

@@ -823,8 +823,11 @@ fn store_chunk(
     let mut latest: HashMap<String, Latest> = HashMap::with_capacity(records.len());
     for group in records.chunks(ROWS_PER_STATEMENT) {
         let mut find = tx.prepare_cached(&rows_sql(
-            "SELECT id, record_key, version, status, seen_batch, content_hash FROM records \
-             WHERE status <> 'superseded' AND source_id = ? AND record_key IN (",
+            &format!(
+                "SELECT id, record_key, version, status, {}, content_hash FROM records \
+                 WHERE status <> 'superseded' AND source_id = ? AND record_key IN (",
+                crate::LAST_SEEN
+            ),
             "?",
             group.len(),
             ")",
@@ -856,10 +859,13 @@ fn store_chunk(
     {
         let mut supersede =
             tx.prepare_cached("UPDATE records SET status = 'superseded' WHERE id = ?1")?;
-        // Never lower `seen_batch`: a batch that started later may already have seen the
-        // record, and a snapshot withdraws what no batch from its own start on has seen.
+        // A sighting, not a write of the record's row (see migration `record_sightings`). Never
+        // lower it: a batch that started later may already have seen the record, and a
+        // snapshot withdraws what no batch from its own start on has seen.
         let mut seen = tx.prepare_cached(
-            "UPDATE records SET seen_batch = ?1 WHERE seen_batch < ?1 AND id = ?2",
+            "INSERT INTO record_sightings (record_id, seen_batch) VALUES (?2, ?1) \
+             ON CONFLICT (record_id) DO UPDATE SET seen_batch = excluded.seen_batch \
+             WHERE seen_batch < excluded.seen_batch",
         )?;
         for action in &plan {
             match action {

@@ -1066,6 +1066,109 @@ async fn a_closed_store_leaves_its_writes_for_the_next_one() {
     }
 }
 
+/// Each stored row of `records` as the database holds it: id, `seen_batch`, status and, on
+/// PostgreSQL, the transaction that wrote the row's current version (`xmin`), which any update
+/// of the row moves.
+async fn record_rows(url: &str) -> Vec<(i64, i64, String, i64)> {
+    let sql = "SELECT id, seen_batch, status, {xmin} FROM records ORDER BY id";
+    match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let db = rusqlite::Connection::open(path).unwrap();
+            let mut q = db.prepare(&sql.replace("{xmin}", "0")).unwrap();
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        }
+        None => {
+            use sqlx::{Connection, Row};
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            let sql = sql.replace("{xmin}", "xmin::text::bigint");
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+                .collect()
+        }
+    }
+}
+
+/// A batch that delivers records unchanged leaves their rows as they were (it keeps a sighting
+/// beside each instead), yet the records count as seen by it: its snapshot withdraws none of
+/// them, their history names it as the last batch that delivered them, a later snapshot without
+/// them withdraws them, and a batch that started earlier and finishes later withdraws none of
+/// what the later one saw.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_delivery_leaves_the_rows_as_they_were() {
+    let (stores, _dir) = stores_with_urls("sightings").await;
+    for (url, s) in stores {
+        s.put_source(&source_s()).await.unwrap();
+        let b1 = s.begin_batch("s", "day1.csv").await.unwrap();
+        let day1 = vec![rec("a", "1"), rec("b", "1"), rec("c", "1")];
+        s.store_chunk(b1, "s", day1.clone(), vec![]).await.unwrap();
+        s.finish_batch(b1, true).await.unwrap();
+        let before = record_rows(&url).await;
+        assert_eq!(before.len(), 3, "{url}");
+
+        let b2 = s.begin_batch("s", "day2.csv").await.unwrap();
+        let o = s.store_chunk(b2, "s", day1.clone(), vec![]).await.unwrap();
+        assert_eq!((o.inserted, o.unchanged), (0, 3), "{url}");
+        // The same key again in a later chunk of the batch is still a duplicate.
+        let again = s
+            .store_chunk(b2, "s", vec![rec("a", "1")], vec![])
+            .await
+            .unwrap();
+        assert_eq!((again.unchanged, again.quarantined), (0, 1), "{url}");
+        let done = s.finish_batch(b2, true).await.unwrap();
+        assert_eq!(done.withdrawn, 0, "{url}");
+        assert_eq!(
+            record_rows(&url).await,
+            before,
+            "{url}: an unchanged delivery rewrote rows"
+        );
+        let a = s.record_history("s", "a").await.unwrap();
+        assert_eq!((a[0].batch_id, a[0].seen_batch), (b1, b2), "{url}");
+
+        // Two batches at once: the later one sees only `a`, the earlier one `a` and `b`. The
+        // earlier one's snapshot withdraws only `c`, which neither saw; the later one's then
+        // withdraws `b`, which only the earlier one saw.
+        let b3 = s.begin_batch("s", "day3.csv").await.unwrap();
+        let b4 = s.begin_batch("s", "day4.csv").await.unwrap();
+        s.store_chunk(b4, "s", vec![rec("a", "1")], vec![])
+            .await
+            .unwrap();
+        s.store_chunk(b3, "s", vec![rec("a", "1"), rec("b", "1")], vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            s.finish_batch(b3, true).await.unwrap().withdrawn,
+            1,
+            "{url}"
+        );
+        assert_eq!(
+            s.finish_batch(b4, true).await.unwrap().withdrawn,
+            1,
+            "{url}"
+        );
+        let status = |h: Vec<tongban_store::RecordVersion>| h.last().map(|v| v.status);
+        for (key, expected) in [
+            ("a", RecordStatus::Current),
+            ("b", RecordStatus::Withdrawn),
+            ("c", RecordStatus::Withdrawn),
+        ] {
+            let h = s.record_history("s", key).await.unwrap();
+            assert_eq!(status(h), Some(expected), "{url}: {key}");
+        }
+        assert_eq!(
+            s.record_history("s", "a").await.unwrap()[0].seen_batch,
+            b4,
+            "{url}: a sighting never goes back to an earlier batch"
+        );
+    }
+}
+
 /// Runs `sql` on the store at `url` behind its back (on SQLite, in the audit log's file).
 async fn behind_the_back(url: &str, sql: &str) {
     match url.strip_prefix("sqlite://") {
