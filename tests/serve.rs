@@ -238,6 +238,6 @@ fn a_second_sigterm_stops_at_once() {
     assert!(server.try_wait().unwrap().is_none());
     signal(&server, "-TERM");
     let status = wait_for_exit(&mut server, Duration::from_secs(10));
-    assert_eq!(status.code(), Some(130), "{status}");
+    assert_eq!(status.code(), Some(143), "{status}");
     assert!(rest_of(err).contains("stopped at once"));
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(
-    after_help = "Examples:\n  tongban serve --intake-key s3cret\n  curl -H 'Authorization: Bearer s3cret' --data-binary @grid.jsonl http://127.0.0.1:8080/api/intake/grid_collection/batches\n  curl -H 'Authorization: Bearer tb_…' http://127.0.0.1:8080/api/persons/P60bc6d885412762a   (a token from `tongban identity token issue`)\n\nEvery read through the governed API is decided field by field under the caller's grants and jurisdiction and recorded in the audit log (signed with the node key beside the SQLite file, or $TONGBAN_NODE_KEY) before it is answered.\n\nCtrl-C or SIGTERM stops it: it takes no more connections, answers the requests in flight and closes the store (on SQLite, its write-ahead logs copied into the database files). A second Ctrl-C or SIGTERM stops it at once (exit status 130)."
+    after_help = "Examples:\n  tongban serve --intake-key s3cret\n  curl -H 'Authorization: Bearer s3cret' --data-binary @grid.jsonl http://127.0.0.1:8080/api/intake/grid_collection/batches\n  curl -H 'Authorization: Bearer tb_…' http://127.0.0.1:8080/api/persons/P60bc6d885412762a   (a token from `tongban identity token issue`)\n\nEvery read through the governed API is decided field by field under the caller's grants and jurisdiction and recorded in the audit log (signed with the node key beside the SQLite file, or $TONGBAN_NODE_KEY) before it is answered.\n\nCtrl-C or SIGTERM stops it: it takes no more connections, answers the requests in flight and closes the store (on SQLite, its write-ahead logs copied into the database files). A second Ctrl-C or SIGTERM stops it at once (exit status 130 or 143)."
 )]
 pub struct Args {
     /// Address to listen on.
@@ -75,8 +75,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// is listening, so that a stop sent as soon as it does is not the signal's default (ending the
 /// process on the spot).
 ///
-/// A second signal ends the process at once (exit status 130), for whoever will not wait for a
-/// client that is slow to finish its request. Nothing answered is lost by it: each read's audit
+/// A second signal ends the process at once, with the status a shell gives a process ended by
+/// that signal (130 for Ctrl-C, 143 for SIGTERM), for whoever will not wait for a client that is
+/// slow to finish its request. Nothing answered is lost by it: each read's audit
 /// entry is stored before its answer is sent, and each stored chunk is a transaction of its
 /// own; on SQLite the write-ahead log is left for the next process to copy in.
 fn stop_requested() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
@@ -94,12 +95,12 @@ fn stop_requested() -> std::io::Result<impl std::future::Future<Output = ()> + S
                 "Tongban stopping: answering the requests in flight (a second Ctrl-C or SIGTERM stops at once)"
             );
             tokio::spawn(async move {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
+                let status = tokio::select! {
+                    _ = interrupt.recv() => 130,
+                    _ = terminate.recv() => 143,
+                };
                 eprintln!("Tongban stopped at once, without waiting for the requests in flight");
-                std::process::exit(130);
+                std::process::exit(status);
             });
         })
     }
@@ -107,6 +108,14 @@ fn stop_requested() -> std::io::Result<impl std::future::Future<Output = ()> + S
     {
         Ok(async {
             let _ = tokio::signal::ctrl_c().await;
+            eprintln!(
+                "Tongban stopping: answering the requests in flight (a second Ctrl-C stops at once)"
+            );
+            tokio::spawn(async {
+                let _ = tokio::signal::ctrl_c().await;
+                eprintln!("Tongban stopped at once, without waiting for the requests in flight");
+                std::process::exit(130);
+            });
         })
     }
 }

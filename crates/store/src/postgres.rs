@@ -477,22 +477,26 @@ impl PgStore {
             .await?;
         }
         // A record the department delivered but that was held in quarantine this time is still
-        // in the delivery: its current version must not be withdrawn by a snapshot.
+        // in the delivery: its current version must not be withdrawn by a snapshot. A sighting
+        // too, so that a bad row sent again every day does not rewrite the good version's row.
+        // The keys filter `records`, so each record is named once however often its key was held.
         let held_keys: Vec<&str> = quarantine.iter().filter_map(|q| q.key.as_deref()).collect();
         for group in held_keys.chunks(ROWS_PER_INSERT) {
-            let mut q: QueryBuilder<Postgres> =
-                QueryBuilder::new("UPDATE records SET seen_batch = ");
+            let mut q: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO record_sightings (record_id, seen_batch) SELECT id, ",
+            );
             q.push_bind(batch_id)
-                .push(" WHERE status = 'current' AND seen_batch < ")
-                .push_bind(batch_id)
-                .push(" AND source_id = ")
+                .push(" FROM records WHERE status = 'current' AND source_id = ")
                 .push_bind(source_id)
                 .push(" AND record_key IN (");
             let mut sep = q.separated(", ");
             for k in group {
                 sep.push_bind(*k);
             }
-            q.push(")");
+            q.push(
+                ") ON CONFLICT (record_id) DO UPDATE SET seen_batch = EXCLUDED.seen_batch \
+                 WHERE record_sightings.seen_batch < EXCLUDED.seen_batch",
+            );
             q.build().execute(&mut *tx).await?;
         }
         if updates {

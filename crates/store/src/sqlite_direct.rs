@@ -885,10 +885,14 @@ fn store_chunk(
             }
         }
         // A record the department delivered but that was held in quarantine this time is still
-        // in the delivery: its current version must not be withdrawn by a snapshot.
+        // in the delivery: its current version must not be withdrawn by a snapshot. A sighting
+        // too, so that a bad row sent again every day does not rewrite the good version's row.
         let mut held = tx.prepare_cached(
-            "UPDATE records SET seen_batch = ?1 WHERE status = 'current' AND seen_batch < ?1 \
-             AND source_id = ?2 AND record_key = ?3",
+            "INSERT INTO record_sightings (record_id, seen_batch) \
+             SELECT id, ?1 FROM records WHERE status = 'current' AND source_id = ?2 \
+             AND record_key = ?3 \
+             ON CONFLICT (record_id) DO UPDATE SET seen_batch = excluded.seen_batch \
+             WHERE seen_batch < excluded.seen_batch",
         )?;
         for key in quarantine.iter().filter_map(|q| q.key.as_deref()) {
             held.execute(params![batch_id, source_id, key])?;

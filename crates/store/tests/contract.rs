@@ -1095,11 +1095,11 @@ async fn record_rows(url: &str) -> Vec<(i64, i64, String, i64)> {
     }
 }
 
-/// A batch that delivers records unchanged leaves their rows as they were (it keeps a sighting
-/// beside each instead), yet the records count as seen by it: its snapshot withdraws none of
-/// them, their history names it as the last batch that delivered them, a later snapshot without
-/// them withdraws them, and a batch that started earlier and finishes later withdraws none of
-/// what the later one saw.
+/// A batch that delivers records unchanged, or delivers them in rows held in quarantine, leaves
+/// their rows as they were (it keeps a sighting beside each instead), yet the records count as
+/// seen by it: its snapshot withdraws none of them, their history names it as the last batch
+/// that delivered them, and a later snapshot without them withdraws them. Of two batches at
+/// once, the one that started earlier withdraws none of what the later one saw.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unchanged_delivery_leaves_the_rows_as_they_were() {
     let (stores, _dir) = stores_with_urls("sightings").await;
@@ -1165,6 +1165,35 @@ async fn an_unchanged_delivery_leaves_the_rows_as_they_were() {
             s.record_history("s", "a").await.unwrap()[0].seen_batch,
             b4,
             "{url}: a sighting never goes back to an earlier batch"
+        );
+
+        // A delivery of `a` held in quarantine (a bad row) keeps the good version current,
+        // again without writing its row.
+        let before = record_rows(&url).await;
+        let b5 = s.begin_batch("s", "day5.csv").await.unwrap();
+        let held = IncomingQuarantine {
+            key: Some("a".into()),
+            location: "line 2".into(),
+            raw: "{\"k\":\"a\",\"v\":\"?\"}".into(),
+            raw_hash: vec![9],
+            reasons: "[{\"code\":\"v.invalid\"}]".into(),
+        };
+        s.store_chunk(b5, "s", vec![], vec![held]).await.unwrap();
+        assert_eq!(
+            s.finish_batch(b5, true).await.unwrap().withdrawn,
+            0,
+            "{url}"
+        );
+        assert_eq!(
+            record_rows(&url).await,
+            before,
+            "{url}: a held delivery rewrote a row"
+        );
+        let a = s.record_history("s", "a").await.unwrap();
+        assert_eq!(
+            (a[0].status, a[0].seen_batch),
+            (RecordStatus::Current, b5),
+            "{url}"
         );
     }
 }
