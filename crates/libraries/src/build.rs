@@ -43,6 +43,11 @@ impl<'a> Timed<'a> {
         }
     }
 
+    /// The stage under way, if any.
+    fn current(&self) -> Option<String> {
+        self.marks.lock().ok()?.last().map(|(name, _)| name.clone())
+    }
+
     /// Seconds per stage so far, in order.
     pub fn seconds(&self) -> Vec<(String, f64)> {
         let now = std::time::Instant::now();
@@ -856,13 +861,78 @@ enum Write {
     Relations(Vec<RelationRef<'static>>),
 }
 
+/// How many finished libraries may wait for the writer while it writes another. The writer is
+/// the slower side (at a million people it finished 107–130 s after everything was built), so
+/// building further ahead saves no time and only holds more in memory: with no limit, the person
+/// library was still being written while the entities, rooms, buildings and the relations were
+/// all built and waiting, and the peak (6.97 GB) came while the relations were derived.
+const WAITING_FOR_THE_WRITER: usize = 1;
+
+/// Holds the building side back while [`WAITING_FOR_THE_WRITER`] libraries wait. Off when the
+/// two sides do not run at once (a single-threaded runtime builds everything first), and open
+/// for good once the writer has stopped, so the builder never waits for a writer that is gone.
+struct Gate {
+    bounded: bool,
+    /// Sent and not yet written; whether the writer has stopped.
+    state: std::sync::Mutex<(usize, bool)>,
+    turn: std::sync::Condvar,
+}
+
+impl Gate {
+    fn new(bounded: bool) -> Gate {
+        Gate {
+            bounded,
+            state: std::sync::Mutex::new((0, false)),
+            turn: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits until one more may be sent, and counts it as sent; calls `waiting` first if it has
+    /// to wait, and says whether it did.
+    fn room_for_one(&self, waiting: impl FnOnce()) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let must_wait =
+            |state: &(usize, bool)| self.bounded && state.0 > WAITING_FOR_THE_WRITER && !state.1;
+        let waited = must_wait(&state);
+        if waited {
+            waiting();
+        }
+        while must_wait(&state) {
+            state = self.turn.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.0 += 1;
+        waited
+    }
+
+    fn written(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0 = state.0.saturating_sub(1);
+        self.turn.notify_all();
+    }
+
+    fn writer_stopped(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.turn.notify_all();
+    }
+}
+
+/// Tells the gate the writer has stopped however it stops, an error or a panic included.
+struct WriterStops<'a>(&'a Gate);
+
+impl Drop for WriterStops<'_> {
+    fn drop(&mut self) {
+        self.0.writer_stopped();
+    }
+}
+
 /// Build every library: one read of the store, then persons, entities, rooms, buildings and the
 /// relations between them.
 ///
-/// Writing a library is the store's work on one thread, and at a million people it takes about
-/// as long as building all of them, so the two overlap: each library is written while the next
-/// is built, in the same order as before and each in its own transaction. With a single-threaded
-/// runtime (tests) the libraries are built first and written after.
+/// Writing a library is the store's work on one thread, and at a million people it takes longer
+/// than building all of them, so the two overlap: each library is written while the next is
+/// built (at most [`WAITING_FOR_THE_WRITER`] waiting), in the same order as before and each in
+/// its own transaction. With a single-threaded runtime (tests) the libraries are built first and
+/// written after.
 pub async fn build_all(
     store: &dyn Store,
     trust: &Survivorship,
@@ -873,8 +943,17 @@ pub async fn build_all(
     timed.stage("reading");
     let all = read_all(store, &timed).await?;
     let (to_writer, from_builder) = tokio::sync::mpsc::unbounded_channel();
+    let gate = Gate::new(runs_side_by_side());
     let build = || {
         let built = build_in_memory(all, trust, config, &timed, &|write| {
+            // Time spent waiting is a stage of its own, not part of the stage it interrupts,
+            // which goes on under its own name afterwards.
+            let interrupted = timed.current();
+            if gate.room_for_one(|| timed.stage("waiting for the writer"))
+                && let Some(name) = interrupted
+            {
+                timed.stage(&name);
+            }
             to_writer
                 .send(write)
                 .map_err(|_| LibraryError::WriterStopped)
@@ -884,7 +963,11 @@ pub async fn build_all(
         timed.stage("writing");
         built
     };
-    let (built, written) = side_by_side(build, write_in_order(store, from_builder, progress)).await;
+    let write = async {
+        let _stops = WriterStops(&gate);
+        write_in_order(store, from_builder, &gate, progress).await
+    };
+    let (built, written) = side_by_side(build, write).await;
     // The writer's error explains a build stopped for want of a writer.
     let (summaries, writes) = written?;
     built?;
@@ -938,6 +1021,7 @@ fn build_in_memory(
 async fn write_in_order(
     store: &dyn Store,
     mut from_builder: tokio::sync::mpsc::UnboundedReceiver<Write>,
+    gate: &Gate,
     progress: &dyn Progress,
 ) -> Result<(Vec<Summary>, Vec<(String, f64)>)> {
     let mut summaries = Vec::new();
@@ -959,8 +1043,15 @@ async fn write_in_order(
             }
         };
         seconds.push((name, started.elapsed().as_secs_f64()));
+        gate.written();
     }
     Ok((summaries, seconds))
+}
+
+/// Whether [`side_by_side`] runs its two sides at once here: on a multi-threaded runtime.
+fn runs_side_by_side() -> bool {
+    tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
 }
 
 /// Runs `build` on a thread of its own while `write` runs on this one, when the runtime lets
@@ -972,18 +1063,16 @@ async fn side_by_side<A: Send, B>(
     write: impl std::future::Future<Output = B>,
 ) -> (A, B) {
     match tokio::runtime::Handle::try_current() {
-        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| {
-                std::thread::scope(|scope| {
-                    let builder = scope.spawn(build);
-                    let written = handle.block_on(write);
-                    match builder.join() {
-                        Ok(built) => (built, written),
-                        Err(panic) => std::panic::resume_unwind(panic),
-                    }
-                })
+        Ok(handle) if runs_side_by_side() => tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let builder = scope.spawn(build);
+                let written = handle.block_on(write);
+                match builder.join() {
+                    Ok(built) => (built, written),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
             })
-        }
+        }),
         _ => {
             let built = build();
             (built, write.await)
@@ -995,6 +1084,37 @@ async fn side_by_side<A: Send, B>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The builder waits while a library is written and another waits, goes on once one is
+    /// written, and never waits for a writer that has stopped; unbounded, it never waits.
+    #[test]
+    fn the_gate_holds_the_builder_back_only_while_the_writer_is_busy() {
+        let gate = std::sync::Arc::new(Gate::new(true));
+        assert!(!gate.room_for_one(|| {}));
+        assert!(!gate.room_for_one(|| {}));
+        let (told, heard) = std::sync::mpsc::channel();
+        let builder = {
+            let gate = gate.clone();
+            std::thread::spawn(move || gate.room_for_one(|| told.send(()).unwrap()))
+        };
+        heard.recv().unwrap();
+        gate.written();
+        assert!(builder.join().unwrap(), "it waited, then went on");
+
+        let (told, heard) = std::sync::mpsc::channel();
+        let builder = {
+            let gate = gate.clone();
+            std::thread::spawn(move || gate.room_for_one(|| told.send(()).unwrap()))
+        };
+        heard.recv().unwrap();
+        gate.writer_stopped();
+        assert!(builder.join().unwrap());
+
+        let open = Gate::new(false);
+        for _ in 0..10 {
+            assert!(!open.room_for_one(|| panic!("an unbounded gate never waits")));
+        }
+    }
 
     fn person(source: &str, key: &str, role: &str, name: &str, date: &str) -> Mention {
         Mention {
