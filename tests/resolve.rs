@@ -394,3 +394,54 @@ fn a_build_on_one_thread_writes_what_two_threads_write() {
     assert!(one.1.len() > 10_000, "{} rows", one.1.len());
     assert!(one.1 == two.1, "the libraries differ");
 }
+
+/// A library write that fails stops the whole build with the store's error, whatever the
+/// builder was doing: it is not left waiting for a writer that has gone, and what was written
+/// before the failure stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_stops_the_build_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    generate(
+        SynthConfig {
+            seed: 5,
+            people: 3_000,
+            ..SynthConfig::default()
+        },
+        &d.join("s"),
+        &|_, _| {},
+    )
+    .unwrap();
+    let path = d.join("t.db");
+    let store = tongban_store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    ingest_all(store.as_ref(), &d.join("s")).await;
+    // The entity library, written second, has nowhere to go.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE golden_entity")
+        .unwrap();
+    let built = tokio::time::timeout(
+        std::time::Duration::from_secs(300),
+        tongban_libraries::build::build_all(
+            store.as_ref(),
+            &Survivorship::new(DEFAULT_TRUST),
+            &tongban_resolution::config::LibraryConfig::default(),
+            &Quiet,
+        ),
+    )
+    .await
+    .expect("the build stops rather than waiting for the writer");
+    let Err(tongban_libraries::LibraryError::Store(e)) = built else {
+        panic!("expected the store's error");
+    };
+    assert!(e.to_string().contains("golden_entity"), "{e}");
+    assert!(store.latest_resolution("person").await.unwrap().is_some());
+    for kind in ["entity", "room", "building"] {
+        assert!(
+            store.latest_resolution(kind).await.unwrap().is_none(),
+            "{kind}"
+        );
+    }
+}

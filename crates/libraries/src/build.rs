@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
+use tokio::sync::mpsc::error::TrySendError;
 use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::entity::EntityMention;
 use tongban_resolution::fields::Fields;
@@ -868,62 +869,11 @@ enum Write {
 /// all built and waiting, and the peak (6.97 GB) came while the relations were derived.
 const WAITING_FOR_THE_WRITER: usize = 1;
 
-/// Holds the building side back while [`WAITING_FOR_THE_WRITER`] libraries wait. Off when the
-/// two sides do not run at once (a single-threaded runtime builds everything first), and open
-/// for good once the writer has stopped, so the builder never waits for a writer that is gone.
-struct Gate {
-    bounded: bool,
-    /// Sent and not yet written; whether the writer has stopped.
-    state: std::sync::Mutex<(usize, bool)>,
-    turn: std::sync::Condvar,
-}
-
-impl Gate {
-    fn new(bounded: bool) -> Gate {
-        Gate {
-            bounded,
-            state: std::sync::Mutex::new((0, false)),
-            turn: std::sync::Condvar::new(),
-        }
-    }
-
-    /// Waits until one more may be sent, and counts it as sent; calls `waiting` first if it has
-    /// to wait, and says whether it did.
-    fn room_for_one(&self, waiting: impl FnOnce()) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let must_wait =
-            |state: &(usize, bool)| self.bounded && state.0 > WAITING_FOR_THE_WRITER && !state.1;
-        let waited = must_wait(&state);
-        if waited {
-            waiting();
-        }
-        while must_wait(&state) {
-            state = self.turn.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
-        state.0 += 1;
-        waited
-    }
-
-    fn written(&self) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.0 = state.0.saturating_sub(1);
-        self.turn.notify_all();
-    }
-
-    fn writer_stopped(&self) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
-        self.turn.notify_all();
-    }
-}
-
-/// Tells the gate the writer has stopped however it stops, an error or a panic included.
-struct WriterStops<'a>(&'a Gate);
-
-impl Drop for WriterStops<'_> {
-    fn drop(&mut self) {
-        self.0.writer_stopped();
-    }
-}
+/// More writes than a run hands to the writer (five: the person and entity libraries, rooms,
+/// buildings and the relations). When the two sides do not run at once (a single-threaded
+/// runtime builds everything first), the channel holds all of them, so the builder never waits
+/// for a writer that cannot run until it is done.
+const MORE_THAN_A_RUN_WRITES: usize = 16;
 
 /// Build every library: one read of the store, then persons, entities, rooms, buildings and the
 /// relations between them.
@@ -942,31 +892,44 @@ pub async fn build_all(
     let timed = Timed::new(progress);
     timed.stage("reading");
     let all = read_all(store, &timed).await?;
-    let (to_writer, from_builder) = tokio::sync::mpsc::unbounded_channel();
-    let gate = Gate::new(runs_side_by_side());
+    // The channel is the limit on libraries waiting: while it is full the builder waits, and
+    // once the writer has stopped (an error, a panic) sending fails at once.
+    let bounded = runs_side_by_side();
+    let (to_writer, from_builder) = tokio::sync::mpsc::channel(if bounded {
+        WAITING_FOR_THE_WRITER
+    } else {
+        MORE_THAN_A_RUN_WRITES
+    });
     let build = || {
         let built = build_in_memory(all, trust, config, &timed, &|write| {
+            let write = match to_writer.try_send(write) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Closed(_)) => return Err(LibraryError::WriterStopped),
+                Err(TrySendError::Full(write)) => write,
+            };
+            // Only a builder on a thread of its own may block; the other never fills the
+            // channel (see `MORE_THAN_A_RUN_WRITES`), and if it did, its writer could not run.
+            if !bounded {
+                return Err(LibraryError::WriterStopped);
+            }
             // Time spent waiting is a stage of its own, not part of the stage it interrupts,
             // which goes on under its own name afterwards.
             let interrupted = timed.current();
-            if gate.room_for_one(|| timed.stage("waiting for the writer"))
-                && let Some(name) = interrupted
-            {
+            timed.stage("waiting for the writer");
+            let sent = to_writer
+                .blocking_send(write)
+                .map_err(|_| LibraryError::WriterStopped);
+            if let Some(name) = interrupted {
                 timed.stage(&name);
             }
-            to_writer
-                .send(write)
-                .map_err(|_| LibraryError::WriterStopped)
+            sent
         });
         // Dropping the sender tells the writer that nothing more will come.
         drop(to_writer);
         timed.stage("writing");
         built
     };
-    let write = async {
-        let _stops = WriterStops(&gate);
-        write_in_order(store, from_builder, &gate, progress).await
-    };
+    let write = write_in_order(store, from_builder, progress);
     let (built, written) = side_by_side(build, write).await;
     // The writer's error explains a build stopped for want of a writer.
     let (summaries, writes) = written?;
@@ -1020,8 +983,7 @@ fn build_in_memory(
 /// run ids, and the seconds each write took.
 async fn write_in_order(
     store: &dyn Store,
-    mut from_builder: tokio::sync::mpsc::UnboundedReceiver<Write>,
-    gate: &Gate,
+    mut from_builder: tokio::sync::mpsc::Receiver<Write>,
     progress: &dyn Progress,
 ) -> Result<(Vec<Summary>, Vec<(String, f64)>)> {
     let mut summaries = Vec::new();
@@ -1043,7 +1005,6 @@ async fn write_in_order(
             }
         };
         seconds.push((name, started.elapsed().as_secs_f64()));
-        gate.written();
     }
     Ok((summaries, seconds))
 }
@@ -1084,37 +1045,6 @@ async fn side_by_side<A: Send, B>(
 mod tests {
     use super::*;
     use serde_json::json;
-
-    /// The builder waits while a library is written and another waits, goes on once one is
-    /// written, and never waits for a writer that has stopped; unbounded, it never waits.
-    #[test]
-    fn the_gate_holds_the_builder_back_only_while_the_writer_is_busy() {
-        let gate = std::sync::Arc::new(Gate::new(true));
-        assert!(!gate.room_for_one(|| {}));
-        assert!(!gate.room_for_one(|| {}));
-        let (told, heard) = std::sync::mpsc::channel();
-        let builder = {
-            let gate = gate.clone();
-            std::thread::spawn(move || gate.room_for_one(|| told.send(()).unwrap()))
-        };
-        heard.recv().unwrap();
-        gate.written();
-        assert!(builder.join().unwrap(), "it waited, then went on");
-
-        let (told, heard) = std::sync::mpsc::channel();
-        let builder = {
-            let gate = gate.clone();
-            std::thread::spawn(move || gate.room_for_one(|| told.send(()).unwrap()))
-        };
-        heard.recv().unwrap();
-        gate.writer_stopped();
-        assert!(builder.join().unwrap());
-
-        let open = Gate::new(false);
-        for _ in 0..10 {
-            assert!(!open.room_for_one(|| panic!("an unbounded gate never waits")));
-        }
-    }
 
     fn person(source: &str, key: &str, role: &str, name: &str, date: &str) -> Mention {
         Mention {
