@@ -156,11 +156,59 @@ fn register_grid_collection(dir: &Path) {
     assert!(added.status.success(), "{added:?}");
 }
 
+/// The server exits 0 within 30 s, says it stopped, and leaves the store's logs empty.
+fn stops_cleanly(
+    mut server: Child,
+    out: BufReader<ChildStdout>,
+    err: BufReader<ChildStderr>,
+    dir: &Path,
+) {
+    let status = wait_for_exit(&mut server, Duration::from_secs(30));
+    let (rest, err) = (rest_of(out), rest_of(err));
+    assert!(status.success(), "{status}: {rest}{err}");
+    assert!(rest.contains("Tongban stopped"), "{rest}{err}");
+    logs_are_empty(dir);
+}
+
+/// A server over a store where grid_collection is registered, sent SIGTERM while a push to it
+/// is half sent, and checked to be still running (stopping, waiting for the push) 300 ms later.
+struct StoppingWithPush {
+    server: Child,
+    out: BufReader<ChildStdout>,
+    err: BufReader<ChildStderr>,
+    push: TcpStream,
+    body: String,
+}
+
+fn stopping_with_a_push_in_flight(dir: &Path) -> StoppingWithPush {
+    register_grid_collection(dir);
+    let (mut server, out, mut err, addr) = start(dir);
+    let body = pushed_batch();
+    let push = half_sent_push(&addr, &body);
+    signal(&server, "-TERM");
+    wait_for_stopping(&mut err);
+    std::thread::sleep(Duration::from_millis(300));
+    if let Some(status) = server.try_wait().unwrap() {
+        panic!(
+            "the server stopped ({status}) with a request in flight: {}{}",
+            rest_of(out),
+            rest_of(err)
+        );
+    }
+    StoppingWithPush {
+        server,
+        out,
+        err,
+        push,
+        body,
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn sigterm_stops_the_server_and_closes_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, out, err, addr) = start(dir.path());
+    let (server, out, err, addr) = start(dir.path());
 
     // A request answered, and its keep-alive connection left open and idle: stopping closes it
     // rather than waiting for the client.
@@ -172,11 +220,7 @@ fn sigterm_stops_the_server_and_closes_the_store() {
     assert_eq!(&head, b"HTTP/1.1 200");
 
     signal(&server, "-TERM");
-    let status = wait_for_exit(&mut server, Duration::from_secs(30));
-    let (rest, err) = (rest_of(out), rest_of(err));
-    assert!(status.success(), "{status}: {rest}{err}");
-    assert!(rest.contains("Tongban stopped"), "{rest}{err}");
-    logs_are_empty(dir.path());
+    stops_cleanly(server, out, err, dir.path());
 }
 
 /// A department's push whose body is still arriving when SIGTERM comes is answered, and what it
@@ -185,31 +229,19 @@ fn sigterm_stops_the_server_and_closes_the_store() {
 #[test]
 fn a_request_in_flight_is_answered_before_the_server_stops() {
     let dir = tempfile::tempdir().unwrap();
-    register_grid_collection(dir.path());
-    let (mut server, out, mut err, addr) = start(dir.path());
-    let body = pushed_batch();
-    let mut push = half_sent_push(&addr, &body);
-
-    signal(&server, "-TERM");
-    wait_for_stopping(&mut err);
-    std::thread::sleep(Duration::from_millis(300));
-    if let Some(status) = server.try_wait().unwrap() {
-        panic!(
-            "the server stopped ({status}) with a request in flight: {}{}",
-            rest_of(out),
-            rest_of(err)
-        );
-    }
+    let StoppingWithPush {
+        server,
+        out,
+        err,
+        mut push,
+        body,
+    } = stopping_with_a_push_in_flight(dir.path());
     push.write_all(&body.as_bytes()[body.len() / 2..]).unwrap();
     let answer = rest_of(push);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"status\":\"complete\""), "{answer}");
 
-    let status = wait_for_exit(&mut server, Duration::from_secs(30));
-    let (rest, err) = (rest_of(out), rest_of(err));
-    assert!(status.success(), "{status}: {rest}{err}");
-    assert!(rest.contains("Tongban stopped"), "{rest}{err}");
-    logs_are_empty(dir.path());
+    stops_cleanly(server, out, err, dir.path());
     let listed = Command::new(env!("CARGO_BIN_EXE_tongban"))
         .args(["source", "list"])
         .env("TONGBAN_DATABASE", database(dir.path()))
@@ -228,14 +260,12 @@ fn a_request_in_flight_is_answered_before_the_server_stops() {
 #[test]
 fn a_second_sigterm_stops_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    register_grid_collection(dir.path());
-    let (mut server, _out, mut err, addr) = start(dir.path());
-    let _stuck = half_sent_push(&addr, &pushed_batch());
-
-    signal(&server, "-TERM");
-    wait_for_stopping(&mut err);
-    std::thread::sleep(Duration::from_millis(300));
-    assert!(server.try_wait().unwrap().is_none());
+    let StoppingWithPush {
+        mut server,
+        err,
+        push: _stuck,
+        ..
+    } = stopping_with_a_push_in_flight(dir.path());
     signal(&server, "-TERM");
     let status = wait_for_exit(&mut server, Duration::from_secs(10));
     assert_eq!(status.code(), Some(143), "{status}");
