@@ -262,6 +262,7 @@ fn a_second_sigterm_stops_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let StoppingWithPush {
         mut server,
+        out: _out,
         err,
         push: _stuck,
         ..

@@ -867,6 +867,7 @@ enum Write {
 /// building further ahead saves no time and only holds more in memory: with no limit, the person
 /// library was still being written while the entities, rooms, buildings and the relations were
 /// all built and waiting, and the peak (6.97 GB) came while the relations were derived.
+/// It is the capacity of the channel to the writer, so at least 1.
 const WAITING_FOR_THE_WRITER: usize = 1;
 
 /// More writes than a run hands to the writer (five: the person and entity libraries, rooms,
@@ -874,6 +875,37 @@ const WAITING_FOR_THE_WRITER: usize = 1;
 /// runtime builds everything first), the channel holds all of them, so the builder never waits
 /// for a writer that cannot run until it is done.
 const MORE_THAN_A_RUN_WRITES: usize = 16;
+
+/// Hands `item` to the writer. While the channel is full (a library already waits) a builder
+/// that `may_wait` (one on a thread of its own) waits, and the wait is a stage of its own, not
+/// part of the stage it interrupts, which goes on under its own name afterwards. A writer that
+/// has stopped has dropped its end, and the builder stops at once, waiting or not.
+fn hand_to_writer<T>(
+    to_writer: &tokio::sync::mpsc::Sender<T>,
+    item: T,
+    may_wait: bool,
+    timed: &Timed,
+) -> Result<()> {
+    let item = match to_writer.try_send(item) {
+        Ok(()) => return Ok(()),
+        Err(TrySendError::Closed(_)) => return Err(LibraryError::WriterStopped),
+        Err(TrySendError::Full(item)) => item,
+    };
+    // A builder that may not wait never fills the channel (see `MORE_THAN_A_RUN_WRITES`); if it
+    // did, its writer could not run until it returned, so it stops rather than wait forever.
+    if !may_wait {
+        return Err(LibraryError::WriterStopped);
+    }
+    let interrupted = timed.current();
+    timed.stage("waiting for the writer");
+    let sent = to_writer
+        .blocking_send(item)
+        .map_err(|_| LibraryError::WriterStopped);
+    if let Some(name) = interrupted {
+        timed.stage(&name);
+    }
+    sent
+}
 
 /// Build every library: one read of the store, then persons, entities, rooms, buildings and the
 /// relations between them.
@@ -902,27 +934,7 @@ pub async fn build_all(
     });
     let build = || {
         let built = build_in_memory(all, trust, config, &timed, &|write| {
-            let write = match to_writer.try_send(write) {
-                Ok(()) => return Ok(()),
-                Err(TrySendError::Closed(_)) => return Err(LibraryError::WriterStopped),
-                Err(TrySendError::Full(write)) => write,
-            };
-            // Only a builder on a thread of its own may block; the other never fills the
-            // channel (see `MORE_THAN_A_RUN_WRITES`), and if it did, its writer could not run.
-            if !bounded {
-                return Err(LibraryError::WriterStopped);
-            }
-            // Time spent waiting is a stage of its own, not part of the stage it interrupts,
-            // which goes on under its own name afterwards.
-            let interrupted = timed.current();
-            timed.stage("waiting for the writer");
-            let sent = to_writer
-                .blocking_send(write)
-                .map_err(|_| LibraryError::WriterStopped);
-            if let Some(name) = interrupted {
-                timed.stage(&name);
-            }
-            sent
+            hand_to_writer(&to_writer, write, bounded, &timed)
         });
         // Dropping the sender tells the writer that nothing more will come.
         drop(to_writer);
@@ -1045,6 +1057,53 @@ async fn side_by_side<A: Send, B>(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The builder waits only while a library already waits, goes on once the writer takes
+    /// one, stops when the writer stops (waiting or not), and comes back to the stage it was in;
+    /// one that may not wait never does.
+    #[test]
+    fn the_builder_waits_only_while_the_writer_is_busy() {
+        struct Quiet;
+        impl Progress for Quiet {
+            fn stage(&self, _: &str) {}
+        }
+        let quiet = Quiet;
+        let timed = Timed::new(&quiet);
+        timed.stage("building");
+        let waiting = || timed.current().as_deref() == Some("waiting for the writer");
+        let (to_writer, mut from_builder) = tokio::sync::mpsc::channel::<u32>(1);
+        hand_to_writer(&to_writer, 1, true, &timed).unwrap();
+        assert_eq!(timed.current().as_deref(), Some("building"), "no wait");
+
+        std::thread::scope(|s| {
+            let builder = s.spawn(|| hand_to_writer(&to_writer, 2, true, &timed));
+            while !waiting() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            assert_eq!(from_builder.blocking_recv(), Some(1));
+            builder.join().unwrap().unwrap();
+        });
+        assert_eq!(timed.current().as_deref(), Some("building"));
+
+        std::thread::scope(|s| {
+            let builder = s.spawn(|| hand_to_writer(&to_writer, 3, true, &timed));
+            while !waiting() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            drop(from_builder);
+            let stopped = builder.join().unwrap();
+            assert!(matches!(stopped, Err(LibraryError::WriterStopped)));
+        });
+        assert_eq!(timed.current().as_deref(), Some("building"));
+        let stopped = hand_to_writer(&to_writer, 4, true, &timed);
+        assert!(matches!(stopped, Err(LibraryError::WriterStopped)));
+
+        let (to_writer, _from_builder) = tokio::sync::mpsc::channel::<u32>(1);
+        hand_to_writer(&to_writer, 1, false, &timed).unwrap();
+        let full = hand_to_writer(&to_writer, 2, false, &timed);
+        assert!(matches!(full, Err(LibraryError::WriterStopped)));
+        assert_eq!(timed.current().as_deref(), Some("building"));
+    }
 
     fn person(source: &str, key: &str, role: &str, name: &str, date: &str) -> Mention {
         Mention {
