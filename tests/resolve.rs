@@ -32,20 +32,25 @@ async fn ingest_all(store: &dyn Store, dir: &Path) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// A synthetic city of about `people` people, its exports in `d/s`.
+fn city(d: &Path, seed: u64, people: u64) {
     generate(
         SynthConfig {
-            seed: 11,
-            people: 15_000,
+            seed,
+            people,
             ..SynthConfig::default()
         },
         &d.join("s"),
         &|_, _| {},
     )
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    city(d, 11, 15_000);
     let trust = Survivorship::new(DEFAULT_TRUST);
     for store in common::backends(d, "resolve").await {
         let store = store.as_ref();
@@ -346,16 +351,7 @@ async fn libraries_text(store: &dyn Store) -> Vec<String> {
 fn a_build_on_one_thread_writes_what_two_threads_write() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    generate(
-        SynthConfig {
-            seed: 5,
-            people: 3_000,
-            ..SynthConfig::default()
-        },
-        &d.join("s"),
-        &|_, _| {},
-    )
-    .unwrap();
+    city(d, 5, 3_000);
     let build = |runtime: tokio::runtime::Runtime, name: &str| {
         let path = d.join(name);
         runtime.block_on(async {
@@ -424,16 +420,7 @@ fn a_failed_write_stops_the_build_with_its_error() {
 async fn build_with_a_failing_write() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    generate(
-        SynthConfig {
-            seed: 5,
-            people: 3_000,
-            ..SynthConfig::default()
-        },
-        &d.join("s"),
-        &|_, _| {},
-    )
-    .unwrap();
+    city(d, 5, 3_000);
     let path = d.join("t.db");
     let store = tongban_store::open(&format!("sqlite://{}", path.display()))
         .await
