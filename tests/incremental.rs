@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use tongban_intake::mapping::Mapping;
 use tongban_intake::pipeline::ingest_file;
-use tongban_libraries::build::{Progress, build_all};
+use tongban_libraries::build::build_all;
 use tongban_libraries::incremental::Incremental;
 use tongban_libraries::person::DEFAULT_TRUST;
 use tongban_resolution::config::LibraryConfig;
@@ -17,11 +17,6 @@ use tongban_resolution::golden::Survivorship;
 use tongban_store::Store;
 use tongban_synth::exports::Sink;
 use tongban_synth::{SynthConfig, generate};
-
-struct Quiet;
-impl Progress for Quiet {
-    fn stage(&self, _: &str) {}
-}
 
 async fn ingest(store: &dyn Store, dir: &Path, sink: Sink) {
     let stem = sink.path().split('.').next().unwrap();
@@ -109,16 +104,14 @@ async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
         {
             ingest(store, &d.join("s"), *sink).await;
         }
-        build_all(store, &trust, &config, &Quiet).await.unwrap();
+        build_all(store, &trust, &config, &()).await.unwrap();
         let before = partitions(store).await;
         for sink in held_back {
             ingest(store, &d.join("s"), sink).await;
         }
 
-        let mut libraries = Incremental::load(store, trust.clone(), &Quiet)
-            .await
-            .unwrap();
-        let report = libraries.run(store, &Quiet).await.unwrap();
+        let mut libraries = Incremental::load(store, trust.clone(), &()).await.unwrap();
+        let report = libraries.run(store, &()).await.unwrap();
         let new_records: i64 = {
             let mut n = 0;
             for sink in held_back {
@@ -139,13 +132,11 @@ async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
         let golden_after_incremental = goldens(store, &incremental).await;
 
         // Nothing new: nothing to do.
-        let mut again = Incremental::load(store, trust.clone(), &Quiet)
-            .await
-            .unwrap();
-        assert_eq!(again.run(store, &Quiet).await.unwrap().records, 0);
+        let mut again = Incremental::load(store, trust.clone(), &()).await.unwrap();
+        assert_eq!(again.run(store, &()).await.unwrap().records, 0);
 
         // A run from scratch finds the same clusters under the same keys.
-        build_all(store, &trust, &config, &Quiet).await.unwrap();
+        build_all(store, &trust, &config, &()).await.unwrap();
         let full = partitions(store).await;
         for kind in tongban_store::RESOLUTION_KINDS {
             let (inc_groups, inc_keys) = &incremental[kind];

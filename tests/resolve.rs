@@ -8,16 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 use tongban_intake::mapping::Mapping;
 use tongban_intake::pipeline::ingest_file;
-use tongban_libraries::person::{self, DEFAULT_TRUST, Progress};
+use tongban_libraries::person::{self, DEFAULT_TRUST};
 use tongban_resolution::golden::Survivorship;
 use tongban_store::Store;
 use tongban_synth::exports::Sink;
 use tongban_synth::{SynthConfig, generate};
-
-struct Quiet;
-impl Progress for Quiet {
-    fn stage(&self, _: &str) {}
-}
 
 async fn ingest_all(store: &dyn Store, dir: &Path) {
     for sink in Sink::ALL.iter().filter(|s| s.department().is_some()) {
@@ -59,7 +54,7 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
             store,
             &trust,
             &tongban_resolution::config::LibraryConfig::default(),
-            &Quiet,
+            &(),
         )
         .await
         .unwrap();
@@ -140,7 +135,7 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         );
 
         // No person holds two different valid citizen ids.
-        let mentions = tongban_libraries::build::read_all(store, &Quiet)
+        let mentions = tongban_libraries::build::read_all(store, &())
             .await
             .unwrap()
             .persons;
@@ -300,7 +295,7 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
 
         // A re-run from scratch gives the same people under the same keys.
         let before = store.entity_links("person", None, i64::MAX).await.unwrap();
-        person::resolve(store, &trust, &Quiet).await.unwrap();
+        person::resolve(store, &trust, &()).await.unwrap();
         let after = store.entity_links("person", None, i64::MAX).await.unwrap();
         assert_eq!(before, after, "{}", store.backend());
     }
@@ -363,7 +358,7 @@ fn a_build_on_one_thread_writes_what_two_threads_write() {
                 store.as_ref(),
                 &Survivorship::new(DEFAULT_TRUST),
                 &tongban_resolution::config::LibraryConfig::default(),
-                &Quiet,
+                &(),
             )
             .await
             .unwrap();
@@ -435,7 +430,7 @@ async fn build_with_a_failing_write() {
         store.as_ref(),
         &Survivorship::new(DEFAULT_TRUST),
         &tongban_resolution::config::LibraryConfig::default(),
-        &Quiet,
+        &(),
     )
     .await;
     let Err(tongban_libraries::LibraryError::Store(e)) = built else {

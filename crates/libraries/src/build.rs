@@ -30,6 +30,11 @@ pub trait Progress: Sync {
     fn records(&self, _read: u64) {}
 }
 
+/// No progress shown, for callers with nobody to show it to (tests).
+impl Progress for () {
+    fn stage(&self, _: &str) {}
+}
+
 /// Records when each stage starts and passes stages on to the caller's progress.
 pub struct Timed<'a> {
     inner: &'a dyn Progress,
@@ -1063,12 +1068,7 @@ mod tests {
     /// one that may not wait never does.
     #[test]
     fn the_builder_waits_only_while_the_writer_is_busy() {
-        struct Quiet;
-        impl Progress for Quiet {
-            fn stage(&self, _: &str) {}
-        }
-        let quiet = Quiet;
-        let timed = Timed::new(&quiet);
+        let timed = Timed::new(&());
         timed.stage("building");
         let waiting = || timed.current().as_deref() == Some("waiting for the writer");
         let (to_writer, mut from_builder) = tokio::sync::mpsc::channel::<u32>(1);
