@@ -66,6 +66,18 @@ async fn goldens(
     out
 }
 
+/// Every relation, in the store's order.
+async fn relations(store: &dyn Store) -> Vec<tongban_store::Relation> {
+    let mut out: Vec<tongban_store::Relation> = Vec::new();
+    loop {
+        let page = store.relations_page(out.last(), 10_000).await.unwrap();
+        if page.is_empty() {
+            return out;
+        }
+        out.extend(page);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,6 +142,7 @@ async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
         let incremental = partitions(store).await;
         assert_ne!(before["person"], incremental["person"]);
         let golden_after_incremental = goldens(store, &incremental).await;
+        let relations_after_incremental = relations(store).await;
 
         // Nothing new: nothing to do.
         let mut again = Incremental::load(store, trust.clone(), &()).await.unwrap();
@@ -170,5 +183,26 @@ async fn new_records_resolve_one_at_a_time_to_the_clusters_of_a_full_run() {
                 b.get(differing[0])
             );
         }
+        // And the same relations, each cited by the same records: a room lies in its building
+        // under the least record either way.
+        let from_scratch = relations(store).await;
+        let only = |a: &[tongban_store::Relation], b: &[tongban_store::Relation]| {
+            let b: std::collections::HashSet<_> = b.iter().collect();
+            a.iter()
+                .filter(|r| !b.contains(r))
+                .take(3)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            relations_after_incremental == from_scratch,
+            "relations on {}: {} after the records one at a time, {} from scratch; only the first: {:?}, only the second: {:?}",
+            store.backend(),
+            relations_after_incremental.len(),
+            from_scratch.len(),
+            only(&relations_after_incremental, &from_scratch),
+            only(&from_scratch, &relations_after_incremental)
+        );
+        assert!(from_scratch.iter().any(|r| r.relation == "in_building"));
     }
 }

@@ -3,8 +3,11 @@
 //! A record that mentions several entities relates them: a birth certificate relates the child to
 //! its mother and father, a rental contract the tenant and the landlord to the room, the market
 //! register a legal representative to the company, social insurance an employee to the employer,
-//! a residence or registered address a person to a room, every room mention a room to its
-//! building, and a company's register entry the company to the building at its address. Each relation keeps the record that states it. Pure: links in, relations out.
+//! a residence or registered address a person to a room, a room mention a room to its building,
+//! and a company's register entry the company to the building at its address. Each relation
+//! keeps the record that states it; a room lies in its building whatever record says so, so
+//! that relation keeps only the least (see `tongban_store::STATED_ONCE`). Pure: links in,
+//! relations out.
 
 use foldhash::{HashMap, HashMapExt as _};
 use rayon::prelude::*;
@@ -109,7 +112,8 @@ fn of<'x, 's>(list: &'x [&LinkRef<'s>], role: &'x str) -> impl Iterator<Item = &
         .map(|l| l.entity_key)
 }
 
-/// Every relation the records state between the linked entities, sorted, without duplicates.
+/// Every relation the records state between the linked entities, sorted, without duplicates
+/// (a stated-once relation under its least record).
 /// They borrow the links' text: millions are made at a million people.
 pub fn derive<'s>(
     persons: &[LinkRef<'s>],
@@ -219,7 +223,8 @@ pub fn derive<'s>(
         }
     }
     out.par_sort_unstable();
-    out.dedup();
+    // A room's building is kept once, under its least record, as the store keeps it.
+    out.dedup_by(|next, kept| tongban_store::stated_again(kept, next));
     out
 }
 
@@ -317,6 +322,53 @@ mod tests {
         assert!(
             rel.iter()
                 .any(|x| x.relation == "located_at" && x.to_key == "B7")
+        );
+    }
+
+    #[test]
+    fn a_room_lies_in_its_building_once_and_residents_by_every_record() {
+        // Three records name the same room: each says who lives there, but the room's building
+        // is kept once, under the least of them whatever order the links come in.
+        let persons = vec![
+            l("police_household", "K9", "subject", "P1"),
+            l("grid_collection", "G5", "subject", "P1"),
+            l("grid_collection", "G2", "subject", "P2"),
+        ];
+        let rooms = vec![
+            l("police_household", "K9", "residence", "R1"),
+            l("grid_collection", "G5", "residence", "R1"),
+            l("grid_collection", "G2", "residence", "R1"),
+        ];
+        let buildings = vec![
+            l("police_household", "K9", "residence", "B1"),
+            l("grid_collection", "G5", "residence", "B1"),
+            l("grid_collection", "G2", "residence", "B1"),
+        ];
+        let rel = derive(&persons, &[], &rooms, &buildings);
+        let of = |relation: &str| -> Vec<(&str, &str, &str)> {
+            rel.iter()
+                .filter(|x| x.relation == relation)
+                .map(|x| (x.from_key, x.source_id, x.record_key))
+                .collect()
+        };
+        assert_eq!(of("in_building"), [("R1", "grid_collection", "G2")]);
+        assert_eq!(
+            of("lives_in"),
+            [
+                ("P1", "grid_collection", "G5"),
+                ("P1", "police_household", "K9"),
+                ("P2", "grid_collection", "G2")
+            ]
+        );
+        let reversed = |v: &[LinkRef<'static>]| v.iter().rev().copied().collect::<Vec<_>>();
+        assert_eq!(
+            derive(
+                &reversed(&persons),
+                &[],
+                &reversed(&rooms),
+                &reversed(&buildings)
+            ),
+            rel
         );
     }
 }

@@ -324,7 +324,7 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         let mut sorted = crate::in_key_order(relations, RelationRef::cmp);
-        sorted.dedup();
+        sorted.dedup_by(|next, kept| crate::stated_again(kept, next));
         copy_in(&mut tx, COPY_RELATIONS, &sorted, |rows, r| {
             rows.row(5)
                 .text(r.from_key)?
@@ -735,6 +735,13 @@ impl PgStore {
             });
             q.push(" ON CONFLICT DO NOTHING");
             q.build().execute(&mut *tx).await?;
+        }
+        for (end, kind, key) in crate::stated_once_to_tidy(changes, relations) {
+            sqlx::query(fix(&crate::later_citations_sql(end, "COLLATE \"C\"")))
+                .bind(kind)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())

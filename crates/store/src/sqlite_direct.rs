@@ -625,7 +625,7 @@ pub(crate) fn replace_relations(path: &str, relations: &[RelationRef<'_>]) -> Re
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch("DELETE FROM relations; DROP INDEX IF EXISTS relations_to;")?;
     let mut sorted = crate::in_key_order(relations, RelationRef::cmp);
-    sorted.dedup();
+    sorted.dedup_by(|next, kept| crate::stated_again(kept, next));
     insert_rows(
         &tx,
         "relations",
@@ -738,6 +738,10 @@ fn apply_library_changes(
         ])?;
     }
     drop(relation);
+    for (end, kind, key) in crate::stated_once_to_tidy(changes, relations) {
+        tx.prepare_cached(&crate::later_citations_sql(end, ""))?
+            .execute(params![kind, key])?;
+    }
     tx.commit()?;
     Ok(())
 }

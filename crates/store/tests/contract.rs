@@ -565,6 +565,84 @@ async fn relations_replace_as_a_whole_and_are_found_from_either_end() {
 }
 
 #[tokio::test]
+async fn a_room_lies_in_its_building_under_one_record() {
+    let (stores, _dir) = stores("contract_stated_once").await;
+    for store in &stores {
+        let rel = |f: &str, r: &str, t: &str, s: &str, k: &str| tongban_store::Relation {
+            from_key: f.into(),
+            relation: r.into(),
+            to_key: t.into(),
+            source_id: s.into(),
+            record_key: k.into(),
+        };
+        let building_of = |key: &'static str| async move {
+            store
+                .relations_from(key)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|r| r.relation == "in_building")
+                .map(|r| {
+                    format!(
+                        "{}>{}:{}:{}",
+                        r.from_key, r.to_key, r.source_id, r.record_key
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        // A whole run: three records place R1 in B1, and each says P1 lives there.
+        store
+            .replace_relations(&tongban_store::Relation::all_borrowed(&[
+                rel("R1", "in_building", "B1", "s", "7"),
+                rel("R1", "in_building", "B1", "b", "9"),
+                rel("R1", "in_building", "B1", "s", "10"),
+                rel("P1", "lives_in", "R1", "s", "7"),
+                rel("P1", "lives_in", "R1", "b", "9"),
+            ]))
+            .await
+            .unwrap();
+        assert_eq!(
+            building_of("R1").await,
+            ["R1>B1:b:9"],
+            "{}",
+            store.backend()
+        );
+        assert_eq!(store.relations_from("P1").await.unwrap().len(), 2);
+        // Records resolved one at a time: a later one changes nothing, a lesser one takes over.
+        let once = |relations: Vec<tongban_store::Relation>| async move {
+            store.apply_library_changes(&[], &relations).await.unwrap();
+        };
+        once(vec![rel("R1", "in_building", "B1", "s", "0")]).await;
+        assert_eq!(building_of("R1").await, ["R1>B1:b:9"]);
+        // Bytewise, as Rust orders them: "B" before "a" (PostgreSQL compares with COLLATE "C",
+        // so that a database in another locale agrees; this cluster's C.UTF-8 does anyway).
+        once(vec![rel("R1", "in_building", "B1", "a", "1")]).await;
+        once(vec![rel("R1", "in_building", "B1", "B", "1")]).await;
+        assert_eq!(building_of("R1").await, ["R1>B1:B:1"]);
+        // Two rooms found to be one keep the least of both; so do two buildings found one.
+        once(vec![rel("R2", "in_building", "B1", "A", "5")]).await;
+        once(vec![rel("R3", "in_building", "B2", "A", "1")]).await;
+        once(vec![rel("R3", "in_building", "B1", "A", "3")]).await;
+        let renamed = |kind: &str, old: &str, new: &str| tongban_store::LibraryChanges {
+            kind: kind.into(),
+            renamed: vec![(old.into(), new.into())],
+            ..Default::default()
+        };
+        store
+            .apply_library_changes(&[renamed("room", "R2", "R1")], &[])
+            .await
+            .unwrap();
+        assert_eq!(building_of("R1").await, ["R1>B1:A:5"]);
+        store
+            .apply_library_changes(&[renamed("building", "B2", "B1")], &[])
+            .await
+            .unwrap();
+        assert_eq!(building_of("R3").await, ["R3>B1:A:1"]);
+        assert_eq!(building_of("R1").await, ["R1>B1:A:5"]);
+    }
+}
+
+#[tokio::test]
 async fn incremental_changes_upsert_rename_and_are_idempotent() {
     let (stores, _dir) = stores("contract_incremental").await;
     for store in &stores {
