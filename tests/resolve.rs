@@ -192,20 +192,26 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         assert!(e.rule.starts_with("cannot link"), "{e:?}");
         assert_ne!(e.persons.0, e.persons.1);
 
-        // A golden record names where each value came from.
+        // A golden record names where each value came from: stored, by its number in the
+        // record's list of the records it cites; spelled out, inline.
         let (key, _) = ids.iter().next().unwrap();
-        let golden: serde_json::Value = serde_json::from_str(
-            &store
-                .golden_record("person", key)
-                .await
-                .unwrap()
-                .unwrap()
-                .record,
-        )
-        .unwrap();
+        let stored = store
+            .golden_record("person", key)
+            .await
+            .unwrap()
+            .unwrap()
+            .record;
+        let golden: serde_json::Value = serde_json::from_str(&stored).unwrap();
         let name = &golden["fields"]["name"];
         assert!(name["value"].as_str().is_some_and(|v| !v.is_empty()));
-        assert!(name["source"].as_str().is_some_and(|v| !v.is_empty()));
+        let cited = &golden["cited"][name["cited"].as_u64().unwrap() as usize];
+        assert!(cited["source"].as_str().is_some_and(|v| !v.is_empty()));
+        let inline: serde_json::Value =
+            serde_json::from_str(&tongban_libraries::golden_text::spelled_out(&stored).unwrap())
+                .unwrap();
+        assert_eq!(inline["fields"]["name"]["value"], name["value"]);
+        assert_eq!(inline["fields"]["name"]["source"], cited["source"]);
+        assert_eq!(inline["fields"]["name"]["record_key"], cited["record_key"]);
 
         // Records relate the entities they mention; every relation joins two library entities.
         let golden_of = |key: &str| {

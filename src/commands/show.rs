@@ -65,7 +65,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let Some(golden) = store.golden_record(kind, &key).await? else {
                 anyhow::bail!("no {kind} {key} in the library; keys change only when the records behind them do, so run `tongban resolve` and look again");
             };
-            let golden: serde_json::Value = serde_json::from_str(&golden.record)?;
+            // Each field with its provenance inline, however the record was stored.
+            let inline = tongban_libraries::golden_text::spelled_out(&golden.record);
+            let golden: serde_json::Value =
+                serde_json::from_str(inline.as_deref().unwrap_or(&golden.record))?;
             let links = store.links_of_entity(kind, &key).await?;
             let mut linked = Vec::new();
             for l in &links {

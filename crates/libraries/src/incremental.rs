@@ -17,9 +17,10 @@
 //! members until the next batch run), or revisit a room whose most common key shifts.
 
 use crate::build::{
-    ENTITY_FIELDS, ENTITY_TRUST, MentionOf, Mentions, Progress, Summary, entity_field, golden_text,
+    ENTITY_FIELDS, ENTITY_TRUST, MentionOf, Mentions, Progress, Summary, entity_field,
     place_anchor, place_golden, read_up_to, record_mentions, subjects,
 };
+use crate::golden_text::golden_text;
 use crate::{LibraryError, Result, entity_key};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

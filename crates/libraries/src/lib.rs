@@ -11,6 +11,7 @@
 pub mod build;
 pub mod evaluate;
 pub mod explain;
+pub mod golden_text;
 pub mod incremental;
 pub mod person;
 pub mod population;

@@ -594,6 +594,10 @@ impl KeptField {
 
 impl ParsedGolden {
     pub fn parse(record: &str) -> Result<ParsedGolden, ApiError> {
+        // A person's or entity's record cites each of its records once; the API answers each
+        // field with its provenance inline. Spelled out once here: parsed records are cached.
+        let inline = tongban_libraries::golden_text::spelled_out(record);
+        let record = inline.as_deref().unwrap_or(record);
         let doc: GoldenDoc = serde_json::from_str(record).map_err(ApiError::internal)?;
         let fields = match doc.fields {
             Some(fields) => fields

@@ -1,0 +1,329 @@
+//! The text of a person's or legal entity's golden record: how it is stored, and how it is
+//! spelled out for the people who read it.
+//!
+//! A golden record keeps, for each field, the surviving value and where it came from (source,
+//! record, role, date). Most of a record's fields come from one or two of its records, so the
+//! stored text lists each cited record once, under `cited`, and a field names its entry by
+//! number: `{"key", "mentions", "sources", "cited": [{source, record_key, role, date}, …],
+//! "fields": {name: {"value", "cited", "agreeing", "disagreeing"}, …}}`. Written out in every
+//! field, the provenance was three eighths of a person's 1.6 KB and the largest thing a
+//! resolution run writes. Searches read `fields.<name>.value`, which both forms share.
+//!
+//! [`spelled_out`] gives readers (the governed API, `tongban show`) each field with its
+//! provenance inline, byte for byte as records were stored before; records stored in that form
+//! are read as they are. Rooms and buildings have records of their own shape and are not
+//! touched here. Pure text in, text out; no I/O.
+
+/// A kept value with its provenance, as a record's field holds it.
+pub use tongban_resolution::golden::Kept;
+
+/// A person's or legal entity's golden record as stored: the members `key`, `mentions`,
+/// `sources`, `cited` and `fields`, in that order. Written by hand rather than through serde,
+/// whose machinery per member was three fifths of building a million records; a test holds the
+/// spelled-out form to what serde_json writes.
+pub fn golden_text(
+    key: &str,
+    mentions: usize,
+    sources: &[&str],
+    fields: &[(&str, Kept)],
+) -> String {
+    use std::fmt::Write as _;
+    // Each field's record, by its number in `cited`: the first field from a record lists it.
+    let mut cited: Vec<(&str, &str, &str, &str)> = Vec::with_capacity(4);
+    let numbers: Vec<usize> = fields
+        .iter()
+        .map(|(_, k)| {
+            let at = (k.source, k.record_key, k.role, k.date);
+            cited.iter().position(|c| *c == at).unwrap_or_else(|| {
+                cited.push(at);
+                cited.len() - 1
+            })
+        })
+        .collect();
+    let mut out = String::with_capacity(256 + 80 * cited.len() + 64 * fields.len());
+    head(&mut out, key, mentions, sources);
+    out.push_str(",\"cited\":[");
+    for (i, (source, record_key, role, date)) in cited.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"source\":");
+        json_string(&mut out, source);
+        out.push_str(",\"record_key\":");
+        json_string(&mut out, record_key);
+        out.push_str(",\"role\":");
+        json_string(&mut out, role);
+        if !date.is_empty() {
+            out.push_str(",\"date\":");
+            json_string(&mut out, date);
+        }
+        out.push('}');
+    }
+    out.push_str("],\"fields\":{");
+    for (i, ((name, kept), number)) in fields.iter().zip(numbers).enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_string(&mut out, name);
+        out.push_str(":{\"value\":");
+        json_string(&mut out, kept.value);
+        // Writing into a String cannot fail.
+        let _ = write!(
+            out,
+            ",\"cited\":{number},\"agreeing\":{},\"disagreeing\":{}}}",
+            kept.agreeing, kept.disagreeing
+        );
+    }
+    out.push_str("}}");
+    out
+}
+
+/// The record `text` with each field's provenance written inline, as [`Kept`] serialises:
+/// `{"key", "mentions", "sources", "fields": {name: {"value", "source", "record_key", "role",
+/// "date", "agreeing", "disagreeing"}, …}}`. `None` when the text is not a record stored with a
+/// `cited` list (a record written before it, or a room's or building's), which readers take as
+/// it is; also `None` for text that does not read as one, with a field citing an entry the
+/// list lacks, say.
+pub fn spelled_out(text: &str) -> Option<String> {
+    use serde::Deserialize;
+    use std::borrow::Cow;
+    #[derive(Deserialize)]
+    struct Cited<'a> {
+        #[serde(borrow)]
+        source: Cow<'a, str>,
+        #[serde(borrow)]
+        record_key: Cow<'a, str>,
+        #[serde(borrow)]
+        role: Cow<'a, str>,
+        #[serde(borrow, default)]
+        date: Cow<'a, str>,
+    }
+    #[derive(Deserialize)]
+    struct Field<'a> {
+        #[serde(borrow)]
+        value: Cow<'a, str>,
+        cited: usize,
+        agreeing: usize,
+        disagreeing: usize,
+    }
+    #[derive(Deserialize)]
+    struct Stored<'a> {
+        #[serde(borrow)]
+        key: Cow<'a, str>,
+        mentions: usize,
+        #[serde(borrow)]
+        sources: Vec<Cow<'a, str>>,
+        #[serde(borrow)]
+        cited: Vec<Cited<'a>>,
+        /// In stored order (serde_json keeps it; a `BTreeMap` would sort the names).
+        fields: serde_json::Map<String, serde_json::Value>,
+    }
+    let stored: Stored = serde_json::from_str(text).ok()?;
+    let fields: Vec<(String, Field)> = stored
+        .fields
+        .into_iter()
+        .map(|(name, v)| Some((name, Field::deserialize(v).ok()?)))
+        .collect::<Option<_>>()?;
+    let kept: Vec<(&str, Kept)> = fields
+        .iter()
+        .map(|(name, f)| {
+            let c = stored.cited.get(f.cited)?;
+            Some((
+                name.as_str(),
+                Kept {
+                    value: &f.value,
+                    source: &c.source,
+                    record_key: &c.record_key,
+                    role: &c.role,
+                    date: &c.date,
+                    agreeing: f.agreeing,
+                    disagreeing: f.disagreeing,
+                },
+            ))
+        })
+        .collect::<Option<_>>()?;
+    let sources: Vec<&str> = stored.sources.iter().map(|s| s.as_ref()).collect();
+    Some(inline_text(&stored.key, stored.mentions, &sources, &kept))
+}
+
+/// The record with each field's provenance inline (see [`spelled_out`]).
+fn inline_text(key: &str, mentions: usize, sources: &[&str], fields: &[(&str, Kept)]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(256 + 160 * fields.len());
+    head(&mut out, key, mentions, sources);
+    out.push_str(",\"fields\":{");
+    for (i, (name, kept)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_string(&mut out, name);
+        out.push_str(":{\"value\":");
+        json_string(&mut out, kept.value);
+        out.push_str(",\"source\":");
+        json_string(&mut out, kept.source);
+        out.push_str(",\"record_key\":");
+        json_string(&mut out, kept.record_key);
+        out.push_str(",\"role\":");
+        json_string(&mut out, kept.role);
+        if !kept.date.is_empty() {
+            out.push_str(",\"date\":");
+            json_string(&mut out, kept.date);
+        }
+        let _ = write!(
+            out,
+            ",\"agreeing\":{},\"disagreeing\":{}}}",
+            kept.agreeing, kept.disagreeing
+        );
+    }
+    out.push_str("}}");
+    out
+}
+
+/// `{"key":…,"mentions":…,"sources":[…]`, the start both forms share.
+fn head(out: &mut String, key: &str, mentions: usize, sources: &[&str]) {
+    use std::fmt::Write as _;
+    out.push_str("{\"key\":");
+    json_string(out, key);
+    let _ = write!(out, ",\"mentions\":{mentions},\"sources\":[");
+    for (i, source) in sources.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json_string(out, source);
+    }
+    out.push(']');
+}
+
+/// `s` as a JSON string literal, escaped exactly as serde_json escapes it: quote, backslash and
+/// control characters, the common ones by their short forms, the rest as `\u00XX`.
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    let mut run = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let short = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Only ASCII bytes are escaped, so `run..i` falls on character boundaries.
+        out.push_str(&s[run..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        } else {
+            out.push_str(short);
+        }
+        run = i + 1;
+    }
+    out.push_str(&s[run..]);
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    proptest::proptest! {
+        /// Stored, a record is JSON whose values read back as they went in; spelled out, it is
+        /// byte for byte what serde_json writes of each field's [`Kept`], whatever the values
+        /// hold (quotes, backslashes, control characters, any script).
+        #[test]
+        fn a_stored_record_spells_out_as_serde_json_writes_it(
+            key in ".{0,12}",
+            sources in proptest::collection::vec("(.|\n|\"|\\\\|\u{1f}){0,8}", 0..4),
+            fields in proptest::collection::vec(
+                ("[a-z_]{1,8}", "(.|\t|\u{0}|\u{8}|\u{c}|\"|\\\\){0,10}", "(K1|K2|.{0,6})", "(|2024-01-02)", 0usize..9),
+                0..6,
+            ),
+        ) {
+            let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
+            let mut unique: Vec<(&str, Kept)> = Vec::new();
+            for (name, value, record, date, n) in &fields {
+                let kept = Kept {
+                    value,
+                    source: "police_household",
+                    record_key: record,
+                    role: "subject",
+                    date,
+                    agreeing: *n,
+                    disagreeing: n / 2,
+                };
+                match unique.iter_mut().find(|(u, _)| u == name) {
+                    Some(slot) => slot.1 = kept,
+                    None => unique.push((name, kept)),
+                }
+            }
+            let mut map = serde_json::Map::new();
+            for (name, kept) in &unique {
+                map.insert(name.to_string(), serde_json::to_value(kept).unwrap());
+            }
+            let expected = json!({"key": key, "mentions": 7, "sources": sources, "fields": map});
+            let stored = golden_text(&key, 7, &sources, &unique);
+            let read: serde_json::Value = serde_json::from_str(&stored).unwrap();
+            for (name, kept) in &unique {
+                proptest::prop_assert_eq!(read["fields"][name]["value"].as_str(), Some(kept.value));
+            }
+            proptest::prop_assert_eq!(spelled_out(&stored), Some(expected.to_string()));
+        }
+
+        /// Any text at all: no panic, and text that is not a stored record is left to be read
+        /// as it is.
+        #[test]
+        fn any_text_spells_out_without_panicking(text in ".{0,200}") {
+            let _ = spelled_out(&text);
+        }
+    }
+
+    #[test]
+    fn a_record_cites_each_record_once() {
+        let kept = |value, record_key, date| Kept {
+            value,
+            source: "police_household",
+            record_key,
+            role: "subject",
+            date,
+            agreeing: 2,
+            disagreeing: 0,
+        };
+        let fields = [
+            ("name", kept("王小明", "H1", "2020-01-01")),
+            ("sex", kept("1", "H1", "2020-01-01")),
+            ("phone", kept("13912345678", "H2", "")),
+            ("birth_date", kept("1990-01-02", "H1", "2020-01-01")),
+        ];
+        let stored = golden_text("P1", 3, &["police_household"], &fields);
+        assert_eq!(
+            stored,
+            concat!(
+                r#"{"key":"P1","mentions":3,"sources":["police_household"],"cited":["#,
+                r#"{"source":"police_household","record_key":"H1","role":"subject","date":"2020-01-01"},"#,
+                r#"{"source":"police_household","record_key":"H2","role":"subject"}],"fields":{"#,
+                r#""name":{"value":"王小明","cited":0,"agreeing":2,"disagreeing":0},"#,
+                r#""sex":{"value":"1","cited":0,"agreeing":2,"disagreeing":0},"#,
+                r#""phone":{"value":"13912345678","cited":1,"agreeing":2,"disagreeing":0},"#,
+                r#""birth_date":{"value":"1990-01-02","cited":0,"agreeing":2,"disagreeing":0}}}"#
+            )
+        );
+        let long = spelled_out(&stored).unwrap();
+        assert!(long.contains(r#""phone":{"value":"13912345678","source":"police_household","record_key":"H2","role":"subject","agreeing":2"#), "{long}");
+        // A record stored before, a room's, and a field citing an entry that is not there.
+        assert_eq!(spelled_out(&long), None);
+        assert_eq!(
+            spelled_out(r#"{"key":"R1","address_key":"320576|x|1|1|101"}"#),
+            None
+        );
+        assert_eq!(
+            spelled_out(&stored.replace(r#""cited":1"#, r#""cited":2"#)),
+            None
+        );
+    }
+}
