@@ -136,7 +136,17 @@ fn key(prefix: char, i: usize) -> String {
 }
 
 async fn fill(store: &dyn Store, persons: usize) -> anyhow::Result<()> {
-    let kept = |v: String| serde_json::json!({"value": v, "source": "police_household", "record_key": "k", "role": "subject", "date": "2020-01-01", "agreeing": 1, "disagreeing": 0});
+    fn kept(value: &str) -> tongban_libraries::golden_text::Kept<'_> {
+        tongban_libraries::golden_text::Kept {
+            value,
+            source: "police_household",
+            record_key: "k",
+            role: "subject",
+            date: "2020-01-01",
+            agreeing: 1,
+            disagreeing: 0,
+        }
+    }
     let mut links = Vec::new();
     let mut golden = Vec::new();
     let mut relations = Vec::new();
@@ -150,13 +160,27 @@ async fn fill(store: &dyn Store, persons: usize) -> anyhow::Result<()> {
             entity_key: p.clone(),
         });
         // Synthetic values only: a made-up name and numbers derived from the index.
-        let record = serde_json::json!({"key": p, "fields": {
-            "name": kept(format!("测试{i}")), "sex": kept("1".into()),
-            "phone": kept(format!("139{:08}", i)), "citizen_id": kept(format!("320576{:012}", i)),
-        }});
+        // Stored as the libraries store it (`golden_text`), so the first read of each spells
+        // its provenance out as a real store's would.
+        let (name, phone, id) = (
+            format!("测试{i}"),
+            format!("139{i:08}"),
+            format!("320576{i:012}"),
+        );
+        let record = tongban_libraries::golden_text::golden_text(
+            &p,
+            1,
+            &["police_household"],
+            &[
+                ("name", kept(&name)),
+                ("sex", kept("1")),
+                ("phone", kept(&phone)),
+                ("citizen_id", kept(&id)),
+            ],
+        );
         golden.push(GoldenRecord {
             entity_key: p.clone(),
-            record: record.to_string(),
+            record,
         });
         let room = key('R', i / 3);
         relations.push(Relation {

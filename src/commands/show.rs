@@ -2,6 +2,7 @@
 //! record linked to it.
 
 use super::store_args::{StoreArgs, closing, runtime};
+use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use std::process::ExitCode;
 
@@ -66,7 +67,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 anyhow::bail!("no {kind} {key} in the library; keys change only when the records behind them do, so run `tongban resolve` and look again");
             };
             // Each field with its provenance inline, however the record was stored.
-            let inline = tongban_libraries::golden_text::spelled_out(&golden.record);
+            let inline = tongban_libraries::golden_text::spelled_out(&golden.record)
+                .with_context(|| format!("{kind} {key}"))?;
             let golden: serde_json::Value =
                 serde_json::from_str(inline.as_deref().unwrap_or(&golden.record))?;
             let links = store.links_of_entity(kind, &key).await?;

@@ -1065,7 +1065,7 @@ mod tests {
             }
         });
         assert_eq!(
-            crate::golden_text::spelled_out(&text),
+            crate::golden_text::spelled_out(&text).unwrap(),
             Some(expected.to_string())
         );
 

@@ -5,9 +5,11 @@
 //! record, role, date). Most of a record's fields come from one or two of its records, so the
 //! stored text lists each cited record once, under `cited`, and a field names its entry by
 //! number: `{"key", "mentions", "sources", "cited": [{source, record_key, role, date}, …],
-//! "fields": {name: {"value", "cited", "agreeing", "disagreeing"}, …}}`. Written out in every
-//! field, the provenance was three eighths of a person's 1.6 KB and the largest thing a
-//! resolution run writes. Searches read `fields.<name>.value`, which both forms share.
+//! "fields": {name: {"value", "cited", "agreeing", "disagreeing"}, …}}`, where a field without
+//! `cited` cites the first entry and one without `disagreeing` has no other value against it.
+//! Written out in every field, the provenance was three eighths of a person's 1.6 KB, and
+//! person golden records are the largest thing a resolution run writes. Searches read
+//! `fields.<name>.value`, which both forms share.
 //!
 //! [`spelled_out`] gives readers (the governed API, `tongban show`) each field with its
 //! provenance inline, byte for byte as records were stored before; records stored in that form
@@ -67,27 +69,37 @@ pub fn golden_text(
         json_string(&mut out, name);
         out.push_str(":{\"value\":");
         json_string(&mut out, kept.value);
-        // Writing into a String cannot fail.
-        let _ = write!(
-            out,
-            ",\"cited\":{number},\"agreeing\":{},\"disagreeing\":{}}}",
-            kept.agreeing, kept.disagreeing
-        );
+        // Writing into a String cannot fail. Most fields cite the first record and have no
+        // other value against them, so those two numbers are left out when they are 0.
+        if number > 0 {
+            let _ = write!(out, ",\"cited\":{number}");
+        }
+        let _ = write!(out, ",\"agreeing\":{}", kept.agreeing);
+        if kept.disagreeing > 0 {
+            let _ = write!(out, ",\"disagreeing\":{}", kept.disagreeing);
+        }
+        out.push('}');
     }
     out.push_str("}}");
     out
 }
 
+/// A stored golden record with a `cited` list that does not read as one: a member missing or
+/// unknown, a field citing an entry the list lacks. Readers must not show it as it is, which
+/// would lose the provenance and show the entry numbers instead.
+#[derive(Debug, thiserror::Error)]
+#[error("a golden record's cited form does not read: {0}")]
+pub struct UnreadableGolden(String);
+
 /// The record `text` with each field's provenance written inline, as [`Kept`] serialises:
 /// `{"key", "mentions", "sources", "fields": {name: {"value", "source", "record_key", "role",
-/// "date", "agreeing", "disagreeing"}, …}}`. `None` when the text is not a record stored with a
-/// `cited` list (a record written before it, or a room's or building's), which readers take as
-/// it is; also `None` for text that does not read as one, with a field citing an entry the
-/// list lacks, say.
-pub fn spelled_out(text: &str) -> Option<String> {
+/// "date", "agreeing", "disagreeing"}, …}}`. `Ok(None)` when the text has no `cited` list (a
+/// record written before it, or a room's or building's), which readers take as it is.
+pub fn spelled_out(text: &str) -> Result<Option<String>, UnreadableGolden> {
     use serde::Deserialize;
     use std::borrow::Cow;
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Cited<'a> {
         #[serde(borrow)]
         source: Cow<'a, str>,
@@ -99,14 +111,18 @@ pub fn spelled_out(text: &str) -> Option<String> {
         date: Cow<'a, str>,
     }
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Field<'a> {
         #[serde(borrow)]
         value: Cow<'a, str>,
+        #[serde(default)]
         cited: usize,
         agreeing: usize,
+        #[serde(default)]
         disagreeing: usize,
     }
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct Stored<'a> {
         #[serde(borrow)]
         key: Cow<'a, str>,
@@ -118,17 +134,30 @@ pub fn spelled_out(text: &str) -> Option<String> {
         /// In stored order (serde_json keeps it; a `BTreeMap` would sort the names).
         fields: serde_json::Map<String, serde_json::Value>,
     }
-    let stored: Stored = serde_json::from_str(text).ok()?;
+    // A key and an opening bracket in quotes can only be a member holding a list: inside a
+    // JSON string a quote is escaped. Only the stored form has one named `cited`, so records
+    // of every other shape are passed over without being parsed.
+    if !text.contains("\"cited\":[") {
+        return Ok(None);
+    }
+    let unreadable = |e: serde_json::Error| UnreadableGolden(e.to_string());
+    let stored: Stored = serde_json::from_str(text).map_err(unreadable)?;
     let fields: Vec<(String, Field)> = stored
         .fields
         .into_iter()
-        .map(|(name, v)| Some((name, Field::deserialize(v).ok()?)))
-        .collect::<Option<_>>()?;
+        .map(|(name, v)| Ok((name, Field::deserialize(v).map_err(unreadable)?)))
+        .collect::<Result<_, UnreadableGolden>>()?;
     let kept: Vec<(&str, Kept)> = fields
         .iter()
         .map(|(name, f)| {
-            let c = stored.cited.get(f.cited)?;
-            Some((
+            let c = stored.cited.get(f.cited).ok_or_else(|| {
+                UnreadableGolden(format!(
+                    "field {name} cites entry {} of {}",
+                    f.cited,
+                    stored.cited.len()
+                ))
+            })?;
+            Ok((
                 name.as_str(),
                 Kept {
                     value: &f.value,
@@ -141,9 +170,14 @@ pub fn spelled_out(text: &str) -> Option<String> {
                 },
             ))
         })
-        .collect::<Option<_>>()?;
+        .collect::<Result<_, UnreadableGolden>>()?;
     let sources: Vec<&str> = stored.sources.iter().map(|s| s.as_ref()).collect();
-    Some(inline_text(&stored.key, stored.mentions, &sources, &kept))
+    Ok(Some(inline_text(
+        &stored.key,
+        stored.mentions,
+        &sources,
+        &kept,
+    )))
 }
 
 /// The record with each field's provenance inline (see [`spelled_out`]).
@@ -248,11 +282,12 @@ mod tests {
             let sources: Vec<&str> = sources.iter().map(String::as_str).collect();
             let mut unique: Vec<(&str, Kept)> = Vec::new();
             for (name, value, record, date, n) in &fields {
+                // Two sources and two roles, so that records are told apart by each part.
                 let kept = Kept {
                     value,
-                    source: "police_household",
+                    source: if n % 3 == 0 { "grid_collection" } else { "police_household" },
                     record_key: record,
-                    role: "subject",
+                    role: if n % 4 == 1 { "mother" } else { "subject" },
                     date,
                     agreeing: *n,
                     disagreeing: n / 2,
@@ -272,13 +307,13 @@ mod tests {
             for (name, kept) in &unique {
                 proptest::prop_assert_eq!(read["fields"][name]["value"].as_str(), Some(kept.value));
             }
-            proptest::prop_assert_eq!(spelled_out(&stored), Some(expected.to_string()));
+            proptest::prop_assert_eq!(spelled_out(&stored).unwrap(), Some(expected.to_string()));
         }
 
         /// Any text at all: no panic, and text that is not a stored record is left to be read
         /// as it is.
         #[test]
-        fn any_text_spells_out_without_panicking(text in ".{0,200}") {
+        fn any_text_spells_out_without_panicking(text in "(.|\"cited\":\\[){0,200}") {
             let _ = spelled_out(&text);
         }
     }
@@ -296,7 +331,13 @@ mod tests {
         };
         let fields = [
             ("name", kept("王小明", "H1", "2020-01-01")),
-            ("sex", kept("1", "H1", "2020-01-01")),
+            (
+                "sex",
+                Kept {
+                    disagreeing: 1,
+                    ..kept("1", "H1", "2020-01-01")
+                },
+            ),
             ("phone", kept("13912345678", "H2", "")),
             ("birth_date", kept("1990-01-02", "H1", "2020-01-01")),
         ];
@@ -307,23 +348,30 @@ mod tests {
                 r#"{"key":"P1","mentions":3,"sources":["police_household"],"cited":["#,
                 r#"{"source":"police_household","record_key":"H1","role":"subject","date":"2020-01-01"},"#,
                 r#"{"source":"police_household","record_key":"H2","role":"subject"}],"fields":{"#,
-                r#""name":{"value":"王小明","cited":0,"agreeing":2,"disagreeing":0},"#,
-                r#""sex":{"value":"1","cited":0,"agreeing":2,"disagreeing":0},"#,
-                r#""phone":{"value":"13912345678","cited":1,"agreeing":2,"disagreeing":0},"#,
-                r#""birth_date":{"value":"1990-01-02","cited":0,"agreeing":2,"disagreeing":0}}}"#
+                r#""name":{"value":"王小明","agreeing":2},"#,
+                r#""sex":{"value":"1","agreeing":2,"disagreeing":1},"#,
+                r#""phone":{"value":"13912345678","cited":1,"agreeing":2},"#,
+                r#""birth_date":{"value":"1990-01-02","agreeing":2}}}"#
             )
         );
-        let long = spelled_out(&stored).unwrap();
-        assert!(long.contains(r#""phone":{"value":"13912345678","source":"police_household","record_key":"H2","role":"subject","agreeing":2"#), "{long}");
-        // A record stored before, a room's, and a field citing an entry that is not there.
-        assert_eq!(spelled_out(&long), None);
+        let long = spelled_out(&stored).unwrap().unwrap();
+        assert!(long.contains(r#""phone":{"value":"13912345678","source":"police_household","record_key":"H2","role":"subject","agreeing":2,"disagreeing":0}"#), "{long}");
+        assert!(long.contains(r#""sex":{"value":"1","source":"police_household","record_key":"H1","role":"subject","date":"2020-01-01","agreeing":2,"disagreeing":1}"#), "{long}");
+        // A record stored before and a room's are read as they are.
+        assert_eq!(spelled_out(&long).unwrap(), None);
         assert_eq!(
-            spelled_out(r#"{"key":"R1","address_key":"320576|x|1|1|101"}"#),
+            spelled_out(r#"{"key":"R1","address_key":"320576|x|1|1|101"}"#).unwrap(),
             None
         );
-        assert_eq!(
-            spelled_out(&stored.replace(r#""cited":1"#, r#""cited":2"#)),
-            None
-        );
+        // A field citing an entry that is not there, a field without its count of agreeing
+        // records, a member no reader knows: none is passed on as if it were readable.
+        for broken in [
+            stored.replace(r#""cited":1"#, r#""cited":2"#),
+            stored.replace(r#","agreeing":2}"#, "}"),
+            stored.replace(r#""mentions":3"#, r#""mentions":3,"weight":1"#),
+            stored.replace(r#""role":"subject"}"#, r#""role":"subject","page":4}"#),
+        ] {
+            assert!(spelled_out(&broken).is_err(), "{broken}");
+        }
     }
 }

@@ -21,9 +21,10 @@ pub struct Candidate<'a> {
     pub date: &'a str,
 }
 
-/// A kept value with its provenance, as stored in the golden record; it borrows from the
-/// candidates (or the tally) it was chosen among, so that choosing copies nothing. Its fields
-/// serialise in this order, which is the order stored golden records have always had.
+/// A kept value with its provenance; it borrows from the candidates (or the tally) it was
+/// chosen among, so that choosing copies nothing. It serialises as a golden record's field
+/// spelled out for readers, in this order (the libraries store the provenance once per cited
+/// record instead: `tongban_libraries::golden_text`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Kept<'a> {
     pub value: &'a str,

@@ -596,7 +596,8 @@ impl ParsedGolden {
     pub fn parse(record: &str) -> Result<ParsedGolden, ApiError> {
         // A person's or entity's record cites each of its records once; the API answers each
         // field with its provenance inline. Spelled out once here: parsed records are cached.
-        let inline = tongban_libraries::golden_text::spelled_out(record);
+        let inline =
+            tongban_libraries::golden_text::spelled_out(record).map_err(ApiError::internal)?;
         let record = inline.as_deref().unwrap_or(record);
         let doc: GoldenDoc = serde_json::from_str(record).map_err(ApiError::internal)?;
         let fields = match doc.fields {
@@ -1392,6 +1393,35 @@ mod tests {
         assert!(room.fields.is_none());
         assert_eq!(room.address_key.unwrap(), "苏州|1幢|101");
         assert!(room.community.unwrap().as_str().is_none());
+    }
+
+    #[test]
+    fn a_stored_record_is_read_with_each_fields_provenance_or_not_at_all() {
+        let kept = |value, record_key| tongban_libraries::golden_text::Kept {
+            value,
+            source: "police_household",
+            record_key,
+            role: "subject",
+            date: "",
+            agreeing: 1,
+            disagreeing: 0,
+        };
+        let stored = tongban_libraries::golden_text::golden_text(
+            "P1",
+            2,
+            &["police_household"],
+            &[
+                ("name", kept("王小明", "H1")),
+                ("phone", kept("13912345678", "H2")),
+            ],
+        );
+        let parsed = ParsedGolden::parse(&stored).unwrap();
+        let phone: Value = serde_json::from_str(parsed.kept("phone").unwrap().raw.get()).unwrap();
+        assert_eq!(phone["record_key"], "H2");
+        assert_eq!(parsed.kept("phone").unwrap().text, "13912345678");
+        // A field citing a record the list lacks is an error, not a field shown without
+        // its provenance.
+        assert!(ParsedGolden::parse(&stored.replace(r#""cited":1"#, r#""cited":5"#)).is_err());
     }
 
     #[test]

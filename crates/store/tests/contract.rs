@@ -642,6 +642,60 @@ async fn a_room_lies_in_its_building_under_one_record() {
     }
 }
 
+/// Runs `sql` on the main file of the store at `url`, behind the store's back.
+async fn on_main_file(url: &str, sql: &str) {
+    match url.strip_prefix("sqlite://") {
+        Some(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap(),
+        None => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_store_from_before_keeps_one_citation_of_a_rooms_building() {
+    let (stores, _dir) = stores_with_urls("contract_stated_once_migration").await;
+    for (url, store) in &stores {
+        // As a run before the migration left them: a row per record naming the room.
+        on_main_file(
+            url,
+            "INSERT INTO relations (from_key, relation, to_key, source_id, record_key) VALUES \
+             ('R1', 'in_building', 'B1', 'b', '9'), ('R1', 'in_building', 'B1', 'B', '10'), \
+             ('R1', 'in_building', 'B1', 'B', '2'), ('R2', 'in_building', 'B1', 'x', '1'), \
+             ('P1', 'lives_in', 'R1', 'b', '9'), ('P1', 'lives_in', 'R1', 'B', '2')",
+        )
+        .await;
+        let migration = if url.starts_with("sqlite://") {
+            include_str!("../migrations/sqlite/0015_in_building_once.sql")
+        } else {
+            include_str!("../migrations/postgres/0018_in_building_once.sql")
+        };
+        on_main_file(url, migration).await;
+        let cited = |relations: Vec<tongban_store::Relation>| -> Vec<String> {
+            relations
+                .into_iter()
+                .map(|r| format!("{}:{}", r.source_id, r.record_key))
+                .collect()
+        };
+        // "10" sorts before "2" bytewise.
+        assert_eq!(cited(store.relations_from("R1").await.unwrap()), ["B:10"]);
+        assert_eq!(cited(store.relations_from("R2").await.unwrap()), ["x:1"]);
+        assert_eq!(
+            cited(store.relations_from("P1").await.unwrap()).len(),
+            2,
+            "other relations keep every record"
+        );
+    }
+}
+
 #[tokio::test]
 async fn incremental_changes_upsert_rename_and_are_idempotent() {
     let (stores, _dir) = stores("contract_incremental").await;
