@@ -131,8 +131,8 @@ pub fn spelled_out(text: &str) -> Result<Option<String>, UnreadableGolden> {
         sources: Vec<Cow<'a, str>>,
         #[serde(borrow)]
         cited: Vec<Cited<'a>>,
-        /// In stored order (serde_json keeps it; a `BTreeMap` would sort the names).
-        fields: serde_json::Map<String, serde_json::Value>,
+        #[serde(borrow)]
+        fields: InOrder<'a, Field<'a>>,
     }
     // A key and an opening bracket in quotes can only be a member holding a list: inside a
     // JSON string a quote is escaped. Only the stored form has one named `cited`, so records
@@ -142,23 +142,21 @@ pub fn spelled_out(text: &str) -> Result<Option<String>, UnreadableGolden> {
     }
     let unreadable = |e: serde_json::Error| UnreadableGolden(e.to_string());
     let stored: Stored = serde_json::from_str(text).map_err(unreadable)?;
-    let fields: Vec<(String, Field)> = stored
+    let kept: Vec<(&str, Kept)> = stored
         .fields
-        .into_iter()
-        .map(|(name, v)| Ok((name, Field::deserialize(v).map_err(unreadable)?)))
-        .collect::<Result<_, UnreadableGolden>>()?;
-    let kept: Vec<(&str, Kept)> = fields
+        .0
         .iter()
         .map(|(name, f)| {
             let c = stored.cited.get(f.cited).ok_or_else(|| {
                 UnreadableGolden(format!(
-                    "field {name} cites entry {} of {}",
+                    "field {} cites entry {} of {}",
+                    name.0,
                     f.cited,
                     stored.cited.len()
                 ))
             })?;
             Ok((
-                name.as_str(),
+                name.0.as_ref(),
                 Kept {
                     value: &f.value,
                     source: &c.source,
@@ -178,6 +176,39 @@ pub fn spelled_out(text: &str) -> Result<Option<String>, UnreadableGolden> {
         &sources,
         &kept,
     )))
+}
+
+/// A member's name, borrowed from the text unless it has escapes.
+#[derive(serde::Deserialize)]
+struct Name<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+/// A JSON object's members in the order they are written, each value read as `T`: the fields
+/// of a record go out in their stored order, and reading them as `T` straight from the text
+/// costs no tree of values on the way (a cache miss of the governed API and every candidate of
+/// a search read each record this way).
+struct InOrder<'a, T>(Vec<(Name<'a>, T)>);
+
+impl<'de: 'a, 'a, T: serde::Deserialize<'de>> serde::Deserialize<'de> for InOrder<'a, T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Members<'a, T>(std::marker::PhantomData<(Name<'a>, T)>);
+        impl<'de: 'a, 'a, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Members<'a, T> {
+            type Value = InOrder<'a, T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut out = Vec::new();
+                while let Some(member) = map.next_entry()? {
+                    out.push(member);
+                }
+                Ok(InOrder(out))
+            }
+        }
+        d.deserialize_map(Members(std::marker::PhantomData))
+    }
 }
 
 /// The record with each field's provenance inline (see [`spelled_out`]).
