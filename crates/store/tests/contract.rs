@@ -642,21 +642,15 @@ async fn a_room_lies_in_its_building_under_one_record() {
     }
 }
 
-/// Runs `sql` on the main file of the store at `url`, behind the store's back.
+/// Runs `sql` on the main file of the store at `url` (the database, on PostgreSQL), behind the
+/// store's back.
 async fn on_main_file(url: &str, sql: &str) {
     match url.strip_prefix("sqlite://") {
         Some(path) => rusqlite::Connection::open(path)
             .unwrap()
             .execute_batch(sql)
             .unwrap(),
-        None => {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
-                .execute(&mut conn)
-                .await
-                .unwrap();
-        }
+        None => behind_the_back(url, sql).await,
     }
 }
 
