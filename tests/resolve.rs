@@ -216,6 +216,22 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         assert_eq!(inline["fields"]["name"]["value"], name["value"]);
         assert_eq!(inline["fields"]["name"]["source"], cited["source"]);
         assert_eq!(inline["fields"]["name"]["record_key"], cited["record_key"]);
+        // `tongban show` reads the stored form too and prints each field's provenance.
+        if store.backend() == "sqlite" {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_tongban"))
+                .args(["show", "person", key, "--json", "--database"])
+                .arg(format!("sqlite://{}", d.join("resolve.db").display()))
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(shown["golden"]["fields"], inline["fields"]);
+            assert!(shown["golden"].get("cited").is_none());
+        }
 
         // Records relate the entities they mention; every relation joins two library entities.
         let golden_of = |key: &str| {
