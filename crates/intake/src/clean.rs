@@ -16,13 +16,13 @@
 //! the same person (resolution does) and it does not look at other records (duplicate keys are
 //! found where the batch is stored).
 
-use crate::json_text::push_serde_string;
 use crate::mapping::{Clean, FieldMapping, Mapping, OnInvalid};
 use crate::reader::RawRecord;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt::Debug;
 use std::sync::Arc;
+use tongban_standards::json_text::push_serde_string;
 use tongban_standards::{
     address, citizen_id, credit_code, date, division, ethnicity, names, phone, text,
 };
@@ -533,7 +533,7 @@ impl<'m> Cleaner<'m> {
                 .collect(),
             raw_keys: columns
                 .iter()
-                .map(|c| json_key(c, crate::json_text::push_raw_string))
+                .map(|c| json_key(c, tongban_standards::json_text::push_raw_string))
                 .collect(),
         });
         self

@@ -9,7 +9,6 @@
 //! Intake does not link records to one another (resolution does) and never writes SQL.
 
 pub mod clean;
-mod json_text;
 pub mod mapping;
 pub mod pipeline;
 pub mod quality;

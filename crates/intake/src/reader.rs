@@ -63,7 +63,7 @@ impl RawRecord {
     /// hashed for change detection.
     pub fn to_json(&self) -> String {
         self.json_object(self.columns.len(), |out, i| {
-            crate::json_text::push_raw_string(out, &self.columns[i]);
+            tongban_standards::json_text::push_raw_string(out, &self.columns[i]);
             out.push(':');
         })
     }
@@ -86,7 +86,7 @@ impl RawRecord {
                 out.push(',');
             }
             key(&mut out, i);
-            crate::json_text::push_raw_string(&mut out, v);
+            tongban_standards::json_text::push_raw_string(&mut out, v);
         }
         out.push('}');
         out

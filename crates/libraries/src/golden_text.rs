@@ -18,6 +18,7 @@
 
 /// A kept value with its provenance, as a record's field holds it.
 pub use tongban_resolution::golden::Kept;
+use tongban_standards::json_text::push_serde_string;
 
 /// A person's or legal entity's golden record as stored: the members `key`, `mentions`,
 /// `sources`, `cited` and `fields`, in that order. Written by hand rather than through serde,
@@ -50,14 +51,14 @@ pub fn golden_text(
             out.push(',');
         }
         out.push_str("{\"source\":");
-        json_string(&mut out, source);
+        push_serde_string(&mut out, source);
         out.push_str(",\"record_key\":");
-        json_string(&mut out, record_key);
+        push_serde_string(&mut out, record_key);
         out.push_str(",\"role\":");
-        json_string(&mut out, role);
+        push_serde_string(&mut out, role);
         if !date.is_empty() {
             out.push_str(",\"date\":");
-            json_string(&mut out, date);
+            push_serde_string(&mut out, date);
         }
         out.push('}');
     }
@@ -66,9 +67,9 @@ pub fn golden_text(
         if i > 0 {
             out.push(',');
         }
-        json_string(&mut out, name);
+        push_serde_string(&mut out, name);
         out.push_str(":{\"value\":");
-        json_string(&mut out, kept.value);
+        push_serde_string(&mut out, kept.value);
         // Writing into a String cannot fail. Most fields cite the first record and have no
         // other value against them, so those two numbers are left out when they are 0.
         if number > 0 {
@@ -221,18 +222,18 @@ fn inline_text(key: &str, mentions: usize, sources: &[&str], fields: &[(&str, Ke
         if i > 0 {
             out.push(',');
         }
-        json_string(&mut out, name);
+        push_serde_string(&mut out, name);
         out.push_str(":{\"value\":");
-        json_string(&mut out, kept.value);
+        push_serde_string(&mut out, kept.value);
         out.push_str(",\"source\":");
-        json_string(&mut out, kept.source);
+        push_serde_string(&mut out, kept.source);
         out.push_str(",\"record_key\":");
-        json_string(&mut out, kept.record_key);
+        push_serde_string(&mut out, kept.record_key);
         out.push_str(",\"role\":");
-        json_string(&mut out, kept.role);
+        push_serde_string(&mut out, kept.role);
         if !kept.date.is_empty() {
             out.push_str(",\"date\":");
-            json_string(&mut out, kept.date);
+            push_serde_string(&mut out, kept.date);
         }
         let _ = write!(
             out,
@@ -248,48 +249,15 @@ fn inline_text(key: &str, mentions: usize, sources: &[&str], fields: &[(&str, Ke
 fn head(out: &mut String, key: &str, mentions: usize, sources: &[&str]) {
     use std::fmt::Write as _;
     out.push_str("{\"key\":");
-    json_string(out, key);
+    push_serde_string(out, key);
     let _ = write!(out, ",\"mentions\":{mentions},\"sources\":[");
     for (i, source) in sources.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        json_string(out, source);
+        push_serde_string(out, source);
     }
     out.push(']');
-}
-
-/// `s` as a JSON string literal, escaped exactly as serde_json escapes it: quote, backslash and
-/// control characters, the common ones by their short forms, the rest as `\u00XX`.
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    let mut run = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let short = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        // Only ASCII bytes are escaped, so `run..i` falls on character boundaries.
-        out.push_str(&s[run..i]);
-        if short.is_empty() {
-            const HEX: &[u8; 16] = b"0123456789abcdef";
-            out.push_str("\\u00");
-            out.push(char::from(HEX[usize::from(b >> 4)]));
-            out.push(char::from(HEX[usize::from(b & 0xf)]));
-        } else {
-            out.push_str(short);
-        }
-        run = i + 1;
-    }
-    out.push_str(&s[run..]);
-    out.push('"');
 }
 
 #[cfg(test)]

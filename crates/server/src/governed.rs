@@ -595,7 +595,8 @@ impl KeptField {
 impl ParsedGolden {
     pub fn parse(record: &str) -> Result<ParsedGolden, ApiError> {
         // A person's or entity's record cites each of its records once; the API answers each
-        // field with its provenance inline. Spelled out once here: parsed records are cached.
+        // field with its provenance inline, spelled out here (a record read by key is then
+        // cached; a search's candidates are parsed each time).
         let inline =
             tongban_libraries::golden_text::spelled_out(record).map_err(ApiError::internal)?;
         let record = inline.as_deref().unwrap_or(record);

@@ -18,6 +18,7 @@ pub mod credit_code;
 pub mod date;
 pub mod division;
 pub mod ethnicity;
+pub mod json_text;
 pub mod names;
 pub mod phone;
 pub mod text;

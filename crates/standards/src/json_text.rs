@@ -1,11 +1,12 @@
-//! JSON string literals written by hand on the ingest path.
+//! JSON string literals written by hand where millions are written: on the ingest path, and in
+//! the golden records a resolution run writes.
 //!
 //! Every record's raw form and cleaned fields become JSON text, some twenty strings a record, so
 //! the writer copies each run of ordinary bytes at once instead of pushing characters one by one
 //! or building a `serde_json::Value` first. Two spellings exist and must stay as they are:
 //! the raw record's, whose bytes are hashed to detect changed deliveries (a different escape
 //! would make every stored record look changed on the next delivery), and serde_json's, which
-//! the cleaned fields were always written in.
+//! the cleaned fields and golden records were always written in.
 //!
 //! This module only escapes; it decides nothing about which fields a record has.
 
