@@ -1,8 +1,9 @@
 //! `tongban link` end to end: FEBRL-style records from our generator, deduplicated and linked
 //! with the shipped example configuration, scored against the truth in the record ids.
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 fn write_records(path: &Path, seed: u64, n: usize) {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
@@ -11,18 +12,13 @@ fn write_records(path: &Path, seed: u64, n: usize) {
 }
 
 fn link(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_tongban"))
-        .arg("link")
-        .args(["--config", "examples/febrl/febrl.toml", "--json"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeds(
+        common::tongban()
+            .arg("link")
+            .args(["--config", "examples/febrl/febrl.toml", "--json"])
+            .args(args),
     );
-    serde_json::from_slice(&out.stdout).unwrap()
+    serde_json::from_slice(&out).unwrap()
 }
 
 #[test]
@@ -132,7 +128,7 @@ fn bad_config_and_input_say_where() {
     .unwrap();
     let input = dir.path().join("in.csv");
     std::fs::write(&input, "rec_id,surname\nr1,lee\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tongban"))
+    let out = common::tongban()
         .args([
             "link",
             "--config",

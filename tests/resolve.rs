@@ -218,17 +218,12 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         assert_eq!(inline["fields"]["name"]["record_key"], cited["record_key"]);
         // `tongban show` reads the stored form too and prints each field's provenance.
         if store.backend() == "sqlite" {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_tongban"))
-                .args(["show", "person", key, "--json", "--database"])
-                .arg(format!("sqlite://{}", d.join("resolve.db").display()))
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
+            let out = common::succeeds(
+                common::tongban()
+                    .args(["show", "person", key, "--json", "--database"])
+                    .arg(format!("sqlite://{}", d.join("resolve.db").display())),
             );
-            let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            let shown: serde_json::Value = serde_json::from_slice(&out).unwrap();
             assert_eq!(shown["golden"]["fields"], inline["fields"]);
             assert!(shown["golden"].get("cited").is_none());
         }

@@ -2,9 +2,10 @@
 //! seed gives byte-identical files whatever the number of threads, every file reads back in its
 //! declared format and encoding, and the noise in the exports matches the configured rates.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::Command;
 use tongban_standards::citizen_id::{self, CitizenId};
 use tongban_standards::credit_code::CreditCode;
 use tongban_synth::exports::{Format, Sink};
@@ -233,17 +234,12 @@ fn every_export_reads_back_and_is_backed_by_truth() {
 #[test]
 fn the_binary_prints_counts_per_source_and_per_community() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_tongban"))
-        .args(["synth", "--seed", "3", "--people", "3000", "--out"])
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = common::succeeds(
+        common::tongban()
+            .args(["synth", "--seed", "3", "--people", "3000", "--out"])
+            .arg(dir.path()),
     );
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = String::from_utf8(out).unwrap();
     for s in Sink::ALL {
         assert!(stdout.contains(s.path()), "summary lacks {}", s.path());
     }
@@ -251,7 +247,7 @@ fn the_binary_prints_counts_per_source_and_per_community() {
         stdout.contains("320576052001") && stdout.contains("唯亭社区居委会"),
         "{stdout}"
     );
-    let bad = Command::new(env!("CARGO_BIN_EXE_tongban"))
+    let bad = common::tongban()
         .args(["synth", "--grid-id-typo", "1.5", "--out"])
         .arg(dir.path())
         .output()

@@ -1,5 +1,8 @@
 //! Helpers shared by the integration tests.
 
+// Each test binary compiles this module and uses only some of it.
+#![allow(dead_code)]
+
 use std::path::Path;
 use tongban_store::Store;
 
@@ -27,4 +30,20 @@ pub async fn backends(dir: &Path, name: &str) -> Vec<Box<dyn Store>> {
         );
     }
     out
+}
+
+/// The `tongban` binary this test run built, as a command to add arguments to.
+pub fn tongban() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tongban"))
+}
+
+/// Runs `command` and returns what it printed; a failure fails the test with its stderr.
+pub fn succeeds(command: &mut std::process::Command) -> Vec<u8> {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
