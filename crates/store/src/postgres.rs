@@ -899,8 +899,9 @@ impl Index {
 /// The new table is created in this transaction, so its rows can be written frozen (`COPY …
 /// FREEZE`): they need no hint bits set and no freezing later, which the first reads after a
 /// bulk load otherwise do (a run reading records just ingested took 76 s against 15 s).
-/// Privileges granted on the live table are not carried over: an operator who granted access
-/// to a library table grants it again after a run. A view on a live table makes the run fail
+/// What belongs to the live table alone is not carried over: privileges granted on it (an
+/// operator who granted access to a library table grants it again after a run) and its place in
+/// a publication that lists tables by name. A view on a live table makes the run fail
 /// (PostgreSQL will not drop a table a view depends on) and changes nothing.
 async fn begin_beside(conn: &mut PgConnection, table: &str) -> Result<String> {
     let next = format!("{table}_next");
