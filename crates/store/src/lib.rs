@@ -437,8 +437,9 @@ pub struct SearchColumn {
     pub index: String,
 }
 
-/// The search columns of one kind's golden records. `replace_resolution` drops their indexes
-/// before a bulk write and builds them again after it.
+/// The search columns of one kind's golden records. `replace_resolution` builds their indexes
+/// after a bulk write: SQLite drops them first, PostgreSQL builds them on the new run's table
+/// before it is swapped in.
 pub fn search_columns(kind: &str) -> Vec<SearchColumn> {
     SEARCH_PATHS
         .iter()

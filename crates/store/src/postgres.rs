@@ -259,6 +259,9 @@ impl PgStore {
             ),
         )
         .await?;
+        // And announces them even when the run is empty: the trigger fires only for a statement
+        // on the table, and an empty COPY is never sent (the old DELETE always fired it).
+        execute(&mut tx, "SELECT pg_notify('tongban_data', '')").await?;
         let links = crate::in_key_order(links, crate::link_order);
         let golden = crate::in_key_order(golden, crate::golden_order);
         // By `COPY`, as the records are (see `backend_store_chunk`), frozen (see `begin_beside`).
@@ -851,7 +854,6 @@ const CHUNK_UPDATES: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
 /// Where a chunk's inserts begin: plans cached as the database is configured to.
 const CHUNK_INSERTS: &str = "SET LOCAL plan_cache_mode TO DEFAULT";
 
-/// How the relations are loaded.
 /// Runs one statement of ours (names and SQL fixed by this file, not input).
 async fn execute(conn: &mut PgConnection, sql: &str) -> Result<()> {
     sqlx::query(AssertSqlSafe(sql.to_string()))
@@ -903,8 +905,24 @@ impl Index {
 /// operator who granted access to a library table grants it again after a run) and its place in
 /// a publication that lists tables by name. A view on a live table makes the run fail
 /// (PostgreSQL will not drop a table a view depends on) and changes nothing.
+///
+/// The live table is locked first in SHARE UPDATE EXCLUSIVE mode, which readers and incremental
+/// writers pass but a second run of the same table waits on until the first commits. Without
+/// it, two runs at once deadlocked: the second's `LIKE` held a lock on the live table while it
+/// waited for the first's new table, and the first's `DROP` waited for that lock.
+///
+/// Incremental changes committed to the live tables while a run writes are dropped with them at
+/// the swap (a run replaces the whole library from what it read); a long transaction holding a
+/// lock on a live table (a dump, a report) holds the swap, and the readers queued behind it,
+/// until it ends. Rows written frozen are visible even to a REPEATABLE READ snapshot taken
+/// before the commit; the store takes no such snapshots.
 async fn begin_beside(conn: &mut PgConnection, table: &str) -> Result<String> {
     let next = format!("{table}_next");
+    execute(
+        conn,
+        &format!("LOCK TABLE {table} IN SHARE UPDATE EXCLUSIVE MODE"),
+    )
+    .await?;
     execute(
         conn,
         &format!("CREATE TABLE {next} (LIKE {table} INCLUDING DEFAULTS INCLUDING STORAGE)"),

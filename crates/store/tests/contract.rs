@@ -1913,6 +1913,16 @@ async fn postgres_hears_every_change_to_the_golden_records() {
     moved_from(again)
         .await
         .expect("nothing heard after listening again");
+    // A run of another store that empties a library is heard too, though it writes no row.
+    let since = settled().await;
+    let other = tongban_store::open(&url).await.unwrap();
+    other
+        .replace_resolution("building", 9, "{}", &[], &[])
+        .await
+        .unwrap();
+    moved_from(since)
+        .await
+        .expect("another store's empty run was not heard");
     let mut missing = Vec::new();
     for kind in tongban_store::RESOLUTION_KINDS {
         let trigger = format!("golden_{kind}_announces");
@@ -2116,6 +2126,9 @@ async fn library_tables_shape(url: &str) -> Vec<String> {
          WHERE NOT tgisinternal AND tgrelid::regclass::text = ANY($1) ORDER BY 1",
         "SELECT 'left beside: ' || tablename FROM pg_tables \
          WHERE tablename LIKE '%\\_next' ORDER BY 1",
+        "SELECT relname || ' owner ' || relowner::regrole::text || ' acl ' \
+             || coalesce(relacl::text, '') || ' options ' || coalesce(reloptions::text, '') \
+         FROM pg_class WHERE relname = ANY($1) ORDER BY 1",
     ] {
         let rows: Vec<String> = sqlx::query_scalar(sql)
             .bind(&tables)
@@ -2269,6 +2282,12 @@ async fn postgres_readers_are_not_held_while_a_run_writes() {
                 .fetch_optional(&mut reader)
                 .await
                 .unwrap();
+        let _: Option<String> = sqlx::query_scalar(
+            "SELECT entity_key FROM links_person WHERE source_id = 'a' AND record_key = '7'",
+        )
+        .fetch_optional(&mut reader)
+        .await
+        .unwrap();
         longest = longest.max(started.elapsed());
         reads += 1;
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -2291,4 +2310,45 @@ async fn postgres_readers_are_not_held_while_a_run_writes() {
         .unwrap()
         .map(|g| g.record);
     assert!(after.is_some_and(|r| r.contains("second59999")));
+}
+
+/// On PostgreSQL two runs of one library at once both succeed, one after the other, and the
+/// library is then one run's whole (without the lock a run takes on the live table first, the
+/// second run's `LIKE` and the first's `DROP` waited on each other until PostgreSQL cancelled
+/// one as a deadlock).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_runs_of_one_library_at_once_take_turns() {
+    let Some(url) = pg_url() else { return };
+    let url = tongban_store::testing::fresh_postgres(&url, "turns")
+        .await
+        .unwrap();
+    let mut runs = Vec::new();
+    for tag in ["x", "y"] {
+        let s = tongban_store::open(&url).await.unwrap();
+        let golden: Vec<tongban_store::GoldenRecord> = (0..20_000)
+            .map(|i| tongban_store::GoldenRecord {
+                entity_key: format!("P{i:08}"),
+                record: format!(r#"{{"key":"P{i:08}","fields":{{"name":{{"value":"{tag}"}}}}}}"#),
+            })
+            .collect();
+        runs.push(tokio::spawn(async move {
+            s.replace_resolution("person", 1, "{}", &[], &golden)
+                .await
+                .map(|_| ())
+        }));
+    }
+    for run in runs {
+        run.await.unwrap().expect("a run failed");
+    }
+    let s = tongban_store::open(&url).await.unwrap();
+    let mut tags = std::collections::BTreeSet::new();
+    for i in (0..20_000).step_by(997) {
+        let g = s
+            .golden_record("person", &format!("P{i:08}"))
+            .await
+            .unwrap()
+            .expect("a person of the runs is missing");
+        tags.insert(g.record.contains(r#""value":"x""#));
+    }
+    assert_eq!(tags.len(), 1, "the library mixes the two runs");
 }
