@@ -245,7 +245,8 @@ impl PgStore {
             .await?;
         // `kind` was checked against the fixed list, so these names are ours, not input.
         // The new run goes into tables of its own beside the live ones, which then take their
-        // place (see `swap_in`): the live tables are neither locked nor written meanwhile.
+        // place (see `swap_in`): meanwhile the live tables are not written, and locked only
+        // against another run (see `begin_beside`).
         let (links_table, golden_table) = (format!("links_{k}"), format!("golden_{k}"));
         let links_next = begin_beside(&mut tx, &links_table).await?;
         let golden_next = begin_beside(&mut tx, &golden_table).await?;
