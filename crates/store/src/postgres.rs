@@ -250,18 +250,9 @@ impl PgStore {
         let (links_table, golden_table) = (format!("links_{k}"), format!("golden_{k}"));
         let links_next = begin_beside(&mut tx, &links_table).await?;
         let golden_next = begin_beside(&mut tx, &golden_table).await?;
-        // Its commit announces the new records as the live table's statements would.
-        execute(
-            &mut tx,
-            &format!(
-                "CREATE TRIGGER {golden_table}_announces_next AFTER INSERT OR UPDATE OR DELETE \
-                 OR TRUNCATE ON {golden_next} FOR EACH STATEMENT \
-                 EXECUTE FUNCTION tongban_data_changed()"
-            ),
-        )
-        .await?;
-        // And announces them even when the run is empty: the trigger fires only for a statement
-        // on the table, and an empty COPY is never sent (the old DELETE always fired it).
+        // The commit announces the new records itself, an empty run's too: the new table has
+        // no trigger while it is written (it gets one when swapped in, below), and an empty
+        // COPY is never sent.
         execute(&mut tx, "SELECT pg_notify('tongban_data', '')").await?;
         let links = crate::in_key_order(links, crate::link_order);
         let golden = crate::in_key_order(golden, crate::golden_order);
@@ -312,11 +303,13 @@ impl PgStore {
             ],
         )
         .await?;
+        // The trigger the live table had (migration 0011), for the writes that come after.
         execute(
             &mut tx,
             &format!(
-                "ALTER TRIGGER {golden_table}_announces_next ON {golden_table} \
-                 RENAME TO {golden_table}_announces"
+                "CREATE TRIGGER {golden_table}_announces AFTER INSERT OR UPDATE OR DELETE \
+                 OR TRUNCATE ON {golden_table} FOR EACH STATEMENT \
+                 EXECUTE FUNCTION tongban_data_changed()"
             ),
         )
         .await?;
