@@ -1462,18 +1462,44 @@ async fn subject_seqs(s: &dyn Store, subject: &str, limit: i64) -> Vec<i64> {
     rows.iter().map(|r| r.seq).collect()
 }
 
-/// A subject's entries are found whether or not the store has indexed them yet: on SQLite the
-/// index by subject is kept in bulk, a round for each era of 16,384 sequence numbers once it is
-/// complete (see its migration 0010 and `sqlite_direct`), so the entries here are spread over
-/// several eras (sparse numbers) and over rounds of several steps (dense numbers, in batches of
-/// a few and of many).
+/// Runs `sql` where `url`'s audit log is kept, beside the store (as a reader of its tables, or
+/// someone tampering with them, would): the first column of the first row as an integer for a
+/// query, 0 for a statement or no row.
+async fn on_audit_log(url: &str, sql: &str) -> i64 {
+    match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let db = rusqlite::Connection::open(tongban_store::sqlite::audit_file(path)).unwrap();
+            let mut q = db.prepare(sql).unwrap();
+            let mut rows = q.query([]).unwrap();
+            match rows.next().unwrap() {
+                Some(row) => row.get::<_, Option<i64>>(0).unwrap().unwrap_or(0),
+                None => 0,
+            }
+        }
+        None => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            let first: Option<Option<i64>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_optional(&mut conn)
+                .await
+                .unwrap();
+            first.flatten().unwrap_or(0)
+        }
+    }
+}
+
+/// A subject's entries are found whether or not the store has indexed them yet: on both
+/// backends the index by subject is kept in bulk, a round for each era of 16,384 sequence numbers
+/// once it is complete (see migration 0010 on SQLite and 0019 on PostgreSQL), so the entries here
+/// are spread over several eras (sparse numbers) and over rounds of several steps (dense
+/// numbers, in batches of a few and of many).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subjects_entries_are_found_indexed_or_not() {
-    let (stores, dir) = stores("by_subject").await;
+    let (stores, _dir) = stores_with_urls("by_subject").await;
     let mut seqs: Vec<i64> = (1..=200).map(|i| i * 7_919).collect();
     let dense_from = seqs[seqs.len() - 1] + 1;
     seqs.extend(dense_from..dense_from + 40_000);
-    for s in stores {
+    for (url, s) in stores {
         let mut at = 0;
         for size in [1usize, 3, 50, 5_000].into_iter().cycle() {
             if at == seqs.len() {
@@ -1495,68 +1521,69 @@ async fn a_subjects_entries_are_found_indexed_or_not() {
             assert_eq!(newest, expected[..5], "{}: {key}", s.backend());
         }
         assert!(s.audit_of_subject("P-nobody", 10).await.unwrap().is_empty());
-        if s.backend() == "sqlite" {
-            // Most of them were found through the index, not the scan of the newest. The
-            // writer thread takes its index steps after answering, so wait for them a little.
-            let main = dir.path().join("t.db");
-            let db = rusqlite::Connection::open(tongban_store::sqlite::audit_file(
-                main.to_str().unwrap(),
-            ))
-            .unwrap();
-            let mut upto: i64 = 0;
-            for _ in 0..200 {
-                upto = db
-                    .query_row("SELECT upto FROM audit_subjects_upto", [], |r| r.get(0))
-                    .unwrap();
-                if upto >= dense_from + 20_000 {
-                    break;
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        // Most of them were found through the index, not the scan of the newest. The store
+        // takes its index steps after answering, so wait for them a little.
+        let mut upto: i64 = 0;
+        for _ in 0..200 {
+            upto = on_audit_log(&url, "SELECT upto FROM audit_subjects_upto").await;
+            if upto >= dense_from + 20_000 {
+                break;
             }
-            let indexed: i64 = db
-                .query_row(
-                    "SELECT COUNT(*) FROM audit_subjects WHERE seq <= ?1",
-                    [upto],
-                    |r| r.get(0),
-                )
-                .unwrap();
-            let eras: i64 = db
-                .query_row("SELECT COUNT(DISTINCT era) FROM audit_subjects", [], |r| {
-                    r.get(0)
-                })
-                .unwrap();
-            // Rounds end where eras do, so the index stands at an era's end: past the first
-            // half of the dense numbers, short of the era the last append left incomplete.
-            assert!(
-                indexed > 20_000,
-                "only {indexed} entries indexed (up to {upto})"
-            );
-            assert!(eras >= 6, "{eras} eras");
-
-            // Tampering the index must not hide: an entry whose subject is changed in place is
-            // found under its new subject, and a log cut below where the index stands and
-            // written again shows the new entries.
-            let moved = seqs[10];
-            db.execute(
-                "UPDATE audit_log SET subject = 'P-moved' WHERE seq = ?1",
-                [moved],
-            )
-            .unwrap();
-            assert_eq!(subject_seqs(s.as_ref(), "P-moved", 10).await, vec![moved]);
-            let cut = upto - 100;
-            db.execute("DELETE FROM audit_log WHERE seq > ?1", [cut])
-                .unwrap();
-            let again: Vec<_> = (cut + 1..=cut + 300)
-                .map(|q| tongban_store::AuditRow {
-                    subject: "P-again".into(),
-                    ..audit_row(q)
-                })
-                .collect();
-            s.append_audit(&again, None).await.unwrap();
-            let found = s.audit_of_subject("P-again", 1_000).await.unwrap();
-            assert_eq!(found.len(), 300);
-            assert_eq!(found[0].seq, cut + 300);
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
+        let indexed = on_audit_log(
+            &url,
+            &format!("SELECT COUNT(*) FROM audit_subjects WHERE seq <= {upto}"),
+        )
+        .await;
+        let eras = on_audit_log(&url, "SELECT COUNT(DISTINCT era) FROM audit_subjects").await;
+        // Rounds end where eras do, so the index stands at an era's end: past the first half
+        // of the dense numbers, short of the era the last append left incomplete.
+        let b = s.backend();
+        assert!(
+            indexed > 20_000,
+            "{b}: only {indexed} entries indexed (up to {upto})"
+        );
+        assert_eq!((upto + 1) % 16_384, 0, "{b}: the index stands at {upto}");
+        assert!(eras >= 6, "{b}: {eras} eras");
+        // Each entry up to where the index stands is in it once, under its own era.
+        let wrong = on_audit_log(
+            &url,
+            &format!(
+                "SELECT COUNT(*) FROM audit_log a WHERE a.seq <= {upto} AND NOT EXISTS \
+                 (SELECT 1 FROM audit_subjects i WHERE i.era = a.seq / 16384 \
+                  AND i.subject = a.subject AND i.seq = a.seq)"
+            ),
+        )
+        .await;
+        assert_eq!(wrong, 0, "{b}: entries missing from the index");
+
+        // Tampering the index must not hide: an entry whose subject is changed in place is
+        // found under its new subject, and a log cut below where the index stands and written
+        // again shows the new entries.
+        let moved = seqs[10];
+        on_audit_log(
+            &url,
+            &format!("UPDATE audit_log SET subject = 'P-moved' WHERE seq = {moved}"),
+        )
+        .await;
+        assert_eq!(
+            subject_seqs(s.as_ref(), "P-moved", 10).await,
+            vec![moved],
+            "{b}"
+        );
+        let cut = upto - 100;
+        on_audit_log(&url, &format!("DELETE FROM audit_log WHERE seq > {cut}")).await;
+        let again: Vec<_> = (cut + 1..=cut + 300)
+            .map(|q| tongban_store::AuditRow {
+                subject: "P-again".into(),
+                ..audit_row(q)
+            })
+            .collect();
+        s.append_audit(&again, None).await.unwrap();
+        let found = s.audit_of_subject("P-again", 1_000).await.unwrap();
+        assert_eq!(found.len(), 300, "{b}");
+        assert_eq!(found[0].seq, cut + 300, "{b}");
     }
 }
 
