@@ -5,16 +5,17 @@
 -- its own: `tongban bench api` served 16.2–16.6 k governed reads a second with it and 18.7–19.4 k
 -- with it dropped, since each entry's index insertion cost PostgreSQL more than the rest of its
 -- append. Now the store adds the entries after `audit_subjects_upto.upto` to `audit_subjects`
--- once an era of 16,384 sequence numbers (`seq >> 14`) is complete, in one statement, sorted, so
+-- once an era of 16,384 sequence numbers (`seq >> 14`) is complete, in one round, sorted, so
 -- that an era's entries go to a key range of their own in order. A lookup by subject probes each
--- era present and scans the entries after `upto`.
+-- era present and scans the entries after `upto`. Subjects are ordered bytewise (`COLLATE "C"`),
+-- which sorts a round's entries faster than the cluster's locale and finds them as well.
 --
 -- An append at or below `upto` (a log cut short and written again) lowers it, and a sequence
 -- number or subject changed in place (tampering, which `tongban audit verify` reports) is indexed
 -- at once by the trigger below, so that a subject's list still shows every entry that names it.
 CREATE TABLE audit_subjects (
     era     BIGINT NOT NULL,
-    subject TEXT NOT NULL,
+    subject TEXT COLLATE "C" NOT NULL,
     seq     BIGINT NOT NULL,
     PRIMARY KEY (era, subject, seq)
 );
@@ -23,7 +24,7 @@ CREATE TABLE audit_subjects_upto (
     upto BIGINT NOT NULL
 );
 INSERT INTO audit_subjects (era, subject, seq)
-    SELECT seq >> 14, subject, seq FROM audit_log ORDER BY 1, 2, 3;
+    SELECT seq >> 14, subject, seq FROM audit_log ORDER BY seq >> 14, subject COLLATE "C", seq;
 INSERT INTO audit_subjects_upto (id, upto) SELECT 0, COALESCE(MAX(seq), 0) FROM audit_log;
 DROP INDEX audit_log_by_subject;
 
