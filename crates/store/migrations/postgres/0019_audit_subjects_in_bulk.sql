@@ -13,6 +13,9 @@
 -- An append at or below `upto` (a log cut short and written again) lowers it, and a sequence
 -- number or subject changed in place (tampering, which `tongban audit verify` reports) is indexed
 -- at once by the trigger below, so that a subject's list still shows every entry that names it.
+-- Servers of an earlier version still appending while this runs wait for it, so that no entry
+-- lands at or below `upto` without being indexed.
+LOCK TABLE audit_log IN SHARE MODE;
 CREATE TABLE audit_subjects (
     era     BIGINT NOT NULL,
     subject TEXT COLLATE "C" NOT NULL,
@@ -38,5 +41,7 @@ END;
 $$;
 CREATE TRIGGER audit_subjects_changed AFTER UPDATE OF seq, subject ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_subjects_changed();
--- Statistics for the table of one row, which the planner otherwise takes for thousands.
+-- Statistics for the table of one row, which the planner otherwise takes for thousands, and for
+-- the index's first lookups.
 ANALYZE audit_subjects_upto;
+ANALYZE audit_subjects;
