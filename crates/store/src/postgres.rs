@@ -774,7 +774,6 @@ impl PgStore {
         // data-modifying WITH runs to completion whether or not its rows are read), so that an
         // append stays one round trip and the counts one with the log.
         let reads = crate::grant_reads::by_hour(entries);
-        //
         // Entries at or below where the bulk index by subject stands (a log cut short and
         // written again) move it below them, in the same statement, so that lookups scan them
         // until a round indexes them (migration 0019).
