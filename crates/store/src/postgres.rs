@@ -8,8 +8,9 @@ use crate::{
     Action, AuditRow, BatchRow, BatchStatus, CheckpointRow, ChunkOutcome, CleanedRecord,
     DepartmentRow, EntityLink, GoldenRecord, GrantRow, IncomingQuarantine, IncomingRecord, Latest,
     LibraryChanges, LinkRef, QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion,
-    Relation, RelationRef, ResolutionRun, Result, SourceRow, Store, StoreError, TokenRow, UserRow,
-    duplicate_reason, now_millis, plan_chunk, resolution_kind,
+    Relation, RelationRef, ResolutionRun, Result, SUBJECT_ERA_BITS, SourceRow, Store, StoreError,
+    TokenRow, UserRow, complete_eras_end, duplicate_reason, now_millis, plan_chunk,
+    resolution_kind,
 };
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnection, PgListener, PgPoolOptions, PgRow};
@@ -880,16 +881,6 @@ struct SubjectRounds {
     running: AtomicBool,
     newest: AtomicI64,
 }
-
-/// The last sequence number of the last era complete once `newest` is in the log.
-fn complete_eras_end(newest: i64) -> i64 {
-    (newest & !((1 << SUBJECT_ERA_BITS) - 1)).saturating_sub(1)
-}
-
-/// The bulk index by subject (migration 0019) orders its entries by era first, an era being
-/// the entries whose sequence numbers agree but for their last 14 bits (`seq >> 14`, the
-/// literal in the SQL): 16,384 entries, as on SQLite.
-const SUBJECT_ERA_BITS: u32 = 14;
 
 /// One round of the bulk index by subject: every entry after where the index stands up to `end`
 /// goes in, sorted, and the index moves to `end` if nothing moved it meanwhile (an append that

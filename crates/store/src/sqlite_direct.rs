@@ -38,8 +38,8 @@
 
 use crate::{
     Action, AuditRow, CheckpointRow, ChunkOutcome, CleanedRecord, GoldenRecord, IncomingQuarantine,
-    IncomingRecord, Latest, LibraryChanges, LinkRef, RecordStatus, RelationRef, Result, StoreError,
-    duplicate_reason, now_millis, plan_chunk,
+    IncomingRecord, Latest, LibraryChanges, LinkRef, RecordStatus, RelationRef, Result,
+    SUBJECT_ERA_BITS, StoreError, complete_eras_end, duplicate_reason, now_millis, plan_chunk,
 };
 use rusqlite::{OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::collections::HashMap;
@@ -1008,17 +1008,6 @@ fn in_cached_transaction<T>(
     written
 }
 
-/// The index by subject is ordered by era first, an era being the entries whose sequence
-/// numbers agree but for their last 14 bits (`seq >> 14`, the literal in the SQL of `sqlite`
-/// and of the audit file's schema): 16,384 entries. A round indexes the eras completed since the
-/// last one (normally one), so its sorted entries go to a key range of their own, in order, each
-/// index page written about once. With eras of 2^18 (until the audit file's version 1) a round of 16 k entries was
-/// inserted among an era's earlier ones, and each of its steps wrote most of that era's pages
-/// again: the steps took 5.7 % of the server's time under `tongban bench api`, and the appends
-/// that waited behind them set its p99 (14 ms against 6 ms with the index off). A lookup by
-/// subject scans at most about an era and a half of entries besides one probe per era.
-const SUBJECT_ERA_BITS: u32 = 14;
-
 /// The last sequence number of `seq`'s era: its low bits all set (never overflows, whatever a
 /// tampered log holds).
 fn era_last(seq: i64) -> i64 {
@@ -1041,7 +1030,7 @@ fn round_end(upto: i64, next: i64, last_seq: i64) -> Option<i64> {
     let complete = if era_last(last_seq) == last_seq {
         last_seq
     } else {
-        (last_seq & !((1 << SUBJECT_ERA_BITS) - 1)).saturating_sub(1)
+        complete_eras_end(last_seq)
     };
     Some(complete.min(first.saturating_add((SUBJECT_ROUND_ERAS - 1) << SUBJECT_ERA_BITS)))
 }

@@ -21,6 +21,16 @@ fn pg_url() -> Option<String> {
     }
 }
 
+/// A fresh PostgreSQL database named after `name` on the run's cluster, if the run has one.
+async fn fresh_pg_url(name: &str) -> Option<String> {
+    let url = pg_url()?;
+    Some(
+        tongban_store::testing::fresh_postgres(&url, name)
+            .await
+            .unwrap(),
+    )
+}
+
 /// Every backend the run can reach, each empty, with the source `s` registered.
 async fn stores(name: &str) -> (Vec<Box<dyn Store>>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
@@ -31,16 +41,8 @@ async fn stores(name: &str) -> (Vec<Box<dyn Store>>, tempfile::TempDir) {
             .await
             .unwrap(),
     );
-    if let Some(url) = pg_url() {
-        out.push(
-            tongban_store::open(
-                &tongban_store::testing::fresh_postgres(&url, name)
-                    .await
-                    .unwrap(),
-            )
-            .await
-            .unwrap(),
-        );
+    if let Some(url) = fresh_pg_url(name).await {
+        out.push(tongban_store::open(&url).await.unwrap());
     }
     for s in &out {
         s.put_source(&source_s()).await.unwrap();
@@ -1152,13 +1154,7 @@ async fn audit_appends_and_ingest_interleave_without_failing() {
 async fn stores_with_urls(name: &str) -> (Vec<(String, Box<dyn Store>)>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let mut urls = vec![format!("sqlite://{}", dir.path().join("t.db").display())];
-    if let Some(url) = pg_url() {
-        urls.push(
-            tongban_store::testing::fresh_postgres(&url, name)
-                .await
-                .unwrap(),
-        );
-    }
+    urls.extend(fresh_pg_url(name).await);
     let mut out = Vec::new();
     for url in urls {
         let s = tongban_store::open(&url).await.unwrap();
@@ -1909,10 +1905,9 @@ async fn the_data_generation_moves_with_writes_but_not_with_audit_appends() {
 /// unheard. The golden tables carry the trigger that announces their commits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_hears_every_change_to_the_golden_records() {
-    let Some(url) = pg_url() else { return };
-    let url = tongban_store::testing::fresh_postgres(&url, "announce")
-        .await
-        .unwrap();
+    let Some(url) = fresh_pg_url("announce").await else {
+        return;
+    };
     let s = tongban_store::open(&url).await.unwrap();
     let generation = || async { s.data_generation().await.unwrap() };
     // The generation once it has stayed put for a while (heartbeats heard meanwhile): nothing
@@ -2024,10 +2019,9 @@ async fn postgres_hears_every_change_to_the_golden_records() {
 /// append is never run twice).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_reads_outlive_the_servers_ending_their_connections() {
-    let Some(url) = pg_url() else { return };
-    let url = tongban_store::testing::fresh_postgres(&url, "held")
-        .await
-        .unwrap();
+    let Some(url) = fresh_pg_url("held").await else {
+        return;
+    };
     let s = tongban_store::open(&url).await.unwrap();
     let golden = tongban_store::GoldenRecord {
         entity_key: "P1".into(),
@@ -2218,10 +2212,9 @@ async fn library_tables_shape(url: &str) -> Vec<String> {
 /// is left beside them, and a second run replaces the first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_library_runs_leave_the_tables_as_the_migrations_made_them() {
-    let Some(url) = pg_url() else { return };
-    let url = tongban_store::testing::fresh_postgres(&url, "swap")
-        .await
-        .unwrap();
+    let Some(url) = fresh_pg_url("swap").await else {
+        return;
+    };
     let s = tongban_store::open(&url).await.unwrap();
     let migrated = library_tables_shape(&url).await;
     assert!(
@@ -2291,10 +2284,9 @@ async fn postgres_library_runs_leave_the_tables_as_the_migrations_made_them() {
 /// compared with the run's own length.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_readers_are_not_held_while_a_run_writes() {
-    let Some(url) = pg_url() else { return };
-    let url = tongban_store::testing::fresh_postgres(&url, "readers")
-        .await
-        .unwrap();
+    let Some(url) = fresh_pg_url("readers").await else {
+        return;
+    };
     let s = std::sync::Arc::new(tongban_store::open(&url).await.unwrap());
     let run = |n: usize, tag: &'static str| {
         let golden: Vec<tongban_store::GoldenRecord> = (0..n)
@@ -2390,10 +2382,9 @@ async fn postgres_readers_are_not_held_while_a_run_writes() {
 /// one as a deadlock).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_runs_of_one_library_at_once_take_turns() {
-    let Some(url) = pg_url() else { return };
-    let url = tongban_store::testing::fresh_postgres(&url, "turns")
-        .await
-        .unwrap();
+    let Some(url) = fresh_pg_url("turns").await else {
+        return;
+    };
     let mut runs = Vec::new();
     for tag in ["x", "y"] {
         let s = tongban_store::open(&url).await.unwrap();
