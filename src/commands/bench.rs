@@ -11,7 +11,7 @@ use tongban_synth::SynthConfig;
 
 #[derive(Parser, Debug)]
 #[command(
-    after_help = "Examples:\n  tongban bench synth --people 1000000\n  tongban bench synth --people 10000000 --out /tmp/city10m\n  tongban bench link --records 1000000\n  tongban bench link --records 1000000 --data /tmp/febrl-1m.csv   (keep the records, e.g. for another tool)\n  tongban bench incremental --people 1000000 --data /tmp/city1m --verify\n  tongban bench api --persons 20000 --connections 32 --seconds 10\n  tongban bench api --wrk          (the load from wrk in a separate process)"
+    after_help = "Examples:\n  tongban bench synth --people 1000000\n  tongban bench synth --people 10000000 --out /tmp/city10m\n  tongban bench link --records 1000000\n  tongban bench link --records 1000000 --data /tmp/febrl-1m.csv   (keep the records, e.g. for another tool)\n  tongban bench incremental --people 1000000 --data /tmp/city1m --verify\n  tongban bench api --persons 20000 --connections 32 --seconds 10\n  tongban bench api --seconds 30 --rounds 15   (more, shorter rounds)\n  tongban bench api --wrk          (the load from wrk in a separate process)"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -103,8 +103,13 @@ pub enum What {
         persons: usize,
         #[arg(long, default_value_t = 32)]
         connections: usize,
+        /// Seconds of measured load on each server, in all rounds together.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Rounds the measured seconds are cut into, each loading the bare handler and then the
+        /// governed server, so that both see the same moments of a machine whose speed drifts.
+        #[arg(long, default_value_t = 5)]
+        rounds: u64,
         /// The store (default: a fresh SQLite file in a temporary directory).
         #[arg(long)]
         database: Option<String>,
@@ -173,12 +178,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             persons,
             connections,
             seconds,
+            rounds,
             database,
             wrk,
         } => super::bench_api::run(super::bench_api::Options {
             persons,
             connections,
             seconds,
+            rounds,
             database,
             wrk,
         })?,

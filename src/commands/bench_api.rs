@@ -3,8 +3,15 @@
 //!
 //! The store is filled with synthetic persons (golden records, a room and a building each, so
 //! that every lookup finds the person's community), a clerk with a token and an approved grant
-//! for the phone; then each server is loaded by keep-alive connections from this process for a
-//! fixed time. Client and server share the machine's cores, equally for both servers.
+//! for the phone; then each server is loaded by keep-alive connections from this process (or
+//! from wrk) for a fixed time. Client and server share the machine's cores, equally for both
+//! servers.
+//!
+//! The measured time is cut into rounds, each loading the bare handler and then the governed
+//! server. This VM's speed drifts by a quarter within minutes, and with ten seconds of one
+//! followed by ten of the other the ratio between them moved from 0.40 to 0.64 between runs of
+//! the same binary (session 25); five rounds of two seconds gave 0.58, 0.58 and 0.59 in the
+//! same stretch, and each round's ratio is printed so that the spread shows.
 
 use anyhow::Context;
 use std::sync::Arc;
@@ -15,15 +22,28 @@ use tongban_store::{EntityLink, GoldenRecord, Relation, Store};
 pub struct Options {
     pub persons: usize,
     pub connections: usize,
+    /// Seconds of measured load on each server, over all rounds.
     pub seconds: u64,
+    /// Rounds the measured seconds are cut into; each loads the bare handler, then the governed
+    /// server.
+    pub rounds: u64,
     pub database: Option<String>,
     /// Load the servers with wrk (a separate process, one thread) instead of this process's
     /// own client.
     pub wrk: bool,
 }
 
+/// What one run of wrk came to: requests per second, answers other than 2xx, and how many
+/// requests took each latency (in µs), the whole distribution as wrk recorded it.
+struct WrkRun {
+    rps: f64,
+    errors: u64,
+    latencies: Vec<(u64, u64)>,
+}
+
 /// Load `addr` with wrk for `seconds` over `connections` connections, GETting the persons'
-/// paths in turn with the token; returns (requests per second, p50 ms, p99 ms, non-2xx answers).
+/// paths in turn with the token. The script's `done` prints every latency wrk recorded with its
+/// count, so that rounds can be merged into one distribution rather than their percentiles.
 fn wrk(
     addr: std::net::SocketAddr,
     persons: usize,
@@ -31,12 +51,12 @@ fn wrk(
     connections: usize,
     seconds: u64,
     scratch: &std::path::Path,
-) -> anyhow::Result<(f64, f64, f64, u64)> {
+) -> anyhow::Result<WrkRun> {
     let script = scratch.join("bench.lua");
     std::fs::write(
         &script,
         format!(
-            "local i = 0\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\nrequest = function()\n  i = i + 1\n  return wrk.format(\"GET\", string.format(\"/api/persons/P%016x\", (i * 7919) % {persons}))\nend\n"
+            "local i = 0\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\nrequest = function()\n  i = i + 1\n  return wrk.format(\"GET\", string.format(\"/api/persons/P%016x\", (i * 7919) % {persons}))\nend\ndone = function(summary, latency, requests)\n  for i = 1, #latency do\n    local v, c = latency(i)\n    io.write(string.format(\"latency_us %d %d\\n\", v, c))\n  end\nend\n"
         ),
     )?;
     let out = std::process::Command::new("wrk")
@@ -44,36 +64,39 @@ fn wrk(
             "-t1",
             &format!("-c{connections}"),
             &format!("-d{seconds}s"),
-            "--latency",
             "-s",
         ])
         .arg(&script)
         .arg(format!("http://{addr}/"))
         .output()
         .context("running wrk (install Debian's wrk package)")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let ms = |line: Option<&str>| -> f64 {
-        let v = line
-            .and_then(|l| l.split_whitespace().nth(1))
-            .unwrap_or("0");
-        let (n, unit) = v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
-        let n: f64 = n.parse().unwrap_or(0.0);
-        match unit {
-            "us" => n / 1000.0,
-            "s" => n * 1000.0,
-            _ => n,
-        }
-    };
+    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// What wrk printed, with the lines of the script's `done`, as a [`WrkRun`].
+fn parse_wrk(text: &str) -> anyhow::Result<WrkRun> {
     let find = |prefix: &str| text.lines().map(str::trim).find(|l| l.starts_with(prefix));
     let rps: f64 = find("Requests/sec:")
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
+        .with_context(|| format!("wrk gave no rate of requests: {text}"))?;
     let errors: u64 = find("Non-2xx or 3xx responses:")
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    Ok((rps, ms(find("50%")), ms(find("99%")), errors))
+    let latencies = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("latency_us "))
+        .filter_map(|l| {
+            let (v, c) = l.split_once(' ')?;
+            Some((v.parse().ok()?, c.trim().parse().ok()?))
+        })
+        .collect();
+    Ok(WrkRun {
+        rps,
+        errors,
+        latencies,
+    })
 }
 
 /// CPU time (user + system, seconds) each thread of this process has used, by thread id, with
@@ -104,23 +127,79 @@ fn thread_cpu() -> std::collections::HashMap<String, (String, f64)> {
     threads
 }
 
-/// The cores each kind of thread (by name) kept busy over `seconds` since `before`: where the
-/// server's time goes (tokio workers, the SQLite writer thread, sqlx's connection threads).
-fn cpu_since(before: &std::collections::HashMap<String, (String, f64)>, seconds: u64) -> String {
-    let mut by_name: std::collections::BTreeMap<String, f64> = Default::default();
+/// Adds the CPU time each kind of thread (by name) has used since `before` to `into`: where
+/// the server's time goes (tokio workers, the SQLite writer thread, sqlx's connection threads).
+fn add_cpu_since(
+    into: &mut std::collections::BTreeMap<String, f64>,
+    before: &std::collections::HashMap<String, (String, f64)>,
+) {
     for (id, (name, t)) in thread_cpu() {
         let t0 = before.get(&id).map_or(0.0, |b| b.1);
-        *by_name.entry(name).or_default() += (t - t0) / seconds.max(1) as f64;
+        *into.entry(name).or_default() += t - t0;
     }
-    let parts: Vec<String> = by_name
+}
+
+/// The cores each kind of thread kept busy, given the CPU time each used over `seconds`.
+fn cores_busy(cpu: &std::collections::BTreeMap<String, f64>, seconds: f64) -> String {
+    let parts: Vec<String> = cpu
         .iter()
-        .filter(|(_, cores)| **cores >= 0.005)
+        .map(|(name, used)| (name, used / seconds.max(1.0)))
+        .filter(|(_, cores)| *cores >= 0.005)
         .map(|(name, cores)| format!("{name} {cores:.2}"))
         .collect();
     if parts.is_empty() {
         "not measured".into()
     } else {
         format!("(cores busy): {}", parts.join(", "))
+    }
+}
+
+/// What one server's load came to over every round.
+#[derive(Default)]
+struct Tally {
+    /// Requests answered.
+    answered: f64,
+    /// How many requests took each latency, in µs.
+    latencies: std::collections::BTreeMap<u64, u64>,
+    /// Answers other than 2xx, and requests that failed.
+    errors: u64,
+    /// Requests per second in each round.
+    by_round: Vec<f64>,
+    /// CPU seconds each kind of thread of this process used while this server was loaded.
+    cpu: std::collections::BTreeMap<String, f64>,
+}
+
+impl Tally {
+    /// The latency in ms below which the fraction `q` of the requests were answered.
+    fn percentile(&self, q: f64) -> f64 {
+        let total: u64 = self.latencies.values().sum();
+        let rank = ((total.saturating_sub(1)) as f64 * q).round() as u64;
+        let mut seen = 0;
+        for (&us, &count) in &self.latencies {
+            seen += count;
+            if seen > rank {
+                return us as f64 / 1000.0;
+            }
+        }
+        0.0
+    }
+
+    /// Prints the rate over `seconds` measured, the latencies over every request of every
+    /// round, and the CPU.
+    fn report(&mut self, name: &str, seconds: f64, own_client: bool) {
+        let rps = self.answered / seconds;
+        let (p50, p99) = (self.percentile(0.5), self.percentile(0.99));
+        println!(
+            "  {name:<28} {rps:>9.0} req/s   p50 {p50:.2} ms   p99 {p99:.2} ms   ({} answered, {} errors)",
+            self.answered as u64, self.errors
+        );
+        // This process's own client runs on the same workers as the servers.
+        let whose = if own_client {
+            "CPU of client and server"
+        } else {
+            "server CPU"
+        };
+        println!("  {:<28} {whose} {}", "", cores_busy(&self.cpu, seconds));
     }
 }
 
@@ -309,22 +388,16 @@ async fn load(
     Ok((all.len() as u64, all, errors))
 }
 
-fn report(name: &str, n: u64, mut lat: Vec<Duration>, errors: u64, seconds: u64) -> f64 {
-    lat.sort_unstable();
-    let q = |x: f64| {
-        lat.get(((lat.len() as f64 - 1.0) * x).round() as usize)
-            .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    let rps = n as f64 / seconds as f64;
-    println!(
-        "  {name:<28} {rps:>9.0} req/s   p50 {:.2} ms   p99 {:.2} ms   ({n} answered, {errors} errors)",
-        q(0.5),
-        q(0.99)
-    );
-    rps
-}
-
 pub fn run(o: Options) -> anyhow::Result<()> {
+    if o.rounds == 0 || o.seconds < o.rounds {
+        anyhow::bail!(
+            "--seconds {} --rounds {}: each round loads each server for a whole number of \
+             seconds, so --rounds must be at least 1 and at most --seconds",
+            o.seconds,
+            o.rounds
+        );
+    }
+    let slice = o.seconds / o.rounds;
     let scratch = tempfile::tempdir()?;
     let database = o
         .database
@@ -425,53 +498,79 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         );
         let token = Arc::new(token);
         println!(
-            "  {} keep-alive connections, {} s each after {WARM_UP_SECONDS} s of warm-up, on {} cores",
+            "  {} keep-alive connections, {} s on each server after {WARM_UP_SECONDS} s of warm-up, on {} cores",
             o.connections,
-            o.seconds,
+            slice * o.rounds,
             std::thread::available_parallelism().map_or(1, |n| n.get())
         );
-        let (bare_rps, governed_rps) = if o.wrk {
+        println!(
+            "  in {} rounds of {slice} s, each loading the bare handler and then the governed server",
+            o.rounds
+        );
+        if o.wrk {
             println!("  (the load comes from wrk, one thread, in a separate process)");
-            let mut rates = Vec::new();
-            for (name, addr) in [("bare axum handler", bare_addr), ("governed lookup + audit", governed_addr)] {
-                let (persons, token, connections, seconds, dir) =
-                    (o.persons, token.to_string(), o.connections, o.seconds, scratch.path().to_path_buf());
-                let ((rps, p50, p99, errors), cpu) = tokio::task::spawn_blocking(move || {
-                    // Some seconds unmeasured first: the token's one Argon2 check per connection
-                    // and the cold caches are not what a running server spends its time on.
-                    wrk(addr, persons, &token, connections, WARM_UP_SECONDS, &dir)?;
-                    let before = thread_cpu();
-                    let r = wrk(addr, persons, &token, connections, seconds, &dir)?;
-                    anyhow::Ok((r, cpu_since(&before, seconds)))
+        }
+        let servers = [bare_addr, governed_addr];
+        for addr in servers {
+            // Some seconds unmeasured first: the token's one Argon2 check per connection and
+            // the cold caches are not what a running server spends its time on.
+            if o.wrk {
+                let (token, dir) = (token.to_string(), scratch.path().to_path_buf());
+                let (persons, connections) = (o.persons, o.connections);
+                tokio::task::spawn_blocking(move || {
+                    wrk(addr, persons, &token, connections, WARM_UP_SECONDS, &dir)
                 })
                 .await??;
-                println!("  {name:<28} {rps:>9.0} req/s   p50 {p50:.2} ms   p99 {p99:.2} ms   ({errors} errors)");
-                println!("  {:<28} server CPU {cpu}", "");
-                rates.push(rps);
-            }
-            (rates[0], rates[1])
-        } else {
-            for addr in [bare_addr, governed_addr] {
+            } else {
                 load(addr, paths.clone(), token.clone(), o.connections, WARM_UP_SECONDS).await?;
             }
-            let before = thread_cpu();
-            let (n, lat, errors) = load(
-                bare_addr,
-                paths.clone(),
-                token.clone(),
-                o.connections,
-                o.seconds,
-            )
-            .await?;
-            let bare_rps = report("bare axum handler", n, lat, errors, o.seconds);
-            println!("  {:<28} CPU {}", "", cpu_since(&before, o.seconds));
-            let before = thread_cpu();
-            let (n, lat, errors) =
-                load(governed_addr, paths, token, o.connections, o.seconds).await?;
-            let governed_rps = report("governed lookup + audit", n, lat, errors, o.seconds);
-            println!("  {:<28} CPU {}", "", cpu_since(&before, o.seconds));
-            (bare_rps, governed_rps)
-        };
+        }
+        let mut tallies = [Tally::default(), Tally::default()];
+        for _ in 0..o.rounds {
+            for (tally, addr) in tallies.iter_mut().zip(servers) {
+                let before = thread_cpu();
+                if o.wrk {
+                    let (token, dir) = (token.to_string(), scratch.path().to_path_buf());
+                    let (persons, connections) = (o.persons, o.connections);
+                    let run = tokio::task::spawn_blocking(move || {
+                        wrk(addr, persons, &token, connections, slice, &dir)
+                    })
+                    .await??;
+                    tally.answered += run.rps * slice as f64;
+                    for (us, count) in run.latencies {
+                        *tally.latencies.entry(us).or_default() += count;
+                    }
+                    tally.errors += run.errors;
+                    tally.by_round.push(run.rps);
+                } else {
+                    let (n, lat, errors) =
+                        load(addr, paths.clone(), token.clone(), o.connections, slice).await?;
+                    tally.answered += n as f64;
+                    for d in lat {
+                        *tally.latencies.entry(d.as_micros() as u64).or_default() += 1;
+                    }
+                    tally.errors += errors;
+                    tally.by_round.push(n as f64 / slice as f64);
+                }
+                add_cpu_since(&mut tally.cpu, &before);
+            }
+        }
+        let measured = (slice * o.rounds) as f64;
+        for (name, tally) in ["bare axum handler", "governed lookup + audit"]
+            .iter()
+            .zip(&mut tallies)
+        {
+            tally.report(name, measured, !o.wrk);
+        }
+        let [bare, governed] = &tallies;
+        let (bare_rps, governed_rps) = (bare.answered / measured, governed.answered / measured);
+        let by_round: Vec<String> = bare
+            .by_round
+            .iter()
+            .zip(&governed.by_round)
+            .map(|(b, g)| format!("{:.2}", g / b.max(1.0)))
+            .collect();
+        println!("  governed / bare by round: {}", by_round.join(" "));
         let entries = store.last_audit().await?.map_or(0, |e| e.seq);
         println!(
             "  governed / bare: {:.2}; audit entries written: {entries}",
@@ -482,4 +581,41 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         }
         anyhow::Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrk_output_gives_the_rate_the_errors_and_every_latency() {
+        let text = "Running 2s test @ http://127.0.0.1:41000/\n  1 threads and 32 connections\n\
+            \x20 Thread Stats   Avg      Stdev     Max   +/- Stdev\n\
+            \x20   Latency     1.01ms    0.80ms  17.04ms   91.00%\n\
+            \x20 50290 requests in 2.00s, 30.10MB read\n\
+            \x20 Non-2xx or 3xx responses: 3\n\
+            Requests/sec:  25145.02\n\
+            Transfer/sec:     15.05MB\n\
+            latency_us 412 7\nlatency_us 980 50000\nlatency_us 17040 1\n";
+        let run = parse_wrk(text).unwrap();
+        assert_eq!(run.rps, 25145.02);
+        assert_eq!(run.errors, 3);
+        assert_eq!(run.latencies, vec![(412, 7), (980, 50000), (17040, 1)]);
+        // Without a rate wrk did not run as expected, and that is said rather than taken as 0.
+        assert!(parse_wrk("unable to connect to 127.0.0.1:1 Connection refused\n").is_err());
+    }
+
+    #[test]
+    fn percentiles_come_from_every_request_of_every_round() {
+        let mut tally = Tally::default();
+        // Two rounds: 98 fast requests and 2 slow ones in all.
+        for (us, count) in [(500, 60), (20_000, 1), (500, 38), (30_000, 1)] {
+            *tally.latencies.entry(us).or_default() += count;
+        }
+        assert_eq!(tally.percentile(0.5), 0.5);
+        assert_eq!(tally.percentile(0.98), 0.5);
+        assert_eq!(tally.percentile(0.99), 20.0);
+        assert_eq!(tally.percentile(1.0), 30.0);
+        assert_eq!(Tally::default().percentile(0.99), 0.0);
+    }
 }
