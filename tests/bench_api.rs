@@ -36,6 +36,15 @@ fn each_round_loads_the_bare_handler_then_the_governed_server() {
         ratios.iter().all(|r| *r > 0.0),
         "both servers answered in every round:\n{out}"
     );
+    let p99s = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("governed p99 by round (ms):"))
+        .unwrap_or_else(|| panic!("no p99 by round:\n{out}"));
+    assert_eq!(
+        p99s.split_whitespace().count(),
+        2,
+        "one p99 a round:\n{out}"
+    );
     for server in ["bare axum handler", "governed lookup + audit"] {
         let line = out
             .lines()

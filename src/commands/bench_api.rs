@@ -154,6 +154,21 @@ fn cores_busy(cpu: &std::collections::BTreeMap<String, f64>, seconds: f64) -> St
     }
 }
 
+/// The latency in ms below which the fraction `q` of the requests counted in `latencies` (how
+/// many took each latency, in µs) were answered; 0 for none.
+fn percentile(latencies: &std::collections::BTreeMap<u64, u64>, q: f64) -> f64 {
+    let total: u64 = latencies.values().sum();
+    let rank = ((total.saturating_sub(1)) as f64 * q).round() as u64;
+    let mut seen = 0;
+    for (&us, &count) in latencies {
+        seen += count;
+        if seen > rank {
+            return us as f64 / 1000.0;
+        }
+    }
+    0.0
+}
+
 /// What one server's load came to over every round.
 #[derive(Default)]
 struct Tally {
@@ -165,6 +180,8 @@ struct Tally {
     errors: u64,
     /// Requests per second in each round.
     by_round: Vec<f64>,
+    /// Each round's own p99 in ms, so that a slow round shows.
+    p99_by_round: Vec<f64>,
     /// CPU seconds each kind of thread of this process used while this server was loaded.
     cpu: std::collections::BTreeMap<String, f64>,
 }
@@ -172,16 +189,24 @@ struct Tally {
 impl Tally {
     /// The latency in ms below which the fraction `q` of the requests were answered.
     fn percentile(&self, q: f64) -> f64 {
-        let total: u64 = self.latencies.values().sum();
-        let rank = ((total.saturating_sub(1)) as f64 * q).round() as u64;
-        let mut seen = 0;
-        for (&us, &count) in &self.latencies {
-            seen += count;
-            if seen > rank {
-                return us as f64 / 1000.0;
-            }
+        percentile(&self.latencies, q)
+    }
+
+    /// Adds one round's requests: their rate, and how many took each latency (in µs).
+    fn add_round(
+        &mut self,
+        rps: f64,
+        seconds: u64,
+        latencies: impl IntoIterator<Item = (u64, u64)>,
+    ) {
+        let mut round = std::collections::BTreeMap::new();
+        for (us, count) in latencies {
+            *round.entry(us).or_default() += count;
+            *self.latencies.entry(us).or_default() += count;
         }
-        0.0
+        self.answered += rps * seconds as f64;
+        self.by_round.push(rps);
+        self.p99_by_round.push(percentile(&round, 0.99));
     }
 
     /// Prints the rate over `seconds` measured, the latencies over every request of every
@@ -536,21 +561,14 @@ pub fn run(o: Options) -> anyhow::Result<()> {
                         wrk(addr, persons, &token, connections, slice, &dir)
                     })
                     .await??;
-                    tally.answered += run.rps * slice as f64;
-                    for (us, count) in run.latencies {
-                        *tally.latencies.entry(us).or_default() += count;
-                    }
+                    tally.add_round(run.rps, slice, run.latencies);
                     tally.errors += run.errors;
-                    tally.by_round.push(run.rps);
                 } else {
                     let (n, lat, errors) =
                         load(addr, paths.clone(), token.clone(), o.connections, slice).await?;
-                    tally.answered += n as f64;
-                    for d in lat {
-                        *tally.latencies.entry(d.as_micros() as u64).or_default() += 1;
-                    }
+                    let rps = n as f64 / slice as f64;
+                    tally.add_round(rps, slice, lat.iter().map(|d| (d.as_micros() as u64, 1)));
                     tally.errors += errors;
-                    tally.by_round.push(n as f64 / slice as f64);
                 }
                 add_cpu_since(&mut tally.cpu, &before);
             }
@@ -571,6 +589,12 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             .map(|(b, g)| format!("{:.2}", g / b.max(1.0)))
             .collect();
         println!("  governed / bare by round: {}", by_round.join(" "));
+        let p99s: Vec<String> = governed
+            .p99_by_round
+            .iter()
+            .map(|p| format!("{p:.1}"))
+            .collect();
+        println!("  governed p99 by round (ms): {}", p99s.join(" "));
         let entries = store.last_audit().await?.map_or(0, |e| e.seq);
         println!(
             "  governed / bare: {:.2}; audit entries written: {entries}",
