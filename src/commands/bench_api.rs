@@ -33,25 +33,23 @@ pub struct Options {
     pub wrk: bool,
 }
 
-/// What one run of wrk came to: requests per second, answers other than 2xx, and how many
-/// requests took each latency (in µs), the whole distribution as wrk recorded it.
-struct WrkRun {
+/// What loading one server for a while came to: requests per second, answers other than 2xx
+/// (and requests that failed), and how many requests took each latency (in µs), the whole
+/// distribution.
+struct Loaded {
     rps: f64,
     errors: u64,
     latencies: Vec<(u64, u64)>,
 }
 
-/// Load `addr` with wrk for `seconds` over `connections` connections, GETting the persons'
-/// paths in turn with the token. The script's `done` prints every latency wrk recorded with its
-/// count, so that rounds can be merged into one distribution rather than their percentiles.
-fn wrk(
-    addr: std::net::SocketAddr,
+/// Writes the wrk script that GETs the persons' paths in turn with the token. Its `done` prints
+/// every latency wrk recorded with its count, so that rounds can be merged into one
+/// distribution rather than their percentiles.
+fn wrk_script(
+    scratch: &std::path::Path,
     persons: usize,
     token: &str,
-    connections: usize,
-    seconds: u64,
-    scratch: &std::path::Path,
-) -> anyhow::Result<WrkRun> {
+) -> anyhow::Result<std::path::PathBuf> {
     let script = scratch.join("bench.lua");
     std::fs::write(
         &script,
@@ -59,6 +57,16 @@ fn wrk(
             "local i = 0\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\nrequest = function()\n  i = i + 1\n  return wrk.format(\"GET\", string.format(\"/api/persons/P%016x\", (i * 7919) % {persons}))\nend\ndone = function(summary, latency, requests)\n  for i = 1, #latency do\n    local v, c = latency(i)\n    io.write(string.format(\"latency_us %d %d\\n\", v, c))\n  end\nend\n"
         ),
     )?;
+    Ok(script)
+}
+
+/// Load `addr` with wrk running `script` for `seconds` over `connections` connections.
+fn wrk(
+    addr: std::net::SocketAddr,
+    script: &std::path::Path,
+    connections: usize,
+    seconds: u64,
+) -> anyhow::Result<Loaded> {
     let out = std::process::Command::new("wrk")
         .args([
             "-t1",
@@ -66,15 +74,15 @@ fn wrk(
             &format!("-d{seconds}s"),
             "-s",
         ])
-        .arg(&script)
+        .arg(script)
         .arg(format!("http://{addr}/"))
         .output()
         .context("running wrk (install Debian's wrk package)")?;
     parse_wrk(&String::from_utf8_lossy(&out.stdout))
 }
 
-/// What wrk printed, with the lines of the script's `done`, as a [`WrkRun`].
-fn parse_wrk(text: &str) -> anyhow::Result<WrkRun> {
+/// What wrk printed, with the lines of the script's `done`, as [`Loaded`].
+fn parse_wrk(text: &str) -> anyhow::Result<Loaded> {
     let find = |prefix: &str| text.lines().map(str::trim).find(|l| l.starts_with(prefix));
     let rps: f64 = find("Requests/sec:")
         .and_then(|l| l.split_whitespace().nth(1))
@@ -92,7 +100,7 @@ fn parse_wrk(text: &str) -> anyhow::Result<WrkRun> {
             Some((v.parse().ok()?, c.trim().parse().ok()?))
         })
         .collect();
-    Ok(WrkRun {
+    Ok(Loaded {
         rps,
         errors,
         latencies,
@@ -192,26 +200,22 @@ impl Tally {
         percentile(&self.latencies, q)
     }
 
-    /// Adds one round's requests: their rate, and how many took each latency (in µs).
-    fn add_round(
-        &mut self,
-        rps: f64,
-        seconds: u64,
-        latencies: impl IntoIterator<Item = (u64, u64)>,
-    ) {
-        let mut round = std::collections::BTreeMap::new();
-        for (us, count) in latencies {
-            *round.entry(us).or_default() += count;
+    /// Adds one round of `seconds`: its requests, errors and latencies.
+    fn add_round(&mut self, round: Loaded, seconds: u64) {
+        let mut latencies = std::collections::BTreeMap::new();
+        for (us, count) in round.latencies {
+            *latencies.entry(us).or_default() += count;
             *self.latencies.entry(us).or_default() += count;
         }
-        self.answered += rps * seconds as f64;
-        self.by_round.push(rps);
-        self.p99_by_round.push(percentile(&round, 0.99));
+        self.answered += round.rps * seconds as f64;
+        self.errors += round.errors;
+        self.by_round.push(round.rps);
+        self.p99_by_round.push(percentile(&latencies, 0.99));
     }
 
     /// Prints the rate over `seconds` measured, the latencies over every request of every
     /// round, and the CPU.
-    fn report(&mut self, name: &str, seconds: f64, own_client: bool) {
+    fn report(&self, name: &str, seconds: f64, own_client: bool) {
         let rps = self.answered / seconds;
         let (p50, p99) = (self.percentile(0.5), self.percentile(0.99));
         println!(
@@ -413,6 +417,48 @@ async fn load(
     Ok((all.len() as u64, all, errors))
 }
 
+/// How the servers are loaded: by wrk running its script, or by this process's own client.
+enum Load {
+    Wrk {
+        script: std::path::PathBuf,
+        connections: usize,
+    },
+    Own {
+        paths: Arc<Vec<String>>,
+        token: Arc<String>,
+        connections: usize,
+    },
+}
+
+impl Load {
+    /// Loads `addr` for `seconds`.
+    async fn run(&self, addr: std::net::SocketAddr, seconds: u64) -> anyhow::Result<Loaded> {
+        match self {
+            Load::Wrk {
+                script,
+                connections,
+            } => {
+                let (script, connections) = (script.clone(), *connections);
+                tokio::task::spawn_blocking(move || wrk(addr, &script, connections, seconds))
+                    .await?
+            }
+            Load::Own {
+                paths,
+                token,
+                connections,
+            } => {
+                let (n, lat, errors) =
+                    load(addr, paths.clone(), token.clone(), *connections, seconds).await?;
+                Ok(Loaded {
+                    rps: n as f64 / seconds as f64,
+                    errors,
+                    latencies: lat.iter().map(|d| (d.as_micros() as u64, 1)).collect(),
+                })
+            }
+        }
+    }
+}
+
 pub fn run(o: Options) -> anyhow::Result<()> {
     if o.rounds == 0 || o.seconds < o.rounds {
         anyhow::bail!(
@@ -535,48 +581,36 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         if o.wrk {
             println!("  (the load comes from wrk, one thread, in a separate process)");
         }
+        let load = if o.wrk {
+            Load::Wrk {
+                script: wrk_script(scratch.path(), o.persons, &token)?,
+                connections: o.connections,
+            }
+        } else {
+            Load::Own {
+                paths,
+                token,
+                connections: o.connections,
+            }
+        };
         let servers = [bare_addr, governed_addr];
         for addr in servers {
             // Some seconds unmeasured first: the token's one Argon2 check per connection and
             // the cold caches are not what a running server spends its time on.
-            if o.wrk {
-                let (token, dir) = (token.to_string(), scratch.path().to_path_buf());
-                let (persons, connections) = (o.persons, o.connections);
-                tokio::task::spawn_blocking(move || {
-                    wrk(addr, persons, &token, connections, WARM_UP_SECONDS, &dir)
-                })
-                .await??;
-            } else {
-                load(addr, paths.clone(), token.clone(), o.connections, WARM_UP_SECONDS).await?;
-            }
+            load.run(addr, WARM_UP_SECONDS).await?;
         }
         let mut tallies = [Tally::default(), Tally::default()];
         for _ in 0..o.rounds {
             for (tally, addr) in tallies.iter_mut().zip(servers) {
                 let before = thread_cpu();
-                if o.wrk {
-                    let (token, dir) = (token.to_string(), scratch.path().to_path_buf());
-                    let (persons, connections) = (o.persons, o.connections);
-                    let run = tokio::task::spawn_blocking(move || {
-                        wrk(addr, persons, &token, connections, slice, &dir)
-                    })
-                    .await??;
-                    tally.add_round(run.rps, slice, run.latencies);
-                    tally.errors += run.errors;
-                } else {
-                    let (n, lat, errors) =
-                        load(addr, paths.clone(), token.clone(), o.connections, slice).await?;
-                    let rps = n as f64 / slice as f64;
-                    tally.add_round(rps, slice, lat.iter().map(|d| (d.as_micros() as u64, 1)));
-                    tally.errors += errors;
-                }
+                tally.add_round(load.run(addr, slice).await?, slice);
                 add_cpu_since(&mut tally.cpu, &before);
             }
         }
         let measured = (slice * o.rounds) as f64;
         for (name, tally) in ["bare axum handler", "governed lookup + audit"]
             .iter()
-            .zip(&mut tallies)
+            .zip(&tallies)
         {
             tally.report(name, measured, !o.wrk);
         }
