@@ -45,6 +45,26 @@ fn each_round_loads_the_bare_handler_then_the_governed_server() {
         2,
         "one p99 a round:\n{out}"
     );
+    // Where /proc is (Linux, as in CI), each round also says what the rest of the machine did.
+    if std::path::Path::new("/proc/stat").exists() {
+        for what in [
+            "while governed, cores busy outside this process and wrk by round:",
+            "while governed, cores stolen by the hypervisor by round:",
+        ] {
+            let cores: Vec<f64> = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(what))
+                .unwrap_or_else(|| panic!("no line {what:?}:\n{out}"))
+                .split_whitespace()
+                .map(|c| c.parse().unwrap())
+                .collect();
+            assert_eq!(cores.len(), 2, "one figure a round for {what:?}:\n{out}");
+            assert!(
+                cores.iter().all(|c| (0.0..=64.0).contains(c)),
+                "cores are a share of the machine:\n{out}"
+            );
+        }
+    }
     for server in ["bare axum handler", "governed lookup + audit"] {
         let line = out
             .lines()

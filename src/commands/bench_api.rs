@@ -135,6 +135,60 @@ fn thread_cpu() -> std::collections::HashMap<String, (String, f64)> {
     threads
 }
 
+/// The machine's CPU time in seconds as /proc says it: busy (every state but idle, I/O wait
+/// and steal), stolen by the hypervisor, and this process's own with that of the children it
+/// waited for (wrk); `None` where /proc is not there.
+#[derive(Clone, Copy)]
+struct MachineCpu {
+    busy: f64,
+    stolen: f64,
+    own: f64,
+}
+
+impl MachineCpu {
+    fn now() -> Option<MachineCpu> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let ticks: Vec<f64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is counted in user).
+        let at = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // utime, stime, cutime and cstime are the 14th to 17th fields, the 12th to 15th after
+        // the parenthesised name.
+        let own: f64 = own_stat
+            .rsplit(')')
+            .next()?
+            .split_whitespace()
+            .skip(11)
+            .take(4)
+            .filter_map(|v| v.parse::<f64>().ok())
+            .sum();
+        // All in clock ticks of 1/100 s (USER_HZ, fixed by the kernel's ABI).
+        Some(MachineCpu {
+            busy: (at(0) + at(1) + at(2) + at(5) + at(6)) / 100.0,
+            stolen: at(7) / 100.0,
+            own: own / 100.0,
+        })
+    }
+
+    /// Cores kept busy from `self` to `later` over `seconds` outside this process and wrk (the
+    /// kernel's writeback of dirty pages, other programs, PostgreSQL's backends), and cores
+    /// the hypervisor took.
+    fn outside_since(&self, later: &MachineCpu, seconds: u64) -> (f64, f64) {
+        let s = seconds.max(1) as f64;
+        let outside = (later.busy - self.busy) - (later.own - self.own);
+        (
+            outside.max(0.0) / s,
+            (later.stolen - self.stolen).max(0.0) / s,
+        )
+    }
+}
+
 /// Adds the CPU time each kind of thread (by name) has used since `before` to `into`: where
 /// the server's time goes (tokio workers, the SQLite writer thread, sqlx's connection threads).
 fn add_cpu_since(
@@ -190,6 +244,9 @@ struct Tally {
     by_round: Vec<f64>,
     /// Each round's own p99 in ms, so that a slow round shows.
     p99_by_round: Vec<f64>,
+    /// Each round's cores busy outside this process and wrk, and stolen by the hypervisor,
+    /// which a slow round may be explained by.
+    outside_by_round: Vec<(f64, f64)>,
     /// CPU seconds each kind of thread of this process used while this server was loaded.
     cpu: std::collections::BTreeMap<String, f64>,
 }
@@ -603,8 +660,12 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         for _ in 0..o.rounds {
             for (tally, addr) in tallies.iter_mut().zip(servers) {
                 let before = thread_cpu();
+                let machine_before = MachineCpu::now();
                 tally.add_round(load.run(addr, slice).await?, slice);
                 add_cpu_since(&mut tally.cpu, &before);
+                if let (Some(b), Some(a)) = (machine_before, MachineCpu::now()) {
+                    tally.outside_by_round.push(b.outside_since(&a, slice));
+                }
             }
         }
         let measured = (slice * o.rounds) as f64;
@@ -629,6 +690,23 @@ pub fn run(o: Options) -> anyhow::Result<()> {
             .map(|p| format!("{p:.1}"))
             .collect();
         println!("  governed p99 by round (ms): {}", p99s.join(" "));
+        if !governed.outside_by_round.is_empty() {
+            let rounds = |pick: fn(&(f64, f64)) -> f64| -> Vec<String> {
+                governed
+                    .outside_by_round
+                    .iter()
+                    .map(|o| format!("{:.2}", pick(o)))
+                    .collect()
+            };
+            println!(
+                "  while governed, cores busy outside this process and wrk by round: {}",
+                rounds(|o| o.0).join(" ")
+            );
+            println!(
+                "  while governed, cores stolen by the hypervisor by round: {}",
+                rounds(|o| o.1).join(" ")
+            );
+        }
         let entries = store.last_audit().await?.map_or(0, |e| e.seq);
         println!(
             "  governed / bare: {:.2}; audit entries written: {entries}",
