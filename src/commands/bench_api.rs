@@ -42,19 +42,23 @@ struct Loaded {
     latencies: Vec<(u64, u64)>,
 }
 
-/// Writes the wrk script that GETs the persons' paths in turn with the token. Its `done` prints
-/// every latency wrk recorded with its count, so that rounds can be merged into one
-/// distribution rather than their percentiles.
+/// Writes the wrk script that GETs `paths` in turn with the token, from the start at every run
+/// (the order the bench's own client takes too: one list, read by wrk from a file beside the
+/// script). Its `done` prints every latency wrk recorded with its count, so that rounds can be
+/// merged into one distribution rather than their percentiles.
 fn wrk_script(
     scratch: &std::path::Path,
-    persons: usize,
+    paths: &[String],
     token: &str,
 ) -> anyhow::Result<std::path::PathBuf> {
+    let list = scratch.join("paths.txt");
+    std::fs::write(&list, paths.join("\n"))?;
     let script = scratch.join("bench.lua");
     std::fs::write(
         &script,
         format!(
-            "local i = 0\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\nrequest = function()\n  i = i + 1\n  return wrk.format(\"GET\", string.format(\"/api/persons/P%016x\", (i * 7919) % {persons}))\nend\ndone = function(summary, latency, requests)\n  for i = 1, #latency do\n    local v, c = latency(i)\n    io.write(string.format(\"latency_us %d %d\\n\", v, c))\n  end\nend\n"
+            "local paths = {{}}\nfor line in io.lines({list:?}) do paths[#paths + 1] = line end\nlocal i = 0\nwrk.headers[\"Authorization\"] = \"Bearer {token}\"\nrequest = function()\n  i = i % #paths + 1\n  return wrk.format(\"GET\", paths[i])\nend\ndone = function(summary, latency, requests)\n  for i = 1, #latency do\n    local v, c = latency(i)\n    io.write(string.format(\"latency_us %d %d\\n\", v, c))\n  end\nend\n",
+            list = list.display().to_string(),
         ),
     )?;
     Ok(script)
@@ -107,6 +111,22 @@ fn parse_wrk(text: &str) -> anyhow::Result<Loaded> {
     })
 }
 
+/// The sum in seconds of `count` fields of a `/proc/…/stat` line, from the `first`-th after the
+/// parenthesised name (counting from 0; the name may hold spaces and parentheses, so the line
+/// is cut at its last `)`): the CPU times there are clock ticks of 1/100 s (USER_HZ, fixed by
+/// the kernel's ABI). utime is the 12th field after the name, at 11.
+fn stat_seconds(stat: &str, first: usize, count: usize) -> Option<f64> {
+    let ticks: f64 = stat
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .skip(first)
+        .take(count)
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum();
+    Some(ticks / 100.0)
+}
+
 /// CPU time (user + system, seconds) each thread of this process has used, by thread id, with
 /// its name; empty where /proc is not there.
 fn thread_cpu() -> std::collections::HashMap<String, (String, f64)> {
@@ -118,18 +138,11 @@ fn thread_cpu() -> std::collections::HashMap<String, (String, f64)> {
         let path = task.path();
         let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
         let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
-        // Fields after the parenthesised name: utime and stime are the 12th and 13th, in clock
-        // ticks of 1/100 s (USER_HZ, fixed by the kernel's ABI).
-        let after_name = stat.rsplit(')').next().unwrap_or("");
-        let ticks: f64 = after_name
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|v| v.parse::<f64>().ok())
-            .sum();
+        // utime and stime.
+        let used = stat_seconds(&stat, 11, 2).unwrap_or(0.0);
         threads.insert(
             task.file_name().to_string_lossy().into_owned(),
-            (name.trim().to_string(), ticks / 100.0),
+            (name.trim().to_string(), used),
         );
     }
     threads
@@ -158,21 +171,12 @@ impl MachineCpu {
         // user nice system idle iowait irq softirq steal (guest time is counted in user).
         let at = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
         let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        // utime, stime, cutime and cstime are the 14th to 17th fields, the 12th to 15th after
-        // the parenthesised name.
-        let own: f64 = own_stat
-            .rsplit(')')
-            .next()?
-            .split_whitespace()
-            .skip(11)
-            .take(4)
-            .filter_map(|v| v.parse::<f64>().ok())
-            .sum();
-        // All in clock ticks of 1/100 s (USER_HZ, fixed by the kernel's ABI).
+        // Clock ticks of 1/100 s, as in `stat_seconds`.
         Some(MachineCpu {
             busy: (at(0) + at(1) + at(2) + at(5) + at(6)) / 100.0,
             stolen: at(7) / 100.0,
-            own: own / 100.0,
+            // utime, stime, cutime and cstime.
+            own: stat_seconds(&own_stat, 11, 4)?,
         })
     }
 
@@ -662,7 +666,7 @@ pub fn run(o: Options) -> anyhow::Result<()> {
         }
         let load = if o.wrk {
             Load::Wrk {
-                script: wrk_script(scratch.path(), o.persons, &token)?,
+                script: wrk_script(scratch.path(), &paths, &token)?,
                 connections: o.connections,
             }
         } else {
@@ -744,6 +748,15 @@ pub fn run(o: Options) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_the_last_parenthesis_of_the_name() {
+        // pid, name (with a space and a parenthesis), then state and fields 4 to 17.
+        let stat = "42 (a (b) c) S 1 2 3 4 5 6 7 8 9 10 150 50 7 3 0";
+        assert_eq!(stat_seconds(stat, 11, 2), Some(2.0));
+        assert_eq!(stat_seconds(stat, 11, 4), Some(2.1));
+        assert_eq!(stat_seconds("no name here", 11, 2), None);
+    }
 
     #[test]
     fn wrk_output_gives_the_rate_the_errors_and_every_latency() {
