@@ -466,3 +466,44 @@ async fn build_with_a_failing_write() {
         );
     }
 }
+
+/// The person library goes to the writer before its golden records are built. A writer that
+/// fails meanwhile must stop the build with its own error, not leave it waiting, and leave no
+/// library written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_that_fails_stops_the_build_with_its_own_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    city(d, 5, 2_000);
+    let path = d.join("failing.db");
+    let store = tongban_store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    ingest_all(store.as_ref(), &d.join("s")).await;
+    // Behind the store's back, so that the person library's first write fails.
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute_batch("DROP TABLE links_person")
+        .unwrap();
+    let built = tongban_libraries::build::build_all(
+        store.as_ref(),
+        &Survivorship::new(DEFAULT_TRUST),
+        &tongban_resolution::config::LibraryConfig::default(),
+        &(),
+    )
+    .await;
+    let Err(error) = built else {
+        panic!("the build went through without its person links table");
+    };
+    assert!(
+        matches!(error, tongban_libraries::LibraryError::Store(_))
+            && error.to_string().contains("links_person"),
+        "{error}"
+    );
+    for kind in ["person", "entity", "room", "building"] {
+        assert!(
+            store.latest_resolution(kind).await.unwrap().is_none(),
+            "{kind} was written"
+        );
+    }
+}

@@ -3,9 +3,10 @@
 //!
 //! Reading is shared: every current record is read once (in storage order, the next page fetched
 //! while the last is parsed) and turned into person, entity and place mentions together.
-//! [`key_kind`] names each cluster with a stable key and builds golden records on all cores: a
-//! [`Library`] to be written. [`build_all`] builds every library on one thread and writes each,
-//! in one transaction of its own, on another while the next is built.
+//! [`KeyedClusters`] names each cluster with a stable key and builds golden records on all cores:
+//! a [`Library`] to be written ([`key_kind`] does both at once). [`build_all`] builds every
+//! library on one thread and writes each, in one transaction of its own, on another while the
+//! next is built; the person library goes to the writer before its golden records are built.
 
 use crate::golden_text::golden_text;
 use crate::{LibraryError, Result, entity_key};
@@ -23,7 +24,7 @@ use tongban_resolution::linker::{self, Outcome, Settings, Stage};
 use tongban_resolution::person::{Mention, RecordView};
 use tongban_resolution::place::PlaceMention;
 use tongban_resolution::{entity, person, place};
-use tongban_store::{CleanedRecord, GoldenRecord, LinkRef, RelationRef, Store};
+use tongban_store::{CleanedRecord, GoldenRecord, GoldenRecords, LinkRef, RelationRef, Store};
 
 /// Progress reports: a stage name and, while reading, records read so far.
 pub trait Progress: Sync {
@@ -355,25 +356,140 @@ pub struct Library {
     /// When the run began, as the store records it.
     pub started: i64,
     pub links: Arc<Vec<LinkRef<'static>>>,
-    pub golden: Vec<GoldenRecord>,
+    pub golden: LibraryGolden,
+}
+
+/// A library's golden records: built, or still being built when the library is handed to the
+/// writer (the person library, whose writer would otherwise wait for them; see
+/// [`tongban_store::GoldenRecords`]).
+pub enum LibraryGolden {
+    Built(Vec<GoldenRecord>),
+    Building(std::sync::mpsc::Receiver<Vec<GoldenRecord>>),
 }
 
 impl Library {
     /// Replaces the kind's library in the store with this one, in one transaction, and notes the
-    /// run's id in the summary.
+    /// run's id in the summary. Golden records still being built are taken when the links are in.
     pub async fn write(&mut self, store: &dyn Store) -> Result<i64> {
         let text = serde_json::to_string(&self.summary).unwrap_or_default();
+        let golden = match &mut self.golden {
+            LibraryGolden::Built(golden) => GoldenRecords::Ready(golden),
+            LibraryGolden::Building(later) => {
+                // Taken, leaving a receiver whose sender is gone: a second write of the same
+                // library fails rather than wait for records already handed over.
+                let (_, gone) = std::sync::mpsc::channel();
+                GoldenRecords::Later(std::mem::replace(later, gone))
+            }
+        };
         let run = store
-            .replace_resolution(
-                &self.summary.kind,
-                self.started,
-                &text,
-                &self.links,
-                &self.golden,
-            )
+            .replace_resolution_with(&self.summary.kind, self.started, &text, &self.links, golden)
             .await?;
         self.summary.run_id = run;
         Ok(run)
+    }
+}
+
+/// The clusters of one kind with their stable keys, in label order: what a library's links are
+/// made of first, and its golden records after.
+pub struct KeyedClusters<'m, M> {
+    clusters: Vec<KeyedCluster<'m, M>>,
+}
+
+struct KeyedCluster<'m, M> {
+    key: String,
+    anchor: String,
+    members: Vec<&'m M>,
+}
+
+impl<'m, M: MentionOf> KeyedClusters<'m, M> {
+    /// Keys the clusters given by `labels` (`anchor` names what a cluster's key is derived from)
+    /// and links every mention to its cluster's key, the links in the store's key order.
+    pub fn new(
+        prefix: &str,
+        mentions: &'m [M],
+        labels: &[u32],
+        anchor: impl Fn(&[&M]) -> String + Sync,
+    ) -> (KeyedClusters<'m, M>, Vec<LinkRef<'static>>) {
+        let mut clusters: HashMap<u32, Vec<u32>> = HashMap::new();
+        for (i, &label) in labels.iter().enumerate() {
+            clusters.entry(label).or_default().push(i as u32);
+        }
+        let mut ordered: Vec<(u32, Vec<u32>)> = clusters.into_iter().collect();
+        ordered.sort_unstable_by_key(|(l, _)| *l);
+        let keyed: Vec<(u32, KeyedCluster<'m, M>)> = ordered
+            .par_iter()
+            .map(|(label, members)| {
+                let members: Vec<&M> = members.iter().map(|&i| &mentions[i as usize]).collect();
+                let anchor = anchor(&members);
+                let key = entity_key(prefix, &anchor);
+                let cluster = KeyedCluster {
+                    key,
+                    anchor,
+                    members,
+                };
+                (*label, cluster)
+            })
+            .collect();
+        drop(ordered);
+        // Anchors are unique per cluster by construction; should two ever coincide, the second
+        // keeps a key of its own rather than overwrite the first's golden record.
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut key_of: HashMap<u32, &'static str> = HashMap::with_capacity(keyed.len());
+        let mut clusters = Vec::with_capacity(keyed.len());
+        for (label, mut cluster) in keyed {
+            if !seen.insert(cluster.key.clone()) {
+                let unique = entity_key(prefix, &format!("{}#{label}", cluster.key));
+                seen.insert(unique.clone());
+                cluster.key = unique;
+            }
+            // Interned, so that every link of a cluster borrows its one copy.
+            key_of.insert(label, intern(&cluster.key));
+            clusters.push(cluster);
+        }
+        let mut links: Vec<LinkRef<'static>> = mentions
+            .iter()
+            .zip(labels)
+            .map(|(m, label)| {
+                let (source_id, record_key, role) = m.at();
+                LinkRef {
+                    source_id,
+                    record_key,
+                    role,
+                    entity_key: key_of.get(label).copied().unwrap_or_default(),
+                }
+            })
+            .collect();
+        // In the store's key order, sorted here on all cores rather than by the store on its
+        // one writing thread, the longest part of a build.
+        links.par_sort_unstable_by(tongban_store::link_order);
+        (KeyedClusters { clusters }, links)
+    }
+
+    /// How many clusters (entities) there are.
+    pub fn len(&self) -> usize {
+        self.clusters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clusters.is_empty()
+    }
+
+    /// Every cluster's golden record, built by `golden` from its key, anchor and members on all
+    /// cores, in the store's key order.
+    pub fn golden_records(
+        &self,
+        golden: impl Fn(&str, &str, &[&M]) -> String + Sync,
+    ) -> Vec<GoldenRecord> {
+        let mut records: Vec<GoldenRecord> = self
+            .clusters
+            .par_iter()
+            .map(|c| GoldenRecord {
+                record: golden(&c.key, &c.anchor, &c.members),
+                entity_key: c.key.clone(),
+            })
+            .collect();
+        records.par_sort_unstable_by(tongban_store::golden_order);
+        records
     }
 }
 
@@ -389,67 +505,14 @@ pub fn key_kind<M: MentionOf>(
     anchor: impl Fn(&[&M]) -> String + Sync,
     golden: impl Fn(&str, &str, &[&M]) -> String + Sync,
 ) -> Library {
-    let mut clusters: HashMap<u32, Vec<u32>> = HashMap::new();
-    for (i, &label) in labels.iter().enumerate() {
-        clusters.entry(label).or_default().push(i as u32);
-    }
-    let mut ordered: Vec<(u32, Vec<u32>)> = clusters.into_iter().collect();
-    ordered.sort_unstable_by_key(|(l, _)| *l);
-    let keyed: Vec<(u32, String, String)> = ordered
-        .par_iter()
-        .map(|(label, members)| {
-            let members: Vec<&M> = members.iter().map(|&i| &mentions[i as usize]).collect();
-            let anchor = anchor(&members);
-            let key = entity_key(prefix, &anchor);
-            let record = golden(&key, &anchor, &members);
-            (*label, key, record)
-        })
-        .collect();
-    // Anchors are unique per cluster by construction; should two ever coincide, the second keeps
-    // a key of its own rather than overwrite the first's golden record.
-    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let keyed: Vec<(u32, String, String)> = keyed
-        .into_iter()
-        .map(|(label, key, record)| {
-            if seen.insert(key.clone()) {
-                (label, key, record)
-            } else {
-                let unique = entity_key(prefix, &format!("{key}#{label}"));
-                seen.insert(unique.clone());
-                (label, unique, record)
-            }
-        })
-        .collect();
-    // Interned, so that every link of a cluster borrows its one copy.
-    let key_of: HashMap<u32, &'static str> =
-        keyed.iter().map(|(l, k, _)| (*l, intern(k))).collect();
-    let mut links: Vec<LinkRef<'static>> = mentions
-        .iter()
-        .zip(labels)
-        .map(|(m, label)| {
-            let (source_id, record_key, role) = m.at();
-            LinkRef {
-                source_id,
-                record_key,
-                role,
-                entity_key: key_of.get(label).copied().unwrap_or_default(),
-            }
-        })
-        .collect();
-    let mut golden: Vec<GoldenRecord> = keyed
-        .into_iter()
-        .map(|(_, entity_key, record)| GoldenRecord { entity_key, record })
-        .collect();
-    summary.entities = golden.len() as u64;
-    // In the store's key order, sorted here on all cores rather than by the store on its one
-    // writing thread, the longest part of a build.
-    links.par_sort_unstable_by(tongban_store::link_order);
-    golden.par_sort_unstable_by(tongban_store::golden_order);
+    let (clusters, links) = KeyedClusters::new(prefix, mentions, labels, anchor);
+    summary.entities = clusters.len() as u64;
+    let golden = clusters.golden_records(golden);
     Library {
         summary,
         started,
         links: Arc::new(links),
-        golden,
+        golden: LibraryGolden::Built(golden),
     }
 }
 
@@ -883,10 +946,19 @@ fn build_in_memory(
     progress: &dyn Progress,
     write: &dyn Fn(Write) -> Result<()>,
 ) -> Result<()> {
-    let (persons, person_labels) =
-        crate::person::link_persons(trust, &all.persons, all.read(), config, progress)?;
-    let person_links = persons.links.clone();
-    write(Write::Library(Box::new(persons)))?;
+    let person_links = std::cell::RefCell::new(Arc::new(Vec::new()));
+    let person_labels = crate::person::link_persons(
+        trust,
+        &all.persons,
+        all.read(),
+        config,
+        progress,
+        &|persons| {
+            person_links.replace(persons.links.clone());
+            write(Write::Library(Box::new(persons)))
+        },
+    )?;
+    let person_links = person_links.into_inner();
     let entities = link_entities(&all.entities, all.read(), config, progress)?;
     let entity_links = entities.links.clone();
     write(Write::Library(Box::new(entities)))?;

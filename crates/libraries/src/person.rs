@@ -1,8 +1,9 @@
 //! The person library: every person mention in the store, resolved, with golden records.
 
 use crate::Result;
-use crate::build::Provenance;
+use crate::build::{KeyedClusters, Library, LibraryGolden, Provenance};
 pub use crate::build::{Progress, Summary, Timed};
+use std::sync::Arc;
 use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::golden::Survivorship;
 use tongban_resolution::linker::{self, Stage};
@@ -56,27 +57,38 @@ pub async fn resolve(
     let timed = Timed::new(progress);
     timed.stage("reading");
     let all = crate::build::read_all(store, &timed).await?;
-    let (mut library, _) = link_persons(
+    let built = std::cell::RefCell::new(None);
+    link_persons(
         trust,
         &all.persons,
         all.read(),
         &LibraryConfig::default(),
         &timed,
+        &|library| {
+            built.replace(Some(library));
+            Ok(())
+        },
     )?;
     timed.stage("person writing");
+    let mut library = built
+        .into_inner()
+        .ok_or(crate::LibraryError::WriterStopped)?;
     library.write(store).await?;
     Ok(library.summary)
 }
 
-/// Resolve the given person mentions: the person library, to be written, and every mention's
-/// cluster label.
+/// Resolve the given person mentions. The person library goes to `hand` as soon as its clusters
+/// have keys, so that its writer can put the links in while the golden records are built; they
+/// follow through the library (see [`LibraryGolden::Building`]). Returns every mention's cluster
+/// label.
 pub fn link_persons(
     trust: &Survivorship,
     all: &[Mention],
     read: crate::build::Read,
     config: &LibraryConfig,
     progress: &dyn Progress,
-) -> Result<(crate::build::Library, Vec<u32>)> {
+    hand: &dyn Fn(Library) -> Result<()>,
+) -> Result<Vec<u32>> {
     let started = tongban_store::now_millis();
     let t = table(all);
     let s = config.person_settings();
@@ -86,27 +98,32 @@ pub fn link_persons(
     let mut summary = Summary::from_outcome("person", read.records, all.len(), &s, &outcome);
     summary.last_record_id = read.last_record_id;
     summary.config = config.text.clone();
-    let library = crate::build::key_kind(
+    let (clusters, links) = KeyedClusters::new("P", all, &outcome.labels, |members| {
+        // Anchor: the cluster's valid id if it has one (at most one, by the cannot-link
+        // constraint), else its first mention.
+        members
+            .iter()
+            .find(|m| !m.valid_id.is_empty())
+            .map(|m| format!("id:{}", m.valid_id))
+            .unwrap_or_else(|| {
+                format!(
+                    "mention:{}|{}|{}",
+                    members[0].source, members[0].record_key, members[0].role
+                )
+            })
+    });
+    summary.entities = clusters.len() as u64;
+    let (built, later) = std::sync::mpsc::channel();
+    hand(Library {
         summary,
-        "P",
         started,
-        all,
-        &outcome.labels,
-        |members| {
-            // Anchor: the cluster's valid id if it has one (at most one, by the cannot-link
-            // constraint), else its first mention.
-            members
-                .iter()
-                .find(|m| !m.valid_id.is_empty())
-                .map(|m| format!("id:{}", m.valid_id))
-                .unwrap_or_else(|| {
-                    format!(
-                        "mention:{}|{}|{}",
-                        members[0].source, members[0].record_key, members[0].role
-                    )
-                })
-        },
-        |key, _, members| golden(key, members, trust),
-    );
-    Ok((library, outcome.labels))
+        links: Arc::new(links),
+        golden: LibraryGolden::Building(later),
+    })?;
+    let golden = clusters.golden_records(|key, _, members| golden(key, members, trust));
+    // A writer that has stopped has dropped the receiver and reports its own error.
+    built
+        .send(golden)
+        .map_err(|_| crate::LibraryError::WriterStopped)?;
+    Ok(outcome.labels)
 }

@@ -416,13 +416,13 @@ impl Store for $store {
         Ok(())
     }
 
-    async fn replace_resolution(
+    async fn replace_resolution_with(
         &self,
         kind: &str,
         started_at: i64,
         summary: &str,
         links: &[LinkRef<'_>],
-        golden: &[GoldenRecord],
+        golden: $crate::GoldenRecords<'_>,
     ) -> Result<i64> {
         self.backend_replace_resolution(resolution_kind(kind)?, started_at, summary, links, golden)
             .await

@@ -44,6 +44,10 @@ pub enum StoreError {
     UnknownKind(String),
     #[error("not a golden-record path: {0:?}")]
     BadPath(String),
+    /// A write that was to receive its golden records while it wrote the links never got them
+    /// (the build that owed them stopped); the write changed nothing.
+    #[error("the {0} library's golden records never came; nothing was written")]
+    GoldenNeverCame(&'static str),
 }
 
 /// The kinds of base-library entity, each with its own link and golden-record tables.
@@ -515,6 +519,48 @@ pub struct GoldenRecord {
     pub record: String,
 }
 
+/// A library's golden records as a whole-library write receives them: ready, or still being
+/// built when the write begins. Writing a library is one thread's work and at a million people
+/// the longest stretch of a run, so a run hands the person library over as soon as its
+/// clusters have keys: the write puts the links in (and indexes them) while the golden records
+/// are built on the other cores, and takes them when it gets to them.
+pub enum GoldenRecords<'a> {
+    Ready(&'a [GoldenRecord]),
+    /// Sent once built, in any order. A sender dropped without sending (the build stopped)
+    /// fails the write, which then changes nothing.
+    Later(std::sync::mpsc::Receiver<Vec<GoldenRecord>>),
+}
+
+impl<'a> GoldenRecords<'a> {
+    /// The records, waiting on this thread for them if they are still being built.
+    pub(crate) fn wait(self, kind: &'static str) -> Result<std::borrow::Cow<'a, [GoldenRecord]>> {
+        match self {
+            GoldenRecords::Ready(golden) => Ok(std::borrow::Cow::Borrowed(golden)),
+            GoldenRecords::Later(built) => built
+                .recv()
+                .map(std::borrow::Cow::Owned)
+                .map_err(|_| StoreError::GoldenNeverCame(kind)),
+        }
+    }
+
+    /// As [`GoldenRecords::wait`], for an async writer: the wait runs on the runtime's blocking
+    /// threads.
+    pub(crate) async fn wait_async(
+        self,
+        kind: &'static str,
+    ) -> Result<std::borrow::Cow<'a, [GoldenRecord]>> {
+        match self {
+            GoldenRecords::Ready(golden) => Ok(std::borrow::Cow::Borrowed(golden)),
+            GoldenRecords::Later(built) => tokio::task::spawn_blocking(move || built.recv())
+                .await
+                .ok()
+                .and_then(|received| received.ok())
+                .map(std::borrow::Cow::Owned)
+                .ok_or(StoreError::GoldenNeverCame(kind)),
+        }
+    }
+}
+
 /// A relation between two library entities, and the record that states it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Relation {
@@ -823,6 +869,26 @@ pub trait Store: Send + Sync {
         summary: &str,
         links: &[LinkRef<'_>],
         golden: &[GoldenRecord],
+    ) -> Result<i64> {
+        self.replace_resolution_with(
+            kind,
+            started_at,
+            summary,
+            links,
+            GoldenRecords::Ready(golden),
+        )
+        .await
+    }
+
+    /// As [`Store::replace_resolution`], with golden records that may still be being built when
+    /// the write begins (see [`GoldenRecords`]).
+    async fn replace_resolution_with(
+        &self,
+        kind: &str,
+        started_at: i64,
+        summary: &str,
+        links: &[LinkRef<'_>],
+        golden: GoldenRecords<'_>,
     ) -> Result<i64>;
 
     /// The latest run of a kind.

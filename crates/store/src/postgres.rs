@@ -235,7 +235,7 @@ impl PgStore {
         started_at: i64,
         summary: &str,
         links: &[LinkRef<'_>],
-        golden: &[GoldenRecord],
+        golden: crate::GoldenRecords<'_>,
     ) -> Result<i64> {
         let mut tx = self.begin_write().await?;
         let run_id: i64 = sqlx::query_scalar(fix("INSERT INTO resolution_runs (kind, started_at, finished_at, mentions, entities, summary) VALUES (?, ?, ?, ?, ?, ?) RETURNING id"))
@@ -259,7 +259,6 @@ impl PgStore {
         // COPY is never sent.
         execute(&mut tx, "SELECT pg_notify('tongban_data', '')").await?;
         let links = crate::in_key_order(links, crate::link_order);
-        let golden = crate::in_key_order(golden, crate::golden_order);
         // By `COPY`, as the records are (see `backend_store_chunk`), frozen (see `begin_beside`).
         let copy_links = format!(
             "COPY {links_next} (source_id, record_key, role, entity_key, run_id) FROM STDIN (FORMAT binary, FREEZE)"
@@ -270,6 +269,10 @@ impl PgStore {
             Ok(())
         })
         .await?;
+        drop(links);
+        // Taken only now: while a run still builds them, the links go in meanwhile.
+        let golden = golden.wait_async(k).await?;
+        let golden = crate::in_key_order(&golden, crate::golden_order);
         // The search columns are written with the record (see `search_values`).
         let search = crate::search_columns(k);
         let search_names = crate::search_column_names(&search);

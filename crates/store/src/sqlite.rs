@@ -229,7 +229,7 @@ impl SqliteStore {
         started_at: i64,
         summary: &str,
         links: &[LinkRef<'_>],
-        golden: &[GoldenRecord],
+        golden: crate::GoldenRecords<'_>,
     ) -> Result<i64> {
         let creates: Vec<(String, String)> = crate::search_columns(k)
             .into_iter()

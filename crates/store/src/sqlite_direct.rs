@@ -552,11 +552,11 @@ fn insert_rows<T>(
 /// and built once at the end, as on PostgreSQL.
 pub(crate) fn replace_resolution(
     path: &str,
-    k: &str,
+    k: &'static str,
     started_at: i64,
     summary: &str,
     links: &[LinkRef<'_>],
-    golden: &[GoldenRecord],
+    golden: crate::GoldenRecords<'_>,
     search_indexes: &[(String, String)],
 ) -> Result<i64> {
     let mut conn = open_writer(path)?;
@@ -595,7 +595,13 @@ pub(crate) fn replace_resolution(
         },
     )?;
     drop(links);
-    let golden = crate::in_key_order(golden, crate::golden_order);
+    // Indexed before the golden records are taken: while a run still builds them, this is the
+    // writer's work it would otherwise wait to begin.
+    tx.execute_batch(&format!(
+        "CREATE INDEX links_{k}_by_entity ON links_{k} (entity_key)"
+    ))?;
+    let golden = golden.wait(k)?;
+    let golden = crate::in_key_order(&golden, crate::golden_order);
     let search = crate::search_columns(k);
     for group in golden.chunks(ROWS_PER_STATEMENT) {
         let mut insert = tx.prepare_cached(&golden_insert_sql(k, &search, group.len()))?;
@@ -608,9 +614,6 @@ pub(crate) fn replace_resolution(
         }
         insert.raw_execute()?;
     }
-    tx.execute_batch(&format!(
-        "CREATE INDEX links_{k}_by_entity ON links_{k} (entity_key)"
-    ))?;
     for (_, create) in search_indexes {
         tx.execute_batch(create)?;
     }

@@ -480,6 +480,74 @@ async fn resolution_results_replace_as_a_whole_and_page_in_order() {
     }
 }
 
+/// A run hands its person library over before the golden records are built: the write puts
+/// the links in and takes the records when they come; if they never come, nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_records_may_follow_the_links_and_if_they_never_come_nothing_changes() {
+    use tongban_store::{EntityLink, GoldenRecord, GoldenRecords};
+    let (stores, _dir) = stores("contract_golden_later").await;
+    let link = |k: &str, e: &str| EntityLink {
+        source_id: "a".into(),
+        record_key: k.into(),
+        role: "subject".into(),
+        entity_key: e.into(),
+    };
+    let golden = |key: &str, name: &str| GoldenRecord {
+        entity_key: key.into(),
+        record: format!(r#"{{"name":{{"value":"{name}"}}}}"#),
+    };
+    for store in &stores {
+        let first = vec![link("1", "P1"), link("2", "P2")];
+        let (built, later) = std::sync::mpsc::channel();
+        // Sent from another thread while the write is under way, and not in key order.
+        let builder = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            built
+                .send(vec![golden("P2", "李四"), golden("P1", "张三")])
+                .unwrap();
+        });
+        let run = store
+            .replace_resolution_with(
+                "person",
+                1,
+                "{}",
+                &EntityLink::all_borrowed(&first),
+                GoldenRecords::Later(later),
+            )
+            .await
+            .unwrap();
+        builder.join().unwrap();
+        let latest = store.latest_resolution("person").await.unwrap().unwrap();
+        assert_eq!((latest.id, latest.mentions, latest.entities), (run, 2, 2));
+        for (key, name) in [("P1", "张三"), ("P2", "李四")] {
+            let record = store.golden_record("person", key).await.unwrap().unwrap();
+            assert!(record.record.contains(name), "{key}: {}", record.record);
+        }
+
+        // The build that owed the records stopped: its sender is gone without sending.
+        let (built, later) = std::sync::mpsc::channel::<Vec<GoldenRecord>>();
+        drop(built);
+        let failed = store
+            .replace_resolution_with(
+                "person",
+                2,
+                "{}",
+                &EntityLink::all_borrowed(&[link("9", "P9")]),
+                GoldenRecords::Later(later),
+            )
+            .await;
+        assert!(
+            matches!(failed, Err(StoreError::GoldenNeverCame("person"))),
+            "{failed:?}"
+        );
+        let latest = store.latest_resolution("person").await.unwrap().unwrap();
+        assert_eq!(latest.id, run, "the failed run left no trace");
+        assert_eq!(store.entity_links("person", None, 10).await.unwrap(), first);
+        assert!(store.golden_record("person", "P1").await.unwrap().is_some());
+        assert!(store.golden_record("person", "P9").await.unwrap().is_none());
+    }
+}
+
 #[tokio::test]
 async fn relations_replace_as_a_whole_and_are_found_from_either_end() {
     let (stores, _dir) = stores("contract_relations").await;
