@@ -202,6 +202,28 @@ impl Mentions {
     }
 }
 
+impl Mentions {
+    /// Makes room for the mentions of every record up to row `bound`, guessed from the first
+    /// page's: as many again for each of its rows of ids, a twentieth to spare. At a million
+    /// people the person mentions take about a gigabyte, and growing them by doubling as pages
+    /// come in copied each one about twice and had the kernel zero twice their pages (a sixth
+    /// of the reading stage's samples). Room guessed too large is address space the process
+    /// never touches; too small, and the vectors grow from there as before.
+    fn reserve_like(&mut self, first: &Mentions, bound: i64) {
+        fn room<T>(v: &mut Vec<T>, seen: usize, scale: f64) {
+            // At most 4 GiB a vector, so that a first page unlike the rest asks for no more.
+            let most = (4usize << 30) / std::mem::size_of::<T>().max(1);
+            let wanted = ((seen as f64 * scale * 1.05) as usize).min(most);
+            v.reserve(wanted.saturating_sub(v.len()));
+        }
+        let covered = first.last_record_id.max(1) as f64;
+        let scale = (bound as f64 / covered).max(1.0);
+        room(&mut self.persons, first.persons.len(), scale);
+        room(&mut self.entities, first.entities.len(), scale);
+        room(&mut self.places, first.places.len(), scale);
+    }
+}
+
 /// How many records a run read, and the row id of the last one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Read {
@@ -291,7 +313,8 @@ pub async fn read_up_to(store: &dyn Store, last: i64, progress: &dyn Progress) -
     const PAGE: i64 = 20_000;
     let subjects: Arc<HashMap<String, String>> = Arc::new(subjects(store).await?);
     let mut all = Mentions::default();
-    let mut page = store.all_current_cleaned(0, PAGE).await?;
+    let (page, newest) = tokio::join!(store.all_current_cleaned(0, PAGE), store.last_record_id());
+    let (mut page, bound) = (page?, newest?.min(last));
     page.retain(|r| r.id <= last);
     loop {
         let full = page.len() as i64 == PAGE;
@@ -307,6 +330,9 @@ pub async fn read_up_to(store: &dyn Store, last: i64, progress: &dyn Progress) -
         };
         let (parsed, next) = tokio::join!(parse, fetch);
         let parsed = parsed.unwrap_or_default();
+        if all.records == 0 && full {
+            all.reserve_like(&parsed, bound);
+        }
         all.records += parsed.records;
         all.last_record_id = all.last_record_id.max(parsed.last_record_id);
         all.persons.extend(parsed.persons);
@@ -465,13 +491,22 @@ impl<'m, M: MentionOf> KeyedClusters<'m, M> {
         (KeyedClusters { clusters }, links)
     }
 
-    /// How many clusters (entities) there are.
-    pub fn len(&self) -> usize {
-        self.clusters.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.clusters.is_empty()
+    /// The library of these clusters: `summary` counts them, `links` are the ones
+    /// [`KeyedClusters::new`] gave.
+    pub fn library(
+        &self,
+        mut summary: Summary,
+        started: i64,
+        links: Vec<LinkRef<'static>>,
+        golden: LibraryGolden,
+    ) -> Library {
+        summary.entities = self.clusters.len() as u64;
+        Library {
+            summary,
+            started,
+            links: Arc::new(links),
+            golden,
+        }
     }
 
     /// Every cluster's golden record, built by `golden` from its key, anchor and members on all
@@ -497,7 +532,7 @@ impl<'m, M: MentionOf> KeyedClusters<'m, M> {
 /// summary's kind, ready to be written. `anchor` names what a cluster's key is derived from;
 /// `golden` builds its record from the key, the anchor and the members.
 pub fn key_kind<M: MentionOf>(
-    mut summary: Summary,
+    summary: Summary,
     prefix: &str,
     started: i64,
     mentions: &[M],
@@ -506,14 +541,8 @@ pub fn key_kind<M: MentionOf>(
     golden: impl Fn(&str, &str, &[&M]) -> String + Sync,
 ) -> Library {
     let (clusters, links) = KeyedClusters::new(prefix, mentions, labels, anchor);
-    summary.entities = clusters.len() as u64;
-    let golden = clusters.golden_records(golden);
-    Library {
-        summary,
-        started,
-        links: Arc::new(links),
-        golden: LibraryGolden::Built(golden),
-    }
+    let golden = LibraryGolden::Built(clusters.golden_records(golden));
+    clusters.library(summary, started, links, golden)
 }
 
 /// The default trust order for entity fields: the market register first.
@@ -927,9 +956,15 @@ pub async fn build_all(
     };
     let write = write_in_order(store, from_builder, progress);
     let (built, written) = side_by_side(build, write).await;
-    // The writer's error explains a build stopped for want of a writer.
-    let (summaries, writes) = written?;
-    built?;
+    // The writer's error explains a build stopped for want of a writer, and the build's error a
+    // writer whose golden records never came.
+    let (summaries, writes) = match (written, built) {
+        (Err(LibraryError::Store(tongban_store::StoreError::GoldenNeverCame(_))), Err(error)) => {
+            return Err(error);
+        }
+        (Err(error), _) => return Err(error),
+        (Ok(written), built) => built.map(|()| written)?,
+    };
     Ok(Built {
         summaries,
         stages: timed.seconds(),
@@ -1103,6 +1138,33 @@ mod tests {
             phone: if role == "subject" { "13800000000" } else { "" },
             ..Mention::default()
         }
+    }
+
+    /// The first page's mentions, scaled to the newest row id, size what the read collects:
+    /// no regrowth for a store like its first page, and never less than the page itself.
+    #[test]
+    fn room_is_made_for_every_page_like_the_first() {
+        let first = Mentions {
+            records: 100,
+            last_record_id: 200,
+            persons: (0..300)
+                .map(|i| person("s", &format!("k{i}"), "", "张三", "2020-01-01"))
+                .collect(),
+            ..Mentions::default()
+        };
+        let mut all = Mentions::default();
+        all.reserve_like(&first, 20_000);
+        assert!(
+            all.persons.capacity() >= 300 * 100,
+            "{}",
+            all.persons.capacity()
+        );
+        assert!(all.persons.capacity() <= 300 * 100 * 11 / 10);
+        assert_eq!(all.entities.capacity(), 0, "none seen, none made room for");
+        // A bound below what the page covered (a read up to an earlier row) keeps the page's.
+        let mut few = Mentions::default();
+        few.reserve_like(&first, 50);
+        assert!(few.persons.capacity() >= 300);
     }
 
     /// Golden records are written straight to text; spelled out, they must read exactly as

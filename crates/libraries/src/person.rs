@@ -3,7 +3,6 @@
 use crate::Result;
 use crate::build::{KeyedClusters, Library, LibraryGolden, Provenance};
 pub use crate::build::{Progress, Summary, Timed};
-use std::sync::Arc;
 use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::golden::Survivorship;
 use tongban_resolution::linker::{self, Stage};
@@ -112,14 +111,8 @@ pub fn link_persons(
                 )
             })
     });
-    summary.entities = clusters.len() as u64;
     let (built, later) = std::sync::mpsc::channel();
-    hand(Library {
-        summary,
-        started,
-        links: Arc::new(links),
-        golden: LibraryGolden::Building(later),
-    })?;
+    hand(clusters.library(summary, started, links, LibraryGolden::Building(later)))?;
     let golden = clusters.golden_records(|key, _, members| golden(key, members, trust));
     // A writer that has stopped has dropped the receiver and reports its own error.
     built

@@ -375,6 +375,13 @@ impl Store for $store {
         self.backend_all_current_cleaned(after_id, limit).await
     }
 
+    async fn last_record_id(&self) -> Result<i64> {
+        let last: i64 = sqlx::query_scalar($fix("SELECT COALESCE(MAX(id), 0) FROM records"))
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(last)
+    }
+
     async fn record_counts(&self, source_id: &str) -> Result<(i64, i64, i64)> {
         let row = sqlx::query($fix("SELECT COALESCE(SUM(CASE WHEN status = 'current' THEN 1 ELSE 0 END), 0) AS c,
                     COALESCE(SUM(CASE WHEN status = 'superseded' THEN 1 ELSE 0 END), 0) AS s,

@@ -522,8 +522,12 @@ pub struct GoldenRecord {
 /// A library's golden records as a whole-library write receives them: ready, or still being
 /// built when the write begins. Writing a library is one thread's work and at a million people
 /// the longest stretch of a run, so a run hands the person library over as soon as its
-/// clusters have keys: the write puts the links in (and indexes them) while the golden records
-/// are built on the other cores, and takes them when it gets to them.
+/// clusters have keys: the write puts the links in (on SQLite it also indexes them) while the
+/// golden records are built on the other cores, and takes them when it gets to them.
+///
+/// The write holds the store's write turn while it waits, and SQLite's waits on the calling
+/// thread: the records must come from a thread that does not need the caller's runtime to go
+/// on (a run builds them on a thread of its own, or before it writes).
 pub enum GoldenRecords<'a> {
     Ready(&'a [GoldenRecord]),
     /// Sent once built, in any order. A sender dropped without sending (the build stopped)
@@ -543,7 +547,7 @@ impl<'a> GoldenRecords<'a> {
         }
     }
 
-    /// As [`GoldenRecords::wait`], for an async writer: the wait runs on the runtime's blocking
+    /// As [`GoldenRecords::wait`], for an async writer: a wait runs on the runtime's blocking
     /// threads.
     pub(crate) async fn wait_async(
         self,
@@ -551,12 +555,16 @@ impl<'a> GoldenRecords<'a> {
     ) -> Result<std::borrow::Cow<'a, [GoldenRecord]>> {
         match self {
             GoldenRecords::Ready(golden) => Ok(std::borrow::Cow::Borrowed(golden)),
-            GoldenRecords::Later(built) => tokio::task::spawn_blocking(move || built.recv())
+            GoldenRecords::Later(built) => {
+                let owned = tokio::task::spawn_blocking(move || {
+                    GoldenRecords::Later(built)
+                        .wait(kind)
+                        .map(std::borrow::Cow::into_owned)
+                })
                 .await
-                .ok()
-                .and_then(|received| received.ok())
-                .map(std::borrow::Cow::Owned)
-                .ok_or(StoreError::GoldenNeverCame(kind)),
+                .map_err(|_| StoreError::GoldenNeverCame(kind))??;
+                Ok(std::borrow::Cow::Owned(owned))
+            }
         }
     }
 }
@@ -844,6 +852,11 @@ pub trait Store: Send + Sync {
     /// with only what resolution reads (not the raw record, most of a row's bytes). Storage
     /// order is a sequential scan; key order would visit the table at random.
     async fn all_current_cleaned(&self, after_id: i64, limit: i64) -> Result<Vec<CleanedRecord>>;
+
+    /// The row id of the newest record version, 0 in an empty store: at least as many as there
+    /// are current records, found without counting them (a reader of every record sizes what
+    /// it collects by it).
+    async fn last_record_id(&self) -> Result<i64>;
 
     /// Counts of current, superseded and withdrawn versions of a source.
     async fn record_counts(&self, source_id: &str) -> Result<(i64, i64, i64)>;

@@ -272,6 +272,13 @@ impl PgStore {
         drop(links);
         // Taken only now: while a run still builds them, the links go in meanwhile.
         let golden = golden.wait_async(k).await?;
+        sqlx::query(fix(
+            "UPDATE resolution_runs SET finished_at = ? WHERE id = ?",
+        ))
+        .bind(now_millis())
+        .bind(run_id)
+        .execute(&mut *tx)
+        .await?;
         let golden = crate::in_key_order(&golden, crate::golden_order);
         // The search columns are written with the record (see `search_values`).
         let search = crate::search_columns(k);

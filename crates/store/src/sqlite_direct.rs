@@ -549,7 +549,9 @@ fn insert_rows<T>(
 /// Replaces a library's links and golden records in one transaction, as the `Store` trait
 /// describes; `k` is the checked kind and `search_indexes` the statements that create its
 /// search indexes. Rows go in in primary-key order and the secondary indexes are dropped first
-/// and built once at the end, as on PostgreSQL.
+/// and built once after their table's rows, as on PostgreSQL: the links' index before golden
+/// records still being built are waited for (holding the write lock meanwhile), the search
+/// indexes at the end. The run's `finished_at` is stamped once the golden records have come.
 pub(crate) fn replace_resolution(
     path: &str,
     k: &'static str,
@@ -601,6 +603,10 @@ pub(crate) fn replace_resolution(
         "CREATE INDEX links_{k}_by_entity ON links_{k} (entity_key)"
     ))?;
     let golden = golden.wait(k)?;
+    tx.execute(
+        "UPDATE resolution_runs SET finished_at = ?1 WHERE id = ?2",
+        params![now_millis(), run_id],
+    )?;
     let golden = crate::in_key_order(&golden, crate::golden_order);
     let search = crate::search_columns(k);
     for group in golden.chunks(ROWS_PER_STATEMENT) {

@@ -337,9 +337,17 @@ async fn quarantine_holds_once_and_releases() {
 async fn current_records_page_in_key_order_and_sources_round_trip() {
     let (stores, _dir) = stores("paging").await;
     for s in &stores {
+        assert_eq!(s.last_record_id().await.unwrap(), 0, "an empty store");
         let b = s.begin_batch("s", "f.csv").await.unwrap();
         let recs: Vec<_> = (0..25).map(|i| rec(&format!("k{i:02}"), "v")).collect();
         s.store_chunk(b, "s", recs.clone(), vec![]).await.unwrap();
+        let every = s.all_current_cleaned(0, 100).await.unwrap();
+        assert_eq!(every.len(), 25);
+        assert_eq!(
+            s.last_record_id().await.unwrap(),
+            every.iter().map(|r| r.id).max().unwrap(),
+            "the newest row"
+        );
         let first = s.current_records("s", None, 10).await.unwrap();
         let next = s
             .current_records("s", first.last().map(|r| r.key.as_str()), 10)
