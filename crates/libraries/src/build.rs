@@ -200,11 +200,10 @@ impl Mentions {
             last_record_id: self.last_record_id,
         }
     }
-}
 
-impl Mentions {
     /// Makes room for the mentions of every record up to row `bound`, guessed from the first
-    /// page's: as many again for each of its rows of ids, a twentieth to spare. At a million
+    /// page's: the page's mentions scaled by how many of its spans of row ids fit below
+    /// `bound`, a twentieth to spare. At a million
     /// people the person mentions take about a gigabyte, and growing them by doubling as pages
     /// come in copied each one about twice and had the kernel zero twice their pages (a sixth
     /// of the reading stage's samples). Room guessed too large is address space the process
