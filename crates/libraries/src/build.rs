@@ -393,24 +393,29 @@ pub enum LibraryGolden {
 }
 
 impl Library {
-    /// Replaces the kind's library in the store with this one, in one transaction, and notes the
-    /// run's id in the summary. Golden records still being built are taken when the links are in.
-    pub async fn write(&mut self, store: &dyn Store) -> Result<i64> {
-        let text = serde_json::to_string(&self.summary).unwrap_or_default();
-        let golden = match &mut self.golden {
-            LibraryGolden::Built(golden) => GoldenRecords::Ready(golden),
-            LibraryGolden::Building(later) => {
-                // Taken, leaving a receiver whose sender is gone: a second write of the same
-                // library fails rather than wait for records already handed over.
-                let (_, gone) = std::sync::mpsc::channel();
-                GoldenRecords::Later(std::mem::replace(later, gone))
+    /// Replaces the kind's library in the store with this one, in one transaction, and returns
+    /// its summary with the run's id. Golden records still being built are taken when the links
+    /// are in.
+    pub async fn write(self, store: &dyn Store) -> Result<Summary> {
+        let Library {
+            mut summary,
+            started,
+            links,
+            golden,
+        } = self;
+        let text = serde_json::to_string(&summary).unwrap_or_default();
+        let built;
+        let golden = match golden {
+            LibraryGolden::Built(golden) => {
+                built = golden;
+                GoldenRecords::Ready(&built)
             }
+            LibraryGolden::Building(later) => GoldenRecords::Later(later),
         };
-        let run = store
-            .replace_resolution_with(&self.summary.kind, self.started, &text, &self.links, golden)
+        summary.run_id = store
+            .replace_resolution_with(&summary.kind, started, &text, &links, golden)
             .await?;
-        self.summary.run_id = run;
-        Ok(run)
+        Ok(summary)
     }
 }
 
@@ -1030,11 +1035,10 @@ async fn write_in_order(
     while let Some(write) = from_builder.recv().await {
         let started = std::time::Instant::now();
         let name = match write {
-            Write::Library(mut library) => {
-                progress.stage(&format!("{} writing", library.summary.kind));
-                library.write(store).await?;
+            Write::Library(library) => {
                 let name = format!("{} writing", library.summary.kind);
-                summaries.push(library.summary);
+                progress.stage(&name);
+                summaries.push(library.write(store).await?);
                 name
             }
             Write::Relations(relations) => {

@@ -69,11 +69,10 @@ pub async fn resolve(
         },
     )?;
     timed.stage("person writing");
-    let mut library = built
+    let library = built
         .into_inner()
         .ok_or(crate::LibraryError::WriterStopped)?;
-    library.write(store).await?;
-    Ok(library.summary)
+    library.write(store).await
 }
 
 /// Resolve the given person mentions. The person library goes to `hand` as soon as its clusters
