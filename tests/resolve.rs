@@ -471,3 +471,36 @@ async fn build_with_a_failing_write(table: &str, written_before: &[&str]) {
         );
     }
 }
+
+/// `tongban resolve --json` says how much memory the process had used at each stage's end, for
+/// the same stages it times, never less than at the stage before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolve_reports_the_peak_memory_at_each_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    city(d, 5, 2_000);
+    let url = format!("sqlite://{}", d.join("peaks.db").display());
+    {
+        let store = tongban_store::open(&url).await.unwrap();
+        ingest_all(store.as_ref(), &d.join("s")).await;
+    }
+    let out = common::succeeds(common::tongban().args(["resolve", "--json", "--database", &url]));
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let names = |key: &str| -> Vec<String> {
+        v[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{key} in {v}"))
+            .iter()
+            .map(|pair| pair[0].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(names("peak_bytes_at_stage_end"), names("stage_seconds"));
+    let peaks: Vec<u64> = v["peak_bytes_at_stage_end"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|pair| pair[1].as_u64().expect("Linux tells the peak"))
+        .collect();
+    assert!(peaks[0] > 1 << 20, "{peaks:?}");
+    assert!(peaks.windows(2).all(|w| w[0] <= w[1]), "{peaks:?}");
+}

@@ -56,6 +56,18 @@ impl Progress for Bar {
     fn records(&self, read: u64) {
         self.0.set_position(read);
     }
+    fn peak_memory(&self) -> Option<u64> {
+        super::bench::peak_rss_bytes()
+    }
+}
+
+/// "reading 2.10, person preparing 2.31, …": GiB, stages whose figure is unknown left out.
+fn peaks_line(peaks: &[(String, Option<u64>)]) -> String {
+    let known: Vec<String> = peaks
+        .iter()
+        .filter_map(|(name, b)| b.map(|b| format!("{name} {:.2}", b as f64 / (1u64 << 30) as f64)))
+        .collect();
+    known.join(", ")
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -83,7 +95,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 None => LibraryConfig::default(),
             };
             let built = build_all(store.as_ref(), &trust, &config, &Bar(pb.clone())).await?;
-            let (summaries, stages, writes) = (built.summaries, built.stages, built.writes);
+            let (summaries, stages, writes, peaks) = (built.summaries, built.stages, built.writes, built.peaks);
             let runs: Vec<serde_json::Value> = summaries
                 .iter()
                 .map(|s| serde_json::json!({"kind": s.kind, "run": s.run_id, "entities": s.entities}))
@@ -93,7 +105,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             pb.finish_and_clear();
             let secs = started.elapsed().as_secs_f64();
             if args.json {
-                let v = serde_json::json!({ "libraries": summaries, "stage_seconds": stages, "write_seconds": writes, "seconds": secs });
+                let v = serde_json::json!({ "libraries": summaries, "stage_seconds": stages, "write_seconds": writes,
+                                            "peak_bytes_at_stage_end": peaks, "seconds": secs });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 let records = summaries.first().map_or(0, |s| s.records);
@@ -115,6 +128,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 // another; "writing" above is only the wait for the last of them.
                 let writes: Vec<String> = writes.iter().map(|(n, t)| format!("{n} {t:.1} s")).collect();
                 println!("  written beside them: {}", writes.join(", "));
+                // Which stage raised the peak: what a run at a larger scale needs to know.
+                let peaks = peaks_line(&peaks);
+                if !peaks.is_empty() {
+                    println!("  peak memory at each stage's end (GiB): {peaks}");
+                }
                 for s in summaries.iter().filter(|s| !s.weights.is_empty()) {
                     println!("  {} weights (log2 m/u), learned without labels; prior {:+.2}:", s.kind, s.prior);
                     for (name, levels) in &s.weights {

@@ -30,6 +30,11 @@ use tongban_store::{CleanedRecord, GoldenRecord, GoldenRecords, LinkRef, Relatio
 pub trait Progress: Sync {
     fn stage(&self, name: &str);
     fn records(&self, _read: u64) {}
+    /// The process's peak resident memory so far in bytes, where the caller can tell it (this
+    /// crate reads no operating-system files itself).
+    fn peak_memory(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// No progress shown, for callers with nobody to show it to (tests).
@@ -37,11 +42,15 @@ impl Progress for () {
     fn stage(&self, _: &str) {}
 }
 
-/// Records when each stage starts and passes stages on to the caller's progress.
+/// Records when each stage starts, and the peak memory then, and passes stages on to the
+/// caller's progress.
 pub struct Timed<'a> {
     inner: &'a dyn Progress,
-    marks: std::sync::Mutex<Vec<(String, std::time::Instant)>>,
+    marks: std::sync::Mutex<Vec<Mark>>,
 }
+
+/// A stage's name, when it started and the process's peak memory then.
+type Mark = (String, std::time::Instant, Option<u64>);
 
 impl<'a> Timed<'a> {
     pub fn new(inner: &'a dyn Progress) -> Timed<'a> {
@@ -53,7 +62,11 @@ impl<'a> Timed<'a> {
 
     /// The stage under way, if any.
     fn current(&self) -> Option<String> {
-        self.marks.lock().ok()?.last().map(|(name, _)| name.clone())
+        self.marks
+            .lock()
+            .ok()?
+            .last()
+            .map(|(name, _, _)| name.clone())
     }
 
     /// Seconds per stage so far, in order.
@@ -63,23 +76,40 @@ impl<'a> Timed<'a> {
         marks
             .iter()
             .enumerate()
-            .map(|(i, (name, t))| {
+            .map(|(i, (name, t, _))| {
                 let end = marks.get(i + 1).map_or(now, |n| n.1);
                 (name.clone(), (end - *t).as_secs_f64())
             })
+            .collect()
+    }
+
+    /// The process's peak memory (bytes) at each stage's end so far, in order: at the next
+    /// stage's start, or now for the last. A stage whose figure is above the one before it
+    /// raised the peak (it, or a write running beside it). None where the caller cannot tell.
+    pub fn peaks(&self) -> Vec<(String, Option<u64>)> {
+        let now = self.inner.peak_memory();
+        let marks = self.marks.lock().map(|m| m.clone()).unwrap_or_default();
+        marks
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _, _))| (name.clone(), marks.get(i + 1).map_or(now, |n| n.2)))
             .collect()
     }
 }
 
 impl Progress for Timed<'_> {
     fn stage(&self, name: &str) {
+        let peak = self.inner.peak_memory();
         if let Ok(mut m) = self.marks.lock() {
-            m.push((name.to_string(), std::time::Instant::now()));
+            m.push((name.to_string(), std::time::Instant::now(), peak));
         }
         self.inner.stage(name);
     }
     fn records(&self, read: u64) {
         self.inner.records(read);
+    }
+    fn peak_memory(&self) -> Option<u64> {
+        self.inner.peak_memory()
     }
 }
 
@@ -864,12 +894,14 @@ fn household_hints(
 /// each stage of building them in memory took, in order, and how long each write took. The
 /// writes run beside the later stages, so their seconds overlap the stages' rather than add to
 /// them; the stage "writing" is the time the build waited for the last writes after everything
-/// else was done.
+/// else was done. `peaks` gives the process's peak memory at the end of each of those stages,
+/// where the caller's progress can tell it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Built {
     pub summaries: Vec<Summary>,
     pub stages: Vec<(String, f64)>,
     pub writes: Vec<(String, f64)>,
+    pub peaks: Vec<(String, Option<u64>)>,
 }
 
 /// What the building side hands to the writing side, in the order it is to be written.
@@ -972,6 +1004,7 @@ pub async fn build_all(
     Ok(Built {
         summaries,
         stages: timed.seconds(),
+        peaks: timed.peaks(),
         writes,
     })
 }
