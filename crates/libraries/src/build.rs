@@ -236,14 +236,17 @@ impl Mentions {
     /// `bound`, a twentieth to spare. At a million
     /// people the person mentions take about a gigabyte, and growing them by doubling as pages
     /// come in copied each one about twice and had the kernel zero twice their pages (a sixth
-    /// of the reading stage's samples). Room guessed too large is address space the process
-    /// never touches; too small, and the vectors grow from there as before.
+    /// of the reading stage's samples). The guess can be far too large (row ids count every
+    /// version ever stored, and the first page shows only the first source's mix), and where
+    /// the system does not overcommit memory (`vm.overcommit_memory = 2`) a reservation counts
+    /// against its commit limit even untouched: so each vector asks for at most 4 GiB, and a
+    /// reservation refused is no failure, the vectors then growing from there as before.
     fn reserve_like(&mut self, first: &Mentions, bound: i64) {
         fn room<T>(v: &mut Vec<T>, seen: usize, scale: f64) {
-            // At most 4 GiB a vector, so that a first page unlike the rest asks for no more.
             let most = (4usize << 30) / std::mem::size_of::<T>().max(1);
             let wanted = ((seen as f64 * scale * 1.05) as usize).min(most);
-            v.reserve(wanted.saturating_sub(v.len()));
+            // `reserve` would abort the process where the allocation is refused.
+            let _ = v.try_reserve(wanted.saturating_sub(v.len()));
         }
         let covered = first.last_record_id.max(1) as f64;
         let scale = (bound as f64 / covered).max(1.0);

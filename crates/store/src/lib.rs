@@ -525,9 +525,12 @@ pub struct GoldenRecord {
 /// clusters have keys: the write puts the links in (on SQLite it also indexes them) while the
 /// golden records are built on the other cores, and takes them when it gets to them.
 ///
-/// The write holds the store's write turn while it waits, and SQLite's waits on the calling
-/// thread: the records must come from a thread that does not need the caller's runtime to go
-/// on (a run builds them on a thread of its own, or before it writes).
+/// While it waits the write holds, on SQLite, the store's write turn and the file's write lock,
+/// waiting on the calling thread; on PostgreSQL, an open transaction on a pooled connection
+/// (idle meanwhile, so the write turns off `idle_in_transaction_session_timeout` for it) and
+/// the lock that keeps another run of the kind out. The records must come from a thread that
+/// does not need the caller's runtime to go on (a run builds them on a thread of its own, or
+/// before it writes).
 pub enum GoldenRecords<'a> {
     Ready(&'a [GoldenRecord]),
     /// Sent once built, in any order. A sender dropped without sending (the build stopped)
@@ -562,7 +565,13 @@ impl<'a> GoldenRecords<'a> {
                         .map(std::borrow::Cow::into_owned)
                 })
                 .await
-                .map_err(|_| StoreError::GoldenNeverCame(kind))??;
+                .map_err(|e| match e.try_into_panic() {
+                    // A panic in the wait is the caller's to see, not a build that stopped.
+                    Ok(panic) => std::panic::resume_unwind(panic),
+                    Err(e) => StoreError::Corrupt(format!(
+                        "waiting for the {kind} library's golden records was cancelled: {e}"
+                    )),
+                })??;
                 Ok(std::borrow::Cow::Owned(owned))
             }
         }

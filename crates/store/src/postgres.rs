@@ -238,6 +238,14 @@ impl PgStore {
         golden: crate::GoldenRecords<'_>,
     ) -> Result<i64> {
         let mut tx = self.begin_write().await?;
+        if matches!(golden, crate::GoldenRecords::Later(_)) {
+            // The connection idles in this transaction while the golden records are built
+            // (tens of seconds at a million people): a server that ends such sessions after a
+            // while must not end this one.
+            sqlx::query("SET LOCAL idle_in_transaction_session_timeout = 0")
+                .execute(&mut *tx)
+                .await?;
+        }
         let run_id: i64 = sqlx::query_scalar(fix("INSERT INTO resolution_runs (kind, started_at, finished_at, mentions, entities, summary) VALUES (?, ?, ?, ?, ?, ?) RETURNING id"))
             .bind(k)
             .bind(started_at)
