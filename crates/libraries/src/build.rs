@@ -71,28 +71,35 @@ impl<'a> Timed<'a> {
 
     /// Seconds per stage so far, in order.
     pub fn seconds(&self) -> Vec<(String, f64)> {
-        let now = std::time::Instant::now();
-        let marks = self.marks.lock().map(|m| m.clone()).unwrap_or_default();
-        marks
-            .iter()
-            .enumerate()
-            .map(|(i, (name, t, _))| {
-                let end = marks.get(i + 1).map_or(now, |n| n.1);
-                (name.clone(), (end - *t).as_secs_f64())
-            })
-            .collect()
+        let now = (String::new(), std::time::Instant::now(), None);
+        self.at_each_end(now, |start, end| (end.1 - start.1).as_secs_f64())
     }
 
     /// The process's peak memory (bytes) at each stage's end so far, in order: at the next
     /// stage's start, or now for the last. A stage whose figure is above the one before it
     /// raised the peak (it, or a write running beside it). None where the caller cannot tell.
     pub fn peaks(&self) -> Vec<(String, Option<u64>)> {
-        let now = self.inner.peak_memory();
+        let now = (
+            String::new(),
+            std::time::Instant::now(),
+            self.inner.peak_memory(),
+        );
+        self.at_each_end(now, |_, end| end.2)
+    }
+
+    /// Each stage's name with `figure` of its own mark and the mark that ends it: the next
+    /// stage's, or `now` for the last.
+    fn at_each_end<T>(&self, now: Mark, figure: impl Fn(&Mark, &Mark) -> T) -> Vec<(String, T)> {
         let marks = self.marks.lock().map(|m| m.clone()).unwrap_or_default();
         marks
             .iter()
             .enumerate()
-            .map(|(i, (name, _, _))| (name.clone(), marks.get(i + 1).map_or(now, |n| n.2)))
+            .map(|(i, mark)| {
+                (
+                    mark.0.clone(),
+                    figure(mark, marks.get(i + 1).unwrap_or(&now)),
+                )
+            })
             .collect()
     }
 }
