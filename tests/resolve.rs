@@ -142,7 +142,7 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         let mut ids: HashMap<String, HashSet<String>> = HashMap::new();
         for m in mentions.iter().filter(|m| !m.valid_id.is_empty()) {
             let key = store
-                .entity_of("person", m.source, m.record_key, m.role)
+                .entity_of("person", &m.source, &m.record_key, &m.role)
                 .await
                 .unwrap()
                 .unwrap();

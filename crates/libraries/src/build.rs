@@ -19,7 +19,7 @@ use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::entity::EntityMention;
 use tongban_resolution::fields::Fields;
 use tongban_resolution::golden::{Candidate, Kept, Survivorship};
-use tongban_resolution::interned::intern;
+use tongban_resolution::interned::{Text, intern};
 use tongban_resolution::linker::{self, Outcome, Settings, Stage};
 use tongban_resolution::person::{Mention, RecordView};
 use tongban_resolution::place::PlaceMention;
@@ -399,17 +399,29 @@ pub trait MentionOf: Sync {
 
 impl MentionOf for Mention {
     fn at(&self) -> (&'static str, &'static str, &'static str) {
-        (self.source, self.record_key, self.role)
+        (
+            self.source.as_str(),
+            self.record_key.as_str(),
+            self.role.as_str(),
+        )
     }
 }
 impl MentionOf for EntityMention {
     fn at(&self) -> (&'static str, &'static str, &'static str) {
-        (self.source, self.record_key, self.role)
+        (
+            self.source.as_str(),
+            self.record_key.as_str(),
+            self.role.as_str(),
+        )
     }
 }
 impl MentionOf for PlaceMention {
     fn at(&self) -> (&'static str, &'static str, &'static str) {
-        (self.source, self.record_key, self.role)
+        (
+            self.source.as_str(),
+            self.record_key.as_str(),
+            self.role.as_str(),
+        )
     }
 }
 
@@ -504,7 +516,7 @@ impl<'m, M: MentionOf> KeyedClusters<'m, M> {
         // Anchors are unique per cluster by construction; should two ever coincide, the second
         // keeps a key of its own rather than overwrite the first's golden record.
         let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-        let mut key_of: HashMap<u32, &'static str> = HashMap::with_capacity(keyed.len());
+        let mut key_of: HashMap<u32, Text> = HashMap::with_capacity(keyed.len());
         let mut clusters = Vec::with_capacity(keyed.len());
         for (label, mut cluster) in keyed {
             if !seen.insert(cluster.key.clone()) {
@@ -525,7 +537,7 @@ impl<'m, M: MentionOf> KeyedClusters<'m, M> {
                     source_id,
                     record_key,
                     role,
-                    entity_key: key_of.get(label).copied().unwrap_or_default(),
+                    entity_key: key_of.get(label).copied().unwrap_or_default().as_str(),
                 }
             })
             .collect();
@@ -648,13 +660,13 @@ pub(crate) const ENTITY_FIELDS: [&str; 7] = [
 /// Field `i` of [`ENTITY_FIELDS`] as a mention states it.
 pub(crate) fn entity_field(m: &EntityMention, i: usize) -> &str {
     match i {
-        0 => m.valid_code,
-        1 => m.name,
-        2 => m.entity_type,
-        3 => m.industry,
-        4 => m.founded,
-        5 => m.legal_rep,
-        6 => m.address,
+        0 => m.valid_code.as_str(),
+        1 => m.name.as_str(),
+        2 => m.entity_type.as_str(),
+        3 => m.industry.as_str(),
+        4 => m.founded.as_str(),
+        5 => m.legal_rep.as_str(),
+        6 => m.address.as_str(),
         _ => "",
     }
 }
@@ -671,10 +683,10 @@ pub(crate) fn entity_golden(key: &str, members: &[&EntityMention], trust: &Survi
     let getters: Vec<(&str, &FieldOf<EntityMention>)> =
         getters.iter().map(|(n, g)| (*n, g.as_ref())).collect();
     golden_record(key, members, trust, &getters, |m| Provenance {
-        source: m.source,
-        record_key: m.record_key,
-        role: m.role,
-        date: m.founded,
+        source: m.source.as_str(),
+        record_key: m.record_key.as_str(),
+        role: m.role.as_str(),
+        date: m.founded.as_str(),
     })
 }
 
@@ -689,7 +701,7 @@ pub fn link_entities(
     // Thousands of employees name their employer identically; each distinct way of naming an
     // entity is linked once and every mention follows its representative. Linking every copy
     // would pair all of a large employer's mentions with each other.
-    let mut distinct: HashMap<(&str, &str, &str, &str), u32> = HashMap::new();
+    let mut distinct: HashMap<(Text, Text, Text, Text), u32> = HashMap::new();
     let mut representatives: Vec<EntityMention> = Vec::new();
     let rep_of: Vec<u32> = all
         .iter()
@@ -763,16 +775,16 @@ pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str
     for m in members {
         match roles.iter_mut().find(|(r, _)| *r == m.role) {
             Some((_, n)) => *n += 1,
-            None => roles.push((m.role, 1)),
+            None => roles.push((m.role.as_str(), 1)),
         }
     }
-    let mut sources: Vec<&str> = members.iter().map(|m| m.source).collect();
+    let mut sources: Vec<&str> = members.iter().map(|m| m.source.as_str()).collect();
     sources.sort_unstable();
     sources.dedup();
     // The community the registers place it in: the most common one stated (ties: the smallest).
     let mut communities: HashMap<&str, usize> = HashMap::new();
     for m in members.iter().filter(|m| !m.community.is_empty()) {
-        *communities.entry(m.community).or_default() += 1;
+        *communities.entry(m.community.as_str()).or_default() += 1;
     }
     let community = communities
         .into_iter()
@@ -810,7 +822,7 @@ pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str
 /// that order, to be written.
 pub fn group_places(
     all: &[PlaceMention],
-    hints: &[Vec<&'static str>],
+    hints: &[Vec<Text>],
     read: Read,
     progress: &dyn Progress,
 ) -> Vec<Library> {
@@ -823,7 +835,7 @@ pub fn group_places(
         // A company's premises name a building, never a room, and stay out of the room library.
         let rooms: Vec<PlaceMention>;
         let (labels, prefix, all): (Vec<u32>, &str, &[PlaceMention]) = if kind == "room" {
-            let (mut mentions, room_hints): (Vec<PlaceMention>, Vec<Vec<&'static str>>) = all
+            let (mut mentions, room_hints): (Vec<PlaceMention>, Vec<Vec<Text>>) = all
                 .iter()
                 .zip(hints.iter().chain(std::iter::repeat(&Vec::new())))
                 .filter(|(m, _)| m.role != "premises")
@@ -839,9 +851,9 @@ pub fn group_places(
             (place::cluster_buildings(all), "B", all)
         };
         let pick: fn(&PlaceMention) -> &str = if kind == "room" {
-            |m| m.room_key
+            |m| m.room_key.as_str()
         } else {
-            |m| m.building_key
+            |m| m.building_key.as_str()
         };
         let mut summary = Summary::grouped(kind, read.records, all.len());
         summary.last_record_id = read.last_record_id;
@@ -864,24 +876,23 @@ pub fn group_places(
 /// the full room keys (with a unit) where that person lives or is registered according to any
 /// of their records. An address written without its unit can then take the unit the person's
 /// other records give.
-fn household_hints(
-    persons: &[Mention],
-    labels: &[u32],
-    places: &[PlaceMention],
-) -> Vec<Vec<&'static str>> {
+fn household_hints(persons: &[Mention], labels: &[u32], places: &[PlaceMention]) -> Vec<Vec<Text>> {
     let mut person_of: HashMap<(&str, &str), u32> = HashMap::new();
     for (m, &l) in persons.iter().zip(labels) {
         if m.role == "subject" {
-            person_of.insert((m.source, m.record_key), l);
+            person_of.insert((m.source.as_str(), m.record_key.as_str()), l);
         }
     }
-    let mut full_keys: HashMap<u32, Vec<&'static str>> = HashMap::new();
+    let mut full_keys: HashMap<u32, Vec<Text>> = HashMap::new();
     for p in places
         .iter()
         .filter(|p| p.role == "residence" || p.role == "registered")
     {
         let complete = p.room_key.split('|').nth(3).is_some_and(|u| !u.is_empty());
-        if let (true, Some(&person)) = (complete, person_of.get(&(p.source, p.record_key))) {
+        if let (true, Some(&person)) = (
+            complete,
+            person_of.get(&(p.source.as_str(), p.record_key.as_str())),
+        ) {
             let keys = full_keys.entry(person).or_default();
             if !keys.contains(&p.room_key) {
                 keys.push(p.room_key);
@@ -892,7 +903,7 @@ fn household_hints(
         .iter()
         .map(|p| {
             person_of
-                .get(&(p.source, p.record_key))
+                .get(&(p.source.as_str(), p.record_key.as_str()))
                 .and_then(|person| full_keys.get(person))
                 .cloned()
                 .unwrap_or_default()
@@ -1181,7 +1192,7 @@ mod tests {
             role: intern(role),
             name: intern(name),
             recorded_on: intern(date),
-            phone: if role == "subject" { "13800000000" } else { "" },
+            phone: intern(if role == "subject" { "13800000000" } else { "" }),
             ..Mention::default()
         }
     }
@@ -1249,13 +1260,12 @@ mod tests {
             Some(expected.to_string())
         );
 
-        let place =
-            |role: &'static str, source: &'static str, community: &'static str| PlaceMention {
-                source,
-                role,
-                community,
-                ..PlaceMention::default()
-            };
+        let place = |role: &str, source: &str, community: &str| PlaceMention {
+            source: intern(source),
+            role: intern(role),
+            community: intern(community),
+            ..PlaceMention::default()
+        };
         let places = [
             place("residence", "police_household", "320506001001"),
             place("subject", "housing_rooms", ""),

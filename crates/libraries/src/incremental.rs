@@ -29,6 +29,7 @@ use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::entity::{self, EntityMention, RegisteredNames};
 use tongban_resolution::golden::{Candidate, Kept, Survivorship, Tally};
 use tongban_resolution::incremental::Index;
+use tongban_resolution::interned::Text;
 use tongban_resolution::model::Model;
 use tongban_resolution::person::{self, Mention};
 use tongban_resolution::place::{self, PlaceContext, PlaceMention};
@@ -332,15 +333,15 @@ impl EntityTally {
                 tally,
                 &Candidate {
                     value: entity_field(m, i),
-                    source: m.source,
-                    record_key: m.record_key,
-                    role: m.role,
-                    date: m.founded,
+                    source: m.source.as_str(),
+                    record_key: m.record_key.as_str(),
+                    role: m.role.as_str(),
+                    date: m.founded.as_str(),
                 },
             );
         }
         self.mentions += 1;
-        self.sources.insert(m.source);
+        self.sources.insert(m.source.as_str());
     }
 
     fn merge(&mut self, trust: &Survivorship, other: EntityTally) {
@@ -415,7 +416,7 @@ pub struct Incremental {
     /// Place mentions whose room is still ambiguous (an address without its unit in a building
     /// with several rooms of that number), with the key as written: household context arriving
     /// later may still settle them, as it would in a run from scratch.
-    unsettled: HashMap<u32, &'static str>,
+    unsettled: HashMap<u32, Text>,
     /// The person subject (a mention index) of each place mention's record, if any, and the
     /// place mentions of each person subject's record.
     person_of_place: Vec<u32>,
@@ -580,8 +581,8 @@ impl Incremental {
         let mut buildings = Grouped::new("building", "B");
         let room_links = all_links(store, "room").await?;
         let building_links = all_links(store, "building").await?;
-        let mut unsettled: HashMap<u32, &'static str> = HashMap::new();
-        let effective: Vec<Option<&'static str>> = place_mentions
+        let mut unsettled: HashMap<u32, Text> = HashMap::new();
+        let effective: Vec<Option<Text>> = place_mentions
             .iter()
             .map(|m| context.effective_room_key(m))
             .collect();
@@ -710,13 +711,13 @@ impl Incremental {
 
     /// The full room keys (with a unit) where the person of cluster `label` lives or is
     /// registered according to their records: the household context of the batch run.
-    fn full_room_keys(&self, label: u32) -> Vec<&'static str> {
-        let mut keys: Vec<&'static str> = Vec::new();
+    fn full_room_keys(&self, label: u32) -> Vec<Text> {
+        let mut keys: Vec<Text> = Vec::new();
         for person in self.persons.book.members.get(&label).into_iter().flatten() {
             for &row in self.places_of_person.get(person).into_iter().flatten() {
                 let p = &self.places[row as usize];
                 if (p.role == "residence" || p.role == "registered")
-                    && has_unit(p.room_key)
+                    && has_unit(p.room_key.as_str())
                     && !keys.contains(&p.room_key)
                 {
                     keys.push(p.room_key);
@@ -758,7 +759,7 @@ impl Incremental {
             };
             self.unsettled.remove(&row);
             self.places[row as usize].room_key = key;
-            if let Some((a, b)) = self.rooms.attach(row, key) {
+            if let Some((a, b)) = self.rooms.attach(row, key.as_str()) {
                 let label = self.rooms.clusters.smallest(row);
                 let (added, golden) = regroup(&mut self.rooms, &self.places, &[a, b], label, None);
                 *report.renamed.entry("room".into()).or_default() += added.renamed.len() as u64;
@@ -872,7 +873,7 @@ impl Incremental {
                     if !m.room_key.is_empty() {
                         self.unsettled.insert(row, m.room_key);
                     }
-                    ""
+                    Text::EMPTY
                 }
             };
             let code = if m.room_code.is_empty() {
@@ -883,7 +884,7 @@ impl Incremental {
             // The first unit known for a building's room number settles every mention of that
             // room written without its unit: they are one room now.
             let unitless = first_unit
-                .then(|| without_unit(room_key))
+                .then(|| without_unit(&room_key))
                 .flatten()
                 .unwrap_or_default();
             m.room_key = room_key;
@@ -905,7 +906,7 @@ impl Incremental {
                 if !unitless.is_empty() {
                     let members = self.rooms.book.members_of(&joined);
                     for i in members {
-                        if self.places[i as usize].room_key == unitless {
+                        if self.places[i as usize].room_key.as_str() == unitless {
                             self.places[i as usize].room_key = room_key;
                         }
                     }
@@ -1008,20 +1009,22 @@ fn household(
     let mut subject: HashMap<(&str, &str), u32> = HashMap::new();
     for (i, m) in persons.iter().enumerate() {
         if m.role == "subject" {
-            subject.insert((m.source, m.record_key), base + i as u32);
+            subject.insert((m.source.as_str(), m.record_key.as_str()), base + i as u32);
         }
     }
     let mut of_person: HashMap<u32, Vec<u32>> = HashMap::new();
     let person_of_place = places
         .iter()
         .enumerate()
-        .map(|(row, p)| match subject.get(&(p.source, p.record_key)) {
-            Some(&person) => {
-                of_person.entry(person).or_default().push(row as u32);
-                person
-            }
-            None => NO_PERSON,
-        })
+        .map(
+            |(row, p)| match subject.get(&(p.source.as_str(), p.record_key.as_str())) {
+                Some(&person) => {
+                    of_person.entry(person).or_default().push(row as u32);
+                    person
+                }
+                None => NO_PERSON,
+            },
+        )
         .collect();
     (person_of_place, of_person)
 }
@@ -1037,9 +1040,9 @@ fn regroup(
 ) -> (Added, String) {
     let prefix = grouped.prefix;
     let pick: fn(&PlaceMention) -> &str = if grouped.kind == "room" {
-        |m| m.room_key
+        |m| m.room_key.as_str()
     } else {
-        |m| m.building_key
+        |m| m.building_key.as_str()
     };
     let mut anchor = String::new();
     let (renamed, key) = grouped.book.merge(joined, label, row, |members| {

@@ -27,23 +27,23 @@ pub const DEFAULT_TRUST: &[&str] = &[
 /// The golden record of one person from its mentions.
 pub fn golden(key: &str, members: &[&Mention], trust: &Survivorship) -> String {
     let getters: [(&str, &crate::build::FieldOf<Mention>); 11] = [
-        ("citizen_id", &|m| m.valid_id),
-        ("name", &|m| m.name),
-        ("sex", &|m| m.sex),
-        ("birth_date", &|m| m.birth_date),
-        ("ethnicity", &|m| m.ethnicity),
-        ("phone", &|m| m.phone),
-        ("residence", &|m| m.address),
-        ("registered_address", &|m| m.registered_address),
-        ("household_no", &|m| m.household_no),
-        ("household_status", &|m| m.household_status),
-        ("deceased_on", &|m| m.deceased_on),
+        ("citizen_id", &|m| m.valid_id.as_str()),
+        ("name", &|m| m.name.as_str()),
+        ("sex", &|m| m.sex.as_str()),
+        ("birth_date", &|m| m.birth_date.as_str()),
+        ("ethnicity", &|m| m.ethnicity.as_str()),
+        ("phone", &|m| m.phone.as_str()),
+        ("residence", &|m| m.address.as_str()),
+        ("registered_address", &|m| m.registered_address.as_str()),
+        ("household_no", &|m| m.household_no.as_str()),
+        ("household_status", &|m| m.household_status.as_str()),
+        ("deceased_on", &|m| m.deceased_on.as_str()),
     ];
     crate::build::golden_record(key, members, trust, &getters, |m| Provenance {
-        source: m.source,
-        record_key: m.record_key,
-        role: m.role,
-        date: m.recorded_on,
+        source: m.source.as_str(),
+        record_key: m.record_key.as_str(),
+        role: m.role.as_str(),
+        date: m.recorded_on.as_str(),
     })
 }
 

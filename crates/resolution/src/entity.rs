@@ -11,7 +11,7 @@
 use crate::blocking::{KeyPart, Rule, Transform};
 use crate::compare::Kind;
 use crate::fields::is_prefixed;
-use crate::interned::intern;
+use crate::interned::{Text, intern};
 use crate::linker::{Comparison, Settings};
 use crate::person::RecordView;
 use crate::table::Table;
@@ -24,22 +24,22 @@ pub const ENTITY_ROLES: &[&str] = &["employer"];
 /// One mention of a legal entity.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct EntityMention {
-    pub source: &'static str,
-    pub record_key: &'static str,
-    pub role: &'static str,
+    pub source: Text,
+    pub record_key: Text,
+    pub role: Text,
     /// A valid credit code, or "".
-    pub valid_code: &'static str,
+    pub valid_code: Text,
     /// The code as compared: the valid code or the raw text of an invalid one.
-    pub code: &'static str,
-    pub name: &'static str,
+    pub code: Text,
+    pub name: Text,
     /// [`normalise_name`] of `name`.
-    pub name_key: &'static str,
+    pub name_key: Text,
     /// Building key (or room key) of the registered address.
-    pub address: &'static str,
-    pub legal_rep: &'static str,
-    pub entity_type: &'static str,
-    pub industry: &'static str,
-    pub founded: &'static str,
+    pub address: Text,
+    pub legal_rep: Text,
+    pub entity_type: Text,
+    pub industry: Text,
+    pub founded: Text,
 }
 
 /// [`normalise_name`], remembered per thread: an employer is named by thousands of its
@@ -157,11 +157,17 @@ pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
                 .unwrap_or_default();
             let name = text(r, &field("name")).into_owned();
             let own = role.is_empty();
-            let own_text = |f: &str| if own { intern(&text(r, f)) } else { "" };
+            let own_text = |f: &str| {
+                if own {
+                    intern(&text(r, f))
+                } else {
+                    Text::EMPTY
+                }
+            };
             EntityMention {
                 source: intern(r.source),
                 record_key: intern(r.key),
-                role: if own { "subject" } else { role },
+                role: intern(if own { "subject" } else { role }),
                 code: if valid_code.is_empty() {
                     intern(&raw_code)
                 } else {
@@ -173,7 +179,7 @@ pub fn mentions(r: &RecordView) -> Vec<EntityMention> {
                 address: if own {
                     intern(&address_key(r, "address"))
                 } else {
-                    ""
+                    Text::EMPTY
                 },
                 legal_rep: own_text("legal_rep.name"),
                 entity_type: own_text("entity_type"),
@@ -215,7 +221,7 @@ pub fn table(mentions: &[EntityMention]) -> Table {
 /// mention's `registered_name` (see [`table`]). Incremental resolution keeps one and adds each
 /// new mention to it.
 #[derive(Debug, Default, Clone)]
-pub struct RegisteredNames(HashMap<&'static str, Vec<&'static str>>);
+pub struct RegisteredNames(HashMap<Text, Vec<Text>>);
 
 impl RegisteredNames {
     /// Note the mention's name and valid code, when it has both.
@@ -236,11 +242,11 @@ impl RegisteredNames {
 
     /// The mention's row of the entity table ([`COLUMNS`]) as things stand.
     pub fn row(&self, m: &EntityMention) -> [&'static str; 5] {
-        let registered = match self.0.get(m.name_key) {
+        let registered = match self.0.get(&m.name_key) {
             Some(codes) if codes.len() == 1 => m.name_key,
-            _ => "",
+            _ => Text::EMPTY,
         };
-        [m.valid_code, m.code, m.name_key, m.address, registered]
+        [m.valid_code, m.code, m.name_key, m.address, registered].map(Text::as_str)
     }
 }
 
@@ -332,7 +338,10 @@ mod tests {
         };
         let m = mentions(&r);
         assert_eq!(m.len(), 1);
-        assert_eq!((m[0].role, m[0].legal_rep), ("subject", "张三"));
+        assert_eq!(
+            (m[0].role.as_str(), m[0].legal_rep.as_str()),
+            ("subject", "张三")
+        );
         let text =
             serde_json::json!({"name": "李四", "employer.name": "恒瑞信息科技(苏州)有限公司"})
                 .to_string();
@@ -357,11 +366,11 @@ mod tests {
 
     #[test]
     fn a_registered_name_links_a_mention_without_a_code() {
-        let m = |code: &'static str, name: &'static str| EntityMention {
-            valid_code: code,
-            code,
+        let m = |code: &str, name: &str| EntityMention {
+            valid_code: intern(code),
+            code: intern(code),
             name_key: intern(&normalise_name(name)),
-            name,
+            name: intern(name),
             ..EntityMention::default()
         };
         let mentions = vec![

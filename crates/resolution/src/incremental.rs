@@ -298,15 +298,19 @@ mod tests {
     fn person(id: &str, name: &str, birth: &str, phone: &str) -> Mention {
         let valid = id.len() == 18;
         Mention {
-            source: "s",
+            source: intern("s"),
             record_key: intern(&format!("{name}{birth}{phone}")),
-            role: "subject",
-            valid_id: if valid { intern(id) } else { "" },
+            role: intern("subject"),
+            valid_id: if valid {
+                intern(id)
+            } else {
+                Default::default()
+            },
             id_agrees: valid,
             id: intern(id),
             name: intern(name),
             birth_date: intern(birth),
-            sex: "1",
+            sex: intern("1"),
             phone: intern(phone),
             ..Mention::default()
         }

@@ -1,13 +1,14 @@
 //! Interned text: each distinct string that mentions hold is stored once, for the life of the
-//! process, and handed out as a `&'static str`.
+//! process, and handed out as a [`Text`], a four-byte number that copies freely.
 //!
 //! A resolution run holds a dozen or more short strings for each of millions of mentions
 //! (source, record key, role, ids, name, dates, address keys), and most values repeat many
 //! times over: a date of birth or a building key is shared by thousands of mentions, a source
 //! name by millions. As `String`s each field took 24 bytes plus an allocation of its own, about
-//! 1.6 KB a record at 1 M people (`tongban resolve`, peak 8.8 GB); interned, a field is a
-//! 16-byte reference that copies freely, and the text of each distinct value sits once in large
-//! blocks.
+//! 1.6 KB a record at 1 M people (`tongban resolve`, peak 8.8 GB). Interned as `&'static str`
+//! a field was 16 bytes and the text of each distinct value sat once in large blocks (peak 4.8
+//! GiB, a person mention 264 bytes); as a [`Text`] a field is 4 bytes (a person mention 68),
+//! and two fields are equal exactly when their numbers are, so comparing them reads no text.
 //!
 //! What it deliberately does not do is forget: interned text stays until the process exits. A
 //! process holds each distinct value once however often it resolves: the store's values and
@@ -16,10 +17,12 @@
 //! are the only ones that make mentions (the server makes none).
 //!
 //! Written here rather than taken from a crate: `internment` keeps all values of a type behind
-//! one lock, which the parsing threads would queue on, and `lasso` hands out keys that every
-//! comparison would have to resolve through the interner it came from.
+//! one lock, which the parsing threads would queue on, and `lasso`'s keys resolve only through
+//! the interner they came from, which every comparison would have to be handed; a [`Text`]
+//! reads its text from the one table of the process.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Shards, each its own lock, table and block: parsing threads intern at the same time.
@@ -27,9 +30,158 @@ const SHARDS: usize = 64;
 /// Bytes of text a block holds; a string longer than a sixteenth of it gets its own allocation.
 const BLOCK: usize = 256 * 1024;
 
+/// A string interned for the life of the process: four bytes, `Copy`, equal to another exactly
+/// when their texts are equal (the number is compared, not the text). It hashes and orders as
+/// its text does, so that maps and sorts over texts behave as they did over `&str`.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct Text(u32);
+
+impl Text {
+    /// The empty text, which is never stored.
+    pub const EMPTY: Text = Text(0);
+
+    /// The text, which lives as long as the process.
+    pub fn as_str(self) -> &'static str {
+        if self.0 == 0 {
+            return "";
+        }
+        let (segment, offset) = slot_of(self.0);
+        // A `Text` other than the empty one is made only after its slot was set (`intern`),
+        // so the fallback is never taken.
+        SLOTS[segment]
+            .get()
+            .and_then(|s| s.get(offset))
+            .and_then(|slot| slot.get())
+            .copied()
+            .unwrap_or("")
+    }
+
+    /// Whether the text is empty, without reading it.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Hash for Text {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state)
+    }
+}
+
+impl PartialOrd for Text {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Text {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self.0 == other.0 {
+            return std::cmp::Ordering::Equal;
+        }
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<Text> for &str {
+    fn eq(&self, other: &Text) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Text {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl From<Text> for &'static str {
+    fn from(t: Text) -> &'static str {
+        t.as_str()
+    }
+}
+
+/// Slots in the first segment of the table from numbers to texts; each next segment holds
+/// twice as many as the one before, so that the table grows without moving what it holds
+/// (readers look texts up without a lock) and wastes at most half of what it allocated.
+const FIRST_SEGMENT: u64 = 4096;
+/// Enough segments for every `u32` number: segment `k` starts at `FIRST_SEGMENT * (2^k - 1)`.
+const SEGMENTS: usize = 21;
+
+type Segment = Box<[OnceLock<&'static str>]>;
+
+static SLOTS: [OnceLock<Segment>; SEGMENTS] = [const { OnceLock::new() }; SEGMENTS];
+/// The next number to hand out; 0 is the empty text.
+static NEXT: AtomicU32 = AtomicU32::new(1);
+
+/// The segment and the slot in it of text number `n`.
+fn slot_of(n: u32) -> (usize, usize) {
+    let chunks = u64::from(n) / FIRST_SEGMENT + 1;
+    let segment = (63 - chunks.leading_zeros()) as usize;
+    let start = FIRST_SEGMENT * ((1u64 << segment) - 1);
+    (segment, (u64::from(n) - start) as usize)
+}
+
+/// Gives `text` the next number and records it in the table.
+fn number(text: &'static str) -> Text {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // Four thousand million distinct texts would take a hundred gigabytes of table and text
+    // before this point; a run over any city's records stays far below it.
+    assert!(n != u32::MAX, "more distinct texts than interned numbers");
+    let (segment, offset) = slot_of(n);
+    let slots = SLOTS[segment].get_or_init(|| {
+        (0..FIRST_SEGMENT << segment)
+            .map(|_| OnceLock::new())
+            .collect()
+    });
+    if let Some(slot) = slots.get(offset) {
+        // Each number is handed out once, so its slot is empty.
+        let _ = slot.set(text);
+    }
+    Text(n)
+}
+
 #[derive(Default)]
 struct Shard {
-    table: hashbrown::HashTable<&'static str>,
+    /// The numbers of the texts kept here, found by the texts' hash.
+    table: hashbrown::HashTable<Text>,
     /// The unused rest of the block being filled.
     free: &'static mut [u8],
 }
@@ -65,7 +217,7 @@ fn shards() -> &'static [Mutex<Shard>; SHARDS] {
 
 /// Slots of each thread's cache of values it interned lately. Dates of birth and building keys
 /// run to tens of thousands of distinct values in a city, so 1,024 slots kept few of them;
-/// 16,384 (384 KiB a thread) took the reading stage of a 300 k-person city from 9.8 and 8.6 s
+/// 16,384 (256 KiB a thread) took the reading stage of a 300 k-person city from 9.8 and 8.6 s
 /// to 9.1 and 8.2 s, alternating runs (`tongban resolve`, session 21).
 const RECENT: usize = 16384;
 
@@ -73,19 +225,19 @@ thread_local! {
     /// Values this thread interned lately, by hash: most fields repeat a few values (a source, a
     /// role, a sex, dates, the building a household lives in), and finding them here spares
     /// taking the shard's lock, which the other parsing threads want too.
-    static RECENTLY: std::cell::RefCell<Vec<(u64, &'static str)>> =
-        std::cell::RefCell::new(vec![(0, ""); RECENT]);
+    static RECENTLY: std::cell::RefCell<Vec<(u64, Text)>> =
+        std::cell::RefCell::new(vec![(0, Text::EMPTY); RECENT]);
 }
 
-/// The one stored copy of `s`: equal strings give the same reference.
-pub fn intern(s: &str) -> &'static str {
+/// The one stored copy of `s`: equal strings give the same [`Text`].
+pub fn intern(s: &str) -> Text {
     if s.is_empty() {
-        return "";
+        return Text::EMPTY;
     }
     let hash = hasher().hash_one(s);
     let slot = hash as usize % RECENT;
     let recent = RECENTLY.with_borrow(|r| r[slot]);
-    if recent.0 == hash && recent.1 == s {
+    if recent.0 == hash && recent.1.as_str() == s {
         return recent.1;
     }
     let kept = intern_hashed(s, hash);
@@ -93,7 +245,7 @@ pub fn intern(s: &str) -> &'static str {
     kept
 }
 
-fn intern_hashed(s: &str, hash: u64) -> &'static str {
+fn intern_hashed(s: &str, hash: u64) -> Text {
     // Middle bits pick the shard: hashbrown takes the low bits for the slot and the top seven
     // for the tag it filters a probe with, and a shard chosen by the top bits would leave its
     // table two tags, every probe then comparing strings.
@@ -101,13 +253,13 @@ fn intern_hashed(s: &str, hash: u64) -> &'static str {
     // A panic while a shard is held (a table grown past its capacity limit) leaves the table and
     // block consistent, so a poisoned lock is taken as it is.
     let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(found) = shard.table.find(hash, |t| *t == s) {
-        return found;
+    if let Some(found) = shard.table.find(hash, |t| t.as_str() == s) {
+        return *found;
     }
-    let kept = shard.keep(s);
+    let kept = number(shard.keep(s));
     shard
         .table
-        .insert_unique(hash, kept, |t| hasher().hash_one(*t));
+        .insert_unique(hash, kept, |t| hasher().hash_one(t.as_str()));
     kept
 }
 
@@ -121,24 +273,26 @@ mod tests {
         let a = intern("440304199001011234");
         let b = intern(&String::from("440304199001011234"));
         assert_eq!(a, "440304199001011234");
-        assert!(std::ptr::eq(a, b), "equal text, one copy");
+        assert_eq!(a, b);
+        assert!(std::ptr::eq(a.as_str(), b.as_str()), "equal text, one copy");
         let c = intern("440304199001011235");
         assert_eq!(c, "440304199001011235");
-        assert!(!std::ptr::eq(a, c));
+        assert_ne!(a, c);
         assert_eq!(intern(""), "");
+        assert!(intern("").is_empty() && !a.is_empty());
     }
 
     #[test]
     fn long_text_and_blocks_filled_many_times_over_keep_every_value() {
         let long = "张".repeat(BLOCK / 3 + 7);
-        assert_eq!(intern(&long), long);
+        assert_eq!(intern(&long).as_str(), long);
         let values: Vec<String> = (0..40_000)
             .map(|i| format!("房屋-{i:08}-{}", "x".repeat(i % 90)))
             .collect();
-        let kept: Vec<&'static str> = values.iter().map(|v| intern(v)).collect();
+        let kept: Vec<Text> = values.iter().map(|v| intern(v)).collect();
         for (v, k) in values.iter().zip(&kept) {
-            assert_eq!(v, k);
-            assert!(std::ptr::eq(*k, intern(v)));
+            assert_eq!(v.as_str(), k.as_str());
+            assert_eq!(*k, intern(v));
         }
     }
 
@@ -147,7 +301,14 @@ mod tests {
         let values: Vec<String> = (0..5_000).map(|i| format!("name-{}", i % 700)).collect();
         let results: Vec<Vec<usize>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| values.iter().map(|v| intern(v).as_ptr() as usize).collect()))
+                .map(|_| {
+                    s.spawn(|| {
+                        values
+                            .iter()
+                            .map(|v| intern(v).as_str().as_ptr() as usize)
+                            .collect()
+                    })
+                })
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
@@ -156,12 +317,35 @@ mod tests {
         }
     }
 
+    #[test]
+    fn numbers_map_to_slots_without_gaps_or_overlaps() {
+        // The first and last number of each segment, and the largest number there is.
+        assert_eq!(slot_of(1), (0, 1));
+        assert_eq!(slot_of(4095), (0, 4095));
+        assert_eq!(slot_of(4096), (1, 0));
+        assert_eq!(slot_of(3 * 4096 - 1), (1, 2 * 4096 - 1));
+        assert_eq!(slot_of(3 * 4096), (2, 0));
+        let (segment, offset) = slot_of(u32::MAX);
+        assert!(segment < SEGMENTS);
+        assert!((offset as u64) < FIRST_SEGMENT << segment);
+    }
+
+    #[test]
+    fn texts_order_and_hash_as_their_text_does() {
+        use std::hash::BuildHasher;
+        let (b, a) = (intern("乙-order"), intern("甲-order"));
+        assert_eq!(a.cmp(&b), a.as_str().cmp(b.as_str()));
+        let state = std::hash::RandomState::new();
+        assert_eq!(state.hash_one(a), state.hash_one(a.as_str()));
+        assert_eq!(format!("{a}|{a:?}"), "甲-order|\"甲-order\"");
+    }
+
     proptest! {
         #[test]
         fn interned_text_equals_its_input(s in ".{0,200}") {
             let kept = intern(&s);
-            prop_assert_eq!(kept, s.as_str());
-            prop_assert!(std::ptr::eq(kept, intern(&s)));
+            prop_assert_eq!(kept.as_str(), s.as_str());
+            prop_assert_eq!(kept, intern(&s));
         }
     }
 }

@@ -18,7 +18,7 @@
 use crate::blocking::{KeyPart, Rule, Transform};
 use crate::compare::Kind;
 use crate::fields::Fields;
-use crate::interned::intern;
+use crate::interned::{Text, intern};
 use crate::linker::{Comparison, Settings};
 use crate::table::Table;
 use tongban_standards::citizen_id::CitizenId;
@@ -38,35 +38,35 @@ pub const PERSON_ROLES: &[&str] = &[
 /// One mention of a person.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Mention {
-    pub source: &'static str,
-    pub record_key: &'static str,
+    pub source: Text,
+    pub record_key: Text,
     /// "subject" or one of [`PERSON_ROLES`].
-    pub role: &'static str,
+    pub role: Text,
     /// A valid citizen id (18 characters), or "".
-    pub valid_id: &'static str,
+    pub valid_id: Text,
     /// Whether the valid id's birth date and sex agree with the record's own.
     pub id_agrees: bool,
     /// The id as compared: the valid id, or the raw text of an invalid one (normalised).
-    pub id: &'static str,
-    pub name: &'static str,
+    pub id: Text,
+    pub name: Text,
     /// `YYYY-MM-DD`, from the record or else read from the id.
-    pub birth_date: &'static str,
+    pub birth_date: Text,
     /// "1" male, "2" female.
-    pub sex: &'static str,
-    pub phone: &'static str,
+    pub sex: Text,
+    pub phone: Text,
     /// The canonical room key of where the person lives, or the building key if no room.
-    pub address: &'static str,
+    pub address: Text,
     /// Golden-record fields that are not compared.
-    pub ethnicity: &'static str,
-    pub household_no: &'static str,
+    pub ethnicity: Text,
+    pub household_no: Text,
     /// Room or building key of the registered (hukou) address, when the record gives one.
-    pub registered_address: &'static str,
+    pub registered_address: Text,
     /// When the source recorded this (registration, collection or event date), `YYYY-MM-DD`.
-    pub recorded_on: &'static str,
+    pub recorded_on: Text,
     /// The household register's status of the entry (正常, 死亡注销, 迁出…), for its subject.
-    pub household_status: &'static str,
+    pub household_status: Text,
     /// The date of death a death registration states, for its subject.
-    pub deceased_on: &'static str,
+    pub deceased_on: Text,
 }
 
 /// A cleaned record as resolution sees it.
@@ -217,7 +217,7 @@ pub fn mentions(r: &RecordView) -> Vec<Mention> {
                 .find(|(f, _)| f == fields.citizen_id)
                 .map(|(_, raw)| normalise_raw_id(raw))
                 .unwrap_or_default();
-            let parsed = CitizenId::parse(valid_id).ok();
+            let parsed = CitizenId::parse(&valid_id).ok();
             let stated_birth = text(fields.birth_date);
             let stated_sex = text(fields.sex);
             let id_birth = parsed.as_ref().map(|id| iso_date(id.birth_date()));
@@ -266,18 +266,18 @@ pub fn mentions(r: &RecordView) -> Vec<Mention> {
                 if role.is_empty() {
                     intern(&text(f))
                 } else {
-                    ""
+                    Text::EMPTY
                 }
             };
             let deceased_on = if role.is_empty() && text("business_type").contains("死亡") {
                 own("event_date")
             } else {
-                ""
+                Text::EMPTY
             };
             Mention {
                 source: intern(r.source),
                 record_key: intern(r.key),
-                role: if role.is_empty() { "subject" } else { role },
+                role: intern(if role.is_empty() { "subject" } else { role }),
                 id: if valid_id.is_empty() {
                     intern(&raw_id)
                 } else {
@@ -295,7 +295,7 @@ pub fn mentions(r: &RecordView) -> Vec<Mention> {
                 registered_address: if role.is_empty() {
                     intern(&address_key(r.cleaned, "registered_address"))
                 } else {
-                    ""
+                    Text::EMPTY
                 },
                 recorded_on: intern(&recorded_on),
                 household_status: own("status"),
@@ -322,7 +322,7 @@ pub const COLUMNS: &[&str] = &[
 pub fn table(mentions: &[Mention]) -> Table {
     let mut t = Table::new(COLUMNS.iter().map(|c| c.to_string()).collect());
     for (i, m) in mentions.iter().enumerate() {
-        let agreed = if m.id_agrees { m.valid_id } else { "" };
+        let agreed = if m.id_agrees { m.valid_id } else { Text::EMPTY };
         t.push(
             &i.to_string(),
             &[
@@ -334,7 +334,8 @@ pub fn table(mentions: &[Mention]) -> Table {
                 m.sex,
                 m.phone,
                 m.address,
-            ],
+            ]
+            .map(Text::as_str),
         );
     }
     t

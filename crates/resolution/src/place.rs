@@ -7,24 +7,24 @@
 //! the same place, one that does not parse to a room stays a place of its own. Pure functions.
 
 use crate::cluster::{NO_TAG, UnionFind};
-use crate::interned::intern;
+use crate::interned::{Text, intern};
 use crate::person::RecordView;
 use std::collections::HashMap;
 
 /// One mention of a room (or, for the building register, of a building).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PlaceMention {
-    pub source: &'static str,
-    pub record_key: &'static str,
+    pub source: Text,
+    pub record_key: Text,
     /// "subject" (the housing registers), "room" (a rental), "residence" or "registered" (where
     /// a person lives or is registered).
-    pub role: &'static str,
-    pub room_key: &'static str,
-    pub building_key: &'static str,
+    pub role: Text,
+    pub room_key: Text,
+    pub building_key: Text,
     /// A code naming the housing register's room: that record's own key, or a rental's room code.
-    pub room_code: &'static str,
+    pub room_code: Text,
     /// The community (division code) the record places it in, when it says.
-    pub community: &'static str,
+    pub community: Text,
 }
 
 /// Generic endings of compound names that clerks often leave out (华庭花园 written 华庭).
@@ -99,7 +99,7 @@ impl PlaceContext {
     }
 
     /// A key with its compound written in full, when exactly one known name fits.
-    pub fn rewrite_key(&self, key: &mut &'static str) {
+    pub fn rewrite_key(&self, key: &mut Text) {
         let parts: Vec<&str> = key.split('|').collect();
         if parts.len() < 3 {
             return;
@@ -112,7 +112,7 @@ impl PlaceContext {
     }
 
     /// The room key a mention stands for (see [`effective_room_keys`]).
-    pub fn effective_room_key(&self, m: &PlaceMention) -> Option<&'static str> {
+    pub fn effective_room_key(&self, m: &PlaceMention) -> Option<Text> {
         let parts: Vec<&str> = m.room_key.split('|').collect();
         if m.room_key.is_empty() {
             return None;
@@ -136,13 +136,13 @@ impl PlaceContext {
 /// The room key an address without its unit takes from household context: the one hint (a
 /// full room key where the person lives by their other records) in the same building with the
 /// same room number, if exactly one fits.
-pub fn room_key_from_hints(m: &PlaceMention, hints: &[&'static str]) -> Option<&'static str> {
+pub fn room_key_from_hints(m: &PlaceMention, hints: &[Text]) -> Option<Text> {
     let parts: Vec<&str> = m.room_key.split('|').collect();
     if parts.len() != 5 {
         return None;
     }
     let building = &m.room_key[..m.room_key.len() - parts[4].len() - 2];
-    let matching: Vec<&'static str> = hints
+    let matching: Vec<Text> = hints
         .iter()
         .copied()
         .filter(|h| {
@@ -172,9 +172,9 @@ pub fn resolve_compound_aliases(mentions: &mut [PlaceMention]) {
     }
 }
 
-fn keys(r: &RecordView, field: &str) -> (&'static str, &'static str) {
+fn keys(r: &RecordView, field: &str) -> (Text, Text) {
     let Some(obj) = r.cleaned.object(field) else {
-        return ("", "");
+        return (Text::EMPTY, Text::EMPTY);
     };
     let get = |k: &str| intern(&obj.text(k));
     (get("room_key"), get("building_key"))
@@ -204,7 +204,7 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
     let text = |f: &str| intern(&r.cleaned.text(f));
     let mut out = Vec::new();
     let community = text("community");
-    let mut push = |role: &'static str, field: &str, room_code: &'static str| {
+    let mut push = |role: Text, field: &str, room_code: Text| {
         let (room_key, building_key) = keys(r, field);
         if r.cleaned.contains(field) || !room_code.is_empty() {
             out.push(PlaceMention {
@@ -219,8 +219,8 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
         }
     };
     match r.subject {
-        "room" => push("subject", "address", intern(r.key)),
-        "building" => push("subject", "address", ""),
+        "room" => push(intern("subject"), "address", intern(r.key)),
+        "building" => push(intern("subject"), "address", Text::EMPTY),
         // A company's premises: the building its address names, else its door number. They
         // place the company in the building library, not in a room.
         "entity" if r.cleaned.contains("address") => {
@@ -234,18 +234,20 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
                 out.push(PlaceMention {
                     source: intern(r.source),
                     record_key: intern(r.key),
-                    role: "premises",
+                    role: intern("premises"),
                     building_key,
                     community,
                     ..PlaceMention::default()
                 });
             }
         }
-        "relation" if r.cleaned.contains("room_code") => push("room", "address", text("room_code")),
+        "relation" if r.cleaned.contains("room_code") => {
+            push(intern("room"), "address", text("room_code"))
+        }
         "person" => {
-            push("residence", "residence_address", "");
+            push(intern("residence"), "residence_address", Text::EMPTY);
             if r.source == "police_household" {
-                push("registered", "registered_address", "");
+                push(intern("registered"), "registered_address", Text::EMPTY);
             }
         }
         _ => {}
@@ -258,7 +260,7 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
 /// among the keys that do give a unit; with several it is ambiguous and stands for no key, so it
 /// neither merges rooms of different units nor joins the wrong one. In a building without units
 /// the key without a unit is the room's own.
-pub fn effective_room_keys(mentions: &[PlaceMention]) -> Vec<Option<&'static str>> {
+pub fn effective_room_keys(mentions: &[PlaceMention]) -> Vec<Option<Text>> {
     let mut ctx = PlaceContext::default();
     for m in mentions {
         ctx.add_units(m);
@@ -273,8 +275,8 @@ pub fn effective_room_keys(mentions: &[PlaceMention]) -> Vec<Option<&'static str
 /// hint's unit. Returns a label per mention; mentions that name no room get labels of their own.
 pub fn cluster_rooms_with(
     mentions: &[PlaceMention],
-    hints: &[Vec<&'static str>],
-) -> (Vec<u32>, Vec<Option<&'static str>>) {
+    hints: &[Vec<Text>],
+) -> (Vec<u32>, Vec<Option<Text>>) {
     let mut keys = effective_room_keys(mentions);
     for (i, m) in mentions.iter().enumerate() {
         if keys[i].is_some() || m.room_key.is_empty() {
@@ -285,12 +287,12 @@ pub fn cluster_rooms_with(
         }
     }
     let mut uf = UnionFind::new(vec![NO_TAG; mentions.len()]);
-    let mut by_key: HashMap<&str, u32> = HashMap::new();
-    let mut by_code: HashMap<&str, u32> = HashMap::new();
+    let mut by_key: HashMap<Text, u32> = HashMap::new();
+    let mut by_code: HashMap<Text, u32> = HashMap::new();
     for (i, (m, key)) in mentions.iter().zip(&keys).enumerate() {
         let i = i as u32;
         if let Some(k) = key {
-            let first = *by_key.entry(k).or_insert(i);
+            let first = *by_key.entry(*k).or_insert(i);
             uf.union(first, i);
         }
         if !m.room_code.is_empty() {
@@ -309,7 +311,7 @@ pub fn cluster_rooms(mentions: &[PlaceMention]) -> Vec<u32> {
 /// Buildings: the building register's records and every room mention, by building key.
 pub fn cluster_buildings(mentions: &[PlaceMention]) -> Vec<u32> {
     let mut uf = UnionFind::new(vec![NO_TAG; mentions.len()]);
-    let mut by_key: HashMap<&str, u32> = HashMap::new();
+    let mut by_key: HashMap<Text, u32> = HashMap::new();
     for (i, m) in mentions.iter().enumerate() {
         if !m.building_key.is_empty() {
             let first = *by_key.entry(m.building_key).or_insert(i as u32);
@@ -361,8 +363,8 @@ mod tests {
 
     #[test]
     fn an_address_without_its_unit_joins_the_only_room_of_that_number_or_none() {
-        let m = |key: &'static str| PlaceMention {
-            room_key: key,
+        let m = |key: &str| PlaceMention {
+            room_key: intern(key),
             ..PlaceMention::default()
         };
         let mentions = vec![
@@ -392,7 +394,7 @@ mod tests {
         );
         // Household context: the person behind mention 4 is registered in unit 2.
         let mut hints = vec![Vec::new(); mentions.len()];
-        hints[4] = vec!["320576|花园|7|2|502"];
+        hints[4] = vec![intern("320576|花园|7|2|502")];
         let (rooms, _) = cluster_rooms_with(&mentions, &hints);
         assert_eq!(rooms[4], rooms[3]);
         assert_ne!(rooms[5], rooms[3]);
@@ -400,8 +402,8 @@ mod tests {
 
     #[test]
     fn a_generic_compound_ending_left_out_is_the_same_place_unless_ambiguous() {
-        let m = |key: &'static str| PlaceMention {
-            room_key: key,
+        let m = |key: &str| PlaceMention {
+            room_key: intern(key),
             ..PlaceMention::default()
         };
         let mut mentions = vec![
