@@ -722,6 +722,9 @@ pub fn link_entities(
     let outcome = linker::run(&t, &s, &mut on_stage)?;
     let labels: Vec<u32> = rep_of.iter().map(|&r| outcome.labels[r as usize]).collect();
     let mut summary = Summary::from_outcome("entity", read.records, all.len(), &s, &outcome);
+    // The table, candidate pairs and their weights are not needed for the golden records; gone
+    // before those are built, their memory takes them in.
+    drop((outcome, t, representatives, distinct, rep_of));
     summary.last_record_id = read.last_record_id;
     summary.config = config.text.clone();
     let trust = Survivorship::new(ENTITY_TRUST);

@@ -91,12 +91,16 @@ pub fn link_persons(
     let t = table(all);
     let s = config.person_settings();
     let mut on_stage = |stage: Stage| progress.stage(&format!("person {stage:?}").to_lowercase());
-    let outcome = linker::run(&t, &s, &mut on_stage)?;
+    let mut outcome = linker::run(&t, &s, &mut on_stage)?;
     progress.stage("person golden records");
     let mut summary = Summary::from_outcome("person", read.records, all.len(), &s, &outcome);
+    // The table, candidate pairs and their weights (a gigabyte at 1 M people) are not needed
+    // for the golden records; gone before those are built, their memory takes them in.
+    let labels = std::mem::take(&mut outcome.labels);
+    drop((outcome, t));
     summary.last_record_id = read.last_record_id;
     summary.config = config.text.clone();
-    let (clusters, links) = KeyedClusters::new("P", all, &outcome.labels, |members| {
+    let (clusters, links) = KeyedClusters::new("P", all, &labels, |members| {
         // Anchor: the cluster's valid id if it has one (at most one, by the cannot-link
         // constraint), else its first mention.
         members
@@ -117,5 +121,5 @@ pub fn link_persons(
     built
         .send(golden)
         .map_err(|_| crate::LibraryError::WriterStopped)?;
-    Ok(outcome.labels)
+    Ok(labels)
 }

@@ -217,16 +217,19 @@ fn shards() -> &'static [Mutex<Shard>; SHARDS] {
 
 /// Slots of each thread's cache of values it interned lately. Dates of birth and building keys
 /// run to tens of thousands of distinct values in a city, so 1,024 slots kept few of them;
-/// 16,384 (256 KiB a thread) took the reading stage of a 300 k-person city from 9.8 and 8.6 s
-/// to 9.1 and 8.2 s, alternating runs (`tongban resolve`, session 21).
+/// 16,384 (then 384 KiB a thread, now 512) took the reading stage of a 300 k-person city from
+/// 9.8 and 8.6 s to 9.1 and 8.2 s, alternating runs (`tongban resolve`, session 21).
 const RECENT: usize = 16384;
 
 thread_local! {
     /// Values this thread interned lately, by hash: most fields repeat a few values (a source, a
     /// role, a sex, dates, the building a household lives in), and finding them here spares
-    /// taking the shard's lock, which the other parsing threads want too.
-    static RECENTLY: std::cell::RefCell<Vec<(u64, Text)>> =
-        std::cell::RefCell::new(vec![(0, Text::EMPTY); RECENT]);
+    /// taking the shard's lock, which the other parsing threads want too. Each value's text is
+    /// kept beside its number, so that a hit compares text without looking the number up in
+    /// the table (a cache miss of its own: the reading stage of a 1 M-person city took 6 s
+    /// longer that way).
+    static RECENTLY: std::cell::RefCell<Vec<(u64, Text, &'static str)>> =
+        std::cell::RefCell::new(vec![(0, Text::EMPTY, ""); RECENT]);
 }
 
 /// The one stored copy of `s`: equal strings give the same [`Text`].
@@ -237,15 +240,15 @@ pub fn intern(s: &str) -> Text {
     let hash = hasher().hash_one(s);
     let slot = hash as usize % RECENT;
     let recent = RECENTLY.with_borrow(|r| r[slot]);
-    if recent.0 == hash && recent.1.as_str() == s {
+    if recent.0 == hash && recent.2 == s {
         return recent.1;
     }
-    let kept = intern_hashed(s, hash);
-    RECENTLY.with_borrow_mut(|r| r[slot] = (hash, kept));
+    let (kept, text) = intern_hashed(s, hash);
+    RECENTLY.with_borrow_mut(|r| r[slot] = (hash, kept, text));
     kept
 }
 
-fn intern_hashed(s: &str, hash: u64) -> Text {
+fn intern_hashed(s: &str, hash: u64) -> (Text, &'static str) {
     // Middle bits pick the shard: hashbrown takes the low bits for the slot and the top seven
     // for the tag it filters a probe with, and a shard chosen by the top bits would leave its
     // table two tags, every probe then comparing strings.
@@ -254,13 +257,14 @@ fn intern_hashed(s: &str, hash: u64) -> Text {
     // block consistent, so a poisoned lock is taken as it is.
     let mut shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(found) = shard.table.find(hash, |t| t.as_str() == s) {
-        return *found;
+        return (*found, found.as_str());
     }
-    let kept = number(shard.keep(s));
+    let text = shard.keep(s);
+    let kept = number(text);
     shard
         .table
         .insert_unique(hash, kept, |t| hasher().hash_one(t.as_str()));
-    kept
+    (kept, text)
 }
 
 #[cfg(test)]
