@@ -187,19 +187,32 @@ pub fn candidate_pairs(
     max_block: usize,
 ) -> (Vec<Pair>, Vec<RuleStats>) {
     let keys: Vec<Vec<u64>> = rules.iter().map(|r| rule_keys(table, r)).collect();
-    let (pairs, _, stats) = scored_candidate_pairs(table, rules, &keys, max_block, |_, _| 0);
+    let (pairs, _, stats) = scored_candidate_pairs(table, rules, &keys, max_block, |_, _| 0, |_| 0);
     (pairs, stats)
 }
+
+/// Pairs looked at together by [`scored_candidate_pairs`]: the rows of a batch are fetched from
+/// memory together, then compared.
+const BATCH: usize = 32;
 
 /// [`candidate_pairs`] under precomputed keys ([`rule_keys`] per rule), with `score(a, b)`
 /// computed for each pair as it is found: the rows of a block are then still in cache, where a
 /// later pass over ten million pairs would fetch them again.
+///
+/// A pair's rows are two random places in tables of a hundred megabytes, and looking them up
+/// one pair at a time left the comparing stage waiting on memory, one cache miss after another
+/// (profiled on a million FEBRL-style records). So pairs go in batches of [`BATCH`]: first every
+/// pair's earlier-rule keys are read, then `warm(row)` reads the start of each remaining pair's
+/// rows (what `score` will read), each step's loads independent of each other so that the
+/// processor has them all under way at once; then the pairs are checked and scored from cache.
+/// The pairs, their order and their scores are the same as one at a time.
 pub fn scored_candidate_pairs(
     table: &Table,
     rules: &[Rule],
     keys: &[Vec<u64>],
     max_block: usize,
     score: impl Fn(u32, u32) -> u64 + Sync,
+    warm: impl Fn(u32) -> u64 + Sync,
 ) -> (Vec<Pair>, Vec<u64>, Vec<RuleStats>) {
     // Every pair checks the earlier rules' keys of both its rows; laid out row by row those keys
     // share a cache line, where one array per rule would cost two cache misses per earlier rule.
@@ -210,11 +223,23 @@ pub fn scored_candidate_pairs(
             by_row[i * width + r] = key;
         }
     }
-    let mut pairs = Vec::new();
-    let mut scores = Vec::new();
+    let blocked: Vec<(Vec<u32>, Vec<std::ops::Range<usize>>)> =
+        keys.iter().map(|k| blocks(k, usize::MAX)).collect();
+    // Room for every pair the blocks could form, reserved once: grown as pairs came, the two
+    // vectors were copied into fresh memory again and again (a tenth of the comparing stage's
+    // samples at a million records went to copying and to the kernel clearing new pages).
+    // Pairs an earlier rule formed are fewer than the bound; the part never written is never
+    // touched, so it takes address space but not memory.
+    let bound: usize = blocked
+        .iter()
+        .flat_map(|(_, kept)| kept.iter())
+        .filter(|b| b.len() <= max_block)
+        .map(|b| b.len() * (b.len() - 1) / 2)
+        .sum();
+    let mut pairs = Vec::with_capacity(bound);
+    let mut scores = Vec::with_capacity(bound);
     let mut stats = Vec::new();
-    for (r, rule) in rules.iter().enumerate() {
-        let (rows, kept) = blocks(&keys[r], usize::MAX);
+    for (r, (rule, (rows, kept))) in rules.iter().zip(blocked).enumerate() {
         let (kept, skipped): (Vec<_>, Vec<_>) =
             kept.into_iter().partition(|b| b.len() <= max_block);
         let mut rule_stats = RuleStats {
@@ -228,6 +253,42 @@ pub fn scored_candidate_pairs(
             .map(|chunk| {
                 let mut out = Vec::new();
                 let mut out_scores = Vec::new();
+                let mut batch: Vec<(u32, u32)> = Vec::with_capacity(BATCH);
+                let mut flush = |batch: &mut Vec<(u32, u32)>| {
+                    let keys_of = |row: u32| {
+                        let start = row as usize * width;
+                        by_row.get(start..start + r).unwrap_or(&[])
+                    };
+                    if r > 0 {
+                        let mut seen = 0u64;
+                        for &(a, b) in batch.iter() {
+                            seen ^= keys_of(a).first().copied().unwrap_or(0)
+                                ^ keys_of(b).first().copied().unwrap_or(0);
+                        }
+                        std::hint::black_box(seen);
+                    }
+                    // A pair an earlier rule already formed is that rule's.
+                    batch.retain(|&(a, b)| {
+                        !keys_of(a)
+                            .iter()
+                            .zip(keys_of(b))
+                            .any(|(x, y)| *x != 0 && x == y)
+                    });
+                    let mut seen = 0u64;
+                    for &(a, b) in batch.iter() {
+                        seen ^= warm(a) ^ warm(b);
+                    }
+                    std::hint::black_box(seen);
+                    for &(a, b) in batch.iter() {
+                        out.push(Pair {
+                            a,
+                            b,
+                            rule: r as u16,
+                        });
+                        out_scores.push(score(a, b));
+                    }
+                    batch.clear();
+                };
                 for block in chunk {
                     let members = &rows[block.clone()];
                     for (x, &a) in members.iter().enumerate() {
@@ -236,20 +297,14 @@ pub fn scored_candidate_pairs(
                             if !table.pairable(a as usize, b as usize) {
                                 continue;
                             }
-                            let ka = &by_row[a as usize * width..a as usize * width + r];
-                            let kb = &by_row[b as usize * width..b as usize * width + r];
-                            if ka.iter().zip(kb).any(|(x, y)| *x != 0 && x == y) {
-                                continue;
+                            batch.push((a, b));
+                            if batch.len() == BATCH {
+                                flush(&mut batch);
                             }
-                            out.push(Pair {
-                                a,
-                                b,
-                                rule: r as u16,
-                            });
-                            out_scores.push(score(a, b));
                         }
                     }
                 }
+                flush(&mut batch);
                 (out, out_scores)
             })
             .collect();

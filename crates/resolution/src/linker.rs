@@ -218,6 +218,18 @@ impl Features {
         self.phonetic = phonetic;
     }
 
+    /// Reads the start of row `i`'s packed fields (its first bytes and the cache line after
+    /// them), so that a batch of pairs has its rows fetched together before they are compared
+    /// (see [`crate::blocking::scored_candidate_pairs`]). The sum means nothing.
+    pub fn warm(&self, i: usize) -> u64 {
+        let Some(&start) = self.offsets.get(i) else {
+            return 0;
+        };
+        let bytes = self.data.as_bytes();
+        let at = |k: usize| bytes.get(start as usize + k).copied().map_or(0, u64::from);
+        at(0) + at(64)
+    }
+
     /// Row `i`'s packed fields into `out` (value, key, value, key, …).
     fn row<'a>(&'a self, i: usize, out: &mut [&'a str; 2 * MAX_COMPARISONS]) {
         let (Some(&start), Some(&end)) = (self.offsets.get(i), self.offsets.get(i + 1)) else {
@@ -598,10 +610,14 @@ pub fn run(
     on_stage(Stage::Blocking);
     let keys: Vec<Vec<u64>> = settings.rules.iter().map(|r| rule_keys(table, r)).collect();
     on_stage(Stage::Comparing);
-    let (pairs, patterns, rule_stats) =
-        scored_candidate_pairs(table, &settings.rules, &keys, settings.max_block, |a, b| {
-            pattern(settings, &features, a as usize, b as usize)
-        });
+    let (pairs, patterns, rule_stats) = scored_candidate_pairs(
+        table,
+        &settings.rules,
+        &keys,
+        settings.max_block,
+        |a, b| pattern(settings, &features, a as usize, b as usize),
+        |row| features.warm(row as usize),
+    );
     on_stage(Stage::Training);
     let u_counts = random_pair_counts(table, settings, &features);
     let mut model = train(table, settings, &features, &keys, &u_counts, &patterns);
