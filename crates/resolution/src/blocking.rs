@@ -229,15 +229,22 @@ pub fn scored_candidate_pairs(
     // vectors were copied into fresh memory again and again (a tenth of the comparing stage's
     // samples at a million records went to copying and to the kernel clearing new pages).
     // Pairs an earlier rule formed are fewer than the bound; the part never written is never
-    // touched, so it takes address space but not memory.
+    // touched, so it takes address space but not memory. Large blocks whose pairs an earlier
+    // rule already formed can make the bound far larger than memory, and an allocator may
+    // refuse that much address space: then the vectors grow as pairs come, as before.
     let bound: usize = blocked
         .iter()
         .flat_map(|(_, kept)| kept.iter())
         .filter(|b| b.len() <= max_block)
-        .map(|b| b.len() * (b.len() - 1) / 2)
-        .sum();
-    let mut pairs = Vec::with_capacity(bound);
-    let mut scores = Vec::with_capacity(bound);
+        .fold(0usize, |sum, b| {
+            sum.saturating_add(b.len().saturating_mul(b.len() - 1) / 2)
+        });
+    let mut pairs: Vec<Pair> = Vec::new();
+    let mut scores: Vec<u64> = Vec::new();
+    if pairs.try_reserve_exact(bound).is_err() || scores.try_reserve_exact(bound).is_err() {
+        pairs = Vec::new();
+        scores = Vec::new();
+    }
     let mut stats = Vec::new();
     for (r, (rule, (rows, kept))) in rules.iter().zip(blocked).enumerate() {
         let (kept, skipped): (Vec<_>, Vec<_>) =
