@@ -12,6 +12,32 @@ mod commands;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Asks the allocator to hand memory freed by the program back to the system within `ms`
+/// milliseconds rather than mimalloc 3's default of a second.
+///
+/// A batch command that frees a large table stage by stage and then builds the next one would
+/// otherwise hold both for a moment: the freed one still resident, the new one on fresh pages.
+/// `tongban link` on a million records peaked at 628–665 MiB with the default and 557–562 MiB
+/// with 10 ms (mimalloc 2's default), in the same time. A server keeps the default, under which
+/// freed memory is reused without going back and forth to the system.
+///
+/// `mi_option_set` is declared here because the binding crate exposes it only behind a feature
+/// whose dependency is not available offline; it is the allocator's own C function, linked in
+/// with it. `PURGE_DELAY` is `mi_option_purge_delay`'s place in `mi_option_t` (15 in both the
+/// mimalloc 2 and 3 headers vendored by libmimalloc-sys 0.1.49).
+pub(crate) fn return_freed_memory_within(ms: u16) {
+    use std::ffi::{c_int, c_long};
+    const PURGE_DELAY: c_int = 15;
+    unsafe extern "C" {
+        fn mi_option_set(option: c_int, value: c_long);
+    }
+    // SAFETY: setting an option only stores a value the allocator reads when it next decides
+    // whether to purge; any value is valid for this option, and it may be set at any time.
+    unsafe {
+        mi_option_set(PURGE_DELAY, c_long::from(ms));
+    }
+}
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 

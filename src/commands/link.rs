@@ -46,28 +46,41 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    crate::return_freed_memory_within(10);
     let started = Instant::now();
     let config = LinkConfig::load(&args.config)?;
     let loaded = load(&config, &args.input)?;
     let table = &loaded.table;
     let loaded_at = started.elapsed();
-    let pb = progress_bar(5, "linking");
-    let mut stage_times: Vec<(Stage, Instant)> = Vec::new();
+    let peak_after_load = super::bench::peak_rss_bytes();
+    let pb = progress_bar(6, "linking");
+    // Each stage's start time and the process's peak memory when it starts (the peak at the
+    // end of the stage before it): where a run's memory goes is what its peak alone hides.
+    let mut stage_times: Vec<(Stage, Instant, Option<u64>)> = Vec::new();
     let mut on_stage = |s: Stage| {
-        stage_times.push((s, Instant::now()));
+        stage_times.push((s, Instant::now(), super::bench::peak_rss_bytes()));
         pb.set_position(s as u64);
         pb.set_message(format!("{s:?}").to_lowercase());
     };
     let outcome = linker::run(table, &config.settings, &mut on_stage)?;
     let link_done = Instant::now();
+    let peak_after_link = super::bench::peak_rss_bytes();
     let stage_seconds: Vec<(String, f64)> = stage_times
         .iter()
         .enumerate()
-        .map(|(i, (s, t))| {
+        .map(|(i, (s, t, _))| {
             let end = stage_times.get(i + 1).map_or(link_done, |n| n.1);
             (format!("{s:?}").to_lowercase(), (end - *t).as_secs_f64())
         })
         .collect();
+    // The peak at each stage's end: the next stage's start, or the link's end for the last.
+    let stage_peaks: Vec<(String, Option<u64>)> =
+        std::iter::once(("load".to_string(), peak_after_load))
+            .chain(stage_times.iter().enumerate().map(|(i, (s, _, _))| {
+                let end = stage_times.get(i + 1).map_or(peak_after_link, |n| n.2);
+                (format!("{s:?}").to_lowercase(), end)
+            }))
+            .collect();
     pb.finish_and_clear();
     let linked_at = started.elapsed();
 
@@ -94,6 +107,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "stage_seconds": stage_seconds.iter().map(|(s, t)| (s.clone(), serde_json::json!(t))).collect::<serde_json::Map<_, _>>(),
         "seconds": { "load": loaded_at.as_secs_f64(), "link": (linked_at - loaded_at).as_secs_f64(), "total": total.as_secs_f64() },
         "peak_rss_mib": rss.map(|b| b as f64 / 1048576.0),
+        "peak_rss_mib_at_stage_end": stage_peaks.iter().map(|(s, b)| (s.clone(), serde_json::json!(b.map(|b| b as f64 / 1048576.0)))).collect::<serde_json::Map<_, _>>(),
         "rules": s.rules.iter().map(|r| serde_json::json!({"rule": r.rule, "pairs": r.pairs, "skipped_blocks": r.skipped_blocks, "skipped_records": r.skipped_records})).collect::<Vec<_>>(),
     });
     if let Some(sc) = &scores {
@@ -172,6 +186,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             .map(|(s, t)| format!("{s} {t:.2} s"))
             .collect();
         println!("  link stages: {}", stages.join(", "));
+        let peaks: Vec<String> = stage_peaks
+            .iter()
+            .filter_map(|(s, b)| Some(format!("{s} {:.0}", (*b)? as f64 / 1048576.0)))
+            .collect();
+        if !peaks.is_empty() {
+            println!(
+                "  peak memory at each stage's end (MiB): {}",
+                peaks.join(", ")
+            );
+        }
         println!("  wrote {}", args.output.display());
     }
     for pair in &args.explain {

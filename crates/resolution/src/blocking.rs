@@ -40,12 +40,12 @@ pub struct Rule {
     pub train: bool,
 }
 
-/// A candidate pair: rows `a < b` and the rule that produced it.
+/// A candidate pair: rows `a < b`. Which rule formed it is not kept (the rules' counts are in
+/// [`RuleStats`]): ten million pairs are 80 MB at eight bytes and were 120 MB at twelve.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pair {
     pub a: u32,
     pub b: u32,
-    pub rule: u16,
 }
 
 /// What blocking did, per rule.
@@ -66,14 +66,6 @@ fn fnv(hash: u64, bytes: &[u8]) -> u64 {
     bytes
         .iter()
         .fold(hash, |h, &b| (h ^ u64::from(b)).wrapping_mul(FNV_PRIME))
-}
-
-/// The hashed key of every row under a rule; 0 when a part is missing.
-pub fn rule_keys(table: &Table, rule: &Rule) -> Vec<u64> {
-    (0..table.len())
-        .into_par_iter()
-        .map(|i| row_key(table, rule, i))
-        .collect()
 }
 
 /// The hashed key of row `i` under a rule; 0 when a part is missing.
@@ -186,7 +178,7 @@ pub fn candidate_pairs(
     rules: &[Rule],
     max_block: usize,
 ) -> (Vec<Pair>, Vec<RuleStats>) {
-    let keys: Vec<Vec<u64>> = rules.iter().map(|r| rule_keys(table, r)).collect();
+    let keys = RowKeys::of(table, rules);
     let (pairs, _, stats) = scored_candidate_pairs(table, rules, &keys, max_block, |_, _| 0, |_| 0);
     (pairs, stats)
 }
@@ -195,7 +187,154 @@ pub fn candidate_pairs(
 /// memory together, then compared.
 const BATCH: usize = 32;
 
-/// [`candidate_pairs`] under precomputed keys ([`rule_keys`] per rule), with `score(a, b)`
+/// Every rule's key of every row, laid out row by row: a candidate pair checks the earlier
+/// rules' keys of both its rows, and one array per rule would cost two cache misses per earlier
+/// rule where row by row they share a cache line. Each rule's keys in a column of their own are
+/// made from it when needed, so that the keys are held once (at a million records and eleven
+/// rules, 88 MB held twice was a ninth of `tongban link`'s peak).
+#[derive(Debug, Clone, Default)]
+pub struct RowKeys {
+    rules: usize,
+    keys: Vec<u64>,
+}
+
+impl RowKeys {
+    /// Every rule's key of every row of `table` (see [`row_key`]).
+    pub fn of(table: &Table, rules: &[Rule]) -> RowKeys {
+        let width = rules.len();
+        let mut keys = vec![0u64; table.len() * width];
+        if width > 0 {
+            keys.par_chunks_mut(width).enumerate().for_each(|(i, row)| {
+                for (key, rule) in row.iter_mut().zip(rules) {
+                    *key = row_key(table, rule, i);
+                }
+            });
+        }
+        RowKeys { rules: width, keys }
+    }
+
+    /// The keys of `row` under the rules before rule `upto`.
+    fn earlier(&self, row: u32, upto: usize) -> &[u64] {
+        let start = row as usize * self.rules;
+        self.keys.get(start..start + upto).unwrap_or(&[])
+    }
+
+    /// Rule `r`'s key of every row, in row order.
+    pub fn rule(&self, r: usize) -> Vec<u64> {
+        if r >= self.rules {
+            return Vec::new();
+        }
+        self.keys
+            .iter()
+            .skip(r)
+            .step_by(self.rules)
+            .copied()
+            .collect()
+    }
+}
+
+/// The most pairs rule `r`'s blocks of at most `max_block` rows can form, found from its keys
+/// alone (sorted, without the rows they belong to, so that no rule's blocks need be held while
+/// the others are paired).
+fn pairs_bound(keys: &RowKeys, r: usize, max_block: usize) -> usize {
+    let mut sorted: Vec<u64> = keys.rule(r).into_iter().filter(|&k| k != 0).collect();
+    sorted.par_sort_unstable();
+    sorted
+        .chunk_by(|x, y| x == y)
+        .map(<[u64]>::len)
+        .filter(|&n| n <= max_block)
+        .fold(0usize, |sum, n| {
+            sum.saturating_add(n.saturating_mul(n - 1) / 2)
+        })
+}
+
+/// The most pairs one piece of pairing work may form (see [`pieces`]): small enough that the
+/// pieces of a group spread evenly over the cores.
+const PIECE_PAIRS: u64 = 1 << 13;
+
+/// The most pairs the pieces paired together before their pairs join the rest may form: the
+/// pairs held apart meanwhile stay a few megabytes. Grouped by blocks instead, the pairs held
+/// apart were a whole rule's (64 MB at a million FEBRL-style records), and one block of
+/// thousands of rows (an entity name thousands of records share) formed millions of pairs in
+/// one piece, held apart and then copied (0.76 GiB more for entity linking in a 1 M city).
+const GROUP_PAIRS: u64 = 1 << 20;
+
+/// A piece of one rule's pairing work: the blocks `blocks`, each of whose rows is paired with
+/// the rows after it in its block; or, for one block too large to pair in one piece, its rows
+/// `rows` only (each still with every row after it).
+#[derive(Debug, Clone, PartialEq)]
+struct Piece {
+    blocks: std::ops::Range<usize>,
+    rows: Option<std::ops::Range<usize>>,
+    /// At most how many pairs it forms.
+    pairs: u64,
+}
+
+/// The blocks cut into pieces of at most [`PIECE_PAIRS`] pairs (a block larger than that by
+/// itself is cut by rows), in block and row order, so that pairs formed piece by piece come in
+/// the order of the blocks.
+fn pieces(blocks: &[std::ops::Range<usize>]) -> Vec<Piece> {
+    let mut out = Vec::new();
+    let (mut start, mut pending) = (0usize, 0u64);
+    for (b, block) in blocks.iter().enumerate() {
+        let n = block.len() as u64;
+        let pairs = n * n.saturating_sub(1) / 2;
+        if pending > 0 && pending + pairs > PIECE_PAIRS {
+            out.push(Piece {
+                blocks: start..b,
+                rows: None,
+                pairs: pending,
+            });
+            (start, pending) = (b, 0);
+        }
+        if pairs <= PIECE_PAIRS {
+            pending += pairs;
+            continue;
+        }
+        // Row x of a block of n pairs with the n − 1 − x rows after it.
+        let mut x = 0u64;
+        while x + 1 < n {
+            let (from, mut formed) = (x, 0u64);
+            while x + 1 < n && (formed == 0 || formed + (n - 1 - x) <= PIECE_PAIRS) {
+                formed += n - 1 - x;
+                x += 1;
+            }
+            out.push(Piece {
+                blocks: b..b + 1,
+                rows: Some(from as usize..x as usize),
+                pairs: formed,
+            });
+        }
+        (start, pending) = (b + 1, 0);
+    }
+    if start < blocks.len() {
+        out.push(Piece {
+            blocks: start..blocks.len(),
+            rows: None,
+            pairs: pending,
+        });
+    }
+    out
+}
+
+/// Consecutive pieces whose pairs together stay within [`GROUP_PAIRS`] (a piece is never split).
+fn groups(pieces: &[Piece]) -> Vec<&[Piece]> {
+    let mut out = Vec::new();
+    let (mut start, mut sum) = (0usize, 0u64);
+    for (i, piece) in pieces.iter().enumerate() {
+        if i > start && sum + piece.pairs > GROUP_PAIRS {
+            out.push(&pieces[start..i]);
+            (start, sum) = (i, 0);
+        }
+        sum += piece.pairs;
+    }
+    if start < pieces.len() {
+        out.push(&pieces[start..]);
+    }
+    out
+}
+
+/// [`candidate_pairs`] under precomputed keys ([`RowKeys::of`]), with `score(a, b)`
 /// computed for each pair as it is found: the rows of a block are then still in cache, where a
 /// later pass over ten million pairs would fetch them again.
 ///
@@ -209,22 +348,11 @@ const BATCH: usize = 32;
 pub fn scored_candidate_pairs(
     table: &Table,
     rules: &[Rule],
-    keys: &[Vec<u64>],
+    keys: &RowKeys,
     max_block: usize,
     score: impl Fn(u32, u32) -> u64 + Sync,
     warm: impl Fn(u32) -> u64 + Sync,
 ) -> (Vec<Pair>, Vec<u64>, Vec<RuleStats>) {
-    // Every pair checks the earlier rules' keys of both its rows; laid out row by row those keys
-    // share a cache line, where one array per rule would cost two cache misses per earlier rule.
-    let width = rules.len();
-    let mut by_row = vec![0u64; table.len() * width];
-    for (r, k) in keys.iter().enumerate() {
-        for (i, &key) in k.iter().enumerate() {
-            by_row[i * width + r] = key;
-        }
-    }
-    let blocked: Vec<(Vec<u32>, Vec<std::ops::Range<usize>>)> =
-        keys.iter().map(|k| blocks(k, usize::MAX)).collect();
     // Room for every pair the blocks could form, reserved once: grown as pairs came, the two
     // vectors were copied into fresh memory again and again (a tenth of the comparing stage's
     // samples at a million records went to copying and to the kernel clearing new pages).
@@ -232,13 +360,9 @@ pub fn scored_candidate_pairs(
     // touched, so it takes address space but not memory. Large blocks whose pairs an earlier
     // rule already formed can make the bound far larger than memory, and an allocator may
     // refuse that much address space: then the vectors grow as pairs come, as before.
-    let bound: usize = blocked
-        .iter()
-        .flat_map(|(_, kept)| kept.iter())
-        .filter(|b| b.len() <= max_block)
-        .fold(0usize, |sum, b| {
-            sum.saturating_add(b.len().saturating_mul(b.len() - 1) / 2)
-        });
+    let bound = (0..rules.len())
+        .map(|r| pairs_bound(keys, r, max_block))
+        .fold(0usize, usize::saturating_add);
     let mut pairs: Vec<Pair> = Vec::new();
     let mut scores: Vec<u64> = Vec::new();
     if pairs.try_reserve_exact(bound).is_err() || scores.try_reserve_exact(bound).is_err() {
@@ -246,82 +370,82 @@ pub fn scored_candidate_pairs(
         scores = Vec::new();
     }
     let mut stats = Vec::new();
-    for (r, (rule, (rows, kept))) in rules.iter().zip(blocked).enumerate() {
+    for (r, rule) in rules.iter().enumerate() {
+        // Each rule's blocks are formed when its turn comes and dropped after it.
+        let (rows, blocked) = blocks(&keys.rule(r), usize::MAX);
         let (kept, skipped): (Vec<_>, Vec<_>) =
-            kept.into_iter().partition(|b| b.len() <= max_block);
+            blocked.into_iter().partition(|b| b.len() <= max_block);
         let mut rule_stats = RuleStats {
             rule: rule.text.clone(),
             skipped_blocks: skipped.len() as u64,
             skipped_records: skipped.iter().map(|b| b.len() as u64).sum(),
             ..RuleStats::default()
         };
-        let found: Vec<(Vec<Pair>, Vec<u64>)> = kept
-            .par_chunks(256)
-            .map(|chunk| {
-                let mut out = Vec::new();
-                let mut out_scores = Vec::new();
-                let mut batch: Vec<(u32, u32)> = Vec::with_capacity(BATCH);
-                let mut flush = |batch: &mut Vec<(u32, u32)>| {
-                    let keys_of = |row: u32| {
-                        let start = row as usize * width;
-                        by_row.get(start..start + r).unwrap_or(&[])
-                    };
-                    if r > 0 {
+        let pieces = pieces(&kept);
+        for group in groups(&pieces) {
+            let found: Vec<(Vec<Pair>, Vec<u64>)> = group
+                .par_iter()
+                .map(|piece| {
+                    let mut out = Vec::with_capacity(piece.pairs as usize);
+                    let mut out_scores = Vec::with_capacity(piece.pairs as usize);
+                    let mut batch: Vec<(u32, u32)> = Vec::with_capacity(BATCH);
+                    let mut flush = |batch: &mut Vec<(u32, u32)>| {
+                        if r > 0 {
+                            let mut seen = 0u64;
+                            for &(a, b) in batch.iter() {
+                                seen ^= keys.earlier(a, r).first().copied().unwrap_or(0)
+                                    ^ keys.earlier(b, r).first().copied().unwrap_or(0);
+                            }
+                            std::hint::black_box(seen);
+                        }
+                        // A pair an earlier rule already formed is that rule's.
+                        batch.retain(|&(a, b)| {
+                            !keys
+                                .earlier(a, r)
+                                .iter()
+                                .zip(keys.earlier(b, r))
+                                .any(|(x, y)| *x != 0 && x == y)
+                        });
                         let mut seen = 0u64;
                         for &(a, b) in batch.iter() {
-                            seen ^= keys_of(a).first().copied().unwrap_or(0)
-                                ^ keys_of(b).first().copied().unwrap_or(0);
+                            seen ^= warm(a) ^ warm(b);
                         }
                         std::hint::black_box(seen);
-                    }
-                    // A pair an earlier rule already formed is that rule's.
-                    batch.retain(|&(a, b)| {
-                        !keys_of(a)
-                            .iter()
-                            .zip(keys_of(b))
-                            .any(|(x, y)| *x != 0 && x == y)
-                    });
-                    let mut seen = 0u64;
-                    for &(a, b) in batch.iter() {
-                        seen ^= warm(a) ^ warm(b);
-                    }
-                    std::hint::black_box(seen);
-                    for &(a, b) in batch.iter() {
-                        out.push(Pair {
-                            a,
-                            b,
-                            rule: r as u16,
-                        });
-                        out_scores.push(score(a, b));
-                    }
-                    batch.clear();
-                };
-                for block in chunk {
-                    let members = &rows[block.clone()];
-                    for (x, &a) in members.iter().enumerate() {
-                        for &b in &members[x + 1..] {
-                            let (a, b) = (a.min(b), a.max(b));
-                            if !table.pairable(a as usize, b as usize) {
-                                continue;
-                            }
-                            batch.push((a, b));
-                            if batch.len() == BATCH {
-                                flush(&mut batch);
+                        for &(a, b) in batch.iter() {
+                            out.push(Pair { a, b });
+                            out_scores.push(score(a, b));
+                        }
+                        batch.clear();
+                    };
+                    for block in &kept[piece.blocks.clone()] {
+                        let members = &rows[block.clone()];
+                        let firsts = piece.rows.clone().unwrap_or(0..members.len());
+                        for x in firsts {
+                            let a = members[x];
+                            for &b in &members[x + 1..] {
+                                let (a, b) = (a.min(b), a.max(b));
+                                if !table.pairable(a as usize, b as usize) {
+                                    continue;
+                                }
+                                batch.push((a, b));
+                                if batch.len() == BATCH {
+                                    flush(&mut batch);
+                                }
                             }
                         }
                     }
-                }
-                flush(&mut batch);
-                (out, out_scores)
-            })
-            .collect();
-        let count: usize = found.iter().map(|f| f.0.len()).sum();
-        rule_stats.pairs = count as u64;
-        pairs.reserve(count);
-        scores.reserve(count);
-        for (p, sc) in found {
-            pairs.extend(p);
-            scores.extend(sc);
+                    flush(&mut batch);
+                    (out, out_scores)
+                })
+                .collect();
+            let count: usize = found.iter().map(|f| f.0.len()).sum();
+            rule_stats.pairs += count as u64;
+            pairs.reserve(count);
+            scores.reserve(count);
+            for (p, sc) in found {
+                pairs.extend(p);
+                scores.extend(sc);
+            }
         }
         stats.push(rule_stats);
     }
@@ -402,5 +526,66 @@ mod tests {
             pairs.iter().map(|p| (p.a, p.b)).collect::<Vec<_>>(),
             vec![(0, 1)]
         );
+    }
+
+    /// The rows a piece pairs with the rows after them, as (block, row) in order.
+    fn rows_of(blocks: &[std::ops::Range<usize>], piece: &Piece) -> Vec<(usize, usize)> {
+        piece
+            .blocks
+            .clone()
+            .flat_map(|b| {
+                let n = blocks[b].len();
+                piece
+                    .rows
+                    .clone()
+                    .unwrap_or(0..n)
+                    .filter(move |&x| x + 1 < n)
+                    .map(move |x| (b, x))
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn pieces_cover_every_row_of_every_block_once_in_order(
+            sizes in proptest::collection::vec(
+                proptest::prop_oneof![2usize..6, 6usize..200, 200usize..400],
+                0..40,
+            )
+        ) {
+            let mut blocks = Vec::new();
+            let mut at = 0;
+            for n in &sizes {
+                blocks.push(at..at + n);
+                at += n;
+            }
+            let pieces = pieces(&blocks);
+            let covered: Vec<(usize, usize)> =
+                pieces.iter().flat_map(|p| rows_of(&blocks, p)).collect();
+            let every: Vec<(usize, usize)> = blocks
+                .iter()
+                .enumerate()
+                .flat_map(|(b, r)| (0..r.len().saturating_sub(1)).map(move |x| (b, x)))
+                .collect();
+            proptest::prop_assert_eq!(covered, every);
+            for p in &pieces {
+                let formed: u64 = rows_of(&blocks, p)
+                    .iter()
+                    .map(|&(b, x)| (blocks[b].len() - 1 - x) as u64)
+                    .sum();
+                proptest::prop_assert_eq!(formed, p.pairs);
+                // Only a single row may form more than a piece's share.
+                proptest::prop_assert!(
+                    p.pairs <= PIECE_PAIRS || rows_of(&blocks, p).len() == 1,
+                    "{:?}", p
+                );
+            }
+            let grouped = groups(&pieces);
+            proptest::prop_assert_eq!(grouped.iter().map(|g| g.len()).sum::<usize>(), pieces.len());
+            for g in grouped {
+                let sum: u64 = g.iter().map(|p| p.pairs).sum();
+                proptest::prop_assert!(sum <= GROUP_PAIRS || g.len() == 1);
+            }
+        }
     }
 }

@@ -1,4 +1,4 @@
-//! The general linker: blocking → comparison → Fellegi–Sunter training → scoring → clustering.
+//! The general linker: blocking → Fellegi–Sunter training → comparison → weighing → clustering.
 //!
 //! It links or deduplicates any [`Table`] under [`Settings`] naming the comparisons (column and
 //! kind) and blocking rules. u comes from random pairs, m from EM run once per blocking rule on the
@@ -7,7 +7,7 @@
 //! engine serves `tongban link` on arbitrary CSV files and person resolution on the store's
 //! records. It reads nothing from disk and knows nothing of what the columns mean.
 
-use crate::blocking::{Pair, Rule, RuleStats, rule_keys, scored_candidate_pairs, training_pairs};
+use crate::blocking::{Pair, RowKeys, Rule, RuleStats, scored_candidate_pairs, training_pairs};
 use crate::cluster::{Link, NO_TAG, cluster};
 use crate::compare::{Kind, level, level_latin_name, phonetic_key};
 use crate::model::{
@@ -119,38 +119,67 @@ impl Features {
             .map(|(c, &p)| p.then(|| table.columns[c.column].map(phonetic_key)))
             .collect();
         let fields = settings.comparisons.len() * 2;
-        // Packed in parallel, in chunks of rows, then joined in row order.
-        let chunk = 16_384;
-        let parts: Vec<(Vec<u64>, String)> = (0..table.len().div_ceil(chunk))
+        // Each row's packed fields, in the order `row` reads them back.
+        fn packed<'a>(
+            table: &'a Table,
+            settings: &Settings,
+            keys: &'a [Option<Column>],
+            i: usize,
+            out: &mut Vec<&'a str>,
+        ) {
+            out.clear();
+            for (c, k) in settings.comparisons.iter().zip(keys) {
+                out.push(truncate(table.columns[c.column].get(i), 127));
+                out.push(truncate(k.as_ref().map_or("", |k| k.get(i)), 127));
+            }
+        }
+        // Two passes: every row's packed length first, then the rows written in parallel into
+        // one buffer of exactly that size. Packing chunks into strings of their own and joining
+        // them held the packed table twice and grew each chunk as it went (at a million
+        // records, 100 MB more at the peak of this stage, and the kernel clearing pages that
+        // were used once).
+        let lengths: Vec<u64> = (0..table.len())
             .into_par_iter()
-            .map(|part| {
-                let rows = part * chunk..((part + 1) * chunk).min(table.len());
-                let mut ends = Vec::with_capacity(rows.len());
-                let mut data = String::new();
-                let mut values: Vec<&str> = Vec::with_capacity(fields);
-                for i in rows {
-                    values.clear();
-                    for (c, k) in settings.comparisons.iter().zip(&keys) {
-                        values.push(truncate(table.columns[c.column].get(i), 127));
-                        values.push(truncate(k.as_ref().map_or("", |k| k.get(i)), 127));
-                    }
-                    data.extend(values.iter().map(|v| char::from(v.len() as u8)));
-                    for v in &values {
-                        data.push_str(v);
-                    }
-                    ends.push(data.len() as u64);
-                }
-                (ends, data)
+            .map_init(Vec::new, |values, i| {
+                packed(table, settings, &keys, i, values);
+                (fields + values.iter().map(|v| v.len()).sum::<usize>()) as u64
             })
             .collect();
         let mut offsets = Vec::with_capacity(table.len() + 1);
         offsets.push(0u64);
-        let mut data = String::with_capacity(parts.iter().map(|p| p.1.len()).sum());
-        for (ends, text) in parts {
-            let base = data.len() as u64;
-            offsets.extend(ends.iter().map(|e| base + e));
-            data.push_str(&text);
+        let mut end = 0u64;
+        for len in lengths {
+            end += len;
+            offsets.push(end);
         }
+        let mut bytes = vec![0u8; end as usize];
+        let chunk = 16_384;
+        let mut parts: Vec<(usize, &mut [u8])> = Vec::new();
+        let mut rest: &mut [u8] = &mut bytes;
+        for first in (0..table.len()).step_by(chunk) {
+            let last = (first + chunk).min(table.len());
+            let (part, after) = rest.split_at_mut((offsets[last] - offsets[first]) as usize);
+            parts.push((first, part));
+            rest = after;
+        }
+        parts.into_par_iter().for_each(|(first, part)| {
+            let mut values: Vec<&str> = Vec::with_capacity(fields);
+            let mut at = 0usize;
+            for i in first..(first + chunk).min(table.len()) {
+                packed(table, settings, &keys, i, &mut values);
+                for v in &values {
+                    part[at] = v.len() as u8;
+                    at += 1;
+                }
+                for v in &values {
+                    part[at..at + v.len()].copy_from_slice(v.as_bytes());
+                    at += v.len();
+                }
+            }
+        });
+        // Whole `&str`s and ASCII length bytes (each under 128) only, so this never fails; if it
+        // did, every row would compare as empty rather than the program stop.
+        let data = String::from_utf8(bytes).unwrap_or_default();
         let tf: Vec<Option<Vec<f32>>> = settings
             .comparisons
             .par_iter()
@@ -421,16 +450,25 @@ pub fn random_pair_counts(
         )
 }
 
-/// Train m by EM per training rule (on that rule's own pairs, see
-/// [`crate::blocking::training_pairs`]), u from random pairs, and λ among the candidate pairs.
-pub fn train(
+/// What training learns before the candidate pairs exist: u from random pairs, and m by EM per
+/// training rule (on that rule's own pairs, see [`crate::blocking::training_pairs`]), summed
+/// over the rules. [`Learned::finish`] completes it with the candidate pairs.
+#[derive(Debug, Clone)]
+pub struct Learned {
+    base: Model,
+    m_sum: Vec<Vec<f64>>,
+    m_runs: Vec<usize>,
+}
+
+/// Learn u from `u_counts` and m by EM per training rule. Needs the rules' keys but not the
+/// candidate pairs, so it runs before them and the keys can go once the pairs are formed.
+pub fn learn(
     table: &Table,
     settings: &Settings,
     features: &Features,
-    keys: &[Vec<u64>],
+    keys: &RowKeys,
     u_counts: &[Vec<u64>],
-    candidate_patterns: &[u64],
-) -> Model {
+) -> Learned {
     let levels: Vec<usize> = settings
         .comparisons
         .iter()
@@ -441,11 +479,11 @@ pub fn train(
     let k = settings.comparisons.len();
     let mut m_sum: Vec<Vec<f64>> = levels.iter().map(|&l| vec![0.0; l]).collect();
     let mut m_runs = vec![0usize; k];
-    for (rule, rule_keys) in settings
+    for (r, rule) in settings
         .rules
         .iter()
-        .zip(keys)
-        .filter(|(rule, _)| rule.train)
+        .enumerate()
+        .filter(|(_, rule)| rule.train)
     {
         let rule_columns: Vec<usize> = rule.parts.iter().map(|p| p.column).collect();
         let active: Vec<bool> = settings
@@ -458,7 +496,7 @@ pub fn train(
         }
         let pairs = training_pairs(
             table,
-            rule_keys,
+            &keys.rule(r),
             settings.max_block,
             settings.em_pairs_per_rule,
         );
@@ -477,30 +515,48 @@ pub fn train(
             m_runs[c] += 1;
         }
     }
-    let all = tally(candidate_patterns.iter().copied());
-    // A comparison on a column every training rule blocks on is never estimated above; learn it
-    // from all candidate pairs together rather than keep the starting guess.
-    if m_runs.contains(&0) && !all.is_empty() {
-        let mut model = base.clone();
-        let active = vec![true; k];
-        expectation_maximisation(&mut model, &all, &active, settings.em_iterations);
+    Learned {
+        base,
+        m_sum,
+        m_runs,
+    }
+}
+
+impl Learned {
+    /// The model: m averaged over the training rules, λ among the candidate pairs.
+    pub fn finish(self, settings: &Settings, candidate_patterns: &[u64]) -> Model {
+        let Learned {
+            base,
+            mut m_sum,
+            mut m_runs,
+        } = self;
+        let k = settings.comparisons.len();
+        let all = tally(candidate_patterns.iter().copied());
+        // A comparison on a column every training rule blocks on is never estimated by
+        // [`learn`]; learn it from all candidate pairs together rather than keep the starting
+        // guess.
+        if m_runs.contains(&0) && !all.is_empty() {
+            let mut model = base.clone();
+            let active = vec![true; k];
+            expectation_maximisation(&mut model, &all, &active, settings.em_iterations);
+            for c in 0..k {
+                if m_runs[c] == 0 {
+                    m_sum[c].clone_from(&model.m[c]);
+                    m_runs[c] = 1;
+                }
+            }
+        }
+        let mut model = base;
         for c in 0..k {
-            if m_runs[c] == 0 {
-                m_sum[c].clone_from(&model.m[c]);
-                m_runs[c] = 1;
+            if m_runs[c] > 0 {
+                for (l, v) in m_sum[c].iter().enumerate() {
+                    model.m[c][l] = v / m_runs[c] as f64;
+                }
             }
         }
+        estimate_lambda(&mut model, &all, 200);
+        model
     }
-    let mut model = base;
-    for c in 0..k {
-        if m_runs[c] > 0 {
-            for (l, v) in m_sum[c].iter().enumerate() {
-                model.m[c][l] = v / m_runs[c] as f64;
-            }
-        }
-    }
-    estimate_lambda(&mut model, &all, 200);
-    model
 }
 
 /// Patterns of many pairs, computed on all cores and tallied.
@@ -573,8 +629,11 @@ pub struct Outcome {
 pub enum Stage {
     Preparing,
     Blocking,
-    Comparing,
+    /// u from random pairs, m by EM on each training rule's pairs.
     Training,
+    Comparing,
+    /// λ among the candidate pairs, then each pair's weight.
+    Weighing,
     Clustering,
 }
 
@@ -608,7 +667,10 @@ pub fn run(
     on_stage(Stage::Preparing);
     let features = Features::new(table, settings);
     on_stage(Stage::Blocking);
-    let keys: Vec<Vec<u64>> = settings.rules.iter().map(|r| rule_keys(table, r)).collect();
+    let keys = RowKeys::of(table, &settings.rules);
+    on_stage(Stage::Training);
+    let u_counts = random_pair_counts(table, settings, &features);
+    let learned = learn(table, settings, &features, &keys, &u_counts);
     on_stage(Stage::Comparing);
     let (pairs, patterns, rule_stats) = scored_candidate_pairs(
         table,
@@ -618,18 +680,23 @@ pub fn run(
         |a, b| pattern(settings, &features, a as usize, b as usize),
         |row| features.warm(row as usize),
     );
-    on_stage(Stage::Training);
-    let u_counts = random_pair_counts(table, settings, &features);
-    let mut model = train(table, settings, &features, &keys, &u_counts, &patterns);
+    // Training is done with the keys (it ran before the pairs for that reason) and the weights
+    // with the patterns: each is dropped as soon as it is spent, so that what comes after takes
+    // in their memory rather than adding to the peak (at a million records, 88 MB of keys and
+    // 78 MB of patterns).
+    drop(keys);
+    on_stage(Stage::Weighing);
+    let mut model = learned.finish(settings, &patterns);
     let candidate_lambda = model.lambda;
     rescale_prior(&mut model, pairs.len(), table);
-    on_stage(Stage::Clustering);
     let table_of_weights = WeightTable::new(&model, settings, &features);
     let weights: Vec<f32> = pairs
         .par_iter()
         .zip(&patterns)
         .map(|(p, &x)| table_of_weights.weigh(&features, x, p.a as usize) as f32)
         .collect();
+    drop(patterns);
+    on_stage(Stage::Clustering);
     let mut links: Vec<Link> = pairs
         .iter()
         .zip(&weights)
