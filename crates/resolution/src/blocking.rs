@@ -100,15 +100,59 @@ pub fn row_key(table: &Table, rule: &Rule, i: usize) -> u64 {
     h.max(1)
 }
 
+/// Every row with a key (non-zero), as (key, row), sorted by key and then row.
+///
+/// A counting sort on the key's top 16 bits, then each of the 65,536 buckets sorted on its own:
+/// keys are hashes, so the buckets are small (fifteen rows each at a million) and the result is
+/// exactly what sorting the whole would give, in two passes over the rows instead of twenty
+/// levels of comparisons. Sorting with the general sort was about 7 % of `tongban link`'s
+/// samples at a million records (each rule's keys are grouped once for the pairs' bound and once
+/// for the pairs, and each training rule's once more); a million random keys take 24–27 ms this
+/// way against 32–39 ms with rayon's parallel sort, both on two cores.
+fn keyed_rows(keys: &[u64]) -> Vec<(u64, u32)> {
+    const TOP_BITS: u32 = 16;
+    let bucket = |k: u64| (k >> (64 - TOP_BITS)) as usize;
+    let mut starts = vec![0usize; (1 << TOP_BITS) + 1];
+    for &k in keys.iter().filter(|&&k| k != 0) {
+        starts[bucket(k) + 1] += 1;
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let total = starts[1 << TOP_BITS];
+    let mut out = vec![(0u64, 0u32); total];
+    let mut next = starts.clone();
+    // Rows in row order, so each bucket receives its rows in order (the sort below then only
+    // has keys to order).
+    for (i, &k) in keys.iter().enumerate().filter(|(_, k)| **k != 0) {
+        let at = &mut next[bucket(k)];
+        out[*at] = (k, i as u32);
+        *at += 1;
+    }
+    // The buckets sorted on both cores, in runs of 1,024 buckets each.
+    const RUN: usize = 1 << 10;
+    let mut runs: Vec<(usize, &mut [(u64, u32)])> = Vec::with_capacity((1 << TOP_BITS) / RUN);
+    let mut rest: &mut [(u64, u32)] = &mut out;
+    for first in (0..1usize << TOP_BITS).step_by(RUN) {
+        let (run, after) = rest.split_at_mut(starts[first + RUN] - starts[first]);
+        runs.push((first, run));
+        rest = after;
+    }
+    runs.into_par_iter().for_each(|(first, run)| {
+        let base = starts[first];
+        for b in first..first + RUN {
+            let (start, end) = (starts[b] - base, starts[b + 1] - base);
+            if end - start > 1 {
+                run[start..end].sort_unstable();
+            }
+        }
+    });
+    out
+}
+
 /// Rows grouped by a rule's key: the blocks with at least two rows and at most `max_block`.
 fn blocks(keys: &[u64], max_block: usize) -> (Vec<u32>, Vec<std::ops::Range<usize>>) {
-    let mut rows: Vec<(u64, u32)> = keys
-        .iter()
-        .enumerate()
-        .filter(|(_, k)| **k != 0)
-        .map(|(i, &k)| (k, i as u32))
-        .collect();
-    rows.par_sort_unstable();
+    let rows = keyed_rows(keys);
     let mut out = Vec::new();
     let mut start = 0;
     while start < rows.len() {
@@ -237,11 +281,9 @@ impl RowKeys {
 /// alone (sorted, without the rows they belong to, so that no rule's blocks need be held while
 /// the others are paired).
 fn pairs_bound(keys: &RowKeys, r: usize, max_block: usize) -> usize {
-    let mut sorted: Vec<u64> = keys.rule(r).into_iter().filter(|&k| k != 0).collect();
-    sorted.par_sort_unstable();
-    sorted
-        .chunk_by(|x, y| x == y)
-        .map(<[u64]>::len)
+    keyed_rows(&keys.rule(r))
+        .chunk_by(|x, y| x.0 == y.0)
+        .map(<[(u64, u32)]>::len)
         .filter(|&n| n <= max_block)
         .fold(0usize, |sum, n| {
             sum.saturating_add(n.saturating_mul(n - 1) / 2)
@@ -586,6 +628,29 @@ mod tests {
                 let sum: u64 = g.iter().map(|p| p.pairs).sum();
                 proptest::prop_assert!(sum <= GROUP_PAIRS || g.len() == 1);
             }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn keyed_rows_sort_as_the_general_sort_does(
+            keys in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u64::ANY,
+                    0u64..4,
+                    0xffff_0000_0000_0000u64..=u64::MAX,
+                ],
+                0..300,
+            )
+        ) {
+            let mut expected: Vec<(u64, u32)> = keys
+                .iter()
+                .enumerate()
+                .filter(|(_, k)| **k != 0)
+                .map(|(i, &k)| (k, i as u32))
+                .collect();
+            expected.sort_unstable();
+            proptest::prop_assert_eq!(keyed_rows(&keys), expected);
         }
     }
 }

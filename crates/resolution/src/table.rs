@@ -51,6 +51,20 @@ impl Column {
         self.ends.reserve_exact(rows);
     }
 
+    /// Append every value of `other`; `false` (and nothing appended) when the arena would pass
+    /// 4 GiB.
+    pub fn append(&mut self, other: &Column) -> bool {
+        let base = self.data.len();
+        if u32::try_from(base + other.data.len()).is_err() {
+            return false;
+        }
+        self.data.push_str(&other.data);
+        // Invariant: `base` fits in a u32, checked above with room for every offset after it.
+        let base = base as u32;
+        self.ends.extend(other.ends.iter().map(|e| base + e));
+        true
+    }
+
     /// A column of `len` values computed from this one (used for derived keys such as pinyin).
     pub fn map(&self, mut f: impl FnMut(&str) -> String) -> Column {
         let mut out = Column::default();
@@ -121,6 +135,26 @@ impl Table {
         self.ids.push(id);
         for (i, column) in self.columns.iter_mut().enumerate() {
             column.push(values.get(i).copied().unwrap_or(""));
+        }
+        true
+    }
+
+    /// Append every row of `other` (whose columns must be this table's, in order); `false` (and
+    /// nothing appended) when an arena would pass 4 GiB.
+    pub fn append(&mut self, other: &Table) -> bool {
+        let fits = |a: &Column, b: &Column| u32::try_from(a.data.len() + b.data.len()).is_ok();
+        if !fits(&self.ids, &other.ids)
+            || !self
+                .columns
+                .iter()
+                .zip(&other.columns)
+                .all(|(a, b)| fits(a, b))
+        {
+            return false;
+        }
+        self.ids.append(&other.ids);
+        for (column, more) in self.columns.iter_mut().zip(&other.columns) {
+            column.append(more);
         }
         true
     }
