@@ -410,14 +410,14 @@ pub fn random_pair_counts(
 ) -> Vec<Vec<u64>> {
     let n = table.len();
     let mut rng = SplitMix(settings.seed);
-    let sample: Vec<(usize, usize)> = (0..settings.u_sample)
+    let sample: Vec<(u32, u32)> = (0..settings.u_sample)
         .filter_map(|_| {
             let (a, b) = match table.split {
                 Some(s) if s > 0 && s < n => (rng.below(s), s + rng.below(n - s)),
                 Some(_) => return None,
                 None => (rng.below(n), rng.below(n)),
             };
-            (a != b && n > 1).then_some((a, b))
+            (a != b && n > 1).then_some((a as u32, b as u32))
         })
         .collect();
     let levels: Vec<usize> = settings
@@ -426,13 +426,16 @@ pub fn random_pair_counts(
         .map(|c| c.kind.levels())
         .collect();
     sample
-        .par_iter()
+        .par_chunks(WARM_BATCH)
         .fold(
             || levels.iter().map(|&l| vec![0u64; l]).collect::<Vec<_>>(),
-            |mut acc, &(a, b)| {
-                let p = pattern(settings, features, a, b);
-                for (c, row) in acc.iter_mut().enumerate() {
-                    row[level_of(p, c)] += 1;
+            |mut acc, batch| {
+                warm_pairs(features, batch);
+                for &(a, b) in batch {
+                    let p = pattern(settings, features, a as usize, b as usize);
+                    for (c, row) in acc.iter_mut().enumerate() {
+                        row[level_of(p, c)] += 1;
+                    }
                 }
                 acc
             },
@@ -500,9 +503,7 @@ pub fn learn(
             settings.max_block,
             settings.em_pairs_per_rule,
         );
-        let tallied = tally_patterns(&pairs, |&(a, b)| {
-            pattern(settings, features, a as usize, b as usize)
-        });
+        let tallied = tally_patterns(settings, features, &pairs);
         if tallied.is_empty() {
             continue;
         }
@@ -559,12 +560,35 @@ impl Learned {
     }
 }
 
-/// Patterns of many pairs, computed on all cores and tallied.
-fn tally_patterns<T: Sync>(items: &[T], f: impl Fn(&T) -> u64 + Sync) -> Vec<(u64, f64)> {
-    let counts = items
-        .par_iter()
-        .fold(HashMap::<u64, f64>::new, |mut m, x| {
-            *m.entry(f(x)).or_default() += 1.0;
+/// Pairs whose rows are fetched together before any is compared (see
+/// [`Features::warm`]): a pair's rows are two random places in a large table, and fetched one
+/// pair at a time each compare waits on memory.
+const WARM_BATCH: usize = 32;
+
+/// Reads the rows of a batch of pairs so that comparing them finds them in cache. The sum means
+/// nothing.
+fn warm_pairs(features: &Features, pairs: &[(u32, u32)]) {
+    let mut seen = 0u64;
+    for &(a, b) in pairs {
+        seen ^= features.warm(a as usize) ^ features.warm(b as usize);
+    }
+    std::hint::black_box(seen);
+}
+
+/// The patterns of many pairs, computed on all cores and tallied.
+fn tally_patterns(
+    settings: &Settings,
+    features: &Features,
+    pairs: &[(u32, u32)],
+) -> Vec<(u64, f64)> {
+    let counts = pairs
+        .par_chunks(WARM_BATCH)
+        .fold(HashMap::<u64, f64>::new, |mut m, batch| {
+            warm_pairs(features, batch);
+            for &(a, b) in batch {
+                *m.entry(pattern(settings, features, a as usize, b as usize))
+                    .or_default() += 1.0;
+            }
             m
         })
         .reduce(HashMap::new, |mut a, b| {

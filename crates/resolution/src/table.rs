@@ -65,6 +65,12 @@ impl Column {
         true
     }
 
+    /// Empty, keeping the memory it holds.
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+    }
+
     /// A column of `len` values computed from this one (used for derived keys such as pinyin).
     pub fn map(&self, mut f: impl FnMut(&str) -> String) -> Column {
         let mut out = Column::default();
@@ -137,6 +143,28 @@ impl Table {
             column.push(values.get(i).copied().unwrap_or(""));
         }
         true
+    }
+
+    /// Empty, keeping the memory it holds (and the split, which only a caller that knows the
+    /// inputs can change).
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        for c in &mut self.columns {
+            c.clear();
+        }
+    }
+
+    /// Room for `times` times the rows and text of `sample` (at least), so that appending that
+    /// much copies nothing: used when a file is read in pieces and its first piece is a sample
+    /// of the rest.
+    pub fn reserve_like(&mut self, sample: &Table, times: f64) {
+        let more = |n: usize| (n as f64 * times * 1.05) as usize;
+        self.ids.data.reserve(more(sample.ids.data.len()));
+        self.ids.ends.reserve(more(sample.len()));
+        for (c, s) in self.columns.iter_mut().zip(&sample.columns) {
+            c.data.reserve(more(s.data.len()));
+            c.ends.reserve(more(s.len()));
+        }
     }
 
     /// Append every row of `other` (whose columns must be this table's, in order); `false` (and
