@@ -17,24 +17,36 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///
 /// A batch command that frees a large table stage by stage and then builds the next one would
 /// otherwise hold both for a moment: the freed one still resident, the new one on fresh pages.
-/// `tongban link` on a million records peaked at 628–665 MiB with the default and 557–562 MiB
+/// `tongban link` on a million records peaked at 605–665 MiB with the default and 555–573 MiB
 /// with 10 ms (mimalloc 2's default), in the same time. A server keeps the default, under which
 /// freed memory is reused without going back and forth to the system.
 ///
 /// `mi_option_set` is declared here because the binding crate exposes it only behind a feature
 /// whose dependency is not available offline; it is the allocator's own C function, linked in
 /// with it. `PURGE_DELAY` is `mi_option_purge_delay`'s place in `mi_option_t` (15 in both the
-/// mimalloc 2 and 3 headers vendored by libmimalloc-sys 0.1.49).
+/// mimalloc 2 and 3 headers vendored by libmimalloc-sys 0.1.49). Should a later version move
+/// it, the option found there would not hold mimalloc 3's default of 1,000 (no other option
+/// does), and nothing is set. Nor is anything set when the operator chose a delay through
+/// `MIMALLOC_PURGE_DELAY`.
 pub(crate) fn return_freed_memory_within(ms: u16) {
     use std::ffi::{c_int, c_long};
     const PURGE_DELAY: c_int = 15;
+    const MIMALLOC_3_DEFAULT: c_long = 1_000;
     unsafe extern "C" {
+        fn mi_option_get(option: c_int) -> c_long;
         fn mi_option_set(option: c_int, value: c_long);
     }
-    // SAFETY: setting an option only stores a value the allocator reads when it next decides
-    // whether to purge; any value is valid for this option, and it may be set at any time.
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
+    // SAFETY: both functions only read or store one option's `long`; any option number below
+    // the enum's end is valid (15 is, in every mimalloc 2 and 3). Called first in a command,
+    // before it starts any thread of its own, so no other thread of ours reads the option
+    // while it is stored.
     unsafe {
-        mi_option_set(PURGE_DELAY, c_long::from(ms));
+        if mi_option_get(PURGE_DELAY) == MIMALLOC_3_DEFAULT {
+            mi_option_set(PURGE_DELAY, c_long::from(ms));
+        }
     }
 }
 

@@ -295,7 +295,8 @@ fn pairs_bound(keys: &RowKeys, r: usize, max_block: usize) -> usize {
 const PIECE_PAIRS: u64 = 1 << 13;
 
 /// The most pairs the pieces paired together before their pairs join the rest may form: the
-/// pairs held apart meanwhile stay a few megabytes. Grouped by blocks instead, the pairs held
+/// pairs held apart meanwhile stay under about 16 MB (and one piece's more, for a piece that is
+/// a single row of a block larger than [`PIECE_PAIRS`]). Grouped by blocks instead, the pairs held
 /// apart were a whole rule's (64 MB at a million FEBRL-style records), and one block of
 /// thousands of rows (an entity name thousands of records share) formed millions of pairs in
 /// one piece, held apart and then copied (0.76 GiB more for entity linking in a 1 M city).
@@ -313,7 +314,8 @@ struct Piece {
 }
 
 /// The blocks cut into pieces of at most [`PIECE_PAIRS`] pairs (a block larger than that by
-/// itself is cut by rows), in block and row order, so that pairs formed piece by piece come in
+/// itself is cut by rows; a single row with more pairs than that is a piece of its own), in
+/// block and row order, so that pairs formed piece by piece come in
 /// the order of the blocks.
 fn pieces(blocks: &[std::ops::Range<usize>]) -> Vec<Piece> {
     let mut out = Vec::new();

@@ -384,7 +384,8 @@ struct Layout {
 }
 
 /// Rows read from an input or a piece of one: the rows, each row's line in the file, and each
-/// row's truth label as a number into `label_texts` (the labels in the order they first appear).
+/// row's truth label as text (numbered once every piece is read, in the order they first
+/// appear). A label the id pattern captures as empty counts as none.
 struct Part {
     table: Table,
     lines: Vec<u64>,
@@ -483,24 +484,32 @@ fn read_part<R: std::io::Read>(
     Ok(())
 }
 
-/// The start of the first line that begins at or after byte `pos` of `file` (its length when
-/// none does).
-fn line_start_from(file: &mut std::fs::File, pos: u64) -> std::io::Result<u64> {
+/// The start of the first line that begins at or after byte `pos` of `file` and before byte
+/// `before`, if one does.
+fn line_start_from(
+    file: &mut std::fs::File,
+    pos: u64,
+    before: u64,
+) -> std::io::Result<Option<u64>> {
     use std::io::{Read, Seek, SeekFrom};
     // The byte before `pos` says whether a line begins right at it.
     let mut at = pos.saturating_sub(1);
     file.seek(SeekFrom::Start(at))?;
     let mut window = vec![0u8; 64 << 10];
-    loop {
+    // Looked for only up to `before` (the next cut): a file whose lines end in CR alone, or one
+    // very long line, would otherwise be read to its end once per cut.
+    while at < before {
         let n = file.read(&mut window)?;
         if n == 0 {
-            return Ok(at);
+            return Ok(None);
         }
         if let Some(i) = window[..n].iter().position(|&b| b == b'\n') {
-            return Ok(at + i as u64 + 1);
+            let start = at + i as u64 + 1;
+            return Ok((start < before).then_some(start));
         }
         at += n as u64;
     }
+    Ok(None)
 }
 
 /// Whether `path` holds a quote character anywhere.
@@ -539,12 +548,21 @@ fn read_in_pieces(
     let mut file = std::fs::File::open(path).map_err(io)?;
     let size = file.metadata().map_err(io)?.len();
     let cores = rayon::current_num_threads().max(1);
-    let pieces = 4 * cores as u64;
-    let step = size.saturating_sub(body_at).div_ceil(pieces).max(1);
+    // Pieces of at most 16 MiB, and at least four a core: a round of pieces is what is held
+    // besides the rows, so it must not grow with the file.
+    let body = size.saturating_sub(body_at);
+    let pieces = (4 * cores as u64).max(body.div_ceil(16 << 20));
+    let step = body.div_ceil(pieces).max(1);
     let mut cuts = vec![body_at];
     for k in 1..pieces {
-        let at = line_start_from(&mut file, body_at + k * step).map_err(io)?;
-        if cuts.last().is_some_and(|&last| at > last) && at < size {
+        let from = body_at + k * step;
+        if from >= size {
+            break;
+        }
+        let next = (from + step).min(size);
+        if let Some(at) = line_start_from(&mut file, from, next).map_err(io)?
+            && cuts.last().is_some_and(|&last| at > last)
+        {
             cuts.push(at);
         }
     }
@@ -560,7 +578,7 @@ fn read_in_pieces(
     let mut buffers: Vec<(Vec<u8>, Part)> = (0..cores)
         .map(|_| (Vec::new(), Part::new(Table::new(config.columns.clone()))))
         .collect();
-    let body = size.saturating_sub(body_at).max(1);
+    let body = body.max(1);
     let mut lines_before = header_lines;
     for round in ranges.chunks(cores) {
         let read: Vec<Result<u64, ConfigError>> = round
@@ -885,6 +903,16 @@ id_pattern = "^rec-(\\d+)-"
         assert_eq!(pieces.table.len(), 5_001);
         assert_eq!(pieces.table.columns[0].get(4_000), "ann\nmarie");
         assert_eq!(pieces.truth, whole.truth);
+        // Lines ending in CR alone, or CR LF: the same rows either way.
+        for end in ["\r", "\r\n"] {
+            std::fs::write(&a, febrl_like(3_000).replace('\n', end)).unwrap();
+            let whole = load_with(&c, std::slice::from_ref(&a), usize::MAX).unwrap();
+            let pieces = load_with(&c, std::slice::from_ref(&a), 0).unwrap();
+            assert_eq!(whole.table.len(), 3_000);
+            assert_eq!(pieces.table.len(), 3_000);
+            assert_eq!(pieces.table.ids.get(2_999), whole.table.ids.get(2_999));
+            assert_eq!(pieces.truth, whole.truth);
+        }
         // Errors name the file's own line, wherever the piece that holds it starts.
         let mut text = febrl_like(5_000);
         text.push_str("rec-9999-org,ann\n");
