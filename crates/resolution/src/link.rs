@@ -435,7 +435,17 @@ fn read_part<R: std::io::Read>(
             Ok(false) => break,
             Err(e) => {
                 let line = lines_before + e.position().map_or(0, |p| p.line());
-                return Err(input(line, e.to_string()));
+                // The reader's own wording names its record, line and byte, which for a piece
+                // of a file are the piece's; the line given with the error is the file's.
+                let message = match e.kind() {
+                    csv::ErrorKind::Utf8 { err, .. } => format!(
+                        "field {} is not valid UTF-8 after its first {} bytes",
+                        err.field() + 1,
+                        err.valid_up_to()
+                    ),
+                    _ => e.to_string(),
+                };
+                return Err(input(line, message));
             }
         }
         let line = lines_before + record.position().map_or(0, |p| p.line());
@@ -914,6 +924,18 @@ id_pattern = "^rec-(\\d+)-"
             assert_eq!(pieces.truth, whole.truth);
         }
         // Errors name the file's own line, wherever the piece that holds it starts.
+        let mut bytes = febrl_like(5_000).into_bytes();
+        bytes.extend_from_slice(b"rec-9999-org,an\xffn,lee\n");
+        std::fs::write(&a, &bytes).unwrap();
+        for parallel_from in [0, usize::MAX] {
+            let e = load_with(&c, std::slice::from_ref(&a), parallel_from)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("a.csv:5002:") && e.contains("field 2 is not valid UTF-8"),
+                "{e}"
+            );
+        }
         let mut text = febrl_like(5_000);
         text.push_str("rec-9999-org,ann\n");
         std::fs::write(&a, &text).unwrap();
