@@ -47,6 +47,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     crate::return_freed_memory_within(10);
+    crate::without_huge_pages();
     let started = Instant::now();
     let config = LinkConfig::load(&args.config)?;
     let loaded = load(&config, &args.input)?;
