@@ -197,9 +197,8 @@ fn similarity_level(a: &str, b: &str) -> u8 {
 /// A byte of one value that the other lacks altogether can match nothing, so each distinct one
 /// takes at least one position out of the matches; the bytes are told apart by their low five
 /// bits, and a collision only makes the bound looser. With at most `m` matches and no
-/// transpositions, Jaro is at most (m/|x| + m/|y| + 1) / 3, computed as Jaro computes it so that
-/// the bound is never below it, and Winkler's boost for the values' actual common prefix is
-/// added as Jaro–Winkler adds it.
+/// transpositions, Jaro is at most (m/|x| + m/|y| + 1) / 3, and Winkler's boost for the values'
+/// actual common prefix is added as Jaro–Winkler adds it.
 fn jaro_winkler_may_reach(x: &[u8], y: &[u8], floor: f64) -> bool {
     if !(x.is_ascii() && y.is_ascii())
         || x.is_empty()
@@ -217,16 +216,17 @@ fn jaro_winkler_may_reach(x: &[u8], y: &[u8], floor: f64) -> bool {
     if most == 0 {
         return false;
     }
-    let m = most as f64;
-    let jaro = (m / x.len() as f64 + m / y.len() as f64 + (m - 0.0) / m) / 3.0;
-    let bound = if jaro > 0.7 {
-        let prefix = x.iter().take(4).zip(y).take_while(|(p, q)| p == q).count();
-        jaro + 0.1 * prefix as f64 * (1.0 - jaro)
-    } else {
-        jaro
-    };
-    // A hair of room for rounding, which can only let a pair through to be computed exactly.
-    bound >= floor - 1e-9
+    // Jaro's bound is at least `v` when m(|x| + |y|) ≥ (3v − 1)|x||y|: products of small
+    // integers, exact in floating point, where the bound's own three divisions were most of
+    // this function's time. A hair of room for rounding only lets a pair through to be
+    // computed exactly.
+    let (m, lx, ly) = (most as f64, x.len() as f64, y.len() as f64);
+    let at_least = |v: f64| m * (lx + ly) >= (3.0 * v - 1.0) * lx * ly - 1e-9;
+    // Winkler's boost, given for the values' actual common prefix and only above 0.7, reaches
+    // `floor` from a Jaro of (floor − 0.1p) / (1 − 0.1p).
+    let prefix = x.iter().take(4).zip(y).take_while(|(p, q)| p == q).count() as f64;
+    let boosted_from = (floor - 0.1 * prefix) / (1.0 - 0.1 * prefix);
+    at_least(floor) || (at_least(0.7) && at_least(boosted_from))
 }
 
 /// Jaro–Winkler similarity, identical to `strsim::jaro_winkler`. Short ASCII strings (almost all
