@@ -224,7 +224,7 @@ pub fn candidate_pairs(
 ) -> (Vec<Pair>, Vec<RuleStats>) {
     let keys = RowKeys::of(table, rules);
     let (pairs, _, stats) =
-        scored_candidate_pairs(table, rules, &keys, max_block, |_, _| 0, |_| {});
+        scored_candidate_pairs(table, rules, &keys, max_block, |_, _| 0u8, |_| {});
     (pairs, stats)
 }
 
@@ -391,14 +391,14 @@ fn groups(pieces: &[Piece]) -> Vec<&[Piece]> {
 /// `prefetch(row)` asks for each remaining pair's rows (what `score` will read) without waiting
 /// for them, and the batch before is scored meanwhile, its rows having been asked for a batch
 /// earlier. The pairs, their order and their scores are the same as one at a time.
-pub fn scored_candidate_pairs(
+pub fn scored_candidate_pairs<S: Copy + Default + Send + Sync>(
     table: &Table,
     rules: &[Rule],
     keys: &RowKeys,
     max_block: usize,
-    score: impl Fn(u32, u32) -> u64 + Sync,
+    score: impl Fn(u32, u32) -> S + Sync,
     prefetch: impl Fn(u32) + Sync,
-) -> (Vec<Pair>, Vec<u64>, Vec<RuleStats>) {
+) -> (Vec<Pair>, Vec<S>, Vec<RuleStats>) {
     // Room for every pair the blocks could form, reserved once: grown as pairs came, the two
     // vectors were copied into fresh memory again and again (a tenth of the comparing stage's
     // samples at a million records went to copying and to the kernel clearing new pages).
@@ -410,7 +410,7 @@ pub fn scored_candidate_pairs(
         .map(|r| pairs_bound(keys, r, max_block))
         .fold(0usize, usize::saturating_add);
     let mut pairs: Vec<Pair> = Vec::new();
-    let mut scores: Vec<u64> = Vec::new();
+    let mut scores: Vec<S> = Vec::new();
     if pairs.try_reserve_exact(bound).is_err() || scores.try_reserve_exact(bound).is_err() {
         pairs = Vec::new();
         scores = Vec::new();
@@ -436,7 +436,7 @@ pub fn scored_candidate_pairs(
             let start = pairs.len();
             let room: usize = group.iter().map(|p| p.pairs as usize).sum();
             pairs.resize(start + room, Pair { a: 0, b: 0 });
-            scores.resize(start + room, 0);
+            scores.resize(start + room, S::default());
             let mut rooms = Vec::with_capacity(group.len());
             let (mut pair_rest, mut score_rest) = (&mut pairs[start..], &mut scores[start..]);
             for piece in group.iter() {

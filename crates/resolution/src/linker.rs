@@ -585,14 +585,18 @@ pub fn learn(
 
 impl Learned {
     /// The model: m averaged over the training rules, λ among the candidate pairs.
-    pub fn finish(self, settings: &Settings, candidate_patterns: &[u64]) -> Model {
+    pub fn finish<P: Copy + Into<u64>>(
+        self,
+        settings: &Settings,
+        candidate_patterns: &[P],
+    ) -> Model {
         let Learned {
             base,
             mut m_sum,
             mut m_runs,
         } = self;
         let k = settings.comparisons.len();
-        let all = tally(candidate_patterns.iter().copied());
+        let all = tally(candidate_patterns.iter().map(|&p| p.into()));
         // A comparison on a column every training rule blocks on is never estimated by
         // [`learn`]; learn it from all candidate pairs together rather than keep the starting
         // guess.
@@ -756,30 +760,17 @@ pub fn run(
     let u_counts = random_pair_counts(table, settings, &features);
     let learned = learn(table, settings, &features, &keys, &u_counts);
     on_stage(Stage::Comparing);
-    let (pairs, patterns, rule_stats) = scored_candidate_pairs(
-        table,
-        &settings.rules,
-        &keys,
-        settings.max_block,
-        |a, b| pattern(settings, &features, a as usize, b as usize),
-        |row| features.prefetch(row as usize),
-    );
-    // Training is done with the keys (it ran before the pairs for that reason) and the weights
-    // with the patterns: each is dropped as soon as it is spent, so that what comes after takes
-    // in their memory rather than adding to the peak (at a million records, 88 MB of keys and
-    // 78 MB of patterns).
-    drop(keys);
-    on_stage(Stage::Weighing);
-    let mut model = learned.finish(settings, &patterns);
-    let candidate_lambda = model.lambda;
-    rescale_prior(&mut model, pairs.len(), table);
-    let table_of_weights = WeightTable::new(&model, settings, &features);
-    let weights: Vec<f32> = pairs
-        .par_iter()
-        .zip(&patterns)
-        .map(|(p, &x)| table_of_weights.weigh(&features, x, p.a as usize) as f32)
-        .collect();
-    drop(patterns);
+    // A pattern of up to ten comparisons fits in 32 bits: the candidates' patterns are then
+    // held at four bytes each (39 MB less at the comparing stage's peak at a million records).
+    let (pairs, weights, model, candidate_lambda, rule_stats) =
+        if k as u32 * crate::model::LEVEL_BITS <= u32::BITS {
+            compare_and_weigh(table, settings, &features, keys, learned, on_stage, |p| {
+                // Lossless: the pattern's bits above the last comparison's are zero.
+                p as u32
+            })
+        } else {
+            compare_and_weigh(table, settings, &features, keys, learned, on_stage, |p| p)
+        };
     on_stage(Stage::Clustering);
     let mut links: Vec<Link> = pairs
         .iter()
@@ -817,6 +808,46 @@ pub fn run(
         labels,
         stats,
     })
+}
+
+/// The comparing and weighing stages: every candidate pair and its pattern (narrowed to `P`),
+/// the model finished on the patterns and its prior rescaled, and each pair's weight. Returns
+/// the pairs, their weights, the model, the prior among the candidates and the rules' counts.
+#[allow(clippy::type_complexity)]
+fn compare_and_weigh<P: Copy + Default + Send + Sync + Into<u64>>(
+    table: &Table,
+    settings: &Settings,
+    features: &Features,
+    keys: RowKeys,
+    learned: Learned,
+    on_stage: &mut dyn FnMut(Stage),
+    narrow: impl Fn(u64) -> P + Sync,
+) -> (Vec<Pair>, Vec<f32>, Model, f64, Vec<RuleStats>) {
+    let (pairs, patterns, rule_stats) = scored_candidate_pairs(
+        table,
+        &settings.rules,
+        &keys,
+        settings.max_block,
+        |a, b| narrow(pattern(settings, features, a as usize, b as usize)),
+        |row| features.prefetch(row as usize),
+    );
+    // Training is done with the keys (it ran before the pairs for that reason) and the weights
+    // with the patterns: each is dropped as soon as it is spent, so that what comes after takes
+    // in their memory rather than adding to the peak (at a million records, 88 MB of keys and
+    // 39 MB of patterns).
+    drop(keys);
+    on_stage(Stage::Weighing);
+    let mut model = learned.finish(settings, &patterns);
+    let candidate_lambda = model.lambda;
+    rescale_prior(&mut model, pairs.len(), table);
+    let table_of_weights = WeightTable::new(&model, settings, features);
+    let weights: Vec<f32> = pairs
+        .par_iter()
+        .zip(&patterns)
+        .map(|(p, &x)| table_of_weights.weigh(features, x.into(), p.a as usize) as f32)
+        .collect();
+    drop(patterns);
+    (pairs, weights, model, candidate_lambda, rule_stats)
 }
 
 /// Deterministic links: every row to the first row with the same must-link value, with an
