@@ -716,10 +716,11 @@ pub fn link_entities(
             id
         })
         .collect();
-    let t = entity::table(&representatives);
+    let mut t = entity::table(&representatives);
     let s = config.entity_settings();
     let mut on_stage = |stage: Stage| progress.stage(&format!("entity {stage:?}").to_lowercase());
-    let outcome = linker::run(&t, &s, &mut on_stage)?;
+    // The table's text goes once its features and keys are made, before the candidate pairs.
+    let outcome = linker::run_releasing_columns(&mut t, &s, &mut on_stage)?;
     let labels: Vec<u32> = rep_of.iter().map(|&r| outcome.labels[r as usize]).collect();
     let mut summary = Summary::from_outcome("entity", read.records, all.len(), &s, &outcome);
     // The table, candidate pairs and their weights are not needed for the golden records; gone

@@ -88,10 +88,11 @@ pub fn link_persons(
     hand: &dyn Fn(Library) -> Result<()>,
 ) -> Result<Vec<u32>> {
     let started = tongban_store::now_millis();
-    let t = table(all);
+    let mut t = table(all);
     let s = config.person_settings();
     let mut on_stage = |stage: Stage| progress.stage(&format!("person {stage:?}").to_lowercase());
-    let mut outcome = linker::run(&t, &s, &mut on_stage)?;
+    // The table's text goes once its features and keys are made, before the candidate pairs.
+    let mut outcome = linker::run_releasing_columns(&mut t, &s, &mut on_stage)?;
     progress.stage("person golden records");
     let mut summary = Summary::from_outcome("person", read.records, all.len(), &s, &outcome);
     // The table, candidate pairs and their weights (a gigabyte at 1 M people) are not needed

@@ -9,7 +9,7 @@
 //! would otherwise swamp everything else. This module decides pairs; it does not score them.
 
 use crate::compare::phonetic_key;
-use crate::table::Table;
+use crate::table::{Shape, Table};
 use rayon::prelude::*;
 
 /// How a field enters a blocking key.
@@ -174,7 +174,7 @@ fn blocks(keys: &[u64], max_block: usize) -> (Vec<u32>, Vec<std::ops::Range<usiz
 /// from: unlike candidate pairs, they are not missing the pairs an earlier rule produced, which
 /// would hide exactly the best matches from every rule but the first.
 pub fn training_pairs(
-    table: &Table,
+    shape: Shape,
     keys: &[u64],
     max_block: usize,
     limit: usize,
@@ -199,7 +199,7 @@ pub fn training_pairs(
                 for &b in &members[x + 1..] {
                     let (a, b) = (a.min(b), a.max(b));
                     let h = fnv(fnv(FNV_OFFSET, &a.to_le_bytes()), &b.to_le_bytes());
-                    if (keep >= 1.0 || mix(h) <= cutoff) && table.pairable(a as usize, b as usize) {
+                    if (keep >= 1.0 || mix(h) <= cutoff) && shape.pairable(a as usize, b as usize) {
                         out.push((a, b));
                     }
                 }
@@ -224,7 +224,7 @@ pub fn candidate_pairs(
 ) -> (Vec<Pair>, Vec<RuleStats>) {
     let keys = RowKeys::of(table, rules);
     let (pairs, _, stats) =
-        scored_candidate_pairs(table, rules, &keys, max_block, |_, _| 0u8, |_| {});
+        scored_candidate_pairs(table.shape(), rules, &keys, max_block, |_, _| 0u8, |_| {});
     (pairs, stats)
 }
 
@@ -392,7 +392,7 @@ fn groups(pieces: &[Piece]) -> Vec<&[Piece]> {
 /// for them, and the batch before is scored meanwhile, its rows having been asked for a batch
 /// earlier. The pairs, their order and their scores are the same as one at a time.
 pub fn scored_candidate_pairs<S: Copy + Default + Send + Sync>(
-    table: &Table,
+    shape: Shape,
     rules: &[Rule],
     keys: &RowKeys,
     max_block: usize,
@@ -495,7 +495,7 @@ pub fn scored_candidate_pairs<S: Copy + Default + Send + Sync>(
                             let a = members[x];
                             for &b in &members[x + 1..] {
                                 let (a, b) = (a.min(b), a.max(b));
-                                if !table.pairable(a as usize, b as usize) {
+                                if !shape.pairable(a as usize, b as usize) {
                                     continue;
                                 }
                                 batch.push((a, b));
@@ -597,7 +597,7 @@ mod tests {
         let keys = RowKeys::of(t, rules);
         let score = |a: u32, b: u32| u64::from(a) << 32 | u64::from(b);
         let (pairs, scores, stats) =
-            scored_candidate_pairs(t, rules, &keys, usize::MAX, score, |_| {});
+            scored_candidate_pairs(t.shape(), rules, &keys, usize::MAX, score, |_| {});
         let want = pairs_by_rule_naively(t, rules);
         if pairs.len() != scores.len() {
             return Err(format!("{} pairs but {} scores", pairs.len(), scores.len()));

@@ -370,6 +370,30 @@ mod tests {
         assert_eq!(d.label, d.row);
     }
 
+    /// The linker hands back its table's text before training (`tongban link` does); nothing
+    /// from training on may read it, so the outcome is `run`'s, must-links and cannot-links
+    /// included (this population's settings have both).
+    #[test]
+    fn the_linker_releasing_its_columns_gives_the_same_outcome() {
+        let all = population();
+        let s = settings();
+        let kept = table(&all);
+        let whole = linker::run(&kept, &s, &mut |_| {}).unwrap();
+        let mut released = kept.clone();
+        let mut stages = Vec::new();
+        let outcome =
+            linker::run_releasing_columns(&mut released, &s, &mut |st| stages.push(st)).unwrap();
+        assert_eq!(outcome.labels, whole.labels);
+        assert_eq!(outcome.pairs, whole.pairs);
+        assert_eq!(outcome.weights, whole.weights);
+        assert_eq!(outcome.stats.linked_pairs, whole.stats.linked_pairs);
+        assert!(whole.stats.linked_pairs > 0);
+        assert_eq!(stages.len(), 6);
+        assert!(released.columns.iter().all(|c| c.is_empty()));
+        assert_eq!(released.len(), kept.len());
+        assert_eq!(released.ids.get(7), kept.ids.get(7));
+    }
+
     #[test]
     fn incremental_gives_the_batch_clusters() {
         let all = population();

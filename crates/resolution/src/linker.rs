@@ -13,7 +13,7 @@ use crate::compare::{Kind, level, level_latin_name, phonetic_key};
 use crate::model::{
     MAX_COMPARISONS, Model, estimate_lambda, expectation_maximisation, level_of, tally,
 };
-use crate::table::{Column, Table};
+use crate::table::{Column, Shape, Table};
 use rayon::prelude::*;
 use std::collections::HashMap;
 
@@ -463,16 +463,12 @@ impl SplitMix {
 }
 
 /// Level counts over random pairs, `counts[c][l]`, for estimating u.
-pub fn random_pair_counts(
-    table: &Table,
-    settings: &Settings,
-    features: &Features,
-) -> Vec<Vec<u64>> {
-    let n = table.len();
+pub fn random_pair_counts(shape: Shape, settings: &Settings, features: &Features) -> Vec<Vec<u64>> {
+    let n = shape.len;
     let mut rng = SplitMix(settings.seed);
     let sample: Vec<(u32, u32)> = (0..settings.u_sample)
         .filter_map(|_| {
-            let (a, b) = match table.split {
+            let (a, b) = match shape.split {
                 Some(s) if s > 0 && s < n => (rng.below(s), s + rng.below(n - s)),
                 Some(_) => return None,
                 None => (rng.below(n), rng.below(n)),
@@ -526,7 +522,7 @@ pub struct Learned {
 /// Learn u from `u_counts` and m by EM per training rule. Needs the rules' keys but not the
 /// candidate pairs, so it runs before them and the keys can go once the pairs are formed.
 pub fn learn(
-    table: &Table,
+    shape: Shape,
     settings: &Settings,
     features: &Features,
     keys: &RowKeys,
@@ -558,7 +554,7 @@ pub fn learn(
             continue;
         }
         let pairs = training_pairs(
-            table,
+            shape,
             &keys.rule(r),
             settings.max_block,
             settings.em_pairs_per_rule,
@@ -666,21 +662,12 @@ fn tally_patterns(
     v
 }
 
-/// All the pairs a table could form: n(n−1)/2 when deduplicating, |A|·|B| when linking.
-pub fn possible_pairs(table: &Table) -> f64 {
-    let n = table.len() as f64;
-    match table.split {
-        Some(s) => s as f64 * (n - s as f64),
-        None => n * (n - 1.0) / 2.0,
-    }
-}
-
 /// Turn λ learned among candidate pairs into the prior among all pairs, so that a pair's match
 /// probability says how likely it is that two records drawn from the whole input match, as in
 /// the original Fellegi–Sunter setting. Learned among candidates, the prior would be so high that
 /// a pair agreeing on a name and little else passed any threshold.
-pub fn rescale_prior(model: &mut Model, candidates: usize, table: &Table) {
-    let possible = possible_pairs(table);
+pub fn rescale_prior(model: &mut Model, candidates: usize, shape: Shape) {
+    let possible = shape.possible_pairs();
     if possible > 0.0 {
         model.lambda = (model.lambda * candidates as f64 / possible).clamp(1e-15, 1.0 - 1e-9);
     }
@@ -742,6 +729,42 @@ pub fn run(
     settings: &Settings,
     on_stage: &mut dyn FnMut(Stage),
 ) -> Result<Outcome, LinkError> {
+    let prepared = prepare(table, settings, on_stage)?;
+    Ok(finish(prepared, settings, on_stage))
+}
+
+/// Link or deduplicate `table` as [`run`] does, handing back the memory of its columns' text
+/// (see [`Table::release_columns`]) as soon as the features and keys have been read from it,
+/// before training and the candidate pairs take theirs: for a caller that needs no more than the ids after
+/// the run. The outcome is the same as [`run`]'s.
+pub fn run_releasing_columns(
+    table: &mut Table,
+    settings: &Settings,
+    on_stage: &mut dyn FnMut(Stage),
+) -> Result<Outcome, LinkError> {
+    let prepared = prepare(table, settings, on_stage)?;
+    table.release_columns();
+    Ok(finish(prepared, settings, on_stage))
+}
+
+/// Everything a run reads from its table's values: the rest of the run (training on, which
+/// reads the values through the features) needs only the table's [`Shape`].
+struct Prepared {
+    shape: Shape,
+    features: Features,
+    keys: RowKeys,
+    /// Links every record has to the first with the same must-link value.
+    must: Vec<Link>,
+    /// Each row's cannot-link tag.
+    tags: Vec<u32>,
+}
+
+/// The stages that read the table's values: features and blocking keys.
+fn prepare(
+    table: &Table,
+    settings: &Settings,
+    on_stage: &mut dyn FnMut(Stage),
+) -> Result<Prepared, LinkError> {
     let k = settings.comparisons.len();
     if k == 0 {
         return Err(LinkError::NoComparisons);
@@ -752,24 +775,50 @@ pub fn run(
     if settings.rules.is_empty() {
         return Err(LinkError::NoRules);
     }
+    let shape = table.shape();
     on_stage(Stage::Preparing);
     let features = Features::new(table, settings);
     on_stage(Stage::Blocking);
     let keys = RowKeys::of(table, &settings.rules);
+    let must = settings
+        .must_link
+        .iter()
+        .flat_map(|&column| must_links(table, Some(column)))
+        .collect();
+    let tags = cannot_link_tags(table, settings.cannot_link);
+    Ok(Prepared {
+        shape,
+        features,
+        keys,
+        must,
+        tags,
+    })
+}
+
+/// The stages from training on, which read nothing of the table's values.
+fn finish(p: Prepared, settings: &Settings, on_stage: &mut dyn FnMut(Stage)) -> Outcome {
+    let Prepared {
+        shape,
+        features,
+        keys,
+        must,
+        tags,
+    } = p;
+    let k = settings.comparisons.len();
     on_stage(Stage::Training);
-    let u_counts = random_pair_counts(table, settings, &features);
-    let learned = learn(table, settings, &features, &keys, &u_counts);
+    let u_counts = random_pair_counts(shape, settings, &features);
+    let learned = learn(shape, settings, &features, &keys, &u_counts);
     on_stage(Stage::Comparing);
     // A pattern of up to ten comparisons fits in 32 bits: the candidates' patterns are then
     // held at four bytes each (39 MB less at the comparing stage's peak at a million records).
     let (pairs, weights, model, candidate_lambda, rule_stats) =
         if k as u32 * crate::model::LEVEL_BITS <= u32::BITS {
-            compare_and_weigh(table, settings, &features, keys, learned, on_stage, |p| {
+            compare_and_weigh(shape, settings, &features, keys, learned, on_stage, |p| {
                 // Lossless: the pattern's bits above the last comparison's are zero.
                 p as u32
             })
         } else {
-            compare_and_weigh(table, settings, &features, keys, learned, on_stage, |p| p)
+            compare_and_weigh(shape, settings, &features, keys, learned, on_stage, |p| p)
         };
     on_stage(Stage::Clustering);
     let mut links: Vec<Link> = pairs
@@ -782,17 +831,14 @@ pub fn run(
             weight: f64::from(w),
         })
         .collect();
-    for &column in &settings.must_link {
-        links.extend(must_links(table, Some(column)));
-    }
-    let tags = cannot_link_tags(table, settings.cannot_link);
+    links.extend(must);
     let linked = links.len() as u64;
     let (labels, refused) = cluster(tags, &mut links);
     let mut distinct = labels.clone();
     distinct.sort_unstable();
     distinct.dedup();
     let stats = Stats {
-        records: table.len(),
+        records: shape.len,
         candidate_pairs: pairs.len() as u64,
         rules: rule_stats,
         linked_pairs: linked - refused,
@@ -800,14 +846,14 @@ pub fn run(
         clusters: distinct.len(),
         candidate_lambda,
     };
-    Ok(Outcome {
+    Outcome {
         model,
         features,
         pairs,
         weights,
         labels,
         stats,
-    })
+    }
 }
 
 /// The comparing and weighing stages: every candidate pair and its pattern (narrowed to `P`),
@@ -815,7 +861,7 @@ pub fn run(
 /// the pairs, their weights, the model, the prior among the candidates and the rules' counts.
 #[allow(clippy::type_complexity)]
 fn compare_and_weigh<P: Copy + Default + Send + Sync + Into<u64>>(
-    table: &Table,
+    shape: Shape,
     settings: &Settings,
     features: &Features,
     keys: RowKeys,
@@ -824,7 +870,7 @@ fn compare_and_weigh<P: Copy + Default + Send + Sync + Into<u64>>(
     narrow: impl Fn(u64) -> P + Sync,
 ) -> (Vec<Pair>, Vec<f32>, Model, f64, Vec<RuleStats>) {
     let (pairs, patterns, rule_stats) = scored_candidate_pairs(
-        table,
+        shape,
         &settings.rules,
         &keys,
         settings.max_block,
@@ -839,7 +885,7 @@ fn compare_and_weigh<P: Copy + Default + Send + Sync + Into<u64>>(
     on_stage(Stage::Weighing);
     let mut model = learned.finish(settings, &patterns);
     let candidate_lambda = model.lambda;
-    rescale_prior(&mut model, pairs.len(), table);
+    rescale_prior(&mut model, pairs.len(), shape);
     let table_of_weights = WeightTable::new(&model, settings, features);
     let weights: Vec<f32> = pairs
         .par_iter()
