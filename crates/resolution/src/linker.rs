@@ -14,8 +14,8 @@ use crate::model::{
     MAX_COMPARISONS, Model, estimate_lambda, expectation_maximisation, level_of, tally,
 };
 use crate::table::{Column, Shape, Table};
+use crate::{FastMap, fast_map};
 use rayon::prelude::*;
-use std::collections::HashMap;
 
 /// One field comparison.
 #[derive(Debug, Clone, PartialEq)]
@@ -341,7 +341,7 @@ impl<'a> PackedRow<'a> {
 
 /// The share of non-empty values equal to each row's value (0 for an empty one).
 fn term_frequencies(col: &Column) -> Vec<f32> {
-    let mut counts: HashMap<&str, u32> = HashMap::new();
+    let mut counts: FastMap<&str, u32> = fast_map();
     for i in 0..col.len() {
         let v = col.get(i);
         if !v.is_empty() {
@@ -643,7 +643,7 @@ fn tally_patterns(
 ) -> Vec<(u64, f64)> {
     let counts = pairs
         .par_chunks(WARM_BATCH)
-        .fold(HashMap::<u64, f64>::new, |mut m, batch| {
+        .fold(fast_map::<u64, f64>, |mut m, batch| {
             warm_pairs(features, batch);
             for &(a, b) in batch {
                 *m.entry(pattern(settings, features, a as usize, b as usize))
@@ -651,7 +651,7 @@ fn tally_patterns(
             }
             m
         })
-        .reduce(HashMap::new, |mut a, b| {
+        .reduce(fast_map, |mut a, b| {
             for (p, n) in b {
                 *a.entry(p).or_default() += n;
             }
@@ -903,7 +903,7 @@ fn must_links(table: &Table, column: Option<usize>) -> Vec<Link> {
         return Vec::new();
     };
     let col = &table.columns[column];
-    let mut first: HashMap<&str, u32> = HashMap::new();
+    let mut first: FastMap<&str, u32> = fast_map();
     let mut out = Vec::new();
     for i in 0..table.len() {
         let v = col.get(i);
@@ -930,7 +930,7 @@ fn cannot_link_tags(table: &Table, column: Option<usize>) -> Vec<u32> {
         return vec![NO_TAG; table.len()];
     };
     let col = &table.columns[column];
-    let mut ids: HashMap<&str, u32> = HashMap::new();
+    let mut ids: FastMap<&str, u32> = fast_map();
     (0..table.len())
         .map(|i| {
             let v = col.get(i);

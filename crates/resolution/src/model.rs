@@ -10,8 +10,6 @@
 //! This module only does arithmetic; which pairs to compare and what the levels mean live
 //! elsewhere.
 
-use std::collections::HashMap;
-
 /// Bits per comparison level in a packed pattern; levels are < 8.
 pub const LEVEL_BITS: u32 = 3;
 /// The most comparisons a pattern can hold.
@@ -113,7 +111,7 @@ impl Model {
 
 /// Count distinct patterns.
 pub fn tally(patterns: impl Iterator<Item = u64>) -> Vec<(u64, f64)> {
-    let mut counts: HashMap<u64, f64> = HashMap::new();
+    let mut counts: crate::FastMap<u64, f64> = crate::fast_map();
     for p in patterns {
         *counts.entry(p).or_default() += 1.0;
     }
