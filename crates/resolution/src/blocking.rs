@@ -109,10 +109,11 @@ pub fn row_key(table: &Table, rule: &Rule, i: usize) -> u64 {
 /// samples at a million records (each rule's keys are grouped once for the pairs' bound and once
 /// for the pairs, and each training rule's once more); a million random keys take 24–27 ms this
 /// way against 32–39 ms with rayon's parallel sort, both on two cores.
-fn keyed_rows(keys: &[u64]) -> Vec<(u64, u32)> {
+fn keyed_rows_into(keys: &[u64], out: &mut Vec<(u64, u32)>, starts: &mut Vec<usize>) {
     const TOP_BITS: u32 = 16;
     let bucket = |k: u64| (k >> (64 - TOP_BITS)) as usize;
-    let mut starts = vec![0usize; (1 << TOP_BITS) + 1];
+    starts.clear();
+    starts.resize((1 << TOP_BITS) + 1, 0);
     for &k in keys.iter().filter(|&&k| k != 0) {
         starts[bucket(k) + 1] += 1;
     }
@@ -120,19 +121,24 @@ fn keyed_rows(keys: &[u64]) -> Vec<(u64, u32)> {
         starts[b] += starts[b - 1];
     }
     let total = starts[1 << TOP_BITS];
-    let mut out = vec![(0u64, 0u32); total];
-    let mut next = starts.clone();
+    out.clear();
+    out.resize(total, (0, 0));
     // Rows in row order, so each bucket receives its rows in order (the sort below then only
-    // has keys to order).
+    // has keys to order). `starts[b]` moves along bucket `b` as it fills and ends at the
+    // bucket's end, which is the next bucket's start.
     for (i, &k) in keys.iter().enumerate().filter(|(_, k)| **k != 0) {
-        let at = &mut next[bucket(k)];
+        let at = &mut starts[bucket(k)];
         out[*at] = (k, i as u32);
         *at += 1;
     }
+    // Shifted by one place, the entries are each bucket's start again.
+    starts.rotate_right(1);
+    starts[0] = 0;
+    let starts: &[usize] = starts;
     // The buckets sorted on both cores, in runs of 1,024 buckets each.
     const RUN: usize = 1 << 10;
     let mut runs: Vec<(usize, &mut [(u64, u32)])> = Vec::with_capacity((1 << TOP_BITS) / RUN);
-    let mut rest: &mut [(u64, u32)] = &mut out;
+    let mut rest: &mut [(u64, u32)] = out;
     for first in (0..1usize << TOP_BITS).step_by(RUN) {
         let (run, after) = rest.split_at_mut(starts[first + RUN] - starts[first]);
         runs.push((first, run));
@@ -147,26 +153,54 @@ fn keyed_rows(keys: &[u64]) -> Vec<(u64, u32)> {
             }
         }
     });
+}
+
+/// [`keyed_rows_into`] into fresh vectors.
+#[cfg(test)]
+fn keyed_rows(keys: &[u64]) -> Vec<(u64, u32)> {
+    let mut out = Vec::new();
+    keyed_rows_into(keys, &mut out, &mut Vec::new());
     out
 }
 
-/// Rows grouped by a rule's key: the blocks with at least two rows and at most `max_block`.
-fn blocks(keys: &[u64], max_block: usize) -> (Vec<u32>, Vec<std::ops::Range<usize>>) {
-    let rows = keyed_rows(keys);
-    let mut out = Vec::new();
-    let mut start = 0;
-    while start < rows.len() {
-        let end = start
-            + rows[start..]
-                .iter()
-                .take_while(|(k, _)| *k == rows[start].0)
-                .count();
-        if end - start > 1 && end - start <= max_block {
-            out.push(start..end);
+/// The vectors one rule's blocks are formed in, kept from rule to rule. At a million rows a
+/// rule's keys, keyed rows and rows take 8, 16 and 4 MB; allocated afresh for each rule (twice
+/// per rule, once for the pairs' bound), the kernel clearing their pages was a third of the
+/// comparing stage's work outside the pairing itself, done while the other cores waited.
+#[derive(Debug, Default)]
+pub struct BlockBuffers {
+    keys: Vec<u64>,
+    keyed: Vec<(u64, u32)>,
+    starts: Vec<usize>,
+    /// The rows with a key, ordered by key (and by row within a key).
+    rows: Vec<u32>,
+    /// The blocks formed last: ranges of `rows` sharing a key.
+    blocks: Vec<std::ops::Range<usize>>,
+}
+
+impl BlockBuffers {
+    /// Group the rows by rule `r`'s key: the blocks with at least two rows and at most
+    /// `max_block` end up in `self.blocks`, as ranges of `self.rows`.
+    fn form(&mut self, keys: &RowKeys, r: usize, max_block: usize) {
+        keys.rule_into(r, &mut self.keys);
+        keyed_rows_into(&self.keys, &mut self.keyed, &mut self.starts);
+        self.blocks.clear();
+        let rows = &self.keyed;
+        let mut start = 0;
+        while start < rows.len() {
+            let end = start
+                + rows[start..]
+                    .iter()
+                    .take_while(|(k, _)| *k == rows[start].0)
+                    .count();
+            if end - start > 1 && end - start <= max_block {
+                self.blocks.push(start..end);
+            }
+            start = end;
         }
-        start = end;
+        self.rows.clear();
+        self.rows.extend(rows.iter().map(|&(_, r)| r));
     }
-    (rows.into_iter().map(|(_, r)| r).collect(), out)
 }
 
 /// All pairs agreeing on one rule's key, regardless of other rules, thinned to about `limit` by
@@ -175,11 +209,14 @@ fn blocks(keys: &[u64], max_block: usize) -> (Vec<u32>, Vec<std::ops::Range<usiz
 /// would hide exactly the best matches from every rule but the first.
 pub fn training_pairs(
     shape: Shape,
-    keys: &[u64],
+    keys: &RowKeys,
+    r: usize,
     max_block: usize,
     limit: usize,
+    buffers: &mut BlockBuffers,
 ) -> Vec<(u32, u32)> {
-    let (rows, blocks) = blocks(keys, max_block);
+    buffers.form(keys, r, max_block);
+    let (rows, blocks) = (&buffers.rows, &buffers.blocks);
     let total: u64 = blocks
         .iter()
         .map(|b| (b.len() as u64) * (b.len() as u64 - 1) / 2)
@@ -264,25 +301,24 @@ impl RowKeys {
         self.keys.get(start..start + upto).unwrap_or(&[])
     }
 
-    /// Rule `r`'s key of every row, in row order.
-    pub fn rule(&self, r: usize) -> Vec<u64> {
+    /// Rule `r`'s key of every row, in row order, into `out` (emptied first).
+    pub fn rule_into(&self, r: usize, out: &mut Vec<u64>) {
+        out.clear();
         if r >= self.rules {
-            return Vec::new();
+            return;
         }
-        self.keys
-            .iter()
-            .skip(r)
-            .step_by(self.rules)
-            .copied()
-            .collect()
+        out.extend(self.keys.iter().skip(r).step_by(self.rules).copied());
     }
 }
 
 /// The most pairs rule `r`'s blocks of at most `max_block` rows can form, found from its keys
 /// alone (sorted, without the rows they belong to, so that no rule's blocks need be held while
 /// the others are paired).
-fn pairs_bound(keys: &RowKeys, r: usize, max_block: usize) -> usize {
-    keyed_rows(&keys.rule(r))
+fn pairs_bound(keys: &RowKeys, r: usize, max_block: usize, buffers: &mut BlockBuffers) -> usize {
+    keys.rule_into(r, &mut buffers.keys);
+    keyed_rows_into(&buffers.keys, &mut buffers.keyed, &mut buffers.starts);
+    buffers
+        .keyed
         .chunk_by(|x, y| x.0 == y.0)
         .map(<[(u64, u32)]>::len)
         .filter(|&n| n <= max_block)
@@ -406,9 +442,13 @@ pub fn scored_candidate_pairs<S: Copy + Default + Send + Sync>(
     // touched, so it takes address space but not memory. Large blocks whose pairs an earlier
     // rule already formed can make the bound far larger than memory, and an allocator may
     // refuse that much address space: then the vectors grow as pairs come, as before.
+    // The rules' bounds are found on both cores at once, each core keeping its own buffers.
     let bound = (0..rules.len())
-        .map(|r| pairs_bound(keys, r, max_block))
-        .fold(0usize, usize::saturating_add);
+        .into_par_iter()
+        .map_init(BlockBuffers::default, |buffers, r| {
+            pairs_bound(keys, r, max_block, buffers)
+        })
+        .reduce(|| 0, usize::saturating_add);
     let mut pairs: Vec<Pair> = Vec::new();
     let mut scores: Vec<S> = Vec::new();
     if pairs.try_reserve_exact(bound).is_err() || scores.try_reserve_exact(bound).is_err() {
@@ -416,11 +456,17 @@ pub fn scored_candidate_pairs<S: Copy + Default + Send + Sync>(
         scores = Vec::new();
     }
     let mut stats = Vec::new();
+    let mut buffers = BlockBuffers::default();
     for (r, rule) in rules.iter().enumerate() {
-        // Each rule's blocks are formed when its turn comes and dropped after it.
-        let (rows, blocked) = blocks(&keys.rule(r), usize::MAX);
-        let (kept, skipped): (Vec<_>, Vec<_>) =
-            blocked.into_iter().partition(|b| b.len() <= max_block);
+        // Each rule's blocks are formed when its turn comes, in the buffers the rule before
+        // used.
+        buffers.form(keys, r, usize::MAX);
+        let rows = &buffers.rows;
+        let (kept, skipped): (Vec<_>, Vec<_>) = buffers
+            .blocks
+            .iter()
+            .cloned()
+            .partition(|b| b.len() <= max_block);
         let mut rule_stats = RuleStats {
             rule: rule.text.clone(),
             skipped_blocks: skipped.len() as u64,
@@ -773,7 +819,8 @@ mod tests {
                     0xffff_0000_0000_0000u64..=u64::MAX,
                 ],
                 0..300,
-            )
+            ),
+            before in proptest::collection::vec(proptest::num::u64::ANY, 0..400),
         ) {
             let mut expected: Vec<(u64, u32)> = keys
                 .iter()
@@ -782,7 +829,12 @@ mod tests {
                 .map(|(i, &k)| (k, i as u32))
                 .collect();
             expected.sort_unstable();
-            proptest::prop_assert_eq!(keyed_rows(&keys), expected);
+            proptest::prop_assert_eq!(keyed_rows(&keys), expected.clone());
+            // Buffers kept from another rule's keys (as the pairing keeps them) give the same.
+            let (mut out, mut starts) = (Vec::new(), Vec::new());
+            keyed_rows_into(&before, &mut out, &mut starts);
+            keyed_rows_into(&keys, &mut out, &mut starts);
+            proptest::prop_assert_eq!(out, expected);
         }
     }
 }

@@ -7,7 +7,9 @@
 //! engine serves `tongban link` on arbitrary CSV files and person resolution on the store's
 //! records. It reads nothing from disk and knows nothing of what the columns mean.
 
-use crate::blocking::{Pair, RowKeys, Rule, RuleStats, scored_candidate_pairs, training_pairs};
+use crate::blocking::{
+    BlockBuffers, Pair, RowKeys, Rule, RuleStats, scored_candidate_pairs, training_pairs,
+};
 use crate::cluster::{Link, NO_TAG, cluster};
 use crate::compare::{Kind, level, level_latin_name, phonetic_key};
 use crate::model::{
@@ -538,6 +540,7 @@ pub fn learn(
     let k = settings.comparisons.len();
     let mut m_sum: Vec<Vec<f64>> = levels.iter().map(|&l| vec![0.0; l]).collect();
     let mut m_runs = vec![0usize; k];
+    let mut buffers = BlockBuffers::default();
     for (r, rule) in settings
         .rules
         .iter()
@@ -555,9 +558,11 @@ pub fn learn(
         }
         let pairs = training_pairs(
             shape,
-            &keys.rule(r),
+            keys,
+            r,
             settings.max_block,
             settings.em_pairs_per_rule,
+            &mut buffers,
         );
         let tallied = tally_patterns(settings, features, &pairs);
         if tallied.is_empty() {
