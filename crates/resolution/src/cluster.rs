@@ -6,6 +6,8 @@
 //! strongest first, so when a record without an id resembles two people, it joins the one it
 //! resembles most. The result depends only on the pairs and their weights, never on thread timing.
 
+use rayon::slice::ParallelSliceMut;
+
 /// Union-find over rows with path halving and union by size.
 #[derive(Debug, Clone)]
 pub struct UnionFind {
@@ -125,12 +127,17 @@ pub struct Link {
 /// Cluster `n` rows by merging `links` strongest first under the cannot-link tags. Returns the
 /// labels and how many links a constraint refused.
 pub fn cluster(tags: Vec<u32>, links: &mut [Link]) -> (Vec<u32>, u64) {
-    links.sort_by(|x, y| {
-        y.weight
-            .total_cmp(&x.weight)
-            .then(x.a.cmp(&y.a))
-            .then(x.b.cmp(&y.b))
-    });
+    // Without a cannot-link value anywhere nothing is refused, and the clusters are the
+    // connected components whatever the order of merging; ordering is needed only otherwise.
+    // The order is total (no two links join the same rows), so an unstable sort gives it.
+    if tags.iter().any(|&t| t != NO_TAG) {
+        links.par_sort_unstable_by(|x, y| {
+            y.weight
+                .total_cmp(&x.weight)
+                .then(x.a.cmp(&y.a))
+                .then(x.b.cmp(&y.b))
+        });
+    }
     let mut uf = UnionFind::new(tags);
     let mut refused = 0;
     for l in links.iter() {
@@ -183,5 +190,29 @@ mod tests {
         let (labels, refused) = cluster(tags, &mut links);
         assert_eq!(labels, vec![0, 0, 2]);
         assert_eq!(refused, 1);
+    }
+
+    /// Without cannot-link values the links are merged in the order given (no sorting): the
+    /// clusters are the connected components whatever that order.
+    #[test]
+    fn without_tags_any_order_of_links_gives_the_components() {
+        let mut links: Vec<Link> = (0..200u32)
+            .map(|i| Link {
+                a: (i * 37) % 150,
+                b: (i * 53 + 11) % 150,
+                weight: f64::from(i % 17),
+            })
+            .filter(|l| l.a != l.b)
+            .collect();
+        let (given, _) = cluster(vec![NO_TAG; 160], &mut links.clone());
+        links.reverse();
+        let (reversed, _) = cluster(vec![NO_TAG; 160], &mut links.clone());
+        links.sort_by(|x, y| y.weight.total_cmp(&x.weight));
+        let (strongest_first, refused) = cluster(vec![NO_TAG; 160], &mut links);
+        assert_eq!(given, strongest_first);
+        assert_eq!(reversed, strongest_first);
+        assert_eq!(refused, 0);
+        // Rows 150.. are in no link and stay alone.
+        assert_eq!(given[155], 155);
     }
 }

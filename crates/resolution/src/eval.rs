@@ -7,6 +7,8 @@
 //! ranked by the number of wrong or missed pairs they cause. Pure counting; where the truth comes
 //! from is the caller's business.
 
+use rayon::slice::ParallelSliceMut;
+
 /// Precision, recall and F1 with the counts behind them.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Prf {
@@ -83,7 +85,8 @@ pub fn score(predicted: &[u32], truth: &[Option<u32>], worst: usize) -> Scores {
         .filter_map(|(&p, t)| t.map(|t| (p, t)))
         .collect();
     let records = labelled.len() as u64;
-    labelled.sort_unstable();
+    // On every core: the scoring otherwise ran alone after a run that had used them all.
+    labelled.par_sort_unstable();
     // Cells: (predicted cluster, true entity, records), in cluster order.
     let cells: Vec<(u32, u32, u64)> = labelled
         .chunk_by(|x, y| x == y)
@@ -93,7 +96,7 @@ pub fn score(predicted: &[u32], truth: &[Option<u32>], worst: usize) -> Scores {
     let tp: u64 = cells.iter().map(|c| pairs(c.2)).sum();
     let by_pred: Vec<&[(u32, u32, u64)]> = cells.chunk_by(|x, y| x.0 == y.0).collect();
     let mut by_entity: Vec<(u32, u32, u64)> = cells.clone();
-    by_entity.sort_unstable_by_key(|c| (c.1, c.0));
+    by_entity.par_sort_unstable_by_key(|c| (c.1, c.0));
     let by_true: Vec<&[(u32, u32, u64)]> = by_entity.chunk_by(|x, y| x.1 == y.1).collect();
     let total = |group: &[(u32, u32, u64)]| group.iter().map(|c| c.2).sum::<u64>();
     let pairwise = Prf {

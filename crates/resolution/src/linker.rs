@@ -827,7 +827,7 @@ fn finish(p: Prepared, settings: &Settings, on_stage: &mut dyn FnMut(Stage)) -> 
         };
     on_stage(Stage::Clustering);
     let mut links: Vec<Link> = pairs
-        .iter()
+        .par_iter()
         .zip(&weights)
         .filter(|(_, w)| model.probability(f64::from(**w)) >= settings.threshold)
         .map(|(p, &w)| Link {
@@ -839,16 +839,19 @@ fn finish(p: Prepared, settings: &Settings, on_stage: &mut dyn FnMut(Stage)) -> 
     links.extend(must);
     let linked = links.len() as u64;
     let (labels, refused) = cluster(tags, &mut links);
-    let mut distinct = labels.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
+    // A cluster's label is its smallest row, so each cluster has one row labelled itself.
+    let clusters = labels
+        .iter()
+        .enumerate()
+        .filter(|&(i, &l)| l as usize == i)
+        .count();
     let stats = Stats {
         records: shape.len,
         candidate_pairs: pairs.len() as u64,
         rules: rule_stats,
         linked_pairs: linked - refused,
         refused_by_constraint: refused,
-        clusters: distinct.len(),
+        clusters,
         candidate_lambda,
     };
     Outcome {
