@@ -18,7 +18,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// A batch command that frees a large table stage by stage and then builds the next one would
 /// otherwise hold both for a moment: the freed one still resident, the new one on fresh pages.
 /// `tongban link` on a million records peaked at 605–665 MiB with the default and 555–573 MiB
-/// with 10 ms (mimalloc 2's default), in the same time. A server keeps the default, under which
+/// with 10 ms (mimalloc 2's default), in the same time; since session 32 it asks for 0 (at once),
+/// which made its peak the same from run to run. A server keeps the default, under which
 /// freed memory is reused without going back and forth to the system.
 ///
 /// `mi_option_set` is declared here because the binding crate exposes it only behind a feature

@@ -4,7 +4,8 @@
 //! "cannot-link" field (for people, a valid citizen id), so two records with different valid ids
 //! never end up in one cluster, not even through a chain of records without one. Pairs are merged
 //! strongest first, so when a record without an id resembles two people, it joins the one it
-//! resembles most. The result depends only on the pairs and their weights, never on thread timing.
+//! resembles most (when no row carries a cannot-link value, the order cannot matter and the
+//! pairs are merged as given). The result depends only on the pairs and their weights, never on thread timing.
 
 use rayon::slice::ParallelSliceMut;
 
@@ -129,7 +130,8 @@ pub struct Link {
 pub fn cluster(tags: Vec<u32>, links: &mut [Link]) -> (Vec<u32>, u64) {
     // Without a cannot-link value anywhere nothing is refused, and the clusters are the
     // connected components whatever the order of merging; ordering is needed only otherwise.
-    // The order is total (no two links join the same rows), so an unstable sort gives it.
+    // Two links compare equal only when they are equal in every field (a must-link may repeat
+    // a scored pair, with another weight), so an unstable sort gives one order every time.
     if tags.iter().any(|&t| t != NO_TAG) {
         links.par_sort_unstable_by(|x, y| {
             y.weight

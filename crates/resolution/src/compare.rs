@@ -213,6 +213,8 @@ fn jaro_winkler_may_reach(x: &[u8], y: &[u8], floor: f64) -> bool {
     let only_x = (sx & !sy).count_ones() as usize;
     let only_y = (sy & !sx).count_ones() as usize;
     let most = (x.len() - only_x.min(x.len())).min(y.len() - only_y.min(y.len()));
+    // No match at all gives Jaro 0, which reaches no floor above 0 (the only kind asked for).
+    debug_assert!(floor > 0.0);
     if most == 0 {
         return false;
     }
@@ -251,14 +253,14 @@ pub fn jaro_winkler(a: &str, b: &str) -> f64 {
 /// SSE2, the positions of a byte in `y` come from comparing it with all of `y` sixteen bytes at
 /// a time: no table to fill and clear per call and no thread-local to reach it through, which
 /// took a fifth of the comparing stage's samples at a million FEBRL-style records.
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 fn jaro_winkler_ascii(x: &[u8], y: &[u8]) -> f64 {
-    // SAFETY: SSE2 is part of the x86-64 baseline: every processor this target runs on has it,
-    // and the compiler assumes it everywhere in this build already.
+    // SAFETY: this is compiled only for a target with SSE2 enabled (the x86-64 baseline), so
+    // every processor the build runs on has it and the compiler assumes it everywhere already.
     unsafe { jaro_winkler_ascii_sse2(x, y) }
 }
 
-#[cfg(target_arch = "x86_64")]
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 #[target_feature(enable = "sse2")]
 fn jaro_winkler_ascii_sse2(x: &[u8], y: &[u8]) -> f64 {
     use std::arch::x86_64::{
@@ -280,11 +282,13 @@ fn jaro_winkler_ascii_sse2(x: &[u8], y: &[u8]) -> f64 {
         let only = chunk(0);
         return jaro_ascii(x, y, |c| hits(only, _mm_set1_epi8(c as i8)));
     }
-    let chunks: Vec<__m128i> = (0..y.len().div_ceil(16)).map(chunk).collect();
+    // At most four registers (the caller's values are at most 64 bytes), held without
+    // allocating; the ones past `y` are zero and not read.
+    let chunks: [__m128i; 4] = std::array::from_fn(chunk);
+    let used = &chunks[..y.len().div_ceil(16).min(4)];
     jaro_ascii(x, y, |c| {
         let wanted = _mm_set1_epi8(c as i8);
-        chunks
-            .iter()
+        used.iter()
             .enumerate()
             .fold(0u64, |mask, (k, &ch)| mask | hits(ch, wanted) << (16 * k))
     })
@@ -293,7 +297,7 @@ fn jaro_winkler_ascii_sse2(x: &[u8], y: &[u8]) -> f64 {
 /// Jaro–Winkler of two ASCII strings of 1 to 64 bytes, with a table of where each byte occurs
 /// in `y` (kept per thread: clearing a kilobyte for each of tens of millions of comparisons
 /// showed in the linker's profile, so only the entries of `y`'s bytes are set and cleared).
-#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+#[cfg_attr(all(target_arch = "x86_64", target_feature = "sse2"), allow(dead_code))]
 fn jaro_winkler_ascii_by_table(x: &[u8], y: &[u8]) -> f64 {
     POSITIONS.with_borrow_mut(|positions| {
         for (j, &c) in y.iter().enumerate() {
@@ -308,7 +312,7 @@ fn jaro_winkler_ascii_by_table(x: &[u8], y: &[u8]) -> f64 {
     })
 }
 
-#[cfg(not(target_arch = "x86_64"))]
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
 fn jaro_winkler_ascii(x: &[u8], y: &[u8]) -> f64 {
     jaro_winkler_ascii_by_table(x, y)
 }

@@ -371,11 +371,32 @@ mod tests {
     }
 
     /// The linker hands back its table's text before training (`tongban link` does); nothing
-    /// from training on may read it, so the outcome is `run`'s, must-links and cannot-links
-    /// included (this population's settings have both).
+    /// from training on may read it, so the outcome is `run`'s: the population gets a record
+    /// sharing person 0's valid id and nothing else (joined by the must-link alone, which is
+    /// made from the values before they go) and one like person 1 but for another valid id
+    /// (kept apart).
     #[test]
     fn the_linker_releasing_its_columns_gives_the_same_outcome() {
-        let all = population();
+        let mut all = population();
+        let (zero, one) = (all[0].clone(), all[2].clone());
+        all.push(person(
+            zero.valid_id.as_str(),
+            "欧阳娜娜",
+            "2001-02-03",
+            "13700000000",
+        ));
+        let other_id = tongban_standards::citizen_id::new_from_parts(
+            "320524",
+            chrono::NaiveDate::from_ymd_opt(1951, 2, 2).unwrap(),
+            999,
+        )
+        .unwrap();
+        all.push(person(
+            other_id.as_str(),
+            one.name.as_str(),
+            one.birth_date.as_str(),
+            one.phone.as_str(),
+        ));
         let s = settings();
         let kept = table(&all);
         let whole = linker::run(&kept, &s, &mut |_| {}).unwrap();
@@ -387,7 +408,23 @@ mod tests {
         assert_eq!(outcome.pairs, whole.pairs);
         assert_eq!(outcome.weights, whole.weights);
         assert_eq!(outcome.stats.linked_pairs, whole.stats.linked_pairs);
+        assert_eq!(outcome.stats.clusters, whole.stats.clusters);
+        assert_eq!(
+            outcome.stats.refused_by_constraint,
+            whole.stats.refused_by_constraint
+        );
         assert!(whole.stats.linked_pairs > 0);
+        let n = all.len();
+        assert_eq!(
+            whole.labels[n - 2],
+            whole.labels[0],
+            "joined by the must-link"
+        );
+        assert_ne!(
+            whole.labels[n - 1],
+            whole.labels[2],
+            "kept apart by the cannot-link"
+        );
         assert_eq!(stages.len(), 6);
         assert!(released.columns.iter().all(|c| c.is_empty()));
         assert_eq!(released.len(), kept.len());

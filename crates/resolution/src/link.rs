@@ -771,20 +771,22 @@ fn read_input(
     order.par_sort_unstable();
     // The first line that repeats an earlier line's id is the one reported.
     let mut repeated: Option<usize> = None;
-    let mut start = 0;
-    while start < order.len() {
-        let hash = order[start].0;
-        let end = start + order[start..].iter().take_while(|e| e.0 == hash).count();
-        // A run holds rows in file order, nearly always one row (two for a duplicate).
-        for (x, &(_, earlier)) in order[start..end].iter().enumerate() {
-            for &(_, later) in &order[start + x + 1..end] {
-                if table.ids.get(earlier as usize) == table.ids.get(later as usize) {
-                    let later = later as usize;
-                    repeated = Some(repeated.map_or(later, |r| r.min(later)));
-                }
-            }
+    for run in order
+        .chunk_by(|x, y| x.0 == y.0)
+        .filter(|run| run.len() > 1)
+    {
+        // A run holds rows in file order: nearly always one row, two for a duplicate, and as
+        // many as the file has lines when an id column holds one value throughout. The first
+        // row equal to one before it is the run's answer, found after one comparison in that
+        // last case (checking every pair of a million equal ids would never end).
+        let first_repeat = (1..run.len()).find(|&x| {
+            let id = table.ids.get(run[x].1 as usize);
+            run[..x].iter().any(|e| table.ids.get(e.1 as usize) == id)
+        });
+        if let Some(x) = first_repeat {
+            let later = run[x].1 as usize;
+            repeated = Some(repeated.map_or(later, |r| r.min(later)));
         }
-        start = end;
     }
     if let Some(second) = repeated {
         return Err(ConfigError::Input {
@@ -885,6 +887,14 @@ id_pattern = "^rec-(\\d+)-"
             e.contains("a.csv:1500:") && e.contains("`rec-1200-org` appears twice"),
             "{e}"
         );
+        // An id column holding one value throughout: the second line is named, at once.
+        let mut text = String::from("rec_id, given_name, surname\n");
+        for i in 0..200_000 {
+            text.push_str(&format!("rec-1-org, ann{i}, lee\n"));
+        }
+        std::fs::write(&a, text).unwrap();
+        let e = load(&c, std::slice::from_ref(&a)).unwrap_err().to_string();
+        assert!(e.contains("a.csv:3:") && e.contains("twice"), "{e}");
         std::fs::write(&a, "rec_id, given_name, surname\nrec-1-org, ann, lee\nrec-1-dup-0, anne, lee\nrec-2-org, bo, wu\n").unwrap();
         let loaded = load(&c, &[a]).unwrap();
         assert_eq!(loaded.table.len(), 3);

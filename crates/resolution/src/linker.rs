@@ -271,7 +271,7 @@ impl Features {
         };
         let start = start as usize;
         let bytes = self.data.as_bytes();
-        #[cfg(target_arch = "x86_64")]
+        #[cfg(all(target_arch = "x86_64", target_feature = "sse"))]
         {
             use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
             let at = bytes
@@ -279,14 +279,14 @@ impl Features {
                 .wrapping_add(start.min(bytes.len()))
                 .cast::<i8>();
             // SAFETY: a prefetch never faults and reads nothing into the program; the address
-            // is inside the packed fields (or one past their end), and SSE is part of the
-            // x86-64 baseline.
+            // is inside the packed fields (or one past their end), and this is compiled only
+            // for a target with SSE enabled.
             unsafe {
                 _mm_prefetch::<_MM_HINT_T0>(at);
                 _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(64));
             }
         }
-        #[cfg(not(target_arch = "x86_64"))]
+        #[cfg(not(all(target_arch = "x86_64", target_feature = "sse")))]
         {
             let at = |k: usize| bytes.get(start + k).copied().map_or(0, u64::from);
             std::hint::black_box(at(0) + at(64));
