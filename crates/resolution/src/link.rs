@@ -918,6 +918,57 @@ id_pattern = "^rec-(\\d+)-"
         text
     }
 
+    /// Patterns of up to ten comparisons are held in four bytes and longer ones in eight: both
+    /// paths must give what two comparisons give when the others only ever compare missing
+    /// values (level 0, weight 0). The two that count come last, so that with eleven their
+    /// levels sit in the pattern's bits 27 to 32, which four bytes would cut.
+    #[test]
+    fn eleven_comparisons_give_the_clusters_of_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        // Every third row repeats the one before it, with a typo in the given name now and then.
+        let mut text = String::from("rec_id,given_name,surname,note\n");
+        for i in 0..3_000usize {
+            let person = if i % 3 == 2 { i - 1 } else { i };
+            let mut given = format!(
+                "{}{}",
+                ["ann", "bob", "cat", "dan", "eve"][person % 5],
+                person % 211
+            );
+            if i % 3 == 2 && i % 4 == 0 {
+                given.insert(1, 'x');
+            }
+            let id = if i % 3 == 2 {
+                format!("rec-{person}-dup-0")
+            } else {
+                format!("rec-{person}-org")
+            };
+            text.push_str(&format!("{id},{given},s{},\n", person % 37));
+        }
+        std::fs::write(&a, text).unwrap();
+        let with_empty = |extra: usize| {
+            let config = format!(
+                "id_column = \"rec_id\"\nthreshold = 0.9\n\n{}\
+                 [[comparison]]\ncolumn = \"given_name\"\nkind = \"name\"\ntf = true\n\n\
+                 [[comparison]]\ncolumn = \"surname\"\nkind = \"name\"\n\n\
+                 [[blocking]]\nkeys = [\"surname\"]\n",
+                "[[comparison]]\ncolumn = \"note\"\nkind = \"exact\"\n\n".repeat(extra)
+            );
+            let c = LinkConfig::parse("link.toml", &config).unwrap();
+            assert_eq!(c.settings.comparisons.len(), 2 + extra);
+            let loaded = load(&c, std::slice::from_ref(&a)).unwrap();
+            crate::linker::run(&loaded.table, &c.settings, &mut |_| {}).unwrap()
+        };
+        let two = with_empty(0);
+        assert!(two.stats.linked_pairs > 0);
+        for extra in [8, 9] {
+            let more = with_empty(extra);
+            assert_eq!(more.labels, two.labels, "{} comparisons", 2 + extra);
+            assert_eq!(more.pairs, two.pairs);
+            assert_eq!(more.weights, two.weights);
+        }
+    }
+
     #[test]
     fn inputs_read_in_pieces_read_as_in_one_go() {
         let dir = tempfile::tempdir().unwrap();
