@@ -181,27 +181,27 @@ pub struct BlockBuffers {
 }
 
 impl BlockBuffers {
+    /// Every row with a key under rule `r`, as (key, row) in `self.keyed`, sorted (see
+    /// [`keyed_rows_into`]).
+    fn key(&mut self, keys: &RowKeys, r: usize) {
+        keys.rule_into(r, &mut self.keys);
+        keyed_rows_into(&self.keys, &mut self.keyed, &mut self.starts);
+    }
+
     /// Group the rows by rule `r`'s key: the blocks with at least two rows and at most
     /// `max_block` end up in `self.blocks`, as ranges of `self.rows`.
     fn form(&mut self, keys: &RowKeys, r: usize, max_block: usize) {
-        keys.rule_into(r, &mut self.keys);
-        keyed_rows_into(&self.keys, &mut self.keyed, &mut self.starts);
+        self.key(keys, r);
         self.blocks.clear();
-        let rows = &self.keyed;
         let mut start = 0;
-        while start < rows.len() {
-            let end = start
-                + rows[start..]
-                    .iter()
-                    .take_while(|(k, _)| *k == rows[start].0)
-                    .count();
-            if end - start > 1 && end - start <= max_block {
-                self.blocks.push(start..end);
+        for run in self.keyed.chunk_by(|x, y| x.0 == y.0) {
+            if run.len() > 1 && run.len() <= max_block {
+                self.blocks.push(start..start + run.len());
             }
-            start = end;
+            start += run.len();
         }
         self.rows.clear();
-        self.rows.extend(rows.iter().map(|&(_, r)| r));
+        self.rows.extend(self.keyed.iter().map(|&(_, r)| r));
     }
 }
 
@@ -317,8 +317,7 @@ impl RowKeys {
 /// alone (sorted, without the rows they belong to, so that no rule's blocks need be held while
 /// the others are paired).
 fn pairs_bound(keys: &RowKeys, r: usize, max_block: usize, buffers: &mut BlockBuffers) -> usize {
-    keys.rule_into(r, &mut buffers.keys);
-    keyed_rows_into(&buffers.keys, &mut buffers.keyed, &mut buffers.starts);
+    buffers.key(keys, r);
     buffers
         .keyed
         .chunk_by(|x, y| x.0 == y.0)

@@ -32,5 +32,10 @@ pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::
 
 /// An empty [`FastMap`].
 pub(crate) fn fast_map<K, V>() -> FastMap<K, V> {
-    FastMap::with_hasher(foldhash::fast::FixedState::with_seed(0x9e37_79b9_7f4a_7c15))
+    FastMap::with_hasher(fast_hasher())
+}
+
+/// The hasher of [`FastMap`], for hashing values without a map.
+pub(crate) fn fast_hasher() -> foldhash::fast::FixedState {
+    foldhash::fast::FixedState::with_seed(0x9e37_79b9_7f4a_7c15)
 }

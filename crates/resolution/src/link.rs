@@ -760,7 +760,7 @@ fn read_input(
     // hashes, so they end up in one run of equal hashes, where the strings are compared. Sorting
     // the strings themselves (through their rows) took 4 % of `tongban link`'s time at a million
     // records; a set of a million strings would take 32 MB.
-    let hasher = foldhash::fast::FixedState::with_seed(0x2545_f491_4f6c_dd1d);
+    let hasher = crate::fast_hasher();
     let mut order: Vec<(u64, u32)> = (first_row..table.len())
         .into_par_iter()
         .map(|row| {

@@ -740,8 +740,8 @@ pub fn run(
 
 /// Link or deduplicate `table` as [`run`] does, handing back the memory of its columns' text
 /// (see [`Table::release_columns`]) as soon as the features and keys have been read from it,
-/// before training and the candidate pairs take theirs: for a caller that needs no more than the ids after
-/// the run. The outcome is the same as [`run`]'s.
+/// before training and the candidate pairs take theirs: for a caller that needs no more than
+/// the ids after the run. The outcome is the same as [`run`]'s.
 pub fn run_releasing_columns(
     table: &mut Table,
     settings: &Settings,
@@ -788,7 +788,7 @@ fn prepare(
     let must = settings
         .must_link
         .iter()
-        .flat_map(|&column| must_links(table, Some(column)))
+        .flat_map(|&column| must_links(table, column))
         .collect();
     let tags = cannot_link_tags(table, settings.cannot_link);
     Ok(Prepared {
@@ -906,10 +906,7 @@ fn compare_and_weigh<P: Copy + Default + Send + Sync + Into<u64>>(
 
 /// Deterministic links: every row to the first row with the same must-link value, with an
 /// infinite weight so they are merged before any probabilistic link.
-fn must_links(table: &Table, column: Option<usize>) -> Vec<Link> {
-    let Some(column) = column else {
-        return Vec::new();
-    };
+fn must_links(table: &Table, column: usize) -> Vec<Link> {
     let col = &table.columns[column];
     let mut first: FastMap<&str, u32> = fast_map();
     let mut out = Vec::new();
