@@ -81,7 +81,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         .into_iter()
                         .rev()
                         .find(|v| v.status == tongban_store::RecordStatus::Current)
-                        .and_then(|v| serde_json::from_str::<serde_json::Value>(&v.cleaned).ok())
+                        // Addresses are stored lean (codes only); people read them spelled out.
+                        .map(|v| tongban_intake::clean::expand_cleaned(&v.cleaned))
                 } else {
                     None
                 };

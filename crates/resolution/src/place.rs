@@ -7,6 +7,7 @@
 //! the same place, one that does not parse to a room stays a place of its own. Pure functions.
 
 use crate::cluster::{NO_TAG, UnionFind};
+use crate::fields::Fields;
 use crate::interned::{Text, intern};
 use crate::person::RecordView;
 use std::collections::HashMap;
@@ -180,6 +181,20 @@ fn keys(r: &RecordView, field: &str) -> (Text, Text) {
     (get("room_key"), get("building_key"))
 }
 
+/// The code of an address's division at `level`: written alone (`"county":"320576"`, the lean
+/// form intake stores now) or as an object with its name (`{"code":"320576","name":…}`, the form
+/// of records stored before); "" when the address names none.
+pub fn division_code(address: &Fields, level: &str) -> String {
+    let flat = address.text(level);
+    if !flat.is_empty() {
+        return flat.into_owned();
+    }
+    address
+        .object(level)
+        .map(|d| d.text("code").into_owned())
+        .unwrap_or_default()
+}
+
 /// The key of premises known only by road and door number (唯华路1092号): a company's registered
 /// address often names no compound or building, yet the door number is a place of its own. It
 /// takes the compound's place in the building key (county|road+number|), so it never collides
@@ -188,10 +203,7 @@ fn door_key(r: &RecordView, field: &str) -> String {
     let Some(obj) = r.cleaned.object(field) else {
         return String::new();
     };
-    let county = obj
-        .object("county")
-        .map(|c| c.text("code").into_owned())
-        .unwrap_or_default();
+    let county = division_code(obj, "county");
     let (road, number) = (obj.text("road"), obj.text("road_number"));
     if county.is_empty() || road.is_empty() || number.is_empty() {
         return String::new();
@@ -339,6 +351,22 @@ mod tests {
             cleaned,
             invalid: &[],
         }
+    }
+
+    #[test]
+    fn a_door_number_is_read_from_either_stored_form_of_an_address() {
+        let lean = json!({"address": {"province": "32", "city": "3205", "county": "320576", "road": "唯华路", "road_number": "1092"}});
+        let first = json!({"address": {"province": {"code": "32", "name": "江苏省"}, "city": {"code": "3205", "name": "苏州市"}, "county": {"code": "320576", "name": "苏州工业园区"}, "street": null, "community": null, "road": "唯华路", "road_number": "1092", "compound": null, "building": null, "unit": null, "floor": null, "room": null, "rest": "", "room_key": null, "text": "苏州工业园区唯华路1092号", "building_key": null}});
+        let texts = [lean, first].map(|v| v.to_string());
+        for text in &texts {
+            let fields = crate::fields::Fields::parse(text);
+            let m = mentions(&view("market_entities", "entity", "E1", &fields));
+            assert_eq!(m.len(), 1, "{text}");
+            assert_eq!(m[0].building_key.as_str(), "320576|唯华路1092号|", "{text}");
+        }
+        let no_county = json!({"address": {"road": "唯华路", "road_number": "1092"}}).to_string();
+        let fields = crate::fields::Fields::parse(&no_county);
+        assert!(mentions(&view("market_entities", "entity", "E1", &fields)).is_empty());
     }
 
     #[test]
