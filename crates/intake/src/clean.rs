@@ -17,7 +17,7 @@
 //! found where the batch is stored).
 
 use crate::mapping::{Clean, FieldMapping, Mapping, OnInvalid};
-use crate::reader::RawRecord;
+use crate::reader::{RawRecord, columns_json};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt::Debug;
@@ -580,6 +580,8 @@ struct Layout {
     fields: Vec<Option<usize>>,
     /// Each column's name as the raw record's JSON key, escaped once: `"姓名":`.
     raw_keys: Vec<String>,
+    /// The header as the store keeps it once for all its records ([`columns_json`]).
+    raw_columns: Arc<str>,
 }
 
 /// A mapping made ready to clean many records: the order the cleaned object lists its fields
@@ -641,6 +643,7 @@ impl<'m> Cleaner<'m> {
                 .iter()
                 .map(|c| json_key(c, tongban_standards::json_text::push_raw_string))
                 .collect(),
+            raw_columns: columns_json(columns).into(),
         });
         self
     }
@@ -659,6 +662,17 @@ impl<'m> Cleaner<'m> {
             Some(l) => raw.to_json_with_keys(&l.raw_keys),
             None => raw.to_json(),
         }
+    }
+
+    /// The record as the store keeps it: the JSON array of its values and the JSON array of
+    /// its header's column names (shared by every record of the remembered header), from which
+    /// the store gives back [`Cleaner::raw_json`]'s object byte for byte.
+    pub fn raw_values(&self, raw: &RawRecord) -> (String, Arc<str>) {
+        let columns = match self.layout_for(raw) {
+            Some(l) => l.raw_columns.clone(),
+            None => columns_json(&raw.columns).into(),
+        };
+        (raw.values_json(), columns)
     }
 
     /// Cleans one record.

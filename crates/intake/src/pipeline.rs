@@ -103,10 +103,14 @@ pub fn prepare_with(
                 })
             } else {
                 let issues = issues_json(&cleaned);
+                // Stored as its values alone, the header kept once (see `raw_layout`); the
+                // hash stays the object's, so that records stored either way compare alike.
+                let (values, columns) = cleaner.raw_values(&raw);
                 Ok(IncomingRecord {
                     key: cleaned.key,
                     location,
-                    raw: json,
+                    raw: values,
+                    raw_columns: Some(columns),
                     issues,
                     cleaned: cleaned.fields_json,
                     hash,

@@ -74,6 +74,24 @@ impl RawRecord {
         self.json_object(keys.len(), |out, i| out.push_str(&keys[i]))
     }
 
+    /// The values [`RawRecord::to_json`] writes, alone, as a JSON array in the same spelling:
+    /// with [`columns_json`] of the header, the store keeps a record in this form and gives the
+    /// object back byte for byte (`tongban_store::raw_layout`).
+    pub fn values_json(&self) -> String {
+        let n = self.columns.len().min(self.values.len());
+        let len: usize = self.values.iter().map(String::len).sum();
+        let mut out = String::with_capacity(len + 3 * n + 2);
+        out.push('[');
+        for (i, v) in self.values.iter().take(n).enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            tongban_standards::json_text::push_raw_string(&mut out, v);
+        }
+        out.push(']');
+        out
+    }
+
     /// The object of the first `keys` values (at most all of them), each after the key `key`
     /// writes for its column.
     fn json_object(&self, keys: usize, mut key: impl FnMut(&mut String, usize)) -> String {
@@ -91,6 +109,21 @@ impl RawRecord {
         out.push('}');
         out
     }
+}
+
+/// A header's column names as a JSON array, each spelled as [`RawRecord::to_json`] spells it
+/// as a key: the layout the store keeps once for every record that has this header.
+pub fn columns_json(columns: &[String]) -> String {
+    let mut out = String::with_capacity(columns.iter().map(|c| c.len() + 3).sum::<usize>() + 2);
+    out.push('[');
+    for (i, c) in columns.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        tongban_standards::json_text::push_raw_string(&mut out, c);
+    }
+    out.push(']');
+    out
 }
 
 /// Why one record could not be read.
@@ -781,5 +814,24 @@ clean = "name"
         assert!(err.contains("a JSON array"), "{err}");
         let err = read(b"[{\"id\":\"1\"},\n{\"id\":", &m).unwrap_err();
         assert!(err.contains("line 2"), "{err}");
+    }
+
+    proptest::proptest! {
+        /// The store keeps a record as its values and its header (`values_json`, `columns_json`)
+        /// and splices the object back: byte for byte `to_json`, for any text, with fewer or more
+        /// values than columns, and a column named twice.
+        #[test]
+        fn values_and_header_give_the_object_back(
+            columns in proptest::collection::vec("[\\PC\"\\\\\t\n\u{0}\u{1f}]{0,6}", 0..6),
+            values in proptest::collection::vec("[\\PC\"\\\\\t\n\u{0}\u{7f}]{0,6}", 0..8),
+        ) {
+            let raw = RawRecord {
+                location: Location::Line(2),
+                columns: columns.into(),
+                values,
+            };
+            let spliced = tongban_store::raw_layout::splice(&columns_json(&raw.columns), &raw.values_json());
+            proptest::prop_assert_eq!(spliced, Some(raw.to_json()));
+        }
     }
 }

@@ -84,7 +84,16 @@ fn record_row(r: &$row) -> Result<RecordVersion> {
         seen_batch: r.try_get("seen_batch")?,
         location: r.try_get("location")?,
         content_hash: r.try_get("content_hash")?,
-        raw: r.try_get("raw")?,
+        // A record kept as its values alone is given back as the object it was delivered as.
+        raw: {
+            let raw: String = r.try_get("raw")?;
+            match r.try_get::<Option<String>, _>("raw_columns")? {
+                Some(columns) => crate::raw_layout::splice(&columns, &raw).ok_or_else(|| {
+                    StoreError::Corrupt(format!("a record's raw values do not fit its layout: {raw:?}"))
+                })?,
+                None => raw,
+            }
+        },
         cleaned: r.try_get("cleaned")?,
         issues: r.try_get("issues")?,
         ingested_at: r.try_get("ingested_at")?,
@@ -183,7 +192,9 @@ fn grant_row(r: &$row) -> Result<GrantRow> {
 /// A record's columns as read back: `seen_batch` is the last batch that delivered the record,
 /// its sighting included.
 fn record_select() -> String {
-    format!("source_id, record_key, version, status, batch_id, {} AS seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at", crate::LAST_SEEN)
+    format!("source_id, record_key, version, status, batch_id, {} AS seen_batch, location, content_hash, raw, \
+             (SELECT columns FROM record_layouts WHERE id = records.raw_layout) AS raw_columns, \
+             cleaned, issues, ingested_at, withdrawn_at", crate::LAST_SEEN)
 }
 
 impl $store {

@@ -17,6 +17,7 @@ mod grant_reads;
 mod pg_copy;
 mod pg_held;
 pub mod postgres;
+pub mod raw_layout;
 pub mod sqlite;
 mod sqlite_direct;
 
@@ -186,11 +187,28 @@ pub struct BatchRow {
 pub struct IncomingRecord {
     pub key: String,
     pub location: String,
+    /// The record as delivered: a JSON object of column name → text, or, when `raw_columns` is
+    /// given, the JSON array of its values alone (see [`raw_layout`]).
     pub raw: String,
+    /// The JSON array of the column names `raw`'s values stand under, shared by the records of
+    /// one header; `None` when `raw` is the object itself.
+    pub raw_columns: Option<std::sync::Arc<str>>,
     pub cleaned: String,
     pub issues: String,
-    /// A hash of `raw`: a re-delivered record with the same hash is unchanged.
+    /// A hash of the record's JSON object: a re-delivered record with the same hash is unchanged.
     pub hash: Vec<u8>,
+}
+
+impl IncomingRecord {
+    /// The record as the JSON object it was delivered as, whichever form `raw` holds.
+    pub fn raw_object(&self) -> String {
+        match &self.raw_columns {
+            Some(columns) => {
+                raw_layout::splice(columns, &self.raw).unwrap_or_else(|| self.raw.clone())
+            }
+            None => self.raw.clone(),
+        }
+    }
 }
 
 /// A record the intake could not accept, with the reasons as a JSON array of issues.
@@ -1284,6 +1302,7 @@ mod tests {
             key: key.into(),
             location: format!("line {hash}"),
             raw: String::new(),
+            raw_columns: None,
             cleaned: String::new(),
             issues: String::new(),
             hash: vec![hash],

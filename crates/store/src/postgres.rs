@@ -472,7 +472,7 @@ impl PgStore {
                 Action::Duplicate { first } => duplicates.push(IncomingQuarantine {
                     key: Some(r.key.clone()),
                     location: r.location.clone(),
-                    raw: r.raw.clone(),
+                    raw: r.raw_object(),
                     raw_hash: r.hash.clone(),
                     reasons: duplicate_reason(&r.key, first.as_deref()),
                 }),
@@ -540,14 +540,26 @@ impl PgStore {
         // The new versions go in by `COPY`: PostgreSQL takes the values as they are, where a
         // multi-row `INSERT` had it parse every bound value and set up every row's expressions.
         const RECORD_COLUMNS: &str = "source_id, record_key, version, status, batch_id, \
-             seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at";
+             seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at, \
+             raw_layout";
+        let mut layouts = HashMap::new();
+        for columns in inserts.iter().filter_map(|(r, _)| r.raw_columns.as_ref()) {
+            if !layouts.contains_key(&**columns) {
+                let id = layout_id(&mut tx, columns).await?;
+                layouts.insert(&**columns, id);
+            }
+        }
         let copy_records = format!("COPY records ({RECORD_COLUMNS}) FROM STDIN (FORMAT binary)");
         copy_in(&mut tx, &copy_records, &inserts, |rows, (r, version)| {
-            rows.row(13).text(source_id)?.text(&r.key)?;
+            rows.row(14).text(source_id)?.text(&r.key)?;
             rows.int8(*version).text("current")?;
             rows.int8(batch_id).int8(batch_id).text(&r.location)?;
             rows.bytes(&r.hash)?.text(&r.raw)?.text(&r.cleaned)?;
             rows.text(&r.issues)?.int8(now).null();
+            match r.raw_columns.as_ref().and_then(|c| layouts.get(&**c)) {
+                Some(id) => rows.int8(*id),
+                None => rows.null(),
+            };
             Ok(())
         })
         .await?;
@@ -1102,6 +1114,28 @@ async fn swap_in(conn: &mut PgConnection, tables: &[(&str, Vec<Index>)]) -> Resu
         }
     }
     Ok(())
+}
+
+/// The id of the layout (a raw record's column names, see `raw_layout`) whose text is
+/// `columns`, added if the store has none yet. Called inside the chunk's transaction, so a layout
+/// added by a chunk that is rolled back goes with it; two chunks adding the same layout at once
+/// may each add a row, both valid, and later chunks take the first.
+async fn layout_id(conn: &mut PgConnection, columns: &str) -> Result<i64> {
+    let found = sqlx::query(
+        "SELECT id FROM record_layouts WHERE md5(columns) = md5($1) AND columns = $1 \
+         ORDER BY id LIMIT 1",
+    )
+    .bind(columns)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = found {
+        return Ok(row.try_get(0)?);
+    }
+    let row = sqlx::query("INSERT INTO record_layouts (columns) VALUES ($1) RETURNING id")
+        .bind(columns)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(row.try_get(0)?)
 }
 
 /// Loads `rows` by binary `COPY` (`statement`, `… FROM STDIN (FORMAT binary)`), each encoded by

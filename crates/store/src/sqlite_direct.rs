@@ -820,6 +820,20 @@ fn rows_sql(head: &str, row: &str, n: usize, tail: &str) -> String {
     sql
 }
 
+/// The id of the layout (a raw record's column names, see `raw_layout`) whose text is
+/// `columns`, added if the store has none yet. Called inside the chunk's transaction, so a
+/// layout added by a chunk that is rolled back goes with it.
+fn layout_id(tx: &rusqlite::Transaction, columns: &str) -> Result<i64> {
+    let mut find =
+        tx.prepare_cached("SELECT id FROM record_layouts WHERE columns = ?1 ORDER BY id LIMIT 1")?;
+    if let Some(id) = find.query_row(params![columns], |r| r.get(0)).optional()? {
+        return Ok(id);
+    }
+    tx.prepare_cached("INSERT INTO record_layouts (columns) VALUES (?1)")?
+        .execute(params![columns])?;
+    Ok(tx.last_insert_rowid())
+}
+
 /// Stores one chunk as the `Store` trait describes, in one IMMEDIATE transaction: the latest
 /// version of each key looked up, the plan made by [`plan_chunk`] (shared with PostgreSQL),
 /// replaced versions superseded before their successors are inserted (one non-superseded
@@ -911,13 +925,23 @@ fn store_chunk(
             held.execute(params![batch_id, source_id, key])?;
         }
         let mut inserts = Vec::with_capacity(records.len());
+        let layouts = crate::raw_layout::layout_ids(
+            records.iter().filter_map(|r| r.raw_columns.as_ref()),
+            |c| layout_id(&tx, c),
+        )?;
         for (r, action) in records.iter().zip(&plan) {
             match action {
-                Action::Insert { version, .. } => inserts.push((r, *version)),
+                Action::Insert { version, .. } => {
+                    let layout = r
+                        .raw_columns
+                        .as_ref()
+                        .and_then(|c| layouts.get(&**c).copied());
+                    inserts.push((r, *version, layout));
+                }
                 Action::Duplicate { first } => duplicates.push(IncomingQuarantine {
                     key: Some(r.key.clone()),
                     location: r.location.clone(),
-                    raw: r.raw.clone(),
+                    raw: r.raw_object(),
                     raw_hash: r.hash.clone(),
                     reasons: duplicate_reason(&r.key, first.as_deref()),
                 }),
@@ -941,9 +965,10 @@ fn store_chunk(
                 "issues",
                 "ingested_at",
                 "withdrawn_at",
+                "raw_layout",
             ],
             &inserts,
-            |(r, version), bind| {
+            |(r, version, layout), bind| {
                 bind(&source_id)?;
                 bind(&r.key)?;
                 bind(version)?;
@@ -956,7 +981,8 @@ fn store_chunk(
                 bind(&r.cleaned)?;
                 bind(&r.issues)?;
                 bind(&now)?;
-                bind(&None::<i64>)
+                bind(&None::<i64>)?;
+                bind(layout)
             },
         )?;
         let mut hold = tx.prepare_cached(

@@ -69,6 +69,7 @@ fn rec(key: &str, content: &str) -> IncomingRecord {
         key: key.into(),
         location: format!("line {key}"),
         raw: format!("{{\"k\":\"{key}\",\"v\":\"{content}\"}}"),
+        raw_columns: None,
         cleaned: format!("{{\"v\":\"{content}\"}}"),
         issues: "[]".into(),
         hash: blake(content, key),
@@ -141,6 +142,7 @@ async fn versions_are_kept_and_unchanged_records_are_not_rewritten() {
             key: "c\t\n\\ 张".into(),
             location: "line 3\r\n".into(),
             raw: "{\"v\":\"tab\tnewline\nbackslash\\\\ \\\\N 🀄\"}".into(),
+            raw_columns: None,
             cleaned: String::new(),
             issues: "[]".into(),
             hash: vec![0, 0xff, b'\\', b'\n'],
@@ -2490,4 +2492,112 @@ async fn postgres_runs_of_one_library_at_once_take_turns() {
         tags.insert(g.record.contains(r#""value":"x""#));
     }
     assert_eq!(tags.len(), 1, "the library mixes the two runs");
+}
+
+/// The raw values and layout of each stored record, in row order, read behind the store's back.
+async fn raw_rows(url: &str) -> Vec<(String, Option<String>)> {
+    let sql = "SELECT r.raw, l.columns FROM records r \
+               LEFT JOIN record_layouts l ON l.id = r.raw_layout ORDER BY r.id";
+    match url.strip_prefix("sqlite://") {
+        Some(path) => {
+            let db = rusqlite::Connection::open(path).unwrap();
+            let mut q = db.prepare(sql).unwrap();
+            q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        }
+        None => {
+            use sqlx::{Connection, Row};
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query(sql)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect()
+        }
+    }
+}
+
+/// A record handed over as its values and its header's column names is kept that way, the
+/// header once however many records (and `Arc`s) share it, and read back as the object it was
+/// delivered as, byte for byte, escapes and all; a duplicate of it goes to quarantine as the
+/// object; a record handed over as an object is kept as it came. A layout added by a chunk that
+/// fails goes with the chunk.
+#[tokio::test]
+async fn raw_records_are_kept_as_values_and_read_back_as_objects() {
+    let (stores, _dir) = stores_with_urls("raw_layouts").await;
+    let header = r#"["姓名","a\"b","c"]"#;
+    let with_values = |key: &str, values: &str, columns: &str| IncomingRecord {
+        raw: values.into(),
+        raw_columns: Some(std::sync::Arc::from(columns)),
+        ..rec(key, values)
+    };
+    for (url, s) in &stores {
+        s.put_source(&source_s()).await.unwrap();
+        let b = s.begin_batch("s", "f.csv").await.unwrap();
+        let records = vec![
+            with_values("a", r#"["张三","x\\\"y\n","1"]"#, header),
+            // Another `Arc` of the same header, and a record with fewer values than columns.
+            with_values("b", r#"["李四"]"#, header),
+            with_values("c", r#"["王五"]"#, r#"["姓名"]"#),
+            rec("d", "plain"),
+            with_values("a", r#"["again","",""]"#, header),
+        ];
+        let o = s.store_chunk(b, "s", records, vec![]).await.unwrap();
+        assert_eq!((o.inserted, o.quarantined), (4, 1), "{url}");
+        let history = |k: &'static str| async move { s.record_history("s", k).await.unwrap() };
+        assert_eq!(
+            history("a").await[0].raw,
+            r#"{"姓名":"张三","a\"b":"x\\\"y\n","c":"1"}"#
+        );
+        assert_eq!(history("b").await[0].raw, r#"{"姓名":"李四"}"#);
+        assert_eq!(history("c").await[0].raw, r#"{"姓名":"王五"}"#);
+        assert_eq!(history("d").await[0].raw, rec("d", "plain").raw);
+        let held = s
+            .quarantine_list(Some("s"), Some(QuarantineStatus::Held), 10)
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 1, "{url}");
+        assert_eq!(held[0].raw, r#"{"姓名":"again","a\"b":"","c":""}"#, "{url}");
+        let rows = raw_rows(url).await;
+        assert_eq!(rows.len(), 4, "{url}");
+        assert_eq!(
+            rows[0],
+            (r#"["张三","x\\\"y\n","1"]"#.into(), Some(header.into()))
+        );
+        assert_eq!(rows[1].1.as_deref(), Some(header));
+        assert_eq!(rows[3].1, None);
+        let current = s.current_records("s", None, 10).await.unwrap();
+        assert_eq!(current[0].raw, history("a").await[0].raw);
+        // A chunk that fails (its source unknown) leaves no layout behind.
+        assert_eq!(count_layouts(url).await, 2, "{url}");
+        let failed = s
+            .store_chunk(
+                b,
+                "nowhere",
+                vec![with_values("z", r#"["1"]"#, r#"["new"]"#)],
+                vec![],
+            )
+            .await;
+        assert!(failed.is_err(), "{url}");
+        assert_eq!(count_layouts(url).await, 2, "{url}");
+    }
+}
+
+async fn count_layouts(url: &str) -> i64 {
+    let sql = "SELECT count(*) FROM record_layouts";
+    match url.strip_prefix("sqlite://") {
+        Some(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap(),
+        None => {
+            use sqlx::{Connection, Row};
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::query(sql).fetch_one(&mut conn).await.unwrap().get(0)
+        }
+    }
 }
