@@ -573,6 +573,16 @@ fn recent_address(raw: &str, context: Option<&str>) -> Step {
     step
 }
 
+/// A record as the store keeps it: the JSON array of its values, the JSON array of its
+/// header's column names (shared by every record of the remembered header), and the hash of the
+/// record's JSON object, by which a re-delivery is recognised as unchanged.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawForms {
+    pub values: String,
+    pub columns: Arc<str>,
+    pub hash: [u8; 32],
+}
+
 /// Where the mapped columns sit in one header, found once for every record that has it.
 struct Layout {
     columns: Arc<[String]>,
@@ -664,15 +674,49 @@ impl<'m> Cleaner<'m> {
         }
     }
 
-    /// The record as the store keeps it: the JSON array of its values and the JSON array of
-    /// its header's column names (shared by every record of the remembered header), from which
-    /// the store gives back [`Cleaner::raw_json`]'s object byte for byte.
-    pub fn raw_values(&self, raw: &RawRecord) -> (String, Arc<str>) {
-        let columns = match self.layout_for(raw) {
-            Some(l) => l.raw_columns.clone(),
-            None => columns_json(&raw.columns).into(),
+    /// The record as the store keeps it ([`RawForms`]): its values, its header, and the hash of
+    /// the JSON object [`Cleaner::raw_json`] writes, which the store gives back byte for byte.
+    pub fn raw_forms(&self, raw: &RawRecord) -> RawForms {
+        let Some(l) = self.layout_for(raw) else {
+            return RawForms {
+                values: raw.values_json(),
+                columns: columns_json(&raw.columns).into(),
+                hash: *blake3::hash(raw.to_json().as_bytes()).as_bytes(),
+            };
         };
-        (raw.values_json(), columns)
+        // The object is put together from the escaped keys and each value as just escaped into
+        // the array, in a buffer kept per thread: escaping every value twice and allocating
+        // the object for each record only to hash it cost more than the copying.
+        thread_local! {
+            static OBJECT: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+        }
+        let n = l.raw_keys.len().min(raw.values.len());
+        let len: usize = raw.values.iter().map(String::len).sum();
+        let mut values = String::with_capacity(len + 3 * n + 2);
+        values.push('[');
+        let hash = OBJECT.with(|object| {
+            let mut object = object.borrow_mut();
+            object.clear();
+            object.push('{');
+            for (i, (key, v)) in l.raw_keys.iter().zip(&raw.values).enumerate() {
+                if i > 0 {
+                    values.push(',');
+                    object.push(',');
+                }
+                let start = values.len();
+                tongban_standards::json_text::push_raw_string(&mut values, v);
+                object.push_str(key);
+                object.push_str(&values[start..]);
+            }
+            object.push('}');
+            *blake3::hash(object.as_bytes()).as_bytes()
+        });
+        values.push(']');
+        RawForms {
+            values,
+            columns: l.raw_columns.clone(),
+            hash,
+        }
     }
 
     /// Cleans one record.
@@ -1136,6 +1180,44 @@ clean = "citizen_id"
         }
     }
 
+    /// The forms the store keeps splice back into the object `raw_json` writes, and the hash is
+    /// that object's, whether the record has the remembered header or one of its own.
+    fn assert_raw_forms_agree(values: &[&str]) {
+        let m = mapping();
+        let r = rec(values);
+        let other = RawRecord {
+            columns: r.columns.iter().rev().cloned().collect(),
+            ..r.clone()
+        };
+        let cleaner = Cleaner::new(&m).with_columns(&r.columns);
+        for record in [&r, &other] {
+            let object = cleaner.raw_json(record);
+            let forms = cleaner.raw_forms(record);
+            assert_eq!(forms.hash, *blake3::hash(object.as_bytes()).as_bytes());
+            assert_eq!(
+                tongban_store::raw_layout::splice(&forms.columns, &forms.values),
+                Some(object)
+            );
+        }
+    }
+
+    #[test]
+    fn raw_forms_give_the_object_and_its_hash() {
+        assert_raw_forms_agree(&["7", "11010519491231002X", "张\"三", "女", "", "", "", ""]);
+        assert_raw_forms_agree(&["7", "1"]);
+        assert_raw_forms_agree(&[
+            "1",
+            "2",
+            "3",
+            "4",
+            "5",
+            "6",
+            "7",
+            "8",
+            "9 more than columns",
+        ]);
+    }
+
     #[test]
     fn an_address_is_stored_lean_and_read_back_whole() {
         for raw in [
@@ -1181,6 +1263,12 @@ clean = "citizen_id"
             for k in c.fields().keys() {
                 proptest::prop_assert!(mapped.contains(&k.as_str()));
             }
+        }
+
+        #[test]
+        fn raw_forms_agree_for_any_values(values in proptest::collection::vec("[\\PC\"\\\\\t\u{0}]{0,8}", 0..10)) {
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            assert_raw_forms_agree(&refs);
         }
 
         #[test]

@@ -89,28 +89,28 @@ pub fn prepare_with(
 ) -> Result<IncomingRecord, IncomingQuarantine> {
     match item {
         Item::Record(raw) => {
-            let json = cleaner.raw_json(&raw);
-            let hash = blake3::hash(json.as_bytes()).as_bytes().to_vec();
+            // Stored as its values alone, the header kept once (see `raw_layout`); the hash is
+            // the object's, so that records stored either way compare alike.
+            let forms = cleaner.raw_forms(&raw);
+            let hash = forms.hash.to_vec();
             let cleaned = cleaner.clean(&raw);
             let location = raw.location.to_string();
             if cleaned.blocked() {
                 Err(IncomingQuarantine {
                     key: (!cleaned.key.is_empty()).then(|| cleaned.key.clone()),
                     location,
-                    raw: json,
+                    // Quarantine keeps the object, which a data engineer reads and releases.
+                    raw: cleaner.raw_json(&raw),
                     raw_hash: hash,
                     reasons: issues_json(&cleaned),
                 })
             } else {
                 let issues = issues_json(&cleaned);
-                // Stored as its values alone, the header kept once (see `raw_layout`); the
-                // hash stays the object's, so that records stored either way compare alike.
-                let (values, columns) = cleaner.raw_values(&raw);
                 Ok(IncomingRecord {
                     key: cleaned.key,
                     location,
-                    raw: values,
-                    raw_columns: Some(columns),
+                    raw: forms.values,
+                    raw_columns: Some(forms.columns),
                     issues,
                     cleaned: cleaned.fields_json,
                     hash,
