@@ -925,8 +925,13 @@ fn store_chunk(
             held.execute(params![batch_id, source_id, key])?;
         }
         let mut inserts = Vec::with_capacity(records.len());
+        // Only records stored anew need their layout (as on PostgreSQL).
         let layouts = crate::raw_layout::layout_ids(
-            records.iter().filter_map(|r| r.raw_columns.as_ref()),
+            records
+                .iter()
+                .zip(&plan)
+                .filter(|(_, action)| matches!(action, Action::Insert { .. }))
+                .filter_map(|(r, _)| r.raw_columns.as_ref()),
             |c| layout_id(&tx, c),
         )?;
         for (r, action) in records.iter().zip(&plan) {

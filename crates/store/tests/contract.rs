@@ -2572,6 +2572,16 @@ async fn raw_records_are_kept_as_values_and_read_back_as_objects() {
         assert_eq!(rows[3].1, None);
         let current = s.current_records("s", None, 10).await.unwrap();
         assert_eq!(current[0].raw, history("a").await[0].raw);
+        // A record delivered again unchanged (the same hash) is not stored again, so neither
+        // is the header it came with.
+        assert_eq!(count_layouts(url).await, 2, "{url}");
+        let again = s.begin_batch("s", "g.csv").await.unwrap();
+        let same = IncomingRecord {
+            raw_columns: Some(std::sync::Arc::from(r#"["other"]"#)),
+            ..with_values("b", r#"["李四"]"#, header)
+        };
+        let o = s.store_chunk(again, "s", vec![same], vec![]).await.unwrap();
+        assert_eq!(o.unchanged, 1, "{url}");
         // A chunk that fails (its source unknown) leaves no layout behind.
         assert_eq!(count_layouts(url).await, 2, "{url}");
         let failed = s
