@@ -395,6 +395,8 @@ pub async fn read_up_to(store: &dyn Store, last: i64, progress: &dyn Progress) -
 /// Where a mention sits: (source, record key, role).
 pub trait MentionOf: Sync {
     fn at(&self) -> (&'static str, &'static str, &'static str);
+    /// [`MentionOf::at`] as the interned texts it is read from.
+    fn at_texts(&self) -> (Text, Text, Text);
 }
 
 impl MentionOf for Mention {
@@ -405,6 +407,9 @@ impl MentionOf for Mention {
             self.role.as_str(),
         )
     }
+    fn at_texts(&self) -> (Text, Text, Text) {
+        (self.source, self.record_key, self.role)
+    }
 }
 impl MentionOf for EntityMention {
     fn at(&self) -> (&'static str, &'static str, &'static str) {
@@ -413,6 +418,9 @@ impl MentionOf for EntityMention {
             self.record_key.as_str(),
             self.role.as_str(),
         )
+    }
+    fn at_texts(&self) -> (Text, Text, Text) {
+        (self.source, self.record_key, self.role)
     }
 }
 impl MentionOf for PlaceMention {
@@ -423,6 +431,48 @@ impl MentionOf for PlaceMention {
             self.role.as_str(),
         )
     }
+    fn at_texts(&self) -> (Text, Text, Text) {
+        (self.source, self.record_key, self.role)
+    }
+}
+
+/// A mention's link to its entity as a run keeps it: four interned texts, 16 bytes. A run keeps
+/// every library's links until the relations are derived from them, ten million at a million
+/// people; as [`LinkRef`]s (four `&str`, 64 bytes) they took about 660 MB there. A library
+/// makes its `LinkRef`s only while it is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Link {
+    pub source_id: Text,
+    pub record_key: Text,
+    pub role: Text,
+    pub entity_key: Text,
+}
+
+impl Link {
+    /// The link as the store takes it.
+    pub fn as_ref(&self) -> LinkRef<'static> {
+        LinkRef {
+            source_id: self.source_id.as_str(),
+            record_key: self.record_key.as_str(),
+            role: self.role.as_str(),
+            entity_key: self.entity_key.as_str(),
+        }
+    }
+}
+
+impl crate::relations::LinkText<'static> for Link {
+    fn source_id(&self) -> &'static str {
+        self.source_id.as_str()
+    }
+    fn record_key(&self) -> &'static str {
+        self.record_key.as_str()
+    }
+    fn role(&self) -> &'static str {
+        self.role.as_str()
+    }
+    fn entity_key(&self) -> &'static str {
+        self.entity_key.as_str()
+    }
 }
 
 /// One kind's library built in memory and not yet written: the run's summary, a link for every
@@ -432,7 +482,7 @@ pub struct Library {
     pub summary: Summary,
     /// When the run began, as the store records it.
     pub started: i64,
-    pub links: Arc<Vec<LinkRef<'static>>>,
+    pub links: Arc<Vec<Link>>,
     pub golden: LibraryGolden,
 }
 
@@ -464,6 +514,7 @@ impl Library {
             }
             LibraryGolden::Building(later) => GoldenRecords::Later(later),
         };
+        let links: Vec<LinkRef<'static>> = links.iter().map(Link::as_ref).collect();
         summary.run_id = store
             .replace_resolution_with(&summary.kind, started, &text, &links, golden)
             .await?;
@@ -491,7 +542,7 @@ impl<'m, M: MentionOf> KeyedClusters<'m, M> {
         mentions: &'m [M],
         labels: &[u32],
         anchor: impl Fn(&[&M]) -> String + Sync,
-    ) -> (KeyedClusters<'m, M>, Vec<LinkRef<'static>>) {
+    ) -> (KeyedClusters<'m, M>, Vec<Link>) {
         let mut clusters: HashMap<u32, Vec<u32>> = HashMap::new();
         for (i, &label) in labels.iter().enumerate() {
             clusters.entry(label).or_default().push(i as u32);
@@ -528,22 +579,25 @@ impl<'m, M: MentionOf> KeyedClusters<'m, M> {
             key_of.insert(label, intern(&cluster.key));
             clusters.push(cluster);
         }
-        let mut links: Vec<LinkRef<'static>> = mentions
+        let mut links: Vec<Link> = mentions
             .iter()
             .zip(labels)
             .map(|(m, label)| {
-                let (source_id, record_key, role) = m.at();
-                LinkRef {
+                let (source_id, record_key, role) = m.at_texts();
+                Link {
                     source_id,
                     record_key,
                     role,
-                    entity_key: key_of.get(label).copied().unwrap_or_default().as_str(),
+                    entity_key: key_of.get(label).copied().unwrap_or_default(),
                 }
             })
             .collect();
-        // In the store's key order, sorted here on all cores rather than by the store on its
-        // one writing thread, the longest part of a build.
-        links.par_sort_unstable_by(tongban_store::link_order);
+        // In the store's key order (`tongban_store::link_order`: texts compare as their text),
+        // sorted here on all cores rather than by the store on its one writing thread, the
+        // longest part of a build.
+        links.par_sort_unstable_by(|a, b| {
+            (a.source_id, a.record_key, a.role).cmp(&(b.source_id, b.record_key, b.role))
+        });
         (KeyedClusters { clusters }, links)
     }
 
@@ -553,7 +607,7 @@ impl<'m, M: MentionOf> KeyedClusters<'m, M> {
         &self,
         mut summary: Summary,
         started: i64,
-        links: Vec<LinkRef<'static>>,
+        links: Vec<Link>,
         golden: LibraryGolden,
     ) -> Library {
         summary.entities = self.clusters.len() as u64;

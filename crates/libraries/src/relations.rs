@@ -13,6 +13,31 @@ use foldhash::{HashMap, HashMapExt as _};
 use rayon::prelude::*;
 use tongban_store::{LinkRef, RelationRef};
 
+/// A link as relations read it: a mention's record and role, and the entity it links to. Both
+/// the links a run keeps (interned, `build::Link`) and those incremental resolution borrows
+/// ([`LinkRef`]) are read through it. `'s` is how long their text is.
+pub trait LinkText<'s>: Sync {
+    fn source_id(&self) -> &'s str;
+    fn record_key(&self) -> &'s str;
+    fn role(&self) -> &'s str;
+    fn entity_key(&self) -> &'s str;
+}
+
+impl<'s> LinkText<'s> for LinkRef<'s> {
+    fn source_id(&self) -> &'s str {
+        self.source_id
+    }
+    fn record_key(&self) -> &'s str {
+        self.record_key
+    }
+    fn role(&self) -> &'s str {
+        self.role
+    }
+    fn entity_key(&self) -> &'s str {
+        self.entity_key
+    }
+}
+
 /// The links of one record, as a slice of a kind's links: a resolution run writes a record's
 /// mentions one after another, so they are found by where they start and end rather than
 /// gathered into a list of their own (ten million small lists at a million people).
@@ -20,24 +45,24 @@ type ByRecord<'s> = HashMap<(&'s str, &'s str), (u32, u32)>;
 
 /// A kind's links indexed by record, and the links found out of place (see [`index`]). `'l` is
 /// how long the links are borrowed, `'s` how long their text is.
-type Indexed<'l, 's> = (ByRecord<'s>, Vec<&'l LinkRef<'s>>);
+type Indexed<'l, 's, L> = (ByRecord<'s>, Vec<&'l L>);
 
 /// Consecutive links of the same record, as (where they start, source, record key, the links).
-fn runs<'l, 's>(
-    links: &'l [LinkRef<'s>],
-) -> impl Iterator<Item = (u32, &'s str, &'s str, &'l [LinkRef<'s>])> {
+fn runs<'l, 's, L: LinkText<'s>>(
+    links: &'l [L],
+) -> impl Iterator<Item = (u32, &'s str, &'s str, &'l [L])> {
     links
-        .chunk_by(|a, b| a.source_id == b.source_id && a.record_key == b.record_key)
+        .chunk_by(|a, b| a.source_id() == b.source_id() && a.record_key() == b.record_key())
         .scan(0u32, |at, run| {
             let start = *at;
             *at += run.len() as u32;
-            Some((start, run[0].source_id, run[0].record_key, run))
+            Some((start, run[0].source_id(), run[0].record_key(), run))
         })
 }
 
 /// Where each record's links lie. Should a record's links not be consecutive (they always are
 /// when they come from a run), its later links are kept in `scattered`, so nothing is lost.
-fn index<'l, 's>(links: &'l [LinkRef<'s>]) -> Indexed<'l, 's> {
+fn index<'l, 's, L: LinkText<'s>>(links: &'l [L]) -> Indexed<'l, 's, L> {
     let mut into = ByRecord::with_capacity(links.len());
     let mut scattered = Vec::new();
     for (start, source, key, run) in runs(links) {
@@ -52,13 +77,13 @@ fn index<'l, 's>(links: &'l [LinkRef<'s>]) -> Indexed<'l, 's> {
 }
 
 /// The links of one record in a kind, wherever they lie.
-fn of_record<'l, 's>(
-    links: &'l [LinkRef<'s>],
-    (by, scattered): &Indexed<'l, 's>,
+fn of_record<'l, 's, L: LinkText<'s>>(
+    links: &'l [L],
+    (by, scattered): &Indexed<'l, 's, L>,
     source: &str,
     key: &str,
-) -> Vec<&'l LinkRef<'s>> {
-    let mut found: Vec<&LinkRef> = match by.get(&(source, key)) {
+) -> Vec<&'l L> {
+    let mut found: Vec<&L> = match by.get(&(source, key)) {
         Some(&(a, b)) => links[a as usize..b as usize].iter().collect(),
         None => Vec::new(),
     };
@@ -66,7 +91,7 @@ fn of_record<'l, 's>(
         found.extend(
             scattered
                 .iter()
-                .filter(|l| l.source_id == source && l.record_key == key),
+                .filter(|l| l.source_id() == source && l.record_key() == key),
         );
     }
     found
@@ -74,10 +99,10 @@ fn of_record<'l, 's>(
 
 /// Every record of a kind once, in the order its links come, with all its links: a record whose
 /// links are split is taken whole at its first run.
-fn records<'l, 's>(
-    links: &'l [LinkRef<'s>],
-    index: &Indexed<'l, 's>,
-) -> impl Iterator<Item = (&'s str, &'s str, Vec<&'l LinkRef<'s>>)> {
+fn records<'l, 's, L: LinkText<'s>>(
+    links: &'l [L],
+    index: &Indexed<'l, 's, L>,
+) -> impl Iterator<Item = (&'s str, &'s str, Vec<&'l L>)> {
     runs(links)
         .filter(|(start, source, key, _)| {
             index.0.get(&(*source, *key)).map(|r| r.0) == Some(*start)
@@ -106,20 +131,20 @@ fn push<'s>(
 }
 
 /// The entities of one role among a record's links.
-fn of<'x, 's>(list: &'x [&LinkRef<'s>], role: &'x str) -> impl Iterator<Item = &'s str> {
+fn of<'x, 's, L: LinkText<'s>>(list: &'x [&L], role: &'x str) -> impl Iterator<Item = &'s str> {
     list.iter()
-        .filter(move |l| l.role == role)
-        .map(|l| l.entity_key)
+        .filter(move |l| l.role() == role)
+        .map(|l| l.entity_key())
 }
 
 /// Every relation the records state between the linked entities, sorted, without duplicates
 /// (a stated-once relation under its least record).
 /// They borrow the links' text: millions are made at a million people.
-pub fn derive<'s>(
-    persons: &[LinkRef<'s>],
-    entities: &[LinkRef<'s>],
-    rooms: &[LinkRef<'s>],
-    buildings: &[LinkRef<'s>],
+pub fn derive<'s, L: LinkText<'s>>(
+    persons: &[L],
+    entities: &[L],
+    rooms: &[L],
+    buildings: &[L],
 ) -> Vec<RelationRef<'s>> {
     let (p, e, r, b) = (
         index(persons),
@@ -189,35 +214,35 @@ pub fn derive<'s>(
     let mut rest = rooms.iter().peekable();
     for building in buildings {
         match rest.peek() {
-            Some(room) if same_mention(room, building) => {
+            Some(room) if same_mention(*room, building) => {
                 push(
                     sink,
-                    room.entity_key,
+                    room.entity_key(),
                     "in_building",
-                    building.entity_key,
-                    room.source_id,
-                    room.record_key,
+                    building.entity_key(),
+                    room.source_id(),
+                    room.record_key(),
                 );
                 rest.next();
             }
             _ => {}
         }
     }
-    let unmatched: Vec<&LinkRef> = rest.collect();
+    let unmatched: Vec<&L> = rest.collect();
     if !unmatched.is_empty() {
         let map: HashMap<(&str, &str, &str), &str> = buildings
             .iter()
-            .map(|b| ((b.source_id, b.record_key, b.role), b.entity_key))
+            .map(|b| ((b.source_id(), b.record_key(), b.role()), b.entity_key()))
             .collect();
         for room in unmatched {
-            if let Some(b) = map.get(&(room.source_id, room.record_key, room.role)) {
+            if let Some(b) = map.get(&(room.source_id(), room.record_key(), room.role())) {
                 push(
                     sink,
-                    room.entity_key,
+                    room.entity_key(),
                     "in_building",
                     b,
-                    room.source_id,
-                    room.record_key,
+                    room.source_id(),
+                    room.record_key(),
                 );
             }
         }
@@ -229,8 +254,8 @@ pub fn derive<'s>(
 }
 
 /// Whether two links are of the same mention: same record and role.
-fn same_mention(a: &LinkRef, b: &LinkRef) -> bool {
-    a.source_id == b.source_id && a.record_key == b.record_key && a.role == b.role
+fn same_mention<'s, L: LinkText<'s>>(a: &L, b: &L) -> bool {
+    a.source_id() == b.source_id() && a.record_key() == b.record_key() && a.role() == b.role()
 }
 
 #[cfg(test)]
