@@ -83,30 +83,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         Kind::Address => match address::parse_address(v) {
             Ok(a) => {
-                let divisions = [
-                    ("province", &a.province),
-                    ("city", &a.city),
-                    ("county", &a.county),
-                    ("street", &a.street),
-                    ("community", &a.community),
-                ];
-                for (level, d) in divisions {
+                for (level, d) in a.divisions() {
                     if let Some(d) = d {
                         println!("{level:<14} {} ({})", d.name, d.code);
                     }
                 }
-                let parts = [
-                    ("road", &a.road),
-                    ("road number", &a.road_number),
-                    ("compound", &a.compound),
-                    ("building", &a.building),
-                    ("unit", &a.unit),
-                    ("floor", &a.floor),
-                    ("room", &a.room),
-                ];
-                for (part, value) in parts {
+                for (part, value) in a.parts() {
                     if let Some(value) = value {
-                        println!("{part:<14} {value}");
+                        println!("{:<14} {value}", part.replace('_', " "));
                     }
                 }
                 if !a.rest.is_empty() {

@@ -405,26 +405,12 @@ fn address_json(a: &address::Address, building_key: Option<&str>) -> String {
         out.push_str("\":");
         push_serde_string(&mut out, v);
     };
-    for (key, d) in [
-        ("province", &a.province),
-        ("city", &a.city),
-        ("county", &a.county),
-        ("street", &a.street),
-        ("community", &a.community),
-    ] {
+    for (key, d) in a.divisions() {
         if let Some(d) = d {
             push(key, &d.code);
         }
     }
-    for (key, v) in [
-        ("road", &a.road),
-        ("road_number", &a.road_number),
-        ("compound", &a.compound),
-        ("building", &a.building),
-        ("unit", &a.unit),
-        ("floor", &a.floor),
-        ("room", &a.room),
-    ] {
+    for (key, v) in a.parts() {
         if let Some(v) = v {
             push(key, v);
         }

@@ -78,18 +78,7 @@ impl RawRecord {
     /// with [`columns_json`] of the header, the store keeps a record in this form and gives the
     /// object back byte for byte (`tongban_store::raw_layout`).
     pub fn values_json(&self) -> String {
-        let n = self.columns.len().min(self.values.len());
-        let len: usize = self.values.iter().map(String::len).sum();
-        let mut out = String::with_capacity(len + 3 * n + 2);
-        out.push('[');
-        for (i, v) in self.values.iter().take(n).enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            tongban_standards::json_text::push_raw_string(&mut out, v);
-        }
-        out.push(']');
-        out
+        string_array(&self.values[..self.columns.len().min(self.values.len())])
     }
 
     /// The object of the first `keys` values (at most all of them), each after the key `key`
@@ -114,13 +103,18 @@ impl RawRecord {
 /// A header's column names as a JSON array, each spelled as [`RawRecord::to_json`] spells it
 /// as a key: the layout the store keeps once for every record that has this header.
 pub fn columns_json(columns: &[String]) -> String {
-    let mut out = String::with_capacity(columns.iter().map(|c| c.len() + 3).sum::<usize>() + 2);
+    string_array(columns)
+}
+
+/// Texts as a JSON array of strings in the raw record's spelling.
+fn string_array(texts: &[String]) -> String {
+    let mut out = String::with_capacity(texts.iter().map(|t| t.len() + 3).sum::<usize>() + 2);
     out.push('[');
-    for (i, c) in columns.iter().enumerate() {
+    for (i, t) in texts.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        tongban_standards::json_text::push_raw_string(&mut out, c);
+        tongban_standards::json_text::push_raw_string(&mut out, t);
     }
     out.push(']');
     out

@@ -71,6 +71,32 @@ pub struct Address {
     pub notes: Vec<AddrNote>,
 }
 
+impl Address {
+    /// The division levels, province down to community, each under its field name.
+    pub fn divisions(&self) -> [(&'static str, &Option<DivRef>); 5] {
+        [
+            ("province", &self.province),
+            ("city", &self.city),
+            ("county", &self.county),
+            ("street", &self.street),
+            ("community", &self.community),
+        ]
+    }
+
+    /// The parts below the divisions, road to room, each under its field name.
+    pub fn parts(&self) -> [(&'static str, &Option<String>); 7] {
+        [
+            ("road", &self.road),
+            ("road_number", &self.road_number),
+            ("compound", &self.compound),
+            ("building", &self.building),
+            ("unit", &self.unit),
+            ("floor", &self.floor),
+            ("room", &self.room),
+        ]
+    }
+}
+
 /// Something [`parse_address`] did that a data-quality report may want to count.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum AddrNote {

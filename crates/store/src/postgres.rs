@@ -543,11 +543,10 @@ impl PgStore {
              seen_batch, location, content_hash, raw, cleaned, issues, ingested_at, withdrawn_at, \
              raw_layout";
         let mut layouts = HashMap::new();
-        for columns in inserts.iter().filter_map(|(r, _)| r.raw_columns.as_ref()) {
-            if !layouts.contains_key(&**columns) {
-                let id = layout_id(&mut tx, columns).await?;
-                layouts.insert(&**columns, id);
-            }
+        for columns in crate::raw_layout::distinct_columns(
+            inserts.iter().filter_map(|(r, _)| r.raw_columns.as_ref()),
+        ) {
+            layouts.insert(columns, layout_id(&mut tx, columns).await?);
         }
         let copy_records = format!("COPY records ({RECORD_COLUMNS}) FROM STDIN (FORMAT binary)");
         copy_in(&mut tx, &copy_records, &inserts, |rows, (r, version)| {

@@ -12,29 +12,27 @@
 //! This module is pure text: it neither escapes nor unescapes anything (the intake writes both
 //! arrays with the same escaping as the object), and holds no SQL.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 
-/// The layout id of each distinct column array among the records of one chunk, looked up (or
-/// added) once per array by `id_of`, which each backend runs inside the chunk's transaction. The
-/// records of one header share one `Arc`, so most are matched by address, not by text.
-pub(crate) fn layout_ids<'a, E>(
-    columns: impl Iterator<Item = &'a Arc<str>>,
-    mut id_of: impl FnMut(&str) -> Result<i64, E>,
-) -> Result<HashMap<&'a str, i64>, E> {
-    let mut ids: HashMap<&'a str, i64> = HashMap::new();
+/// The distinct column arrays among the records stored anew in one chunk, each once, in the
+/// order they first come: each backend looks their layout ids up (or adds them) inside the
+/// chunk's transaction. The records of one header share one `Arc`, so most are matched by
+/// address, not by text.
+pub(crate) fn distinct_columns<'a>(columns: impl Iterator<Item = &'a Arc<str>>) -> Vec<&'a str> {
+    let mut seen: HashSet<&'a str> = HashSet::new();
+    let mut out = Vec::new();
     let mut last: Option<&'a Arc<str>> = None;
     for c in columns {
         if last.is_some_and(|l| Arc::ptr_eq(l, c)) {
             continue;
         }
         last = Some(c);
-        if !ids.contains_key(&**c) {
-            let id = id_of(c)?;
-            ids.insert(c, id);
+        if seen.insert(c) {
+            out.push(&**c);
         }
     }
-    Ok(ids)
+    out
 }
 
 /// The JSON string tokens of a JSON array of strings, each with its quotes and escapes as

@@ -926,14 +926,16 @@ fn store_chunk(
         }
         let mut inserts = Vec::with_capacity(records.len());
         // Only records stored anew need their layout (as on PostgreSQL).
-        let layouts = crate::raw_layout::layout_ids(
+        let mut layouts = HashMap::new();
+        for columns in crate::raw_layout::distinct_columns(
             records
                 .iter()
                 .zip(&plan)
                 .filter(|(_, action)| matches!(action, Action::Insert { .. }))
                 .filter_map(|(r, _)| r.raw_columns.as_ref()),
-            |c| layout_id(&tx, c),
-        )?;
+        ) {
+            layouts.insert(columns, layout_id(&tx, columns)?);
+        }
         for (r, action) in records.iter().zip(&plan) {
             match action {
                 Action::Insert { version, .. } => {
