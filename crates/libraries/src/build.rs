@@ -263,25 +263,6 @@ impl Mentions {
     }
 }
 
-impl Mentions {
-    /// Moves each vector of mentions into an allocation of its length where the reservation
-    /// (see [`Mentions::reserve_like`]) left much of it unused: at a million people the person
-    /// mentions had half again the room they filled, 127 MB kept through every later stage.
-    /// `shrink_to_fit` would not do: mimalloc keeps a block that shrinks by less than half.
-    fn fit(&mut self) {
-        fn fit<T>(v: &mut Vec<T>) {
-            if v.capacity() - v.len() > v.len() / 16 {
-                let mut exact = Vec::with_capacity(v.len());
-                exact.append(v);
-                *v = exact;
-            }
-        }
-        fit(&mut self.persons);
-        fit(&mut self.entities);
-        fit(&mut self.places);
-    }
-}
-
 /// How many records a run read, and the row id of the last one.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Read {
@@ -408,7 +389,6 @@ pub async fn read_up_to(store: &dyn Store, last: i64, progress: &dyn Progress) -
             _ => break,
         }
     }
-    all.fit();
     Ok(all)
 }
 
@@ -480,20 +460,6 @@ impl Link {
     }
 }
 
-/// A run's links as the store reads them, each made a [`LinkRef`] as it is written: at a million
-/// people the person library's links as `LinkRef`s were 245 MB, held for as long as it was
-/// written.
-struct LinkRows<'l>(&'l [Link]);
-
-impl tongban_store::Rows<LinkRef<'static>> for LinkRows<'_> {
-    fn len(&self) -> usize {
-        self.0.len()
-    }
-    fn row(&self, i: usize) -> LinkRef<'static> {
-        self.0[i].as_ref()
-    }
-}
-
 impl crate::relations::LinkText<'static> for Link {
     fn source_id(&self) -> &'static str {
         self.source_id.as_str()
@@ -525,7 +491,7 @@ pub struct Library {
 /// [`tongban_store::GoldenRecords`]).
 pub enum LibraryGolden {
     Built(Vec<GoldenRecord>),
-    Building(std::sync::mpsc::Receiver<tongban_store::GoldenPart>),
+    Building(std::sync::mpsc::Receiver<Vec<GoldenRecord>>),
 }
 
 impl Library {
@@ -548,9 +514,9 @@ impl Library {
             }
             LibraryGolden::Building(later) => GoldenRecords::Later(later),
         };
-        // Each link is made a `LinkRef` only as it is written (see `tongban_store::Rows`).
+        let links: Vec<LinkRef<'static>> = links.iter().map(Link::as_ref).collect();
         summary.run_id = store
-            .replace_resolution_with(&summary.kind, started, &text, &LinkRows(&links), golden)
+            .replace_resolution_with(&summary.kind, started, &text, &links, golden)
             .await?;
         Ok(summary)
     }
@@ -659,56 +625,18 @@ impl<'m, M: MentionOf> KeyedClusters<'m, M> {
         &self,
         golden: impl Fn(&str, &str, &[&M]) -> String + Sync,
     ) -> Vec<GoldenRecord> {
-        let mut records = Vec::with_capacity(self.clusters.len());
-        // Taking a part only extends the vector, which cannot fail.
-        let _ = self.each_golden_part(golden, |part| {
-            records.extend(part);
-            Ok(())
-        });
+        let mut records: Vec<GoldenRecord> = self
+            .clusters
+            .par_iter()
+            .map(|c| GoldenRecord {
+                record: golden(&c.key, &c.anchor, &c.members),
+                entity_key: c.key.clone(),
+            })
+            .collect();
+        records.par_sort_unstable_by(tongban_store::golden_order);
         records
     }
-
-    /// How many parts [`KeyedClusters::each_golden_part`] hands over.
-    pub fn golden_parts(&self) -> usize {
-        self.clusters.len().div_ceil(GOLDEN_PART)
-    }
-
-    /// Hands every cluster's golden record to `take` in parts of [`GOLDEN_PART`], each built
-    /// by `golden` on all cores, the parts and the records in each in the store's key order.
-    /// Stops at the first part `take` refuses.
-    pub fn each_golden_part(
-        &self,
-        golden: impl Fn(&str, &str, &[&M]) -> String + Sync,
-        mut take: impl FnMut(Vec<GoldenRecord>) -> Result<()>,
-    ) -> Result<()> {
-        let mut order: Vec<u32> = (0..self.clusters.len() as u32).collect();
-        order.par_sort_unstable_by(|&a, &b| {
-            self.clusters[a as usize]
-                .key
-                .cmp(&self.clusters[b as usize].key)
-        });
-        for part in order.chunks(GOLDEN_PART) {
-            let records: Vec<GoldenRecord> = part
-                .par_iter()
-                .map(|&i| {
-                    let c = &self.clusters[i as usize];
-                    GoldenRecord {
-                        record: golden(&c.key, &c.anchor, &c.members),
-                        entity_key: c.key.clone(),
-                    }
-                })
-                .collect();
-            take(records)?;
-        }
-        Ok(())
-    }
 }
-
-/// Golden records built and handed over at a time. At a million people the person library's
-/// records are a gigabyte of text, and its writer takes them some twenty seconds after its
-/// links: built in parts as the writer takes them, a run holds a few parts (about 25 MB each)
-/// rather than all of them meanwhile.
-pub const GOLDEN_PART: usize = 25_000;
 
 /// Key the clusters given by `labels` and build their golden records: the library of the
 /// summary's kind, ready to be written. `anchor` names what a cluster's key is derived from;
@@ -1133,10 +1061,7 @@ pub async fn build_all(
         MORE_THAN_A_RUN_WRITES
     });
     let build = || {
-        // With the writer beside it, the person library's golden records are built as the
-        // writer takes them; else all of them wait for it.
-        let parts_waiting = bounded.then_some(GOLDEN_PARTS_WAITING);
-        let built = build_in_memory(all, trust, config, &timed, parts_waiting, &|write| {
+        let built = build_in_memory(all, trust, config, &timed, &|write| {
             hand_to_writer(&to_writer, write, bounded, &timed)
         });
         // Dropping the sender tells the writer that nothing more will come.
@@ -1163,66 +1088,42 @@ pub async fn build_all(
     })
 }
 
-/// Parts of the person library's golden records (see [`GOLDEN_PART`]) built ahead of its
-/// writer, besides the one it writes and the one being built.
-const GOLDEN_PARTS_WAITING: usize = 1;
-
 /// The building side of [`build_all`]: every library and the relations, each handed to `write`
-/// as soon as it is complete. The person library's golden records are built on a thread of
-/// their own, part by part as its writer takes them (at most `parts_waiting` ahead; see
-/// [`crate::person::link_persons`]), while the other libraries are built.
+/// as soon as it is complete.
 fn build_in_memory(
     all: Mentions,
     trust: &Survivorship,
     config: &LibraryConfig,
     progress: &dyn Progress,
-    parts_waiting: Option<usize>,
     write: &dyn Fn(Write) -> Result<()>,
 ) -> Result<()> {
+    let person_links = std::cell::RefCell::new(Arc::new(Vec::new()));
+    let person_labels = crate::person::link_persons(
+        trust,
+        &all.persons,
+        all.read(),
+        config,
+        progress,
+        &|persons| {
+            person_links.replace(persons.links.clone());
+            write(Write::Library(Box::new(persons)))
+        },
+    )?;
+    let person_links = person_links.into_inner();
+    let entities = link_entities(&all.entities, all.read(), config, progress)?;
+    let entity_links = entities.links.clone();
+    write(Write::Library(Box::new(entities)))?;
     let read = all.read();
-    let Mentions {
-        persons,
-        entities,
-        places,
-        ..
-    } = all;
-    // The person mentions are borrowed by the golden records' thread until the writer has taken
-    // the last of them; the scope ends once it has, and they go before the relations.
-    let (person_links, entity_links, place_links) = std::thread::scope(|scope| {
-        let person_links = std::cell::RefCell::new(Arc::new(Vec::new()));
-        let (person_labels, golden) = crate::person::link_persons(
-            trust,
-            &persons,
-            read,
-            config,
-            progress,
-            parts_waiting,
-            &|library| {
-                person_links.replace(library.links.clone());
-                write(Write::Library(Box::new(library)))
-            },
-        )?;
-        let golden = scope.spawn(move || golden.send());
-        let entity_library = link_entities(&entities, read, config, progress)?;
-        drop(entities);
-        let entity_links = entity_library.links.clone();
-        write(Write::Library(Box::new(entity_library)))?;
-        let mut places = places;
-        place::resolve_compound_aliases(&mut places);
-        let hints = household_hints(&persons, &person_labels, &places);
-        drop(person_labels);
-        let mut place_links = Vec::new();
-        for library in group_places(&places, &hints, read, progress) {
-            place_links.push(library.links.clone());
-            write(Write::Library(Box::new(library)))?;
-        }
-        drop((hints, places));
-        let sent = golden
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-        sent.map(|()| (person_links.into_inner(), entity_links, place_links))
-    })?;
-    drop(persons);
+    let mut places = all.places;
+    place::resolve_compound_aliases(&mut places);
+    let hints = household_hints(&all.persons, &person_labels, &places);
+    drop(person_labels);
+    let mut place_links = Vec::new();
+    for library in group_places(&places, &hints, read, progress) {
+        place_links.push(library.links.clone());
+        write(Write::Library(Box::new(library)))?;
+    }
+    drop((hints, places));
     progress.stage("relations");
     let none = Arc::new(Vec::new());
     let (rooms, buildings) = (
@@ -1379,19 +1280,6 @@ mod tests {
         let mut few = Mentions::default();
         few.reserve_like(&first, 50);
         assert!(few.persons.capacity() >= 300);
-        // What the reservation left unused is given back once everything is read, the
-        // mentions kept in order.
-        all.persons.extend(first.persons.iter().cloned());
-        all.fit();
-        assert_eq!(all.persons.capacity(), 300);
-        assert_eq!(all.persons, first.persons);
-        // A vector nearly full stays where it is.
-        let mut near = Mentions::default();
-        near.places.reserve_exact(1_010);
-        near.places.resize(1_000, PlaceMention::default());
-        let before = near.places.as_ptr();
-        near.fit();
-        assert_eq!(near.places.as_ptr(), before);
     }
 
     /// Golden records are written straight to text; spelled out, they must read exactly as

@@ -7,7 +7,7 @@ use tongban_resolution::config::LibraryConfig;
 use tongban_resolution::golden::Survivorship;
 use tongban_resolution::linker::{self, Stage};
 use tongban_resolution::person::{Mention, table};
-use tongban_store::{GoldenPart, Store};
+use tongban_store::Store;
 
 /// The default trust order of sources for person fields: the household register first, the
 /// grid workers' door-to-door survey last.
@@ -57,20 +57,17 @@ pub async fn resolve(
     timed.stage("reading");
     let all = crate::build::read_all(store, &timed).await?;
     let built = std::cell::RefCell::new(None);
-    // The write begins only once every golden record is built, so all of them may wait.
-    let (_, golden) = link_persons(
+    link_persons(
         trust,
         &all.persons,
         all.read(),
         &LibraryConfig::default(),
         &timed,
-        None,
         &|library| {
             built.replace(Some(library));
             Ok(())
         },
     )?;
-    golden.send()?;
     timed.stage("person writing");
     let library = built
         .into_inner()
@@ -80,19 +77,16 @@ pub async fn resolve(
 
 /// Resolve the given person mentions. The person library goes to `hand` as soon as its clusters
 /// have keys, so that its writer can put the links in while the golden records are built; they
-/// are built and follow through the library's channel when the returned [`PendingGolden`] is
-/// sent (see [`LibraryGolden::Building`]), at most `parts_waiting` parts ahead of the writer
-/// (None: all of them, for a caller that writes only after sending). Returns every mention's
-/// cluster label too.
-pub fn link_persons<'m>(
-    trust: &'m Survivorship,
-    all: &'m [Mention],
+/// follow through the library (see [`LibraryGolden::Building`]). Returns every mention's cluster
+/// label.
+pub fn link_persons(
+    trust: &Survivorship,
+    all: &[Mention],
     read: crate::build::Read,
     config: &LibraryConfig,
     progress: &dyn Progress,
-    parts_waiting: Option<usize>,
     hand: &dyn Fn(Library) -> Result<()>,
-) -> Result<(Vec<u32>, PendingGolden<'m>)> {
+) -> Result<Vec<u32>> {
     let started = tongban_store::now_millis();
     let mut t = table(all);
     let s = config.person_settings();
@@ -121,45 +115,12 @@ pub fn link_persons<'m>(
                 )
             })
     });
-    // The end of the records is a message of its own.
-    let bound = parts_waiting.unwrap_or(clusters.golden_parts() + 1);
-    let (to_writer, later) = std::sync::mpsc::sync_channel(bound);
+    let (built, later) = std::sync::mpsc::channel();
     hand(clusters.library(summary, started, links, LibraryGolden::Building(later)))?;
-    let golden = PendingGolden {
-        clusters,
-        trust,
-        to_writer,
-    };
-    Ok((labels, golden))
-}
-
-/// The person library's golden records, still to be built from its clusters and sent to its
-/// writer.
-pub struct PendingGolden<'m> {
-    clusters: KeyedClusters<'m, Mention>,
-    trust: &'m Survivorship,
-    to_writer: std::sync::mpsc::SyncSender<GoldenPart>,
-}
-
-impl PendingGolden<'_> {
-    /// Builds the golden records part by part and sends each, waiting while as many parts as
-    /// the channel holds wait for the writer; then sends the end.
-    pub fn send(self) -> Result<()> {
-        let PendingGolden {
-            clusters,
-            trust,
-            to_writer,
-        } = self;
-        // A writer that has stopped has dropped the receiver and reports its own error.
-        let send = |part| {
-            to_writer
-                .send(part)
-                .map_err(|_| crate::LibraryError::WriterStopped)
-        };
-        clusters.each_golden_part(
-            |key, _, members| golden(key, members, trust),
-            |part| send(GoldenPart::Records(part)),
-        )?;
-        send(GoldenPart::End)
-    }
+    let golden = clusters.golden_records(|key, _, members| golden(key, members, trust));
+    // A writer that has stopped has dropped the receiver and reports its own error.
+    built
+        .send(golden)
+        .map_err(|_| crate::LibraryError::WriterStopped)?;
+    Ok(labels)
 }
