@@ -77,8 +77,8 @@ pub async fn resolve(
 
 /// Resolve the given person mentions. The person library goes to `hand` as soon as its clusters
 /// have keys, so that its writer can put the links in while the golden records are built; they
-/// follow through the library (see [`LibraryGolden::Building`]). Returns every mention's cluster
-/// label.
+/// follow through the library, packed (see [`LibraryGolden::Building`]). Returns every
+/// mention's cluster label.
 pub fn link_persons(
     trust: &Survivorship,
     all: &[Mention],
@@ -117,7 +117,7 @@ pub fn link_persons(
     });
     let (built, later) = std::sync::mpsc::channel();
     hand(clusters.library(summary, started, links, LibraryGolden::Building(later)))?;
-    let golden = clusters.golden_records(|key, _, members| golden(key, members, trust));
+    let golden = clusters.packed_golden_records(|key, _, members| golden(key, members, trust));
     // A writer that has stopped has dropped the receiver and reports its own error.
     built
         .send(golden)

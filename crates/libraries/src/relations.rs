@@ -9,7 +9,7 @@
 //! that relation keeps only the least (see `tongban_store::STATED_ONCE`). Pure: links in,
 //! relations out.
 
-use foldhash::{HashMap, HashMapExt as _};
+use foldhash::HashMap;
 use rayon::prelude::*;
 use tongban_store::{LinkRef, RelationRef};
 
@@ -38,218 +38,321 @@ impl<'s> LinkText<'s> for LinkRef<'s> {
     }
 }
 
-/// The links of one record, as a slice of a kind's links: a resolution run writes a record's
-/// mentions one after another, so they are found by where they start and end rather than
-/// gathered into a list of their own (ten million small lists at a million people).
-type ByRecord<'s> = HashMap<(&'s str, &'s str), (u32, u32)>;
+/// The four kinds of links relations are read off, in this order: persons, entities, rooms,
+/// buildings. A [`Stated`] relation names its ends and its record by kind and position.
+pub type Kinds<'l, L> = [&'l [L]; 4];
 
-/// A kind's links indexed by record, and the links found out of place (see [`index`]). `'l` is
-/// how long the links are borrowed, `'s` how long their text is.
-type Indexed<'l, 's, L> = (ByRecord<'s>, Vec<&'l L>);
+const PERSON: u8 = 0;
+const ENTITY: u8 = 1;
+const ROOM: u8 = 2;
+const BUILDING: u8 = 3;
 
-/// Consecutive links of the same record, as (where they start, source, record key, the links).
-fn runs<'l, 's, L: LinkText<'s>>(
+/// Every relation's name; a [`Stated`] relation holds its place in this list.
+const NAMES: [&str; 13] = [
+    "spouse",
+    "mother",
+    "father",
+    "guardian",
+    "employee_of",
+    "lives_in",
+    "registered_in",
+    "rents",
+    "lets",
+    "owns",
+    "legal_rep_of",
+    "located_at",
+    "in_building",
+];
+
+/// Where a relation's name is in [`NAMES`]. Only the names written in [`derive_stated`] are
+/// asked for, each of them in the list.
+fn name(relation: &str) -> u8 {
+    NAMES.iter().position(|n| *n == relation).unwrap_or(0) as u8
+}
+
+/// A link by kind and position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct At {
+    kind: u8,
+    at: u32,
+}
+
+/// A relation as a run holds it: its two ends and a link of the record that states it, each by
+/// kind and position among the links, and its name by number. 24 bytes where a [`RelationRef`]
+/// is 80: at a million people a run derives five million relations, and with their text
+/// borrowed they and their sort were the largest thing a run held. Read back with
+/// [`Stated::of`] from the links they were derived from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stated {
+    /// The first eight bytes of `from`'s key, for sorting: compared as a number they order as
+    /// the keys do wherever they differ, and a sort that read every key through the links it
+    /// names took three times as long (37 s against 13 s at a million people).
+    from_prefix: u64,
+    from: u32,
+    to: u32,
+    by: u32,
+    /// The kinds of `from`, `to` and `by`, two bits each, lowest first.
+    kinds: u8,
+    name: u8,
+}
+
+impl Stated {
+    fn new(from: At, from_key: &str, name: u8, to: At, by: At) -> Stated {
+        let mut prefix = [0u8; 8];
+        let head = &from_key.as_bytes()[..from_key.len().min(8)];
+        prefix[..head.len()].copy_from_slice(head);
+        Stated {
+            from_prefix: u64::from_be_bytes(prefix),
+            from: from.at,
+            to: to.at,
+            by: by.at,
+            kinds: from.kind | to.kind << 2 | by.kind << 4,
+            name,
+        }
+    }
+
+    /// This relation with the text of the links it was derived from.
+    pub fn of<'s, L: LinkText<'s>>(&self, links: Kinds<'_, L>) -> RelationRef<'s> {
+        let link = |kind: u8, at: u32| &links[usize::from(kind & 3)][at as usize];
+        let by = link(self.kinds >> 4, self.by);
+        RelationRef {
+            from_key: link(self.kinds, self.from).entity_key(),
+            relation: NAMES[usize::from(self.name)],
+            to_key: link(self.kinds >> 2, self.to).entity_key(),
+            source_id: by.source_id(),
+            record_key: by.record_key(),
+        }
+    }
+}
+
+/// Where each record's links lie in one kind: the runs of consecutive links of the same record,
+/// as (start, end), sorted by record and then start. A record is found by binary search, with
+/// every run it has wherever its links lie (they are consecutive when they come from a run, and
+/// then the runs are sorted already). Eight bytes a record, where a hash map by record was some
+/// fifty a link.
+struct ByRecord<'l, L> {
     links: &'l [L],
-) -> impl Iterator<Item = (u32, &'s str, &'s str, &'l [L])> {
+    runs: Vec<(u32, u32)>,
+}
+
+impl<'l, 's, L: LinkText<'s>> ByRecord<'l, L> {
+    fn new(links: &'l [L]) -> Self {
+        // A kind's links are counted in `u32`, as everywhere in a run (see `Stated`).
+        let mut runs: Vec<(u32, u32)> = runs(links)
+            .map(|(start, len)| (start, start + len))
+            .collect();
+        let record = |&(start, _): &(u32, u32)| record_of(&links[start as usize]);
+        if !runs.is_sorted_by(|a, b| record(a) <= record(b)) {
+            runs.par_sort_by(|a, b| record(a).cmp(&record(b)).then(a.0.cmp(&b.0)));
+        }
+        ByRecord { links, runs }
+    }
+
+    /// The runs of one record, first start first.
+    fn runs_of(&self, source: &str, key: &str) -> &[(u32, u32)] {
+        let at = |r: &(u32, u32)| record_of(&self.links[r.0 as usize]);
+        let first = self.runs.partition_point(|r| at(r) < (source, key));
+        let len = self.runs[first..]
+            .iter()
+            .take_while(|r| at(r) == (source, key))
+            .count();
+        &self.runs[first..first + len]
+    }
+
+    /// The positions of one record's links, wherever they lie.
+    fn of_record(&self, source: &str, key: &str) -> Vec<u32> {
+        self.runs_of(source, key)
+            .iter()
+            .flat_map(|&(a, b)| a..b)
+            .collect()
+    }
+
+    /// Every record once, in the order its links come, with the positions of all its links: a
+    /// record whose links are split is taken whole at its first run.
+    fn records(&self) -> impl Iterator<Item = (&'s str, &'s str, Vec<u32>)> + '_ {
+        runs(self.links).filter_map(|(start, _)| {
+            let (source, key) = record_of(&self.links[start as usize]);
+            let all = self.runs_of(source, key);
+            (all.first().map(|r| r.0) == Some(start))
+                .then(|| (source, key, all.iter().flat_map(|&(a, b)| a..b).collect()))
+        })
+    }
+
+    /// The entities of one role among a record's links.
+    fn of<'x>(
+        &'x self,
+        kind: u8,
+        record: &'x [u32],
+        role: &'x str,
+    ) -> impl Iterator<Item = At> + 'x {
+        record
+            .iter()
+            .filter(move |&&i| self.links[i as usize].role() == role)
+            .map(move |&at| At { kind, at })
+    }
+}
+
+/// A link's record.
+fn record_of<'s, L: LinkText<'s>>(link: &L) -> (&'s str, &'s str) {
+    (link.source_id(), link.record_key())
+}
+
+/// Consecutive links of the same record, as (where they start, how many).
+fn runs<'s, L: LinkText<'s>>(links: &[L]) -> impl Iterator<Item = (u32, u32)> + '_ {
     links
-        .chunk_by(|a, b| a.source_id() == b.source_id() && a.record_key() == b.record_key())
+        .chunk_by(|a, b| record_of(a) == record_of(b))
         .scan(0u32, |at, run| {
             let start = *at;
             *at += run.len() as u32;
-            Some((start, run[0].source_id(), run[0].record_key(), run))
+            Some((start, run.len() as u32))
         })
-}
-
-/// Where each record's links lie. Should a record's links not be consecutive (they always are
-/// when they come from a run), its later links are kept in `scattered`, so nothing is lost.
-fn index<'l, 's, L: LinkText<'s>>(links: &'l [L]) -> Indexed<'l, 's, L> {
-    let mut into = ByRecord::with_capacity(links.len());
-    let mut scattered = Vec::new();
-    for (start, source, key, run) in runs(links) {
-        match into.entry((source, key)) {
-            std::collections::hash_map::Entry::Occupied(_) => scattered.extend(run),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                v.insert((start, start + run.len() as u32));
-            }
-        }
-    }
-    (into, scattered)
-}
-
-/// The links of one record in a kind, wherever they lie.
-fn of_record<'l, 's, L: LinkText<'s>>(
-    links: &'l [L],
-    (by, scattered): &Indexed<'l, 's, L>,
-    source: &str,
-    key: &str,
-) -> Vec<&'l L> {
-    let mut found: Vec<&L> = match by.get(&(source, key)) {
-        Some(&(a, b)) => links[a as usize..b as usize].iter().collect(),
-        None => Vec::new(),
-    };
-    if !scattered.is_empty() {
-        found.extend(
-            scattered
-                .iter()
-                .filter(|l| l.source_id() == source && l.record_key() == key),
-        );
-    }
-    found
-}
-
-/// Every record of a kind once, in the order its links come, with all its links: a record whose
-/// links are split is taken whole at its first run.
-fn records<'l, 's, L: LinkText<'s>>(
-    links: &'l [L],
-    index: &Indexed<'l, 's, L>,
-) -> impl Iterator<Item = (&'s str, &'s str, Vec<&'l L>)> {
-    runs(links)
-        .filter(|(start, source, key, _)| {
-            index.0.get(&(*source, *key)).map(|r| r.0) == Some(*start)
-        })
-        .map(|(_, source, key, _)| (source, key, of_record(links, index, source, key)))
-}
-
-/// Keeps a relation unless an end is missing or it relates an entity to itself.
-fn push<'s>(
-    out: &mut Vec<RelationRef<'s>>,
-    from: &'s str,
-    relation: &'static str,
-    to: &'s str,
-    source: &'s str,
-    key: &'s str,
-) {
-    if !from.is_empty() && !to.is_empty() && from != to {
-        out.push(RelationRef {
-            from_key: from,
-            relation,
-            to_key: to,
-            source_id: source,
-            record_key: key,
-        });
-    }
-}
-
-/// The entities of one role among a record's links.
-fn of<'x, 's, L: LinkText<'s>>(list: &'x [&L], role: &'x str) -> impl Iterator<Item = &'s str> {
-    list.iter()
-        .filter(move |l| l.role() == role)
-        .map(|l| l.entity_key())
 }
 
 /// Every relation the records state between the linked entities, sorted, without duplicates
-/// (a stated-once relation under its least record).
-/// They borrow the links' text: millions are made at a million people.
+/// (a stated-once relation under its least record), with their text borrowed from the links.
+/// Incremental resolution derives a record's few relations with it; a run keeps them compact
+/// ([`derive_stated`]).
 pub fn derive<'s, L: LinkText<'s>>(
     persons: &[L],
     entities: &[L],
     rooms: &[L],
     buildings: &[L],
 ) -> Vec<RelationRef<'s>> {
-    let (p, e, r, b) = (
-        index(persons),
-        index(entities),
-        index(rooms),
-        index(buildings),
+    let links = [persons, entities, rooms, buildings];
+    derive_stated(links).iter().map(|s| s.of(links)).collect()
+}
+
+/// As [`derive`], each relation by where its text is among the links (see [`Stated`]), in the
+/// order [`Stated::of`] gives them.
+pub fn derive_stated<'s, L: LinkText<'s>>(links: Kinds<'_, L>) -> Vec<Stated> {
+    let [persons, entities, rooms, buildings] = links;
+    let (p, e, r) = (
+        ByRecord::new(persons),
+        ByRecord::new(entities),
+        ByRecord::new(rooms),
     );
-    let mut out: Vec<RelationRef<'s>> = Vec::new();
-    let sink = &mut out;
+    let text = |a: At| links[usize::from(a.kind)][a.at as usize].entity_key();
+    let mut out: Vec<Stated> = Vec::new();
+    // Keeps a relation unless an end is missing or it relates an entity to itself.
+    let mut push = |from: At, relation: &str, to: At, by: At| {
+        let (f, t) = (text(from), text(to));
+        if !f.is_empty() && !t.is_empty() && f != t {
+            out.push(Stated::new(from, f, name(relation), to, by));
+        }
+    };
     // Records are taken one at a time from the people's links; a record that names nobody
     // relates no person, so it is never needed.
-    for (source, key, people) in records(persons, &p) {
-        let ents = of_record(entities, &e, source, key);
-        let places = of_record(rooms, &r, source, key);
-        for s in of(&people, "subject") {
-            for (role, relation) in [
-                ("spouse", "spouse"),
-                ("mother", "mother"),
-                ("father", "father"),
-                ("guardian", "guardian"),
-            ] {
-                for other in of(&people, role) {
-                    push(sink, s, relation, other, source, key);
+    for (source, key, people) in p.records() {
+        let Some(&first) = people.first() else {
+            continue;
+        };
+        let by = At {
+            kind: PERSON,
+            at: first,
+        };
+        let ents = e.of_record(source, key);
+        let places = r.of_record(source, key);
+        for s in p.of(PERSON, &people, "subject") {
+            for role in ["spouse", "mother", "father", "guardian"] {
+                for other in p.of(PERSON, &people, role) {
+                    push(s, role, other, by);
                 }
             }
-            for employer in of(&ents, "employer") {
-                push(sink, s, "employee_of", employer, source, key);
+            for employer in e.of(ENTITY, &ents, "employer") {
+                push(s, "employee_of", employer, by);
             }
-            for room in of(&places, "residence") {
-                push(sink, s, "lives_in", room, source, key);
+            for room in r.of(ROOM, &places, "residence") {
+                push(s, "lives_in", room, by);
             }
-            for room in of(&places, "registered") {
-                push(sink, s, "registered_in", room, source, key);
-            }
-        }
-        for room in of(&places, "room") {
-            for t in of(&people, "tenant") {
-                push(sink, t, "rents", room, source, key);
-            }
-            for l in of(&people, "landlord") {
-                push(sink, l, "lets", room, source, key);
+            for room in r.of(ROOM, &places, "registered") {
+                push(s, "registered_in", room, by);
             }
         }
-        for room in of(&places, "subject") {
-            for o in of(&people, "owner") {
-                push(sink, o, "owns", room, source, key);
+        for room in r.of(ROOM, &places, "room") {
+            for t in p.of(PERSON, &people, "tenant") {
+                push(t, "rents", room, by);
+            }
+            for l in p.of(PERSON, &people, "landlord") {
+                push(l, "lets", room, by);
             }
         }
-        for company in of(&ents, "subject") {
-            for rep in of(&people, "legal_rep") {
-                push(sink, rep, "legal_rep_of", company, source, key);
+        for room in r.of(ROOM, &places, "subject") {
+            for o in p.of(PERSON, &people, "owner") {
+                push(o, "owns", room, by);
+            }
+        }
+        for company in e.of(ENTITY, &ents, "subject") {
+            for rep in p.of(PERSON, &people, "legal_rep") {
+                push(rep, "legal_rep_of", company, by);
             }
         }
     }
+    drop(p);
     // A company lies at the premises its own register entry gives.
-    for (source, key, ents) in records(entities, &e) {
-        let places = of_record(buildings, &b, source, key);
-        for company in of(&ents, "subject") {
-            for building in of(&places, "premises") {
-                push(sink, company, "located_at", building, source, key);
+    let b = ByRecord::new(buildings);
+    for (source, key, ents) in e.records() {
+        let Some(&first) = ents.first() else {
+            continue;
+        };
+        let by = At {
+            kind: ENTITY,
+            at: first,
+        };
+        let places = b.of_record(source, key);
+        for company in e.of(ENTITY, &ents, "subject") {
+            for building in b.of(BUILDING, &places, "premises") {
+                push(company, "located_at", building, by);
             }
         }
     }
+    drop((e, r, b));
     // A room lies in the building its mentions name. Both come from the same place mentions in
     // the same order (rooms leave out premises, which name only a building), so the two lists
     // are walked side by side; a building link with no room link beside it is looked up.
-    let mut rest = rooms.iter().peekable();
-    for building in buildings {
+    let room_at = |at: usize| At {
+        kind: ROOM,
+        at: at as u32,
+    };
+    let mut rest = rooms.iter().enumerate().peekable();
+    for (at, building) in buildings.iter().enumerate() {
         match rest.peek() {
-            Some(room) if same_mention(*room, building) => {
-                push(
-                    sink,
-                    room.entity_key(),
-                    "in_building",
-                    building.entity_key(),
-                    room.source_id(),
-                    room.record_key(),
-                );
+            Some((r, room)) if same_mention(*room, building) => {
+                let room = room_at(*r);
+                let building = At {
+                    kind: BUILDING,
+                    at: at as u32,
+                };
+                push(room, "in_building", building, room);
                 rest.next();
             }
             _ => {}
         }
     }
-    let unmatched: Vec<&L> = rest.collect();
+    let unmatched: Vec<usize> = rest.map(|(at, _)| at).collect();
     if !unmatched.is_empty() {
-        let map: HashMap<(&str, &str, &str), &str> = buildings
+        let map: HashMap<(&str, &str, &str), usize> = buildings
             .iter()
-            .map(|b| ((b.source_id(), b.record_key(), b.role()), b.entity_key()))
+            .enumerate()
+            .map(|(at, b)| ((b.source_id(), b.record_key(), b.role()), at))
             .collect();
-        for room in unmatched {
-            if let Some(b) = map.get(&(room.source_id(), room.record_key(), room.role())) {
-                push(
-                    sink,
-                    room.entity_key(),
-                    "in_building",
-                    b,
-                    room.source_id(),
-                    room.record_key(),
-                );
+        for at in unmatched {
+            let room = &rooms[at];
+            if let Some(&b) = map.get(&(room.source_id(), room.record_key(), room.role())) {
+                let building = At {
+                    kind: BUILDING,
+                    at: b as u32,
+                };
+                push(room_at(at), "in_building", building, room_at(at));
             }
         }
     }
-    out.par_sort_unstable();
+    out.par_sort_unstable_by(|a, b| {
+        a.from_prefix
+            .cmp(&b.from_prefix)
+            .then_with(|| a.of(links).cmp(&b.of(links)))
+    });
     // A room's building is kept once, under its least record, as the store keeps it.
-    out.dedup_by(|next, kept| tongban_store::stated_again(kept, next));
+    out.dedup_by(|next, kept| tongban_store::stated_again(&kept.of(links), &next.of(links)));
     out
 }
 
@@ -348,6 +451,48 @@ mod tests {
             rel.iter()
                 .any(|x| x.relation == "located_at" && x.to_key == "B7")
         );
+    }
+
+    proptest::proptest! {
+        /// Whatever the keys (sharing their first eight bytes or not) and however the links
+        /// come, the relations are sorted as the store orders them, each once, and the same.
+        #[test]
+        fn relations_are_sorted_whatever_the_keys_and_link_order(
+            persons in proptest::collection::vec((0..3usize, 0..4usize, 0..6usize, 0..6usize), 0..24),
+            rooms in proptest::collection::vec((0..3usize, 0..4usize, 0..2usize, 0..6usize), 0..12),
+            rotate in 0..24usize,
+        ) {
+            const SOURCES: [&str; 3] = ["health_births", "housing_rentals", "police_household"];
+            const KEYS: [&str; 4] = ["K1", "K2", "K10", "K"];
+            const PERSON_ROLES: [&str; 6] = ["subject", "mother", "spouse", "tenant", "landlord", "owner"];
+            const ROOM_ROLES: [&str; 2] = ["residence", "room"];
+            // Entity keys alike in their first eight bytes, shorter and longer than eight.
+            const ENTITIES: [&str; 6] = ["P", "PPPPPPPP", "PPPPPPPPa", "PPPPPPPPb", "PPPPPPP", "PPPPPPPPPPPPPPPPa"];
+            let persons: Vec<LinkRef<'static>> = persons
+                .iter()
+                .map(|&(s, k, r, e)| l(SOURCES[s], KEYS[k], PERSON_ROLES[r], ENTITIES[e]))
+                .collect();
+            let rooms: Vec<LinkRef<'static>> = rooms
+                .iter()
+                .map(|&(s, k, r, e)| l(SOURCES[s], KEYS[k], ROOM_ROLES[r], ENTITIES[e]))
+                .collect();
+            let rel = derive(&persons, &[], &rooms, &[]);
+            proptest::prop_assert!(rel.windows(2).all(|w| w[0] < w[1]));
+            let mut turned = persons.clone();
+            if !turned.is_empty() {
+                let by = rotate % turned.len();
+                turned.rotate_left(by);
+            }
+            turned.reverse();
+            proptest::prop_assert_eq!(derive(&turned, &[], &rooms, &[]), rel);
+        }
+    }
+
+    /// A run holds millions of relations at once; each is kept in 24 bytes (see [`Stated`]).
+    #[test]
+    fn a_stated_relation_is_small() {
+        assert_eq!(std::mem::size_of::<Stated>(), 24);
+        assert!(NAMES.iter().all(|n| NAMES[usize::from(name(n))] == *n));
     }
 
     #[test]

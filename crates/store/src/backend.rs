@@ -439,7 +439,7 @@ impl Store for $store {
         kind: &str,
         started_at: i64,
         summary: &str,
-        links: &[LinkRef<'_>],
+        links: &dyn $crate::Rows<LinkRef<'_>>,
         golden: $crate::GoldenRecords<'_>,
     ) -> Result<i64> {
         self.backend_replace_resolution(resolution_kind(kind)?, started_at, summary, links, golden)
@@ -526,7 +526,7 @@ impl Store for $store {
         self.backend_append_audit(entries, checkpoint).await
     }
 
-    async fn replace_relations(&self, relations: &[RelationRef<'_>]) -> Result<()> {
+    async fn replace_relations_from(&self, relations: &dyn $crate::Rows<RelationRef<'_>>) -> Result<()> {
         self.backend_replace_relations(relations).await
     }
 

@@ -88,12 +88,107 @@ pub fn golden_order(a: &GoldenRecord, b: &GoldenRecord) -> std::cmp::Ordering {
 }
 
 /// How many distinct entities the links name (a run's entity count).
-pub(crate) fn distinct_entities(links: &[LinkRef]) -> usize {
+pub(crate) fn distinct_entities(links: &dyn Rows<LinkRef<'_>>) -> usize {
     let mut seen = std::collections::HashSet::with_capacity(links.len() / 2);
-    for l in links {
-        seen.insert(l.entity_key);
+    for i in 0..links.len() {
+        seen.insert(links.row(i).entity_key);
     }
     seen.len()
+}
+
+/// Rows in an order of positions, each made as it is taken. A type of its own rather than a
+/// closure over the rows: the futures that hold it across an await must hold for every
+/// lifetime of the rows' text, which a closure's inferred signature does not show.
+pub(crate) struct InOrder<'r, T> {
+    rows: &'r dyn Rows<T>,
+    order: std::vec::IntoIter<usize>,
+}
+
+impl<T> Iterator for InOrder<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.order.next().map(|i| self.rows.row(i))
+    }
+}
+
+/// `rows` in the order `cmp` gives (see [`positions_in_key_order`]).
+pub(crate) fn rows_in_key_order<'r, T>(
+    rows: &'r dyn Rows<T>,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> InOrder<'r, T> {
+    InOrder {
+        rows,
+        order: positions_in_key_order(rows, cmp).into_iter(),
+    }
+}
+
+/// Relations in primary-key order, each kept once (see [`Store::replace_relations`]).
+pub(crate) struct RelationsOnce<'r, 'a> {
+    sorted: InOrder<'r, RelationRef<'a>>,
+    kept: Option<RelationRef<'a>>,
+}
+
+impl<'r, 'a> RelationsOnce<'r, 'a> {
+    pub(crate) fn new(relations: &'r dyn Rows<RelationRef<'a>>) -> Self {
+        RelationsOnce {
+            sorted: rows_in_key_order(relations, RelationRef::cmp),
+            kept: None,
+        }
+    }
+}
+
+impl<'a> Iterator for RelationsOnce<'_, 'a> {
+    type Item = RelationRef<'a>;
+    fn next(&mut self) -> Option<RelationRef<'a>> {
+        for next in self.sorted.by_ref() {
+            if !self.kept.is_some_and(|kept| stated_again(&kept, &next)) {
+                self.kept = Some(next);
+                return Some(next);
+            }
+        }
+        None
+    }
+}
+
+/// Rows a whole-table write reads one at a time, by position. A resolution run keeps its
+/// millions of links and relations in a compact form of its own (interned numbers, a quarter of
+/// the bytes of borrowed text: a relation 32 bytes rather than 80) and hands them over as they
+/// are; each row is made only as it is written, never all of them at once.
+pub trait Rows<T>: Sync {
+    fn len(&self) -> usize;
+    /// Row `i`, for `i` below [`Rows::len`].
+    fn row(&self, i: usize) -> T;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Rows already held as a slice.
+pub struct SliceRows<'a, T>(pub &'a [T]);
+
+impl<T: Copy + Sync> Rows<T> for SliceRows<'_, T> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn row(&self, i: usize) -> T {
+        self.0[i]
+    }
+}
+
+/// The positions of `rows` in the order `cmp` gives, as [`in_key_order`] orders a slice: one
+/// pass to check where a run sorted them already, a sort otherwise.
+pub(crate) fn positions_in_key_order<T>(
+    rows: &dyn Rows<T>,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+) -> Vec<usize> {
+    let mut positions: Vec<usize> = (0..rows.len()).collect();
+    let sorted = positions
+        .windows(2)
+        .all(|w| cmp(&rows.row(w[0]), &rows.row(w[1])).is_le());
+    if !sorted {
+        positions.sort_unstable_by(|&a, &b| cmp(&rows.row(a), &rows.row(b)));
+    }
+    positions
 }
 
 /// A backend's write turn: held by a writer for as long as its transaction runs, so that
@@ -541,7 +636,7 @@ pub struct GoldenRecord {
 /// built when the write begins. Writing a library is one thread's work and at a million people
 /// the longest stretch of a run, so a run hands the person library over as soon as its
 /// clusters have keys: the write puts the links in (on SQLite it also indexes them) while the
-/// golden records are built on the other cores, and takes them when it gets to them.
+/// golden records are built on the other cores, and takes them part by part as they come.
 ///
 /// While it waits the write holds, on SQLite, the store's write turn and the file's write lock,
 /// waiting on the calling thread; on PostgreSQL, an open transaction on a pooled connection
@@ -551,47 +646,77 @@ pub struct GoldenRecord {
 /// before it writes).
 pub enum GoldenRecords<'a> {
     Ready(&'a [GoldenRecord]),
-    /// Sent once built, in any order. A sender dropped without sending (the build stopped)
-    /// fails the write, which then changes nothing.
-    Later(std::sync::mpsc::Receiver<Vec<GoldenRecord>>),
+    /// Sent in parts as they are built, each written as it comes, so that a run need never
+    /// hold them all (a gigabyte at a million people): the parts may come in any order, key
+    /// order being only the faster, and [`GoldenPart::End`] follows the last. A sender dropped
+    /// before the end (the build stopped) fails the write, which then changes nothing.
+    Later(std::sync::mpsc::Receiver<GoldenPart>),
+}
+
+/// What a run sends of golden records it builds while their library is written.
+#[derive(Debug)]
+pub enum GoldenPart {
+    Records(Vec<GoldenRecord>),
+    /// Every record has been sent.
+    End,
 }
 
 impl<'a> GoldenRecords<'a> {
-    /// The records, waiting on this thread for them if they are still being built.
-    pub(crate) fn wait(self, kind: &'static str) -> Result<std::borrow::Cow<'a, [GoldenRecord]>> {
+    /// The next part of the records, waiting on this thread for it if it is still being built;
+    /// None once every record has come.
+    pub(crate) fn next_part(
+        &mut self,
+        kind: &'static str,
+    ) -> Result<Option<std::borrow::Cow<'a, [GoldenRecord]>>> {
         match self {
-            GoldenRecords::Ready(golden) => Ok(std::borrow::Cow::Borrowed(golden)),
-            GoldenRecords::Later(built) => built
-                .recv()
-                .map(std::borrow::Cow::Owned)
-                .map_err(|_| StoreError::GoldenNeverCame(kind)),
+            GoldenRecords::Ready(golden) => {
+                let part = std::mem::take(golden);
+                Ok((!part.is_empty()).then_some(std::borrow::Cow::Borrowed(part)))
+            }
+            GoldenRecords::Later(parts) => match parts.recv() {
+                Ok(GoldenPart::Records(part)) => Ok(Some(std::borrow::Cow::Owned(part))),
+                Ok(GoldenPart::End) => {
+                    *self = GoldenRecords::Ready(&[]);
+                    Ok(None)
+                }
+                Err(_) => Err(StoreError::GoldenNeverCame(kind)),
+            },
         }
     }
 
-    /// As [`GoldenRecords::wait`], for an async writer: a wait runs on the runtime's blocking
-    /// threads.
-    pub(crate) async fn wait_async(
-        self,
+    /// As [`GoldenRecords::next_part`], for an async writer: a wait runs on the runtime's
+    /// blocking threads.
+    pub(crate) async fn next_part_async(
+        &mut self,
         kind: &'static str,
-    ) -> Result<std::borrow::Cow<'a, [GoldenRecord]>> {
-        match self {
-            GoldenRecords::Ready(golden) => Ok(std::borrow::Cow::Borrowed(golden)),
-            GoldenRecords::Later(built) => {
-                let owned = tokio::task::spawn_blocking(move || {
-                    GoldenRecords::Later(built)
-                        .wait(kind)
-                        .map(std::borrow::Cow::into_owned)
-                })
-                .await
-                .map_err(|e| match e.try_into_panic() {
-                    // A panic in the wait is the caller's to see, not a build that stopped.
-                    Ok(panic) => std::panic::resume_unwind(panic),
-                    Err(e) => StoreError::Corrupt(format!(
-                        "waiting for the {kind} library's golden records was cancelled: {e}"
-                    )),
-                })??;
-                Ok(std::borrow::Cow::Owned(owned))
+    ) -> Result<Option<std::borrow::Cow<'a, [GoldenRecord]>>> {
+        let parts = match std::mem::replace(self, GoldenRecords::Ready(&[])) {
+            GoldenRecords::Later(parts) => parts,
+            ready => {
+                *self = ready;
+                return self.next_part(kind);
             }
+        };
+        let (parts, next) = tokio::task::spawn_blocking(move || {
+            let next = parts.recv();
+            (parts, next)
+        })
+        .await
+        .map_err(|e| match e.try_into_panic() {
+            // A panic in the wait is the caller's to see, not a build that stopped.
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => StoreError::Corrupt(format!(
+                "waiting for the {kind} library's golden records was cancelled: {e}"
+            )),
+        })?;
+        match next {
+            Ok(GoldenPart::Records(part)) => {
+                *self = GoldenRecords::Later(parts);
+                Ok(Some(std::borrow::Cow::Owned(part)))
+            }
+            // Every record has come, and the records are left empty for a later call.
+            Ok(GoldenPart::End) => Ok(None),
+            Err(_) => Err(StoreError::GoldenNeverCame(kind)),
         }
     }
 }
@@ -914,20 +1039,20 @@ pub trait Store: Send + Sync {
             kind,
             started_at,
             summary,
-            links,
+            &SliceRows(links),
             GoldenRecords::Ready(golden),
         )
         .await
     }
 
-    /// As [`Store::replace_resolution`], with golden records that may still be being built when
-    /// the write begins (see [`GoldenRecords`]).
+    /// As [`Store::replace_resolution`], with links read by position (see [`Rows`]) and golden
+    /// records that may still be being built when the write begins (see [`GoldenRecords`]).
     async fn replace_resolution_with(
         &self,
         kind: &str,
         started_at: i64,
         summary: &str,
-        links: &[LinkRef<'_>],
+        links: &dyn Rows<LinkRef<'_>>,
         golden: GoldenRecords<'_>,
     ) -> Result<i64>;
 
@@ -986,7 +1111,12 @@ pub trait Store: Send + Sync {
     /// Replaces every relation, in one transaction; a relation given twice, or a
     /// [`STATED_ONCE`] one between the same entities by several records, is kept once (under
     /// its least source and record key).
-    async fn replace_relations(&self, relations: &[RelationRef<'_>]) -> Result<()>;
+    async fn replace_relations(&self, relations: &[RelationRef<'_>]) -> Result<()> {
+        self.replace_relations_from(&SliceRows(relations)).await
+    }
+
+    /// As [`Store::replace_relations`], with the relations read by position (see [`Rows`]).
+    async fn replace_relations_from(&self, relations: &dyn Rows<RelationRef<'_>>) -> Result<()>;
 
     /// Applies what resolving new records changed, for every kind at once, and adds the
     /// relations they state, in one transaction: a record is resolved completely or not at
@@ -1294,7 +1424,17 @@ mod tests {
             .copied()
             .collect();
         assert_eq!(ordered, sorted);
-        assert_eq!(distinct_entities(&shuffled), 2);
+        assert_eq!(distinct_entities(&SliceRows(&shuffled)), 2);
+        // Rows read by position come out the same way.
+        let rows = SliceRows(&sorted);
+        let positions = positions_in_key_order(&rows, link_order);
+        assert_eq!(positions, vec![0, 1, 2]);
+        let rows = SliceRows(&shuffled);
+        let ordered: Vec<LinkRef> = positions_in_key_order(&rows, link_order)
+            .into_iter()
+            .map(|i| rows.row(i))
+            .collect();
+        assert_eq!(ordered, sorted);
     }
 
     fn rec(key: &str, hash: u8) -> IncomingRecord {

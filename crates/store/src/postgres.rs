@@ -234,7 +234,7 @@ impl PgStore {
         k: &'static str,
         started_at: i64,
         summary: &str,
-        links: &[LinkRef<'_>],
+        links: &dyn crate::Rows<LinkRef<'_>>,
         golden: crate::GoldenRecords<'_>,
     ) -> Result<i64> {
         let mut tx = self.begin_write().await?;
@@ -266,28 +266,20 @@ impl PgStore {
         // no trigger while it is written (it gets one when swapped in, below), and an empty
         // COPY is never sent.
         execute(&mut tx, "SELECT pg_notify('tongban_data', '')").await?;
-        let links = crate::in_key_order(links, crate::link_order);
         // By `COPY`, as the records are (see `backend_store_chunk`), frozen (see `begin_beside`).
         let copy_links = format!(
             "COPY {links_next} (source_id, record_key, role, entity_key, run_id) FROM STDIN (FORMAT binary, FREEZE)"
         );
-        copy_in(&mut tx, &copy_links, &links, |rows, l| {
+        let in_order = crate::rows_in_key_order(links, crate::link_order);
+        copy_in(&mut tx, &copy_links, in_order, |rows, l| {
             rows.row(5).text(l.source_id)?.text(l.record_key)?;
             rows.text(l.role)?.text(l.entity_key)?.int8(run_id);
             Ok(())
         })
         .await?;
-        drop(links);
-        // Taken only now: while a run still builds them, the links go in meanwhile.
-        let golden = golden.wait_async(k).await?;
-        sqlx::query(fix(
-            "UPDATE resolution_runs SET finished_at = ? WHERE id = ?",
-        ))
-        .bind(now_millis())
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await?;
-        let golden = crate::in_key_order(&golden, crate::golden_order);
+        // Taken only now: while a run still builds them, the links go in meanwhile. Each part
+        // is a `COPY` of its own as it comes.
+        let mut golden = golden;
         // The search columns are written with the record (see `search_values`).
         let search = crate::search_columns(k);
         let search_names = crate::search_column_names(&search);
@@ -295,19 +287,29 @@ impl PgStore {
             "COPY {golden_next} (entity_key, record, run_id{search_names}) FROM STDIN (FORMAT binary, FREEZE)"
         );
         let fields = 3 + search.len() as i16;
-        copy_in(&mut tx, &copy_golden, &golden, |rows, g| {
-            rows.row(fields)
-                .text(&g.entity_key)?
-                .text(&g.record)?
-                .int8(run_id);
-            for value in crate::search_values(&search, &g.record) {
-                match value {
-                    Some(text) => rows.text(&text)?,
-                    None => rows.null(),
-                };
-            }
-            Ok(())
-        })
+        while let Some(part) = golden.next_part_async(k).await? {
+            let part = crate::in_key_order(&part, crate::golden_order);
+            copy_in(&mut tx, &copy_golden, &part, |rows, g| {
+                rows.row(fields)
+                    .text(&g.entity_key)?
+                    .text(&g.record)?
+                    .int8(run_id);
+                for value in crate::search_values(&search, &g.record) {
+                    match value {
+                        Some(text) => rows.text(&text)?,
+                        None => rows.null(),
+                    };
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        sqlx::query(fix(
+            "UPDATE resolution_runs SET finished_at = ? WHERE id = ?",
+        ))
+        .bind(now_millis())
+        .bind(run_id)
+        .execute(&mut *tx)
         .await?;
         let mut golden_indexes = vec![Index::primary("entity_key")];
         golden_indexes.extend(search.iter().map(|c| Index::secondary(&c.index, &c.column)));
@@ -340,17 +342,19 @@ impl PgStore {
     }
 
     /// Replaces every relation in one transaction (see the `Store` trait).
-    async fn backend_replace_relations(&self, relations: &[RelationRef<'_>]) -> Result<()> {
+    async fn backend_replace_relations(
+        &self,
+        relations: &dyn crate::Rows<RelationRef<'_>>,
+    ) -> Result<()> {
         let mut tx = self.begin_write().await?;
         // As a library's tables (see `replace_resolution`): written beside, then swapped in.
         let next = begin_beside(&mut tx, "relations").await?;
-        let mut sorted = crate::in_key_order(relations, RelationRef::cmp);
-        sorted.dedup_by(|next, kept| crate::stated_again(kept, next));
         let copy = format!(
             "COPY {next} (from_key, relation, to_key, source_id, record_key) \
              FROM STDIN (FORMAT binary, FREEZE)"
         );
-        copy_in(&mut tx, &copy, &sorted, |rows, r| {
+        let once = crate::RelationsOnce::new(relations);
+        copy_in(&mut tx, &copy, once, |rows, r| {
             rows.row(5)
                 .text(r.from_key)?
                 .text(r.relation)?
@@ -1142,10 +1146,11 @@ async fn layout_id(conn: &mut PgConnection, columns: &str) -> Result<i64> {
 async fn copy_in<T>(
     conn: &mut PgConnection,
     statement: &str,
-    rows: &[T],
+    rows: impl IntoIterator<Item = T>,
     encode: impl Fn(&mut CopyRows, &T) -> Result<()>,
 ) -> Result<()> {
-    if rows.is_empty() {
+    let mut rows = rows.into_iter().peekable();
+    if rows.peek().is_none() {
         return Ok(());
     }
     let mut copy = conn.copy_in_raw(statement).await?;
@@ -1155,7 +1160,7 @@ async fn copy_in<T>(
         // fails it, the caller's transaction rolls back, and sqlx closes the connection when
         // its check on return to the pool fails. An explicit abort could leave the connection
         // a reply out of step if PostgreSQL had already refused an earlier row.
-        encode(&mut encoded, row)?;
+        encode(&mut encoded, &row)?;
         if encoded.len() >= COPY_SEND_BYTES {
             copy.send(encoded.take()).await?;
         }

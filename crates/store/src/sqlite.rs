@@ -228,7 +228,7 @@ impl SqliteStore {
         k: &'static str,
         started_at: i64,
         summary: &str,
-        links: &[LinkRef<'_>],
+        links: &dyn crate::Rows<LinkRef<'_>>,
         golden: crate::GoldenRecords<'_>,
     ) -> Result<i64> {
         let creates: Vec<(String, String)> = crate::search_columns(k)
@@ -252,7 +252,10 @@ impl SqliteStore {
         })
     }
 
-    async fn backend_replace_relations(&self, relations: &[RelationRef<'_>]) -> Result<()> {
+    async fn backend_replace_relations(
+        &self,
+        relations: &dyn crate::Rows<RelationRef<'_>>,
+    ) -> Result<()> {
         let _writing = self.hold_write_turn().await;
         crate::sqlite_direct::blocking(|| {
             crate::sqlite_direct::replace_relations(self.direct.path(), relations)

@@ -524,7 +524,7 @@ fn insert_rows<T>(
     tx: &rusqlite::Transaction<'_>,
     table: &str,
     columns: &[&str],
-    rows: &[T],
+    rows: impl IntoIterator<Item = T>,
     bind: impl Fn(
         &T,
         &mut dyn FnMut(&dyn rusqlite::ToSql) -> rusqlite::Result<()>,
@@ -532,7 +532,7 @@ fn insert_rows<T>(
 ) -> Result<()> {
     let marks = format!("({})", vec!["?"; columns.len()].join(", "));
     let head = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
-    for group in rows.chunks(ROWS_PER_STATEMENT) {
+    let insert_group = |group: &[T]| -> Result<()> {
         let mut insert = tx.prepare_cached(&rows_sql(&head, &marks, group.len(), ""))?;
         let mut at = 0;
         for row in group {
@@ -542,6 +542,18 @@ fn insert_rows<T>(
             })?;
         }
         insert.raw_execute()?;
+        Ok(())
+    };
+    let mut group = Vec::with_capacity(ROWS_PER_STATEMENT);
+    for row in rows {
+        group.push(row);
+        if group.len() == ROWS_PER_STATEMENT {
+            insert_group(&group)?;
+            group.clear();
+        }
+    }
+    if !group.is_empty() {
+        insert_group(&group)?;
     }
     Ok(())
 }
@@ -551,13 +563,13 @@ fn insert_rows<T>(
 /// search indexes. Rows go in in primary-key order and the secondary indexes are dropped first
 /// and built once after their table's rows, as on PostgreSQL: the links' index before golden
 /// records still being built are waited for (holding the write lock meanwhile), the search
-/// indexes at the end. The run's `finished_at` is stamped once the golden records have come.
+/// indexes at the end. The run's `finished_at` is stamped once the last golden record has come.
 pub(crate) fn replace_resolution(
     path: &str,
     k: &'static str,
     started_at: i64,
     summary: &str,
-    links: &[LinkRef<'_>],
+    links: &dyn crate::Rows<LinkRef<'_>>,
     golden: crate::GoldenRecords<'_>,
     search_indexes: &[(String, String)],
 ) -> Result<i64> {
@@ -582,12 +594,11 @@ pub(crate) fn replace_resolution(
         tx.execute_batch(&format!("DROP INDEX IF EXISTS {name}"))?;
     }
     tx.execute_batch(&format!("DELETE FROM links_{k}; DELETE FROM golden_{k};"))?;
-    let links = crate::in_key_order(links, crate::link_order);
     insert_rows(
         &tx,
         &format!("links_{k}"),
         &["source_id", "record_key", "role", "entity_key", "run_id"],
-        &links,
+        crate::rows_in_key_order(links, crate::link_order),
         |l, bind| {
             bind(&l.source_id)?;
             bind(&l.record_key)?;
@@ -596,30 +607,31 @@ pub(crate) fn replace_resolution(
             bind(&run_id)
         },
     )?;
-    drop(links);
     // Indexed before the golden records are taken: while a run still builds them, this is the
     // writer's work it would otherwise wait to begin.
     tx.execute_batch(&format!(
         "CREATE INDEX links_{k}_by_entity ON links_{k} (entity_key)"
     ))?;
-    let golden = golden.wait(k)?;
+    let mut golden = golden;
+    let search = crate::search_columns(k);
+    while let Some(part) = golden.next_part(k)? {
+        let part = crate::in_key_order(&part, crate::golden_order);
+        for group in part.chunks(ROWS_PER_STATEMENT) {
+            let mut insert = tx.prepare_cached(&golden_insert_sql(k, &search, group.len()))?;
+            let mut at = 0;
+            for g in group {
+                insert.raw_bind_parameter(at + 1, &g.entity_key)?;
+                insert.raw_bind_parameter(at + 2, &g.record)?;
+                insert.raw_bind_parameter(at + 3, run_id)?;
+                at += 3;
+            }
+            insert.raw_execute()?;
+        }
+    }
     tx.execute(
         "UPDATE resolution_runs SET finished_at = ?1 WHERE id = ?2",
         params![now_millis(), run_id],
     )?;
-    let golden = crate::in_key_order(&golden, crate::golden_order);
-    let search = crate::search_columns(k);
-    for group in golden.chunks(ROWS_PER_STATEMENT) {
-        let mut insert = tx.prepare_cached(&golden_insert_sql(k, &search, group.len()))?;
-        let mut at = 0;
-        for g in group {
-            insert.raw_bind_parameter(at + 1, &g.entity_key)?;
-            insert.raw_bind_parameter(at + 2, &g.record)?;
-            insert.raw_bind_parameter(at + 3, run_id)?;
-            at += 3;
-        }
-        insert.raw_execute()?;
-    }
     for (_, create) in search_indexes {
         tx.execute_batch(create)?;
     }
@@ -629,17 +641,18 @@ pub(crate) fn replace_resolution(
 
 /// Replaces every relation in one transaction: rows in primary-key order, duplicates dropped,
 /// the index by target built once at the end.
-pub(crate) fn replace_relations(path: &str, relations: &[RelationRef<'_>]) -> Result<()> {
+pub(crate) fn replace_relations(
+    path: &str,
+    relations: &dyn crate::Rows<RelationRef<'_>>,
+) -> Result<()> {
     let mut conn = open_writer(path)?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.execute_batch("DELETE FROM relations; DROP INDEX IF EXISTS relations_to;")?;
-    let mut sorted = crate::in_key_order(relations, RelationRef::cmp);
-    sorted.dedup_by(|next, kept| crate::stated_again(kept, next));
     insert_rows(
         &tx,
         "relations",
         &["from_key", "relation", "to_key", "source_id", "record_key"],
-        &sorted,
+        crate::RelationsOnce::new(relations),
         |r, bind| {
             bind(&r.from_key)?;
             bind(&r.relation)?;

@@ -491,10 +491,11 @@ async fn resolution_results_replace_as_a_whole_and_page_in_order() {
 }
 
 /// A run hands its person library over before the golden records are built: the write puts
-/// the links in and takes the records when they come; if they never come, nothing changes.
+/// the links in and takes the records part by part as they come; if the last never comes,
+/// nothing changes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn golden_records_may_follow_the_links_and_if_they_never_come_nothing_changes() {
-    use tongban_store::{EntityLink, GoldenRecord, GoldenRecords};
+    use tongban_store::{EntityLink, GoldenPart, GoldenRecord, GoldenRecords, SliceRows};
     let (stores, _dir) = stores("contract_golden_later").await;
     let link = |k: &str, e: &str| EntityLink {
         source_id: "a".into(),
@@ -507,42 +508,53 @@ async fn golden_records_may_follow_the_links_and_if_they_never_come_nothing_chan
         record: format!(r#"{{"name":{{"value":"{name}"}}}}"#),
     };
     for store in &stores {
-        let first = vec![link("1", "P1"), link("2", "P2")];
-        let (built, later) = std::sync::mpsc::channel();
-        // Sent from another thread while the write is under way, and not in key order.
+        let first = vec![link("1", "P1"), link("2", "P2"), link("3", "P3")];
+        // Room for one part only: the builder waits for the write to take each.
+        let (built, later) = std::sync::mpsc::sync_channel(1);
+        // Sent from another thread while the write is under way, in parts and not in key order.
         let builder = std::thread::spawn(move || {
             std::thread::sleep(std::time::Duration::from_millis(200));
-            built
-                .send(vec![golden("P2", "李四"), golden("P1", "张三")])
-                .unwrap();
+            let parts = [
+                vec![golden("P3", "王五"), golden("P1", "张三")],
+                Vec::new(),
+                vec![golden("P2", "李四")],
+            ];
+            for part in parts {
+                built.send(GoldenPart::Records(part)).unwrap();
+            }
+            built.send(GoldenPart::End).unwrap();
         });
         let run = store
             .replace_resolution_with(
                 "person",
                 1,
                 "{}",
-                &EntityLink::all_borrowed(&first),
+                &SliceRows(&EntityLink::all_borrowed(&first)),
                 GoldenRecords::Later(later),
             )
             .await
             .unwrap();
         builder.join().unwrap();
         let latest = store.latest_resolution("person").await.unwrap().unwrap();
-        assert_eq!((latest.id, latest.mentions, latest.entities), (run, 2, 2));
-        for (key, name) in [("P1", "张三"), ("P2", "李四")] {
+        assert_eq!((latest.id, latest.mentions, latest.entities), (run, 3, 3));
+        for (key, name) in [("P1", "张三"), ("P2", "李四"), ("P3", "王五")] {
             let record = store.golden_record("person", key).await.unwrap().unwrap();
             assert!(record.record.contains(name), "{key}: {}", record.record);
         }
 
-        // The build that owed the records stopped: its sender is gone without sending.
-        let (built, later) = std::sync::mpsc::channel::<Vec<GoldenRecord>>();
+        // The build that owed the records stopped after sending a part: its sender is gone
+        // before the end.
+        let (built, later) = std::sync::mpsc::channel();
+        built
+            .send(GoldenPart::Records(vec![golden("P9", "赵六")]))
+            .unwrap();
         drop(built);
         let failed = store
             .replace_resolution_with(
                 "person",
                 2,
                 "{}",
-                &EntityLink::all_borrowed(&[link("9", "P9")]),
+                &SliceRows(&EntityLink::all_borrowed(&[link("9", "P9")])),
                 GoldenRecords::Later(later),
             )
             .await;
