@@ -92,6 +92,25 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
                 .iter()
                 .all(|s| s.entities > 0 && s.mentions >= s.entities)
         );
+        // Each linked kind says what each blocking rule formed, adding up to its candidate
+        // pairs, and keeps it with its run; kinds grouped by key have no rules.
+        for s in summaries {
+            let formed: u64 = s.blocking.iter().map(|r| r.pairs).sum();
+            assert_eq!(formed, s.candidate_pairs, "{}: {:?}", s.kind, s.blocking);
+            assert_eq!(
+                s.blocking.is_empty(),
+                matches!(s.kind.as_str(), "room" | "building"),
+                "{}",
+                s.kind
+            );
+        }
+        let person = &summaries[0];
+        assert_eq!(person.blocking[0].rule, "citizen id");
+        assert!(person.blocking[0].pairs > 0);
+        let stored = store.latest_resolution("person").await.unwrap().unwrap();
+        let kept: tongban_libraries::build::Summary =
+            serde_json::from_str(&stored.summary).unwrap();
+        assert_eq!(kept.blocking, person.blocking);
         for (kind, prefix, pairwise, cluster) in [
             ("entity", "E", 0.99, 0.99),
             ("room", "R", 0.99, 0.95),

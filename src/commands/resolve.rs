@@ -133,6 +133,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if !peaks.is_empty() {
                     println!("  peak memory at each stage's end (GiB): {peaks}");
                 }
+                // Pairs grow faster than records where a rule's blocks grow with the population:
+                // each rule's share says which one to tighten.
+                for s in summaries.iter().filter(|s| !s.blocking.is_empty()) {
+                    println!("  {} candidate pairs by blocking rule (each pair under the first rule that forms it):", s.kind);
+                    for r in &s.blocking {
+                        let share = if s.candidate_pairs > 0 { 100.0 * r.pairs as f64 / s.candidate_pairs as f64 } else { 0.0 };
+                        print!("    {:<32} {:>12} ({share:.1} %)", r.rule, r.pairs);
+                        if r.skipped_blocks > 0 {
+                            print!("; {} blocks of {} records left out as too large", r.skipped_blocks, r.skipped_records);
+                        }
+                        println!();
+                    }
+                }
                 for s in summaries.iter().filter(|s| !s.weights.is_empty()) {
                     println!("  {} weights (log2 m/u), learned without labels; prior {:+.2}:", s.kind, s.prior);
                     for (name, levels) in &s.weights {

@@ -156,6 +156,22 @@ pub struct Summary {
     /// The resolution configuration (TOML) the run used; empty for the built-in defaults.
     #[serde(default)]
     pub config: String,
+    /// The candidate pairs each blocking rule formed (those an earlier rule formed are counted
+    /// there), and the blocks it left out as larger than the configured largest block: what a
+    /// data engineer tunes blocking by, since pairs grow faster than records where a rule's
+    /// blocks grow with the population. Empty for rooms and buildings, and for runs stored
+    /// before it was kept.
+    #[serde(default)]
+    pub blocking: Vec<RuleCount>,
+}
+
+/// One blocking rule's part in a run (see [`Summary::blocking`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RuleCount {
+    pub rule: String,
+    pub pairs: u64,
+    pub skipped_blocks: u64,
+    pub skipped_records: u64,
 }
 
 impl Summary {
@@ -194,6 +210,17 @@ impl Summary {
             last_record_id: 0,
             mode: "batch".into(),
             config: String::new(),
+            blocking: outcome
+                .stats
+                .rules
+                .iter()
+                .map(|r| RuleCount {
+                    rule: r.rule.clone(),
+                    pairs: r.pairs,
+                    skipped_blocks: r.skipped_blocks,
+                    skipped_records: r.skipped_records,
+                })
+                .collect(),
         }
     }
 
@@ -216,6 +243,7 @@ impl Summary {
             last_record_id: 0,
             mode: "batch".into(),
             config: String::new(),
+            blocking: Vec::new(),
         }
     }
 }
@@ -720,7 +748,7 @@ pub const GOLDEN_PART: usize = 25_000;
 /// its writer puts the links in (some twenty seconds) and held until it takes them, beside
 /// everything the entity linking builds meanwhile: they were the largest thing a run held.
 /// Packed with zstd at its fastest level they take an eighth of that (19.9 MB of records to
-/// 2.5 MB), for about two seconds of the build's cores, and the writer unpacks one part at a
+/// 2.5 MB), for about two seconds of the build's cores, and a thread of the writer's unpacks one part at a
 /// time. Building them in parts only as the writer asks instead held the writer up: it waited
 /// for parts built on cores the entity linking was using, and a run took twice as long.
 pub struct PackedGolden {
@@ -803,21 +831,22 @@ impl PackedGolden {
 fn unpack_for_writer(
     packed: std::sync::mpsc::Receiver<Vec<PackedGolden>>,
 ) -> std::sync::mpsc::Receiver<GoldenPart> {
-    // One part waits while the writer writes another.
+    // At most three parts are held unpacked: the one being written, one in the channel and
+    // one waiting to be sent. Each packed part is freed once it is unpacked.
     let (to_writer, parts) = std::sync::mpsc::sync_channel(1);
     std::thread::spawn(move || {
         let Ok(all) = packed.recv() else {
             return;
         };
-        for part in &all {
+        for part in all {
             let Some(records) = part.unpack() else {
                 return;
             };
+            drop(part);
             if to_writer.send(GoldenPart::Records(records)).is_err() {
                 return;
             }
         }
-        drop(all);
         // A writer that has stopped has dropped the channel and reports its own error.
         let _ = to_writer.send(GoldenPart::End);
     });
@@ -1258,9 +1287,12 @@ pub async fn build_all(
     let write = write_in_order(store, from_builder, progress);
     let (built, written) = side_by_side(build, write).await;
     // The writer's error explains a build stopped for want of a writer, and the build's error a
-    // writer whose golden records never came.
+    // writer whose golden records never came, unless the build stopped only because the writer
+    // had (their parts did not unpack).
     let (summaries, writes) = match (written, built) {
-        (Err(LibraryError::Store(tongban_store::StoreError::GoldenNeverCame(_))), Err(error)) => {
+        (Err(LibraryError::Store(tongban_store::StoreError::GoldenNeverCame(_))), Err(error))
+            if !matches!(error, LibraryError::WriterStopped) =>
+        {
             return Err(error);
         }
         (Err(error), _) => return Err(error),
@@ -1447,7 +1479,12 @@ mod tests {
             packed: bytes.to_vec(),
             unpacked: None,
         };
-        assert_eq!(raw(&[1, 0, 0, 0, b'P', 0, 0, 0, 0]).unpack().map(|r| r.len()), Some(1));
+        assert_eq!(
+            raw(&[1, 0, 0, 0, b'P', 0, 0, 0, 0])
+                .unpack()
+                .map(|r| r.len()),
+            Some(1)
+        );
         assert_eq!(raw(&[1, 0, 0, 0, 0xff, 0, 0, 0, 0]).unpack(), None);
         assert_eq!(raw(&[1, 0, 0, 0, b'P']).unpack(), None);
     }

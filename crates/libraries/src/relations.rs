@@ -65,9 +65,12 @@ const NAMES: [&str; 13] = [
 ];
 
 /// Where a relation's name is in [`NAMES`]. Only the names written in [`derive_stated`] are
-/// asked for, each of them in the list.
+/// asked for, each of them in the list; one missing from it would be kept as the first, which
+/// the debug assertion stops in any test or debug run that derives it.
 fn name(relation: &str) -> u8 {
-    NAMES.iter().position(|n| *n == relation).unwrap_or(0) as u8
+    let at = NAMES.iter().position(|n| *n == relation);
+    debug_assert!(at.is_some(), "{relation} is not in NAMES");
+    at.unwrap_or(0) as u8
 }
 
 /// A link by kind and position.

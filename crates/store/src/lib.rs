@@ -151,8 +151,8 @@ impl<'a> Iterator for RelationsOnce<'_, 'a> {
 }
 
 /// Rows a whole-table write reads one at a time, by position. A resolution run keeps its
-/// millions of links and relations in a compact form of its own (interned numbers, a quarter of
-/// the bytes of borrowed text: a relation 32 bytes rather than 80) and hands them over as they
+/// millions of links and relations in a compact form of its own (interned numbers and positions:
+/// a link 16 bytes rather than 64, a relation 24 rather than 80) and hands them over as they
 /// are; each row is made only as it is written, never all of them at once.
 pub trait Rows<T>: Sync {
     fn len(&self) -> usize;
@@ -646,10 +646,11 @@ pub struct GoldenRecord {
 /// before it writes).
 pub enum GoldenRecords<'a> {
     Ready(&'a [GoldenRecord]),
-    /// Sent in parts as they are built, each written as it comes, so that a run need never
-    /// hold them all (a gigabyte at a million people): the parts may come in any order, key
-    /// order being only the faster, and [`GoldenPart::End`] follows the last. A sender dropped
-    /// before the end (the build stopped) fails the write, which then changes nothing.
+    /// Sent in parts, each written as it comes, so that the writer need never hold them all
+    /// (a gigabyte of text at a million people; a run keeps them packed meanwhile): the parts
+    /// may come in any order, key order being only the faster, and [`GoldenPart::End`] follows
+    /// the last. A sender dropped before the end (the build stopped) fails the write, which
+    /// then changes nothing.
     Later(std::sync::mpsc::Receiver<GoldenPart>),
 }
 

@@ -560,7 +560,8 @@ fn insert_rows<T>(
 
 /// Replaces a library's links and golden records in one transaction, as the `Store` trait
 /// describes; `k` is the checked kind and `search_indexes` the statements that create its
-/// search indexes. Rows go in in primary-key order and the secondary indexes are dropped first
+/// search indexes. Rows go in in primary-key order (golden records within each part as it
+/// comes; a run sends its parts in key order too) and the secondary indexes are dropped first
 /// and built once after their table's rows, as on PostgreSQL: the links' index before golden
 /// records still being built are waited for (holding the write lock meanwhile), the search
 /// indexes at the end. The run's `finished_at` is stamped once the last golden record has come.
