@@ -262,8 +262,15 @@ pub fn candidate_pairs(
     max_block: usize,
 ) -> (Vec<Pair>, Vec<RuleStats>) {
     let keys = RowKeys::of(table, rules);
-    let (pairs, _, stats) =
-        scored_candidate_pairs(table.shape(), rules, &keys, max_block, |_, _| 0u8, |_| {});
+    let (pairs, _, stats) = scored_candidate_pairs(
+        table.shape(),
+        rules,
+        &keys,
+        max_block,
+        None,
+        |_, _| 0u8,
+        |_| {},
+    );
     (pairs, stats)
 }
 
@@ -428,14 +435,27 @@ fn groups(pieces: &[Piece]) -> Vec<&[Piece]> {
 /// `prefetch(row)` asks for each remaining pair's rows (what `score` will read) without waiting
 /// for them, and the batch before is scored meanwhile, its rows having been asked for a batch
 /// earlier. The pairs, their order and their scores are the same as one at a time.
+///
+/// `apart` gives each row's cannot-link tag, if the run has the constraint: two rows with
+/// different tags can never be merged, so their pair is not formed at all. A rule whose blocks
+/// grow with the population forms mostly such pairs: at 3 M synthetic people "id county and
+/// birth date + sex" formed 84 % of the person pairs, nearly all between two different valid
+/// ids, each scored, weighed and held only to be refused when clustering.
 pub fn scored_candidate_pairs<S: Copy + Default + Send + Sync>(
     shape: Shape,
     rules: &[Rule],
     keys: &RowKeys,
     max_block: usize,
+    apart: Option<&[u32]>,
     score: impl Fn(u32, u32) -> S + Sync,
     prefetch: impl Fn(u32) + Sync,
 ) -> (Vec<Pair>, Vec<S>, Vec<RuleStats>) {
+    let held_apart = |a: u32, b: u32| {
+        apart.is_some_and(|tags| {
+            let (x, y) = (tags[a as usize], tags[b as usize]);
+            x != y && x != crate::cluster::NO_TAG && y != crate::cluster::NO_TAG
+        })
+    };
     // Room for every pair the blocks could form, reserved once: grown as pairs came, the two
     // vectors were copied into fresh memory again and again (a tenth of the comparing stage's
     // samples at a million records went to copying and to the kernel clearing new pages).
@@ -542,7 +562,7 @@ pub fn scored_candidate_pairs<S: Copy + Default + Send + Sync>(
                             let a = members[x];
                             for &b in &members[x + 1..] {
                                 let (a, b) = (a.min(b), a.max(b));
-                                if !shape.pairable(a as usize, b as usize) {
+                                if !shape.pairable(a as usize, b as usize) || held_apart(a, b) {
                                     continue;
                                 }
                                 batch.push((a, b));
@@ -615,6 +635,25 @@ mod tests {
         assert_eq!(got, vec![(0, 1), (0, 2), (1, 2), (3, 4)]);
         assert_eq!(stats[0].pairs, 2);
         assert_eq!(stats[1].pairs, 2);
+
+        // Rows held apart by different cannot-link tags form no pair under any rule; rows with
+        // the same tag, or without one, still do, and each rule counts only what it formed.
+        let keys = RowKeys::of(&t, &rules);
+        let no = crate::cluster::NO_TAG;
+        let tags = [7, 8, no, 9, 9];
+        let (pairs, _, stats) = scored_candidate_pairs(
+            t.shape(),
+            &rules,
+            &keys,
+            100,
+            Some(&tags),
+            |_, _| 0u8,
+            |_| {},
+        );
+        let mut got: Vec<(u32, u32)> = pairs.iter().map(|p| (p.a, p.b)).collect();
+        got.sort();
+        assert_eq!(got, vec![(0, 2), (1, 2), (3, 4)]);
+        assert_eq!((stats[0].pairs, stats[1].pairs), (1, 2));
     }
 
     /// Every pair of rows sharing a rule's key, under the first rule that forms it, with the
@@ -644,7 +683,7 @@ mod tests {
         let keys = RowKeys::of(t, rules);
         let score = |a: u32, b: u32| u64::from(a) << 32 | u64::from(b);
         let (pairs, scores, stats) =
-            scored_candidate_pairs(t.shape(), rules, &keys, usize::MAX, score, |_| {});
+            scored_candidate_pairs(t.shape(), rules, &keys, usize::MAX, None, score, |_| {});
         let want = pairs_by_rule_naively(t, rules);
         if pairs.len() != scores.len() {
             return Err(format!("{} pairs but {} scores", pairs.len(), scores.len()));

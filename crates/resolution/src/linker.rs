@@ -818,12 +818,30 @@ fn finish(p: Prepared, settings: &Settings, on_stage: &mut dyn FnMut(Stage)) -> 
     // held at four bytes each (39 MB less at the comparing stage's peak at a million records).
     let (pairs, weights, model, candidate_lambda, rule_stats) =
         if k as u32 * crate::model::LEVEL_BITS <= u32::BITS {
-            compare_and_weigh(shape, settings, &features, keys, learned, on_stage, |p| {
-                // Lossless: the pattern's bits above the last comparison's are zero.
-                p as u32
-            })
+            compare_and_weigh(
+                shape,
+                settings,
+                &features,
+                keys,
+                &tags,
+                learned,
+                on_stage,
+                |p| {
+                    // Lossless: the pattern's bits above the last comparison's are zero.
+                    p as u32
+                },
+            )
         } else {
-            compare_and_weigh(shape, settings, &features, keys, learned, on_stage, |p| p)
+            compare_and_weigh(
+                shape,
+                settings,
+                &features,
+                keys,
+                &tags,
+                learned,
+                on_stage,
+                |p| p,
+            )
         };
     on_stage(Stage::Clustering);
     let mut links: Vec<Link> = pairs
@@ -867,21 +885,26 @@ fn finish(p: Prepared, settings: &Settings, on_stage: &mut dyn FnMut(Stage)) -> 
 /// The comparing and weighing stages: every candidate pair and its pattern (narrowed to `P`),
 /// the model finished on the patterns and its prior rescaled, and each pair's weight. Returns
 /// the pairs, their weights, the model, the prior among the candidates and the rules' counts.
-#[allow(clippy::type_complexity)]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 fn compare_and_weigh<P: Copy + Default + Send + Sync + Into<u64>>(
     shape: Shape,
     settings: &Settings,
     features: &Features,
     keys: RowKeys,
+    tags: &[u32],
     learned: Learned,
     on_stage: &mut dyn FnMut(Stage),
     narrow: impl Fn(u64) -> P + Sync,
 ) -> (Vec<Pair>, Vec<f32>, Model, f64, Vec<RuleStats>) {
+    // Pairs the cannot-link constraint would refuse are never candidates (see
+    // `scored_candidate_pairs`).
+    let apart = settings.cannot_link.is_some().then_some(tags);
     let (pairs, patterns, rule_stats) = scored_candidate_pairs(
         shape,
         &settings.rules,
         &keys,
         settings.max_block,
+        apart,
         |a, b| narrow(pattern(settings, features, a as usize, b as usize)),
         |row| features.prefetch(row as usize),
     );
