@@ -585,6 +585,12 @@ pub fn learn(
 }
 
 impl Learned {
+    /// Whether the training rules estimated m for every comparison, so that the candidate
+    /// pairs only set λ.
+    pub fn estimates_every_m(&self) -> bool {
+        !self.m_runs.contains(&0)
+    }
+
     /// The model: m averaged over the training rules, λ among the candidate pairs.
     pub fn finish<P: Copy + Into<u64>>(
         self,
@@ -897,8 +903,11 @@ fn compare_and_weigh<P: Copy + Default + Send + Sync + Into<u64>>(
     narrow: impl Fn(u64) -> P + Sync,
 ) -> (Vec<Pair>, Vec<f32>, Model, f64, Vec<RuleStats>) {
     // Pairs the cannot-link constraint would refuse are never candidates (see
-    // `scored_candidate_pairs`).
-    let apart = settings.cannot_link.is_some().then_some(tags);
+    // `scored_candidate_pairs`), where the candidates serve only for λ: a comparison no
+    // training rule estimates learns its m from all the candidates together (see
+    // `Learned::finish`), and without those pairs it would learn from nearly nothing but
+    // matches (the entities' name levels did: "similar" went from +1.9 to -17.8).
+    let apart = (settings.cannot_link.is_some() && learned.estimates_every_m()).then_some(tags);
     let (pairs, patterns, rule_stats) = scored_candidate_pairs(
         shape,
         &settings.rules,
