@@ -133,6 +133,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 if !peaks.is_empty() {
                     println!("  peak memory at each stage's end (GiB): {peaks}");
                 }
+                // The distinct texts the mentions hold, kept to the end of the run: most of what
+                // reading leaves in memory besides the mentions themselves.
+                let (texts, bytes) = tongban_resolution::interned::stats();
+                println!("  interned text: {texts} distinct values, {:.2} GiB", bytes as f64 / (1u64 << 30) as f64);
                 // Pairs grow faster than records where a rule's blocks grow with the population:
                 // each rule's share says which one to tighten.
                 for s in summaries.iter().filter(|s| !s.blocking.is_empty()) {

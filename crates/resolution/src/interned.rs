@@ -22,7 +22,7 @@
 //! reads its text from the one table of the process.
 
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// Shards, each its own lock, table and block: parsing threads intern at the same time.
@@ -45,15 +45,31 @@ impl Text {
         if self.0 == 0 {
             return "";
         }
-        let (segment, offset) = slot_of(self.0);
-        // A `Text` other than the empty one is made only after its slot was set (`intern`),
-        // so the fallback is never taken.
-        SLOTS[segment]
+        let (chunk, offset) = slot_of(self.0);
+        // A `Text` other than the empty one is made only after its slot was set (`number`), and
+        // reaches another thread only through something that orders that write before (a lock,
+        // a channel, a join), so the null fallback is never taken.
+        let kept = TABLE[chunk]
             .get()
-            .and_then(|s| s.get(offset))
-            .and_then(|slot| slot.get())
-            .copied()
-            .unwrap_or("")
+            .and_then(|c| c.get(offset))
+            .map_or(std::ptr::null_mut(), |slot| slot.load(Ordering::Acquire));
+        if kept.is_null() {
+            return "";
+        }
+        // SAFETY: a slot, once set, points at a four-byte length and that many bytes of UTF-8
+        // copied from a `&str` (`Shard::keep`), in memory that is never written again or freed
+        // (leaked blocks); the Acquire load above sees the writes that `number`'s Release store
+        // published.
+        unsafe {
+            let len = u32::from_le_bytes(kept.cast::<[u8; 4]>().read()) as usize;
+            let bytes = std::slice::from_raw_parts(kept.add(LEN).cast_const(), len);
+            std::str::from_utf8_unchecked(bytes)
+        }
+    }
+
+    /// The text's number: equal for equal texts, and cheaper to hash than the text.
+    pub fn number(self) -> u32 {
+        self.0
     }
 
     /// Whether the text is empty, without reading it.
@@ -138,44 +154,66 @@ impl From<Text> for &'static str {
     }
 }
 
-/// Slots in the first segment of the table from numbers to texts; each next segment holds
-/// twice as many as the one before, so that the table grows without moving what it holds
-/// (readers look texts up without a lock) and wastes at most half of what it allocated.
-const FIRST_SEGMENT: u64 = 4096;
-/// Enough segments for every `u32` number: segment `k` starts at `FIRST_SEGMENT * (2^k - 1)`.
-const SEGMENTS: usize = 21;
+/// Numbers per chunk of the table from numbers to texts, as a power of two. The table is a fixed
+/// array of chunks, each allocated when its first number is handed out, so that it grows without
+/// moving what it holds (readers look texts up without a lock) and holds at most one chunk (half
+/// a megabyte) it does not use yet. It was a list of segments each twice the one before, of
+/// `OnceLock<&str>` (24 bytes a slot), every slot written when its segment was made: at 3 M
+/// people, some 30 M texts, up to twice that in slots, all resident.
+const CHUNK_BITS: u32 = 16;
+const CHUNK: usize = 1 << CHUNK_BITS;
+/// Enough chunks for every `u32` number.
+const CHUNKS: usize = 1 << (32 - CHUNK_BITS);
+/// Bytes of the length that precedes each kept text.
+const LEN: usize = 4;
 
-type Segment = Box<[OnceLock<&'static str>]>;
+/// Each slot points at its text's length, followed by the text (see [`Shard::keep`]); eight
+/// bytes a text where a `&'static str` in a `OnceLock` took twenty-four.
+type Chunk = Box<[AtomicPtr<u8>]>;
 
-static SLOTS: [OnceLock<Segment>; SEGMENTS] = [const { OnceLock::new() }; SEGMENTS];
+static TABLE: [OnceLock<Chunk>; CHUNKS] = [const { OnceLock::new() }; CHUNKS];
 /// The next number to hand out; 0 is the empty text.
 static NEXT: AtomicU32 = AtomicU32::new(1);
+/// Bytes allocated for kept texts (blocks and texts of their own), for [`stats`].
+static KEPT_BYTES: AtomicU64 = AtomicU64::new(0);
 
-/// The segment and the slot in it of text number `n`.
+/// The chunk and the slot in it of text number `n`.
 fn slot_of(n: u32) -> (usize, usize) {
-    let chunks = u64::from(n) / FIRST_SEGMENT + 1;
-    let segment = (63 - chunks.leading_zeros()) as usize;
-    let start = FIRST_SEGMENT * ((1u64 << segment) - 1);
-    (segment, (u64::from(n) - start) as usize)
+    ((n >> CHUNK_BITS) as usize, n as usize & (CHUNK - 1))
 }
 
-/// Gives `text` the next number and records it in the table.
-fn number(text: &'static str) -> Text {
+/// Gives the text kept at `kept` (see [`Shard::keep`]) the next number and records it in the
+/// table.
+fn number(kept: *mut u8) -> Text {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     // Four thousand million distinct texts would take a hundred gigabytes of table and text
     // before this point; a run over any city's records stays far below it.
     assert!(n != u32::MAX, "more distinct texts than interned numbers");
-    let (segment, offset) = slot_of(n);
-    let slots = SLOTS[segment].get_or_init(|| {
-        (0..FIRST_SEGMENT << segment)
-            .map(|_| OnceLock::new())
-            .collect()
-    });
+    let (chunk, offset) = slot_of(n);
+    let slots = TABLE[chunk].get_or_init(|| (0..CHUNK).map(|_| AtomicPtr::default()).collect());
     if let Some(slot) = slots.get(offset) {
         // Each number is handed out once, so its slot is empty.
-        let _ = slot.set(text);
+        slot.store(kept, Ordering::Release);
     }
     Text(n)
+}
+
+/// How many distinct texts the process holds and the bytes they take: their text with its
+/// length, the table from numbers to texts and the shards' hash tables. Reported by commands
+/// that resolve, since at ten million people this is a fifth of what a run holds.
+pub fn stats() -> (u64, u64) {
+    let texts = u64::from(NEXT.load(Ordering::Relaxed)) - 1;
+    let chunks = TABLE.iter().filter(|c| c.get().is_some()).count() as u64;
+    let tables: u64 = shards()
+        .iter()
+        .map(|s| {
+            let shard = s.lock().unwrap_or_else(PoisonError::into_inner);
+            // A slot of four bytes and a control byte.
+            shard.table.capacity() as u64 * 5
+        })
+        .sum();
+    let table = chunks * (CHUNK * std::mem::size_of::<AtomicPtr<u8>>()) as u64;
+    (texts, KEPT_BYTES.load(Ordering::Relaxed) + table + tables)
 }
 
 #[derive(Default)]
@@ -187,22 +225,36 @@ struct Shard {
 }
 
 impl Shard {
-    /// A copy of `s` that lives as long as the process.
-    fn keep(&mut self, s: &str) -> &'static str {
-        let bytes = s.as_bytes();
-        if bytes.len() > BLOCK / 16 {
-            return Box::leak(s.to_owned().into_boxed_str());
+    /// A copy of `s`, preceded by its length as four little-endian bytes, that lives as long as
+    /// the process; returns where the length starts.
+    fn keep(&mut self, s: &str) -> *mut u8 {
+        // A field value of 4 GiB cannot reach here (the store's values and the link command's
+        // columns, `Column::push`, are bounded far below it); were one to, it would be kept cut
+        // at the last character that fits the length, rather than stop the process.
+        let mut cut = s.len().min(u32::MAX as usize);
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
         }
-        if self.free.len() < bytes.len() {
-            // The old block's few unused bytes are left behind.
-            self.free = Box::leak(vec![0u8; BLOCK].into_boxed_slice());
-        }
-        let (head, rest) = std::mem::take(&mut self.free).split_at_mut(bytes.len());
-        self.free = rest;
-        head.copy_from_slice(bytes);
-        let head: &'static [u8] = head;
-        // The bytes are a copy of a `str`, so they are UTF-8 and this never falls back.
-        std::str::from_utf8(head).unwrap_or_else(|_| Box::leak(s.to_owned().into_boxed_str()))
+        let bytes = &s.as_bytes()[..cut];
+        let len = (cut as u32).to_le_bytes();
+        let need = LEN + bytes.len();
+        let kept: &'static mut [u8] = if need > BLOCK / 16 {
+            KEPT_BYTES.fetch_add(need as u64, Ordering::Relaxed);
+            Box::leak(vec![0u8; need].into_boxed_slice())
+        } else {
+            if self.free.len() < need {
+                // The old block's few unused bytes are left behind.
+                KEPT_BYTES.fetch_add(BLOCK as u64, Ordering::Relaxed);
+                self.free = Box::leak(vec![0u8; BLOCK].into_boxed_slice());
+            }
+            let (head, rest) = std::mem::take(&mut self.free).split_at_mut(need);
+            self.free = rest;
+            head
+        };
+        let (head, text) = kept.split_at_mut(LEN);
+        head.copy_from_slice(&len);
+        text.copy_from_slice(bytes);
+        kept.as_mut_ptr()
     }
 }
 
@@ -259,12 +311,11 @@ fn intern_hashed(s: &str, hash: u64) -> (Text, &'static str) {
     if let Some(found) = shard.table.find(hash, |t| t.as_str() == s) {
         return (*found, found.as_str());
     }
-    let text = shard.keep(s);
-    let kept = number(text);
+    let kept = number(shard.keep(s));
     shard
         .table
         .insert_unique(hash, kept, |t| hasher().hash_one(t.as_str()));
-    (kept, text)
+    (kept, kept.as_str())
 }
 
 #[cfg(test)]
@@ -325,13 +376,10 @@ mod tests {
     fn numbers_map_to_slots_without_gaps_or_overlaps() {
         // The first and last number of each segment, and the largest number there is.
         assert_eq!(slot_of(1), (0, 1));
-        assert_eq!(slot_of(4095), (0, 4095));
-        assert_eq!(slot_of(4096), (1, 0));
-        assert_eq!(slot_of(3 * 4096 - 1), (1, 2 * 4096 - 1));
-        assert_eq!(slot_of(3 * 4096), (2, 0));
-        let (segment, offset) = slot_of(u32::MAX);
-        assert!(segment < SEGMENTS);
-        assert!((offset as u64) < FIRST_SEGMENT << segment);
+        assert_eq!(slot_of(65_535), (0, 65_535));
+        assert_eq!(slot_of(65_536), (1, 0));
+        assert_eq!(slot_of(3 * 65_536 + 7), (3, 7));
+        assert_eq!(slot_of(u32::MAX), (CHUNKS - 1, CHUNK - 1));
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl Settings {
 /// misses, not the string comparisons, dominating the linker. Packed row by row, one record's
 /// fields share one or two cache lines. Values are compared on their first 127 bytes, so that
 /// each length fits one ASCII byte and a packed row stays a valid `str`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Features {
     /// Per row: one length byte (an ASCII character) per packed field, then the fields' text.
     offsets: Vec<u64>,
@@ -741,13 +741,14 @@ pub fn run(
     on_stage: &mut dyn FnMut(Stage),
 ) -> Result<Outcome, LinkError> {
     let prepared = prepare(table, settings, on_stage)?;
-    Ok(finish(prepared, settings, on_stage))
+    Ok(finish(prepared, settings, false, on_stage))
 }
 
 /// Link or deduplicate `table` as [`run`] does, handing back the memory of its columns' text
 /// (see [`Table::release_columns`]) as soon as the features and keys have been read from it,
-/// before training and the candidate pairs take theirs: for a caller that needs no more than
-/// the ids after the run. The outcome is the same as [`run`]'s.
+/// before training and the candidate pairs take theirs, and the features' once the pairs are
+/// weighed: for a caller that needs no more than the ids after the run (nothing to explain a
+/// pair from). The outcome is the same as [`run`]'s but for its features, which are empty.
 pub fn run_releasing_columns(
     table: &mut Table,
     settings: &Settings,
@@ -755,7 +756,7 @@ pub fn run_releasing_columns(
 ) -> Result<Outcome, LinkError> {
     let prepared = prepare(table, settings, on_stage)?;
     table.release_columns();
-    Ok(finish(prepared, settings, on_stage))
+    Ok(finish(prepared, settings, true, on_stage))
 }
 
 /// Everything a run reads from its table's values: the rest of the run (training on, which
@@ -807,7 +808,12 @@ fn prepare(
 }
 
 /// The stages from training on, which read nothing of the table's values.
-fn finish(p: Prepared, settings: &Settings, on_stage: &mut dyn FnMut(Stage)) -> Outcome {
+fn finish(
+    p: Prepared,
+    settings: &Settings,
+    release_features: bool,
+    on_stage: &mut dyn FnMut(Stage),
+) -> Outcome {
     let Prepared {
         shape,
         features,
@@ -850,16 +856,32 @@ fn finish(p: Prepared, settings: &Settings, on_stage: &mut dyn FnMut(Stage)) -> 
             )
         };
     on_stage(Stage::Clustering);
-    let mut links: Vec<Link> = pairs
-        .par_iter()
-        .zip(&weights)
-        .filter(|(_, w)| model.probability(f64::from(**w)) >= settings.threshold)
-        .map(|(p, &w)| Link {
-            a: p.a,
-            b: p.b,
-            weight: f64::from(w),
-        })
-        .collect();
+    // The features are read by nothing after the weights but an explanation, which a caller
+    // that released the table's values cannot ask for (it has no values to show); at 3 M
+    // people they are a gigabyte, gone before the links take their memory.
+    let features = if release_features {
+        drop(features);
+        Features::default()
+    } else {
+        features
+    };
+    // Counted first so that the links, scored and must, take one allocation of their length:
+    // collected and then extended they took up to twice it (at 3 M people 36 M links, 16 bytes
+    // each when weights were f64, in a vector of room for 56 M).
+    let passes = |w: f32| model.probability(f64::from(w)) >= settings.threshold;
+    let scored = weights.par_iter().filter(|&&w| passes(w)).count();
+    let mut links: Vec<Link> = Vec::with_capacity(scored + must.len());
+    links.extend(
+        pairs
+            .iter()
+            .zip(&weights)
+            .filter(|&(_, &w)| passes(w))
+            .map(|(p, &w)| Link {
+                a: p.a,
+                b: p.b,
+                weight: w,
+            }),
+    );
     links.extend(must);
     let linked = links.len() as u64;
     let (labels, refused) = cluster(tags, &mut links);
@@ -951,7 +973,7 @@ fn must_links(table: &Table, column: usize) -> Vec<Link> {
             Some(&f) => out.push(Link {
                 a: f,
                 b: i as u32,
-                weight: f64::INFINITY,
+                weight: f32::INFINITY,
             }),
             None => {
                 first.insert(v, i as u32);

@@ -320,10 +320,11 @@ pub const COLUMNS: &[&str] = &[
 
 /// The mentions as a linker table; row i is mention i, its id `i`.
 pub fn table(mentions: &[Mention]) -> Table {
-    let mut t = Table::new(COLUMNS.iter().map(|c| c.to_string()).collect());
+    let mut t = Table::new_interned(COLUMNS.iter().map(|c| c.to_string()).collect());
+    t.reserve(mentions.len());
     for (i, m) in mentions.iter().enumerate() {
         let agreed = if m.id_agrees { m.valid_id } else { Text::EMPTY };
-        t.push(
+        t.push_texts(
             &i.to_string(),
             &[
                 agreed,
@@ -334,8 +335,7 @@ pub fn table(mentions: &[Mention]) -> Table {
                 m.sex,
                 m.phone,
                 m.address,
-            ]
-            .map(Text::as_str),
+            ],
         );
     }
     t
