@@ -159,7 +159,7 @@ impl From<Text> for &'static str {
 /// moving what it holds (readers look texts up without a lock) and holds at most one chunk (half
 /// a megabyte) it does not use yet. It was a list of segments each twice the one before, of
 /// `OnceLock<&str>` (24 bytes a slot), every slot written when its segment was made: at 3 M
-/// people, some 30 M texts, up to twice that in slots, all resident.
+/// people, 24.8 M texts, up to twice that in slots, all resident.
 const CHUNK_BITS: u32 = 16;
 const CHUNK: usize = 1 << CHUNK_BITS;
 /// Enough chunks for every `u32` number.
@@ -200,7 +200,7 @@ fn number(kept: *mut u8) -> Text {
 
 /// How many distinct texts the process holds and the bytes they take: their text with its
 /// length, the table from numbers to texts and the shards' hash tables. Reported by commands
-/// that resolve, since at ten million people this is a fifth of what a run holds.
+/// that resolve: at 3 M people, 0.84 GiB of a run's 4.66 GiB peak.
 pub fn stats() -> (u64, u64) {
     let texts = u64::from(NEXT.load(Ordering::Relaxed)) - 1;
     let chunks = TABLE.iter().filter(|c| c.get().is_some()).count() as u64;

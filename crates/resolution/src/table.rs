@@ -234,24 +234,21 @@ impl Table {
 
     /// A table whose columns hold interned values (see [`Column::Interned`]).
     pub fn new_interned(names: Vec<String>) -> Table {
-        let columns = names.iter().map(|_| Column::interned()).collect();
-        Table {
-            ids: Column::default(),
-            names,
-            columns,
-            split: None,
+        let mut table = Table::new(names);
+        for c in &mut table.columns {
+            *c = Column::interned();
         }
+        table
+    }
+
+    /// Whether a row of `id` and values of these lengths fits every arena.
+    fn row_fits(&self, id: &str, lengths: impl Iterator<Item = usize>) -> bool {
+        self.ids.fits(id.len()) && self.columns.iter().zip(lengths).all(|(c, n)| c.fits(n))
     }
 
     /// Append a row of interned values; `values` follow `names`.
     pub fn push_texts(&mut self, id: &str, values: &[Text]) -> bool {
-        let fits = self.ids.fits(id.len())
-            && self
-                .columns
-                .iter()
-                .zip(values)
-                .all(|(c, v)| c.fits(v.len()));
-        if !fits {
+        if !self.row_fits(id, values.iter().map(|v| v.len())) {
             return false;
         }
         self.ids.push(id);
@@ -268,13 +265,7 @@ impl Table {
     /// Append a row; `values` follow `names`. Returns `false` (and appends nothing) when the
     /// table's arenas are full.
     pub fn push(&mut self, id: &str, values: &[&str]) -> bool {
-        let fits = self.ids.fits(id.len())
-            && self
-                .columns
-                .iter()
-                .zip(values)
-                .all(|(c, v)| c.fits(v.len()));
-        if !fits {
+        if !self.row_fits(id, values.iter().map(|v| v.len())) {
             return false;
         }
         self.ids.push(id);

@@ -438,21 +438,21 @@ fn open_writer(path: &str) -> Result<rusqlite::Connection> {
     Ok(conn)
 }
 
-/// The connection audit batches are appended through (see [`AuditWriter`]): the audit file
-/// alone, with the settings the store's writers give it (`sqlite::AUDIT_SETTINGS`), never
-/// checkpointing (the store's background task does).
 /// A writing connection for replacing a library or the relations: the writer's settings, but
 /// temporary files on disk. Building an index on millions of rows sorts them, and SQLite keeps
-/// the sort's spilled runs in memory when `temp_store` is MEMORY: at 1 M people that raised the
-/// resolution's peak from 1.73 to 2.15–2.26 GB (`tongban resolve`), all of it while the next
-/// library was being built beside it. On disk they cost no time measured (108.6 s against
-/// 134–138 s for the same run).
+/// the sort's spilled runs in memory when `temp_store` is MEMORY: at 1 M people that put the
+/// resolution's peak at 2.10–2.19 GiB rather than 1.67 (`tongban resolve`), all of it while the
+/// next library was being built beside it. On disk they cost no time measured (108.6–112.9 s
+/// against 134.4–138.0 s for the same run).
 fn open_bulk_writer(path: &str) -> Result<rusqlite::Connection> {
     let conn = open_writer(path)?;
     conn.pragma_update(None, "temp_store", "file")?;
     Ok(conn)
 }
 
+/// The connection audit batches are appended through (see [`AuditWriter`]): the audit file
+/// alone, with the settings the store's writers give it (`sqlite::AUDIT_SETTINGS`), never
+/// checkpointing (the store's background task does).
 fn open_audit_writer(audit_path: &str) -> Result<rusqlite::Connection> {
     let conn = open_for_writing(audit_path)?;
     for sql in crate::sqlite::AUDIT_SETTINGS {
