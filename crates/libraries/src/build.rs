@@ -1089,13 +1089,14 @@ pub fn group_places(
         progress.stage(&format!("{kind} grouping"));
         // Rooms are keyed by the room key they stand for once a missing unit is resolved (an
         // ambiguous one stands for none and keys by its mention), so no two rooms share a key.
-        // A company's premises name a building, never a room, and stay out of the room library.
+        // Premises and the building register's records name buildings and stay out of the room
+        // library (see `PlaceMention::names_room`).
         let rooms: Vec<PlaceMention>;
         let (labels, prefix, all): (Vec<u32>, &str, &[PlaceMention]) = if kind == "room" {
             let (mut mentions, room_hints): (Vec<PlaceMention>, Vec<Vec<Text>>) = all
                 .iter()
                 .zip(hints.iter().chain(std::iter::repeat(&Vec::new())))
-                .filter(|(m, _)| m.role != "premises")
+                .filter(|(m, _)| m.names_room())
                 .map(|(m, h)| (m.clone(), h.clone()))
                 .unzip();
             let (labels, keys) = place::cluster_rooms_with(&mentions, &room_hints);
@@ -1568,6 +1569,59 @@ mod tests {
 
     /// Golden records are written straight to text; spelled out, they must read exactly as
     /// the `serde_json::Value` trees they were built as before, members in the same order.
+    #[test]
+    fn building_records_and_premises_make_no_rooms() {
+        let place = |source: &str, key: &str, role: &str, room: &str, code: &str| PlaceMention {
+            source: intern(source),
+            record_key: intern(key),
+            role: intern(role),
+            room_key: intern(room),
+            building_key: intern("320576|青剑湖花园|1"),
+            room_code: intern(code),
+            community: intern("320576052001"),
+        };
+        let room = "320576|青剑湖花园|1|1|101";
+        let places = [
+            place("housing_rooms", "R1", "subject", room, "R1"),
+            place("grid_collection", "G1", "residence", room, ""),
+            place("housing_buildings", "B1", "subject", "", ""),
+            place("market_entities", "C1", "premises", "", ""),
+        ];
+        let read = Read {
+            records: 4,
+            last_record_id: 4,
+        };
+        let libraries = group_places(&places, &[], read, &());
+        let entities = |library: &Library| {
+            let mut by_entity: HashMap<&str, Vec<&str>> = HashMap::new();
+            for l in library.links.iter() {
+                by_entity
+                    .entry(l.entity_key.as_str())
+                    .or_default()
+                    .push(l.source_id.as_str());
+            }
+            let mut sources: Vec<Vec<&str>> = by_entity.into_values().collect();
+            sources.iter_mut().for_each(|s| s.sort());
+            sources
+        };
+        assert_eq!(
+            entities(&libraries[0]),
+            vec![vec!["grid_collection", "housing_rooms"]],
+            "one room, of the room register's record and the residence"
+        );
+        let mut buildings = entities(&libraries[1]);
+        buildings.iter_mut().for_each(|b| b.sort());
+        assert_eq!(
+            buildings,
+            vec![vec![
+                "grid_collection",
+                "housing_buildings",
+                "housing_rooms",
+                "market_entities"
+            ]]
+        );
+    }
+
     #[test]
     fn golden_text_is_what_the_value_tree_gave() {
         let members = [

@@ -890,14 +890,15 @@ impl Incremental {
             m.room_key = room_key;
             let at = at_of(&m);
             let building_key = m.building_key;
-            let is_premises = m.role == "premises";
+            let names_room = m.names_room();
             self.places.push(m);
             self.person_of_place.push(subject);
             if subject != NO_PERSON {
                 self.places_of_person.entry(subject).or_default().push(row);
             }
-            // A company's premises name a building only and stay out of the room library.
-            if is_premises {
+            // Premises and building records name a building only and stay out of the room
+            // library.
+            if !names_room {
                 self.rooms.clusters.push(NO_TAG);
             } else {
                 let (joined, label) = self

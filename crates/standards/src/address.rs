@@ -397,6 +397,38 @@ const NAME_CONTINUATIONS: &[&str] = &[
     "中心", "商城",
 ];
 
+/// Words that end the name of a residential compound or building complex (not a road: a short
+/// county name before a road, 遂平人民路, more likely means that county's road).
+const COMPOUND_NAME_WORDS: &[&str] = &[
+    "花园", "小区", "新村", "家园", "公寓", "苑", "广场", "大厦", "公馆", "华庭", "雅苑",
+];
+
+/// Whether `d` lies on the branch of the context division `c`: above it, below it or itself.
+fn on_branch(c: &Division, d: &Division) -> bool {
+    d.code.starts_with(&c.code) || c.code.starts_with(&d.code)
+}
+
+/// Whether the text `after` a short division name `d` (亭湖 for 亭湖区) reads as the rest of a
+/// compound's name rather than as what follows a division: no administrative suffix and no
+/// division within `d` comes next, and the text up to the first number names a compound
+/// (亭湖|湾花园14幢 is the compound 亭湖湾花园, not 湾花园 in 亭湖区). Used only for divisions off
+/// the branch of the source's own division: a street office's record that begins with another
+/// province's district name and runs into a compound means a compound of its own area, named
+/// after a place (the synthetic city's 亭湖湾花园 and 金湖湾花园 were read as 湾花园 in 盐城's 亭湖区
+/// and 淮安's 金湖县, 新湖湾花园 as one in a street of 吴中区, and never met their rooms).
+fn begins_compound_name(after: &str, d: &Division) -> bool {
+    if admin_suffixes(d.level).iter().any(|s| after.starts_with(s))
+        || division::longest_name_prefix(after, Some(d.code.as_str()))
+            .is_some_and(|(below, _)| below.code != d.code)
+    {
+        return false;
+    }
+    let head = &after[..after
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(after.len())];
+    COMPOUND_NAME_WORDS.iter().any(|w| head.contains(w))
+}
+
 /// Administrative suffixes written after a short division name instead of the official one
 /// (唯亭镇 for 唯亭街道), per level.
 fn admin_suffixes(level: Level) -> &'static [&'static str] {
@@ -430,6 +462,13 @@ fn parse_divisions(t: &str, context: Option<&'static Division>, addr: &mut Addre
         let after = &rest[n..];
         let official = written == d.name;
         if !official && NAME_CONTINUATIONS.iter().any(|w| after.starts_with(w)) {
+            break;
+        }
+        if scope.is_none()
+            && !official
+            && context.is_some_and(|c| !on_branch(c, d))
+            && begins_compound_name(after, d)
+        {
             break;
         }
         pos += n;
@@ -1491,6 +1530,42 @@ mod tests {
         let a = parse_address_in("南京市鼓楼区中山路1号", Some("320576")).unwrap();
         assert_eq!(code(&a.county), Some("320106"));
         assert_eq!(a.street, None);
+    }
+
+    #[test]
+    fn a_compound_named_after_a_district_elsewhere_is_the_contexts_compound() {
+        let ctx = Some("320576052");
+        for (text, key) in [
+            ("亭湖湾花园14座1-1001", "320576|亭湖湾花园|14|1|1001"),
+            ("亭湖湾花园14号楼1单元1001", "320576|亭湖湾花园|14|1|1001"),
+            ("金湖湾花园3幢2单元501室", "320576|金湖湾花园|3|2|501"),
+            ("金湾里花园1幢1单元101室", "320576|金湾里花园|1|1|101"),
+            // A street's short name elsewhere (新湖, 东湖) as well as a county's.
+            ("新湖湾花园16-1-401", "320576|新湖湾花园|16|1|401"),
+            ("东湖湾花园 5栋 1单元 302室", "320576|东湖湾花园|5|1|302"),
+        ] {
+            let a = parse_address_in(text, ctx).unwrap();
+            assert_eq!(room_key(&a).as_deref(), Some(key), "{text}");
+            assert_eq!(code(&a.street), Some("320576052"), "{text}");
+        }
+        // Without a context nothing says where the compound is, and the district reading stays.
+        assert_eq!(code(&parse("亭湖湾花园14座1-1001").county), Some("320902"));
+        // The district's own name, its suffix, its streets, or no compound after it: a division.
+        for (text, county) in [
+            ("亭湖区湾花园14座1-1001", "320902"),
+            ("盐城亭湖湾花园14座1-1001", "320902"),
+            ("河南省驻马店市遂平县东岗村5组41号", "411728"),
+            ("遂平东岗村5组41号", "411728"),
+            ("南京鼓楼区中山路1号", "320106"),
+        ] {
+            let a = parse_address_in(text, ctx).unwrap();
+            assert_eq!(code(&a.county), Some(county), "{text}");
+        }
+        // Divisions on the context's own branch are read as before.
+        let a = parse_address_in("苏州亭湖湾花园14幢1单元1001室", ctx).unwrap();
+        assert_eq!(room_key(&a).as_deref(), Some("320576|亭湖湾花园|14|1|1001"));
+        let a = parse_address_in("唯亭亭湖湾花园14幢1单元1001室", ctx).unwrap();
+        assert_eq!(room_key(&a).as_deref(), Some("320576|亭湖湾花园|14|1|1001"));
     }
 
     #[test]
