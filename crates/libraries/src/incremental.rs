@@ -863,8 +863,7 @@ impl Incremental {
         };
         for mut m in places {
             self.context.add_names(&m);
-            self.context.rewrite_key(&mut m.room_key);
-            self.context.rewrite_key(&mut m.building_key);
+            self.context.rewrite_place(&mut m);
             let first_unit = self.context.add_units(&m);
             let row = self.places.len() as u32;
             let room_key = match self.context.effective_room_key(&m) {
