@@ -1131,26 +1131,29 @@ pub fn group_places(
 }
 
 /// Household context for rooms: for each place mention made by a person's record (a residence),
-/// the full room keys (with a unit) where that person lives or is registered according to any
-/// of their records. An address written without its unit can then take the unit the person's
-/// other records give.
+/// the full room keys (with a unit) where that person lives, is registered or rents according to
+/// any of their records. An address written without its unit, or with a compound name that could
+/// be two, can then take the key the person's other records give.
 fn household_hints(persons: &[Mention], labels: &[u32], places: &[PlaceMention]) -> Vec<Vec<Text>> {
-    let mut person_of: HashMap<(&str, &str), u32> = HashMap::new();
+    let mut person_of: HashMap<(&str, &str, &str), u32> = HashMap::new();
     for (m, &l) in persons.iter().zip(labels) {
-        if m.role == "subject" {
-            person_of.insert((m.source.as_str(), m.record_key.as_str()), l);
+        if m.role == "subject" || m.role == "tenant" {
+            person_of.insert(
+                (m.source.as_str(), m.record_key.as_str(), m.role.as_str()),
+                l,
+            );
         }
     }
+    let person = |p: &PlaceMention| {
+        let role = place::household_person_role(p.role.as_str());
+        person_of
+            .get(&(p.source.as_str(), p.record_key.as_str(), role))
+            .copied()
+    };
     let mut full_keys: HashMap<u32, Vec<Text>> = HashMap::new();
-    for p in places
-        .iter()
-        .filter(|p| p.role == "residence" || p.role == "registered")
-    {
+    for p in places.iter().filter(|p| place::tells_home(p.role.as_str())) {
         let complete = p.room_key.split('|').nth(3).is_some_and(|u| !u.is_empty());
-        if let (true, Some(&person)) = (
-            complete,
-            person_of.get(&(p.source.as_str(), p.record_key.as_str())),
-        ) {
+        if let (true, Some(person)) = (complete, person(p)) {
             let keys = full_keys.entry(person).or_default();
             if !keys.contains(&p.room_key) {
                 keys.push(p.room_key);
@@ -1160,9 +1163,8 @@ fn household_hints(persons: &[Mention], labels: &[u32], places: &[PlaceMention])
     places
         .iter()
         .map(|p| {
-            person_of
-                .get(&(p.source.as_str(), p.record_key.as_str()))
-                .and_then(|person| full_keys.get(person))
+            person(p)
+                .and_then(|person| full_keys.get(&person))
                 .cloned()
                 .unwrap_or_default()
         })
@@ -1569,6 +1571,66 @@ mod tests {
 
     /// Golden records are written straight to text; spelled out, they must read exactly as
     /// the `serde_json::Value` trees they were built as before, members in the same order.
+    #[test]
+    fn a_tenants_rented_room_is_household_context_for_their_other_records() {
+        let persons = [
+            person("floating_population", "F1", "subject", "黄昊斌", ""),
+            person("housing_rentals", "Z1", "landlord", "杜娜佳", ""),
+            person("housing_rentals", "Z1", "tenant", "黄昊斌", ""),
+            person("grid_collection", "G1", "subject", "黄昊斌", ""),
+        ];
+        // The floating-population and grid records and the rental's tenant are one person (0);
+        // the landlord is another (1).
+        let labels = [0, 1, 0, 0];
+        let place = |source: &str, key: &str, role: &str, room: &str| PlaceMention {
+            source: intern(source),
+            record_key: intern(key),
+            role: intern(role),
+            room_key: intern(room),
+            ..PlaceMention::default()
+        };
+        let rented = "320576|兰桥花园|6|1|602";
+        let places = [
+            place(
+                "floating_population",
+                "F1",
+                "residence",
+                "320576|兰桥|6|1|602",
+            ),
+            place("housing_rentals", "Z1", "room", rented),
+            place(
+                "grid_collection",
+                "G1",
+                "residence",
+                "320576|兰桥花园|6||602",
+            ),
+        ];
+        let hints = household_hints(&persons, &labels, &places);
+        assert!(hints[0].contains(&intern(rented)));
+        assert!(hints[2].contains(&intern(rented)));
+        assert!(
+            !hints[1].is_empty(),
+            "the tenant's own records, for the rental too"
+        );
+        let mut with_namesake = places.to_vec();
+        with_namesake.push(place(
+            "housing_rooms",
+            "H1",
+            "subject",
+            "320576|兰桥新村|6|1|602",
+        ));
+        with_namesake[3].room_code = intern("H1");
+        let no_hints = vec![Vec::new(); with_namesake.len()];
+        let mut hints = household_hints(&persons, &labels, &with_namesake);
+        hints.push(Vec::new());
+        let (rooms, _) = place::cluster_rooms_with(&with_namesake, &hints);
+        assert_eq!(rooms[0], rooms[1], "settled by the rental");
+        assert_eq!(rooms[2], rooms[1]);
+        assert_ne!(rooms[3], rooms[1]);
+        let (rooms, _) = place::cluster_rooms_with(&with_namesake, &no_hints);
+        assert_ne!(rooms[0], rooms[1], "兰桥 could be either compound");
+    }
+
     #[test]
     fn building_records_and_premises_make_no_rooms() {
         let place = |source: &str, key: &str, role: &str, room: &str, code: &str| PlaceMention {

@@ -665,7 +665,7 @@ impl Incremental {
             let hints = libraries.full_room_keys(label);
             let mut m = libraries.places[row as usize].clone();
             m.room_key = libraries.unsettled[&row];
-            if let Some(key) = place::room_key_from_hints(&m, &hints) {
+            if let Some(key) = place::room_key_from_hints(&libraries.context, &m, &hints) {
                 libraries.places[row as usize].room_key = key;
                 libraries.unsettled.remove(&row);
             }
@@ -716,7 +716,7 @@ impl Incremental {
         for person in self.persons.book.members.get(&label).into_iter().flatten() {
             for &row in self.places_of_person.get(person).into_iter().flatten() {
                 let p = &self.places[row as usize];
-                if (p.role == "residence" || p.role == "registered")
+                if place::tells_home(p.role.as_str())
                     && has_unit(p.room_key.as_str())
                     && !keys.contains(&p.room_key)
                 {
@@ -754,7 +754,7 @@ impl Incremental {
         for row in rows {
             let mut m = self.places[row as usize].clone();
             m.room_key = self.unsettled[&row];
-            let Some(key) = place::room_key_from_hints(&m, &hints) else {
+            let Some(key) = place::room_key_from_hints(&self.context, &m, &hints) else {
                 continue;
             };
             self.unsettled.remove(&row);
@@ -822,13 +822,16 @@ impl Incremental {
             kind: "person".into(),
             ..Default::default()
         };
-        // The record's own person, whose other records give household context to its places.
-        let mut subject = NO_PERSON;
+        // The record's own person and, in a rental, its tenant, whose other records give
+        // household context to its places (see `place::household_person_role`).
+        let (mut subject, mut tenant) = (NO_PERSON, NO_PERSON);
         for m in persons {
             let t = person::table(std::slice::from_ref(&m));
             let at = at_of(&m);
             if at.2 == "subject" {
                 subject = self.persons.mentions.len() as u32;
+            } else if at.2 == "tenant" {
+                tenant = self.persons.mentions.len() as u32;
             }
             let added = self.persons.add(m, &row_values(&t), None);
             let golden =
@@ -890,10 +893,14 @@ impl Incremental {
             let at = at_of(&m);
             let building_key = m.building_key;
             let names_room = m.names_room();
+            let person = match place::household_person_role(m.role.as_str()) {
+                "tenant" => tenant,
+                _ => subject,
+            };
             self.places.push(m);
-            self.person_of_place.push(subject);
-            if subject != NO_PERSON {
-                self.places_of_person.entry(subject).or_default().push(row);
+            self.person_of_place.push(person);
+            if person != NO_PERSON {
+                self.places_of_person.entry(person).or_default().push(row);
             }
             // Premises and building records name a building only and stay out of the room
             // library.
@@ -920,8 +927,8 @@ impl Incremental {
             count(report, "building", &added.0);
             push_change(&mut building_changes, Some(at), added.0, added.1);
         }
-        if subject != NO_PERSON {
-            self.settle_from_household(subject, &mut room_changes, report);
+        for person in [subject, tenant].into_iter().filter(|&p| p != NO_PERSON) {
+            self.settle_from_household(person, &mut room_changes, report);
         }
         let borrowed = EntityLink::all_borrowed;
         let relations = crate::relations::derive(
@@ -1006,25 +1013,29 @@ fn household(
     places: &[PlaceMention],
     base: u32,
 ) -> (Vec<u32>, HashMap<u32, Vec<u32>>) {
-    let mut subject: HashMap<(&str, &str), u32> = HashMap::new();
+    let mut subject: HashMap<(&str, &str, &str), u32> = HashMap::new();
     for (i, m) in persons.iter().enumerate() {
-        if m.role == "subject" {
-            subject.insert((m.source.as_str(), m.record_key.as_str()), base + i as u32);
+        if m.role == "subject" || m.role == "tenant" {
+            subject.insert(
+                (m.source.as_str(), m.record_key.as_str(), m.role.as_str()),
+                base + i as u32,
+            );
         }
     }
     let mut of_person: HashMap<u32, Vec<u32>> = HashMap::new();
     let person_of_place = places
         .iter()
         .enumerate()
-        .map(
-            |(row, p)| match subject.get(&(p.source.as_str(), p.record_key.as_str())) {
+        .map(|(row, p)| {
+            let role = place::household_person_role(p.role.as_str());
+            match subject.get(&(p.source.as_str(), p.record_key.as_str(), role)) {
                 Some(&person) => {
                     of_person.entry(person).or_default().push(row as u32);
                     person
                 }
                 None => NO_PERSON,
-            },
-        )
+            }
+        })
         .collect();
     (person_of_place, of_person)
 }

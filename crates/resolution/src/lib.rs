@@ -30,6 +30,9 @@ pub mod table;
 /// foldhash is several times quicker. The seed is fixed so that every run iterates alike.
 pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::FixedState>;
 
+/// A hash set with [`FastMap`]'s hasher.
+pub(crate) type FastSet<K> = std::collections::HashSet<K, foldhash::fast::FixedState>;
+
 /// An empty [`FastMap`].
 pub(crate) fn fast_map<K, V>() -> FastMap<K, V> {
     FastMap::with_hasher(fast_hasher())

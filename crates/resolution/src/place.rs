@@ -39,6 +39,23 @@ impl PlaceMention {
     }
 }
 
+/// The role, in the same record, of the person whose home a place mention tells of: a record's
+/// subject, or for a rental's room its tenant (a tenant lives in the room they rent, and the
+/// contract names it in full by the register's room code).
+pub fn household_person_role(place_role: &str) -> &'static str {
+    if place_role == "room" {
+        "tenant"
+    } else {
+        "subject"
+    }
+}
+
+/// Whether a place mention says where its person (see [`household_person_role`]) lives: a
+/// residence, a registered address or a rented room.
+pub fn tells_home(place_role: &str) -> bool {
+    matches!(place_role, "residence" | "registered" | "room")
+}
+
 /// Generic endings of compound names that clerks often leave out (华庭花园 written 华庭).
 const COMPOUND_ENDINGS: &[&str] = &["花园", "小区", "家园", "新村"];
 
@@ -50,10 +67,10 @@ const COMPOUND_ENDINGS: &[&str] = &["花园", "小区", "家园", "新村"];
 #[derive(Debug, Default, Clone)]
 pub struct PlaceContext {
     /// (county, compound) names seen.
-    known: std::collections::HashSet<(String, String)>,
+    known: crate::FastSet<(&'static str, &'static str)>,
     /// Room and building keys seen, as written (interned texts, so only their references are
     /// kept here).
-    keys: std::collections::HashSet<&'static str>,
+    keys: crate::FastSet<&'static str>,
     /// (building key, room) → units seen with a unit written.
     units: HashMap<(String, String), Vec<String>>,
 }
@@ -72,12 +89,16 @@ impl PlaceContext {
 
     /// Learn the compound names and the keys a mention uses.
     pub fn add_names(&mut self, m: &PlaceMention) {
-        for key in [&m.room_key, &m.building_key] {
-            let parts: Vec<&str> = key.split('|').collect();
-            if parts.len() >= 3 && !parts[1].is_empty() {
-                self.known
-                    .insert((parts[0].to_string(), parts[1].to_string()));
-                self.keys.insert(key.as_str());
+        // Keys are interned, so their parts live as long as the program and are kept by
+        // reference (a copy of each name for every mention cost 2.7 s of the 1 M city's room
+        // grouping).
+        for key in [m.room_key.as_str(), m.building_key.as_str()] {
+            let mut parts = key.split('|');
+            if let (Some(county), Some(name), Some(_)) = (parts.next(), parts.next(), parts.next())
+                && !name.is_empty()
+            {
+                self.known.insert((county, name));
+                self.keys.insert(key);
             }
         }
     }
@@ -113,7 +134,7 @@ impl PlaceContext {
         let mut names = COMPOUND_ENDINGS
             .iter()
             .map(|e| format!("{name}{e}"))
-            .filter(|full| self.known.contains(&(county.to_string(), full.clone())));
+            .filter(|full| self.knows(county, full));
         let with = |full: &str| {
             let mut parts = parts.to_vec();
             parts[1] = full;
@@ -168,10 +189,40 @@ impl PlaceContext {
         self.rewrite_key(&mut m.building_key);
     }
 
+    /// Whether `key`, a full room key, names one room as it stands (its compound not one of
+    /// several that its name could be): only such a key settles another mention.
+    pub fn key_names_one_room(&self, key: Text) -> bool {
+        let parts: Vec<&str> = key.split('|').collect();
+        parts.len() == 5 && !parts[3].is_empty() && !self.ambiguous_compound(parts[0], parts[1])
+    }
+
+    /// Whether the compound `name` is known in `county`.
+    fn knows(&self, county: &str, name: &str) -> bool {
+        // The set holds references that live for the program; a set is covariant in its
+        // elements, so it can be asked about references that live less.
+        let known: &crate::FastSet<(&str, &str)> = &self.known;
+        known.contains(&(county, name))
+    }
+
+    /// Whether a compound name written without its generic ending could be several known
+    /// compounds of the county (御湾 for 御湾花园 and 御湾新村). A key that
+    /// [`PlaceContext::rewrite_key`] left with such a name names no room by itself.
+    fn ambiguous_compound(&self, county: &str, name: &str) -> bool {
+        !name.is_empty()
+            && !COMPOUND_ENDINGS.iter().any(|e| name.ends_with(e))
+            && COMPOUND_ENDINGS
+                .iter()
+                .filter(|e| self.knows(county, &format!("{name}{e}")))
+                .count()
+                > 1
+    }
+
     /// The room key a mention stands for (see [`effective_room_keys`]).
     pub fn effective_room_key(&self, m: &PlaceMention) -> Option<Text> {
         let parts: Vec<&str> = m.room_key.split('|').collect();
-        if m.room_key.is_empty() {
+        if m.room_key.is_empty()
+            || (parts.len() == 5 && self.ambiguous_compound(parts[0], parts[1]))
+        {
             return None;
         }
         if parts.len() != 5 || !parts[3].is_empty() {
@@ -190,26 +241,40 @@ impl PlaceContext {
     }
 }
 
-/// The room key an address without its unit takes from household context: the one hint (a
-/// full room key where the person lives by their other records) in the same building with the
-/// same room number, if exactly one fits.
-pub fn room_key_from_hints(m: &PlaceMention, hints: &[Text]) -> Option<Text> {
+/// The room key an address that names no room by itself (its unit left out, or its compound
+/// written without the generic ending that tells two compounds apart) takes from household
+/// context: the one hint (a full room key where the person lives by their other records) with
+/// the same county, building and room number, the same unit where one is written, and the same
+/// compound or the compound the written name stands for with an ending, if exactly one fits.
+/// Hints that do not name one room by themselves (`ctx`'s [`PlaceContext::key_names_one_room`])
+/// are left out first.
+pub fn room_key_from_hints(ctx: &PlaceContext, m: &PlaceMention, hints: &[Text]) -> Option<Text> {
     let parts: Vec<&str> = m.room_key.split('|').collect();
-    if parts.len() != 5 {
+    let [county, compound, building, unit, room] = parts[..] else {
         return None;
-    }
-    let building = &m.room_key[..m.room_key.len() - parts[4].len() - 2];
-    let matching: Vec<Text> = hints
+    };
+    let fits = |h: &Text| {
+        let hint: Vec<&str> = h.split('|').collect();
+        let [h_county, h_compound, h_building, h_unit, h_room] = hint[..] else {
+            return false;
+        };
+        h_county == county
+            && h_building == building
+            && h_room == room
+            && !h_unit.is_empty()
+            && (unit.is_empty() || h_unit == unit)
+            && (h_compound == compound
+                || COMPOUND_ENDINGS
+                    .iter()
+                    .any(|e| h_compound.strip_suffix(e) == Some(compound)))
+    };
+    let mut matching = hints
         .iter()
         .copied()
-        .filter(|h| {
-            h.starts_with(building)
-                && h.ends_with(&format!("|{}", parts[4]))
-                && h.split('|').count() == 5
-        })
-        .collect();
-    match matching.as_slice() {
-        [only] => Some(*only),
+        .filter(|h| ctx.key_names_one_room(*h))
+        .filter(fits);
+    match (matching.next(), matching.next()) {
+        (Some(only), None) => Some(only),
         _ => None,
     }
 }
@@ -330,30 +395,31 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
 /// building with three units) names a room only if the building has one room of that number
 /// among the keys that do give a unit; with several it is ambiguous and stands for no key, so it
 /// neither merges rooms of different units nor joins the wrong one. In a building without units
-/// the key without a unit is the room's own.
+/// the key without a unit is the room's own. Likewise a compound written without its generic
+/// ending that could be two known compounds (left so by [`resolve_compound_aliases`]) names no
+/// room.
 pub fn effective_room_keys(mentions: &[PlaceMention]) -> Vec<Option<Text>> {
-    let mut ctx = PlaceContext::default();
-    for m in mentions {
-        ctx.add_units(m);
-    }
+    let ctx = PlaceContext::from_mentions(mentions);
     mentions.iter().map(|m| ctx.effective_room_key(m)).collect()
 }
 
 /// Rooms: mentions with the same room key or room code are one room (see
 /// [`effective_room_keys`] for addresses without a unit). `hints[i]`, when given, is a full room
 /// key that mention i's person lives in according to their other records (household context):
-/// an address without its unit that matches the hint's building and room number takes the
-/// hint's unit. Returns a label per mention; mentions that name no room get labels of their own.
+/// an address without its unit, or with an ambiguous compound name, that matches the hint's
+/// building and room number takes the hint's key (see [`room_key_from_hints`]). Returns a label per mention; mentions that name no room get labels of
+/// their own.
 pub fn cluster_rooms_with(
     mentions: &[PlaceMention],
     hints: &[Vec<Text>],
 ) -> (Vec<u32>, Vec<Option<Text>>) {
-    let mut keys = effective_room_keys(mentions);
+    let ctx = PlaceContext::from_mentions(mentions);
+    let mut keys: Vec<Option<Text>> = mentions.iter().map(|m| ctx.effective_room_key(m)).collect();
     for (i, m) in mentions.iter().enumerate() {
         if keys[i].is_some() || m.room_key.is_empty() {
             continue;
         }
-        if let Some(hinted) = hints.get(i).and_then(|h| room_key_from_hints(m, h)) {
+        if let Some(hinted) = hints.get(i).and_then(|h| room_key_from_hints(&ctx, m, h)) {
             keys[i] = Some(hinted);
         }
     }
@@ -485,6 +551,37 @@ mod tests {
         let (rooms, _) = cluster_rooms_with(&mentions, &hints);
         assert_eq!(rooms[4], rooms[3]);
         assert_ne!(rooms[5], rooms[3]);
+    }
+
+    #[test]
+    fn an_ambiguous_compound_names_no_room_unless_the_household_says_which() {
+        let m = |key: &str| PlaceMention {
+            room_key: intern(key),
+            ..PlaceMention::default()
+        };
+        let mentions = vec![
+            m("320576|御湾花园|9|1|101"),
+            m("320576|御湾新村|9|1|101"),
+            m("320576|御湾|9|1|101"),
+            m("320576|御湾|9|1|101"),
+            m("320576|御湾|9||101"),
+            m("320576|御湾|9|1|101"),
+        ];
+        let keys = effective_room_keys(&mentions);
+        assert_eq!(keys[2], None, "the garden or the new village");
+        assert_eq!(keys[4], None);
+        let mut hints = vec![Vec::new(); mentions.len()];
+        hints[3] = vec![intern("320576|御湾新村|9|1|101")];
+        hints[4] = vec![intern("320576|御湾花园|9|1|101")];
+        // A hint that is itself ambiguous settles nothing.
+        hints[5] = vec![intern("320576|御湾|9|1|101")];
+        let (rooms, keys) = cluster_rooms_with(&mentions, &hints);
+        assert_ne!(rooms[2], rooms[0]);
+        assert_ne!(rooms[2], rooms[1]);
+        assert_ne!(rooms[2], rooms[5], "ambiguous mentions stay apart");
+        assert_eq!(rooms[3], rooms[1]);
+        assert_eq!(rooms[4], rooms[0], "without its unit too");
+        assert_eq!(keys[5], None);
     }
 
     #[test]
