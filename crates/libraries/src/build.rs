@@ -1135,20 +1135,25 @@ pub fn group_places(
 /// any of their records. An address written without its unit, or with a compound name that could
 /// be two, can then take the key the person's other records give.
 fn household_hints(persons: &[Mention], labels: &[u32], places: &[PlaceMention]) -> Vec<Vec<Text>> {
-    let mut person_of: HashMap<(&str, &str, &str), u32> = HashMap::new();
+    const NO_PERSON: u32 = u32::MAX;
+    // Each record's subject and tenant, by record.
+    let mut person_of: foldhash::HashMap<u64, [u32; 2]> = foldhash::HashMap::default();
     for (m, &l) in persons.iter().zip(labels) {
-        if m.role == "subject" || m.role == "tenant" {
-            person_of.insert(
-                (m.source.as_str(), m.record_key.as_str(), m.role.as_str()),
-                l,
-            );
-        }
+        let slot = match m.role.as_str() {
+            "subject" => 0,
+            "tenant" => 1,
+            _ => continue,
+        };
+        person_of
+            .entry(place::record_number(m.source, m.record_key))
+            .or_insert([NO_PERSON; 2])[slot] = l;
     }
     let person = |p: &PlaceMention| {
-        let role = place::household_person_role(p.role.as_str());
+        let slot = usize::from(place::household_person_role(p.role.as_str()) == "tenant");
         person_of
-            .get(&(p.source.as_str(), p.record_key.as_str(), role))
-            .copied()
+            .get(&place::record_number(p.source, p.record_key))
+            .map(|persons| persons[slot])
+            .filter(|&l| l != NO_PERSON)
     };
     let mut full_keys: HashMap<u32, Vec<Text>> = HashMap::new();
     for p in places.iter().filter(|p| place::tells_home(p.role.as_str())) {
