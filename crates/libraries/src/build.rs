@@ -1574,8 +1574,6 @@ mod tests {
         assert!(few.persons.capacity() >= 300);
     }
 
-    /// Golden records are written straight to text; spelled out, they must read exactly as
-    /// the `serde_json::Value` trees they were built as before, members in the same order.
     #[test]
     fn a_tenants_rented_room_is_household_context_for_their_other_records() {
         let persons = [
@@ -1689,6 +1687,8 @@ mod tests {
         );
     }
 
+    /// Golden records are written straight to text; spelled out, they must read exactly as
+    /// the `serde_json::Value` trees they were built as before, members in the same order.
     #[test]
     fn golden_text_is_what_the_value_tree_gave() {
         let members = [
