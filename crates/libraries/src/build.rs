@@ -1099,7 +1099,8 @@ pub fn group_places(
                 .filter(|(m, _)| m.names_room())
                 .map(|(m, h)| (m.clone(), h.clone()))
                 .unzip();
-            let (labels, keys) = place::cluster_rooms_with(&mentions, &room_hints);
+            let context = place::PlaceContext::from_mentions(all);
+            let (labels, keys) = place::cluster_rooms_in(&context, &mentions, &room_hints);
             for (m, k) in mentions.iter_mut().zip(keys) {
                 m.room_key = k.unwrap_or_default();
             }

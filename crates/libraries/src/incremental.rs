@@ -414,11 +414,15 @@ pub struct Incremental {
     /// Every place mention; `room_key` holds the room key it stands for ("" when ambiguous).
     places: Vec<PlaceMention>,
     /// Place mentions whose room is still ambiguous (an address without its unit in a building
-    /// with several rooms of that number), with the key as written: household context arriving
-    /// later may still settle them, as it would in a run from scratch.
+    /// with several rooms of that number, or a compound written without its ending that two
+    /// compounds with that room could be), with the key as written: household context arriving
+    /// later may still settle them, as it would in a run from scratch. (A room register's record
+    /// arriving later that leaves only one compound with the room does not revisit them; the
+    /// next full run settles them.)
     unsettled: HashMap<u32, Text>,
-    /// The person subject (a mention index) of each place mention's record, if any, and the
-    /// place mentions of each person subject's record.
+    /// The person (a mention index) whose home each place mention tells of, if any (its
+    /// record's subject, or a rental's tenant: `place::household_person_role`), and the place
+    /// mentions of each such person.
     person_of_place: Vec<u32>,
     places_of_person: HashMap<u32, Vec<u32>>,
     context: PlaceContext,
@@ -587,7 +591,7 @@ impl Incremental {
             .map(|m| context.effective_room_key(m))
             .collect();
         for (i, m) in place_mentions.iter().enumerate() {
-            if effective[i].is_none() && !m.room_key.is_empty() {
+            if effective[i].is_none() && !m.room_key.is_empty() && m.names_room() {
                 unsettled.insert(i as u32, m.room_key);
             }
         }
@@ -709,8 +713,8 @@ impl Incremental {
         self.registered_names.reserve(entities);
     }
 
-    /// The full room keys (with a unit) where the person of cluster `label` lives or is
-    /// registered according to their records: the household context of the batch run.
+    /// The full room keys (with a unit) where the person of cluster `label` lives, is
+    /// registered or rents according to their records: the household context of the batch run.
     fn full_room_keys(&self, label: u32) -> Vec<Text> {
         let mut keys: Vec<Text> = Vec::new();
         for person in self.persons.book.members.get(&label).into_iter().flatten() {
@@ -872,7 +876,7 @@ impl Incremental {
             let room_key = match self.context.effective_room_key(&m) {
                 Some(k) => k,
                 None => {
-                    if !m.room_key.is_empty() {
+                    if !m.room_key.is_empty() && m.names_room() {
                         self.unsettled.insert(row, m.room_key);
                     }
                     Text::EMPTY
@@ -1003,11 +1007,11 @@ impl Incremental {
     }
 }
 
-/// No person subject.
+/// No person.
 const NO_PERSON: u32 = u32::MAX;
 
-/// The person subject (mention index, offset by `base`) of each place mention's record, and
-/// the place mentions of each subject's record.
+/// The person (mention index, offset by `base`) whose home each place mention tells of (its
+/// record's subject, or a rental's tenant), and the place mentions of each such person.
 fn household(
     persons: &[Mention],
     places: &[PlaceMention],

@@ -64,7 +64,22 @@ pub fn tells_home(place_role: &str) -> bool {
 }
 
 /// Generic endings of compound names that clerks often leave out (华庭花园 written 华庭).
-const COMPOUND_ENDINGS: &[&str] = &["花园", "小区", "家园", "新村"];
+///
+/// All of them are candidates when a name is written without one: with only four listed, 御苑
+/// (for 御苑公寓) was taken for the only one of 御苑花园, 御苑新村 and 御苑家园 that has the room,
+/// and the 3 M synthetic city merged rooms of different compounds.
+const COMPOUND_ENDINGS: &[&str] = &[
+    "花园", "小区", "家园", "新村", "公寓", "雅苑", "名邸", "佳园", "人家", "苑",
+];
+
+/// Whether `name` ends with a generic ending of two or more characters (御苑花园), and so is
+/// written in full. A name ending in 苑 alone may be a name written without its ending (御苑 for
+/// 御苑花园) as well as a full one.
+fn written_in_full(name: &str) -> bool {
+    COMPOUND_ENDINGS
+        .iter()
+        .any(|e| e.chars().count() > 1 && name.ends_with(e))
+}
 
 /// What is known about places from the mentions seen so far: the compound names of each county
 /// and the room and building keys written (to resolve a compound written without its generic
@@ -134,7 +149,7 @@ impl PlaceContext {
     /// full. `None` when no name fits or the key fits several.
     fn full_key(&self, parts: &[&str]) -> Option<String> {
         let (county, name) = (parts[0], parts[1]);
-        if name.is_empty() || COMPOUND_ENDINGS.iter().any(|e| name.ends_with(e)) {
+        if name.is_empty() || written_in_full(name) {
             return None;
         }
         let mut names = COMPOUND_ENDINGS
@@ -217,7 +232,7 @@ impl PlaceContext {
     /// [`PlaceContext::rewrite_key`] left with such a name names no room by itself.
     fn ambiguous_compound(&self, county: &str, name: &str) -> bool {
         !name.is_empty()
-            && !COMPOUND_ENDINGS.iter().any(|e| name.ends_with(e))
+            && !written_in_full(name)
             && COMPOUND_ENDINGS
                 .iter()
                 .filter(|e| self.knows(county, &format!("{name}{e}")))
@@ -421,13 +436,23 @@ pub fn cluster_rooms_with(
     mentions: &[PlaceMention],
     hints: &[Vec<Text>],
 ) -> (Vec<u32>, Vec<Option<Text>>) {
-    let ctx = PlaceContext::from_mentions(mentions);
+    cluster_rooms_in(&PlaceContext::from_mentions(mentions), mentions, hints)
+}
+
+/// [`cluster_rooms_with`] under a context learnt from more mentions than those grouped: the
+/// batch run groups only the mentions that name rooms, but learns compound names from every
+/// place mention (premises and building records too), as incremental resolution does.
+pub fn cluster_rooms_in(
+    ctx: &PlaceContext,
+    mentions: &[PlaceMention],
+    hints: &[Vec<Text>],
+) -> (Vec<u32>, Vec<Option<Text>>) {
     let mut keys: Vec<Option<Text>> = mentions.iter().map(|m| ctx.effective_room_key(m)).collect();
     for (i, m) in mentions.iter().enumerate() {
         if keys[i].is_some() || m.room_key.is_empty() {
             continue;
         }
-        if let Some(hinted) = hints.get(i).and_then(|h| room_key_from_hints(&ctx, m, h)) {
+        if let Some(hinted) = hints.get(i).and_then(|h| room_key_from_hints(ctx, m, h)) {
             keys[i] = Some(hinted);
         }
     }
@@ -639,6 +664,20 @@ mod tests {
             m("", "320576|御湾|9"),
         ];
         resolve_compound_aliases(&mut mentions);
+        // Every generic ending is a candidate, a name ending in 苑 among those written short.
+        let mut more = vec![
+            m("320576|御苑花园|24|2|501", "320576|御苑花园|24"),
+            m("320576|御苑新村|3|1|101", "320576|御苑新村|3"),
+            m("320576|御苑公寓|24|2|501", "320576|御苑公寓|24"),
+            m("320576|御苑|24|2|501", "320576|御苑|24"),
+            m("320576|御苑|3|1|101", "320576|御苑|3"),
+        ];
+        resolve_compound_aliases(&mut more);
+        assert_eq!(
+            more[3].room_key, "320576|御苑|24|2|501",
+            "the garden or the flats"
+        );
+        assert_eq!(more[4].room_key, "320576|御苑新村|3|1|101");
         assert_eq!(mentions[4].room_key, "320576|御湾花园|24|2|102");
         assert_eq!(mentions[4].building_key, "320576|御湾花园|24");
         assert_eq!(mentions[5].room_key, "320576|御湾|9|1|101");

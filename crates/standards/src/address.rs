@@ -398,10 +398,13 @@ const NAME_CONTINUATIONS: &[&str] = &[
 ];
 
 /// Words that end the name of a residential compound or building complex (not a road: a short
-/// county name before a road, 遂平人民路, more likely means that county's road).
+/// county name before a road, 遂平人民路 or 昆山花园路, more likely means that county's road).
 const COMPOUND_NAME_WORDS: &[&str] = &[
     "花园", "小区", "新村", "家园", "公寓", "苑", "广场", "大厦", "公馆", "华庭", "雅苑",
 ];
+
+/// What ends a road's name; a compound word directly before one (花园路) names a road.
+const ROAD_WORDS: &[&str] = &["路", "街", "大道", "道", "巷", "弄"];
 
 /// Whether `d` lies on the branch of the context division `c`: above it, below it or itself.
 fn on_branch(c: &Division, d: &Division) -> bool {
@@ -418,15 +421,22 @@ fn on_branch(c: &Division, d: &Division) -> bool {
 /// and 淮安's 金湖县, 新湖湾花园 as one in a street of 吴中区, and never met their rooms).
 fn begins_compound_name(after: &str, d: &Division) -> bool {
     if admin_suffixes(d.level).iter().any(|s| after.starts_with(s))
-        || division::longest_name_prefix(after, Some(d.code.as_str()))
-            .is_some_and(|(below, _)| below.code != d.code)
+        || division::longest_name_prefix(after, Some(d.code.as_str())).is_some()
     {
         return false;
     }
-    let head = &after[..after
-        .find(|c: char| c.is_ascii_digit())
-        .unwrap_or(after.len())];
-    COMPOUND_NAME_WORDS.iter().any(|w| head.contains(w))
+    // The name runs to the first number or road word (亭湖人民路世纪花园 is a road of 亭湖 first),
+    // and a compound word directly before a road word is part of the road (亭湖花园路).
+    let road_at = |i: usize| ROAD_WORDS.iter().any(|r| after[i..].starts_with(r));
+    let end = after
+        .char_indices()
+        .find(|&(i, c)| c.is_ascii_digit() || road_at(i))
+        .map_or(after.len(), |(i, _)| i);
+    COMPOUND_NAME_WORDS.iter().any(|w| {
+        after[..end]
+            .match_indices(w)
+            .any(|(i, _)| !road_at(i + w.len()))
+    })
 }
 
 /// Administrative suffixes written after a short division name instead of the official one
@@ -1543,6 +1553,10 @@ mod tests {
             // A street's short name elsewhere (新湖, 东湖) as well as a county's.
             ("新湖湾花园16-1-401", "320576|新湖湾花园|16|1|401"),
             ("东湖湾花园 5栋 1单元 302室", "320576|东湖湾花园|5|1|302"),
+            (
+                "亭湖湾花园十四幢一单元一〇〇一",
+                "320576|亭湖湾花园|14|1|1001",
+            ),
         ] {
             let a = parse_address_in(text, ctx).unwrap();
             assert_eq!(room_key(&a).as_deref(), Some(key), "{text}");
@@ -1557,6 +1571,9 @@ mod tests {
             ("河南省驻马店市遂平县东岗村5组41号", "411728"),
             ("遂平东岗村5组41号", "411728"),
             ("南京鼓楼区中山路1号", "320106"),
+            // A road of the district, not a compound.
+            ("亭湖湾花园路88号", "320902"),
+            ("亭湖人民路世纪花园3幢1单元101室", "320902"),
         ] {
             let a = parse_address_in(text, ctx).unwrap();
             assert_eq!(code(&a.county), Some(county), "{text}");
