@@ -1131,35 +1131,51 @@ pub fn group_places(
     out
 }
 
+/// The persons whose homes place mentions tell of, by record: each record's subject and, in a
+/// rental, its tenant (see `place::household_person_role`). Keyed by the record's interned
+/// numbers, eight bytes an entry (there is one for every record naming a person).
+pub(crate) struct HouseholdPersons(foldhash::HashMap<u64, [u32; 2]>);
+
+impl HouseholdPersons {
+    const NONE: u32 = u32::MAX;
+
+    /// From person mentions, each given the value `value(i)` (a cluster label, an index).
+    pub(crate) fn new(persons: &[Mention], value: impl Fn(usize) -> u32) -> HouseholdPersons {
+        let mut by_record = foldhash::HashMap::default();
+        for (i, m) in persons.iter().enumerate() {
+            let slot = match m.role.as_str() {
+                "subject" => 0,
+                "tenant" => 1,
+                _ => continue,
+            };
+            by_record
+                .entry(place::record_number(m.source, m.record_key))
+                .or_insert([Self::NONE; 2])[slot] = value(i);
+        }
+        HouseholdPersons(by_record)
+    }
+
+    /// The value of the person whose home `p` tells of, if its record names one.
+    pub(crate) fn of(&self, p: &PlaceMention) -> Option<u32> {
+        let slot = usize::from(place::household_person_role(p.role.as_str()) == "tenant");
+        self.0
+            .get(&place::record_number(p.source, p.record_key))
+            .map(|persons| persons[slot])
+            .filter(|&v| v != Self::NONE)
+    }
+}
+
 /// Household context for rooms: for each place mention made by a person's record (a residence),
 /// the full room keys (with a unit) where that person lives, is registered or rents according to
 /// any of their records. An address written without its unit, or with a compound name that could
 /// be two, can then take the key the person's other records give.
 fn household_hints(persons: &[Mention], labels: &[u32], places: &[PlaceMention]) -> Vec<Vec<Text>> {
-    const NO_PERSON: u32 = u32::MAX;
-    // Each record's subject and tenant, by record.
-    let mut person_of: foldhash::HashMap<u64, [u32; 2]> = foldhash::HashMap::default();
-    for (m, &l) in persons.iter().zip(labels) {
-        let slot = match m.role.as_str() {
-            "subject" => 0,
-            "tenant" => 1,
-            _ => continue,
-        };
-        person_of
-            .entry(place::record_number(m.source, m.record_key))
-            .or_insert([NO_PERSON; 2])[slot] = l;
-    }
-    let person = |p: &PlaceMention| {
-        let slot = usize::from(place::household_person_role(p.role.as_str()) == "tenant");
-        person_of
-            .get(&place::record_number(p.source, p.record_key))
-            .map(|persons| persons[slot])
-            .filter(|&l| l != NO_PERSON)
-    };
+    // `labels` holds one label per person mention (the linker's clustering of `persons`).
+    let by_record = HouseholdPersons::new(persons, |i| labels[i]);
     let mut full_keys: HashMap<u32, Vec<Text>> = HashMap::new();
     for p in places.iter().filter(|p| place::tells_home(p.role.as_str())) {
         let complete = p.room_key.split('|').nth(3).is_some_and(|u| !u.is_empty());
-        if let (true, Some(person)) = (complete, person(p)) {
+        if let (true, Some(person)) = (complete, by_record.of(p)) {
             let keys = full_keys.entry(person).or_default();
             if !keys.contains(&p.room_key) {
                 keys.push(p.room_key);
@@ -1169,7 +1185,8 @@ fn household_hints(persons: &[Mention], labels: &[u32], places: &[PlaceMention])
     places
         .iter()
         .map(|p| {
-            person(p)
+            by_record
+                .of(p)
                 .and_then(|person| full_keys.get(&person))
                 .cloned()
                 .unwrap_or_default()

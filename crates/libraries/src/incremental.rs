@@ -1017,28 +1017,17 @@ fn household(
     places: &[PlaceMention],
     base: u32,
 ) -> (Vec<u32>, HashMap<u32, Vec<u32>>) {
-    let mut subject: HashMap<(&str, &str, &str), u32> = HashMap::new();
-    for (i, m) in persons.iter().enumerate() {
-        if m.role == "subject" || m.role == "tenant" {
-            subject.insert(
-                (m.source.as_str(), m.record_key.as_str(), m.role.as_str()),
-                base + i as u32,
-            );
-        }
-    }
+    let by_record = crate::build::HouseholdPersons::new(persons, |i| base + i as u32);
     let mut of_person: HashMap<u32, Vec<u32>> = HashMap::new();
     let person_of_place = places
         .iter()
         .enumerate()
-        .map(|(row, p)| {
-            let role = place::household_person_role(p.role.as_str());
-            match subject.get(&(p.source.as_str(), p.record_key.as_str(), role)) {
-                Some(&person) => {
-                    of_person.entry(person).or_default().push(row as u32);
-                    person
-                }
-                None => NO_PERSON,
+        .map(|(row, p)| match by_record.of(p) {
+            Some(person) => {
+                of_person.entry(person).or_default().push(row as u32);
+                person
             }
+            None => NO_PERSON,
         })
         .collect();
     (person_of_place, of_person)

@@ -152,10 +152,7 @@ impl PlaceContext {
         if name.is_empty() || written_in_full(name) {
             return None;
         }
-        let mut names = COMPOUND_ENDINGS
-            .iter()
-            .map(|e| format!("{name}{e}"))
-            .filter(|full| self.knows(county, full));
+        let mut names = self.full_names(county, name);
         let with = |full: &str| {
             let mut parts = parts.to_vec();
             parts[1] = full;
@@ -201,9 +198,8 @@ impl PlaceContext {
             && let (Some(full), Some(short)) =
                 (m.room_key.split('|').nth(1), written.split('|').nth(1))
         {
-            let parts: Vec<&str> = m.building_key.split('|').collect();
+            let mut parts: Vec<&str> = m.building_key.split('|').collect();
             if parts.len() >= 3 && parts[1] == short {
-                let mut parts = parts;
                 parts[1] = full;
                 m.building_key = intern(&parts.join("|"));
                 return;
@@ -219,6 +215,18 @@ impl PlaceContext {
         parts.len() == 5 && !parts[3].is_empty() && !self.ambiguous_compound(parts[0], parts[1])
     }
 
+    /// The known compounds of `county` that `name` with a generic ending added is.
+    fn full_names<'a>(
+        &'a self,
+        county: &'a str,
+        name: &'a str,
+    ) -> impl Iterator<Item = String> + 'a {
+        COMPOUND_ENDINGS
+            .iter()
+            .map(move |e| format!("{name}{e}"))
+            .filter(move |full| self.knows(county, full))
+    }
+
     /// Whether the compound `name` is known in `county`.
     fn knows(&self, county: &str, name: &str) -> bool {
         // The set holds references that live for the program; a set is covariant in its
@@ -231,13 +239,7 @@ impl PlaceContext {
     /// compounds of the county (御湾 for 御湾花园 and 御湾新村). A key that
     /// [`PlaceContext::rewrite_key`] left with such a name names no room by itself.
     fn ambiguous_compound(&self, county: &str, name: &str) -> bool {
-        !name.is_empty()
-            && !written_in_full(name)
-            && COMPOUND_ENDINGS
-                .iter()
-                .filter(|e| self.knows(county, &format!("{name}{e}")))
-                .count()
-                > 1
+        !name.is_empty() && !written_in_full(name) && self.full_names(county, name).nth(1).is_some()
     }
 
     /// The room key a mention stands for (see [`effective_room_keys`]).
@@ -430,8 +432,8 @@ pub fn effective_room_keys(mentions: &[PlaceMention]) -> Vec<Option<Text>> {
 /// [`effective_room_keys`] for addresses without a unit). `hints[i]`, when given, is a full room
 /// key that mention i's person lives in according to their other records (household context):
 /// an address without its unit, or with an ambiguous compound name, that matches the hint's
-/// building and room number takes the hint's key (see [`room_key_from_hints`]). Returns a label per mention; mentions that name no room get labels of
-/// their own.
+/// building and room number takes the hint's key (see [`room_key_from_hints`]). Returns a label
+/// per mention; mentions that name no room get labels of their own.
 pub fn cluster_rooms_with(
     mentions: &[PlaceMention],
     hints: &[Vec<Text>],
