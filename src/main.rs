@@ -111,6 +111,8 @@ enum Command {
     Ingest(commands::ingest::Args),
     /// Inspect quarantined records and re-admit them after fixing the mapping.
     Quarantine(commands::quarantine::Args),
+    /// Clean stored records again with today's rules or a fixed mapping; keep changes as versions.
+    Reclean(commands::reclean::Args),
     /// The data-quality scorecard per source and field.
     Quality(commands::quality::Args),
     /// Register and list sources (for department systems that push instead of sending files).
@@ -158,6 +160,7 @@ fn main() -> ExitCode {
         Command::Divisions(a) => commands::divisions::run(a),
         Command::Ingest(a) => commands::ingest::run(a),
         Command::Quarantine(a) => commands::quarantine::run(a),
+        Command::Reclean(a) => commands::reclean::run(a),
         Command::Quality(a) => commands::quality::run(a),
         Command::Source(a) => commands::source::run(a),
         Command::Serve(a) => commands::serve::run(a),

@@ -141,6 +141,20 @@ pub fn io_bytes() -> Option<(u64, u64)> {
     Some((field("wchar:")?, field("rchar:")?))
 }
 
+/// CPU seconds this process has used so far, user and system (`utime` and `stime` of
+/// /proc/self/stat, in the kernel's clock ticks of 1/100 s); `None` where /proc is not there.
+/// Wall time alone hides how much of two cores a stage takes: the ingest target is a CPU
+/// budget per record (300 k records/s on two cores is 6.7 µs of CPU a record).
+pub fn cpu_seconds() -> Option<(f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name in parentheses may hold spaces; the fields counted from after it.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks = |i: usize| -> Option<f64> { Some(fields.get(i)?.parse::<f64>().ok()? / 100.0) };
+    Some((ticks(11)?, ticks(12)?))
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.what {
         What::Ingest {
@@ -278,6 +292,12 @@ fn rayon_threads() -> usize {
         .unwrap_or(1)
 }
 
+/// The CPU used between two readings of [`cpu_seconds`].
+fn cpu_span(before: Option<(f64, f64)>, after: Option<(f64, f64)>) -> Option<(f64, f64)> {
+    let ((u0, s0), (u1, s1)) = before.zip(after)?;
+    Some((u1 - u0, s1 - s0))
+}
+
 fn walk_size(dir: &std::path::Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return 0;
@@ -319,6 +339,7 @@ fn bench_ingest(
     let rss_before = peak_rss_bytes();
 
     // Plain CSV parsing of the same file: the floor any ingest pays.
+    let cpu_parse = cpu_seconds();
     let started = Instant::now();
     let mut rdr = csv::Reader::from_path(&file)?;
     let mut rec = csv::StringRecord::new();
@@ -327,6 +348,7 @@ fn bench_ingest(
         rows += 1;
     }
     let parse = started.elapsed().as_secs_f64();
+    let cpu_clean = cpu_seconds();
 
     // Reading and cleaning without storing: what the store adds is the rest.
     let started = Instant::now();
@@ -347,6 +369,7 @@ fn bench_ingest(
     })?;
     flush(&mut chunk);
     let clean = started.elapsed().as_secs_f64();
+    let cpu_after_clean = cpu_seconds();
 
     let database = database
         .unwrap_or_else(|| format!("sqlite://{}", scratch.path().join("bench.db").display()));
@@ -362,6 +385,7 @@ fn bench_ingest(
     let mut runs = Vec::new();
     for _ in 0..2 {
         let wrote = io_bytes().map(|(w, _)| w);
+        let cpu_before = cpu_seconds();
         // Opening (and on a new store, migrating) counts, as it did before session 20.
         let started = Instant::now();
         let (report, secs) = rt.block_on(async {
@@ -381,10 +405,11 @@ fn bench_ingest(
             super::store_args::closing(store.as_ref(), work).await
         })?;
         let written = wrote.zip(io_bytes()).map(|(w, (now, _))| now - w);
-        runs.push((report, secs, written));
+        let cpu = cpu_span(cpu_before, cpu_seconds());
+        runs.push((report, secs, written, cpu));
     }
-    let (again, again_secs, again_written) = runs.pop().context("two runs")?;
-    let (report, ingest, written) = runs.pop().context("two runs")?;
+    let (again, again_secs, again_written, again_cpu) = runs.pop().context("two runs")?;
+    let (report, ingest, written, ingest_cpu) = runs.pop().context("two runs")?;
     let n = report.batch.counts.records;
     println!(
         "bench ingest: {} ({:.1} MiB, {rows} rows) into {}",
@@ -406,6 +431,24 @@ fn bench_ingest(
         report.batch.counts.quarantined
     );
     println!("  ingest / parse    {:.1}×", ingest / parse);
+    // CPU per record, user + system, of the process (on PostgreSQL the server's is not counted).
+    let per_record = |span: Option<(f64, f64)>, n: u64| {
+        span.map_or("?".to_string(), |(u, s)| {
+            format!(
+                "{:.2} µs a record ({:.2} user + {:.2} system s)",
+                (u + s) * 1e6 / n.max(1) as f64,
+                u,
+                s
+            )
+        })
+    };
+    println!(
+        "  CPU               parse {}; read+clean {}; read+clean+store {}; same file again {}",
+        per_record(cpu_span(cpu_parse, cpu_clean), rows),
+        per_record(cpu_span(cpu_clean, cpu_after_clean), cleaned),
+        per_record(ingest_cpu, n as u64),
+        per_record(again_cpu, again.batch.counts.records as u64)
+    );
     let mib =
         |b: Option<u64>| b.map_or("?".to_string(), |b| format!("{:.1}", b as f64 / 1048576.0));
     if database.starts_with("sqlite:") {

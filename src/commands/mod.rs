@@ -18,6 +18,7 @@ pub mod link;
 pub mod population;
 pub mod quality;
 pub mod quarantine;
+pub mod reclean;
 pub mod resolve;
 pub mod serve;
 pub mod show;

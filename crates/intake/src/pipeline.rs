@@ -408,7 +408,9 @@ pub async fn release_quarantined(
         .iter()
         .filter(|e| e.status == QuarantineStatus::Held)
     {
-        let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(&e.raw)
+        // The hash computed below equals the one a re-ingest of the same file computes.
+        let Some(raw) =
+            crate::reader::raw_record_from_object(&e.raw, crate::reader::Location::Line(0))
         else {
             report.held.push((
                 e.id,
@@ -420,24 +422,6 @@ pub async fn release_quarantined(
             report.held.push((e.id, "held as a duplicate key: releasing it would replace the first delivery (use --replace)".into()));
             continue;
         }
-        // The raw object keeps the file's column order (serde_json preserves it), so the hash
-        // below equals the one a re-ingest of the same file computes.
-        let (columns, values): (Vec<String>, Vec<String>) = obj
-            .into_iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string()),
-                )
-            })
-            .unzip();
-        let raw = crate::reader::RawRecord {
-            location: crate::reader::Location::Line(0),
-            columns: columns.into(),
-            values,
-        };
         match prepare(mapping, Item::Record(raw)) {
             Ok(mut rec) => {
                 if admitted.iter().any(|(_, r)| r.key == rec.key) {

@@ -100,6 +100,30 @@ impl RawRecord {
     }
 }
 
+/// A stored raw record (the JSON object [`RawRecord::to_json`] writes, column → text, in file
+/// order) as the record it was read from, for cleaning it again: a quarantine release, a
+/// re-clean. A value that is not text (an object stored by hand) is taken as its JSON text.
+/// `None` when the text is not a JSON object.
+pub fn raw_record_from_object(text: &str, location: Location) -> Option<RawRecord> {
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return None;
+    };
+    // serde_json keeps the object's order (the `preserve_order` feature), so the columns come
+    // back in file order and the record hashes as a re-ingest of the same file would.
+    let (columns, values): (Vec<String>, Vec<String>) = obj
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .unzip();
+    Some(RawRecord {
+        location,
+        columns: columns.into(),
+        values,
+    })
+}
+
 /// A header's column names as a JSON array, each spelled as [`RawRecord::to_json`] spells it
 /// as a key: the layout the store keeps once for every record that has this header.
 pub fn columns_json(columns: &[String]) -> String {

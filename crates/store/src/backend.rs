@@ -296,7 +296,19 @@ impl Store for $store {
         records: Vec<IncomingRecord>,
         quarantine: Vec<IncomingQuarantine>,
     ) -> Result<ChunkOutcome> {
-        self.backend_store_chunk(batch_id, source_id, records, quarantine).await
+        self.backend_store_chunk(batch_id, source_id, records, quarantine, None)
+            .await
+    }
+
+    async fn store_recleaned(
+        &self,
+        batch_id: i64,
+        source_id: &str,
+        records: Vec<IncomingRecord>,
+        from_versions: Vec<i64>,
+    ) -> Result<ChunkOutcome> {
+        self.backend_store_chunk(batch_id, source_id, records, Vec::new(), Some(from_versions))
+            .await
     }
 
     async fn finish_batch(&self, batch_id: i64, withdraw_missing: bool) -> Result<BatchRow> {

@@ -980,6 +980,20 @@ pub trait Store: Send + Sync {
         quarantine: Vec<IncomingQuarantine>,
     ) -> Result<ChunkOutcome>;
 
+    /// Stores records re-cleaned from their stored raw form (under newer cleaning rules or a
+    /// fixed mapping) as a chunk of the batch: each becomes a new version of its key, with the
+    /// same raw record and content hash, superseding version `from_versions[i]` if that is
+    /// still the key's current version ([`plan_reclean`]); the others are left as stored and
+    /// counted unchanged. A re-clean delivers nothing, so no sighting is recorded and the new
+    /// version keeps the old one's last delivering batch.
+    async fn store_recleaned(
+        &self,
+        batch_id: i64,
+        source_id: &str,
+        records: Vec<IncomingRecord>,
+        from_versions: Vec<i64>,
+    ) -> Result<ChunkOutcome>;
+
     /// Completes a batch. For a snapshot source, every current record that neither this batch
     /// nor a batch started after it delivered is marked withdrawn (never deleted): two batches
     /// of one source running at once do not withdraw each other's records.
@@ -1292,10 +1306,15 @@ pub struct Latest {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Insert as version `version`; if `supersede` is set, that row becomes superseded first.
+    /// `seen_batch` is the last batch that delivered the new row's content: the storing batch
+    /// for a delivery, the replaced version's for a re-clean (which delivers nothing).
     Insert {
         version: i64,
         supersede: Option<i64>,
+        seen_batch: i64,
     },
+    /// A re-cleaned record whose key changed since it was read: the stored version stays.
+    Keep,
     /// Same content as the current version (row id): record that this batch saw it (a sighting;
     /// the record's own row is not written).
     Unchanged(i64),
@@ -1328,12 +1347,51 @@ pub fn plan_chunk(
                 Some(l) => Action::Insert {
                     version: l.version + 1,
                     supersede: Some(l.id),
+                    seen_batch: batch_id,
                 },
                 None => Action::Insert {
                     version: 1,
                     supersede: None,
+                    seen_batch: batch_id,
                 },
             }
+        })
+        .collect()
+}
+
+/// Decides, for records re-cleaned from what the store holds (see [`Store::store_recleaned`]),
+/// which become a new version: a record whose key is still current at the version it was read
+/// from (`from_versions[i]`), once per key. Anything else (changed, withdrawn or re-cleaned
+/// again since it was read, or named twice) keeps what is stored. The new version keeps the
+/// replaced one's last delivery, so that snapshots and quarantine releases judge it as before.
+pub fn plan_reclean(
+    records: &[IncomingRecord],
+    from_versions: &[i64],
+    latest: &HashMap<String, Latest>,
+) -> Vec<Action> {
+    let mut in_chunk: std::collections::HashSet<&str> =
+        std::collections::HashSet::with_capacity(records.len());
+    records
+        .iter()
+        .zip(
+            from_versions
+                .iter()
+                .map(Some)
+                .chain(std::iter::repeat(None)),
+        )
+        .map(|(r, from)| match (latest.get(&r.key), from) {
+            (Some(l), Some(&from))
+                if l.status == RecordStatus::Current
+                    && l.version == from
+                    && in_chunk.insert(r.key.as_str()) =>
+            {
+                Action::Insert {
+                    version: l.version + 1,
+                    supersede: Some(l.id),
+                    seen_batch: l.seen_batch,
+                }
+            }
+            _ => Action::Keep,
         })
         .collect()
 }
@@ -1511,20 +1569,73 @@ mod tests {
                 Action::Unchanged(10),
                 Action::Insert {
                     version: 3,
-                    supersede: Some(11)
+                    supersede: Some(11),
+                    seen_batch: 2
                 },
                 Action::Insert {
                     version: 2,
-                    supersede: Some(12)
+                    supersede: Some(12),
+                    seen_batch: 2
                 },
                 Action::Duplicate { first: None },
                 Action::Insert {
                     version: 1,
-                    supersede: None
+                    supersede: None,
+                    seen_batch: 2
                 },
                 Action::Duplicate {
                     first: Some("line 5".into())
                 },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_reclean_replaces_only_the_version_it_read() {
+        let current = |id, version, seen_batch| Latest {
+            id,
+            version,
+            status: RecordStatus::Current,
+            seen_batch,
+            hash: vec![1],
+        };
+        let mut latest = HashMap::new();
+        latest.insert("a".to_string(), current(10, 1, 3));
+        latest.insert("b".to_string(), current(11, 3, 4));
+        latest.insert(
+            "c".to_string(),
+            Latest {
+                status: RecordStatus::Withdrawn,
+                ..current(12, 1, 1)
+            },
+        );
+        let plan = plan_reclean(
+            &[
+                rec("a", 1),
+                rec("b", 1),
+                rec("c", 1),
+                rec("d", 1),
+                rec("a", 1),
+                rec("e", 1),
+            ],
+            &[1, 2, 1, 1, 1],
+            &latest,
+        );
+        assert_eq!(
+            plan,
+            [
+                // Still at the version read: a new version, keeping its last delivery.
+                Action::Insert {
+                    version: 2,
+                    supersede: Some(10),
+                    seen_batch: 3
+                },
+                // Changed since it was read, withdrawn, unknown, named twice, no version given.
+                Action::Keep,
+                Action::Keep,
+                Action::Keep,
+                Action::Keep,
+                Action::Keep,
             ]
         );
     }

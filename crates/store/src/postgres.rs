@@ -413,6 +413,7 @@ impl PgStore {
         source_id: &str,
         records: Vec<IncomingRecord>,
         quarantine: Vec<IncomingQuarantine>,
+        recleans: Option<Vec<i64>>,
     ) -> Result<ChunkOutcome> {
         let now = now_millis();
         let mut tx = self.begin_write().await?;
@@ -446,20 +447,24 @@ impl PgStore {
                 );
             }
         }
-        let plan = plan_chunk(batch_id, &records, &latest);
+        let plan = match &recleans {
+            Some(from) => crate::plan_reclean(&records, from, &latest),
+            None => plan_chunk(batch_id, &records, &latest),
+        };
         let mut outcome = ChunkOutcome {
             records: records.len() as i64,
             ..Default::default()
         };
         let mut supersede = Vec::new();
         let mut unchanged = Vec::new();
-        let mut inserts: Vec<(&IncomingRecord, i64)> = Vec::new();
+        let mut inserts: Vec<(&IncomingRecord, i64, i64)> = Vec::new();
         let mut duplicates: Vec<IncomingQuarantine> = Vec::new();
         for (r, action) in records.iter().zip(&plan) {
             match action {
                 Action::Insert {
                     version,
                     supersede: s,
+                    seen_batch,
                 } => {
                     if let Some(id) = s {
                         supersede.push(*id);
@@ -467,8 +472,9 @@ impl PgStore {
                     } else {
                         outcome.inserted += 1;
                     }
-                    inserts.push((r, *version));
+                    inserts.push((r, *version, *seen_batch));
                 }
+                Action::Keep => outcome.unchanged += 1,
                 Action::Unchanged(id) => {
                     unchanged.push(*id);
                     outcome.unchanged += 1;
@@ -548,23 +554,30 @@ impl PgStore {
              raw_layout";
         let mut layouts = HashMap::new();
         for columns in crate::raw_layout::distinct_columns(
-            inserts.iter().filter_map(|(r, _)| r.raw_columns.as_ref()),
+            inserts
+                .iter()
+                .filter_map(|(r, _, _)| r.raw_columns.as_ref()),
         ) {
             layouts.insert(columns, layout_id(&mut tx, columns).await?);
         }
         let copy_records = format!("COPY records ({RECORD_COLUMNS}) FROM STDIN (FORMAT binary)");
-        copy_in(&mut tx, &copy_records, &inserts, |rows, (r, version)| {
-            rows.row(14).text(source_id)?.text(&r.key)?;
-            rows.int8(*version).text("current")?;
-            rows.int8(batch_id).int8(batch_id).text(&r.location)?;
-            rows.bytes(&r.hash)?.text(&r.raw)?.text(&r.cleaned)?;
-            rows.text(&r.issues)?.int8(now).null();
-            match r.raw_columns.as_ref().and_then(|c| layouts.get(&**c)) {
-                Some(id) => rows.int8(*id),
-                None => rows.null(),
-            };
-            Ok(())
-        })
+        copy_in(
+            &mut tx,
+            &copy_records,
+            &inserts,
+            |rows, (r, version, seen)| {
+                rows.row(14).text(source_id)?.text(&r.key)?;
+                rows.int8(*version).text("current")?;
+                rows.int8(batch_id).int8(*seen).text(&r.location)?;
+                rows.bytes(&r.hash)?.text(&r.raw)?.text(&r.cleaned)?;
+                rows.text(&r.issues)?.int8(now).null();
+                match r.raw_columns.as_ref().and_then(|c| layouts.get(&**c)) {
+                    Some(id) => rows.int8(*id),
+                    None => rows.null(),
+                };
+                Ok(())
+            },
+        )
         .await?;
         for group in quarantine
             .iter()

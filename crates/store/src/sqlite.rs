@@ -199,9 +199,10 @@ impl SqliteStore {
         source_id: &str,
         records: Vec<IncomingRecord>,
         quarantine: Vec<IncomingQuarantine>,
+        recleans: Option<Vec<i64>>,
     ) -> Result<ChunkOutcome> {
         self.direct
-            .store_chunk(batch_id, source_id, records, quarantine)
+            .store_chunk(batch_id, source_id, records, quarantine, recleans)
             .await
     }
 

@@ -61,6 +61,8 @@ enum Job {
         source_id: String,
         records: Vec<IncomingRecord>,
         quarantine: Vec<IncomingQuarantine>,
+        /// For re-cleaned records, the version each was read from (see `plan_reclean`).
+        recleans: Option<Vec<i64>>,
         reply: tokio::sync::oneshot::Sender<Result<ChunkOutcome>>,
     },
     Library {
@@ -136,10 +138,18 @@ impl Direct {
                             source_id,
                             records,
                             quarantine,
+                            recleans,
                             reply,
                         } => {
                             let done = guarded("storing a chunk", || {
-                                store_chunk(&mut conn, batch_id, &source_id, &records, quarantine)
+                                store_chunk(
+                                    &mut conn,
+                                    batch_id,
+                                    &source_id,
+                                    &records,
+                                    quarantine,
+                                    recleans.as_deref(),
+                                )
                             });
                             // Before the caller has its answer, as the store's other writes do.
                             moved.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -388,6 +398,7 @@ impl Direct {
         source_id: &str,
         records: Vec<IncomingRecord>,
         quarantine: Vec<IncomingQuarantine>,
+        recleans: Option<Vec<i64>>,
     ) -> Result<ChunkOutcome> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.send(Job::Chunk {
@@ -395,6 +406,7 @@ impl Direct {
             source_id: source_id.to_string(),
             records,
             quarantine,
+            recleans,
             reply,
         })?;
         answer.await.map_err(|_| stopped())?
@@ -861,7 +873,8 @@ fn layout_id(tx: &rusqlite::Transaction, columns: &str) -> Result<i64> {
 }
 
 /// Stores one chunk as the `Store` trait describes, in one IMMEDIATE transaction: the latest
-/// version of each key looked up, the plan made by [`plan_chunk`] (shared with PostgreSQL),
+/// version of each key looked up, the plan made by [`plan_chunk`] (or, for re-cleaned records,
+/// [`crate::plan_reclean`]; both shared with PostgreSQL),
 /// replaced versions superseded before their successors are inserted (one non-superseded
 /// version per key is a unique index), and the batch's counts updated.
 fn store_chunk(
@@ -870,6 +883,7 @@ fn store_chunk(
     source_id: &str,
     records: &[IncomingRecord],
     quarantine: Vec<IncomingQuarantine>,
+    recleans: Option<&[i64]>,
 ) -> Result<ChunkOutcome> {
     let now = now_millis();
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -903,7 +917,10 @@ fn store_chunk(
             );
         }
     }
-    let plan = plan_chunk(batch_id, records, &latest);
+    let plan = match recleans {
+        Some(from) => crate::plan_reclean(records, from, &latest),
+        None => plan_chunk(batch_id, records, &latest),
+    };
     let mut outcome = ChunkOutcome {
         records: records.len() as i64,
         ..Default::default()
@@ -934,6 +951,7 @@ fn store_chunk(
                     seen.execute(params![batch_id, id])?;
                     outcome.unchanged += 1;
                 }
+                Action::Keep => outcome.unchanged += 1,
                 Action::Duplicate { .. } => {}
             }
         }
@@ -964,12 +982,16 @@ fn store_chunk(
         }
         for (r, action) in records.iter().zip(&plan) {
             match action {
-                Action::Insert { version, .. } => {
+                Action::Insert {
+                    version,
+                    seen_batch,
+                    ..
+                } => {
                     let layout = r
                         .raw_columns
                         .as_ref()
                         .and_then(|c| layouts.get(&**c).copied());
-                    inserts.push((r, *version, layout));
+                    inserts.push((r, *version, *seen_batch, layout));
                 }
                 Action::Duplicate { first } => duplicates.push(IncomingQuarantine {
                     key: Some(r.key.clone()),
@@ -978,7 +1000,7 @@ fn store_chunk(
                     raw_hash: r.hash.clone(),
                     reasons: duplicate_reason(&r.key, first.as_deref()),
                 }),
-                Action::Unchanged(_) => {}
+                Action::Unchanged(_) | Action::Keep => {}
             }
         }
         insert_rows(
@@ -1001,13 +1023,13 @@ fn store_chunk(
                 "raw_layout",
             ],
             &inserts,
-            |(r, version, layout), bind| {
+            |(r, version, seen_batch, layout), bind| {
                 bind(&source_id)?;
                 bind(&r.key)?;
                 bind(version)?;
                 bind(&"current")?;
                 bind(&batch_id)?;
-                bind(&batch_id)?;
+                bind(seen_batch)?;
                 bind(&r.location)?;
                 bind(&r.hash)?;
                 bind(&r.raw)?;
