@@ -308,6 +308,27 @@ fn has_unit(key: &str) -> bool {
     key.split('|').count() == 5 && key.split('|').nth(3).is_some_and(|u| !u.is_empty())
 }
 
+/// A room key (county|compound|building|unit|room) whose compound is written without its
+/// generic ending, without that compound: `county|building|unit|room`.
+fn room_without_compound(key: &str) -> Option<String> {
+    let parts: Vec<&str> = key.split('|').collect();
+    let [county, compound, building, unit, room] = parts[..] else {
+        return None;
+    };
+    (!compound.is_empty() && !unit.is_empty() && !place::written_in_full(compound))
+        .then(|| format!("{county}|{building}|{unit}|{room}"))
+}
+
+/// A full room key (its compound written with its ending) without that compound.
+fn room_without_compound_of_full(key: &str) -> Option<String> {
+    let parts: Vec<&str> = key.split('|').collect();
+    let [county, compound, building, unit, room] = parts[..] else {
+        return None;
+    };
+    (place::written_in_full(compound) && !unit.is_empty())
+        .then(|| format!("{county}|{building}|{unit}|{room}"))
+}
+
 /// The same room key without its unit.
 fn without_unit(key: &str) -> Option<String> {
     let parts: Vec<&str> = key.split('|').collect();
@@ -416,10 +437,13 @@ pub struct Incremental {
     /// Place mentions whose room is still ambiguous (an address without its unit in a building
     /// with several rooms of that number, or a compound written without its ending that two
     /// compounds with that room could be), with the key as written: household context arriving
-    /// later may still settle them, as it would in a run from scratch. (A room register's record
-    /// arriving later that leaves only one compound with the room does not revisit them; the
-    /// next full run settles them.)
+    /// later may still settle them, as may a record naming the room in full in just one of the
+    /// compounds, as in a run from scratch.
     unsettled: HashMap<u32, Text>,
+    /// The unsettled mentions (some may have been settled since) by their key without the
+    /// compound (`county|building|unit|room`): a record naming such a room in full is the one
+    /// that can settle them ([`Incremental::settle_from_new_rooms`]).
+    unsettled_by_room: HashMap<String, Vec<u32>>,
     /// The person (a mention index) whose home each place mention tells of, if any (its
     /// record's subject, or a rental's tenant: `place::household_person_role`), and the place
     /// mentions of each such person.
@@ -645,6 +669,7 @@ impl Incremental {
             registered_names,
             places: place_mentions,
             unsettled,
+            unsettled_by_room: HashMap::new(),
             person_of_place,
             places_of_person,
             context,
@@ -674,7 +699,120 @@ impl Incremental {
                 libraries.unsettled.remove(&row);
             }
         }
+        let still: Vec<(u32, Text)> = libraries
+            .unsettled
+            .iter()
+            .map(|(&row, &key)| (row, key))
+            .collect();
+        for (row, key) in still {
+            libraries.index_unsettled(row, key);
+        }
         Ok(libraries)
+    }
+
+    /// Remember an unsettled mention under its key without the compound, when its compound is
+    /// written without its ending (the only kind a later record can settle without household
+    /// context: more units of a building only make a room without its unit more ambiguous).
+    fn index_unsettled(&mut self, row: u32, written: Text) {
+        if let Some(room) = room_without_compound(written.as_str()) {
+            self.unsettled_by_room.entry(room).or_default().push(row);
+        }
+    }
+
+    /// Settle the unsettled mentions that a record's room keys (`keys`, full, with a unit) now
+    /// decide: a compound written without its ending fits several compounds, and the new record
+    /// makes just one of them known to have that room, so a run from scratch would read the
+    /// mention as that room, and its building as that compound's. The building moves only when
+    /// the mention is alone in the building it was grouped in: union-find cannot take it out of
+    /// a group with other mentions of the short name, so there it stays until the next full run.
+    fn settle_from_new_rooms(
+        &mut self,
+        keys: &[Text],
+        rooms: &mut LibraryChanges,
+        buildings: &mut LibraryChanges,
+        report: &mut Report,
+    ) {
+        for key in keys {
+            let Some(room) = room_without_compound_of_full(key.as_str()) else {
+                continue;
+            };
+            let Some(rows) = self.unsettled_by_room.get_mut(&room) else {
+                continue;
+            };
+            rows.retain(|r| self.unsettled.contains_key(r));
+            let rows = rows.clone();
+            for row in rows {
+                let written = self.unsettled[&row];
+                let mut m = self.places[row as usize].clone();
+                m.room_key = written;
+                self.context.rewrite_place(&mut m);
+                if m.room_key == written {
+                    continue;
+                }
+                let Some(settled) = self.context.effective_room_key(&m) else {
+                    continue;
+                };
+                self.unsettled.remove(&row);
+                self.places[row as usize].room_key = settled;
+                self.attach_room(row, settled, rooms, report);
+                if m.building_key != self.places[row as usize].building_key {
+                    self.move_lone_building(row, m.building_key, buildings, report);
+                }
+            }
+            if let Some(rows) = self.unsettled_by_room.get_mut(&room) {
+                rows.retain(|r| self.unsettled.contains_key(r));
+                if rows.is_empty() {
+                    self.unsettled_by_room.remove(&room);
+                }
+            }
+        }
+    }
+
+    /// A place mention alone in its building cluster moves to the building `key` (joining the
+    /// cluster of that key, or taking the key), and the changed building is written. A mention
+    /// grouped with others stays (see [`Incremental::settle_from_new_rooms`]).
+    fn move_lone_building(
+        &mut self,
+        row: u32,
+        key: Text,
+        changes: &mut LibraryChanges,
+        report: &mut Report,
+    ) {
+        let label = self.buildings.clusters.smallest(row);
+        if self.buildings.book.members.get(&label).map(Vec::len) != Some(1) {
+            return;
+        }
+        let old = self.places[row as usize].building_key;
+        // Later mentions written with the short key must not find this row under it.
+        if self.buildings.first.get(old.as_str()) == Some(&row) {
+            self.buildings.first.remove(old.as_str());
+        }
+        self.places[row as usize].building_key = key;
+        let joined = match self.buildings.attach(row, key.as_str()) {
+            Some((a, b)) => vec![a, b],
+            None => vec![label],
+        };
+        let label = self.buildings.clusters.smallest(row);
+        let (added, golden) = regroup(&mut self.buildings, &self.places, &joined, label, None);
+        *report.renamed.entry("building".into()).or_default() += added.renamed.len() as u64;
+        push_change(changes, None, added, golden);
+    }
+
+    /// A place mention that now stands for room `key` joins that room's cluster, and the
+    /// changed room is written.
+    fn attach_room(
+        &mut self,
+        row: u32,
+        key: Text,
+        changes: &mut LibraryChanges,
+        report: &mut Report,
+    ) {
+        if let Some((a, b)) = self.rooms.attach(row, key.as_str()) {
+            let label = self.rooms.clusters.smallest(row);
+            let (added, golden) = regroup(&mut self.rooms, &self.places, &[a, b], label, None);
+            *report.renamed.entry("room".into()).or_default() += added.renamed.len() as u64;
+            push_change(changes, None, added, golden);
+        }
     }
 
     /// Allocate room for a tenth more mentions of every kind (at least 10,000) ahead: a vector
@@ -763,12 +901,7 @@ impl Incremental {
             };
             self.unsettled.remove(&row);
             self.places[row as usize].room_key = key;
-            if let Some((a, b)) = self.rooms.attach(row, key.as_str()) {
-                let label = self.rooms.clusters.smallest(row);
-                let (added, golden) = regroup(&mut self.rooms, &self.places, &[a, b], label, None);
-                *report.renamed.entry("room".into()).or_default() += added.renamed.len() as u64;
-                push_change(changes, None, added, golden);
-            }
+            self.attach_room(row, key, changes, report);
         }
     }
 
@@ -868,6 +1001,7 @@ impl Incremental {
             kind: "building".into(),
             ..Default::default()
         };
+        let first_place = self.places.len();
         for mut m in places {
             self.context.add_names(&m);
             self.context.rewrite_place(&mut m);
@@ -878,6 +1012,7 @@ impl Incremental {
                 None => {
                     if !m.room_key.is_empty() && m.names_room() {
                         self.unsettled.insert(row, m.room_key);
+                        self.index_unsettled(row, m.room_key);
                     }
                     Text::EMPTY
                 }
@@ -930,6 +1065,19 @@ impl Incremental {
             let added = regroup(&mut self.buildings, &self.places, &joined, label, Some(row));
             count(report, "building", &added.0);
             push_change(&mut building_changes, Some(at), added.0, added.1);
+        }
+        let full_rooms: Vec<Text> = self.places[first_place..]
+            .iter()
+            .filter(|m| m.names_room() && has_unit(m.room_key.as_str()))
+            .map(|m| m.room_key)
+            .collect();
+        if !self.unsettled_by_room.is_empty() && !full_rooms.is_empty() {
+            self.settle_from_new_rooms(
+                &full_rooms,
+                &mut room_changes,
+                &mut building_changes,
+                report,
+            );
         }
         for person in [subject, tenant].into_iter().filter(|&p| p != NO_PERSON) {
             self.settle_from_household(person, &mut room_changes, report);

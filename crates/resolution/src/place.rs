@@ -75,7 +75,7 @@ const COMPOUND_ENDINGS: &[&str] = &[
 /// Whether `name` ends with a generic ending of two or more characters (御苑花园), and so is
 /// written in full. A name ending in 苑 alone may be a name written without its ending (御苑 for
 /// 御苑花园) as well as a full one.
-fn written_in_full(name: &str) -> bool {
+pub fn written_in_full(name: &str) -> bool {
     COMPOUND_ENDINGS
         .iter()
         .any(|e| e.chars().count() > 1 && name.ends_with(e))
