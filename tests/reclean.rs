@@ -80,6 +80,9 @@ async fn a_fixed_mapping_recleans_stored_records_as_new_versions() {
         let store = store.as_ref();
         let delivered = ingest(store, &first, &all).await;
         assert_eq!(delivered.counts.inserted, 3);
+        // Delivered again unchanged: a sighting, the last delivery of every record.
+        let sighted = ingest(store, &first, &all).await;
+        assert_eq!(sighted.counts.unchanged, 3);
         let before = store.record_history("people", "1").await.unwrap();
         assert_eq!(name_of(&before[0].cleaned), "張三");
 
@@ -123,11 +126,11 @@ async fn a_fixed_mapping_recleans_stored_records_as_new_versions() {
             ("張三".into(), "张三".into())
         );
         // The same delivery: raw record, hash and place in the file unchanged; the new version
-        // comes from the re-clean's batch but was last delivered by the ingest.
+        // comes from the re-clean's batch but was last delivered by the second ingest.
         assert_eq!(new.raw, old.raw);
         assert_eq!(new.content_hash, old.content_hash);
         assert_eq!(new.location, old.location);
-        assert_eq!((new.batch_id, new.seen_batch), (batch.id, delivered.id));
+        assert_eq!((new.batch_id, new.seen_batch), (batch.id, sighted.id));
         // Record 3 would now be blocked: it stays as the department delivered it.
         let three = store.record_history("people", "3").await.unwrap();
         assert_eq!(three.len(), 1);
@@ -238,8 +241,33 @@ fn the_command_reports_and_stores_what_changed() {
         "{dry}"
     );
     assert!(
-        dry.contains("1 would now be blocked") && dry.contains("2: "),
+        dry.contains("1 would now be blocked")
+            && dry.contains("2: required column \"姓名\" is empty"),
         "{dry}"
+    );
+    // A fixed mapping naming a column the stored records lack is refused, and not registered.
+    let misspelt = write(
+        d,
+        "misspelt.toml",
+        &MAPPING
+            .replace("STEP", "name")
+            .replace("\"姓名\"", "\"名字\""),
+    );
+    let refused = common::tongban()
+        .args(["reclean", "--source", "people", "--mapping"])
+        .arg(&misspelt)
+        .env("TONGBAN_DATABASE", &db)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("lack: 名字") && said.contains("姓名"),
+        "{said}"
+    );
+    let still = run(&["reclean", "--dry-run"]);
+    assert!(
+        still.contains("people: 2 records examined, 0 clean differently today"),
+        "the first mapping stays the source's: {still}"
     );
     let done = run(&["reclean", "--source", "people", "--mapping", fixed]);
     assert!(

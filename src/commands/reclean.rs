@@ -78,10 +78,20 @@ async fn reclean(store: &dyn Store, args: &Args) -> anyhow::Result<Vec<RecleanRe
                 src.id
             );
         }
+        // A mapping that does not fit the stored records is refused before it is registered.
+        tongban_intake::reclean::check_mapping(store, &mapping).await?;
         if args.mapping.is_some() && !args.dry_run {
             store
                 .put_source(&tongban_intake::pipeline::source_row(&mapping, &text))
                 .await?;
+            super::audit::record_admin(
+                store,
+                &args.store.database,
+                "intake.source.mapping",
+                &src.id,
+                serde_json::json!({ "mapping": origin, "by": "reclean" }),
+            )
+            .await?;
         }
         let (current, _, _) = store.record_counts(&src.id).await?;
         let pb = super::progress_bar(current.max(0) as u64, &src.id);
@@ -95,9 +105,10 @@ async fn reclean(store: &dyn Store, args: &Args) -> anyhow::Result<Vec<RecleanRe
                 }
             })
         };
+        let prefix = tongban_intake::pipeline::RECLEAN_BATCH_PREFIX;
         let batch_name = match &args.mapping {
-            Some(p) => format!("re-clean with {}", p.display()),
-            None => format!("re-clean (tongban {})", env!("CARGO_PKG_VERSION")),
+            Some(p) => format!("{prefix} with {}", p.display()),
+            None => format!("{prefix} (tongban {})", env!("CARGO_PKG_VERSION")),
         };
         let result = reclean_source(store, &mapping, &batch_name, args.dry_run, &examined).await;
         ticker.abort();

@@ -366,6 +366,19 @@ async fn ingest_items(
     })
 }
 
+/// The name of the batch a quarantine release stores its records in.
+pub const QUARANTINE_RELEASE_BATCH: &str = "quarantine release";
+
+/// How the names of re-cleaning batches begin (`tongban reclean`).
+pub const RECLEAN_BATCH_PREFIX: &str = "re-clean";
+
+/// Whether a batch holds a delivery from the department: a quarantine release and a re-clean
+/// store records the department delivered earlier, so they say nothing of how fresh its data is.
+pub fn delivers(batch: &tongban_store::BatchRow) -> bool {
+    batch.file_name != QUARANTINE_RELEASE_BATCH
+        && !batch.file_name.starts_with(RECLEAN_BATCH_PREFIX)
+}
+
 /// What releasing quarantined records did.
 #[derive(Clone, Debug, Default)]
 pub struct ReleaseReport {
@@ -457,7 +470,7 @@ pub async fn release_quarantined(
     }
     if !admitted.is_empty() {
         let batch = store
-            .begin_batch(&mapping.source.id, "quarantine release")
+            .begin_batch(&mapping.source.id, QUARANTINE_RELEASE_BATCH)
             .await?;
         let records: Vec<IncomingRecord> = admitted.iter().map(|(_, r)| r.clone()).collect();
         store
@@ -516,7 +529,7 @@ pub async fn scorecard(
         .batches(Some(source_id))
         .await?
         .iter()
-        .filter(|b| b.status == BatchStatus::Complete)
+        .filter(|b| b.status == BatchStatus::Complete && delivers(b))
         .filter_map(|b| b.finished_at)
         .max();
     Ok(b.finish(last, tongban_store::now_millis()))

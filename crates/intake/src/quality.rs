@@ -5,8 +5,8 @@
 //! (its raw record and reasons), the builder computes for each mapped field its completeness (a
 //! value was delivered) and validity (the delivered value passed cleaning without a warning or a
 //! blocking issue), for the source its key uniqueness (duplicate keys within a batch) and
-//! freshness (time since the last complete batch against the declared update frequency), and the
-//! top issues with example values.
+//! freshness (time since the last complete delivery, not a quarantine release or a re-clean,
+//! against the declared update frequency), and the top issues with example values.
 //!
 //! It is pure: the caller reads the store and passes the current time.
 

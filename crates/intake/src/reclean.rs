@@ -11,14 +11,17 @@
 //! record unchanged. A record that would now be blocked, or whose key the mapping now derives
 //! differently, is left as stored and reported: re-cleaning never withdraws or re-keys what a
 //! department delivered. Interrupted, it can be run again: records already re-cleaned come out
-//! equal and are skipped, and each stored chunk is atomic.
+//! equal and are skipped, and each stored chunk is atomic. A difference of form alone (an
+//! address stored before addresses were kept lean, an issue's message reworded) is not a change:
+//! cleaned records are compared as `clean::expand_cleaned` spells them out, issues by code,
+//! field, raw value and severity.
 //!
 //! This module decides no values (`clean` does), holds no SQL (the store's
 //! `store_recleaned` does) and does not resolve: run `tongban resolve` afterwards for the base
 //! libraries to see the new values.
 
-use crate::clean::Cleaner;
-use crate::mapping::Mapping;
+use crate::clean::{Cleaner, Issue, expand_cleaned};
+use crate::mapping::{Format, Mapping};
 use crate::pipeline::{IngestError, first_message, prepare_with};
 use crate::reader::{Item, Location, raw_record_from_object};
 use rayon::prelude::*;
@@ -83,28 +86,89 @@ fn reclean_one(cleaner: &Cleaner<'_>, stored: &RecordVersion) -> Outcome {
     };
     match prepare_with(cleaner, Item::Record(raw)) {
         Ok(mut rec) => {
+            // The record rebuilt from its stored object must be the one delivered (a header
+            // with two empty column names, say, comes back as one): a new version of anything
+            // else would no longer read back as delivered.
+            if rec.hash != stored.content_hash {
+                return Outcome::Skipped(
+                    "the stored raw record does not read back exactly as delivered".into(),
+                );
+            }
             if rec.key != stored.key {
                 return Outcome::Skipped(format!(
                     "the mapping now derives record key {:?}; ingest the file again to store it under that key",
                     rec.key
                 ));
             }
-            if rec.cleaned == stored.cleaned && rec.issues == stored.issues {
+            if same_meaning(&stored.cleaned, &rec.cleaned)
+                && same_issues(&stored.issues, &rec.issues)
+            {
                 return Outcome::Same;
             }
-            // The same delivery: where it came from and the hash a re-ingest compares with.
+            // The same delivery, from the same place in its file.
             rec.location = stored.location.clone();
-            rec.hash = stored.content_hash.clone();
             Outcome::Changed(rec)
         }
         Err(q) => Outcome::Blocked(first_message(&q.reasons)),
     }
 }
 
+/// Whether two cleaned records say the same, whichever form each was stored in.
+fn same_meaning(stored: &str, cleaned: &str) -> bool {
+    stored == cleaned || expand_cleaned(stored) == expand_cleaned(cleaned)
+}
+
+/// Whether two lists of issues name the same problems (a message reworded is not a change).
+fn same_issues(stored: &str, issues: &str) -> bool {
+    if stored == issues {
+        return true;
+    }
+    let read = |t: &str| -> Option<Vec<(String, String, String, crate::clean::Severity)>> {
+        let issues: Vec<Issue> = serde_json::from_str(t).ok()?;
+        Some(
+            issues
+                .into_iter()
+                .map(|i| (i.code, i.field, i.raw, i.severity))
+                .collect(),
+        )
+    };
+    matches!((read(stored), read(issues)), (Some(a), Some(b)) if a == b)
+}
+
+/// Refuses a CSV mapping that names a column the stored records lack, as ingest refuses a file
+/// without it: re-cleaning with a misspelt column would clean that field as absent in every
+/// record. (JSON records may lack keys one by one, so their mappings are not checked here.)
+fn check_columns(mapping: &Mapping, stored: &RecordVersion) -> Result<(), IngestError> {
+    if mapping.source.format != Format::Csv {
+        return Ok(());
+    }
+    let Some(raw) = raw_record_from_object(&stored.raw, Location::Line(0)) else {
+        return Ok(());
+    };
+    let missing: Vec<&str> = mapping
+        .required_columns()
+        .into_iter()
+        .filter(|c| !raw.columns.iter().any(|h| h == c))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(IngestError::Read(format!(
+        "the mapping names columns the stored records of {} lack: {} (they have: {}); nothing was re-cleaned",
+        mapping.source.id,
+        missing.join(", "),
+        raw.columns.join(", ")
+    )))
+}
+
 /// The fields of two cleaned records (JSON objects) whose values differ, with both values.
 fn changed_fields(before: &str, after: &str) -> Vec<(String, Option<String>, Option<String>)> {
+    // Spelled out, so that a lean address and the same address stored whole compare equal.
     let parse = |t: &str| -> serde_json::Map<String, serde_json::Value> {
-        serde_json::from_str(t).unwrap_or_default()
+        match expand_cleaned(t) {
+            serde_json::Value::Object(o) => o,
+            other => [("record".to_string(), other)].into_iter().collect(),
+        }
     };
     let (b, a) = (parse(before), parse(after));
     let mut names: Vec<&String> = b.keys().chain(a.keys()).collect();
@@ -123,9 +187,23 @@ fn changed_fields(before: &str, after: &str) -> Vec<(String, Option<String>, Opt
         .collect()
 }
 
+/// Checks, before anything is registered or stored, that `mapping` fits the stored records of
+/// its source (see [`check_columns`]).
+pub async fn check_mapping(store: &dyn Store, mapping: &Mapping) -> Result<(), IngestError> {
+    match store
+        .current_records(&mapping.source.id, None, 1)
+        .await?
+        .first()
+    {
+        Some(first) => check_columns(mapping, first),
+        None => Ok(()),
+    }
+}
+
 /// Re-cleans every current record of `mapping`'s source with `mapping` and, unless `dry_run`,
 /// stores those that changed as new versions in one batch named `batch_name`. `examined`
-/// counts progress.
+/// counts progress. A failure after the batch began marks it failed; what was stored before
+/// stays stored, and running again goes on from there.
 pub async fn reclean_source(
     store: &dyn Store,
     mapping: &Mapping,
@@ -133,12 +211,60 @@ pub async fn reclean_source(
     dry_run: bool,
     examined: &AtomicU64,
 ) -> Result<RecleanReport, IngestError> {
-    let source_id = mapping.source.id.clone();
+    check_mapping(store, mapping).await?;
     let mut report = RecleanReport {
-        source_id: source_id.clone(),
+        source_id: mapping.source.id.clone(),
         ..Default::default()
     };
     let mut batch_id: Option<i64> = None;
+    let done = reclean_pages(
+        store,
+        mapping,
+        batch_name,
+        dry_run,
+        examined,
+        &mut report,
+        &mut batch_id,
+    )
+    .await;
+    match (done, batch_id) {
+        (Ok(()), Some(id)) => {
+            // A re-clean delivers nothing, so it withdraws nothing whatever the source declares.
+            report.batch = Some(store.finish_batch(id, false).await?);
+            Ok(report)
+        }
+        (Ok(()), None) => Ok(report),
+        (Err(e), Some(id)) => {
+            if let Err(also) = store
+                .fail_batch(id, &format!("re-cleaning failed: {e}"))
+                .await
+            {
+                return Err(IngestError::Read(format!(
+                    "re-cleaning failed: {e}; marking batch {id} failed failed too: {also}"
+                )));
+            }
+            Err(e)
+        }
+        (Err(e), None) => Err(e),
+    }
+}
+
+/// The pages of [`reclean_source`], each read, cleaned on all cores, compared and stored.
+#[allow(clippy::too_many_arguments)]
+async fn reclean_pages(
+    store: &dyn Store,
+    mapping: &Mapping,
+    batch_name: &str,
+    dry_run: bool,
+    examined: &AtomicU64,
+    report: &mut RecleanReport,
+    batch_id: &mut Option<i64>,
+) -> Result<(), IngestError> {
+    let source_id = mapping.source.id.clone();
+    // Each record's columns are rebuilt from its stored object, so a cleaner cannot be told a
+    // header once (`Cleaner::with_columns` matches one shared header); it finds the mapped
+    // columns of each record by name.
+    let cleaner = Cleaner::new(mapping);
     let mut after: Option<String> = None;
     loop {
         let page = store
@@ -147,13 +273,6 @@ pub async fn reclean_source(
         let Some(last) = page.last() else { break };
         after = Some(last.key.clone());
         let full = page.len() as i64 == PAGE;
-        let mut cleaner = Cleaner::new(mapping);
-        if let Some(raw) = page
-            .iter()
-            .find_map(|r| raw_record_from_object(&r.raw, Location::Line(0)))
-        {
-            cleaner = cleaner.with_columns(&raw.columns);
-        }
         let outcomes: Vec<Outcome> = page.par_iter().map(|r| reclean_one(&cleaner, r)).collect();
         let mut records = Vec::new();
         let mut from_versions = Vec::new();
@@ -201,44 +320,110 @@ pub async fn reclean_source(
         }
         examined.fetch_add(page.len() as u64, Ordering::Relaxed);
         if !dry_run && !records.is_empty() {
-            let id = match batch_id {
+            let id = match *batch_id {
                 Some(id) => id,
                 None => {
                     let id = store.begin_batch(&source_id, batch_name).await?;
-                    batch_id = Some(id);
+                    *batch_id = Some(id);
                     id
                 }
             };
-            let outcome = store
+            let o = store
                 .store_recleaned(id, &source_id, records, from_versions)
-                .await;
-            match outcome {
-                Ok(o) => {
-                    report.stored += o.updated as u64;
-                    report.kept += o.unchanged as u64;
-                }
-                Err(e) => {
-                    let _ = store
-                        .fail_batch(id, &format!("storing re-cleaned records failed: {e}"))
-                        .await;
-                    return Err(e.into());
-                }
-            }
+                .await?;
+            report.stored += o.updated as u64;
+            report.kept += o.unchanged as u64;
         }
         if !full {
             break;
         }
     }
-    if let Some(id) = batch_id {
-        // A re-clean delivers nothing, so it withdraws nothing whatever the source declares.
-        report.batch = Some(store.finish_batch(id, false).await?);
-    }
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const MAPPING: &str = r#"
+[source]
+id = "people"
+department = "测试局"
+format = "csv"
+record_key = ["编号"]
+subject = "person"
+[[field]]
+column = "编号"
+field = "record_no"
+clean = "raw"
+[[field]]
+column = "住址"
+field = "address"
+clean = "address"
+"#;
+
+    fn stored(raw: &str, cleaned: &str, issues: &str) -> RecordVersion {
+        RecordVersion {
+            source_id: "people".into(),
+            key: "1".into(),
+            version: 1,
+            status: tongban_store::RecordStatus::Current,
+            batch_id: 1,
+            seen_batch: 1,
+            location: "line 2".into(),
+            content_hash: blake3::hash(raw.as_bytes()).as_bytes().to_vec(),
+            raw: raw.into(),
+            cleaned: cleaned.into(),
+            issues: issues.into(),
+            ingested_at: 0,
+            withdrawn_at: None,
+        }
+    }
+
+    #[test]
+    fn a_difference_of_form_alone_is_no_change() {
+        let mapping = Mapping::parse(MAPPING, "m.toml").unwrap();
+        let cleaner = Cleaner::new(&mapping);
+        let raw =
+            r#"{"编号":"1","住址":"江苏省苏州市苏州工业园区唯亭街道青剑湖花园1幢1单元201室"}"#;
+        let Outcome::Changed(today) = reclean_one(&cleaner, &stored(raw, "{}", "[]")) else {
+            panic!("an empty cleaned record changes");
+        };
+        // The same address stored whole (division names and standard text), as before
+        // addresses were kept lean, and an issue whose message has since been reworded.
+        let whole = serde_json::to_string(&expand_cleaned(&today.cleaned)).unwrap();
+        assert_ne!(whole, today.cleaned);
+        assert!(matches!(
+            reclean_one(&cleaner, &stored(raw, &whole, &today.issues)),
+            Outcome::Same
+        ));
+        let issue =
+            r#"[{"code":"x.y","field":"f","raw":"r","message":"old words","severity":"warning"}]"#;
+        let reworded = issue.replace("old words", "new words");
+        assert!(same_issues(issue, &reworded));
+        assert!(!same_issues(
+            issue,
+            &reworded.replace("warning", "blocking")
+        ));
+        assert!(!same_issues(issue, "[]"));
+    }
+
+    #[test]
+    fn a_raw_record_that_does_not_read_back_is_skipped() {
+        let mapping = Mapping::parse(MAPPING, "m.toml").unwrap();
+        let cleaner = Cleaner::new(&mapping);
+        // Two empty column names come back as one: not the record delivered.
+        let raw = r#"{"编号":"1","住址":"青剑湖花园1幢1单元201室","":"a","":"b"}"#;
+        assert!(matches!(
+            reclean_one(&cleaner, &stored(raw, "{}", "[]")),
+            Outcome::Skipped(why) if why.contains("does not read back")
+        ));
+        // A mapping naming a column the stored records lack is refused.
+        let misspelt = Mapping::parse(&MAPPING.replace("\"住址\"", "\"地址\""), "m.toml").unwrap();
+        let e = check_columns(&misspelt, &stored(raw, "{}", "[]")).unwrap_err();
+        assert!(e.to_string().contains("lack: 地址"), "{e}");
+        assert!(check_columns(&mapping, &stored(raw, "{}", "[]")).is_ok());
+    }
 
     #[test]
     fn changed_fields_name_each_difference_once() {

@@ -308,24 +308,16 @@ fn has_unit(key: &str) -> bool {
     key.split('|').count() == 5 && key.split('|').nth(3).is_some_and(|u| !u.is_empty())
 }
 
-/// A room key (county|compound|building|unit|room) whose compound is written without its
-/// generic ending, without that compound: `county|building|unit|room`.
-fn room_without_compound(key: &str) -> Option<String> {
+/// A room key with a unit (county|compound|building|unit|room) without its compound:
+/// `county|building|unit|room`; with `short`, only when the compound may be written without its
+/// generic ending.
+fn room_without_compound(key: &str, short: bool) -> Option<String> {
     let parts: Vec<&str> = key.split('|').collect();
     let [county, compound, building, unit, room] = parts[..] else {
         return None;
     };
-    (!compound.is_empty() && !unit.is_empty() && !place::written_in_full(compound))
-        .then(|| format!("{county}|{building}|{unit}|{room}"))
-}
-
-/// A full room key (its compound written with its ending) without that compound.
-fn room_without_compound_of_full(key: &str) -> Option<String> {
-    let parts: Vec<&str> = key.split('|').collect();
-    let [county, compound, building, unit, room] = parts[..] else {
-        return None;
-    };
-    (place::written_in_full(compound) && !unit.is_empty())
+    let compound_fits = !short || !place::written_in_full(compound);
+    (!compound.is_empty() && !unit.is_empty() && compound_fits)
         .then(|| format!("{county}|{building}|{unit}|{room}"))
 }
 
@@ -441,9 +433,10 @@ pub struct Incremental {
     /// compounds, as in a run from scratch.
     unsettled: HashMap<u32, Text>,
     /// The unsettled mentions (some may have been settled since) by their key without the
-    /// compound (`county|building|unit|room`): a record naming such a room in full is the one
-    /// that can settle them ([`Incremental::settle_from_new_rooms`]).
-    unsettled_by_room: HashMap<String, Vec<u32>>,
+    /// compound (`county|building|unit|room`), each with its building key as written (before
+    /// it was read as some compound's): a record naming such a room is the one that can settle
+    /// them ([`Incremental::settle_from_new_rooms`]).
+    unsettled_by_room: HashMap<String, Vec<(u32, Text)>>,
     /// The person (a mention index) whose home each place mention tells of, if any (its
     /// record's subject, or a rental's tenant: `place::household_person_role`), and the place
     /// mentions of each such person.
@@ -705,7 +698,8 @@ impl Incremental {
             .map(|(&row, &key)| (row, key))
             .collect();
         for (row, key) in still {
-            libraries.index_unsettled(row, key);
+            let building = libraries.places[row as usize].building_key;
+            libraries.index_unsettled(row, key, building);
         }
         Ok(libraries)
     }
@@ -713,18 +707,22 @@ impl Incremental {
     /// Remember an unsettled mention under its key without the compound, when its compound is
     /// written without its ending (the only kind a later record can settle without household
     /// context: more units of a building only make a room without its unit more ambiguous).
-    fn index_unsettled(&mut self, row: u32, written: Text) {
-        if let Some(room) = room_without_compound(written.as_str()) {
-            self.unsettled_by_room.entry(room).or_default().push(row);
+    fn index_unsettled(&mut self, row: u32, written: Text, building: Text) {
+        if let Some(room) = room_without_compound(written.as_str(), true) {
+            self.unsettled_by_room
+                .entry(room)
+                .or_default()
+                .push((row, building));
         }
     }
 
     /// Settle the unsettled mentions that a record's room keys (`keys`, full, with a unit) now
     /// decide: a compound written without its ending fits several compounds, and the new record
     /// makes just one of them known to have that room, so a run from scratch would read the
-    /// mention as that room, and its building as that compound's. The building moves only when
-    /// the mention is alone in the building it was grouped in: union-find cannot take it out of
-    /// a group with other mentions of the short name, so there it stays until the next full run.
+    /// mention as that room, and its building (as written, before it was perhaps read as the
+    /// only compound then known to have that building) as that compound's. The building moves
+    /// only when the mention is alone in the building it was grouped in: union-find cannot take
+    /// it out of a group with other mentions, so there it stays until the next full run.
     fn settle_from_new_rooms(
         &mut self,
         keys: &[Text],
@@ -733,18 +731,20 @@ impl Incremental {
         report: &mut Report,
     ) {
         for key in keys {
-            let Some(room) = room_without_compound_of_full(key.as_str()) else {
+            // Any compound name: one ending in 苑 alone may be written in full too.
+            let Some(room) = room_without_compound(key.as_str(), false) else {
                 continue;
             };
             let Some(rows) = self.unsettled_by_room.get_mut(&room) else {
                 continue;
             };
-            rows.retain(|r| self.unsettled.contains_key(r));
+            rows.retain(|(r, _)| self.unsettled.contains_key(r));
             let rows = rows.clone();
-            for row in rows {
+            for (row, written_building) in rows {
                 let written = self.unsettled[&row];
                 let mut m = self.places[row as usize].clone();
                 m.room_key = written;
+                m.building_key = written_building;
                 self.context.rewrite_place(&mut m);
                 if m.room_key == written {
                     continue;
@@ -760,7 +760,7 @@ impl Incremental {
                 }
             }
             if let Some(rows) = self.unsettled_by_room.get_mut(&room) {
-                rows.retain(|r| self.unsettled.contains_key(r));
+                rows.retain(|(r, _)| self.unsettled.contains_key(r));
                 if rows.is_empty() {
                     self.unsettled_by_room.remove(&room);
                 }
@@ -1004,6 +1004,7 @@ impl Incremental {
         let first_place = self.places.len();
         for mut m in places {
             self.context.add_names(&m);
+            let written_building = m.building_key;
             self.context.rewrite_place(&mut m);
             let first_unit = self.context.add_units(&m);
             let row = self.places.len() as u32;
@@ -1012,7 +1013,7 @@ impl Incremental {
                 None => {
                     if !m.room_key.is_empty() && m.names_room() {
                         self.unsettled.insert(row, m.room_key);
-                        self.index_unsettled(row, m.room_key);
+                        self.index_unsettled(row, m.room_key, written_building);
                     }
                     Text::EMPTY
                 }

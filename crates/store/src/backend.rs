@@ -307,6 +307,13 @@ impl Store for $store {
         records: Vec<IncomingRecord>,
         from_versions: Vec<i64>,
     ) -> Result<ChunkOutcome> {
+        if from_versions.len() != records.len() {
+            return Err(StoreError::Corrupt(format!(
+                "{} re-cleaned records with {} versions read",
+                records.len(),
+                from_versions.len()
+            )));
+        }
         self.backend_store_chunk(batch_id, source_id, records, Vec::new(), Some(from_versions))
             .await
     }
