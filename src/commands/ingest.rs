@@ -6,7 +6,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use tongban_intake::mapping::Mapping;
 use tongban_intake::pipeline::ingest_file;
 
@@ -102,15 +102,7 @@ pub async fn ingest_with_bar(
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
         .progress_chars("=> "),
     );
-    let ticker = {
-        let (pb, bytes) = (pb.clone(), bytes.clone());
-        tokio::spawn(async move {
-            loop {
-                pb.set_position(bytes.load(Ordering::Relaxed));
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        })
-    };
+    let ticker = super::tick_from(&pb, &bytes);
     let result = ingest_file(
         store,
         mapping.clone(),

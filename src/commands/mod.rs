@@ -40,3 +40,19 @@ pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     pb.set_message(what.to_string());
     pb
 }
+
+/// Moves `pb` to `counter` ten times a second until the returned task is aborted: work that
+/// counts its progress in an atomic (bytes read, records examined) shows it without knowing
+/// about terminals.
+pub fn tick_from(
+    pb: &ProgressBar,
+    counter: &std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    let (pb, counter) = (pb.clone(), counter.clone());
+    tokio::spawn(async move {
+        loop {
+            pb.set_position(counter.load(std::sync::atomic::Ordering::Relaxed));
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+}

@@ -7,7 +7,7 @@ use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use tongban_intake::mapping::Mapping;
 use tongban_intake::reclean::{RecleanReport, reclean_source};
 use tongban_store::Store;
@@ -96,15 +96,7 @@ async fn reclean(store: &dyn Store, args: &Args) -> anyhow::Result<Vec<RecleanRe
         let (current, _, _) = store.record_counts(&src.id).await?;
         let pb = super::progress_bar(current.max(0) as u64, &src.id);
         let examined = Arc::new(AtomicU64::new(0));
-        let ticker = {
-            let (pb, examined) = (pb.clone(), examined.clone());
-            tokio::spawn(async move {
-                loop {
-                    pb.set_position(examined.load(Ordering::Relaxed));
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            })
-        };
+        let ticker = super::tick_from(&pb, &examined);
         let prefix = tongban_intake::pipeline::RECLEAN_BATCH_PREFIX;
         let batch_name = match &args.mapping {
             Some(p) => format!("{prefix} with {}", p.display()),
