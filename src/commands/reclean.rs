@@ -44,6 +44,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for r in &reports {
             print_report(r, args.dry_run);
         }
+        // Incremental resolution keeps a changed record's earlier mention until a full run.
+        if reports.iter().any(|r| r.stored > 0) {
+            println!("run `tongban resolve` for the base libraries to take the new values");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
