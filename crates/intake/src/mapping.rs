@@ -274,6 +274,14 @@ impl Mapping {
         Ok(())
     }
 
+    /// The columns the data file must have that `header` lacks, in the mapping's order.
+    pub fn missing_columns(&self, header: &[String]) -> Vec<&str> {
+        self.required_columns()
+            .into_iter()
+            .filter(|c| !header.iter().any(|h| h == c))
+            .collect()
+    }
+
     /// The columns the data file must have.
     pub fn required_columns(&self) -> Vec<&str> {
         let mut cols: Vec<&str> = self.source.record_key.iter().map(String::as_str).collect();

@@ -102,26 +102,15 @@ impl RawRecord {
 
 /// A stored raw record (the JSON object [`RawRecord::to_json`] writes, column → text, in file
 /// order) as the record it was read from, for cleaning it again: a quarantine release, a
-/// re-clean. A value that is not text (an object stored by hand) is taken as its JSON text.
-/// `None` when the text is not a JSON object.
+/// re-clean. It is read as a delivered JSON object is ([`object_record`]; a stored object holds
+/// text only). `None` when the text is not a JSON object.
 pub fn raw_record_from_object(text: &str, location: Location) -> Option<RawRecord> {
     let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(text) else {
         return None;
     };
     // serde_json keeps the object's order (the `preserve_order` feature), so the columns come
     // back in file order and the record hashes as a re-ingest of the same file would.
-    let (columns, values): (Vec<String>, Vec<String>) = obj
-        .into_iter()
-        .map(|(k, v)| match v {
-            serde_json::Value::String(s) => (k, s),
-            other => (k, other.to_string()),
-        })
-        .unzip();
-    Some(RawRecord {
-        location,
-        columns: columns.into(),
-        values,
-    })
+    Some(object_record(location, obj))
 }
 
 /// A header's column names as a JSON array, each spelled as [`RawRecord::to_json`] spells it
@@ -461,9 +450,8 @@ fn read_csv<R: Read, E>(
         }
     }
     let missing: Vec<String> = mapping
-        .required_columns()
+        .missing_columns(&header)
         .into_iter()
-        .filter(|c| !header.iter().any(|h| h == c))
         .map(String::from)
         .collect();
     if !missing.is_empty() {

@@ -145,11 +145,7 @@ fn check_columns(mapping: &Mapping, stored: &RecordVersion) -> Result<(), Ingest
     let Some(raw) = raw_record_from_object(&stored.raw, Location::Line(0)) else {
         return Ok(());
     };
-    let missing: Vec<&str> = mapping
-        .required_columns()
-        .into_iter()
-        .filter(|c| !raw.columns.iter().any(|h| h == c))
-        .collect();
+    let missing = mapping.missing_columns(&raw.columns);
     if missing.is_empty() {
         return Ok(());
     }

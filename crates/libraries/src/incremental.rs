@@ -305,17 +305,14 @@ impl Grouped {
 
 /// Whether a room key names its unit (county|compound|building|unit|room).
 fn has_unit(key: &str) -> bool {
-    key.split('|').count() == 5 && key.split('|').nth(3).is_some_and(|u| !u.is_empty())
+    place::room_key_parts(key).is_some_and(|[_, _, _, unit, _]| !unit.is_empty())
 }
 
 /// A room key with a unit (county|compound|building|unit|room) without its compound:
 /// `county|building|unit|room`; with `short`, only when the compound may be written without its
 /// generic ending.
 fn room_without_compound(key: &str, short: bool) -> Option<String> {
-    let parts: Vec<&str> = key.split('|').collect();
-    let [county, compound, building, unit, room] = parts[..] else {
-        return None;
-    };
+    let [county, compound, building, unit, room] = place::room_key_parts(key)?;
     let compound_fits = !short || !place::written_in_full(compound);
     (!compound.is_empty() && !unit.is_empty() && compound_fits)
         .then(|| format!("{county}|{building}|{unit}|{room}"))
@@ -323,9 +320,8 @@ fn room_without_compound(key: &str, short: bool) -> Option<String> {
 
 /// The same room key without its unit.
 fn without_unit(key: &str) -> Option<String> {
-    let parts: Vec<&str> = key.split('|').collect();
-    (parts.len() == 5 && !parts[3].is_empty())
-        .then(|| format!("{}|{}|{}||{}", parts[0], parts[1], parts[2], parts[4]))
+    let [county, compound, building, unit, room] = place::room_key_parts(key)?;
+    (!unit.is_empty()).then(|| format!("{county}|{compound}|{building}||{room}"))
 }
 
 /// A legal entity's golden record kept up to date one mention at a time: a large employer is

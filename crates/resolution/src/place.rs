@@ -266,6 +266,20 @@ impl PlaceContext {
     }
 }
 
+/// A room key's five parts (county, compound, building, unit, room), `None` for a key of
+/// another shape (a building key, the empty key).
+pub fn room_key_parts(key: &str) -> Option<[&str; 5]> {
+    let mut parts = key.split('|');
+    let five = [
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+        parts.next()?,
+    ];
+    parts.next().is_none().then_some(five)
+}
+
 /// The room key an address that names no room by itself (its unit left out, or its compound
 /// written without the generic ending that tells two compounds apart) takes from household
 /// context: the one hint (a full room key where the person lives by their other records) with
@@ -274,13 +288,10 @@ impl PlaceContext {
 /// Hints that do not name one room by themselves (`ctx`'s [`PlaceContext::key_names_one_room`])
 /// are left out first.
 pub fn room_key_from_hints(ctx: &PlaceContext, m: &PlaceMention, hints: &[Text]) -> Option<Text> {
-    let parts: Vec<&str> = m.room_key.split('|').collect();
-    let [county, compound, building, unit, room] = parts[..] else {
-        return None;
-    };
+    let [county, compound, building, unit, room] = room_key_parts(m.room_key.as_str())?;
     let fits = |h: &Text| {
-        let hint: Vec<&str> = h.split('|').collect();
-        let [h_county, h_compound, h_building, h_unit, h_room] = hint[..] else {
+        let Some([h_county, h_compound, h_building, h_unit, h_room]) = room_key_parts(h.as_str())
+        else {
             return false;
         };
         h_county == county
@@ -586,6 +597,17 @@ mod tests {
         let (rooms, _) = cluster_rooms_with(&mentions, &hints);
         assert_eq!(rooms[4], rooms[3]);
         assert_ne!(rooms[5], rooms[3]);
+    }
+
+    #[test]
+    fn a_room_key_has_five_parts() {
+        assert_eq!(
+            room_key_parts("320576|花园|7||502"),
+            Some(["320576", "花园", "7", "", "502"])
+        );
+        assert_eq!(room_key_parts("320576|花园|7"), None);
+        assert_eq!(room_key_parts("320576|花园|7|1|502|x"), None);
+        assert_eq!(room_key_parts(""), None);
     }
 
     #[test]
