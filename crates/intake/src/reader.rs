@@ -353,11 +353,27 @@ pub fn read_file_counting<E>(
     on_item: &mut dyn FnMut(Item) -> Result<(), E>,
 ) -> Result<ReadSummary, ReadError<E>> {
     let shown = path.display().to_string();
+    let file = File::open(path).map_err(|source| ReadError::Io {
+        path: shown.clone(),
+        source,
+    })?;
+    read_stream(file, &shown, mapping, bytes_read, on_item)
+}
+
+/// [`read_file_counting`] on any byte stream (an open file, or bytes in memory for the
+/// property tests and the fuzz target); `shown` names it in errors.
+pub fn read_stream<R: Read, E>(
+    mut file: R,
+    shown: &str,
+    mapping: &Mapping,
+    bytes_read: Option<&AtomicU64>,
+    on_item: &mut dyn FnMut(Item) -> Result<(), E>,
+) -> Result<ReadSummary, ReadError<E>> {
+    let shown = shown.to_string();
     let io = |source| ReadError::Io {
         path: shown.clone(),
         source,
     };
-    let mut file = File::open(path).map_err(io)?;
     let mut sample = vec![0u8; 64 * 1024];
     let mut filled = 0;
     while filled < sample.len() {
@@ -838,6 +854,48 @@ clean = "name"
             };
             let spliced = tongban_store::raw_layout::splice(&columns_json(&raw.columns), &raw.values_json());
             proptest::prop_assert_eq!(spliced, Some(raw.to_json()));
+        }
+
+        /// Any bytes, in any declared format and encoding, read without a panic: either an
+        /// error for the whole file or items that each are a record or an unreadable record
+        /// with its reason; a record holds no NUL and no replacement character, and a CSV
+        /// record has as many values as its header has columns.
+        #[test]
+        fn any_bytes_read_without_a_panic(
+            head in proptest::sample::select(vec![
+                &b""[..], b"id,name\n", b"\xEF\xBB\xBFid,name\n", b"[", b"{\"id\":", b"id,id\n",
+            ]),
+            body in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::num::u8::ANY,
+                    proptest::sample::select(b",\"\n\r{}[]:0 \\".to_vec()),
+                    proptest::sample::select(vec![0xE5u8, 0xBC, 0xA0, 0xD5, 0xC5, 0x00]),
+                ],
+                0..400,
+            ),
+            format in proptest::sample::select(vec!["csv", "jsonl", "json"]),
+            encoding in proptest::sample::select(vec!["utf-8", "gbk", "gb18030"]),
+        ) {
+            let m = mapping(format, encoding);
+            let bytes: Vec<u8> = head.iter().chain(body.iter()).copied().collect();
+            let mut items = Vec::new();
+            let read = read_stream::<_, std::convert::Infallible>(
+                std::io::Cursor::new(&bytes), "any", &m, None, &mut |i| {
+                    items.push(i);
+                    Ok(())
+                },
+            );
+            if let Ok(summary) = read {
+                proptest::prop_assert_eq!((summary.records + summary.unreadable) as usize, items.len());
+                for item in &items {
+                    if let Item::Record(r) = item {
+                        proptest::prop_assert!(r.values.iter().all(|v| !v.contains('\0') && !v.contains(char::REPLACEMENT_CHARACTER)), "a record with a NUL or an undecodable byte");
+                        if format == "csv" {
+                            proptest::prop_assert_eq!(r.values.len(), r.columns.len());
+                        }
+                    }
+                }
+            }
         }
     }
 }
