@@ -1026,6 +1026,15 @@ pub(crate) fn place_anchor(members: &[&PlaceMention], key: fn(&PlaceMention) -> 
         })
 }
 
+/// The most common of the counted codes (ties: the smallest); "" when none was counted.
+fn most_common(counts: HashMap<&str, usize>) -> &str {
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map(|(c, _)| c)
+        .unwrap_or("")
+}
+
 pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str) -> String {
     // Roles in the order they first appear, as the stored records have always listed them.
     let mut roles: Vec<(&str, usize)> = Vec::new();
@@ -1043,11 +1052,14 @@ pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str
     for m in members.iter().filter(|m| !m.community.is_empty()) {
         *communities.entry(m.community.as_str()).or_default() += 1;
     }
-    let community = communities
-        .into_iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
-        .map(|(c, _)| c)
-        .unwrap_or("");
+    let community = most_common(communities);
+    // The division its addresses name (a street, else a county): where a place that no
+    // register puts in a community lies, for jurisdictions (see `population::place_division`).
+    let mut divisions: HashMap<&str, usize> = HashMap::new();
+    for m in members.iter().filter(|m| !m.division.is_empty()) {
+        *divisions.entry(m.division.as_str()).or_default() += 1;
+    }
+    let division = most_common(divisions);
     struct Roles<'r>(Vec<(&'r str, usize)>);
     impl serde::Serialize for Roles<'_> {
         fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -1059,6 +1071,7 @@ pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str
         key: &'r str,
         address_key: &'r str,
         community: &'r str,
+        division: &'r str,
         mentions: usize,
         by_role: Roles<'r>,
         sources: Vec<&'r str>,
@@ -1068,6 +1081,7 @@ pub(crate) fn place_golden(key: &str, members: &[&PlaceMention], place_key: &str
         key,
         address_key: place_key,
         community,
+        division,
         mentions: members.len(),
         by_role: Roles(roles),
         sources,
@@ -1662,6 +1676,7 @@ mod tests {
             building_key: intern("320576|青剑湖花园|1"),
             room_code: intern(code),
             community: intern("320576052001"),
+            division: intern("320576052"),
         };
         let room = "320576|青剑湖花园|1|1|101";
         let places = [
@@ -1754,7 +1769,8 @@ mod tests {
         ];
         let refs: Vec<&PlaceMention> = places.iter().collect();
         let expected = json!({
-            "key": "R1", "address_key": "k", "community": "320506001001", "mentions": 3,
+            "key": "R1", "address_key": "k", "community": "320506001001", "division": "",
+            "mentions": 3,
             "by_role": {"residence": 2, "subject": 1},
             "sources": ["grid_collection", "housing_rooms", "police_household"]
         });

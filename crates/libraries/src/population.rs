@@ -208,60 +208,78 @@ pub async fn population(store: &dyn Store) -> Result<Population> {
     ))
 }
 
-/// Communities of places (rooms and buildings) already looked up, by place key. Places keep
-/// their community until the libraries are rebuilt, so a long-lived cache is worth keeping
-/// beside a server (cleared now and then); a one-off lookup passes a fresh one.
-pub type PlaceCommunities = std::sync::Mutex<HashMap<String, Option<String>>>;
+/// Where a place lies: the community a register puts it in, and the smallest division its
+/// addresses name (a street, else a county). A place no register puts in a community (a
+/// company's premises at a door number, 唯华路1092号) is still within its street, so that the
+/// street's and the district's officials see it; a community's worker does not.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlaceDivision {
+    pub community: String,
+    pub division: String,
+}
 
-fn cached(places: &PlaceCommunities, key: &str) -> Option<Option<String>> {
+/// Communities and divisions of places (rooms and buildings) already looked up, by place key.
+/// Places keep them until the libraries are rebuilt, so a long-lived cache is worth keeping
+/// beside a server (cleared now and then); a one-off lookup passes a fresh one.
+pub type PlaceCommunities = std::sync::Mutex<HashMap<String, PlaceDivision>>;
+
+fn cached(places: &PlaceCommunities, key: &str) -> Option<PlaceDivision> {
     places.lock().ok().and_then(|m| m.get(key).cloned())
 }
 
-fn remember(places: &PlaceCommunities, key: &str, community: &Option<String>) {
+fn remember(places: &PlaceCommunities, key: &str, place: &PlaceDivision) {
     if let Ok(mut m) = places.lock() {
-        m.insert(key.to_string(), community.clone());
+        m.insert(key.to_string(), place.clone());
     }
 }
 
 /// The community a person lives in, as [`count`] places them: by their residence records,
-/// else the room they rent, else where they are registered (the first found).
+/// else the room they rent, else where they are registered (the first found); where none of
+/// those places is in a community, the division the first of them lies in.
 pub async fn community_of(store: &dyn Store, person: &str) -> Result<Option<String>> {
     community_of_entity(store, "person", person, &PlaceCommunities::default()).await
 }
 
-/// The community of a building: its golden record's.
-async fn building_community(
+/// The community and division of a building: its golden record's.
+async fn building_place(
     store: &dyn Store,
     building: &str,
     places: &PlaceCommunities,
-) -> Result<Option<String>> {
-    if let Some(c) = cached(places, building) {
-        return Ok(c);
+) -> Result<PlaceDivision> {
+    if let Some(p) = cached(places, building) {
+        return Ok(p);
     }
-    let c = store
+    let record = store
         .golden_record("building", building)
         .await?
-        .and_then(|g| serde_json::from_str::<Value>(&g.record).ok())
-        .and_then(|r| {
-            r.get("community")
-                .and_then(Value::as_str)
-                .map(str::to_string)
-        })
-        .filter(|c| !c.is_empty());
-    remember(places, building, &c);
-    Ok(c)
+        .and_then(|g| serde_json::from_str::<Value>(&g.record).ok());
+    let text = |field: &str| {
+        record
+            .as_ref()
+            .and_then(|r| r.get(field))
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let p = PlaceDivision {
+        community: text("community"),
+        division: text("division"),
+    };
+    remember(places, building, &p);
+    Ok(p)
 }
 
-/// The community of a room: its building's (the first that has one).
-async fn room_community(
+/// The community of a room: its building's (the first that has one), else the division of the
+/// first building that names one.
+async fn room_place(
     store: &dyn Store,
     room: &str,
     places: &PlaceCommunities,
-) -> Result<Option<String>> {
-    if let Some(c) = cached(places, room) {
-        return Ok(c);
+) -> Result<PlaceDivision> {
+    if let Some(p) = cached(places, room) {
+        return Ok(p);
     }
-    let mut c = None;
+    let mut found = PlaceDivision::default();
     // A room's own relations go from it (to its building); those to it (its residents) are
     // many and not needed here.
     for b in store
@@ -270,17 +288,23 @@ async fn room_community(
         .iter()
         .filter(|b| b.relation == "in_building" && b.from_key == room)
     {
-        c = building_community(store, &b.to_key, places).await?;
-        if c.is_some() {
+        let p = building_place(store, &b.to_key, places).await?;
+        if !p.community.is_empty() {
+            found = p;
             break;
         }
+        if found.division.is_empty() {
+            found.division = p.division;
+        }
     }
-    remember(places, room, &c);
-    Ok(c)
+    remember(places, room, &found);
+    Ok(found)
 }
 
 /// The community any library entity lies in: a person where they live (see [`community_of`]),
 /// a company where its premises are, a room by its building, a building by its own record.
+/// Where no register puts the place in a community, the division its address names (a street,
+/// else a county) stands in, so that jurisdictions above the community still cover it.
 /// `places` keeps the communities of the rooms and buildings looked up on the way.
 pub async fn community_of_entity(
     store: &dyn Store,
@@ -306,34 +330,44 @@ pub async fn community_from_relations(
     relations: &[Relation],
     places: &PlaceCommunities,
 ) -> Result<Option<String>> {
-    match kind {
-        "person" => {
-            for relation in ["lives_in", "rents", "registered_in"] {
-                for r in relations
-                    .iter()
-                    .filter(|r| r.relation == relation && r.from_key == key)
-                {
-                    if let Some(c) = room_community(store, &r.to_key, places).await? {
-                        return Ok(Some(c));
-                    }
-                }
+    let (order, is_room): (&[&str], bool) = match kind {
+        "person" => (&["lives_in", "rents", "registered_in"], true),
+        "entity" => (&["located_at"], false),
+        "room" => return Ok(best(room_place(store, key, places).await?)),
+        "building" => return Ok(best(building_place(store, key, places).await?)),
+        _ => return Ok(None),
+    };
+    // The first place in a community decides; failing that, the first place's division.
+    let mut division = String::new();
+    for relation in order {
+        for r in relations
+            .iter()
+            .filter(|r| r.relation == *relation && r.from_key == key)
+        {
+            let p = if is_room {
+                room_place(store, &r.to_key, places).await?
+            } else {
+                building_place(store, &r.to_key, places).await?
+            };
+            if !p.community.is_empty() {
+                return Ok(Some(p.community));
             }
-            Ok(None)
-        }
-        "entity" => {
-            for r in relations
-                .iter()
-                .filter(|r| r.relation == "located_at" && r.from_key == key)
-            {
-                if let Some(c) = building_community(store, &r.to_key, places).await? {
-                    return Ok(Some(c));
-                }
+            if division.is_empty() {
+                division = p.division;
             }
-            Ok(None)
         }
-        "room" => room_community(store, key, places).await,
-        "building" => building_community(store, key, places).await,
-        _ => Ok(None),
+    }
+    Ok((!division.is_empty()).then_some(division))
+}
+
+/// A place's community, else its division.
+fn best(p: PlaceDivision) -> Option<String> {
+    if !p.community.is_empty() {
+        Some(p.community)
+    } else if !p.division.is_empty() {
+        Some(p.division)
+    } else {
+        None
     }
 }
 

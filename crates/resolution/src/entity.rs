@@ -34,7 +34,7 @@ pub struct EntityMention {
     pub name: Text,
     /// [`normalise_name`] of `name`.
     pub name_key: Text,
-    /// Building key (or room key) of the registered address.
+    /// Building key (or room key) of the registered address, else its door number's key.
     pub address: Text,
     pub legal_rep: Text,
     pub entity_type: Text,
@@ -104,16 +104,23 @@ fn text<'a>(r: &RecordView<'a>, field: &str) -> std::borrow::Cow<'a, str> {
     r.cleaned.text(field)
 }
 
+/// The building (or room) key of an address, else its door number's key (county|road+number|,
+/// as the building library keys premises known only by road and number), so that a company at
+/// 唯华路1092号 has an address to compare and to show.
 fn address_key(r: &RecordView, field: &str) -> String {
     let Some(obj) = r.cleaned.object(field) else {
         return String::new();
     };
-    ["building_key", "room_key"]
+    let key = ["building_key", "room_key"]
         .iter()
         .map(|k| obj.text(k))
         .find(|s| !s.is_empty())
-        .unwrap_or_default()
-        .into_owned()
+        .unwrap_or_default();
+    if key.is_empty() {
+        crate::place::door_key(r, field)
+    } else {
+        key.into_owned()
+    }
 }
 
 /// The entity mentions of one record.

@@ -26,6 +26,10 @@ pub struct PlaceMention {
     pub room_code: Text,
     /// The community (division code) the record places it in, when it says.
     pub community: Text,
+    /// The smallest division the address itself names: its street (街道/镇) when it says,
+    /// else its county. A place that no register puts in a community (a company at a door
+    /// number, 唯华路1092号) still lies within a street, and jurisdictions are drawn by it.
+    pub division: Text,
 }
 
 impl PlaceMention {
@@ -355,11 +359,25 @@ pub fn division_code(address: &Fields, level: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The smallest division an address field names: its street, else its county ("" when it
+/// names neither).
+fn address_division(r: &RecordView, field: &str) -> String {
+    let Some(obj) = r.cleaned.object(field) else {
+        return String::new();
+    };
+    let street = division_code(obj, "street");
+    if street.is_empty() {
+        division_code(obj, "county")
+    } else {
+        street
+    }
+}
+
 /// The key of premises known only by road and door number (唯华路1092号): a company's registered
 /// address often names no compound or building, yet the door number is a place of its own. It
 /// takes the compound's place in the building key (county|road+number|), so it never collides
 /// with a compound's building.
-fn door_key(r: &RecordView, field: &str) -> String {
+pub fn door_key(r: &RecordView, field: &str) -> String {
     let Some(obj) = r.cleaned.object(field) else {
         return String::new();
     };
@@ -387,6 +405,7 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
                 building_key,
                 room_code,
                 community,
+                division: intern(&address_division(r, field)),
             });
         }
     };
@@ -409,6 +428,7 @@ pub fn mentions(r: &RecordView) -> Vec<PlaceMention> {
                     role: intern("premises"),
                     building_key,
                     community,
+                    division: intern(&address_division(r, "address")),
                     ..PlaceMention::default()
                 });
             }
@@ -526,15 +546,30 @@ mod tests {
 
     #[test]
     fn a_door_number_is_read_from_either_stored_form_of_an_address() {
-        let lean = json!({"address": {"province": "32", "city": "3205", "county": "320576", "road": "唯华路", "road_number": "1092"}});
-        let first = json!({"address": {"province": {"code": "32", "name": "江苏省"}, "city": {"code": "3205", "name": "苏州市"}, "county": {"code": "320576", "name": "苏州工业园区"}, "street": null, "community": null, "road": "唯华路", "road_number": "1092", "compound": null, "building": null, "unit": null, "floor": null, "room": null, "rest": "", "room_key": null, "text": "苏州工业园区唯华路1092号", "building_key": null}});
+        let lean = json!({"address": {"province": "32", "city": "3205", "county": "320576", "street": "320576052", "road": "唯华路", "road_number": "1092"}, "name": "苏州唯华科技有限公司"});
+        let first = json!({"address": {"province": {"code": "32", "name": "江苏省"}, "city": {"code": "3205", "name": "苏州市"}, "county": {"code": "320576", "name": "苏州工业园区"}, "street": null, "community": null, "road": "唯华路", "road_number": "1092", "compound": null, "building": null, "unit": null, "floor": null, "room": null, "rest": "", "room_key": null, "text": "苏州工业园区唯华路1092号", "building_key": null}, "name": "苏州唯华科技有限公司"});
         let texts = [lean, first].map(|v| v.to_string());
         for text in &texts {
             let fields = crate::fields::Fields::parse(text);
             let m = mentions(&view("market_entities", "entity", "E1", &fields));
             assert_eq!(m.len(), 1, "{text}");
             assert_eq!(m[0].building_key.as_str(), "320576|唯华路1092号|", "{text}");
+            // The company's entity mention has the door number for its address, and its
+            // premises lie in the street the address names, else in its county.
+            let e = crate::entity::mentions(&view("market_entities", "entity", "E1", &fields));
+            assert_eq!(e[0].address.as_str(), "320576|唯华路1092号|", "{text}");
         }
+        let divisions: Vec<String> = texts
+            .iter()
+            .map(|t| {
+                let fields = crate::fields::Fields::parse(t);
+                mentions(&view("market_entities", "entity", "E1", &fields))[0]
+                    .division
+                    .as_str()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(divisions, ["320576052", "320576"]);
         let no_county = json!({"address": {"road": "唯华路", "road_number": "1092"}}).to_string();
         let fields = crate::fields::Fields::parse(&no_county);
         assert!(mentions(&view("market_entities", "entity", "E1", &fields)).is_empty());

@@ -83,6 +83,10 @@ fn kept(value: &str) -> serde_json::Value {
 const PERSON: &str = "P0123456789abcdef";
 const ROOM: &str = "R0123456789abcdef";
 const BUILDING: &str = "B0123456789abcdef";
+/// A company at a door number (亭融街1022号): its premises are in no register's community, only
+/// in the street its address names.
+const ENTITY: &str = "E0123456789abcdef";
+const DOOR: &str = "B00006a54222ac4ae";
 
 /// The person's record as the libraries store it, citing its one record once (the API spells
 /// each field's provenance out); `kept` above is that form, which older stores hold and the
@@ -137,9 +141,28 @@ async fn libraries(store: &dyn Store) {
             1,
             "{}",
             &[link("1", BUILDING).borrowed()],
+            &[
+                GoldenRecord {
+                    entity_key: BUILDING.into(),
+                    record: r#"{"key":"B0123456789abcdef","address_key":"320576|青剑湖花园|1","community":"320576052001"}"#.into(),
+                },
+                GoldenRecord {
+                    entity_key: DOOR.into(),
+                    record: r#"{"key":"B00006a54222ac4ae","address_key":"320576|亭融街1022号|","community":"","division":"320576052","mentions":1,"by_role":{"premises":1},"sources":["market_entities"]}"#.into(),
+                },
+            ],
+        )
+        .await
+        .unwrap();
+    store
+        .replace_resolution(
+            "entity",
+            1,
+            "{}",
+            &[],
             &[GoldenRecord {
-                entity_key: BUILDING.into(),
-                record: r#"{"key":"B0123456789abcdef","address_key":"320576|青剑湖花园|1","community":"320576052001"}"#.into(),
+                entity_key: ENTITY.into(),
+                record: r#"{"key":"E0123456789abcdef","mentions":1,"sources":["market_entities"],"fields":{"credit_code":{"value":"91320576MA0000007M","source":"market_entities","record_key":"91320576MA0000007M","role":"subject","date":"2020-01-01","agreeing":1},"name":{"value":"苏州唯亭示例科技有限公司","source":"market_entities","record_key":"91320576MA0000007M","role":"subject","date":"2020-01-01","agreeing":1},"address":{"value":"320576|亭融街1022号|","source":"market_entities","record_key":"91320576MA0000007M","role":"subject","date":"2020-01-01","agreeing":1}}}"#.into(),
             }],
         )
         .await
@@ -155,6 +178,7 @@ async fn libraries(store: &dyn Store) {
         .replace_relations(&Relation::all_borrowed(&[
             rel(PERSON, "lives_in", ROOM),
             rel(ROOM, "in_building", BUILDING),
+            rel(ENTITY, "located_at", DOOR),
         ]))
         .await
         .unwrap();
@@ -302,6 +326,24 @@ async fn reads_are_decided_field_by_field_and_audited() {
                 .0,
             400
         );
+        // A company whose premises no register puts in a community lies in the street its
+        // address names: the street's clerk reads it, another street's does not.
+        let (status, body) = get(addr, &format!("/api/entities/{ENTITY}"), Some(&clerk)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["community"], "320576052");
+        assert_eq!(body["fields"]["name"]["value"], "苏州唯亭示例科技有限公司");
+        assert_eq!(
+            get(addr, &format!("/api/entities/{ENTITY}"), Some(&far))
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            get(addr, &format!("/api/buildings/{DOOR}"), Some(&clerk))
+                .await
+                .0,
+            200
+        );
 
         // No grant: the conditional fields are masked, the closed one withheld.
         let (status, body) = get(addr, &path, Some(&clerk)).await;
@@ -423,7 +465,8 @@ async fn reads_are_decided_field_by_field_and_audited() {
                 .iter()
                 .filter(|e| e.action.ends_with(".denied"))
                 .count(),
-            2
+            // The person, the building and the company read from another street.
+            3
         );
         let check = tongban_sharing::writer::verify_store(store.as_ref(), &key.verifying_key())
             .await
