@@ -127,7 +127,15 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
     let o = ingest(&utf8, &write(d, "empty.csv", b""));
     assert!(text(&o).contains("is empty"), "{}", text(&o));
 
-    // Nothing was stored by any of those.
+    // A directory where a file was meant.
+    let o = ingest(&utf8, d);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("cannot read"), "{}", text(&o));
+
+    // Nothing was stored by any of those, not even the source: a refused file neither
+    // registers its source nor replaces a registered source's mapping.
+    let o = tongban(&["source", "list"], &db);
+    assert!(text(&o).contains("no sources registered"), "{}", text(&o));
     let o = tongban(&["quality", "--json"], &db);
     let cards: serde_json::Value =
         serde_json::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap_or_default();
@@ -149,6 +157,20 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         "{out}"
     );
     assert!(out.contains("byte-order mark"), "{out}");
+    // A mapping that renames a column, refused for a file without it, leaves the registered
+    // mapping as it was: the scorecard still names the column the records were read by.
+    let renamed = write(
+        d,
+        "renamed.toml",
+        std::fs::read_to_string(&utf8)
+            .unwrap()
+            .replace("column = \"姓名\"", "column = \"名字\"")
+            .as_bytes(),
+    );
+    let o = ingest(&renamed, &write(d, "again.csv", good.as_bytes()));
+    assert!(text(&o).contains("\"名字\""), "{}", text(&o));
+    let card = text(&tongban(&["quality", "--source", "people"], &db));
+    assert!(card.contains("姓名") && !card.contains("名字"), "{card}");
     let list = text(&tongban(&["quarantine", "list"], &db));
     assert!(
         list.contains("line 3") && list.contains("check character"),

@@ -38,7 +38,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     println!("registered source {} ({} {})", m.source.id, m.source.department, m.source.name);
                 }
                 What::List => {
-                    for s in store.sources().await? {
+                    let sources = store.sources().await?;
+                    if sources.is_empty() {
+                        println!("no sources registered (tongban ingest or tongban source add registers one)");
+                    }
+                    for s in sources {
                         let batches = store.batches(Some(&s.id)).await?;
                         let (current, superseded, withdrawn) = store.record_counts(&s.id).await?;
                         println!(

@@ -16,7 +16,7 @@
 
 use crate::clean::{Cleaned, Cleaner};
 use crate::mapping::Mapping;
-use crate::reader::{Item, ReadSummary, read_file_counting};
+use crate::reader::{Item, ReadSummary, read_file, read_file_counting};
 use rayon::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
@@ -218,6 +218,14 @@ pub async fn ingest_file(
     bytes_read: Arc<AtomicU64>,
     allow_empty: bool,
 ) -> Result<IngestReport, IngestError> {
+    // A file that cannot be read at all (a wrong declared encoding, a header without the
+    // mapping's columns, an empty file, a directory) is refused before anything about it is
+    // stored: its source is registered, or its mapping replaced, only for a file that reads up
+    // to its first record. The first 64 KiB are read twice for it.
+    match read_file(path, &mapping, &mut |_| Err(StoreGone)) {
+        Ok(_) | Err(crate::reader::ReadError::Sink(StoreGone)) => {}
+        Err(e) => return Err(IngestError::Read(with_sources(&e))),
+    }
     store
         .put_source(&source_row(&mapping, mapping_text))
         .await?;
