@@ -396,6 +396,11 @@ pub fn read_stream<R: Read, E>(
             message,
         }
     })?;
+    // Lines end at LF, and a CR before it is taken off the line's last value: a CR LF ending
+    // left to the csv crate puts every record's line one too low (rust-csv #395), and
+    // departments' exports from Windows and Excel end their lines so. Only a file whose sample
+    // has carriage returns and no line feed at all (old Mac files) ends its lines at CR.
+    let lines_end_at_cr = body.contains(&b'\r') && !body.contains(&b'\n');
     if let Some(b) = bytes_read {
         b.fetch_add(filled as u64, Ordering::Relaxed);
     }
@@ -421,7 +426,9 @@ pub fn read_stream<R: Read, E>(
         on_item(item).map_err(ReadError::Sink)
     };
     match mapping.source.format {
-        Format::Csv => read_csv(decoder, mapping, &shown, &mut |i| deliver(i, &mut summary))?,
+        Format::Csv => read_csv(decoder, mapping, &shown, lines_end_at_cr, &mut |i| {
+            deliver(i, &mut summary)
+        })?,
         Format::Jsonl => read_jsonl(decoder, &shown, &mut |i| deliver(i, &mut summary))?,
         Format::Json => read_json_array(decoder, &shown, &mut |i| deliver(i, &mut summary))?,
     }
@@ -432,11 +439,19 @@ fn read_csv<R: Read, E>(
     input: R,
     mapping: &Mapping,
     path: &str,
+    lines_end_at_cr: bool,
     deliver: &mut dyn FnMut(Item) -> Result<(), ReadError<E>>,
 ) -> Result<(), ReadError<E>> {
+    let line_feeds = LineFeeds::default();
+    let input = line_feeds.watch(input);
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .has_headers(true)
+        .terminator(if lines_end_at_cr {
+            csv::Terminator::CRLF
+        } else {
+            csv::Terminator::Any(b'\n')
+        })
         .from_reader(input);
     let csv_err = |e: csv::Error| {
         let line = e.position().map(|p| p.line()).unwrap_or(0);
@@ -479,18 +494,41 @@ fn read_csv<R: Read, E>(
     }
     let mut rec = csv::StringRecord::new();
     while rdr.read_record(&mut rec).map_err(csv_err)? {
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        // The line a record starts on, counted back from where it ends: the csv crate's own
+        // start position comes before the blank lines it skipped, and with CR LF endings
+        // before the LF that ended the previous line.
+        let line = if lines_end_at_cr {
+            rec.position().map(|p| p.line()).unwrap_or(0)
+        } else {
+            let after = rdr.position();
+            // After a record with a line feed the reader stands on the next line; after the
+            // file's last line without one, on the same line.
+            let last = if line_feeds.ended_at(after.byte()) {
+                after.line().saturating_sub(1)
+            } else {
+                after.line()
+            };
+            let inside: usize = rec.iter().map(|f| f.matches('\n').count()).sum();
+            last.saturating_sub(inside as u64)
+        };
         if rec.len() == 1 && rec.get(0).is_some_and(|f| f.trim().is_empty()) {
             continue;
         }
-        if rec.len() != header.len() {
-            let raw = rec.iter().collect::<Vec<_>>().join(",");
+        let mut values: Vec<String> = rec.iter().map(String::from).collect();
+        // The CR of a CR LF line ending (see `lines_end_at_cr`).
+        if let Some(last) = values.last_mut()
+            && last.ends_with('\r')
+        {
+            last.pop();
+        }
+        if values.len() != header.len() {
+            let raw = values.join(",");
             deliver(Item::Unreadable {
                 location: Location::Line(line),
                 raw,
                 problem: RecordProblem::Ragged {
                     expected: header.len(),
-                    found: rec.len(),
+                    found: values.len(),
                 },
             })?;
             continue;
@@ -498,10 +536,62 @@ fn read_csv<R: Read, E>(
         deliver(Item::Record(RawRecord {
             location: Location::Line(line),
             columns: header.clone(),
-            values: rec.iter().map(String::from).collect(),
+            values,
         }))?;
     }
     Ok(())
+}
+
+/// Where the line feeds are in the text a CSV reader has read ahead, so that the line a record
+/// ends on can be told from where the reader stands after it: the csv crate's own count cannot
+/// say whether the last record ended with a line feed or with the file.
+#[derive(Clone, Default)]
+struct LineFeeds(std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<u64>>>);
+
+impl LineFeeds {
+    fn watch<R: Read>(&self, inner: R) -> Watched<R> {
+        Watched {
+            inner,
+            offset: 0,
+            feeds: self.clone(),
+        }
+    }
+
+    /// Whether the byte just before `offset` is a line feed. Offsets only grow, so the ones
+    /// before it are dropped: only the reader's read-ahead is ever kept.
+    fn ended_at(&self, offset: u64) -> bool {
+        let Some(before) = offset.checked_sub(1) else {
+            return false;
+        };
+        let mut feeds = self.0.borrow_mut();
+        while feeds.front().is_some_and(|&f| f < before) {
+            feeds.pop_front();
+        }
+        feeds.front() == Some(&before)
+    }
+}
+
+/// A reader that notes where its line feeds are (see [`LineFeeds`]).
+struct Watched<R> {
+    inner: R,
+    offset: u64,
+    feeds: LineFeeds,
+}
+
+impl<R: Read> Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut feeds = self.feeds.0.borrow_mut();
+        feeds.extend(
+            buf[..n]
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .map(|(i, _)| self.offset + i as u64),
+        );
+        self.offset += n as u64;
+        Ok(n)
+    }
 }
 
 /// The record behind a JSON object: strings as they are, numbers and booleans as written,
@@ -825,6 +915,55 @@ clean = "name"
             panic!()
         };
         assert!(raw.len() < 1100, "the raw value is cut");
+    }
+
+    #[test]
+    fn crlf_lines_are_numbered_as_an_editor_numbers_them() {
+        let m = mapping("csv", "utf-8");
+        let lf = "id,name\n1,张三\n\n2,李四,多余\n3,\"王,五\"\n4,\"两\n行\"\n5,赵六\n";
+        let crlf = lf.replace('\n', "\r\n");
+        let (lf_items, _) = read(lf.as_bytes(), &m).unwrap();
+        let (crlf_items, s) = read(crlf.as_bytes(), &m).unwrap();
+        assert_eq!((s.records, s.unreadable), (4, 1));
+        let lines = |items: &[Item]| -> Vec<Location> {
+            items
+                .iter()
+                .map(|i| match i {
+                    Item::Record(r) => r.location,
+                    Item::Unreadable { location, .. } => *location,
+                })
+                .collect()
+        };
+        let expected = [2, 4, 5, 6, 8].map(Location::Line).to_vec();
+        assert_eq!(lines(&lf_items), expected);
+        assert_eq!(lines(&crlf_items), expected);
+        let values = |items: &[Item]| -> Vec<Vec<String>> {
+            items
+                .iter()
+                .filter_map(|i| match i {
+                    Item::Record(r) => Some(r.values.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        // The same values, but for the line break inside the quoted value, kept as written.
+        let mut from_crlf = values(&crlf_items);
+        assert_eq!(from_crlf[2][1], "两\r\n行");
+        from_crlf[2][1] = "两\n行".into();
+        assert_eq!(from_crlf, values(&lf_items));
+        assert_eq!(values(&lf_items)[1], ["3", "王,五"]);
+        // The last line without its line break.
+        for text in ["id,name\n1,a\n\n2,b", "id,name\r\n1,a\r\n\r\n2,b"] {
+            let (items, _) = read(text.as_bytes(), &m).unwrap();
+            assert_eq!(
+                lines(&items),
+                [2, 4].map(Location::Line).to_vec(),
+                "{text:?}"
+            );
+        }
+        // Old Mac files end their lines with CR alone.
+        let (cr_items, s) = read(lf.replace('\n', "\r").as_bytes(), &m).unwrap();
+        assert_eq!((s.records, s.unreadable, cr_items.len()), (4, 1, 5));
     }
 
     #[test]
