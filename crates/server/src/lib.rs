@@ -187,31 +187,70 @@ async fn push_batch(
     };
     let mapping = Mapping::parse(&src.mapping, &format!("the stored mapping of {source}"))
         .map_err(ApiError::internal)?;
-    if body.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "empty_body",
-            "the batch is empty: send one JSON object per line",
-        ));
-    }
-    if std::str::from_utf8(&body).is_err() {
+    let Ok(text) = std::str::from_utf8(&body) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "not_utf8",
             "the body must be UTF-8 JSON lines",
         ));
-    }
+    };
     // Some systems write a byte-order mark even in JSON lines; it is not part of the first record.
-    let body = body
-        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-        .unwrap_or(&body)
-        .to_vec();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // A body that is not JSON lines at all (a CSV file sent to the endpoint, say) is refused
+    // whole, before a batch is begun: read line by line, each of its lines would be quarantined
+    // as a record. A bad line among objects is quarantined as usual.
+    let Some((first_line, first)) = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .find(|(_, l)| !l.is_empty())
+    else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_body",
+            "the batch is empty: send one JSON object per line",
+        ));
+    };
+    if !first.starts_with('{') {
+        let shown: String = first.chars().take(40).collect();
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "not_json_lines",
+            format!(
+                "line {first_line} is not a JSON object ({shown:?}): the body must be JSON lines, one object per line; send files with `tongban ingest`"
+            ),
+        ));
+    }
+    let body = text.as_bytes().to_vec();
     let origin = format!("push {source}");
     match ingest_ndjson(state.store.as_ref(), Arc::new(mapping), &origin, body).await {
-        Ok(r) => Ok(Json(serde_json::json!({
-            "batch": r.batch,
-            "read": { "records": r.read.records, "unreadable": r.read.unreadable },
-        }))),
+        Ok(r) => {
+            // A pushed batch is an administrative change like a file ingested from the command
+            // line, and is audited the same way where the server keeps an audit log.
+            if let Some(sharing) = &state.sharing {
+                let b = &r.batch;
+                sharing
+                    .audit
+                    .append(tongban_sharing::audit::Event {
+                        at: tongban_store::now_millis(),
+                        actor: format!("push:{source}"),
+                        action: "intake.push".into(),
+                        subject: source.clone(),
+                        detail: serde_json::json!({
+                            "batch": b.id, "inserted": b.counts.inserted,
+                            "updated": b.counts.updated, "quarantined": b.counts.quarantined,
+                            "withdrawn": b.withdrawn,
+                        })
+                        .to_string(),
+                    })
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
+            Ok(Json(serde_json::json!({
+                "batch": r.batch,
+                "read": { "records": r.read.records, "unreadable": r.read.unreadable },
+            })))
+        }
         Err(IngestError::EmptySnapshot { .. }) => Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "empty_snapshot",

@@ -117,7 +117,7 @@ pub fn document() -> Value {
                 "requestBody": {"required": true, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
                 "responses": {
                     "200": {"description": "The stored batch with its counts", "content": {"application/json": {"schema": {"type": "object"}}}},
-                    "400": error_response("An empty, non-UTF-8 or unreadable batch"),
+                    "400": error_response("An empty or non-UTF-8 batch, or one whose first line is not a JSON object (nothing is stored)"),
                     "401": error_response("No or a wrong intake key"),
                     "404": error_response("The source is not registered"),
                     "413": error_response("The batch is larger than the server accepts"),

@@ -37,6 +37,11 @@ async fn request(
 }
 
 async fn start(key: Option<&str>) -> (std::net::SocketAddr, tempfile::TempDir) {
+    start_with(key, false).await
+}
+
+/// A server with the push endpoint, and with the governed API and its audit log when `audited`.
+async fn start_with(key: Option<&str>, audited: bool) -> (std::net::SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = tongban_store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
         .await
@@ -47,11 +52,30 @@ async fn start(key: Option<&str>) -> (std::net::SocketAddr, tempfile::TempDir) {
         .put_source(&tongban_intake::pipeline::source_row(&m, &text))
         .await
         .unwrap();
+    let store: Arc<dyn tongban_store::Store> = Arc::from(store);
+    let sharing = if audited {
+        let catalogue = tongban_sharing::catalogue::catalogue(store.as_ref())
+            .await
+            .unwrap();
+        Some(Arc::new(tongban_server::governed::Sharing::new(
+            tongban_sharing::identity::Identities::new(store.clone()),
+            tongban_sharing::writer::AuditLog::start(
+                store.clone(),
+                ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+                Default::default(),
+            )
+            .await
+            .unwrap(),
+            catalogue,
+        )))
+    } else {
+        None
+    };
     let state = tongban_server::AppState {
-        store: Arc::from(store),
+        store,
         intake_key: key.map(String::from),
         max_body: 4096,
-        sharing: None,
+        sharing,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -112,6 +136,21 @@ async fn hostile_and_malformed_pushes_get_a_clear_4xx() {
         (
             path,
             Some("s3cret"),
+            b"  \n\r\n \n".to_vec(),
+            400,
+            "empty_body",
+        ),
+        // A CSV file sent to the endpoint: refused whole, not quarantined line by line.
+        (
+            path,
+            Some("s3cret"),
+            "cjbh,xm,zjhm\na1,张三,11010519491231002X\n".into(),
+            400,
+            "line 1 is not a JSON object",
+        ),
+        (
+            path,
+            Some("s3cret"),
             vec![0xff, 0xfe, b'\n'],
             400,
             "not_utf8",
@@ -127,6 +166,43 @@ async fn hostile_and_malformed_pushes_get_a_clear_4xx() {
             "leaks internals: {text}"
         );
     }
+    // None of them began a batch.
+    let store = tongban_store::open(&format!("sqlite://{}", _dir.path().join("t.db").display()))
+        .await
+        .unwrap();
+    assert!(
+        store
+            .batches(Some("grid_collection"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn a_pushed_batch_is_audited_where_the_server_keeps_a_log() {
+    let (addr, dir) = start_with(Some("s3cret"), true).await;
+    let path = "/api/intake/grid_collection/batches";
+    let (status, body) = request(addr, path, Some("s3cret"), BATCH.as_bytes()).await;
+    assert_eq!(status, 200, "{body}");
+    let store = tongban_store::open(&format!("sqlite://{}", dir.path().join("t.db").display()))
+        .await
+        .unwrap();
+    let entries = store.audit_entries(0, 100).await.unwrap();
+    let pushed: Vec<_> = entries
+        .iter()
+        .filter(|e| e.action == "intake.push")
+        .collect();
+    assert_eq!(pushed.len(), 1, "{entries:?}");
+    assert_eq!(
+        (pushed[0].actor.as_str(), pushed[0].subject.as_str()),
+        ("push:grid_collection", "grid_collection")
+    );
+    assert!(
+        pushed[0].detail.contains("\"inserted\":2"),
+        "{}",
+        pushed[0].detail
+    );
 }
 
 #[tokio::test]
