@@ -99,7 +99,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Generate the default synthetic street into the data directory and print its summary.
+    /// The main job: a synthetic street generated, ingested, resolved and shared, then served (console and API).
     Demo(commands::demo::Args),
     /// Generate a synthetic city: department exports plus the ground truth behind them.
     Synth(commands::synth::Args),
@@ -117,7 +117,7 @@ enum Command {
     Quality(commands::quality::Args),
     /// Register and list sources (for department systems that push instead of sending files).
     Source(commands::source::Args),
-    /// Run the HTTP server on 127.0.0.1 (for now: the intake push endpoint).
+    /// Run the HTTP server on 127.0.0.1: the governed query API, the web console and the intake push endpoint.
     Serve(commands::serve::Args),
     /// Build the base libraries (people, legal entities, rooms, buildings) from every stored record.
     Resolve(commands::resolve::Args),

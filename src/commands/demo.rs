@@ -138,11 +138,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     let ready = dir.join(READY);
-    let logins = if ready.exists() {
+    let reused = ready.exists();
+    let logins = if reused {
         println!(
             "Reusing the demo in {} (use --fresh to start again).",
             dir.display()
         );
+        if args.people.is_some() || args.password != DEMO_PASSWORD {
+            println!(
+                "  --people and --password apply when the demo is set up: the street and the users' passwords stay as they were (add --fresh to set up again with them)."
+            );
+        }
         let text = std::fs::read_to_string(&ready)?;
         serde_json::from_str::<Vec<Login>>(&text)
             .with_context(|| format!("reading {}", ready.display()))?
@@ -153,18 +159,33 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         logins
     };
     let secs = started.elapsed().as_secs_f64();
-    println!(
-        "\nReady in {secs:.1} s. Open http://{}/ and sign in:",
-        args.listen
-    );
+    if args.no_serve {
+        println!(
+            "\nReady in {secs:.1} s. `tongban demo` (or `tongban serve`) serves it; sign in as:"
+        );
+    } else {
+        println!(
+            "\nReady in {secs:.1} s. Open http://{}/ and sign in:",
+            args.listen
+        );
+    }
     for l in &logins {
         // The user id first: CJK role names would throw a padded column out of line.
         println!("  {:<20} {} — {}", l.user, l.role, l.what);
     }
-    println!(
-        "  password for each: {}   ·   API docs: http://{}/api/docs",
-        args.password, args.listen
-    );
+    let password = if reused {
+        "the one given when the demo was set up (tongban-demo unless --password was given then)"
+    } else {
+        args.password.as_str()
+    };
+    if args.no_serve {
+        println!("  password for each: {password}");
+    } else {
+        println!(
+            "  password for each: {password}   ·   API docs: http://{}/api/docs",
+            args.listen
+        );
+    }
     if args.no_serve {
         return Ok(ExitCode::SUCCESS);
     }

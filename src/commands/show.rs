@@ -21,7 +21,7 @@ pub enum Kind {
   tongban show person P60bc6d885412762a --records     also print each linked record's cleaned fields
   tongban show person P60bc6d885412762a --json
   tongban show entity --source market_entities --record 91320576MA0000007M
-  tongban show room --source housing_rooms --record 3205760520320003005012201")]
+  tongban show room --source housing_rooms --record 3205760520010000001010101")]
 pub struct Args {
     pub kind: Kind,
     /// The entity key (as printed by resolve, eval or another show).

@@ -116,6 +116,27 @@ pub fn router(state: AppState) -> Router {
                 title: Some("Tongban 通办 API"),
             },
         ))
+        // Clients get every error as JSON with a code and a message, unknown paths and
+        // methods included (axum answers those with an empty body by itself).
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!(
+                    "no such path: {} (the API is described at /api/docs)",
+                    uri.path()
+                ),
+            )
+        })
+        .method_not_allowed_fallback(
+            |method: axum::http::Method, uri: axum::http::Uri| async move {
+                ApiError::new(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    format!("{method} is not served at {} (see /api/docs)", uri.path()),
+                )
+            },
+        )
 }
 
 /// Compares in time independent of where the strings differ, so the key cannot be guessed a

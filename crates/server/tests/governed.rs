@@ -304,6 +304,20 @@ async fn reads_are_decided_field_by_field_and_audited() {
             400
         );
 
+        // Unknown paths and methods get JSON errors too.
+        let (status, body) = get(addr, "/api/nope", Some(&clerk)).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (404, Some("not_found")),
+            "{body}"
+        );
+        let (status, body) = send(addr, "DELETE", &path, Some(&clerk), b"").await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (405, Some("method_not_allowed")),
+            "{body}"
+        );
+
         // A building is open to any official in whose jurisdiction it lies.
         let (status, body) = get(addr, &format!("/api/buildings/{BUILDING}"), Some(&clerk)).await;
         assert_eq!(status, 200, "{body}");
