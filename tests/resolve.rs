@@ -504,6 +504,22 @@ async fn resolve_reports_the_peak_memory_at_each_stage() {
         let store = tongban_store::open(&url).await.unwrap();
         ingest_all(store.as_ref(), &d.join("s")).await;
     }
+    // A misspelt source in the trust order is refused before anything is built.
+    let typo = common::tongban()
+        .args([
+            "resolve",
+            "--trust",
+            "police_household,grid_colection",
+            "--database",
+            &url,
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        !typo.status.success() && said.contains("\"grid_colection\""),
+        "{said}"
+    );
     let out = common::succeeds(common::tongban().args(["resolve", "--json", "--database", &url]));
     let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     let names = |key: &str| -> Vec<String> {

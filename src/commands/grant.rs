@@ -43,7 +43,8 @@ pub enum What {
         /// The division within which subjects may be read.
         #[arg(long)]
         scope: String,
-        #[arg(long, default_value_t = 90)]
+        /// How many days the grant lasts.
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(1..))]
         days: u32,
         /// Reads a day.
         #[arg(long, default_value_t = 1000)]

@@ -88,7 +88,7 @@ pub enum TokenCmd {
     Issue {
         user: String,
         /// Valid for this many days (no expiry if not given).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         days: Option<u32>,
     },
     /// Revoke a token by its id.

@@ -75,6 +75,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     rt.block_on(async {
         let store = args.store.open().await?;
         closing(store.as_ref(), async {
+            // A source named in --trust that the store does not have is most likely a typo,
+            // which would silently leave the intended source at the bottom of the order.
+            if let Some(named) = &args.trust {
+                let sources: Vec<String> = store.sources().await?.into_iter().map(|s| s.id).collect();
+                if let Some(unknown) = named.iter().find(|n| !sources.contains(n)) {
+                    anyhow::bail!(
+                        "--trust names source {unknown:?}, which is not registered (registered: {})",
+                        sources.join(", ")
+                    );
+                }
+            }
             let trust_list: Vec<String> = args
                 .trust
                 .unwrap_or_else(|| DEFAULT_TRUST.iter().map(|s| s.to_string()).collect());

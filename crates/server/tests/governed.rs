@@ -379,19 +379,30 @@ async fn reads_are_decided_field_by_field_and_audited() {
             .authenticate(&admin_token, tongban_store::now_millis())
             .await
             .unwrap();
+        let ask = |scope: &str| tongban_sharing::policy::Request {
+            resource: "library.person".into(),
+            fields: vec!["phone".into()],
+            purpose: "social_assistance.eligibility".into(),
+            legal_basis: "社会救助暂行办法".into(),
+            scope: scope.into(),
+            days: 30,
+            daily_quota: 2,
+        };
+        // A scope outside the division the department serves (Beijing's 朝阳区) is refused.
+        let refused =
+            tongban_sharing::policy::request(store.as_ref(), &catalogue, &clerk_p, ask("110105"))
+                .await
+                .unwrap_err()
+                .to_string();
+        assert!(
+            refused.contains("110105") && refused.contains("320576"),
+            "{refused}"
+        );
         let g = tongban_sharing::policy::request(
             store.as_ref(),
             &catalogue,
             &clerk_p,
-            tongban_sharing::policy::Request {
-                resource: "library.person".into(),
-                fields: vec!["phone".into()],
-                purpose: "social_assistance.eligibility".into(),
-                legal_basis: "社会救助暂行办法".into(),
-                scope: "320576052".into(),
-                days: 30,
-                daily_quota: 2,
-            },
+            ask("320576052"),
         )
         .await
         .unwrap();

@@ -126,8 +126,8 @@ pub fn check_request(g: &Grant, resource: &Resource) -> Result<(), GrantError> {
     if g.valid_to <= g.valid_from {
         return Err(invalid(
             "period",
-            &format!("{}..{}", g.valid_from, g.valid_to),
-            "the period ends before it begins",
+            &format!("{} days", (g.valid_to - g.valid_from) / 86_400_000),
+            "a grant lasts at least a day",
         ));
     }
     if g.daily_quota == 0 {
@@ -848,6 +848,26 @@ pub async fn request(
         reason: None,
     };
     check_request(&g, resource)?;
+    // A department asks only for subjects in the division it serves: a scope elsewhere would
+    // be a grant no read of its users could use, or one over another region's people.
+    if let Some(row) = store
+        .departments()
+        .await?
+        .into_iter()
+        .find(|d| d.id == g.department)
+        && !row.division.is_empty()
+        && !crate::identity::within(&row.division, &g.scope)
+    {
+        return Err(invalid(
+            "scope",
+            &g.scope,
+            &format!(
+                "outside the division {} that department {} serves",
+                row.division, g.department
+            ),
+        )
+        .into());
+    }
     store.put_grant(&to_row(&g, now)).await?;
     Ok(g)
 }
