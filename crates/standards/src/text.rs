@@ -577,8 +577,14 @@ fn replace_runs_with(s: &str, accept: impl Fn(&str, &str) -> bool) -> String {
 
 /// The standard pipeline for free-text fields: half-width, simplified, punctuation folded,
 /// whitespace folded. Numerals are left alone because their meaning depends on the field.
+/// The enumeration comma 、 is kept: it has no ASCII equivalent, and official category names
+/// are written with it (GB/T 4754's 居民服务、修理和其他服务业), which a comma would change.
 pub fn normalize(s: &str) -> String {
-    fold_whitespace(&fold_punctuation(&to_simplified(&to_halfwidth(s))))
+    let folded: String = to_simplified(&to_halfwidth(s))
+        .chars()
+        .map(|c| if c == '、' { c } else { fold_punct_char(c) })
+        .collect();
+    fold_whitespace(&folded)
 }
 
 #[cfg(test)]
@@ -808,6 +814,10 @@ mod tests {
         assert_eq!(
             normalize("  蘇州 ，工業園區（１２號）\u{3000}"),
             "苏州 ,工业园区(12号)"
+        );
+        assert_eq!(
+            normalize("居民服务、修理和其他服务业"),
+            "居民服务、修理和其他服务业"
         );
     }
 
