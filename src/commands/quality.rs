@@ -58,11 +58,13 @@ pub fn print(s: &Scorecard) {
     if !s.top_issues.is_empty() {
         println!("  top issues:");
         for i in s.top_issues.iter().take(10) {
+            // The field beside the code: the same code (name.traditional, say) can come from
+            // several fields of one source.
             println!(
                 "    {:>8} {:<9} {:<40} e.g. {}",
                 i.count,
                 format!("{:?}", i.severity),
-                i.code,
+                format!("{} ({})", i.code, i.field),
                 i.examples.join(" · ")
             );
         }

@@ -76,6 +76,17 @@ pub enum Encoding {
     Gb18030,
 }
 
+impl std::fmt::Display for Encoding {
+    /// As people write it: UTF-8, GBK, GB18030.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Encoding::Utf8 => "UTF-8",
+            Encoding::Gbk => "GBK",
+            Encoding::Gb18030 => "GB18030",
+        })
+    }
+}
+
 /// What a record is about.
 #[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]

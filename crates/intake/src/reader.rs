@@ -302,7 +302,7 @@ fn sniff_encoding(sample: &[u8], declared: Encoding, path: &str) -> Result<(), (
                 return Err((
                     line_of(at),
                     format!(
-                        "the file is UTF-8 (found {:?}), not {declared:?} as declared: declare encoding = \"utf-8\"",
+                        "the file is UTF-8 (found {:?}), not {declared} as declared: declare encoding = \"utf-8\"",
                         text[at..].chars().next().unwrap_or(' ')
                     ),
                 ));
@@ -412,7 +412,7 @@ pub fn read_stream<R: Read, E>(
         .encoding(Some(encoding_rs_of(mapping.source.encoding)))
         .strip_bom(true)
         .build(chained);
-    let encoding_name = format!("{:?}", mapping.source.encoding);
+    let encoding_name = mapping.source.encoding.to_string();
     let mut summary = ReadSummary {
         had_bom,
         ..Default::default()
@@ -635,7 +635,7 @@ pub fn read_ndjson<R: Read, E>(
 ) -> Result<ReadSummary, ReadError<E>> {
     let mut summary = ReadSummary::default();
     read_jsonl(input, origin, &mut |item| {
-        let item = screen(item, "Utf8");
+        let item = screen(item, "UTF-8");
         match &item {
             Item::Record(_) => summary.records += 1,
             Item::Unreadable { .. } => summary.unreadable += 1,

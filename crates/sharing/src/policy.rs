@@ -32,6 +32,18 @@ pub enum GrantStatus {
     Revoked,
 }
 
+impl std::fmt::Display for GrantStatus {
+    /// As stored and listed: requested, approved, rejected, revoked.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            GrantStatus::Requested => "requested",
+            GrantStatus::Approved => "approved",
+            GrantStatus::Rejected => "rejected",
+            GrantStatus::Revoked => "revoked",
+        })
+    }
+}
+
 /// A request for fields of a resource, and once approved, the grant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Grant {
@@ -70,7 +82,7 @@ pub enum GrantError {
         value: String,
         message: String,
     },
-    #[error("grant {id} is {status:?}; only a {expected} grant can be {action}")]
+    #[error("grant {id} is {status}; only a {expected} grant can be {action}")]
     WrongState {
         id: String,
         status: GrantStatus,
