@@ -224,6 +224,7 @@ fn the_command_reports_and_stores_what_changed() {
         first.to_str().unwrap(),
         file.to_str().unwrap(),
     ]);
+    run(&["resolve"]);
     let fixed = fixed.to_str().unwrap();
     let dry = run(&[
         "reclean",
@@ -274,6 +275,20 @@ fn the_command_reports_and_stores_what_changed() {
         done.contains("1 stored as new versions in batch 2"),
         "{done}"
     );
+    // Incremental resolution cannot replace a re-cleaned record's earlier mention: it asks for
+    // a full run, which then resolves as usual.
+    let refused = common::tongban()
+        .args(["resolve", "--incremental"])
+        .env("TONGBAN_DATABASE", &db)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("re-cleaned (batch 2)"),
+        "{said}"
+    );
+    run(&["resolve"]);
+    run(&["resolve", "--incremental"]);
     // The fixed mapping is now the source's: re-cleaning every source finds nothing left.
     let again = run(&["reclean"]);
     assert!(

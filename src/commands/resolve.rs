@@ -183,6 +183,24 @@ async fn incremental(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     use tongban_libraries::incremental::{Incremental, quantile_ms};
+    // Incremental resolution adds new records' mentions; it cannot take back the mention of a
+    // record's earlier version, which a re-clean replaced. Resolved one at a time, re-cleaned
+    // records would stand beside their old versions as further people (seen: 30 persons too
+    // many for 504 re-cleaned records), so a re-clean since the last run asks for a full run.
+    if let Some(last) = store.latest_resolution("person").await? {
+        let prefix = tongban_intake::pipeline::RECLEAN_BATCH_PREFIX;
+        if let Some(b) = store.batches(None).await?.into_iter().find(|b| {
+            b.file_name.starts_with(prefix)
+                && b.started_at >= last.started_at
+                && b.counts.inserted + b.counts.updated > 0
+        }) {
+            anyhow::bail!(
+                "records of {} were re-cleaned (batch {}) since the libraries were last built: run `tongban resolve` without --incremental",
+                b.source_id,
+                b.id
+            );
+        }
+    }
     let started = Instant::now();
     let mut libraries = Incremental::load(store, trust, &Bar(pb.clone())).await?;
     let loaded = started.elapsed().as_secs_f64();
