@@ -184,6 +184,14 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         list.contains("line 5") && list.contains("already delivered in this batch at line 2"),
         "{list}"
     );
+    // A cut list says so; JSON gives the reasons as a list; an unknown source is an error.
+    let cut = text(&tongban(&["quarantine", "list", "--limit", "1"], &db));
+    assert!(cut.contains("(the first 1; --limit shows more)"), "{cut}");
+    let listed: serde_json::Value =
+        serde_json::from_slice(&tongban(&["quarantine", "list", "--json"], &db).stdout).unwrap();
+    assert!(listed[0]["reasons"][0]["code"].is_string(), "{listed}");
+    let o = tongban(&["quarantine", "list", "--source", "nope"], &db);
+    assert!(!o.status.success() && text(&o).contains("source nope is not registered"));
 
     // A JSON line that is not an object is quarantined; the others go in.
     let jsonl = mapping(d, "utf-8", "name", "jsonl");

@@ -39,7 +39,7 @@ pub struct Args {
     #[arg(long)]
     pub fresh: bool,
     /// Address to serve on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = super::serve::listen_address)]
     pub listen: std::net::SocketAddr,
     /// Set up, then stop instead of serving.
     #[arg(long)]

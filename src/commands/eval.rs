@@ -17,6 +17,7 @@ pub struct Args {
     /// The truth directory of a synthetic city (holds records.csv).
     #[arg(long)]
     pub truth: PathBuf,
+    /// The scores as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -76,7 +77,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     b.source, b.mentions, b.precision, b.recall, b.f1
                 );
             }
-            println!("  worst false merges:");
+            if s.merges.is_empty() {
+                println!("  no false merges");
+            } else {
+                println!("  worst false merges:");
+            }
             for m in s.merges.iter().take(5) {
                 let parts: Vec<String> = m.parts.iter().map(|(t, n)| format!("{}×{n}", r.true_names[*t as usize])).collect();
                 println!("    {} holds {} ({} wrong pairs)", r.cluster_names[m.cluster as usize], parts.join(" + "), m.wrong_pairs);
@@ -86,7 +91,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     }
                 }
             }
-            println!("  worst false splits:");
+            if s.splits.is_empty() {
+                println!("  no false splits");
+            } else {
+                println!("  worst false splits:");
+            }
             for x in s.splits.iter().take(5) {
                 let parts: Vec<String> = x.parts.iter().map(|(c, n)| format!("{}×{n}", r.cluster_names[*c as usize])).collect();
                 println!("    {} split into {} ({} missed pairs)", r.true_names[x.entity as usize], parts.join(" + "), x.missed_pairs);

@@ -25,13 +25,16 @@ pub struct Args {
 pub enum What {
     /// List held records with their first reason.
     List {
+        /// Only this source's entries.
         #[arg(long)]
         source: Option<String>,
         /// Also list released ones.
         #[arg(long)]
         all: bool,
-        #[arg(long, default_value_t = 50)]
+        /// At most this many entries (the oldest first); the list says when there are more.
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
+        /// As JSON, each entry's reasons as a list of issues.
         #[arg(long)]
         json: bool,
     },
@@ -73,11 +76,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     } else {
                         Some(QuarantineStatus::Held)
                     };
-                    let entries = store
-                        .quarantine_list(source.as_deref(), status, limit)
+                    if let Some(s) = &source
+                        && store.source(s).await?.is_none()
+                    {
+                        bail!("source {s} is not registered");
+                    }
+                    // One more than asked for tells whether the list was cut.
+                    let mut entries = store
+                        .quarantine_list(source.as_deref(), status, limit.saturating_add(1))
                         .await?;
+                    let cut = entries.len() as i64 > limit;
+                    entries.truncate(limit as usize);
                     if json {
-                        println!("{}", serde_json::to_string_pretty(&entries)?);
+                        // The reasons are stored as JSON text; a client wants them as a list.
+                        let shown: Vec<serde_json::Value> = entries
+                            .iter()
+                            .map(|e| {
+                                let mut v = serde_json::to_value(e)?;
+                                v["reasons"] =
+                                    serde_json::from_str(&e.reasons).unwrap_or_else(|_| {
+                                        serde_json::Value::String(e.reasons.clone())
+                                    });
+                                Ok(v)
+                            })
+                            .collect::<Result<_, serde_json::Error>>()?;
+                        println!("{}", serde_json::to_string_pretty(&shown)?);
                     } else if entries.is_empty() {
                         println!("no quarantined records");
                     } else {
@@ -94,6 +117,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                                 e.status.as_str(),
                                 tongban_intake::pipeline::first_message(&e.reasons)
                             );
+                        }
+                        if cut {
+                            println!("(the first {limit}; --limit shows more)");
                         }
                     }
                     Ok(ExitCode::SUCCESS)

@@ -1,7 +1,8 @@
-//! `tongban serve`: the HTTP server on 127.0.0.1: the governed query API and the intake push
-//! endpoint.
+//! `tongban serve`: the HTTP server on 127.0.0.1: the governed query API, the web console and
+//! the intake push endpoint.
 
 use super::store_args::{StoreArgs, runtime};
+use anyhow::Context;
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use std::sync::Arc;
     after_help = "Examples:\n  tongban serve --intake-key s3cret\n  curl -H 'Authorization: Bearer s3cret' --data-binary @grid.jsonl http://127.0.0.1:8080/api/intake/grid_collection/batches\n  curl -H 'Authorization: Bearer tb_…' http://127.0.0.1:8080/api/persons/P60bc6d885412762a   (a token from `tongban identity token issue`)\n\nEvery read through the governed API is decided field by field under the caller's grants and jurisdiction and recorded in the audit log (signed with the node key beside the SQLite file, or $TONGBAN_NODE_KEY) before it is answered.\n\nCtrl-C or SIGTERM stops it: it takes no more connections, answers the requests in flight and closes the store (on SQLite, its write-ahead logs copied into the database files). A second Ctrl-C or SIGTERM stops it at once (exit status 130 or 143)."
 )]
 pub struct Args {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on (127.0.0.1:8080, localhost:8080 or a port alone).
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_address)]
     pub listen: std::net::SocketAddr,
     /// The key department systems present to push batches (the endpoint is off without one).
     #[arg(long, env = "TONGBAN_INTAKE_KEY")]
@@ -52,7 +53,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         // at once and the dashboard fills in when they are ready.
         let dashboard = tokio::spawn(tongban_server::console::keep_dashboard_fresh(state.clone()));
         let stop = stop_requested()?;
-        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
         println!(
             "Tongban listening on http://{0}/ (console), http://{0}/api/docs (API)",
             listener.local_addr()?
@@ -117,5 +120,39 @@ fn stop_requested() -> std::io::Result<impl std::future::Future<Output = ()> + S
                 std::process::exit(130);
             });
         })
+    }
+}
+
+/// A listening address as people write it: an IP address and port, `localhost:PORT` (the
+/// loopback address, 127.0.0.1) or a port alone (on 127.0.0.1).
+pub fn listen_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    let loopback = |port: &str| {
+        port.parse::<u16>()
+            .map(|p| std::net::SocketAddr::from(([127, 0, 0, 1], p)))
+            .map_err(|_| format!("{port:?} is not a port number"))
+    };
+    if let Some(port) = text.strip_prefix("localhost:") {
+        return loopback(port);
+    }
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        return loopback(text);
+    }
+    text.parse().map_err(|_| {
+        format!(
+            "{text:?} is not an address to listen on: write 127.0.0.1:8080, localhost:8080 or 8080"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn listening_addresses_are_read_as_people_write_them() {
+        let at = |t: &str| super::listen_address(t).map(|a| a.to_string());
+        assert_eq!(at("127.0.0.1:9000").as_deref(), Ok("127.0.0.1:9000"));
+        assert_eq!(at("localhost:9000").as_deref(), Ok("127.0.0.1:9000"));
+        assert_eq!(at("9000").as_deref(), Ok("127.0.0.1:9000"));
+        assert!(at("localhost:http").unwrap_err().contains("not a port"));
+        assert!(at("example").unwrap_err().contains("localhost:8080"));
     }
 }

@@ -34,7 +34,7 @@ pub enum IngestError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
-        "{path}: no record of the snapshot could be stored ({quarantined} quarantined); nothing of source {source_id} was withdrawn (allow an empty snapshot to withdraw everything on purpose)"
+        "{path}: no record of the snapshot could be stored ({quarantined} quarantined); nothing of source {source_id} was withdrawn (to withdraw everything on purpose, ingest it with --allow-empty)"
     )]
     EmptySnapshot {
         path: String,
