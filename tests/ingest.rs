@@ -211,6 +211,57 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         list.contains("expected a JSON object, found an array"),
         "{list}"
     );
+
+    // The department delivers record 2 again with a valid id: its held entry (the bad id) can
+    // be dismissed as delivered; the others stay held until dismissed by id.
+    let o = ingest(
+        &utf8,
+        &write(
+            d,
+            "fixed.csv",
+            "编号,身份证,姓名
+2,11010519491231002X,李四
+"
+            .as_bytes(),
+        ),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let dismiss = |args: &[&str]| {
+        let mut all = vec!["quarantine", "dismiss"];
+        all.extend_from_slice(args);
+        tongban(&all, &db)
+    };
+    let o = dismiss(&["--source", "people", "--delivered"]);
+    assert!(!o.status.success(), "a reason is required");
+    let o = dismiss(&[
+        "--source",
+        "people",
+        "--delivered",
+        "--reason",
+        "delivered again",
+    ]);
+    assert!(text(&o).contains("1 dismissed"), "{}", text(&o));
+    let list = text(&tongban(&["quarantine", "list"], &db));
+    assert!(!list.contains("check character"), "{list}");
+    let held: serde_json::Value =
+        serde_json::from_slice(&tongban(&["quarantine", "list", "--json"], &db).stdout).unwrap();
+    let ids: Vec<String> = held
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), 3, "{held}");
+    let mut args: Vec<&str> = ids.iter().map(String::as_str).collect();
+    args.extend(["--reason", "test rows"]);
+    assert!(text(&dismiss(&args)).contains("3 dismissed"));
+    assert!(text(&tongban(&["quarantine", "list"], &db)).contains("no quarantined records"));
+    let card = text(&tongban(&["quality", "--source", "people", "--json"], &db));
+    assert!(card.contains("\"quarantined\": 0"), "{card}");
+    let o = dismiss(&[&ids[0], "--reason", "again"]);
+    assert!(text(&o).contains("is dismissed, not held"), "{}", text(&o));
+    let log = text(&tongban(&["audit", "export"], &db));
+    assert_eq!(log.matches("intake.quarantine.dismiss").count(), 2, "{log}");
 }
 
 /// A command closes the store before it exits: SQLite's write-ahead logs are copied into the

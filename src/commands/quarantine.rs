@@ -8,11 +8,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tongban_intake::clean::Issue;
 use tongban_intake::mapping::Mapping;
-use tongban_store::{QuarantineStatus, Store};
+use tongban_store::{QuarantineEntry, QuarantineStatus, Store};
 
 #[derive(Parser, Debug)]
 #[command(
-    after_help = "Examples:\n  tongban quarantine list --source grid_collection\n  tongban quarantine show 17\n  tongban quarantine release 17 --mapping mappings/synth/grid_collection.toml\n  tongban quarantine release --all --source grid_collection --mapping fixed.toml"
+    after_help = "Examples:\n  tongban quarantine list --source grid_collection\n  tongban quarantine show 17\n  tongban quarantine release 17 --mapping mappings/synth/grid_collection.toml\n  tongban quarantine release --all --source grid_collection --mapping fixed.toml\n  tongban quarantine dismiss --source grid_collection --delivered --reason \"delivered again in the corrected file\"\n  tongban quarantine dismiss 17 18 --reason \"test rows, not records\""
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -57,6 +57,24 @@ pub enum What {
         /// replacing the stored version.
         #[arg(long)]
         replace: bool,
+    },
+    /// Set held entries aside without storing them (they stay listed with `--all`): given ones,
+    /// those of --source whose record the department delivered again in a later batch
+    /// (--delivered), or every held entry of --source (--all). Audited with the reason.
+    Dismiss {
+        /// The entries to dismiss.
+        ids: Vec<i64>,
+        #[arg(long)]
+        source: Option<String>,
+        /// Entries of --source whose record key a later batch stored.
+        #[arg(long, requires = "source", conflicts_with = "all")]
+        delivered: bool,
+        /// Every held entry of --source.
+        #[arg(long, requires = "source")]
+        all: bool,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -156,10 +174,107 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     let database = args.store.database.clone();
                     release(store.as_ref(), &database, id, all, source, mapping, replace).await
                 }
+                What::Dismiss {
+                    ids,
+                    source,
+                    delivered,
+                    all,
+                    reason,
+                } => {
+                    let database = args.store.database.clone();
+                    dismiss(
+                        store.as_ref(),
+                        &database,
+                        ids,
+                        source,
+                        delivered,
+                        all,
+                        &reason,
+                    )
+                    .await
+                }
             }
         })
         .await
     })
+}
+
+/// `quarantine dismiss`: see [`What::Dismiss`].
+async fn dismiss(
+    store: &dyn Store,
+    database: &str,
+    ids: Vec<i64>,
+    source: Option<String>,
+    delivered: bool,
+    all: bool,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    if reason.trim().is_empty() {
+        bail!("--reason says why the entries are set aside, for the audit log");
+    }
+    let chosen: Vec<QuarantineEntry> = match (ids.is_empty(), &source) {
+        (false, None) if !delivered && !all => {
+            let mut chosen = Vec::new();
+            for id in ids {
+                let e = store
+                    .quarantine_entry(id)
+                    .await?
+                    .with_context(|| format!("no quarantine entry {id}"))?;
+                if e.status != QuarantineStatus::Held {
+                    bail!("entry {id} is {}, not held", e.status.as_str());
+                }
+                chosen.push(e);
+            }
+            chosen
+        }
+        (true, Some(s)) if delivered || all => {
+            store
+                .source(s)
+                .await?
+                .with_context(|| format!("source {s} is not registered"))?;
+            let held = store
+                .quarantine_list(Some(s), Some(QuarantineStatus::Held), i64::MAX)
+                .await?;
+            let mut chosen = Vec::new();
+            for e in held {
+                if all || delivered_later(store, &e).await? {
+                    chosen.push(e);
+                }
+            }
+            chosen
+        }
+        _ => bail!("give entry ids, or --source SOURCE with --delivered or --all"),
+    };
+    let mut dismissed: std::collections::BTreeMap<String, Vec<i64>> = Default::default();
+    for e in &chosen {
+        store.dismiss_quarantined(e.id).await?;
+        dismissed.entry(e.source_id.clone()).or_default().push(e.id);
+    }
+    for (source, ids) in &dismissed {
+        super::audit::record_admin(
+            store,
+            database,
+            "intake.quarantine.dismiss",
+            source,
+            serde_json::json!({ "dismissed": ids, "reason": reason }),
+        )
+        .await?;
+    }
+    println!("{} dismissed", chosen.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Whether a later batch than the entry's stored a version of its record key (an unreadable
+/// row has no key and never was).
+async fn delivered_later(store: &dyn Store, e: &QuarantineEntry) -> anyhow::Result<bool> {
+    let Some(key) = &e.key else {
+        return Ok(false);
+    };
+    Ok(store
+        .record_history(&e.source_id, key)
+        .await?
+        .iter()
+        .any(|v| v.batch_id > e.batch_id || v.seen_batch > e.batch_id))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -226,8 +341,11 @@ async fn release(
         .filter(|e| e.status != QuarantineStatus::Held)
         .map(|e| e.id)
         .collect();
-    for id in &already {
-        println!("{id}: already released");
+    for e in entries
+        .iter()
+        .filter(|e| e.status != QuarantineStatus::Held)
+    {
+        println!("{}: already {}", e.id, e.status.as_str());
     }
     println!(
         "{} released, {} still held",

@@ -217,6 +217,22 @@ impl $store {
         }
     }
 
+    /// Moves a held quarantine entry to `status` (released or dismissed), stamped now; an
+    /// entry that is not held is not found.
+    async fn close_quarantined(&self, id: i64, status: QuarantineStatus) -> Result<()> {
+        let _turn = self.hold_write_turn().await;
+        let done = sqlx::query($fix("UPDATE quarantine SET status = ?, resolved_at = ? WHERE id = ? AND status = 'held'"))
+            .bind(status.as_str())
+            .bind(now_millis())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound { what: "held quarantine entry", id: id.to_string() });
+        }
+        Ok(())
+    }
+
     /// A write transaction, begun with the backend's `$begin_sql` if it has one, after taking
     /// the store's write turn if it has one.
     async fn begin_write(&self) -> Result<WriteTx> {
@@ -441,16 +457,11 @@ impl Store for $store {
     }
 
     async fn release_quarantined(&self, id: i64) -> Result<()> {
-        let _turn = self.hold_write_turn().await;
-        let done = sqlx::query($fix("UPDATE quarantine SET status = 'released', resolved_at = ? WHERE id = ? AND status = 'held'"))
-            .bind(now_millis())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound { what: "held quarantine entry", id: id.to_string() });
-        }
-        Ok(())
+        self.close_quarantined(id, QuarantineStatus::Released).await
+    }
+
+    async fn dismiss_quarantined(&self, id: i64) -> Result<()> {
+        self.close_quarantined(id, QuarantineStatus::Dismissed).await
     }
 
     async fn replace_resolution_with(

@@ -395,6 +395,9 @@ pub enum QuarantineStatus {
     Held,
     /// Re-admitted after the mapping was fixed.
     Released,
+    /// Set aside by a data engineer without storing it: the department delivered the record
+    /// again in a later batch, or the row was never a record (a stray header, a test line).
+    Dismissed,
 }
 
 impl QuarantineStatus {
@@ -402,6 +405,7 @@ impl QuarantineStatus {
         match self {
             QuarantineStatus::Held => "held",
             QuarantineStatus::Released => "released",
+            QuarantineStatus::Dismissed => "dismissed",
         }
     }
 
@@ -409,6 +413,7 @@ impl QuarantineStatus {
         Ok(match s {
             "held" => QuarantineStatus::Held,
             "released" => QuarantineStatus::Released,
+            "dismissed" => QuarantineStatus::Dismissed,
             other => {
                 return Err(StoreError::Corrupt(format!(
                     "unknown quarantine status {other:?}"
@@ -1038,6 +1043,10 @@ pub trait Store: Send + Sync {
 
     /// Marks a held entry released (after its record was stored by a release batch).
     async fn release_quarantined(&self, id: i64) -> Result<()>;
+
+    /// Marks a held entry dismissed: nothing is stored for it, and it no longer counts as
+    /// held (the scorecard's quarantined records, `quarantine list`). The entry is kept.
+    async fn dismiss_quarantined(&self, id: i64) -> Result<()>;
 
     /// Replaces the links and golden records of one kind of entity (person, entity, building,
     /// room) with a new run's, in one transaction: readers see the old result or the new one,

@@ -332,6 +332,33 @@ async fn quarantine_holds_once_and_releases() {
                 .unwrap()
                 .is_empty()
         );
+        // A new delivery of the bad row is held again, and can be dismissed once: the entry
+        // stays, as dismissed.
+        let b3 = s.begin_batch("s", "f.csv").await.unwrap();
+        s.store_chunk(b3, "s", vec![], vec![bad.clone()])
+            .await
+            .unwrap();
+        let held = s
+            .quarantine_list(None, Some(QuarantineStatus::Held), 10)
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 1);
+        s.dismiss_quarantined(held[0].id).await.unwrap();
+        assert_eq!(
+            s.quarantine_entry(held[0].id)
+                .await
+                .unwrap()
+                .map(|e| e.status),
+            Some(QuarantineStatus::Dismissed)
+        );
+        assert!(matches!(
+            s.dismiss_quarantined(held[0].id).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(matches!(
+            s.release_quarantined(held[0].id).await,
+            Err(StoreError::NotFound { .. })
+        ));
     }
 }
 
