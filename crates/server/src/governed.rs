@@ -423,17 +423,13 @@ async fn count_day(
 }
 
 fn token(headers: &HeaderMap) -> Result<&str, ApiError> {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "no_token",
-                "send your API token as `Authorization: Bearer tb_…`",
-            )
-        })
+    crate::bearer(headers).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "no_token",
+            "send your API token as `Authorization: Bearer tb_…`",
+        )
+    })
 }
 
 /// The principal a token (an API token or a console session) belongs to.

@@ -139,6 +139,17 @@ pub fn router(state: AppState) -> Router {
         )
 }
 
+/// The credentials of an `Authorization: Bearer …` header; the scheme's name is
+/// case-insensitive (RFC 9110), so `bearer` and `BEARER` are read too.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, credentials) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
+        .filter(|c| !c.is_empty())
+}
+
 /// Compares in time independent of where the strings differ, so the key cannot be guessed a
 /// character at a time from response times.
 fn same_key(a: &str, b: &str) -> bool {
@@ -154,11 +165,8 @@ fn check_key(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
             "the intake push endpoint is off: start the server with --intake-key",
         ));
     };
-    let given = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .or_else(|| headers.get("x-tongban-key").and_then(|v| v.to_str().ok()));
+    let given =
+        bearer(headers).or_else(|| headers.get("x-tongban-key").and_then(|v| v.to_str().ok()));
     match given {
         None => Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -303,6 +311,22 @@ pub async fn serve_until(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_read_in_any_case() {
+        let with = |value: &str| {
+            let mut h = HeaderMap::new();
+            h.insert("authorization", value.parse().unwrap());
+            bearer(&h).map(String::from)
+        };
+        for v in ["Bearer tb_1", "bearer tb_1", "BEARER  tb_1 ", " Bearer tb_1"] {
+            assert_eq!(with(v).as_deref(), Some("tb_1"), "{v:?}");
+        }
+        for v in ["Basic dGI6MQ==", "Bearer", "Bearer ", "Bearertb_1", "tb_1"] {
+            assert_eq!(with(v), None, "{v:?}");
+        }
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
 
     #[test]
     fn keys_compare_exactly() {
