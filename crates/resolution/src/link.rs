@@ -381,6 +381,8 @@ struct Layout {
     at: Vec<usize>,
     truth_at: Option<usize>,
     width: usize,
+    /// Where lines end (see [`line_terminator`]).
+    terminator: csv::Terminator,
 }
 
 /// Rows read from an input or a piece of one: the rows, each row's line in the file, and each
@@ -447,6 +449,11 @@ fn read_part<R: std::io::Read>(
                 };
                 return Err(input(line, message));
             }
+        }
+        // A line of a CR alone is the blank line of a CR LF file, which the reader (ending
+        // lines at LF) hands over as a record of one empty field.
+        if record.len() == 1 && record.get(0).is_some_and(|f| f.trim().is_empty()) {
+            continue;
         }
         let line = lines_before + record.position().map_or(0, |p| p.line());
         if record.len() != layout.width {
@@ -523,6 +530,23 @@ fn line_start_from(
 }
 
 /// Whether `path` holds a quote character anywhere.
+/// Where the lines of `path` end: at LF, the CR of a CR LF ending left in the last field to be
+/// trimmed with it (the csv crate's own CR LF handling numbers every line one too low,
+/// rust-csv #395); only a file whose first 64 KiB hold a CR and no LF (old Mac files) ends its
+/// lines at CR.
+fn line_terminator(path: &Path) -> std::io::Result<csv::Terminator> {
+    use std::io::Read;
+    let mut sample = Vec::with_capacity(1 << 16);
+    std::fs::File::open(path)?
+        .take(1 << 16)
+        .read_to_end(&mut sample)?;
+    Ok(if sample.contains(&b'\r') && !sample.contains(&b'\n') {
+        csv::Terminator::CRLF
+    } else {
+        csv::Terminator::Any(b'\n')
+    })
+}
+
 fn has_quote(path: &Path) -> std::io::Result<bool> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
@@ -604,6 +628,7 @@ fn read_in_pieces(
                 let mut reader = csv::ReaderBuilder::new()
                     .flexible(true)
                     .has_headers(false)
+                    .terminator(layout.terminator)
                     .from_reader(piece.as_slice());
                 part.clear();
                 read_part(config, layout, &mut reader, 0, part)?;
@@ -674,8 +699,13 @@ fn read_input(
     };
     // Fields are trimmed as they are read rather than by the reader, whose trimming rebuilds
     // every record. Record lengths are checked against the header's by `read_part`.
+    let terminator = line_terminator(path).map_err(|e| ConfigError::Io {
+        file: file.clone(),
+        message: e.to_string(),
+    })?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
+        .terminator(terminator)
         .from_path(path)
         .map_err(|e| ConfigError::Io {
             file: file.clone(),
@@ -713,6 +743,7 @@ fn read_input(
             _ => None,
         },
         width: header.len(),
+        terminator,
     };
     // Without a quote character no record spans lines, so a large file's body can be cut at
     // any line end and the pieces parsed on all cores (a million FEBRL-style records: 0.5–0.6 s
@@ -1032,12 +1063,24 @@ id_pattern = "^rec-(\\d+)-"
         }
         let mut text = febrl_like(5_000);
         text.push_str("rec-9999-org,ann\n");
-        std::fs::write(&a, &text).unwrap();
+        // With CR LF endings the same line is named, and after a blank line the line after it.
+        for body in [text.clone(), text.replace('\n', "\r\n")] {
+            std::fs::write(&a, &body).unwrap();
+            for parallel_from in [0, usize::MAX] {
+                let e = load_with(&c, std::slice::from_ref(&a), parallel_from)
+                    .unwrap_err()
+                    .to_string();
+                assert!(e.contains("a.csv:5002:") && e.contains("2 fields"), "{e}");
+            }
+        }
+        let mut blank = febrl_like(5_000).replace('\n', "\r\n");
+        blank.push_str("\r\nrec-9999-org,ann\r\n");
+        std::fs::write(&a, &blank).unwrap();
         for parallel_from in [0, usize::MAX] {
             let e = load_with(&c, std::slice::from_ref(&a), parallel_from)
                 .unwrap_err()
                 .to_string();
-            assert!(e.contains("a.csv:5002:") && e.contains("2 fields"), "{e}");
+            assert!(e.contains("a.csv:5003:") && e.contains("2 fields"), "{e}");
         }
         let mut text = febrl_like(5_000);
         text.push_str("rec-7-org,ann,lee\n");

@@ -319,7 +319,12 @@ mod tests {
             h.insert("authorization", value.parse().unwrap());
             bearer(&h).map(String::from)
         };
-        for v in ["Bearer tb_1", "bearer tb_1", "BEARER  tb_1 ", " Bearer tb_1"] {
+        for v in [
+            "Bearer tb_1",
+            "bearer tb_1",
+            "BEARER  tb_1 ",
+            " Bearer tb_1",
+        ] {
             assert_eq!(with(v).as_deref(), Some("tb_1"), "{v:?}");
         }
         for v in ["Basic dGI6MQ==", "Bearer", "Bearer ", "Bearertb_1", "tb_1"] {
