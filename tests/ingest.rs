@@ -90,6 +90,16 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         )
     };
 
+    // A command that reads the store, pointed at a mistyped path, says so and creates nothing.
+    let typo = d.join("tpyo").join("t.db");
+    let o = tongban(&["quality"], &format!("sqlite://{}", typo.display()));
+    assert!(
+        !o.status.success() && text(&o).contains("there is no store at"),
+        "{}",
+        text(&o)
+    );
+    assert!(!d.join("tpyo").exists());
+
     // A GBK file declared UTF-8: refused before anything is stored, with the line and a hint.
     let (gbk, _, _) = encoding_rs::GBK.encode(good);
     let f = write(d, "gbk.csv", &gbk);

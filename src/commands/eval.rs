@@ -27,7 +27,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
-        let store = args.store.open().await?;
+        let store = args.store.open_existing().await?;
         closing(store.as_ref(), async {
             let mut reports = Vec::new();
             for (kind, prefix) in [("person", "P"), ("entity", "E"), ("room", "R"), ("building", "B")] {

@@ -73,7 +73,7 @@ pub fn print(s: &Scorecard) {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let store = args.store.open().await?;
+        let store = args.store.open_existing().await?;
         closing(store.as_ref(), async {
             let ids: Vec<String> = match &args.source {
                 Some(s) => vec![s.clone()],

@@ -80,7 +80,7 @@ pub enum What {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let store = args.store.open().await?;
+        let store = args.store.open_existing().await?;
         closing(store.as_ref(), async {
             match args.what {
                 What::List {

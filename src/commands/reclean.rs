@@ -35,7 +35,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let reports = runtime()?.block_on(async {
-        let store = args.store.open().await?;
+        let store = args.store.open_existing().await?;
         closing(store.as_ref(), reclean(store.as_ref(), &args)).await
     })?;
     if args.json {

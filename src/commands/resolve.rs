@@ -73,7 +73,7 @@ fn peaks_line(peaks: &[(String, Option<u64>)]) -> String {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     rt.block_on(async {
-        let store = args.store.open().await?;
+        let store = args.store.open_existing().await?;
         closing(store.as_ref(), async {
             // A source named in --trust that the store does not have is most likely a typo,
             // which would silently leave the intended source at the bottom of the order.

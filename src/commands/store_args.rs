@@ -32,6 +32,22 @@ impl StoreArgs {
     }
 }
 
+impl StoreArgs {
+    /// Opens a store that must exist already: a command that only reads or builds on what was
+    /// ingested (quality, resolve, show…) pointed at a mistyped SQLite path would otherwise
+    /// create an empty store there and report on nothing.
+    pub async fn open_existing(&self) -> anyhow::Result<Box<dyn Store>> {
+        if let Some(path) = self.database.strip_prefix("sqlite://")
+            && !std::path::Path::new(path).exists()
+        {
+            anyhow::bail!(
+                "there is no store at {path}: `tongban ingest` or `tongban demo` makes one (--database or TONGBAN_DATABASE names another)"
+            );
+        }
+        self.open().await
+    }
+}
+
 /// The URL without its password, for messages.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.find('@')) {

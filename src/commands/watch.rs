@@ -55,7 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let database = args.store.database.clone();
     rt.block_on(async {
-        let store = args.store.open().await?;
+        let store = args.store.open_existing().await?;
         closing(store.as_ref(), async {
             let store = store.as_ref();
             let mut entries = Vec::new();
