@@ -6,7 +6,7 @@ use tongban_store::Store;
 
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// The store: sqlite://PATH (the default, created if missing) or postgres://USER@HOST:PORT/DB.
+    /// The store: sqlite://PATH (the default; created by ingest, demo, source, identity and serve if missing) or postgres://USER@HOST:PORT/DB.
     #[arg(
         long,
         global = true,
