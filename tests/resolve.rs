@@ -261,6 +261,19 @@ async fn people_resolve_accurately_and_reproducibly_on_both_backends() {
         assert_eq!(kind, "person");
         let relations = store.relations_of(&child).await.unwrap();
         assert!(!relations.is_empty(), "{} has no relations", child);
+        // The table shows the first relations and says how many it left out.
+        if store.backend() == "sqlite" && relations.len() > 1 {
+            let out = common::succeeds(
+                common::tongban()
+                    .args(["show", "person", &child, "--limit", "1", "--database"])
+                    .arg(format!("sqlite://{}", d.join("resolve.db").display())),
+            );
+            let out = String::from_utf8_lossy(&out);
+            assert!(
+                out.contains(&format!("… and {} more", relations.len() - 1)),
+                "{out}"
+            );
+        }
         for r in relations.iter().take(20) {
             for k in [&r.from_key, &r.to_key] {
                 let (kind, k) = golden_of(k);

@@ -38,6 +38,10 @@ pub struct Args {
     /// Print every linked record's cleaned fields too.
     #[arg(long)]
     pub records: bool,
+    /// At most this many relations and linked records are printed (0: all); --json gives all.
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// The golden record, relations and linked records as JSON.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
@@ -128,22 +132,32 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     );
                 }
             }
+            // A company's employees or a building's residents run to thousands: the table
+            // shows the first few and says how many it left out.
+            let shown = if args.limit == 0 { usize::MAX } else { args.limit };
+            let more = |total: usize| {
+                if total > shown {
+                    println!("    … and {} more (--limit 0 shows all)", total - shown);
+                }
+            };
             if !relations.is_empty() {
                 println!("  relations:");
-                for r in &relations {
+                for r in relations.iter().take(shown) {
                     println!(
                         "    {} {} {}   ({} {})",
                         r.from_key, r.relation, r.to_key, r.source_id, r.record_key
                     );
                 }
+                more(relations.len());
             }
             println!("  linked records:");
-            for (l, cleaned) in &linked {
+            for (l, cleaned) in linked.iter().take(shown) {
                 println!("    {:<22} {:<24} {}", l.source_id, l.record_key, l.role);
                 if let Some(c) = cleaned {
                     println!("        {c}");
                 }
             }
+            more(linked.len());
             Ok(ExitCode::SUCCESS)
             })
         .await
