@@ -1076,10 +1076,53 @@ async fn search(
     let store = state.store.as_ref();
     let caller = Caller::new(sharing, store, p).await?;
     let (views, truncated) = run_search(sharing, store, &caller, kind, &search, "search").await?;
-    Ok(Json(json!({
+    let mut answer = json!({
         "results": views.into_iter().map(View::into_json).collect::<Vec<_>>(),
         "truncated": truncated,
-    })))
+    });
+    let unseen = fields_searched_unseen(sharing, &caller, kind, &search.required);
+    if !unseen.is_empty() {
+        // Said from the caller's grants alone, never from what the search found, so that the
+        // note cannot tell whether a phone number or id is in the libraries.
+        answer["note"] = json!(format!(
+            "a search returns only people and places whose searched fields you may see; without an active grant for {} of library.{kind}, a search by it finds no one",
+            unseen.join(", ")
+        ));
+    }
+    Ok(Json(answer))
+}
+
+/// The searched fields the caller may never see unmasked under their department's grants in
+/// force: conditional ones no active grant covers, and closed ones. A citizen, who reads only
+/// their own record, gets no such note.
+fn fields_searched_unseen(
+    sharing: &Sharing,
+    caller: &Caller,
+    kind: &str,
+    required: &[&'static str],
+) -> Vec<&'static str> {
+    use tongban_sharing::catalogue::Class;
+    if caller.principal.role == tongban_sharing::identity::Role::Citizen {
+        return Vec::new();
+    }
+    let Some(resource) = sharing
+        .catalogue
+        .iter()
+        .find(|r| r.id.strip_prefix("library.") == Some(kind))
+    else {
+        return Vec::new();
+    };
+    required
+        .iter()
+        .copied()
+        .filter(|f| match resource.field(f).map(|x| x.class) {
+            Some(Class::Closed) => true,
+            Some(Class::Conditional) => !caller.grants.iter().any(|g| {
+                g.active(caller.now) && g.resource == resource.id && g.fields.iter().any(|x| x == f)
+            }),
+            Some(Class::Open) | None => false,
+        })
+        .collect()
 }
 
 pub async fn search_persons(

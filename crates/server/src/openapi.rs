@@ -159,6 +159,7 @@ pub fn document() -> Value {
                 "Results": {"type": "object", "required": ["results"], "properties": {
                     "results": {"type": "array", "items": {"$ref": "#/components/schemas/GovernedRecord"}},
                     "truncated": {"type": "boolean", "description": "A search had more than 20 results"},
+                    "note": {"type": "string", "description": "Search: which searched fields the caller's grants in force never unmask, so that a search by them finds no one (said from the grants alone, whatever the search found)"},
                     "not_found": {"type": "array", "items": {"type": "string"}, "description": "Bulk lookup: keys unknown or outside the caller's jurisdiction"},
                 }},
                 "GovernedRecord": {"type": "object", "required": ["key", "fields", "withheld", "served_under"], "properties": {

@@ -512,6 +512,12 @@ async fn searches_and_bulk_lookups_are_governed_and_hostile_requests_get_4xx() {
         let (status, body) = get(addr, by_phone, Some(&clerk)).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["results"], serde_json::json!([]));
+        // The answer says why, from the caller's grants alone: the same note for a number
+        // that is in the libraries and one that is not.
+        let note = body["note"].as_str().unwrap_or("").to_string();
+        assert!(note.contains("without an active grant for phone"), "{body}");
+        let (_, unknown) = get(addr, "/api/persons?phone=13800000000", Some(&clerk)).await;
+        assert_eq!(unknown["note"].as_str(), Some(note.as_str()));
         let by_name = "/api/persons?name=%E7%8E%8B%E5%B0%8F%E6%98%8E&birth_date=1994-08-27";
         assert_eq!(
             get(addr, by_name, Some(&clerk)).await.1["results"],
@@ -560,6 +566,7 @@ async fn searches_and_bulk_lookups_are_governed_and_hostile_requests_get_4xx() {
         .await;
         let (status, body) = get(addr, by_phone, Some(&clerk)).await;
         assert_eq!(status, 200, "{body}");
+        assert!(body.get("note").is_none(), "{body}");
         let results = body["results"].as_array().unwrap();
         assert_eq!(results.len(), 1, "{body}");
         assert_eq!(results[0]["key"], PERSON);
@@ -762,8 +769,8 @@ async fn searches_and_bulk_lookups_are_governed_and_hostile_requests_get_4xx() {
             .filter(|e| e.action == "search.person")
             .count();
         assert_eq!(
-            searches, 5,
-            "two before the grant, two after it, one by the far clerk"
+            searches, 6,
+            "three before the grant, two after it, one by the far clerk"
         );
         let via_bulk = entries
             .iter()
