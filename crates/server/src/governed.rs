@@ -147,6 +147,13 @@ impl Sharing {
         }
     }
 
+    /// The catalogue's resource of a base library (`person` → `library.person`).
+    pub fn library(&self, kind: &str) -> Option<&Resource> {
+        self.catalogue
+            .iter()
+            .find(|r| r.id.strip_prefix("library.") == Some(kind))
+    }
+
     /// The golden record of `key`, parsed: from the cache while the store's generation says the
     /// golden records did not change since it was read, else read and parsed anew (and kept,
     /// while the store can tell generations apart: a PostgreSQL store whose listening
@@ -739,9 +746,7 @@ pub async fn look(
             && p.user_id == key,
     };
     let resource = sharing
-        .catalogue
-        .iter()
-        .find(|r| r.id.strip_prefix("library.") == Some(kind))
+        .library(kind)
         .ok_or_else(|| ApiError::internal(format!("the catalogue has no library.{kind}")))?;
     if !tongban_sharing::policy::may_see(p, &subject) {
         // Recorded too: an attempt outside one's jurisdiction is what anomaly alerts watch.
@@ -1092,35 +1097,33 @@ async fn search(
     Ok(Json(answer))
 }
 
-/// The searched fields the caller may never see unmasked under their department's grants in
-/// force: conditional ones no active grant covers, and closed ones. A citizen, who reads only
-/// their own record, gets no such note.
+/// The catalogue's searched fields the caller may never see unmasked under their department's
+/// grants in force ([`tongban_sharing::policy::ever_shown`]). A citizen, who reads only their
+/// own record, gets no such note.
 fn fields_searched_unseen(
     sharing: &Sharing,
     caller: &Caller,
     kind: &str,
     required: &[&'static str],
 ) -> Vec<&'static str> {
-    use tongban_sharing::catalogue::Class;
     if caller.principal.role == tongban_sharing::identity::Role::Citizen {
         return Vec::new();
     }
-    let Some(resource) = sharing
-        .catalogue
-        .iter()
-        .find(|r| r.id.strip_prefix("library.") == Some(kind))
-    else {
+    let Some(resource) = sharing.library(kind) else {
         return Vec::new();
     };
     required
         .iter()
         .copied()
-        .filter(|f| match resource.field(f).map(|x| x.class) {
-            Some(Class::Closed) => true,
-            Some(Class::Conditional) => !caller.grants.iter().any(|g| {
-                g.active(caller.now) && g.resource == resource.id && g.fields.iter().any(|x| x == f)
-            }),
-            Some(Class::Open) | None => false,
+        .filter(|f| {
+            resource.field(f).is_some()
+                && !tongban_sharing::policy::ever_shown(
+                    &caller.principal,
+                    resource,
+                    f,
+                    caller.now,
+                    &caller.grants,
+                )
         })
         .collect()
 }

@@ -271,6 +271,35 @@ enum Why<'a> {
     NoGrant,
 }
 
+/// Whether `g` is a grant of `p`'s department in force at `now` for `field` of `resource`,
+/// whatever subjects its scope holds.
+fn covers(g: &Grant, p: &Principal, resource: &Resource, field: &str, now: i64) -> bool {
+    g.active(now)
+        && Some(g.department.as_str()) == p.department.as_deref()
+        && g.resource == resource.id
+        && g.fields.iter().any(|x| x == field)
+}
+
+/// Whether `p` could see `field` of `resource` unmasked for some subject in their
+/// jurisdiction under `grants` at `now`: an open field, a citizen's own record, or a
+/// conditional field a grant of theirs covers; a closed field never. It depends on the caller
+/// and their grants only, never on a subject, so it can be said without telling anything about
+/// the libraries.
+pub fn ever_shown(
+    p: &Principal,
+    resource: &Resource,
+    field: &str,
+    now: i64,
+    grants: &[Grant],
+) -> bool {
+    match resource.field(field).map(|f| f.class) {
+        None | Some(Class::Closed) => false,
+        Some(_) if p.role == Role::Citizen => true,
+        Some(Class::Open) => true,
+        Some(Class::Conditional) => grants.iter().any(|g| covers(g, p, resource, field, now)),
+    }
+}
+
 fn decide_why<'a>(
     p: &Principal,
     resource: &Resource,
@@ -290,13 +319,9 @@ fn decide_why<'a>(
         _ if p.role == Role::Citizen => (Decision::Show { grant: None }, Why::OwnRecord),
         Class::Open => (Decision::Show { grant: None }, Why::Open),
         Class::Conditional => {
-            let grant = grants.iter().find(|g| {
-                g.active(now)
-                    && Some(g.department.as_str()) == p.department.as_deref()
-                    && g.resource == resource.id
-                    && g.fields.iter().any(|x| x == field)
-                    && within(&g.scope, s.division)
-            });
+            let grant = grants
+                .iter()
+                .find(|g| covers(g, p, resource, field, now) && within(&g.scope, s.division));
             match grant {
                 Some(g) => (
                     Decision::Show {
