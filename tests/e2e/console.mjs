@@ -141,7 +141,7 @@ const admin = await signIn('admin');
 await admin.page.goto(`${base}/console/grants`);
 await admin.page.locator('tr', { hasText: grant }).locator('button[value=yes]').click();
 await admin.page.waitForLoadState();
-assert.match(await admin.page.locator('#notice').innerText(), /approved/);
+assert.match(await admin.page.locator('#notice').innerText(), new RegExp(`已批准： ${grant}`));
 await shot(admin.page, 'grant-approved');
 await admin.page.goto(`${base}/console/audit`);
 assert.match(await admin.page.content(), /✔/, 'the audit chain verifies');

@@ -1100,7 +1100,7 @@ async fn search(
 /// The catalogue's searched fields the caller may never see unmasked under their department's
 /// grants in force ([`tongban_sharing::policy::ever_shown`]). A citizen, who reads only their
 /// own record, gets no such note.
-fn fields_searched_unseen(
+pub(crate) fn fields_searched_unseen(
     sharing: &Sharing,
     caller: &Caller,
     kind: &str,

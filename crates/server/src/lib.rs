@@ -118,7 +118,12 @@ pub fn router(state: AppState) -> Router {
         ))
         // Clients get every error as JSON with a code and a message, unknown paths and
         // methods included (axum answers those with an empty body by itself).
-        .fallback(|uri: axum::http::Uri| async move {
+        // A console path that no page answers gets the console's own page in the user's
+        // language instead: a person in a browser, not an API client, typed it.
+        .fallback(|headers: HeaderMap, uri: axum::http::Uri| async move {
+            if uri.path() == "/console" || uri.path().starts_with("/console/") {
+                return console::not_found_page(&headers, uri.path()).await;
+            }
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
@@ -127,6 +132,7 @@ pub fn router(state: AppState) -> Router {
                     uri.path()
                 ),
             )
+            .into_response()
         })
         .method_not_allowed_fallback(
             |method: axum::http::Method, uri: axum::http::Uri| async move {

@@ -901,6 +901,43 @@ async fn the_console_applies_the_same_policy_and_audits_every_page() {
         .await;
         assert!(english.contains("Linked records"), "{english}");
 
+        // Before any grant covers the phone, a search by it finds no one and the page says
+        // why, in the page's language; an unknown console page is a page too, not JSON.
+        let (status, _, html) = page(
+            addr,
+            "GET",
+            "/console/search?kind=person&phone=13912345678",
+            Some(&clerk),
+            "",
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert!(!html.contains(&person_page), "{html}");
+        assert!(
+            html.contains("id=\"search-note\"") && html.contains("按它查询查不到任何人"),
+            "{html}"
+        );
+        let (status, head, html) =
+            page(addr, "GET", "/console/no-such-page", Some(&clerk), "").await;
+        assert_eq!(status, 404);
+        assert!(head.contains("text/html"), "{head}");
+        assert!(
+            html.contains("没有这个页面") && html.contains("no-such-page"),
+            "{html}"
+        );
+        let (_, _, html) = page(
+            addr,
+            "GET",
+            "/console/no-such-page",
+            Some(&format!("{clerk}; tb_lang=en")),
+            "",
+        )
+        .await;
+        assert!(html.contains("No such page"), "{html}");
+        let (status, head, _) = page(addr, "GET", "/api/no-such-path", None, "").await;
+        assert_eq!(status, 404);
+        assert!(head.contains("application/json"), "{head}");
+
         // The clerk requests the phone; the admin approves; the phone shows.
         let (status, _, html) = page(
             addr,
@@ -911,10 +948,15 @@ async fn the_console_applies_the_same_policy_and_audits_every_page() {
         )
         .await;
         assert_eq!(status, 200, "{html}");
-        let id = html
-            .split("request ")
+        let notice = html
+            .split("id=\"notice\">")
             .nth(1)
-            .and_then(|r| r.split_whitespace().next())
+            .and_then(|r| r.split('<').next())
+            .expect("the page has a notice");
+        assert!(notice.contains("申请已提交"), "{notice}");
+        let id = notice
+            .split_whitespace()
+            .last()
             .expect("the notice names the request")
             .to_string();
         let (status, _, html) = page(
@@ -935,7 +977,7 @@ async fn the_console_applies_the_same_policy_and_audits_every_page() {
         )
         .await;
         assert_eq!(status, 200, "{html}");
-        assert!(html.contains("approved"), "{html}");
+        assert!(html.contains(&format!("已批准： {id}")), "{html}");
         tokio::time::sleep(std::time::Duration::from_millis(
             tongban_server::governed::GRANTS_FRESH_MS as u64 + 50,
         ))
@@ -962,6 +1004,7 @@ async fn the_console_applies_the_same_policy_and_audits_every_page() {
         .await;
         assert_eq!(status, 200);
         assert!(html.contains(&person_page), "{html}");
+        assert!(!html.contains("search-note"), "{html}");
 
         // The citizen sees who read their record, under which purpose.
         let (status, _, html) = page(addr, "GET", "/console/me", Some(&me), "").await;

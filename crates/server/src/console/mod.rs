@@ -230,7 +230,7 @@ async fn signed_in(
             headers,
             StatusCode::SERVICE_UNAVAILABLE,
             None,
-            "the console is off on this server",
+            say(headers, "console_off"),
         )
         .into_response());
     };
@@ -243,8 +243,27 @@ async fn signed_in(
     }
 }
 
+/// An error of the API beneath a page: a lead in the page's language, then the error's own
+/// words (which name the field or value at fault). A server error says only that it happened.
 fn api_error_page(headers: &HeaderMap, user: &Principal, e: ApiError) -> Response {
-    message(headers, e.status, Some(user), &e.message).into_response()
+    let text = format!("{} {}", say(headers, "request_failed"), e.message);
+    message(headers, e.status, Some(user), &text).into_response()
+}
+
+/// The console's word for `key` in the language of the request's page.
+fn say(headers: &HeaderMap, key: &'static str) -> &'static str {
+    text::label(lang_of(headers), key)
+}
+
+/// A console path that no page answers: the message page, in the user's language, rather than
+/// the API's JSON error (the server's fallback sends browsers here for paths under /console).
+pub async fn not_found_page(headers: &HeaderMap, path: &str) -> Response {
+    let text = format!(
+        "{} {}",
+        say(headers, "page_not_found"),
+        path.chars().take(80).collect::<String>()
+    );
+    protect(message(headers, StatusCode::NOT_FOUND, None, &text).into_response()).await
 }
 
 async fn login_page(headers: HeaderMap) -> Page {
@@ -267,7 +286,7 @@ async fn login(
             &headers,
             StatusCode::SERVICE_UNAVAILABLE,
             None,
-            "the console is off on this server",
+            say(&headers, "console_off"),
         )
         .into_response();
     };
@@ -446,6 +465,15 @@ async fn search(
             ctx["results"] = json!(views.iter().map(summary).collect::<Vec<_>>());
             ctx["truncated"] = json!(truncated);
             ctx["searched"] = json!(true);
+            // The API's note on fields no grant of the caller unmasks, from the grants alone.
+            let unseen =
+                crate::governed::fields_searched_unseen(&sharing, &caller, kind, &parsed.required);
+            ctx["unseen"] = json!(
+                unseen
+                    .into_iter()
+                    .map(|f| say(&headers, f))
+                    .collect::<Vec<_>>()
+            );
             render(&headers, StatusCode::OK, "search.html", Some(&p), ctx).into_response()
         }
         Err(e) => api_error_page(&headers, &p, e),
@@ -693,7 +721,9 @@ async fn page_360(
             StatusCode::NOT_FOUND,
             Some(&p),
             &format!(
-                "no {kind} {} within your jurisdiction",
+                "{} {} {}",
+                say(&headers, "not_in_jurisdiction"),
+                say(&headers, kind),
                 key.chars().take(20).collect::<String>()
             ),
         )
@@ -712,7 +742,7 @@ async fn me(
             &headers,
             StatusCode::FORBIDDEN,
             Some(&p),
-            "this page shows a citizen their own record; sign in as the citizen",
+            say(&headers, "citizens_only_page"),
         )
         .into_response();
     }
@@ -770,7 +800,7 @@ async fn grants_page(
             headers,
             StatusCode::FORBIDDEN,
             Some(p),
-            "grants are for departments",
+            say(&headers, "grants_for_departments"),
         )
         .into_response();
     }
@@ -857,7 +887,7 @@ async fn request_grant(
             &p,
             &headers,
             StatusCode::BAD_REQUEST,
-            Some("the request form is incomplete: every field is needed".into()),
+            Some(say(&headers, "request_incomplete").into()),
         )
         .await;
     };
@@ -887,13 +917,13 @@ async fn request_grant(
             let _ = record(&sharing, vec![admin_event(&p, "grant.request", &g.id)]).await;
             (
                 StatusCode::OK,
-                format!(
-                    "request {} filed; it waits for the provider's decision",
-                    g.id
-                ),
+                format!("{} {}", say(&headers, "request_filed"), g.id),
             )
         }
-        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("{} {e}", say(&headers, "request_failed")),
+        ),
     };
     grants_page(&state, &sharing, &p, &headers, status, Some(notice)).await
 }
@@ -929,7 +959,7 @@ async fn decide_grant(
             &p,
             &headers,
             StatusCode::BAD_REQUEST,
-            Some("say approve or reject".into()),
+            Some(say(&headers, "say_approve").into()),
         )
         .await;
     };
@@ -951,12 +981,13 @@ async fn decide_grant(
                 "grant.reject"
             };
             let _ = record(&sharing, vec![admin_event(&p, action, &g.id)]).await;
-            (
-                StatusCode::OK,
-                format!("{} {}", g.id, if approve { "approved" } else { "rejected" }),
-            )
+            let done = if approve { "approved" } else { "rejected" };
+            (StatusCode::OK, format!("{} {}", say(&headers, done), g.id))
         }
-        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            format!("{} {e}", say(&headers, "request_failed")),
+        ),
     };
     grants_page(&state, &sharing, &p, &headers, status, Some(notice)).await
 }
@@ -971,7 +1002,7 @@ async fn audit(
             &headers,
             StatusCode::FORBIDDEN,
             Some(&p),
-            "the audit log is for the data bureau's admins",
+            say(&headers, "admins_only"),
         )
         .into_response();
     }
@@ -1026,7 +1057,7 @@ async fn quality(
             &headers,
             StatusCode::FORBIDDEN,
             Some(&p),
-            "data quality is for the data bureau's admins",
+            say(&headers, "admins_only"),
         )
         .into_response();
     }
@@ -1094,7 +1125,7 @@ async fn alerts(headers: HeaderMap, SignedIn { sharing, p }: SignedIn) -> Respon
             &headers,
             StatusCode::FORBIDDEN,
             Some(&p),
-            "alerts are for the data bureau's admins",
+            say(&headers, "admins_only"),
         )
         .into_response();
     }

@@ -168,7 +168,67 @@ const LABELS: &[(&str, &str, &str)] = &[
     ("column", "列", "Column"),
     ("count", "数量", "Count"),
     ("severity", "级别", "Severity"),
+    // Messages and notices of the console's own pages. An error from the policy or the API
+    // beneath keeps its own (English) detail after one of these leads.
+    (
+        "console_off",
+        "本服务器未开启控制台。",
+        "The console is off on this server.",
+    ),
+    (
+        "not_in_jurisdiction",
+        "您的管辖范围内没有这条记录：",
+        "No such record within your jurisdiction:",
+    ),
+    (
+        "citizens_only_page",
+        "此页面向公民本人展示其数据，请以该公民身份登录。",
+        "This page shows a citizen their own record; sign in as the citizen.",
+    ),
+    (
+        "grants_for_departments",
+        "共享申请与授权面向部门用户。",
+        "Requests and grants are for departments.",
+    ),
+    (
+        "admins_only",
+        "此页面仅限数据局管理员。",
+        "This page is for the data bureau's admins.",
+    ),
+    ("page_not_found", "没有这个页面：", "No such page:"),
+    ("request_failed", "未能完成：", "This could not be done:"),
+    (
+        "request_incomplete",
+        "申请表不完整：每一项都需要填写。",
+        "The request form is incomplete: every field is needed.",
+    ),
+    (
+        "request_filed",
+        "申请已提交，等待提供方审核：",
+        "Request filed; it waits for the provider's decision:",
+    ),
+    (
+        "say_approve",
+        "请选择批准或驳回。",
+        "Say approve or reject.",
+    ),
+    ("approved", "已批准：", "Approved:"),
+    ("rejected", "已驳回：", "Rejected:"),
+    (
+        "search_unseen",
+        "查询只返回您有权查看其查询字段的人员和地点。以下字段没有覆盖它的有效授权，按它查询查不到任何人：",
+        "A search returns only people and places whose searched fields you may see. No active grant covers these fields, so a search by them finds no one:",
+    ),
 ];
+
+/// One label in `lang`, for messages made in code; a key that is not in the table is given back
+/// as it is (a programming slip shows as the key, not as an empty page).
+pub fn label(lang: &str, key: &'static str) -> &'static str {
+    LABELS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map_or(key, |(_, zh, en)| if lang == "en" { *en } else { *zh })
+}
 
 /// The labels of `lang` ("zh" or "en").
 pub fn labels(lang: &str) -> BTreeMap<&'static str, &'static str> {
