@@ -800,7 +800,7 @@ async fn grants_page(
             headers,
             StatusCode::FORBIDDEN,
             Some(p),
-            say(&headers, "grants_for_departments"),
+            say(headers, "grants_for_departments"),
         )
         .into_response();
     }
