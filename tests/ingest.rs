@@ -222,8 +222,8 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         "{list}"
     );
 
-    // The department delivers record 2 again with a valid id: its held entry (the bad id) can
-    // be dismissed as delivered; the others stay held until dismissed by id.
+    // The department delivers record 2 again with a valid id: its held entry (the bad id)
+    // closes by itself as redelivered; the others stay held until dismissed by id.
     let o = ingest(
         &utf8,
         &write(
@@ -236,6 +236,11 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         ),
     );
     assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("1 held quarantine entries closed as redelivered"),
+        "{}",
+        text(&o)
+    );
     let dismiss = |args: &[&str]| {
         let mut all = vec!["quarantine", "dismiss"];
         all.extend_from_slice(args);
@@ -250,7 +255,7 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         "--reason",
         "delivered again",
     ]);
-    assert!(text(&o).contains("1 dismissed"), "{}", text(&o));
+    assert!(text(&o).contains("0 dismissed"), "{}", text(&o));
     let list = text(&tongban(&["quarantine", "list"], &db));
     assert!(!list.contains("check character"), "{list}");
     let held: serde_json::Value =
@@ -271,7 +276,7 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
     let o = dismiss(&[&ids[0], "--reason", "again"]);
     assert!(text(&o).contains("is dismissed, not held"), "{}", text(&o));
     let log = text(&tongban(&["audit", "export"], &db));
-    assert_eq!(log.matches("intake.quarantine.dismiss").count(), 2, "{log}");
+    assert_eq!(log.matches("intake.quarantine.dismiss").count(), 1, "{log}");
 }
 
 /// A command closes the store before it exits: SQLite's write-ahead logs are copied into the
@@ -610,24 +615,61 @@ fn release_and_snapshots_keep_what_the_department_delivered() {
         "{}",
         text(&o)
     );
-    // A duplicate key within one delivery stays held on release unless --replace.
+    // The same bad row sent again (the next day's snapshot) is held once, and its entry stays
+    // held: the record was not delivered readable, although its good version counts as seen.
+    let o = ingest(&s2);
+    assert!(text(&o).contains("0 withdrawn"), "{}", text(&o));
+    assert!(!text(&o).contains("redelivered"), "{}", text(&o));
+    let held = |db: &str| -> serde_json::Value {
+        serde_json::from_slice(&tongban(&["quarantine", "list", "--json"], db).stdout).unwrap()
+    };
+    assert_eq!(held(&db).as_array().unwrap().len(), 1, "{}", held(&db));
+    let o = tongban(
+        &[
+            "quarantine",
+            "dismiss",
+            "--source",
+            "people",
+            "--delivered",
+            "--reason",
+            "r",
+        ],
+        &db,
+    );
+    assert!(text(&o).contains("0 dismissed"), "{}", text(&o));
+    // Delivery 4 sends record 2 readable (as in delivery 1) and a duplicate key: the held entry
+    // of record 2 closes by itself as redelivered; the duplicate is held.
     let dup = write(d, "dup.csv", "编号,身份证,姓名\n1,11010519491231002X,张三\n1,11010519491231002X,王五\n2,11010519491231002X,李四\n".as_bytes());
     let o = ingest(&dup);
-    assert!(text(&o).contains("1 quarantined"), "{}", text(&o));
+    assert!(
+        text(&o).contains("1 quarantined")
+            && text(&o).contains("1 held quarantine entries closed as redelivered"),
+        "{}",
+        text(&o)
+    );
+    let all: serde_json::Value =
+        serde_json::from_slice(&tongban(&["quarantine", "list", "--all", "--json"], &db).stdout)
+            .unwrap();
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["key"] == "2" && e["status"] == "redelivered"),
+        "{all}"
+    );
+    let log = text(&tongban(&["audit", "export"], &db));
+    assert!(log.contains("\\\"redelivered\\\":["), "{log}");
+    // A duplicate key within one delivery stays held on release unless --replace.
     let o = tongban(
         &["quarantine", "release", "--all", "--source", "people"],
         &db,
     );
     let out = text(&o);
     assert!(
-        out.contains("still fails")
-            && out.contains("duplicate key")
-            && out.contains("use --replace"),
+        out.contains("held as a duplicate key") && out.contains("use --replace"),
         "{out}"
     );
     assert_eq!(o.status.code(), Some(1));
-    // With a mapping that only warns on a bad id, delivery 2's record 2 would pass, but delivery
-    // 3 (dup.csv) sent key 2 afterwards: releasing it would put old data over new.
     let warn = MAPPING
         .replace("ENC", "utf-8")
         .replace("STEP", "name")
@@ -648,17 +690,17 @@ fn release_and_snapshots_keep_what_the_department_delivered() {
     };
     let out = text(&release(&[]));
     assert!(
-        out.contains("delivered key \"2\" after this entry was held") && out.contains("0 released"),
+        out.contains("held as a duplicate key") && out.contains("0 released"),
         "{out}"
     );
     let out = text(&release(&["--replace"]));
-    assert!(out.contains("2 released, 0 still held"), "{out}");
-    // Released records hash as the file does: delivering exactly the released rows again
+    assert!(out.contains("1 released, 0 still held"), "{out}");
+    // Released records hash as the file does: delivering exactly the released row again
     // changes nothing.
     let s4 = write(
         d,
         "s4.csv",
-        "编号,身份证,姓名\n1,11010519491231002X,王五\n2,110105194912310021,李四\n".as_bytes(),
+        "编号,身份证,姓名\n1,11010519491231002X,王五\n".as_bytes(),
     );
     let o = tongban(
         &[
@@ -669,7 +711,7 @@ fn release_and_snapshots_keep_what_the_department_delivered() {
         ],
         &db,
     );
-    assert!(text(&o).contains("2 unchanged"), "{}", text(&o));
+    assert!(text(&o).contains("1 unchanged"), "{}", text(&o));
     assert!(
         text(&o).contains("0 changed"),
         "re-ingest after release: {}",

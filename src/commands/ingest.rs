@@ -51,7 +51,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     let b = &report.batch;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(b)?);
+        let mut v = serde_json::to_value(b)?;
+        v["redelivered"] = serde_json::json!(report.redelivered);
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         println!(
             "{} batch {}: {} records read, {} new, {} changed, {} unchanged, {} quarantined, {} withdrawn{}",
@@ -73,6 +75,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             println!(
                 "  see them with: tongban quarantine list --source {}",
                 b.source_id
+            );
+        }
+        if !report.redelivered.is_empty() {
+            println!(
+                "  {} held quarantine entries closed as redelivered: this file delivered their records readable ({})",
+                report.redelivered.len(),
+                report
+                    .redelivered
+                    .iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         }
     }
@@ -125,6 +139,7 @@ pub async fn ingest_with_bar(
             "batch": b.id, "file": file.display().to_string(),
             "inserted": b.counts.inserted, "updated": b.counts.updated,
             "quarantined": b.counts.quarantined, "withdrawn": b.withdrawn,
+            "redelivered": result.redelivered,
         }),
     )
     .await?;

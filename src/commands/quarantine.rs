@@ -60,13 +60,15 @@ pub enum What {
     },
     /// Set held entries aside without storing them (they stay listed with `--all`): given ones,
     /// those of --source whose record the department delivered again in a later batch
-    /// (--delivered), or every held entry of --source (--all). Audited with the reason.
+    /// (--delivered; each ingest closes these by itself, as `redelivered`, so this is for
+    /// stores written before it did), or every held entry of --source (--all). Audited with the
+    /// reason.
     Dismiss {
         /// The entries to dismiss.
         ids: Vec<i64>,
         #[arg(long)]
         source: Option<String>,
-        /// Entries of --source whose record key a later batch stored.
+        /// Entries of --source whose record a later batch delivered readable.
         #[arg(long, requires = "source", conflicts_with = "all")]
         delivered: bool,
         /// Every held entry of --source.
@@ -123,12 +125,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         println!("no quarantined records");
                     } else {
                         println!(
-                            "{:>6}  {:<22} {:<12} {:<9} reason",
+                            "{:>6}  {:<22} {:<12} {:<11} reason",
                             "id", "source", "where", "status"
                         );
                         for e in &entries {
                             println!(
-                                "{:>6}  {:<22} {:<12} {:<9} {}",
+                                "{:>6}  {:<22} {:<12} {:<11} {}",
                                 e.id,
                                 e.source_id,
                                 e.location,
@@ -235,13 +237,18 @@ async fn dismiss(
             let held = store
                 .quarantine_list(Some(s), Some(QuarantineStatus::Held), i64::MAX)
                 .await?;
-            let mut chosen = Vec::new();
-            for e in held {
-                if all || delivered_later(store, &e).await? {
-                    chosen.push(e);
+            if all {
+                held
+            } else {
+                let mut history = std::collections::HashMap::new();
+                for key in held.iter().filter_map(|e| e.key.as_deref()) {
+                    if !history.contains_key(key) {
+                        history.insert(key.to_string(), store.record_history(s, key).await?);
+                    }
                 }
+                let ids = tongban_intake::pipeline::redelivered(&held, &history);
+                held.into_iter().filter(|e| ids.contains(&e.id)).collect()
             }
-            chosen
         }
         _ => bail!("give entry ids, or --source SOURCE with --delivered or --all"),
     };
@@ -262,19 +269,6 @@ async fn dismiss(
     }
     println!("{} dismissed", chosen.len());
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether a later batch than the entry's stored a version of its record key (an unreadable
-/// row has no key and never was).
-async fn delivered_later(store: &dyn Store, e: &QuarantineEntry) -> anyhow::Result<bool> {
-    let Some(key) = &e.key else {
-        return Ok(false);
-    };
-    Ok(store
-        .record_history(&e.source_id, key)
-        .await?
-        .iter()
-        .any(|v| v.batch_id > e.batch_id || v.seen_batch > e.batch_id))
 }
 
 #[allow(clippy::too_many_arguments)]

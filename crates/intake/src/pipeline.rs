@@ -52,6 +52,9 @@ pub struct IngestReport {
     pub read: ReadSummary,
     /// A snapshot that withdrew nothing because some records could not be read.
     pub withdrawal_skipped: bool,
+    /// Held quarantine entries of the source this batch closed: it delivered their records
+    /// readable ([`redelivered`]).
+    pub redelivered: Vec<i64>,
 }
 
 /// The source row a mapping declares.
@@ -367,11 +370,70 @@ async fn ingest_items(
     // it was: rather than withdraw something the department did deliver, it withdraws nothing.
     let withdraw = snapshot && keyless == 0;
     let batch = store.finish_batch(batch_id, withdraw).await?;
+    let redelivered = close_redelivered(store, &mapping.source.id).await?;
     Ok(IngestReport {
         batch,
         read,
         withdrawal_skipped: snapshot && !withdraw,
+        redelivered,
     })
+}
+
+/// The held entries whose record the department has since delivered readable, so that holding
+/// them only keeps old rows on the scorecard: for each record key, the last batch that
+/// delivered a version (stored anew or unchanged) came after the last batch that delivered a
+/// held row of it. A batch that holds a key's row also keeps the key's good version seen (a
+/// snapshot must not withdraw it), so the two meet in that batch and the entry stays held; a row
+/// held again is held once, and its `last_held_batch` says when it came last. An entry without
+/// a key (an unreadable row) or held as a duplicate beside a stored row of the same batch is
+/// never closed here. `history` holds each key's versions.
+pub fn redelivered(
+    held: &[tongban_store::QuarantineEntry],
+    history: &std::collections::HashMap<String, Vec<tongban_store::RecordVersion>>,
+) -> Vec<i64> {
+    let mut last_held: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    for e in held {
+        if let Some(key) = &e.key {
+            let last = last_held.entry(key).or_insert(i64::MIN);
+            *last = (*last).max(e.batch_id).max(e.last_held_batch);
+        }
+    }
+    held.iter()
+        .filter(|e| {
+            let Some(key) = &e.key else { return false };
+            let delivered = history
+                .get(key)
+                .into_iter()
+                .flatten()
+                .map(|v| v.batch_id.max(v.seen_batch))
+                .max();
+            delivered.is_some_and(|d| Some(&d) > last_held.get(key.as_str()))
+        })
+        .map(|e| e.id)
+        .collect()
+}
+
+/// Closes the held entries of `source_id` that [`redelivered`] finds, marking them
+/// `redelivered`; their ids.
+pub async fn close_redelivered(
+    store: &dyn Store,
+    source_id: &str,
+) -> Result<Vec<i64>, IngestError> {
+    use tongban_store::QuarantineStatus;
+    let held = store
+        .quarantine_list(Some(source_id), Some(QuarantineStatus::Held), i64::MAX)
+        .await?;
+    let mut history = std::collections::HashMap::new();
+    for key in held.iter().filter_map(|e| e.key.as_deref()) {
+        if !history.contains_key(key) {
+            history.insert(key.to_string(), store.record_history(source_id, key).await?);
+        }
+    }
+    let ids = redelivered(&held, &history);
+    for id in &ids {
+        store.mark_redelivered(*id).await?;
+    }
+    Ok(ids)
 }
 
 /// The name of the batch a quarantine release stores its records in.
@@ -457,7 +519,7 @@ pub async fn release_quarantined(
                         .record_history(&mapping.source.id, &rec.key)
                         .await?
                         .last()
-                    && latest.seen_batch > e.batch_id
+                    && latest.seen_batch > e.last_held_batch
                 {
                     report.held.push((
                         e.id,
@@ -541,4 +603,79 @@ pub async fn scorecard(
         .filter_map(|b| b.finished_at)
         .max();
     Ok(b.finish(last, tongban_store::now_millis()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redelivered;
+    use std::collections::HashMap;
+    use tongban_store::{QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion};
+
+    fn entry(id: i64, key: Option<&str>, batch: i64, last_held: i64) -> QuarantineEntry {
+        QuarantineEntry {
+            id,
+            source_id: "s".into(),
+            batch_id: batch,
+            location: format!("line {id}"),
+            key: key.map(str::to_string),
+            raw: "{}".into(),
+            reasons: "[]".into(),
+            status: QuarantineStatus::Held,
+            created_at: 0,
+            resolved_at: None,
+            last_held_batch: last_held,
+        }
+    }
+
+    fn version(key: &str, batch: i64, seen: i64) -> RecordVersion {
+        RecordVersion {
+            source_id: "s".into(),
+            key: key.into(),
+            version: 1,
+            status: RecordStatus::Current,
+            batch_id: batch,
+            seen_batch: seen,
+            location: "line 2".into(),
+            content_hash: vec![],
+            raw: "{}".into(),
+            cleaned: "{}".into(),
+            issues: "[]".into(),
+            ingested_at: 0,
+            withdrawn_at: None,
+        }
+    }
+
+    #[test]
+    fn an_entry_closes_only_when_its_record_came_readable_after_its_last_bad_row() {
+        let history: HashMap<String, Vec<RecordVersion>> = [
+            // K1: stored in batch 1, its row held in batch 2 (the good version seen there too),
+            // then delivered readable and unchanged in batch 3.
+            ("k1".to_string(), vec![version("k1", 1, 3)]),
+            // K2: the held row came again in batch 3, which kept the good version seen.
+            ("k2".to_string(), vec![version("k2", 1, 3)]),
+            // K3: a new version stored in batch 4.
+            (
+                "k3".to_string(),
+                vec![version("k3", 1, 2), version("k3", 4, 4)],
+            ),
+            // K4: stored and held as a duplicate in the same batch.
+            ("k4".to_string(), vec![version("k4", 5, 5)]),
+        ]
+        .into_iter()
+        .collect();
+        let held = vec![
+            entry(1, Some("k1"), 2, 2),
+            entry(2, Some("k2"), 2, 3),
+            entry(3, Some("k3"), 2, 2),
+            entry(4, Some("k4"), 5, 5),
+            entry(5, None, 2, 2),
+            entry(6, Some("never-stored"), 2, 2),
+            // A second row of K1, at another line of batch 3, held there.
+            entry(7, Some("k1"), 3, 3),
+        ];
+        // Entry 7 holds K1's row of batch 3, so K1's delivery in batch 3 was not readable
+        // for certain: neither K1 entry closes. Without it, entry 1 would.
+        assert_eq!(redelivered(&held, &history), vec![3]);
+        assert_eq!(redelivered(&held[..6], &history), vec![1, 3]);
+    }
 }

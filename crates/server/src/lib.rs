@@ -274,7 +274,7 @@ async fn push_batch(
                         detail: serde_json::json!({
                             "batch": b.id, "inserted": b.counts.inserted,
                             "updated": b.counts.updated, "quarantined": b.counts.quarantined,
-                            "withdrawn": b.withdrawn,
+                            "withdrawn": b.withdrawn, "redelivered": r.redelivered,
                         })
                         .to_string(),
                     })
@@ -284,6 +284,7 @@ async fn push_batch(
             Ok(Json(serde_json::json!({
                 "batch": r.batch,
                 "read": { "records": r.read.records, "unreadable": r.read.unreadable },
+                "redelivered": r.redelivered,
             })))
         }
         Err(IngestError::EmptySnapshot { .. }) => Err(ApiError::new(

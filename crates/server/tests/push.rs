@@ -107,6 +107,22 @@ async fn a_department_pushes_a_batch() {
         (Some(2), Some(0)),
         "{v}"
     );
+    assert_eq!(v["redelivered"], serde_json::json!([]), "{v}");
+    // A record without its required name is held; pushed again with the name, it is stored and
+    // its held entry closes as redelivered (the unreadable line's entry, without a key, stays).
+    let (_, body) = request(addr, path, Some("s3cret"), b"{\"cjbh\":\"a3\"}\n").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["batch"]["counts"]["quarantined"], 1, "{v}");
+    let (_, body) = request(
+        addr,
+        path,
+        Some("s3cret"),
+        "{\"cjbh\":\"a3\",\"xm\":\"王五\"}\n".as_bytes(),
+    )
+    .await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["batch"]["counts"]["inserted"], 1, "{v}");
+    assert_eq!(v["redelivered"].as_array().map(Vec::len), Some(1), "{v}");
 }
 
 #[tokio::test]

@@ -113,6 +113,9 @@ fn quarantine_row(r: &$row) -> Result<QuarantineEntry> {
         status: QuarantineStatus::parse(r.try_get("status")?)?,
         created_at: r.try_get("created_at")?,
         resolved_at: r.try_get("resolved_at")?,
+        last_held_batch: r
+            .try_get::<Option<i64>, _>("last_held_batch")?
+            .unwrap_or(r.try_get("batch_id")?),
     })
 }
 
@@ -462,6 +465,10 @@ impl Store for $store {
 
     async fn dismiss_quarantined(&self, id: i64) -> Result<()> {
         self.close_quarantined(id, QuarantineStatus::Dismissed).await
+    }
+
+    async fn mark_redelivered(&self, id: i64) -> Result<()> {
+        self.close_quarantined(id, QuarantineStatus::Redelivered).await
     }
 
     async fn replace_resolution_with(

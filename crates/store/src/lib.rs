@@ -398,6 +398,9 @@ pub enum QuarantineStatus {
     /// Set aside by a data engineer without storing it: the department delivered the record
     /// again in a later batch, or the row was never a record (a stray header, a test line).
     Dismissed,
+    /// Closed by itself: a later batch delivered the entry's record readable, so the department
+    /// has sent it again (corrected, or as it was before the bad row).
+    Redelivered,
 }
 
 impl QuarantineStatus {
@@ -406,6 +409,7 @@ impl QuarantineStatus {
             QuarantineStatus::Held => "held",
             QuarantineStatus::Released => "released",
             QuarantineStatus::Dismissed => "dismissed",
+            QuarantineStatus::Redelivered => "redelivered",
         }
     }
 
@@ -414,6 +418,7 @@ impl QuarantineStatus {
             "held" => QuarantineStatus::Held,
             "released" => QuarantineStatus::Released,
             "dismissed" => QuarantineStatus::Dismissed,
+            "redelivered" => QuarantineStatus::Redelivered,
             other => {
                 return Err(StoreError::Corrupt(format!(
                     "unknown quarantine status {other:?}"
@@ -436,6 +441,9 @@ pub struct QuarantineEntry {
     pub status: QuarantineStatus,
     pub created_at: i64,
     pub resolved_at: Option<i64>,
+    /// The last batch that delivered this same row again, still unreadable (it is held once);
+    /// the entry's own batch when none did.
+    pub last_held_batch: i64,
 }
 
 /// A current record's key, cleaned fields and issues (both JSON).
@@ -1047,6 +1055,10 @@ pub trait Store: Send + Sync {
     /// Marks a held entry dismissed: nothing is stored for it, and it no longer counts as
     /// held (the scorecard's quarantined records, `quarantine list`). The entry is kept.
     async fn dismiss_quarantined(&self, id: i64) -> Result<()>;
+
+    /// Marks a held entry redelivered: a later batch delivered its record readable (the
+    /// decision is the intake's, `tongban_intake::pipeline::redelivered`). The entry is kept.
+    async fn mark_redelivered(&self, id: i64) -> Result<()>;
 
     /// Replaces the links and golden records of one kind of entity (person, entity, building,
     /// room) with a new run's, in one transaction: readers see the old result or the new one,

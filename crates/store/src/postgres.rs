@@ -579,6 +579,21 @@ impl PgStore {
             },
         )
         .await?;
+        // A row already held is not held twice; its entry notes that it came again (0021).
+        let held: Vec<&_> = quarantine.iter().chain(&duplicates).collect();
+        if !held.is_empty() {
+            sqlx::query(
+                "UPDATE quarantine SET last_held_batch = $1 FROM unnest($3::bytea[], $4::text[]) AS a(raw_hash, location) \
+                 WHERE quarantine.source_id = $2 AND quarantine.raw_hash = a.raw_hash \
+                 AND quarantine.location = a.location AND quarantine.status = 'held'",
+            )
+            .bind(batch_id)
+            .bind(source_id)
+            .bind(held.iter().map(|e| e.raw_hash.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(held.iter().map(|e| e.location.as_str()).collect::<Vec<&str>>())
+            .execute(&mut *tx)
+            .await?;
+        }
         for group in quarantine
             .iter()
             .chain(&duplicates)

@@ -1040,12 +1040,18 @@ fn store_chunk(
                 bind(layout)
             },
         )?;
+        // A row already held is not held twice; its entry notes that it came again (0017).
+        let mut held_again = tx.prepare_cached(
+            "UPDATE quarantine SET last_held_batch = ?1 WHERE source_id = ?2 AND raw_hash = ?3 \
+             AND location = ?4 AND status = 'held'",
+        )?;
         let mut hold = tx.prepare_cached(
             "INSERT INTO quarantine (source_id, batch_id, location, record_key, raw, raw_hash, \
              reasons, status, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'held', ?8) \
              ON CONFLICT (source_id, raw_hash, location) WHERE status = 'held' DO NOTHING",
         )?;
         for e in quarantine.iter().chain(&duplicates) {
+            held_again.execute(params![batch_id, source_id, e.raw_hash, e.location])?;
             outcome.quarantined += hold.execute(params![
                 source_id, batch_id, e.location, e.key, e.raw, e.raw_hash, e.reasons, now
             ])? as i64;

@@ -314,6 +314,9 @@ async fn quarantine_holds_once_and_releases() {
             (held[0].location.as_str(), held[0].key.as_deref()),
             ("line 7", Some("x"))
         );
+        // The entry says that the row came again in b2 (the intake decides by it whether a
+        // later delivery of the record was readable).
+        assert_eq!((held[0].batch_id, held[0].last_held_batch), (b1, b2));
         s.release_quarantined(held[0].id).await.unwrap();
         assert_eq!(
             s.quarantine_entry(held[0].id)
@@ -357,6 +360,30 @@ async fn quarantine_holds_once_and_releases() {
         ));
         assert!(matches!(
             s.release_quarantined(held[0].id).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        // Held once more, in a batch of its own: a fresh entry whose last batch is its own,
+        // closed as redelivered once.
+        let b4 = s.begin_batch("s", "f.csv").await.unwrap();
+        s.store_chunk(b4, "s", vec![], vec![bad.clone()])
+            .await
+            .unwrap();
+        let held = s
+            .quarantine_list(None, Some(QuarantineStatus::Held), 10)
+            .await
+            .unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!((held[0].batch_id, held[0].last_held_batch), (b4, b4));
+        s.mark_redelivered(held[0].id).await.unwrap();
+        assert_eq!(
+            s.quarantine_entry(held[0].id)
+                .await
+                .unwrap()
+                .map(|e| e.status),
+            Some(QuarantineStatus::Redelivered)
+        );
+        assert!(matches!(
+            s.mark_redelivered(held[0].id).await,
             Err(StoreError::NotFound { .. })
         ));
     }
