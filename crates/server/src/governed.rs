@@ -1291,7 +1291,11 @@ pub async fn bulk_buildings(
 /// One read of a citizen's record, as they are shown it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Access {
-    pub at: i64,
+    /// When, as RFC 3339 in China Standard Time (`2026-12-05T12:07:45.123+08:00`).
+    pub at: String,
+    /// The same moment in milliseconds, for pages that format it themselves.
+    #[serde(skip)]
+    pub at_ms: i64,
     pub user: String,
     pub department: Option<String>,
     pub role: Option<String>,
@@ -1342,7 +1346,8 @@ pub async fn accesses_of(
                     .unwrap_or_default()
             };
             Access {
-                at: r.at,
+                at: tongban_standards::date::china_time(r.at),
+                at_ms: r.at,
                 user: r.actor,
                 department: d
                     .get("department")

@@ -102,7 +102,7 @@ pub fn document() -> Value {
             "/api/rooms/{key}": governed_read("room", "R"),
             "/api/buildings/{key}": governed_read("building", "B"),
             "/api/me/accesses": {"get": {
-                "summary": "Who read the calling citizen's record: when, user, department, role, fields, grant and purpose",
+                "summary": "Who read the calling citizen's record: when (`at`, RFC 3339 in China Standard Time), user, department, role, fields, grant and purpose",
                 "security": [{"token": []}],
                 "responses": {
                     "200": {"description": "The reads, newest first", "content": {"application/json": {"schema": {"type": "object"}}}},

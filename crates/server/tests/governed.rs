@@ -455,6 +455,18 @@ async fn reads_are_decided_field_by_field_and_audited() {
         assert_eq!(accesses.len(), 5);
         assert_eq!(accesses[0]["user"], "clerk01");
         assert_eq!(accesses[0]["department"], "minzheng");
+        // The time is RFC 3339 in China Standard Time, and it is the log's time of the read.
+        let at = accesses[0]["at"].as_str().expect("a time as text");
+        let parsed = chrono::DateTime::parse_from_rfc3339(at).expect("RFC 3339");
+        assert!(at.ends_with("+08:00"), "{at}");
+        let newest = store
+            .audit_of_subject(PERSON, 1_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|r| r.action == "read.person")
+            .unwrap();
+        assert_eq!(parsed.timestamp_millis(), newest.at);
         let granted = accesses
             .iter()
             .find(|a| a["served_under"][0]["purpose"] == "social_assistance.eligibility")
@@ -597,6 +609,17 @@ async fn searches_and_bulk_lookups_are_governed_and_hostile_requests_get_4xx() {
                 .iter()
                 .any(|r| r["id"] == "library.person")
         );
+        // Times are RFC 3339 text: the library's last run is known here.
+        let updated: Vec<&str> = body["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["last_update"].as_str())
+            .collect();
+        assert!(!updated.is_empty(), "{body}");
+        for t in &updated {
+            assert!(chrono::DateTime::parse_from_rfc3339(t).is_ok(), "{t}");
+        }
         let (status, body) = get(
             addr,
             "/api/catalogue/library.person?format=ckan",

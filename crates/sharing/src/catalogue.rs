@@ -53,8 +53,9 @@ pub struct Field {
     pub sensitivity: Sensitivity,
 }
 
-/// A shareable resource.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A shareable resource. It is serialised for clients (the API, `catalogue --json`), never read
+/// back: the catalogue is built from the store each time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Resource {
     /// `library.person`, `dataset.police_household`, …
     pub id: String,
@@ -64,7 +65,9 @@ pub struct Resource {
     /// The providing department (the data bureau for the libraries).
     pub provider: String,
     pub update_frequency: String,
-    /// When it last changed (milliseconds), if known.
+    /// When it last changed (milliseconds), if known; serialised as RFC 3339 in China Standard
+    /// Time, as every time the API gives.
+    #[serde(serialize_with = "china_time_or_null")]
     pub last_update: Option<i64>,
     pub fields: Vec<Field>,
 }
@@ -252,6 +255,13 @@ pub async fn catalogue(store: &dyn tongban_store::Store) -> Result<Vec<Resource>
 }
 
 /// A CKAN dataset record (the shape of `package_show`'s result) for a resource.
+fn china_time_or_null<S: serde::Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match t {
+        Some(t) => s.serialize_str(&tongban_standards::date::china_time(*t)),
+        None => s.serialize_none(),
+    }
+}
+
 pub fn ckan(r: &Resource) -> serde_json::Value {
     let name: String =
         r.id.chars()
@@ -283,7 +293,7 @@ pub fn ckan(r: &Resource) -> serde_json::Value {
         "tags": [{"name": r.kind}],
         "extras": [
             {"key": "update_frequency", "value": r.update_frequency},
-            {"key": "last_update", "value": r.last_update.map(|t| t.to_string()).unwrap_or_default()},
+            {"key": "last_update", "value": r.last_update.map(tongban_standards::date::china_time).unwrap_or_default()},
             {"key": "shared_field_share", "value": format!("{:.2}", r.shared_share())},
         ],
         "resources": [{

@@ -469,6 +469,22 @@ pub fn date_at_unix(unix_secs: i64, utc_offset_secs: i32) -> Option<NaiveDate> {
     chrono::DateTime::from_timestamp(local, 0).map(|t| t.date_naive())
 }
 
+/// A moment (milliseconds since the Unix epoch) as RFC 3339 text in China Standard Time, as the
+/// API and exports give times: `2026-12-05T12:07:45.123+08:00`. People in China read it as
+/// their clock shows it, and a program parses it without knowing the offset beforehand. Empty
+/// only for moments outside the years chrono can represent.
+pub fn china_time(unix_millis: i64) -> String {
+    let Some(offset) = chrono::FixedOffset::east_opt(CHINA_UTC_OFFSET_SECS) else {
+        return String::new();
+    };
+    chrono::DateTime::from_timestamp_millis(unix_millis)
+        .map(|t| {
+            t.with_timezone(&offset)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+        })
+        .unwrap_or_default()
+}
+
 /// Value of a Chinese digit, including the zero forms people write (〇, ○, 零, and a letter O).
 fn cn_digit(c: char) -> Option<u32> {
     Some(match c {
@@ -549,6 +565,21 @@ mod tests {
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn times_are_given_in_china_standard_time() {
+        // 2026-12-05T04:07:45.123Z is 12:07:45.123 in Beijing; 16:00Z is the next day there.
+        assert_eq!(
+            china_time(1_796_443_665_123),
+            "2026-12-05T12:07:45.123+08:00"
+        );
+        assert_eq!(
+            china_time(1_796_486_400_000),
+            "2026-12-06T00:00:00.000+08:00"
+        );
+        assert_eq!(china_time(0), "1970-01-01T08:00:00.000+08:00");
+        assert_eq!(china_time(i64::MAX), "");
     }
 
     #[test]

@@ -758,7 +758,7 @@ async fn me(
         .into_iter()
         .map(|a| {
             let mut v = json!(a);
-            v["when"] = json!(when(a.at));
+            v["when"] = json!(when(a.at_ms));
             v
         })
         .collect();
