@@ -37,6 +37,7 @@ pub struct Args {
 pub enum What {
     /// Check the chain and the checkpoints.
     Verify {
+        /// As JSON, for scripts.
         #[arg(long)]
         json: bool,
         /// The node's public key (64 hexadecimal digits), as published: verify against it
@@ -56,8 +57,10 @@ pub enum What {
     PublicKey,
     /// Append one event (an administrative note, say).
     Record {
+        /// What happened, as a dotted name (admin.note, intake.file_received…).
         #[arg(long)]
         action: String,
+        /// What it concerns (a source, a user, a record key), if anything.
         #[arg(long, default_value = "")]
         subject: String,
         /// Free text kept with the entry.

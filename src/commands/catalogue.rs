@@ -27,12 +27,14 @@ pub struct Args {
 pub enum What {
     /// Every resource: the responsibility list.
     List {
+        /// As JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
     /// One resource and its fields.
     Show {
         id: String,
+        /// As JSON, for scripts.
         #[arg(long)]
         json: bool,
         /// As a CKAN dataset record.

@@ -23,6 +23,7 @@ pub struct Args {
     pub kind: String,
     pub a: MentionRef,
     pub b: MentionRef,
+    /// As JSON, for scripts.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

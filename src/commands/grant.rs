@@ -30,14 +30,19 @@ pub struct Args {
 pub enum What {
     /// Ask for fields of a resource.
     Request {
+        /// The requesting official's user id (the request is their department's).
         #[arg(long = "as")]
         user: String,
+        /// The catalogue resource, e.g. library.person (see `tongban catalogue list`).
         #[arg(long)]
         resource: String,
+        /// The fields asked for, comma-separated (open fields need no request).
         #[arg(long, value_delimiter = ',')]
         fields: Vec<String>,
+        /// The purpose's code, e.g. social_assistance.eligibility: every read names it.
         #[arg(long)]
         purpose: String,
+        /// The law or regulation that allows the use.
         #[arg(long)]
         legal_basis: String,
         /// The division within which subjects may be read.
@@ -53,29 +58,36 @@ pub enum What {
     /// Approve a request.
     Approve {
         id: String,
+        /// The deciding user: an official of the providing department (a data bureau admin for the base libraries).
         #[arg(long = "as")]
         user: String,
+        /// A note kept with the decision.
         #[arg(long, default_value = "")]
         reason: String,
     },
     /// Reject a request, saying why.
     Reject {
         id: String,
+        /// The deciding user: an official of the providing department (a data bureau admin for the base libraries).
         #[arg(long = "as")]
         user: String,
+        /// Why, shown to the requesting department.
         #[arg(long)]
         reason: String,
     },
     /// Revoke a grant, saying why.
     Revoke {
         id: String,
+        /// The revoking user: an official of the providing department (a data bureau admin for the base libraries).
         #[arg(long = "as")]
         user: String,
+        /// Why, kept with the grant and in the audit log.
         #[arg(long)]
         reason: String,
     },
     /// Every request and grant.
     List {
+        /// As JSON, for scripts.
         #[arg(long)]
         json: bool,
     },

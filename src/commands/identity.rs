@@ -44,6 +44,7 @@ pub enum What {
     },
     /// Every department, user and token (tokens by id and state only).
     List {
+        /// As JSON, for scripts.
         #[arg(long)]
         json: bool,
     },

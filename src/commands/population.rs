@@ -21,6 +21,7 @@ pub struct Args {
     /// A synthetic city's truth directory: print its figures beside the libraries'.
     #[arg(long)]
     pub truth: Option<PathBuf>,
+    /// As JSON, for scripts.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

@@ -14,6 +14,7 @@ pub struct Args {
     /// One source (default: every registered source).
     #[arg(long)]
     pub source: Option<String>,
+    /// As JSON, for scripts.
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]

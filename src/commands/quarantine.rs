@@ -48,6 +48,7 @@ pub enum What {
         /// Release every held entry of --source.
         #[arg(long, requires = "source")]
         all: bool,
+        /// The source whose entries --all releases.
         #[arg(long)]
         source: Option<String>,
         /// A fixed mapping file to clean with (and to register for the source).
@@ -66,6 +67,7 @@ pub enum What {
     Dismiss {
         /// The entries to dismiss.
         ids: Vec<i64>,
+        /// The source whose entries --delivered or --all dismiss.
         #[arg(long)]
         source: Option<String>,
         /// Entries of --source whose record a later batch delivered readable.

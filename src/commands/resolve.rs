@@ -33,6 +33,7 @@ pub struct Args {
     /// Source trust order for golden records, most trusted first (comma-separated source ids).
     #[arg(long, value_delimiter = ',')]
     pub trust: Option<Vec<String>>,
+    /// As JSON, for scripts.
     #[arg(long)]
     pub json: bool,
     /// Blocking rules, thresholds and block limits for people and legal entities (TOML; see

@@ -25,11 +25,13 @@ pub struct Args {
 pub enum What {
     /// Reads per department, resource and day, and the share of fields each resource shares.
     Stats {
+        /// As JSON, for scripts.
         #[arg(long)]
         json: bool,
     },
     /// Anomalies in the reads.
     Alerts {
+        /// As JSON, for scripts.
         #[arg(long)]
         json: bool,
         /// Suspend for alerts of every day, not only today's; and for off-hours reads too (by
