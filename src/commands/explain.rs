@@ -45,7 +45,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             for f in &e.fields {
-                println!("  {:<12} {:>24} | {:<24} {:<32} {:+.2}", f.field, f.left, f.right, f.level, f.weight);
+                println!(
+                    "  {:<12} {} | {} {:<32} {:+.2}",
+                    f.field,
+                    super::right(&f.left, 24),
+                    super::left(&f.right, 24),
+                    f.level,
+                    f.weight
+                );
             }
             println!(
                 "  total {:+.2}, prior {:+.2} → match probability {:.6} (term-frequency adjustment of names left out)",

@@ -204,14 +204,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     } else {
                         println!("departments:");
                         for d in &departments {
-                            println!("  {:<16} {:<20} {}", d.id, d.name, d.division);
+                            println!("  {:<16} {} {}", d.id, super::left(&d.name, 20), d.division);
                         }
                         println!("users:");
                         for u in &users {
                             println!(
-                                "  {:<16} {:<10} {:<20} {:<16} {}",
+                                "  {:<16} {} {:<20} {:<16} {}",
                                 u.id,
-                                u.name,
+                                super::left(&u.name, 10),
                                 u.role,
                                 u.department.as_deref().unwrap_or("-"),
                                 u.jurisdiction

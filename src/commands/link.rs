@@ -237,10 +237,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         for f in &e.fields {
             println!(
-                "  {:<16} {:>20} | {:<20} {:<32} {:+.2}{}",
+                "  {:<16} {} | {} {:<32} {:+.2}{}",
                 f.comparison,
-                f.left,
-                f.right,
+                super::right(&f.left, 20),
+                super::left(&f.right, 20),
                 f.level,
                 f.weight,
                 if f.tf_adjustment != 0.0 {

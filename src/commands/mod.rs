@@ -29,6 +29,21 @@ pub mod watch;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// `text` padded with spaces to `width` columns of a terminal, left-aligned. Chinese characters
+/// take two columns each, so `format!("{:<16}")`, which counts characters, leaves tables of
+/// names and addresses ragged; this counts columns as terminals draw them (Unicode's East Asian
+/// width). Text already wider is given whole.
+pub fn left(text: &str, width: usize) -> String {
+    let shown = unicode_width::UnicodeWidthStr::width(text);
+    format!("{text}{}", " ".repeat(width.saturating_sub(shown)))
+}
+
+/// `text` padded to `width` terminal columns, right-aligned (see [`left`]).
+pub fn right(text: &str, width: usize) -> String {
+    let shown = unicode_width::UnicodeWidthStr::width(text);
+    format!("{}{text}", " ".repeat(width.saturating_sub(shown)))
+}
+
 /// A progress bar in the house style, hidden when stderr is not a terminal.
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
@@ -55,4 +70,18 @@ pub fn tick_from(
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
     })
+}
+
+#[cfg(test)]
+mod padding_tests {
+    use super::{left, right};
+
+    #[test]
+    fn chinese_text_is_padded_by_the_columns_it_takes() {
+        assert_eq!(left("唯亭社区", 10), "唯亭社区  ");
+        assert_eq!(right("张三", 6), "  张三");
+        assert_eq!(left("ab", 4), "ab  ");
+        // Wider than asked: whole, no padding.
+        assert_eq!(left("古娄一村社区居委会", 10), "古娄一村社区居委会");
+    }
 }

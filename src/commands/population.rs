@@ -47,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             let with_truth = truth.is_some();
-            print!("{:<13} {:<16} {:>10} {:>10} {:>10}", "community", "name", "registered", "floating", "total");
+            print!("{:<13} {:<20} {:>10} {:>10} {:>10}", "community", "name", "registered", "floating", "total");
             if with_truth {
                 print!("   {:>10} {:>10}", "truth reg.", "truth flt.");
             }
@@ -55,9 +55,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let (mut error, mut total) = (0u64, 0u64);
             for c in &p.communities {
                 print!(
-                    "{:<13} {:<16} {:>10} {:>10} {:>10}",
+                    "{:<13} {} {:>10} {:>10} {:>10}",
                     c.code,
-                    c.name,
+                    super::left(&c.name, 20),
                     c.registered,
                     c.floating,
                     c.registered + c.floating
@@ -71,7 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!();
             }
             println!(
-                "{:<13} {:<16} {:>10} {:>10} {:>10}",
+                "{:<13} {:<20} {:>10} {:>10} {:>10}",
                 "all",
                 "",
                 p.registered(),

@@ -120,9 +120,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 for (name, f) in fields {
                     let s = |k: &str| f[k].as_str().unwrap_or("").to_string();
                     println!(
-                        "  {:<20} {:<28} {} {} {}{} ({}/{})",
+                        "  {:<20} {} {} {} {}{} ({}/{})",
                         name,
-                        s("value"),
+                        super::left(&s("value"), 28),
                         s("source"),
                         s("record_key"),
                         s("role"),
