@@ -1076,7 +1076,7 @@ async fn search(
             "the query string is not valid URL encoding",
         )
     })?;
-    let search = crate::search::parse(kind, &params)
+    let search = crate::search::parse_in(kind, &params, Some(&p.jurisdiction))
         .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_search", e.to_string()))?;
     let store = state.store.as_ref();
     let caller = Caller::new(sharing, store, p).await?;

@@ -57,6 +57,19 @@ fn invalid(field: &'static str, value: &str, message: impl Into<String>) -> Sear
 
 /// Read a search of `kind` from query parameters.
 pub fn parse(kind: &str, params: &[(String, String)]) -> Result<Search, SearchError> {
+    parse_in(kind, params, None)
+}
+
+/// Read a search of `kind` made by someone whose jurisdiction is the division `within`: an
+/// address that leaves out the district, street or city it lies in is read as lying within it,
+/// as a street's clerk writes 青剑湖花园12幢 for an address in their street. A grid's code
+/// is read as its community's (grids are not in the division table).
+pub fn parse_in(
+    kind: &str,
+    params: &[(String, String)],
+    within: Option<&str>,
+) -> Result<Search, SearchError> {
+    let within = within.map(|w| w.get(..12).unwrap_or(w));
     let allowed: &[&str] = match kind {
         "person" => &["name", "birth_date", "phone", "citizen_id", "address"],
         "entity" => &["name", "credit_code"],
@@ -120,7 +133,7 @@ pub fn parse(kind: &str, params: &[(String, String)]) -> Result<Search, SearchEr
             })
         }
         ("person", ["address"]) => {
-            let key = address_key(value("address"))?;
+            let key = address_key(value("address"), within)?;
             Ok(Search {
                 criteria: vec![("fields.residence.value", key)],
                 required: vec!["residence"],
@@ -147,7 +160,7 @@ pub fn parse(kind: &str, params: &[(String, String)]) -> Result<Search, SearchEr
         }
         ("room", ["address"]) => {
             let raw = value("address");
-            let key = address_key(raw)?;
+            let key = address_key(raw, within)?;
             if key.ends_with('|') {
                 return Err(invalid("address", raw, "the address names no room"));
             }
@@ -157,7 +170,7 @@ pub fn parse(kind: &str, params: &[(String, String)]) -> Result<Search, SearchEr
             })
         }
         ("building", ["address"]) => {
-            let key = address_key(value("address"))?;
+            let key = address_key(value("address"), within)?;
             // A building's key is the first three parts of the full key: county, place and
             // building number (empty for a door-numbered premises).
             let building: Vec<&str> = key.split('|').take(3).collect();
@@ -181,14 +194,14 @@ fn clean_name(raw: &str) -> Result<String, SearchError> {
         .map_err(|e| invalid("name", raw, format!("not a name: {e}")))
 }
 
-fn address_key(raw: &str) -> Result<String, SearchError> {
-    let a = address::parse_address(raw)
+fn address_key(raw: &str, within: Option<&str>) -> Result<String, SearchError> {
+    let a = address::parse_address_in(raw, within)
         .map_err(|e| invalid("address", raw, format!("not an address: {e}")))?;
     address::canonical_key(&a).ok_or_else(|| {
         invalid(
             "address",
             raw,
-            "the address needs its district or county and a compound or road",
+            "the address needs its district or county (unless your jurisdiction lies within one) and a compound or road",
         )
     })
 }
@@ -236,6 +249,30 @@ mod tests {
     }
 
     #[test]
+    fn an_address_without_its_district_is_read_within_the_callers_jurisdiction() {
+        let bare = p(&[("address", "华湾花园1幢3单元402室")]);
+        let e = parse("room", &bare).unwrap_err();
+        assert!(e.to_string().contains("district or county"), "{e}");
+        // A street's clerk, a community worker, a grid worker: all within the district.
+        for within in ["320576052", "320576052001", "320576052001003"] {
+            let s = parse_in("room", &bare, Some(within)).unwrap();
+            assert_eq!(s.criteria[0].1, "320576|华湾花园|1|3|402", "{within}");
+        }
+        // A city-wide admin's jurisdiction names no district: still refused.
+        assert!(parse_in("room", &bare, Some("3205")).is_err());
+        // A district the address names itself wins over the caller's.
+        let s = parse_in(
+            "building",
+            &p(&[("address", "苏州工业园区华湾花园1幢")]),
+            Some("320505"),
+        );
+        assert_eq!(
+            s.map(|s| s.criteria[0].1.clone()).ok().as_deref(),
+            Some("320576|华湾花园|1")
+        );
+    }
+
+    #[test]
     fn bad_searches_say_what_is_wrong() {
         assert!(matches!(
             parse("person", &p(&[("name", "张三")])),
@@ -262,7 +299,8 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn never_panics(kind in "person|entity|room|building", k in "[a-z_]{0,12}", v in ".{0,80}") {
-            let _ = parse(&kind, &[(k, v)]);
+            let _ = parse(&kind, &[(k.clone(), v.clone())]);
+            let _ = parse_in(&kind, &[(k, v)], Some("320576052"));
         }
     }
 }

@@ -441,7 +441,7 @@ async fn search(
     if given.is_empty() {
         return render(&headers, StatusCode::OK, "search.html", Some(&p), ctx).into_response();
     }
-    let parsed = match crate::search::parse(kind, &given) {
+    let parsed = match crate::search::parse_in(kind, &given, Some(&p.jurisdiction)) {
         Ok(s) => s,
         Err(e) => {
             ctx["error"] = json!(e.to_string());
