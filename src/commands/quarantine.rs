@@ -242,13 +242,7 @@ async fn dismiss(
             if all {
                 held
             } else {
-                let mut history = std::collections::HashMap::new();
-                for key in held.iter().filter_map(|e| e.key.as_deref()) {
-                    if !history.contains_key(key) {
-                        history.insert(key.to_string(), store.record_history(s, key).await?);
-                    }
-                }
-                let ids = tongban_intake::pipeline::redelivered(&held, &history);
+                let ids = tongban_intake::pipeline::find_redelivered(store, s, &held).await?;
                 held.into_iter().filter(|e| ids.contains(&e.id)).collect()
             }
         }

@@ -423,17 +423,27 @@ pub async fn close_redelivered(
     let held = store
         .quarantine_list(Some(source_id), Some(QuarantineStatus::Held), i64::MAX)
         .await?;
+    let ids = find_redelivered(store, source_id, &held).await?;
+    for id in &ids {
+        store.mark_redelivered(*id).await?;
+    }
+    Ok(ids)
+}
+
+/// [`redelivered`] over held entries of `source_id`, with their keys' histories read from the
+/// store.
+pub async fn find_redelivered(
+    store: &dyn Store,
+    source_id: &str,
+    held: &[tongban_store::QuarantineEntry],
+) -> Result<Vec<i64>, StoreError> {
     let mut history = std::collections::HashMap::new();
     for key in held.iter().filter_map(|e| e.key.as_deref()) {
         if !history.contains_key(key) {
             history.insert(key.to_string(), store.record_history(source_id, key).await?);
         }
     }
-    let ids = redelivered(&held, &history);
-    for id in &ids {
-        store.mark_redelivered(*id).await?;
-    }
-    Ok(ids)
+    Ok(redelivered(held, &history))
 }
 
 /// The name of the batch a quarantine release stores its records in.
