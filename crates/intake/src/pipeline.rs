@@ -370,7 +370,7 @@ async fn ingest_items(
     // it was: rather than withdraw something the department did deliver, it withdraws nothing.
     let withdraw = snapshot && keyless == 0;
     let batch = store.finish_batch(batch_id, withdraw).await?;
-    let redelivered = close_redelivered(store, &mapping.source.id).await?;
+    let redelivered = close_redelivered(store, &mapping.source.id, batch_id).await?;
     Ok(IngestReport {
         batch,
         read,
@@ -384,9 +384,11 @@ async fn ingest_items(
 /// delivered a version (stored anew or unchanged) came after the last batch that delivered a
 /// held row of it. A batch that holds a key's row also keeps the key's good version seen (a
 /// snapshot must not withdraw it), so the two meet in that batch and the entry stays held; a row
-/// held again is held once, and its `last_held_batch` says when it came last. An entry without
-/// a key (an unreadable row) or held as a duplicate beside a stored row of the same batch is
-/// never closed here. `history` holds each key's versions.
+/// held again is held once, and its `last_held_batch` says when it came last. A delivery is a
+/// version's `seen_batch` (a newly stored version's is its own batch), not its `batch_id`, which a
+/// re-clean moves without any delivery. An entry without a key (an unreadable row) is never
+/// closed, nor one held as a duplicate beside a stored row of the same batch until a later batch
+/// delivers the key. `history` holds each key's versions.
 pub fn redelivered(
     held: &[tongban_store::QuarantineEntry],
     history: &std::collections::HashMap<String, Vec<tongban_store::RecordVersion>>,
@@ -405,7 +407,7 @@ pub fn redelivered(
                 .get(key)
                 .into_iter()
                 .flatten()
-                .map(|v| v.batch_id.max(v.seen_batch))
+                .map(|v| v.seen_batch)
                 .max();
             delivered.is_some_and(|d| Some(&d) > last_held.get(key.as_str()))
         })
@@ -413,21 +415,35 @@ pub fn redelivered(
         .collect()
 }
 
-/// Closes the held entries of `source_id` that [`redelivered`] finds, marking them
-/// `redelivered`; their ids.
+/// Closes the held entries of `source_id` that [`redelivered`] finds among the keys batch
+/// `batch_id` delivered, marking them `redelivered`; the ids it closed.
 pub async fn close_redelivered(
     store: &dyn Store,
     source_id: &str,
+    batch_id: i64,
 ) -> Result<Vec<i64>, IngestError> {
     use tongban_store::QuarantineStatus;
     let held = store
         .quarantine_list(Some(source_id), Some(QuarantineStatus::Held), i64::MAX)
         .await?;
-    let ids = find_redelivered(store, source_id, &held).await?;
-    for id in &ids {
-        store.mark_redelivered(*id).await?;
+    let mut history = std::collections::HashMap::new();
+    for key in held.iter().filter_map(|e| e.key.as_deref()) {
+        if !history.contains_key(key) {
+            history.insert(key.to_string(), store.record_history(source_id, key).await?);
+        }
     }
-    Ok(ids)
+    // Only records this batch delivered: a release or an older batch is not this file's doing.
+    history.retain(|_, versions| versions.iter().any(|v| v.seen_batch == batch_id));
+    let mut closed = Vec::new();
+    for id in redelivered(&held, &history) {
+        // Closed meanwhile by a dismissal or a parallel push: the batch stands all the same.
+        match store.mark_redelivered(id).await {
+            Ok(()) => closed.push(id),
+            Err(StoreError::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(closed)
 }
 
 /// [`redelivered`] over held entries of `source_id`, with their keys' histories read from the
@@ -670,6 +686,11 @@ mod tests {
             ),
             // K4: stored and held as a duplicate in the same batch.
             ("k4".to_string(), vec![version("k4", 5, 5)]),
+            // K5: a re-clean stored a version in batch 6; the department sent nothing since 2.
+            (
+                "k5".to_string(),
+                vec![version("k5", 1, 2), version("k5", 6, 2)],
+            ),
         ]
         .into_iter()
         .collect();
@@ -682,6 +703,7 @@ mod tests {
             entry(6, Some("never-stored"), 2, 2),
             // A second row of K1, at another line of batch 3, held there.
             entry(7, Some("k1"), 3, 3),
+            entry(8, Some("k5"), 2, 2),
         ];
         // Entry 7 holds K1's row of batch 3, so K1's delivery in batch 3 was not readable
         // for certain: neither K1 entry closes. Without it, entry 1 would.

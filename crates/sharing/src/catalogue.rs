@@ -254,7 +254,7 @@ pub async fn catalogue(store: &dyn tongban_store::Store) -> Result<Vec<Resource>
     Ok(out)
 }
 
-/// A CKAN dataset record (the shape of `package_show`'s result) for a resource.
+/// A time as RFC 3339 in China Standard Time, or null when unknown.
 fn china_time_or_null<S: serde::Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
     match t {
         Some(t) => s.serialize_str(&tongban_standards::date::china_time(*t)),
@@ -262,6 +262,7 @@ fn china_time_or_null<S: serde::Serializer>(t: &Option<i64>, s: S) -> Result<S::
     }
 }
 
+/// A CKAN dataset record (the shape of `package_show`'s result) for a resource.
 pub fn ckan(r: &Resource) -> serde_json::Value {
     let name: String =
         r.id.chars()
