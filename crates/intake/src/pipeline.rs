@@ -426,12 +426,7 @@ pub async fn close_redelivered(
     let held = store
         .quarantine_list(Some(source_id), Some(QuarantineStatus::Held), i64::MAX)
         .await?;
-    let mut history = std::collections::HashMap::new();
-    for key in held.iter().filter_map(|e| e.key.as_deref()) {
-        if !history.contains_key(key) {
-            history.insert(key.to_string(), store.record_history(source_id, key).await?);
-        }
-    }
+    let mut history = held_histories(store, source_id, &held).await?;
     // Only records this batch delivered: a release or an older batch is not this file's doing.
     history.retain(|_, versions| versions.iter().any(|v| v.seen_batch == batch_id));
     let mut closed = Vec::new();
@@ -453,13 +448,25 @@ pub async fn find_redelivered(
     source_id: &str,
     held: &[tongban_store::QuarantineEntry],
 ) -> Result<Vec<i64>, StoreError> {
+    Ok(redelivered(
+        held,
+        &held_histories(store, source_id, held).await?,
+    ))
+}
+
+/// The versions of each record key that `held` entries name, read once a key.
+async fn held_histories(
+    store: &dyn Store,
+    source_id: &str,
+    held: &[tongban_store::QuarantineEntry],
+) -> Result<std::collections::HashMap<String, Vec<tongban_store::RecordVersion>>, StoreError> {
     let mut history = std::collections::HashMap::new();
     for key in held.iter().filter_map(|e| e.key.as_deref()) {
         if !history.contains_key(key) {
             history.insert(key.to_string(), store.record_history(source_id, key).await?);
         }
     }
-    Ok(redelivered(held, &history))
+    Ok(history)
 }
 
 /// The name of the batch a quarantine release stores its records in.
