@@ -236,14 +236,12 @@ async fn dismiss(
                 .source(s)
                 .await?
                 .with_context(|| format!("source {s} is not registered"))?;
-            let held = store
-                .quarantine_list(Some(s), Some(QuarantineStatus::Held), i64::MAX)
-                .await?;
             if all {
-                held
+                store
+                    .quarantine_list(Some(s), Some(QuarantineStatus::Held), i64::MAX)
+                    .await?
             } else {
-                let ids = tongban_intake::pipeline::find_redelivered(store, s, &held).await?;
-                held.into_iter().filter(|e| ids.contains(&e.id)).collect()
+                tongban_intake::pipeline::find_redelivered(store, s).await?
             }
         }
         _ => bail!("give entry ids, or --source SOURCE with --delivered or --all"),

@@ -388,49 +388,38 @@ async fn ingest_items(
 /// version's `seen_batch` (a newly stored version's is its own batch), not its `batch_id`, which a
 /// re-clean moves without any delivery. An entry without a key (an unreadable row) is never
 /// closed, nor one held as a duplicate beside a stored row of the same batch until a later batch
-/// delivers the key. `history` holds each key's versions.
-pub fn redelivered(
-    held: &[tongban_store::QuarantineEntry],
-    history: &std::collections::HashMap<String, Vec<tongban_store::RecordVersion>>,
-) -> Vec<i64> {
+/// delivers the key. `held` pairs each entry with its key's last delivery, as
+/// [`Store::held_with_deliveries`] gives them; every held entry of a key must be there.
+pub fn redelivered(held: &[(tongban_store::QuarantineEntry, Option<i64>)]) -> Vec<i64> {
     let mut last_held: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
-    for e in held {
+    for (e, _) in held {
         if let Some(key) = &e.key {
             let last = last_held.entry(key).or_insert(i64::MIN);
             *last = (*last).max(e.batch_id).max(e.last_held_batch);
         }
     }
     held.iter()
-        .filter(|e| {
+        .filter(|(e, delivered)| {
             let Some(key) = &e.key else { return false };
-            let delivered = history
-                .get(key)
-                .into_iter()
-                .flatten()
-                .map(|v| v.seen_batch)
-                .max();
             delivered.is_some_and(|d| Some(&d) > last_held.get(key.as_str()))
         })
-        .map(|e| e.id)
+        .map(|(e, _)| e.id)
         .collect()
 }
 
 /// Closes the held entries of `source_id` that [`redelivered`] finds among the keys batch
-/// `batch_id` delivered, marking them `redelivered`; the ids it closed.
+/// `batch_id` delivered (a release or an older batch is not this file's doing), marking them
+/// `redelivered`; the ids it closed.
 pub async fn close_redelivered(
     store: &dyn Store,
     source_id: &str,
     batch_id: i64,
 ) -> Result<Vec<i64>, IngestError> {
-    use tongban_store::QuarantineStatus;
     let held = store
-        .quarantine_list(Some(source_id), Some(QuarantineStatus::Held), i64::MAX)
+        .held_with_deliveries(source_id, Some(batch_id))
         .await?;
-    let mut history = held_histories(store, source_id, &held).await?;
-    // Only records this batch delivered: a release or an older batch is not this file's doing.
-    history.retain(|_, versions| versions.iter().any(|v| v.seen_batch == batch_id));
     let mut closed = Vec::new();
-    for id in redelivered(&held, &history) {
+    for id in redelivered(&held) {
         // Closed meanwhile by a dismissal or a parallel push: the batch stands all the same.
         match store.mark_redelivered(id).await {
             Ok(()) => closed.push(id),
@@ -441,32 +430,19 @@ pub async fn close_redelivered(
     Ok(closed)
 }
 
-/// [`redelivered`] over held entries of `source_id`, with their keys' histories read from the
-/// store.
+/// The held entries of `source_id` whose record a later batch delivered readable
+/// ([`redelivered`]), for `tongban quarantine dismiss --delivered`.
 pub async fn find_redelivered(
     store: &dyn Store,
     source_id: &str,
-    held: &[tongban_store::QuarantineEntry],
-) -> Result<Vec<i64>, StoreError> {
-    Ok(redelivered(
-        held,
-        &held_histories(store, source_id, held).await?,
-    ))
-}
-
-/// The versions of each record key that `held` entries name, read once a key.
-async fn held_histories(
-    store: &dyn Store,
-    source_id: &str,
-    held: &[tongban_store::QuarantineEntry],
-) -> Result<std::collections::HashMap<String, Vec<tongban_store::RecordVersion>>, StoreError> {
-    let mut history = std::collections::HashMap::new();
-    for key in held.iter().filter_map(|e| e.key.as_deref()) {
-        if !history.contains_key(key) {
-            history.insert(key.to_string(), store.record_history(source_id, key).await?);
-        }
-    }
-    Ok(history)
+) -> Result<Vec<tongban_store::QuarantineEntry>, StoreError> {
+    let held = store.held_with_deliveries(source_id, None).await?;
+    let ids: std::collections::HashSet<i64> = redelivered(&held).into_iter().collect();
+    Ok(held
+        .into_iter()
+        .map(|(e, _)| e)
+        .filter(|e| ids.contains(&e.id))
+        .collect())
 }
 
 /// The name of the batch a quarantine release stores its records in.
@@ -641,8 +617,7 @@ pub async fn scorecard(
 #[cfg(test)]
 mod tests {
     use super::redelivered;
-    use std::collections::HashMap;
-    use tongban_store::{QuarantineEntry, QuarantineStatus, RecordStatus, RecordVersion};
+    use tongban_store::{QuarantineEntry, QuarantineStatus};
 
     fn entry(id: i64, key: Option<&str>, batch: i64, last_held: i64) -> QuarantineEntry {
         QuarantineEntry {
@@ -660,61 +635,28 @@ mod tests {
         }
     }
 
-    fn version(key: &str, batch: i64, seen: i64) -> RecordVersion {
-        RecordVersion {
-            source_id: "s".into(),
-            key: key.into(),
-            version: 1,
-            status: RecordStatus::Current,
-            batch_id: batch,
-            seen_batch: seen,
-            location: "line 2".into(),
-            content_hash: vec![],
-            raw: "{}".into(),
-            cleaned: "{}".into(),
-            issues: "[]".into(),
-            ingested_at: 0,
-            withdrawn_at: None,
-        }
-    }
-
     #[test]
     fn an_entry_closes_only_when_its_record_came_readable_after_its_last_bad_row() {
-        let history: HashMap<String, Vec<RecordVersion>> = [
-            // K1: stored in batch 1, its row held in batch 2 (the good version seen there too),
-            // then delivered readable and unchanged in batch 3.
-            ("k1".to_string(), vec![version("k1", 1, 3)]),
-            // K2: the held row came again in batch 3, which kept the good version seen.
-            ("k2".to_string(), vec![version("k2", 1, 3)]),
-            // K3: a new version stored in batch 4.
-            (
-                "k3".to_string(),
-                vec![version("k3", 1, 2), version("k3", 4, 4)],
-            ),
-            // K4: stored and held as a duplicate in the same batch.
-            ("k4".to_string(), vec![version("k4", 5, 5)]),
-            // K5: a re-clean stored a version in batch 6; the department sent nothing since 2.
-            (
-                "k5".to_string(),
-                vec![version("k5", 1, 2), version("k5", 6, 2)],
-            ),
-        ]
-        .into_iter()
-        .collect();
+        // Each key's last delivery (the greatest seen_batch of its versions):
+        // K1 stored in batch 1, its row held in batch 2 (the good version seen there too), then
+        // delivered readable and unchanged in batch 3. K2's held row came again in batch 3,
+        // which kept the good version seen. K3: a new version stored in batch 4. K4 stored and
+        // held as a duplicate in the same batch 5. K5: a re-clean stored a version in batch 6
+        // but kept seen_batch 2, since the department sent nothing after batch 2.
         let held = vec![
-            entry(1, Some("k1"), 2, 2),
-            entry(2, Some("k2"), 2, 3),
-            entry(3, Some("k3"), 2, 2),
-            entry(4, Some("k4"), 5, 5),
-            entry(5, None, 2, 2),
-            entry(6, Some("never-stored"), 2, 2),
+            (entry(1, Some("k1"), 2, 2), Some(3)),
+            (entry(2, Some("k2"), 2, 3), Some(3)),
+            (entry(3, Some("k3"), 2, 2), Some(4)),
+            (entry(4, Some("k4"), 5, 5), Some(5)),
+            (entry(5, None, 2, 2), None),
+            (entry(6, Some("never-stored"), 2, 2), None),
             // A second row of K1, at another line of batch 3, held there.
-            entry(7, Some("k1"), 3, 3),
-            entry(8, Some("k5"), 2, 2),
+            (entry(7, Some("k1"), 3, 3), Some(3)),
+            (entry(8, Some("k5"), 2, 2), Some(2)),
         ];
         // Entry 7 holds K1's row of batch 3, so K1's delivery in batch 3 was not readable
         // for certain: neither K1 entry closes. Without it, entry 1 would.
-        assert_eq!(redelivered(&held, &history), vec![3]);
-        assert_eq!(redelivered(&held[..6], &history), vec![1, 3]);
+        assert_eq!(redelivered(&held), vec![3]);
+        assert_eq!(redelivered(&held[..6]), vec![1, 3]);
     }
 }

@@ -471,6 +471,31 @@ impl Store for $store {
         self.close_quarantined(id, QuarantineStatus::Redelivered).await
     }
 
+    async fn held_with_deliveries(&self, source_id: &str, delivered_by: Option<i64>) -> Result<Vec<(QuarantineEntry, Option<i64>)>> {
+        // Both subqueries find a key's versions by the (source_id, record_key, version) unique
+        // index; the held entries by the partial index on held ones.
+        // A version's last delivery is its sighting where a later batch found it unchanged.
+        let rows = sqlx::query($fix(&format!(
+            "SELECT q.*, (SELECT MAX({seen}) FROM records
+                          WHERE records.source_id = q.source_id AND records.record_key = q.record_key) AS delivered
+             FROM quarantine q
+             WHERE q.source_id = ? AND q.status = 'held'
+               AND (CAST(? AS BIGINT) IS NULL OR EXISTS (SELECT 1 FROM records
+                    WHERE records.source_id = q.source_id AND records.record_key = q.record_key
+                      AND {seen} = CAST(? AS BIGINT)))
+             ORDER BY q.id",
+            seen = crate::LAST_SEEN
+        )))
+        .bind(source_id)
+        .bind(delivered_by)
+        .bind(delivered_by)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((quarantine_row(r)?, r.try_get::<Option<i64>, _>("delivered")?)))
+            .collect()
+    }
+
     async fn replace_resolution_with(
         &self,
         kind: &str,

@@ -1060,6 +1060,18 @@ pub trait Store: Send + Sync {
     /// decision is the intake's, `tongban_intake::pipeline::redelivered`). The entry is kept.
     async fn mark_redelivered(&self, id: i64) -> Result<()>;
 
+    /// The held entries of `source_id`, each with the last batch that delivered a version of its
+    /// record key (the greatest `seen_batch`; `None` for an entry without a key or with a key
+    /// never stored), in id order. With `delivered_by`, only the entries of keys that batch
+    /// delivered (a version of the key has it as `seen_batch`), every held entry of such a key
+    /// included. One query: a batch's closing of redelivered entries must not read each held
+    /// key's history apart, since a source may hold thousands and a push delivers a few rows.
+    async fn held_with_deliveries(
+        &self,
+        source_id: &str,
+        delivered_by: Option<i64>,
+    ) -> Result<Vec<(QuarantineEntry, Option<i64>)>>;
+
     /// Replaces the links and golden records of one kind of entity (person, entity, building,
     /// room) with a new run's, in one transaction: readers see the old result or the new one,
     /// never a mixture. Returns the run's id.

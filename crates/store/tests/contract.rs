@@ -390,6 +390,87 @@ async fn quarantine_holds_once_and_releases() {
 }
 
 #[tokio::test]
+async fn held_entries_come_with_their_keys_last_delivery() {
+    let (stores, _dir) = stores("held_deliveries").await;
+    let held_row = |key: Option<&str>, line: u32| IncomingQuarantine {
+        key: key.map(str::to_string),
+        location: format!("line {line}"),
+        raw: format!("{{\"line\":{line}}}"),
+        raw_hash: vec![line as u8],
+        reasons: "[]".into(),
+    };
+    for s in &stores {
+        // Batch 1 stores a and b and holds a bad row of each and one of c; batch 2 holds a row
+        // without a key; batch 3 delivers b again unchanged (a sighting, not a new version)
+        // and stores c.
+        let b1 = s.begin_batch("s", "f.csv").await.unwrap();
+        s.store_chunk(
+            b1,
+            "s",
+            vec![rec("a", "1"), rec("b", "1")],
+            vec![
+                held_row(Some("a"), 4),
+                held_row(Some("b"), 5),
+                held_row(Some("c"), 7),
+            ],
+        )
+        .await
+        .unwrap();
+        s.finish_batch(b1, false).await.unwrap();
+        let b2 = s.begin_batch("s", "f.csv").await.unwrap();
+        s.store_chunk(b2, "s", vec![], vec![held_row(None, 6)])
+            .await
+            .unwrap();
+        s.finish_batch(b2, false).await.unwrap();
+        let b3 = s.begin_batch("s", "f.csv").await.unwrap();
+        s.store_chunk(b3, "s", vec![rec("b", "1"), rec("c", "1")], vec![])
+            .await
+            .unwrap();
+        s.finish_batch(b3, false).await.unwrap();
+
+        let summary = |v: Vec<(tongban_store::QuarantineEntry, Option<i64>)>| {
+            v.into_iter()
+                .map(|(e, d)| (e.key, e.location, d))
+                .collect::<Vec<_>>()
+        };
+        let all = summary(s.held_with_deliveries("s", None).await.unwrap());
+        assert_eq!(
+            all,
+            vec![
+                (Some("a".to_string()), "line 4".to_string(), Some(b1)),
+                (Some("b".to_string()), "line 5".to_string(), Some(b3)),
+                (Some("c".to_string()), "line 7".to_string(), Some(b3)),
+                (None, "line 6".to_string(), None),
+            ]
+        );
+        // Batch 3 delivered b and c; batch 2 delivered none.
+        assert_eq!(
+            summary(s.held_with_deliveries("s", Some(b3)).await.unwrap()),
+            vec![
+                (Some("b".to_string()), "line 5".to_string(), Some(b3)),
+                (Some("c".to_string()), "line 7".to_string(), Some(b3)),
+            ]
+        );
+        assert!(
+            s.held_with_deliveries("s", Some(b2))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // A closed entry is no longer held; another source holds nothing.
+        let c_entry = s.held_with_deliveries("s", Some(b3)).await.unwrap()[0].0.id;
+        s.mark_redelivered(c_entry).await.unwrap();
+        assert_eq!(s.held_with_deliveries("s", None).await.unwrap().len(), 3);
+        assert!(
+            s.held_with_deliveries("other", None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+#[tokio::test]
 async fn current_records_page_in_key_order_and_sources_round_trip() {
     let (stores, _dir) = stores("paging").await;
     for s in &stores {
