@@ -200,6 +200,12 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
     let listed: serde_json::Value =
         serde_json::from_slice(&tongban(&["quarantine", "list", "--json"], &db).stdout).unwrap();
     assert!(listed[0]["reasons"][0]["code"].is_string(), "{listed}");
+    let held_at = listed[0]["created_at"].as_str().unwrap_or_default();
+    assert!(
+        held_at.ends_with("+08:00") && chrono::DateTime::parse_from_rfc3339(held_at).is_ok(),
+        "{listed}"
+    );
+    assert!(listed[0]["resolved_at"].is_null(), "{listed}");
     let o = tongban(&["quarantine", "list", "--source", "nope"], &db);
     assert!(!o.status.success() && text(&o).contains("source nope is not registered"));
 
@@ -221,6 +227,26 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
         list.contains("expected a JSON object, found an array"),
         "{list}"
     );
+    // The same file again, as JSON: nothing new, its times as RFC 3339 in China Standard Time.
+    let o = tongban(
+        &[
+            "ingest",
+            "--source",
+            jsonl.to_str().unwrap(),
+            f.to_str().unwrap(),
+            "--json",
+        ],
+        &db,
+    );
+    let again: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(again["counts"]["unchanged"], 1, "{again}");
+    for field in ["started_at", "finished_at"] {
+        let t = again[field].as_str().unwrap_or_default();
+        assert!(
+            t.ends_with("+08:00") && chrono::DateTime::parse_from_rfc3339(t).is_ok(),
+            "{field}: {again}"
+        );
+    }
 
     // The department delivers record 2 again with a valid id: its held entry (the bad id)
     // closes by itself as redelivered; the others stay held until dismissed by id.

@@ -110,11 +110,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     let cut = entries.len() as i64 > limit;
                     entries.truncate(limit as usize);
                     if json {
-                        // The reasons are stored as JSON text; a client wants them as a list.
+                        // The reasons are stored as JSON text; a client wants them as a list,
+                        // and times as the API gives them (RFC 3339, China Standard Time).
+                        use tongban_standards::date::china_time;
                         let shown: Vec<serde_json::Value> = entries
                             .iter()
                             .map(|e| {
                                 let mut v = serde_json::to_value(e)?;
+                                v["created_at"] = china_time(e.created_at).into();
+                                v["resolved_at"] = e.resolved_at.map(china_time).into();
                                 v["reasons"] =
                                     serde_json::from_str(&e.reasons).unwrap_or_else(|_| {
                                         serde_json::Value::String(e.reasons.clone())

@@ -445,6 +445,19 @@ pub async fn find_redelivered(
         .collect())
 }
 
+/// A batch as JSON for people and API clients: the stored row with its times as RFC 3339 in
+/// China Standard Time, as every other time the API and `--json` give (the store keeps epoch
+/// milliseconds).
+pub fn batch_json(batch: &tongban_store::BatchRow) -> serde_json::Value {
+    use tongban_standards::date::china_time;
+    // A batch row is plain data (numbers, strings, an enum of unit variants), which serde_json
+    // always serialises.
+    let mut v = serde_json::to_value(batch).unwrap_or_default();
+    v["started_at"] = china_time(batch.started_at).into();
+    v["finished_at"] = batch.finished_at.map(china_time).into();
+    v
+}
+
 /// The name of the batch a quarantine release stores its records in.
 pub const QUARANTINE_RELEASE_BATCH: &str = "quarantine release";
 

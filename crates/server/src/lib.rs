@@ -282,7 +282,7 @@ async fn push_batch(
                     .map_err(ApiError::internal)?;
             }
             Ok(Json(serde_json::json!({
-                "batch": r.batch,
+                "batch": tongban_intake::pipeline::batch_json(&r.batch),
                 "read": { "records": r.read.records, "unreadable": r.read.unreadable },
                 "redelivered": r.redelivered,
             })))

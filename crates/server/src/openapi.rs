@@ -116,7 +116,7 @@ pub fn document() -> Value {
                 "parameters": [{"name": "source", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_]{1,64}$"}}],
                 "requestBody": {"required": true, "content": {"application/x-ndjson": {"schema": {"type": "string"}}}},
                 "responses": {
-                    "200": {"description": "The stored batch with its counts, what was read, and `redelivered`: the ids of held quarantine entries this batch closed by delivering their records readable", "content": {"application/json": {"schema": {"type": "object"}}}},
+                    "200": {"description": "The stored batch with its counts and times (RFC 3339, China Standard Time), what was read, and `redelivered`: the ids of held quarantine entries this batch closed by delivering their records readable", "content": {"application/json": {"schema": {"type": "object"}}}},
                     "400": error_response("An empty or non-UTF-8 batch, or one whose first line is not a JSON object (nothing is stored)"),
                     "401": error_response("No or a wrong intake key"),
                     "404": error_response("The source is not registered"),

@@ -96,6 +96,13 @@ async fn a_department_pushes_a_batch() {
     assert_eq!(v["batch"]["counts"]["inserted"], 2, "{v}");
     assert_eq!(v["batch"]["counts"]["quarantined"], 1, "{v}");
     assert_eq!(v["read"]["unreadable"], 1);
+    // Its times are RFC 3339 in China Standard Time, as the API's other times, and in order.
+    let time = |field: &str| {
+        let t = v["batch"][field].as_str().unwrap_or_default();
+        assert!(t.ends_with("+08:00"), "{field}: {v}");
+        chrono::DateTime::parse_from_rfc3339(t).unwrap()
+    };
+    assert!(time("started_at") <= time("finished_at"), "{v}");
     // The same batch again, written with a byte-order mark: nothing changes.
     let with_bom = [b"\xEF\xBB\xBF".as_slice(), BATCH.as_bytes()].concat();
     let (status, body) = request(addr, path, Some("s3cret"), &with_bom).await;
