@@ -55,19 +55,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         println!("{}", serde_json::to_string_pretty(&all)?);
                     } else {
                         println!(
-                            "{:<32} {:<22} {:<12} {:>6} last update",
+                            "{:<32} {:<22} {:<12} {:>6} last update (China time)",
                             "resource", "provider", "updated", "shared"
                         );
                         for r in &all {
                             let last = r.last_update.map_or("never".to_string(), |t| {
-                                chrono::DateTime::from_timestamp_millis(t)
-                                    .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
-                                    .unwrap_or_default()
+                                tongban_standards::date::china_minute(t)
                             });
                             println!(
-                                "{:<32} {:<22} {:<12} {:>5.0}% {last}",
+                                "{:<32} {} {:<12} {:>5.0}% {last}",
                                 r.id,
-                                r.provider,
+                                super::left(&r.provider, 22),
                                 r.update_frequency,
                                 100.0 * r.shared_share()
                             );
@@ -94,10 +92,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         );
                         for f in &r.fields {
                             println!(
-                                "  {:<28} {:<12} {:<10} {:?}",
+                                "  {:<28} {:<12} {} {:?}",
                                 f.name,
                                 format!("{:?}", f.class).to_lowercase(),
-                                f.class.zh(),
+                                super::left(f.class.zh(), 10),
                                 f.sensitivity
                             );
                         }

@@ -176,10 +176,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     } else {
                         for g in &grants {
                             println!(
-                                "{} {:<10} {:<12} {:<22} {:<24} scope {} {}",
+                                "{} {:<10} {} {:<22} {:<24} scope {} {}",
                                 g.id,
                                 format!("{:?}", g.status).to_lowercase(),
-                                g.department,
+                                super::left(&g.department, 12),
                                 g.resource,
                                 g.fields.join(","),
                                 g.scope,

@@ -49,9 +49,9 @@ pub fn print(s: &Scorecard) {
     );
     for f in &s.fields {
         println!(
-            "  {:<28} {:<18} {:>13} {:>10}",
+            "  {:<28} {} {:>13} {:>10}",
             f.field,
-            f.column,
+            super::left(&f.column, 18),
             pct(f.completeness),
             pct(f.validity)
         );

@@ -46,8 +46,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         let batches = store.batches(Some(&s.id)).await?;
                         let (current, superseded, withdrawn) = store.record_counts(&s.id).await?;
                         println!(
-                            "{:<22} {:<14} {:>8} current {:>6} old versions {:>6} withdrawn {:>4} batches",
-                            s.id, s.department, current, superseded, withdrawn, batches.len()
+                            "{:<22} {} {:>8} current {:>6} old versions {:>6} withdrawn {:>4} batches",
+                            s.id, super::left(&s.department, 14), current, superseded, withdrawn, batches.len()
                         );
                     }
                 }

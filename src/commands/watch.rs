@@ -85,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     } else {
                         println!("reads per department, resource and day:");
                         for ((d, r, day), n) in &per_day {
-                            println!("  {} {:<20} {:<18} {n:>8}", date(*day), d, r);
+                            println!("  {} {} {:<18} {n:>8}", date(*day), super::left(d, 20), r);
                         }
                         let total: usize = catalogue.iter().map(|r| r.fields.len()).sum();
                         let shared: f64 = catalogue.iter().map(|r| r.shared_share() * r.fields.len() as f64).sum();

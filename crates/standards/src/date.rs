@@ -485,6 +485,17 @@ pub fn china_time(unix_millis: i64) -> String {
         .unwrap_or_default()
 }
 
+/// A moment (milliseconds since the Unix epoch) to the minute as a clock in China shows it,
+/// for tables people read at a terminal: `2026-12-05 12:07`. Programs get [`china_time`].
+/// Empty only for moments outside the years chrono can represent.
+pub fn china_minute(unix_millis: i64) -> String {
+    let local = unix_millis.checked_add(i64::from(CHINA_UTC_OFFSET_SECS) * 1000);
+    local
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
 /// Value of a Chinese digit, including the zero forms people write (〇, ○, 零, and a letter O).
 fn cn_digit(c: char) -> Option<u32> {
     Some(match c {
@@ -580,6 +591,9 @@ mod tests {
         );
         assert_eq!(china_time(0), "1970-01-01T08:00:00.000+08:00");
         assert_eq!(china_time(i64::MAX), "");
+        assert_eq!(china_minute(1_796_443_665_123), "2026-12-05 12:07");
+        assert_eq!(china_minute(1_796_486_400_000), "2026-12-06 00:00");
+        assert_eq!(china_minute(i64::MAX), "");
     }
 
     #[test]
