@@ -33,6 +33,7 @@ pub enum What {
     },
     /// One resource and its fields.
     Show {
+        /// The resource's id, as `catalogue list` shows it (library.person, say).
         id: String,
         /// As JSON, for scripts.
         #[arg(long)]

@@ -21,7 +21,9 @@ pub struct Args {
     /// person or entity.
     #[arg(long, default_value = "person", value_parser = ["person", "entity"])]
     pub kind: String,
+    /// The first mention: SOURCE:RECORD_KEY[:ROLE].
     pub a: MentionRef,
+    /// The second mention, written the same way.
     pub b: MentionRef,
     /// As JSON, for scripts.
     #[arg(long)]

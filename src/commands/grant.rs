@@ -57,6 +57,7 @@ pub enum What {
     },
     /// Approve a request.
     Approve {
+        /// The request's id, as `grant list` shows it.
         id: String,
         /// The deciding user: an official of the providing department (a data bureau admin for the base libraries).
         #[arg(long = "as")]
@@ -67,6 +68,7 @@ pub enum What {
     },
     /// Reject a request, saying why.
     Reject {
+        /// The request's id, as `grant list` shows it.
         id: String,
         /// The deciding user: an official of the providing department (a data bureau admin for the base libraries).
         #[arg(long = "as")]
@@ -77,6 +79,7 @@ pub enum What {
     },
     /// Revoke a grant, saying why.
     Revoke {
+        /// The grant's id, as `grant list` shows it.
         id: String,
         /// The revoking user: an official of the providing department (a data bureau admin for the base libraries).
         #[arg(long = "as")]

@@ -54,7 +54,9 @@ pub enum What {
 pub enum DepartmentCmd {
     /// Add (or rename) a department.
     Add {
+        /// A short id for the department (gongan, minzheng); grants and users name it.
         id: String,
+        /// Its name, as people know it (公安局).
         #[arg(long)]
         name: String,
         /// The division it serves.
@@ -67,13 +69,19 @@ pub enum DepartmentCmd {
 pub enum UserCmd {
     /// Add (or change) a user.
     Add {
+        /// The user's id, used to sign in and in the audit log; a citizen's is their person key.
         id: String,
+        /// The user's name (王芳).
         #[arg(long)]
         name: String,
+        /// data_bureau_admin, department_official, window_clerk, community_worker or citizen.
         #[arg(long)]
         role: String,
+        /// The department the user works for (its id); none for a citizen.
         #[arg(long)]
         department: Option<String>,
+        /// The division code of what the user may see: 320576 a district, 320576052 a street,
+        /// 320576052001 a community.
         #[arg(long)]
         jurisdiction: String,
     },
@@ -233,4 +241,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
         .await
 })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_role_help_names_every_role() {
+        let mut cmd = super::Args::command();
+        let help = cmd
+            .find_subcommand_mut("user")
+            .and_then(|u| u.find_subcommand_mut("add"))
+            .map(|a| a.render_long_help().to_string())
+            .unwrap_or_default();
+        for role in tongban_sharing::identity::Role::ALL {
+            assert!(
+                help.contains(role.as_str()),
+                "{role:?} missing from:\n{help}"
+            );
+        }
+    }
 }

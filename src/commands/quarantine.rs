@@ -28,7 +28,7 @@ pub enum What {
         /// Only this source's entries.
         #[arg(long)]
         source: Option<String>,
-        /// Also list released ones.
+        /// Also list closed entries: released, dismissed and redelivered ones.
         #[arg(long)]
         all: bool,
         /// At most this many entries (the oldest first); the list says when there are more.
@@ -39,7 +39,10 @@ pub enum What {
         json: bool,
     },
     /// Show one entry: where it came from, its raw values and every reason.
-    Show { id: i64 },
+    Show {
+        /// The entry's id, as `quarantine list` shows it.
+        id: i64,
+    },
     /// Re-clean held records with the source's mapping (or a fixed one) and store those that now
     /// pass; the others stay held and their reasons are printed.
     Release {

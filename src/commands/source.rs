@@ -21,7 +21,10 @@ pub struct Args {
 #[derive(Subcommand, Debug)]
 pub enum What {
     /// Register (or update) a source from its mapping file.
-    Add { mapping: PathBuf },
+    Add {
+        /// The source's mapping file (TOML), as `ingest --source` takes it.
+        mapping: PathBuf,
+    },
     /// List registered sources with their batches.
     List,
 }
