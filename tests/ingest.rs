@@ -299,6 +299,16 @@ fn bad_input_gets_a_clear_error_and_loses_nothing() {
     assert!(text(&tongban(&["quarantine", "list"], &db)).contains("no quarantined records"));
     let card = text(&tongban(&["quality", "--source", "people", "--json"], &db));
     assert!(card.contains("\"quarantined\": 0"), "{card}");
+    let cards: serde_json::Value =
+        serde_json::from_slice(&tongban(&["quality", "--source", "people", "--json"], &db).stdout)
+            .unwrap();
+    let last = cards[0]["freshness"]["last_batch_at"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        last.ends_with("+08:00") && chrono::DateTime::parse_from_rfc3339(last).is_ok(),
+        "{cards}"
+    );
     let o = dismiss(&[&ids[0], "--reason", "again"]);
     assert!(text(&o).contains("is dismissed, not held"), "{}", text(&o));
     let log = text(&tongban(&["audit", "export"], &db));

@@ -207,7 +207,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         }
                     }
                     if json {
-                        let v = serde_json::json!({"departments": departments, "users": users, "tokens": tokens});
+                        let v = super::with_china_times(
+                            serde_json::json!({"departments": departments, "users": users, "tokens": tokens}),
+                        );
                         println!("{}", serde_json::to_string_pretty(&v)?);
                     } else {
                         println!("departments:");
@@ -250,10 +252,13 @@ mod tests {
     #[test]
     fn the_role_help_names_every_role() {
         let mut cmd = super::Args::command();
+        // The --role flag's own text: other flags' help also says "citizen".
         let help = cmd
             .find_subcommand_mut("user")
             .and_then(|u| u.find_subcommand_mut("add"))
-            .map(|a| a.render_long_help().to_string())
+            .and_then(|a| a.get_arguments().find(|arg| arg.get_id() == "role"))
+            .and_then(|role| role.get_help())
+            .map(|h| h.to_string())
             .unwrap_or_default();
         for role in tongban_sharing::identity::Role::ALL {
             assert!(

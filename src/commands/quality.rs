@@ -89,7 +89,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 cards.push(scorecard(store.as_ref(), id).await?);
             }
             if args.json {
-                println!("{}", serde_json::to_string_pretty(&cards)?);
+                let v = super::with_china_times(serde_json::to_value(&cards)?);
+                println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for c in &cards {
                     print(c);

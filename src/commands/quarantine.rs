@@ -113,15 +113,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     let cut = entries.len() as i64 > limit;
                     entries.truncate(limit as usize);
                     if json {
-                        // The reasons are stored as JSON text; a client wants them as a list,
-                        // and times as the API gives them (RFC 3339, China Standard Time).
-                        use tongban_standards::date::china_time;
+                        // The reasons are stored as JSON text; a client wants them as a list.
                         let shown: Vec<serde_json::Value> = entries
                             .iter()
                             .map(|e| {
                                 let mut v = serde_json::to_value(e)?;
-                                v["created_at"] = china_time(e.created_at).into();
-                                v["resolved_at"] = e.resolved_at.map(china_time).into();
                                 v["reasons"] =
                                     serde_json::from_str(&e.reasons).unwrap_or_else(|_| {
                                         serde_json::Value::String(e.reasons.clone())
@@ -129,7 +125,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                                 Ok(v)
                             })
                             .collect::<Result<_, serde_json::Error>>()?;
-                        println!("{}", serde_json::to_string_pretty(&shown)?);
+                        let v = super::with_china_times(serde_json::Value::Array(shown));
+                        println!("{}", serde_json::to_string_pretty(&v)?);
                     } else if entries.is_empty() {
                         println!("no quarantined records");
                     } else {

@@ -39,7 +39,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         closing(store.as_ref(), reclean(store.as_ref(), &args)).await
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        let v = super::with_china_times(serde_json::to_value(&reports)?);
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for r in &reports {
             print_report(r, args.dry_run);

@@ -445,8 +445,8 @@ pub async fn find_redelivered(
         .collect())
 }
 
-/// A batch as JSON for people and API clients: the stored row with its times as RFC 3339 in
-/// China Standard Time, as every other time the API and `--json` give (the store keeps epoch
+/// A batch as JSON for API clients (the push endpoint's answer): the stored row with its times
+/// as RFC 3339 in China Standard Time, as the API's other times (the store keeps epoch
 /// milliseconds).
 pub fn batch_json(batch: &tongban_store::BatchRow) -> serde_json::Value {
     use tongban_standards::date::china_time;
