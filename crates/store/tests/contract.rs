@@ -458,9 +458,24 @@ async fn held_entries_come_with_their_keys_last_delivery() {
                 .is_empty()
         );
         // A closed entry is no longer held; another source holds nothing.
-        let c_entry = s.held_with_deliveries("s", Some(b3)).await.unwrap()[0].0.id;
-        s.mark_redelivered(c_entry).await.unwrap();
+        let closed = s.held_with_deliveries("s", Some(b3)).await.unwrap()[0].0.id;
+        s.mark_redelivered(closed).await.unwrap();
         assert_eq!(s.held_with_deliveries("s", None).await.unwrap().len(), 3);
+        // A key of several versions: batch 4 stores a changed a (its first version superseded,
+        // last seen in batch 1), batch 5 delivers it again unchanged (a sighting of the new
+        // version). Its last delivery is the newest of them, whichever version it touched.
+        for content in ["2", "2"] {
+            let b = s.begin_batch("s", "f.csv").await.unwrap();
+            s.store_chunk(b, "s", vec![rec("a", content)], vec![])
+                .await
+                .unwrap();
+            s.finish_batch(b, false).await.unwrap();
+            assert_eq!(
+                summary(s.held_with_deliveries("s", Some(b)).await.unwrap()),
+                vec![(Some("a".to_string()), "line 4".to_string(), Some(b))]
+            );
+        }
+        assert_eq!(s.record_history("s", "a").await.unwrap().len(), 2);
         assert!(
             s.held_with_deliveries("other", None)
                 .await
