@@ -175,7 +175,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         .map(policy::from_row)
                         .collect();
                     if json {
-                        let v = super::with_china_times(serde_json::to_value(&grants)?);
+                        let v = tongban_standards::date::with_china_times(serde_json::to_value(
+                            &grants,
+                        )?);
                         println!("{}", serde_json::to_string_pretty(&v)?);
                     } else {
                         for g in &grants {

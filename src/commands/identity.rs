@@ -207,7 +207,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         }
                     }
                     if json {
-                        let v = super::with_china_times(
+                        let v = tongban_standards::date::with_china_times(
                             serde_json::json!({"departments": departments, "users": users, "tokens": tokens}),
                         );
                         println!("{}", serde_json::to_string_pretty(&v)?);

@@ -51,7 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     let b = &report.batch;
     if args.json {
-        let mut v = super::with_china_times(serde_json::to_value(b)?);
+        let mut v = tongban_standards::date::with_china_times(serde_json::to_value(b)?);
         v["redelivered"] = serde_json::json!(report.redelivered);
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {

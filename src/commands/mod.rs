@@ -44,46 +44,6 @@ pub fn right(text: &str, width: usize) -> String {
     format!("{}{text}", " ".repeat(width.saturating_sub(shown)))
 }
 
-/// The names of the fields that hold a moment (epoch milliseconds in the store) in the JSON the
-/// commands print.
-const TIME_FIELDS: [&str; 11] = [
-    "created_at",
-    "updated_at",
-    "started_at",
-    "finished_at",
-    "resolved_at",
-    "expires_at",
-    "revoked_at",
-    "valid_from",
-    "valid_to",
-    "last_batch_at",
-    "withdrawn_at",
-];
-
-/// `--json` output with every moment, at any depth, as RFC 3339 text in China Standard Time,
-/// as the API gives times (`tongban_standards::date::china_time`): the store's epoch
-/// milliseconds would make each script convert them. A field of another name, and null, stay.
-pub fn with_china_times(mut v: serde_json::Value) -> serde_json::Value {
-    fn walk(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(map) => {
-                for (name, value) in map.iter_mut() {
-                    match value.as_i64() {
-                        Some(ms) if TIME_FIELDS.contains(&name.as_str()) => {
-                            *value = tongban_standards::date::china_time(ms).into();
-                        }
-                        _ => walk(value),
-                    }
-                }
-            }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    walk(&mut v);
-    v
-}
-
 /// A progress bar in the house style, hidden when stderr is not a terminal.
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len);
@@ -115,25 +75,6 @@ pub fn tick_from(
 #[cfg(test)]
 mod padding_tests {
     use super::{left, right};
-
-    #[test]
-    fn json_times_are_given_in_china_time_at_any_depth() {
-        let v = super::with_china_times(serde_json::json!({
-            "created_at": 1_796_443_665_123_i64,
-            "tokens": [{"expires_at": null, "revoked_at": 0}],
-            "freshness": {"last_batch_at": 1_796_486_400_000_i64, "age_hours": 3},
-            "id": 7,
-        }));
-        assert_eq!(
-            v,
-            serde_json::json!({
-                "created_at": "2026-12-05T12:07:45.123+08:00",
-                "tokens": [{"expires_at": null, "revoked_at": "1970-01-01T08:00:00.000+08:00"}],
-                "freshness": {"last_batch_at": "2026-12-06T00:00:00.000+08:00", "age_hours": 3},
-                "id": 7,
-            })
-        );
-    }
 
     #[test]
     fn chinese_text_is_padded_by_the_columns_it_takes() {

@@ -89,7 +89,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 cards.push(scorecard(store.as_ref(), id).await?);
             }
             if args.json {
-                let v = super::with_china_times(serde_json::to_value(&cards)?);
+                let v = tongban_standards::date::with_china_times(serde_json::to_value(&cards)?);
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for c in &cards {

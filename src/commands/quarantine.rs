@@ -125,7 +125,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                                 Ok(v)
                             })
                             .collect::<Result<_, serde_json::Error>>()?;
-                        let v = super::with_china_times(serde_json::Value::Array(shown));
+                        let v = tongban_standards::date::with_china_times(
+                            serde_json::Value::Array(shown),
+                        );
                         println!("{}", serde_json::to_string_pretty(&v)?);
                     } else if entries.is_empty() {
                         println!("no quarantined records");

@@ -39,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         closing(store.as_ref(), reclean(store.as_ref(), &args)).await
     })?;
     if args.json {
-        let v = super::with_china_times(serde_json::to_value(&reports)?);
+        let v = tongban_standards::date::with_china_times(serde_json::to_value(&reports)?);
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for r in &reports {

@@ -445,19 +445,6 @@ pub async fn find_redelivered(
         .collect())
 }
 
-/// A batch as JSON for API clients (the push endpoint's answer): the stored row with its times
-/// as RFC 3339 in China Standard Time, as the API's other times (the store keeps epoch
-/// milliseconds).
-pub fn batch_json(batch: &tongban_store::BatchRow) -> serde_json::Value {
-    use tongban_standards::date::china_time;
-    // A batch row is plain data (numbers, strings, an enum of unit variants), which serde_json
-    // always serialises.
-    let mut v = serde_json::to_value(batch).unwrap_or_default();
-    v["started_at"] = china_time(batch.started_at).into();
-    v["finished_at"] = batch.finished_at.map(china_time).into();
-    v
-}
-
 /// The name of the batch a quarantine release stores its records in.
 pub const QUARANTINE_RELEASE_BATCH: &str = "quarantine release";
 

@@ -282,7 +282,9 @@ async fn push_batch(
                     .map_err(ApiError::internal)?;
             }
             Ok(Json(serde_json::json!({
-                "batch": tongban_intake::pipeline::batch_json(&r.batch),
+                "batch": tongban_standards::date::with_china_times(
+                    serde_json::to_value(&r.batch).map_err(ApiError::internal)?
+                ),
                 "read": { "records": r.read.records, "unreadable": r.read.unreadable },
                 "redelivered": r.redelivered,
             })))

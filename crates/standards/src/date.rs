@@ -496,6 +496,46 @@ pub fn china_minute(unix_millis: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The names of the fields that hold a moment (epoch milliseconds in the store) in the JSON that
+/// commands and the API give out.
+pub const TIME_FIELDS: [&str; 11] = [
+    "created_at",
+    "updated_at",
+    "started_at",
+    "finished_at",
+    "resolved_at",
+    "expires_at",
+    "revoked_at",
+    "valid_from",
+    "valid_to",
+    "last_batch_at",
+    "withdrawn_at",
+];
+
+/// Stored rows as JSON for people and programs, with every moment (a [`TIME_FIELDS`] field at
+/// any depth) as RFC 3339 text in China Standard Time ([`china_time`]): the store's epoch
+/// milliseconds would make each client convert them. A field of another name, and null, stay.
+pub fn with_china_times(mut v: serde_json::Value) -> serde_json::Value {
+    fn walk(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (name, value) in map.iter_mut() {
+                    match value.as_i64() {
+                        Some(ms) if TIME_FIELDS.contains(&name.as_str()) => {
+                            *value = china_time(ms).into();
+                        }
+                        _ => walk(value),
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(walk),
+            _ => {}
+        }
+    }
+    walk(&mut v);
+    v
+}
+
 /// Value of a Chinese digit, including the zero forms people write (〇, ○, 零, and a letter O).
 fn cn_digit(c: char) -> Option<u32> {
     Some(match c {
@@ -576,6 +616,25 @@ mod tests {
 
     fn date(y: i32, m: u32, d: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, d).unwrap()
+    }
+
+    #[test]
+    fn json_times_are_given_in_china_time_at_any_depth() {
+        let v = with_china_times(serde_json::json!({
+            "created_at": 1_796_443_665_123_i64,
+            "tokens": [{"expires_at": null, "revoked_at": 0}],
+            "freshness": {"last_batch_at": 1_796_486_400_000_i64, "age_hours": 3},
+            "id": 7,
+        }));
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "created_at": "2026-12-05T12:07:45.123+08:00",
+                "tokens": [{"expires_at": null, "revoked_at": "1970-01-01T08:00:00.000+08:00"}],
+                "freshness": {"last_batch_at": "2026-12-06T00:00:00.000+08:00", "age_hours": 3},
+                "id": 7,
+            })
+        );
     }
 
     #[test]
